@@ -1,0 +1,45 @@
+/* cli.h: the command line of DESIGN.md, parsed into one options struct. */
+#ifndef CHELA_CLI_H
+#define CHELA_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "seqparse.h"
+#include "shape.h"
+
+typedef enum { BACKEND_AUTO = 0, BACKEND_CUDA, BACKEND_CPU } backend_t;
+typedef enum { CMD_RUN = 0, CMD_PLOT, CMD_COMPARE, CMD_LIST, CMD_HELP, CMD_VERSION } command_t;
+
+typedef struct {
+    command_t command;
+    int seq[SEQ_MAX_POINTS];
+    int n_seq;
+    int seq_given;
+    unsigned op_mask;       /* bit per op_id; 0 = all ops */
+    const char *variant_filter; /* --variants: comma list of substrings, NULL = all */
+    dtype_t dtype;
+    long long tokens;       /* 0 = not given */
+    int batch;              /* 0 = derived from tokens */
+    int heads, dk, dv;      /* attention ops */
+    int dim, z, v;          /* conv ops / chela; 0 = default */
+    int dim_given, v_given;
+    int causal;
+    backend_t backend;
+    int device;
+    int warmup, repeat;
+    double budget_ms;       /* per point, beyond the minimum repeats */
+    int profile, check;
+    uint64_t seed;
+    const char *out;
+    /* plot / compare operands (later issues) */
+    const char *args[4];
+    int n_args;
+} options_t;
+
+void options_defaults(options_t *o);
+/* Returns 0, or -1 with a one-line message in err. */
+int options_parse(int argc, char **argv, options_t *o, char *err, size_t err_len);
+void print_usage(void);
+
+#endif

@@ -1,0 +1,60 @@
+/* csv.h: the results file, schema v1 (DESIGN.md).
+ *
+ * One row per variant x shape whatever its status; the header is always
+ * present; context (device, git sha) is repeated on every row so files
+ * concatenate and grep cleanly.  Numbers are printed with %.6g (integers as
+ * integers), never localised; an empty cell means "not measured" (NaN here).
+ * The writer fills a temp file beside the target and renames it on close, so
+ * a reader never sees a half-written results file. */
+#ifndef CHELA_CSV_H
+#define CHELA_CSV_H
+
+#include <stdio.h>
+
+#define CSV_SCHEMA 1
+
+typedef struct {
+    char git_sha[48];
+    char device[96];
+    double sm_clock_mhz;
+    char backend[8];
+    char op[32];
+    char variant[64];
+    char role[16];
+    char dtype[8];
+    double batch, seq, heads, dk, dv, dim;
+    double samples, median_ms, p10_ms, p90_ms, min_ms, stdrel;
+    double flops, ideal_bytes, tflops, gbps, floor_ms, floor_ratio;
+    double hbm_read_bytes, hbm_write_bytes, hbm_ratio;
+    double max_abs_err, max_rel_err;
+    char status[96];
+    char note[256];
+} csv_row_t;
+
+/* A row with every numeric cell empty and every string "". */
+void csv_row_init(csv_row_t *r);
+
+/* The header line, without newline (locked by a golden test). */
+const char *csv_header(void);
+
+typedef struct csv_writer csv_writer;
+/* Opens the temp file; returns NULL with a one-line message in err (e.g. the
+ * directory is not writable) before any work is done. */
+csv_writer *csv_open(const char *path, char *err, size_t err_len);
+int csv_write_row(csv_writer *w, const csv_row_t *r); /* flushed at once */
+/* Renames the temp file onto path.  Returns 0, or -1 with err. */
+int csv_close(csv_writer *w, char *err, size_t err_len);
+/* Removes the temp file (nothing is left behind). */
+void csv_abort(csv_writer *w);
+
+/* Formats one row (no newline) into buf. */
+int csv_format_row(const csv_row_t *r, char *buf, size_t len);
+
+/* Reads a whole results file.  Returns the number of rows (>= 0) with *rows
+ * malloc'ed, or -1 with a one-line message naming the file, line and problem
+ * (missing file, wrong schema, wrong column count, non-numeric number). */
+int csv_read(const char *path, csv_row_t **rows, char *err, size_t err_len);
+/* Parses one data line against the v1 header. */
+int csv_parse_row(const char *line, csv_row_t *r, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,47 @@
+/* main.c: chela-bench's entry point: parse, dispatch to run / list / plot /
+ * compare.  Exit codes: 0 ok, 1 a row failed (wrong result, CUDA error) or the
+ * run was interrupted, 2 bad usage or unusable input. */
+#include <stdio.h>
+#include <string.h>
+
+#include "build_info.h"
+#include "cli.h"
+#include "runner.h"
+
+static void list_variants(void) {
+    printf("%-20s %-30s %-9s %s\n", "op", "variant", "role", "source");
+    for (int op = 0; op < OP_COUNT; op++) {
+        const op_desc_t *d = op_get((op_id)op);
+        printf("%-20s %-30s %-9s %s\n", d->name, "reference", "reference",
+               "harness/ref_*.c (the cpu backend)");
+        for (int i = 0; i < N_VARIANTS; i++)
+            if (VARIANTS[i].op == (op_id)op)
+                printf("%-20s %-30s %-9s %s\n", "", VARIANTS[i].name, VARIANTS[i].role,
+                       VARIANTS[i].where);
+    }
+}
+
+int main(int argc, char **argv) {
+    options_t o;
+    char err[512];
+    options_defaults(&o);
+    if (options_parse(argc, argv, &o, err, sizeof err)) {
+        fprintf(stderr, "chela-bench: %s\n", err);
+        return 2;
+    }
+    switch (o.command) {
+    case CMD_HELP: print_usage(); return 0;
+    case CMD_VERSION:
+        printf("chela-bench %s (git %s)\nbuilt with %s\n", CHELA_VERSION, git_sha(),
+               CHELA_BUILD_FLAGS);
+        return 0;
+    case CMD_LIST: list_variants(); return 0;
+    case CMD_PLOT:
+        fprintf(stderr, "chela-bench plot: not available yet in this version\n");
+        return 2;
+    case CMD_COMPARE:
+        fprintf(stderr, "chela-bench compare: not available yet in this version\n");
+        return 2;
+    default: return run_sweep(&o);
+    }
+}

@@ -1,0 +1,240 @@
+/* ops.c: the op table: tensors, FLOPs, ideal bytes and reference for each op.
+ *
+ * FLOPs are defined here once per op, never per implementation (FlashAttention's
+ * habit), so TFLOP/s compares implementations of one op on the same footing.
+ * Ideal bytes are the same for every op: each input read once and the output
+ * written once, in their storage types (tensor_bytes); a variant that re-reads
+ * or materialises intermediates shows it as hbm_ratio > 1. */
+#include <math.h>
+#include <string.h>
+
+#include "op.h"
+#include "reference.h"
+
+static tensor_desc_t act(const char *name, size_t elems, float scale) {
+    tensor_desc_t t = {.name = name, .elems = elems, .store = STORE_ACT, .init = INIT_UNIFORM,
+                       .scale = scale};
+    return t;
+}
+static tensor_desc_t f32(const char *name, size_t elems, float scale) {
+    tensor_desc_t t = {.name = name, .elems = elems, .store = STORE_F32, .init = INIT_UNIFORM,
+                       .scale = scale};
+    return t;
+}
+static tensor_desc_t gain(const char *name, size_t elems) {
+    tensor_desc_t t = {.name = name, .elems = elems, .store = STORE_F32, .init = INIT_OFFSET,
+                       .scale = 0.1f, .offset = 1.0f};
+    return t;
+}
+/* A long kernel: random taps decaying as exp(-j/tau).  tau = T/16 keeps it long
+ * (it still spans thousands of taps at T = 64k) while fp32 FFT and direct
+ * summation agree to tolerance (chela-spec.md); the amplitude 1/sqrt(tau) keeps
+ * outputs O(1) at every T. */
+static tensor_desc_t long_kernel(const char *name, int d, int T) {
+    float tau = fmaxf(4.0f, (float)T / 16.0f);
+    tensor_desc_t t = {.name = name, .elems = (size_t)d * (size_t)T, .store = STORE_F32,
+                       .init = INIT_DECAY, .scale = 1.0f / sqrtf(tau), .tau = tau, .row_len = T};
+    return t;
+}
+
+size_t tensor_bytes(const tensor_desc_t *t, dtype_t a) {
+    return t->elems * (t->store == STORE_F32 ? 4 : dtype_size(a));
+}
+
+static double generic_ideal_bytes(const op_desc_t *op, const shape_t *s) {
+    tensor_desc_t in[OP_MAX_INPUTS], out;
+    int n = op->describe(s, in, &out);
+    double bytes = (double)tensor_bytes(&out, s->dtype);
+    for (int i = 0; i < n; i++) bytes += (double)tensor_bytes(&in[i], s->dtype);
+    return bytes;
+}
+
+static double sample_tmax(const sample_t *m) { return m->n_t ? (double)m->t[m->n_t - 1] + 1 : 0; }
+static double sample_tsum(const sample_t *m) {
+    double a = 0;
+    for (int i = 0; i < m->n_t; i++) a += (double)m->t[i] + 1;
+    return a;
+}
+
+/* Nominal FLOPs of a causal long convolution done the fast way: two real FFTs of
+ * length N = 2T (forward of x, inverse of the product; the kernel's spectrum is a
+ * parameter, precomputed) at 2.5 N log2 N each, plus the complex pointwise
+ * product (6 flops per bin).  The direct sum, T^2 MACs per channel, is not the
+ * op's cost: no sensible implementation pays it at T = 64k. */
+static double long_conv_flops_per_channel(int T) {
+    double N = 2.0 * T;
+    return 2.0 * 2.5 * N * log2(N) + 6.0 * (N / 2 + 1);
+}
+
+/* ---------------- linear_attn ---------------- */
+static int la_describe(const shape_t *s, tensor_desc_t *in, tensor_desc_t *out) {
+    size_t bht = (size_t)s->B * s->H * s->T;
+    in[0] = act("q", bht * s->dk, 1.0f);
+    in[1] = act("k", bht * s->dk, 1.0f);
+    in[2] = act("v", bht * s->dv, 1.0f);
+    *out = act("o", bht * s->dv, 0);
+    return 3;
+}
+/* State form: per token, S += k^T v (dk*dv MACs) and o = q S (dk*dv MACs). */
+static double la_flops(const shape_t *s) { return 4.0 * s->B * s->H * (double)s->T * s->dk * s->dv; }
+static double la_cost(const shape_t *s, const sample_t *m) {
+    double per_seq = (s->causal ? sample_tmax(m) : s->T) * s->dk * m->n_col + m->n_t * (double)s->dk * m->n_col;
+    return per_seq * m->n_seq;
+}
+static int attn_seqs(const shape_t *s) { return s->B * s->H; }
+/* [B,H,T,cols] with seq = b*H + h */
+static size_t attn_index(const shape_t *s, int seq, int t, int col, int cols) {
+    return ((size_t)seq * s->T + (size_t)t) * (size_t)cols + (size_t)col;
+}
+static size_t la_out_index(const shape_t *s, int seq, int t, int col) {
+    return attn_index(s, seq, t, col, s->dv);
+}
+static size_t sa_out_index(const shape_t *s, int seq, int t, int col) {
+    return attn_index(s, seq, t, col, s->dk);
+}
+static int la_cols(const shape_t *s) { return s->dv; }
+
+/* ---------------- softmax_attn ---------------- */
+static int sa_describe(const shape_t *s, tensor_desc_t *in, tensor_desc_t *out) {
+    size_t bht = (size_t)s->B * s->H * s->T;
+    in[0] = act("q", bht * s->dk, 1.0f);
+    in[1] = act("k", bht * s->dk, 1.0f);
+    in[2] = act("v", bht * s->dk, 1.0f);
+    *out = act("o", bht * s->dk, 0);
+    return 3;
+}
+/* 4 T^2 D per head (QK^T and PV), halved by the causal mask (FlashAttention's count). */
+static double sa_flops(const shape_t *s) {
+    return 4.0 * s->B * s->H * (double)s->T * s->T * s->dk / (s->causal ? 2.0 : 1.0);
+}
+static double sa_cost(const shape_t *s, const sample_t *m) {
+    return sample_tsum(m) * (s->dk + m->n_col) * (double)m->n_seq;
+}
+static int sa_cols(const shape_t *s) { return s->dk; }
+
+/* ---------------- long_conv ---------------- */
+static int lc_describe(const shape_t *s, tensor_desc_t *in, tensor_desc_t *out) {
+    in[0] = act("x", (size_t)s->B * s->d * s->T, 1.0f);
+    in[1] = long_kernel("k", s->d, s->T);
+    *out = act("y", (size_t)s->B * s->d * s->T, 0);
+    return 2;
+}
+static double lc_flops(const shape_t *s) {
+    return (double)s->B * s->d * long_conv_flops_per_channel(s->T);
+}
+static double lc_cost(const shape_t *s, const sample_t *m) {
+    (void)s;
+    return sample_tsum(m) * m->n_col * (double)m->n_seq;
+}
+static int conv_seqs(const shape_t *s) { return s->B; }
+static int conv_cols(const shape_t *s) { return s->d; }
+/* [B,d,T] with seq = b, col = channel */
+static size_t conv_out_index(const shape_t *s, int seq, int t, int col) {
+    return ((size_t)seq * s->d + (size_t)col) * (size_t)s->T + (size_t)t;
+}
+/* chela: [B,T,d] */
+static size_t chela_out_index(const shape_t *s, int seq, int t, int col) {
+    return ((size_t)seq * s->T + (size_t)t) * (size_t)s->d + (size_t)col;
+}
+
+/* ---------------- short_long_conv ---------------- */
+static int slc_describe(const shape_t *s, tensor_desc_t *in, tensor_desc_t *out) {
+    int km = shape_km(s->T);
+    in[0] = act("x", (size_t)s->B * s->d * s->T, 1.0f);
+    in[1] = f32("k3", (size_t)s->d * 3, 0.5f);
+    in[2] = long_kernel("k_long", s->d, s->T);
+    in[3] = f32("k3b", (size_t)s->d * 3, 0.5f);
+    in[4] = f32("km", (size_t)s->d * km, 0.3f);
+    *out = act("z", (size_t)s->B * s->d * s->T, 0);
+    return 5;
+}
+/* One long conv (the reparameterized form: all the op needs) plus the short conv
+ * before SiLU (3 taps) at 2 flops a tap. */
+static double slc_flops(const shape_t *s) {
+    return (double)s->B * s->d * (long_conv_flops_per_channel(s->T) + 2.0 * 3 * s->T);
+}
+static double slc_cost(const shape_t *s, const sample_t *m) {
+    int km = shape_km(s->T);
+    return (sample_tsum(m) + 3.0 * sample_tmax(m) + m->n_t * (3.0 + km)) * m->n_col * (double)m->n_seq;
+}
+
+/* ---------------- chela ---------------- */
+static int chela_describe(const shape_t *s, tensor_desc_t *in, tensor_desc_t *out) {
+    size_t d = (size_t)s->d, z = (size_t)s->z, v = (size_t)s->v, T = (size_t)s->T;
+    size_t np = z + v + 2 * d;
+    in[CHELA_IN_X] = act("x", (size_t)s->B * T * d, 1.0f);
+    in[CHELA_IN_LN1_G] = gain("ln1_g", d);
+    in[CHELA_IN_LN1_B] = f32("ln1_b", d, 0.1f);
+    in[CHELA_IN_K3] = f32("k3", d * 3, 0.5f);
+    in[CHELA_IN_KLONG] = long_kernel("k_long", s->d, s->T);
+    in[CHELA_IN_K3B] = f32("k3b", d * 3, 0.5f);
+    in[CHELA_IN_KM] = f32("km", d * (size_t)shape_km(s->T), 0.3f);
+    in[CHELA_IN_WPROJ] = act("w_proj", d * np, 1.0f / sqrtf((float)d));
+    in[CHELA_IN_BPROJ] = f32("b_proj", np, 0.1f);
+    in[CHELA_IN_KAPPA_Q] = gain("kappa_q", z);
+    in[CHELA_IN_MU_Q] = f32("mu_q", z, 0.1f);
+    in[CHELA_IN_KAPPA_K] = gain("kappa_k", z);
+    in[CHELA_IN_MU_K] = f32("mu_k", z, 0.1f);
+    in[CHELA_IN_WV] = act("w_v", d * v, 1.0f / sqrtf((float)d));
+    in[CHELA_IN_BV] = f32("b_v", v, 0.1f);
+    in[CHELA_IN_UH] = act("u_h", v * d, 1.0f / sqrtf((float)v));
+    in[CHELA_IN_BH] = f32("b_h", d, 0.1f);
+    in[CHELA_IN_LN2_G] = gain("ln2_g", d);
+    in[CHELA_IN_LN2_B] = f32("ln2_b", d, 0.1f);
+    in[CHELA_IN_W1] = act("w1", d * 2 * d, 1.0f / sqrtf((float)d));
+    in[CHELA_IN_W2] = act("w2", 2 * d * d, 1.0f / sqrtf(2.0f * (float)d));
+    *out = act("y", (size_t)s->B * T * d, 0);
+    return CHELA_N_IN;
+}
+static double chela_gemm_macs_per_token(const shape_t *s) {
+    double d = s->d, z = s->z, v = s->v;
+    return d * (z + v + 2 * d) /* fused projection */ + d * v /* V */ + v * d /* Uh */
+           + d * 2 * d + 2 * d * d /* FFN */;
+}
+/* GEMMs (2 flops a MAC) + linear attention (state form) + the long conv. */
+static double chela_flops(const shape_t *s) {
+    double tokens = (double)s->B * s->T;
+    return tokens * (2.0 * chela_gemm_macs_per_token(s) + 4.0 * s->z * s->v) +
+           (double)s->B * s->d * long_conv_flops_per_channel(s->T);
+}
+/* Whole rows up to the last sampled t: GEMMs per row, direct long conv (t^2/2 per
+ * channel), linear attention with the full state. */
+static double chela_cost(const shape_t *s, const sample_t *m) {
+    double rows = sample_tmax(m);
+    return m->n_seq * (rows * (chela_gemm_macs_per_token(s) + 2.0 * s->z * s->v) +
+                       s->d * rows * rows / 2);
+}
+
+static const op_desc_t OPS[OP_COUNT] = {
+    [OP_LINEAR_ATTN] = {.id = OP_LINEAR_ATTN, .name = "linear_attn", .describe = la_describe,
+                        .flops = la_flops, .reference_cost = la_cost,
+                        .reference = ref_linear_attn, .seq_count = attn_seqs, .col_count = la_cols,
+                        .out_index = la_out_index},
+    [OP_LONG_CONV] = {.id = OP_LONG_CONV, .name = "long_conv", .describe = lc_describe,
+                      .flops = lc_flops, .reference_cost = lc_cost, .reference = ref_long_conv,
+                      .seq_count = conv_seqs, .col_count = conv_cols,
+                      .out_index = conv_out_index},
+    [OP_SHORT_LONG_CONV] = {.id = OP_SHORT_LONG_CONV, .name = "short_long_conv",
+                            .describe = slc_describe, .flops = slc_flops,
+                            .reference_cost = slc_cost, .reference = ref_short_long_conv,
+                            .seq_count = conv_seqs, .col_count = conv_cols,
+                            .out_index = conv_out_index},
+    [OP_SOFTMAX_ATTN] = {.id = OP_SOFTMAX_ATTN, .name = "softmax_attn", .describe = sa_describe,
+                         .flops = sa_flops, .reference_cost = sa_cost,
+                         .reference = ref_softmax_attn, .seq_count = attn_seqs,
+                         .col_count = sa_cols, .out_index = sa_out_index},
+    [OP_CHELA] = {.id = OP_CHELA, .name = "chela", .describe = chela_describe,
+                  .flops = chela_flops, .reference_cost = chela_cost, .reference = ref_chela,
+                  .seq_count = conv_seqs, .col_count = conv_cols,
+                  .out_index = chela_out_index},
+};
+
+double op_ideal_bytes(const op_desc_t *op, const shape_t *s) { return generic_ideal_bytes(op, s); }
+
+const op_desc_t *op_get(op_id id) { return (id >= 0 && id < OP_COUNT) ? &OPS[id] : NULL; }
+
+const op_desc_t *op_find(const char *name) {
+    for (int i = 0; i < OP_COUNT; i++)
+        if (strcmp(OPS[i].name, name) == 0) return &OPS[i];
+    return NULL;
+}

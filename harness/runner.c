@@ -1,0 +1,205 @@
+/* runner.c: the sweep loop, shapes, rows and the CPU backend.  The GPU point
+ * lives in runner_gpu.c.  Nothing here knows any variant by name. */
+#include "runner.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench_check.h"
+#include "reference.h"
+#include "stats.h"
+
+double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+shape_t make_shape(const options_t *o, op_id op, int T, int cpu) {
+    shape_t s = {0};
+    s.T = T;
+    s.dtype = o->dtype;
+    s.causal = o->causal;
+    if (o->batch) s.B = o->batch;
+    else if (cpu && !o->tokens) s.B = 1;
+    else {
+        long long tokens = o->tokens ? o->tokens : 65536;
+        s.B = tokens / T > 1 ? (int)(tokens / T) : 1;
+    }
+    int dim = o->dim_given ? o->dim : (cpu ? CPU_DEFAULT_DIM : 1024);
+    switch (op) {
+    case OP_LINEAR_ATTN:
+    case OP_SOFTMAX_ATTN:
+        s.H = o->heads;
+        s.dk = o->dk;
+        s.dv = o->dv;
+        break;
+    case OP_LONG_CONV:
+    case OP_SHORT_LONG_CONV:
+        s.d = dim;
+        break;
+    case OP_CHELA:
+        s.H = 1;
+        s.d = dim;
+        s.z = o->z;
+        s.v = o->v_given ? o->v : 2 * dim;
+        s.dk = s.z;
+        s.dv = s.v;
+        break;
+    default: break;
+    }
+    return s;
+}
+
+static double cell(int v) { return v ? (double)v : NAN; }
+
+void row_context(const sweep_t *sw, csv_row_t *r, const op_desc_t *op, const shape_t *s,
+                 const char *variant, const char *role) {
+    csv_row_init(r);
+    snprintf(r->git_sha, sizeof r->git_sha, "%s", git_sha());
+    snprintf(r->device, sizeof r->device, "%s", sw->use_gpu ? sw->dev.name : "cpu");
+    r->sm_clock_mhz = sw->use_gpu ? sw->dev.sm_clock_mhz : NAN;
+    snprintf(r->backend, sizeof r->backend, "%s", sw->use_gpu ? "cuda" : "cpu");
+    snprintf(r->op, sizeof r->op, "%s", op->name);
+    snprintf(r->variant, sizeof r->variant, "%s", variant);
+    snprintf(r->role, sizeof r->role, "%s", role);
+    snprintf(r->dtype, sizeof r->dtype, "%s", dtype_name(s->dtype));
+    r->batch = s->B;
+    r->seq = s->T;
+    int conv = op->id == OP_LONG_CONV || op->id == OP_SHORT_LONG_CONV;
+    r->heads = conv ? NAN : cell(s->H);
+    r->dk = conv ? NAN : cell(s->dk);
+    r->dv = conv ? NAN : cell(s->dv);
+    r->dim = cell(s->d);
+    r->flops = op->flops(s);
+    r->ideal_bytes = op_ideal_bytes(op, s);
+}
+
+void row_emit(sweep_t *sw, csv_row_t *r) {
+    if (!isnan(r->median_ms)) {
+        r->tflops = r->flops / r->median_ms / 1e9;
+        r->gbps = r->ideal_bytes / r->median_ms / 1e6;
+        if (sw->use_gpu && sw->dev.copy_gbps > 0) {
+            double rate = r->dtype[0] == 'f' && !strcmp(r->dtype, "fp32") ? sw->dev.fp32_gemm_tflops
+                                                                          : sw->dev.bf16_gemm_tflops;
+            double bytes_ms = r->ideal_bytes / (sw->dev.copy_gbps * 1e6);
+            double flops_ms = r->flops / (rate * 1e9);
+            r->floor_ms = bytes_ms > flops_ms ? bytes_ms : flops_ms;
+            r->floor_ratio = r->median_ms / r->floor_ms;
+        }
+        if (!isnan(r->hbm_read_bytes) && !isnan(r->hbm_write_bytes))
+            r->hbm_ratio = (r->hbm_read_bytes + r->hbm_write_bytes) / r->ideal_bytes;
+    }
+    if (csv_write_row(sw->csv, r)) fprintf(stderr, "chela-bench: error writing a CSV row\n");
+    sw->n_rows++;
+    if (!strncmp(r->status, "fail", 4)) sw->n_fail++;
+    if (!strncmp(r->status, "skip", 4)) sw->n_skip++;
+
+    /* progress line */
+    char shape[96];
+    if (!isnan(r->heads))
+        snprintf(shape, sizeof shape, "B=%g H=%g dk=%g dv=%g", r->batch, r->heads, r->dk, r->dv);
+    else
+        snprintf(shape, sizeof shape, "B=%g d=%g", r->batch, r->dim);
+    fprintf(stderr, "  %-28s T=%-6g %-28s %s ", r->variant, r->seq, shape, r->dtype);
+    if (!isnan(r->median_ms)) {
+        fprintf(stderr, "%9.4f ms", r->median_ms);
+        if (!isnan(r->floor_ratio)) fprintf(stderr, "  %5.2fx floor", r->floor_ratio);
+        fprintf(stderr, "  %7.1f GB/s", r->gbps);
+        if (!isnan(r->max_rel_err)) fprintf(stderr, "  err %.2e", r->max_rel_err);
+        fprintf(stderr, "  ok\n");
+    } else {
+        fprintf(stderr, "%s%s%s\n", r->status, r->note[0] ? ": " : "", r->note);
+    }
+}
+
+static int matches_list(const char *list, const char *name) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", list);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        if (strstr(name, t)) return 1;
+    return 0;
+}
+
+int variant_selected(const options_t *o, const variant_t *v) {
+    if (o->op_mask && !(o->op_mask & (1u << v->op))) return 0;
+    return !o->variant_filter || matches_list(o->variant_filter, v->name);
+}
+
+/* ---------------- CPU backend ---------------- */
+
+void run_point_cpu(sweep_t *sw, const op_desc_t *op, const shape_t *s) {
+    csv_row_t r;
+    char variant[64];
+    snprintf(variant, sizeof variant, "%s/reference", op->name);
+    row_context(sw, &r, op, s, variant, "reference");
+    if (sw->o->variant_filter && !matches_list(sw->o->variant_filter, variant)) return;
+
+    sample_buf_t smp;
+    tensor_desc_t in[OP_MAX_INPUTS], out;
+    float *host[OP_MAX_INPUTS] = {0};
+    double *res = NULL;
+    int n_in = op->describe(s, in, &out);
+    if (sample_full(op, s, &smp)) {
+        snprintf(r.status, sizeof r.status, "skip:oom");
+        snprintf(r.note, sizeof r.note, "host memory for the sample index");
+        row_emit(sw, &r);
+        return;
+    }
+    double macs = op->reference_cost(s, &smp.s);
+    if (macs > CPU_MAX_MACS) {
+        snprintf(r.status, sizeof r.status, "skip:too-large");
+        snprintf(r.note, sizeof r.note, "cpu reference needs %.3g MACs > cap %.3g", macs,
+                 CPU_MAX_MACS);
+        goto done;
+    }
+    for (int i = 0; i < n_in; i++) {
+        host[i] = malloc(in[i].elems * sizeof(float));
+        if (!host[i]) {
+            snprintf(r.status, sizeof r.status, "skip:oom");
+            snprintf(r.note, sizeof r.note, "host memory: input %s needs %.3g GB", in[i].name,
+                     in[i].elems * 4e-9);
+            goto done;
+        }
+        tensor_fill_host(&in[i], sw->o->seed, (uint32_t)i, s->dtype, host[i]);
+    }
+    res = malloc(sample_count(&smp.s) * sizeof(double));
+    if (!res) {
+        snprintf(r.status, sizeof r.status, "skip:oom");
+        snprintf(r.note, sizeof r.note, "host memory for %zu outputs", sample_count(&smp.s));
+        goto done;
+    }
+    /* Timed with a monotonic clock: at least one sample, then up to --repeat
+     * while the point's budget lasts (the reference is slow by design). */
+    double times[MAX_SAMPLES];
+    int n = 0;
+    double start = now_ms();
+    do {
+        double t0 = now_ms();
+        if (op->reference(s, (const float *const *)host, &smp.s, res)) {
+            snprintf(r.status, sizeof r.status, "fail:reference");
+            snprintf(r.note, sizeof r.note, "%s", bench_last_error());
+            goto done;
+        }
+        times[n++] = now_ms() - t0;
+    } while (n < sw->o->repeat && n < MAX_SAMPLES && now_ms() - start < sw->o->budget_ms);
+    stats_t st = stats_compute(times, n);
+    r.samples = n;
+    r.median_ms = st.median;
+    r.p10_ms = st.p10;
+    r.p90_ms = st.p90;
+    r.min_ms = st.min;
+    r.stdrel = st.stdrel;
+    snprintf(r.status, sizeof r.status, "ok");
+    snprintf(r.note, sizeof r.note, "cpu reference (double accumulation; one thread): the oracle "
+                                    "itself; nothing to check it against");
+done:
+    row_emit(sw, &r);
+    for (int i = 0; i < n_in; i++) free(host[i]);
+    free(res);
+    sample_free(&smp);
+}

@@ -1,0 +1,52 @@
+/* runner.h: the sweep: for each length, each op, each variant: size, fill,
+ * verify, time, (profile), write one CSV row. */
+#ifndef CHELA_RUNNER_H
+#define CHELA_RUNNER_H
+
+#include <cuda_runtime_api.h>
+
+#include "cli.h"
+#include "csv.h"
+#include "gpu_util.h"
+#include "op.h"
+#include "variant.h"
+#include "verify.h"
+
+/* CPU backend caps: the default CPU sweep, the dims it uses, and the most
+ * reference work one point may cost before it is skipped as too large. */
+#define CPU_DEFAULT_SEQ "256..2k"
+#define CPU_DEFAULT_DIM 256
+#define CPU_MAX_MACS 8e9
+/* Multiply-adds the CPU reference may spend verifying one GPU op point. */
+#define VERIFY_BUDGET_MACS 1.5e9
+#define MAX_SAMPLES 1000
+#define TARGET_STDREL 0.005
+
+typedef struct sweep {
+    const options_t *o;
+    csv_writer *csv;
+    int use_gpu;
+    device_info_t dev;
+    l2_flusher_t flush;
+    cudaStream_t stream;
+    void *profiler;          /* hbm_counters* when --profile and counters work */
+    char profile_note[160];  /* why HBM cells are empty, if they are */
+    int n_rows, n_fail, n_skip;
+    int sticky;              /* a CUDA error that poisons the context: stop */
+    int interrupted;
+} sweep_t;
+
+int run_sweep(const options_t *o);
+
+/* shared by runner.c and runner_gpu.c */
+shape_t make_shape(const options_t *o, op_id op, int T, int cpu);
+void row_context(const sweep_t *sw, csv_row_t *r, const op_desc_t *op, const shape_t *s,
+                 const char *variant, const char *role);
+void row_emit(sweep_t *sw, csv_row_t *r);
+int variant_selected(const options_t *o, const variant_t *v);
+void run_point_gpu(sweep_t *sw, const op_desc_t *op, const shape_t *s);
+void run_point_cpu(sweep_t *sw, const op_desc_t *op, const shape_t *s);
+const char *git_sha(void);
+double now_ms(void);
+
+#endif

@@ -1,0 +1,317 @@
+/* runner_gpu.c: one op at one shape on the GPU, for every selected variant.
+ *
+ * Inputs are allocated and filled once per op point, so every variant sees the
+ * same bytes; the CPU reference for the sampled outputs is computed once too.
+ * Per variant: supports? fits? setup; poison the output, run once, count
+ * unwritten elements and compare the sample; only a verified variant is timed
+ * (cold: L2 swept before each sample, events on the run's stream); then the
+ * optional CUPTI pass; teardown; one row whatever happened. */
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_check.h"
+#include "hbm_counters.h"
+#include "nvtx_ranges.h"
+#include "runner.h"
+#include "stats.h"
+
+#define GiB (1024.0 * 1024.0 * 1024.0)
+/* Memory kept free for cuBLAS/cuFFT internals and the allocator's slack. */
+#define MEM_MARGIN_BYTES (512ull << 20)
+
+typedef struct {
+    const op_desc_t *op;
+    const shape_t *s;
+    const sample_t *smp;
+    const void *raw; /* whole output as copied back */
+    dtype_t dt;
+} got_ctx_t;
+
+static float got_at(void *c, size_t i) {
+    got_ctx_t *g = c;
+    size_t nc = (size_t)g->smp->n_col, nt = (size_t)g->smp->n_t;
+    int col = g->smp->col[i % nc], t = g->smp->t[(i / nc) % nt], seq = g->smp->seq[i / nc / nt];
+    size_t k = g->op->out_index(g->s, seq, t, col);
+    float f;
+    host_to_float((const char *)g->raw + k * dtype_size(g->dt), 1, g->dt, &f);
+    return f;
+}
+
+/* After a failure: clear a launch error; if the device cannot synchronize, the
+ * context is poisoned (illegal address, ...) and the sweep must stop. */
+static void note_failure(sweep_t *sw) {
+    (void)cudaGetLastError();
+    if (cudaDeviceSynchronize() != cudaSuccess) sw->sticky = 1;
+}
+
+typedef struct {
+    const op_desc_t *op;
+    const shape_t *s;
+    sample_buf_t smp;
+    double *ref;
+    int ready, failed;
+    char note[96];
+} oracle_t;
+
+/* The reference for the sampled outputs, from host images of the inputs. */
+static int oracle_compute(oracle_t *o, uint64_t seed) {
+    tensor_desc_t in[OP_MAX_INPUTS], out;
+    float *host[OP_MAX_INPUTS] = {0};
+    int n_in = o->op->describe(o->s, in, &out), rc = -1;
+    if (sample_choose(o->op, o->s, seed, VERIFY_BUDGET_MACS, &o->smp)) goto out;
+    for (int i = 0; i < n_in; i++) {
+        host[i] = malloc(in[i].elems * sizeof(float));
+        if (!host[i]) goto out;
+        tensor_fill_host(&in[i], seed, (uint32_t)i, o->s->dtype, host[i]);
+    }
+    o->ref = malloc(sample_count(&o->smp.s) * sizeof(double));
+    if (!o->ref) goto out;
+    if (o->op->reference(o->s, (const float *const *)host, &o->smp.s, o->ref)) goto out;
+    snprintf(o->note, sizeof o->note, "oracle: cpu reference, %s %dx%dx%d", 
+             o->smp.exhaustive ? "exhaustive" : "sampled", o->smp.s.n_seq, o->smp.s.n_t,
+             o->smp.s.n_col);
+    rc = 0;
+out:
+    for (int i = 0; i < n_in; i++) free(host[i]);
+    o->ready = 1;
+    o->failed = rc != 0;
+    return rc;
+}
+
+static void oracle_free(oracle_t *o) {
+    sample_free(&o->smp);
+    free(o->ref);
+}
+
+/* Verification run.  Returns 0 when the result is right; else fills the row. */
+static int verify_variant(sweep_t *sw, const variant_t *v, void *state, const io_t *io,
+                          size_t out_elems, oracle_t *orc, csv_row_t *r) {
+    const shape_t *s = io->shape;
+    size_t out_bytes = out_elems * dtype_size(s->dtype);
+    bench_clear_error();
+    int rc = gpu_poison(io->out, out_bytes, sw->stream) || v->run(state, io, sw->stream);
+    if (!rc) {
+        cudaError_t e = cudaStreamSynchronize(sw->stream);
+        if (e != cudaSuccess) {
+            bench_set_error(__FILE__, __LINE__, "running %s: %s", v->name, cudaGetErrorString(e));
+            rc = -1;
+        }
+    }
+    if (rc) {
+        snprintf(r->status, sizeof r->status, "fail:cuda");
+        snprintf(r->note, sizeof r->note, "%s", bench_last_error());
+        note_failure(sw);
+        return -1;
+    }
+    unsigned long long bad = 0;
+    if (gpu_count_nonfinite(io->out, out_elems, s->dtype, &bad, sw->stream)) {
+        snprintf(r->status, sizeof r->status, "fail:cuda");
+        snprintf(r->note, sizeof r->note, "%s", bench_last_error());
+        note_failure(sw);
+        return -1;
+    }
+    if (bad) {
+        snprintf(r->status, sizeof r->status, "fail:unwritten");
+        snprintf(r->note, sizeof r->note, "%llu of %zu outputs are NaN/inf (unwritten or overflow)",
+                 bad, out_elems);
+        return -1;
+    }
+    if (!sw->o->check) {
+        snprintf(r->note, sizeof r->note, "not verified (--no-check); every output written");
+        return 0;
+    }
+    if (!orc->ready) oracle_compute(orc, sw->o->seed);
+    if (orc->failed) {
+        snprintf(r->status, sizeof r->status, "fail:reference");
+        snprintf(r->note, sizeof r->note, "cpu reference failed: %s", bench_last_error());
+        return -1;
+    }
+    void *raw = malloc(out_bytes);
+    if (!raw) {
+        snprintf(r->status, sizeof r->status, "skip:oom");
+        snprintf(r->note, sizeof r->note, "host memory to copy back %.3g GiB", out_bytes / GiB);
+        return -1;
+    }
+    if (cudaMemcpy(raw, io->out, out_bytes, cudaMemcpyDeviceToHost) != cudaSuccess) {
+        free(raw);
+        snprintf(r->status, sizeof r->status, "fail:cuda");
+        snprintf(r->note, sizeof r->note, "copy back: %s", cudaGetErrorString(cudaGetLastError()));
+        note_failure(sw);
+        return -1;
+    }
+    got_ctx_t g = {orc->op, s, &orc->smp.s, raw, s->dtype};
+    verify_result_t vr = verify_compare(orc->ref, sample_count(&orc->smp.s), got_at, &g);
+    free(raw);
+    r->max_abs_err = vr.max_abs_err;
+    r->max_rel_err = vr.max_rel_err;
+    double tol = verify_tolerance(s->dtype);
+    if (!(vr.max_rel_err <= tol)) {
+        size_t nc = (size_t)orc->smp.s.n_col, nt = (size_t)orc->smp.s.n_t, w = (size_t)vr.worst;
+        snprintf(r->status, sizeof r->status, "fail:wrong");
+        snprintf(r->note, sizeof r->note,
+                 "max_rel_err %.3g > tol %.3g at seq %d t %d col %d (ref %.6g); %s", vr.max_rel_err,
+                 tol, orc->smp.s.seq[w / nc / nt], orc->smp.s.t[(w / nc) % nt], orc->smp.s.col[w % nc],
+                 orc->ref[w], orc->note);
+        return -1;
+    }
+    snprintf(r->note, sizeof r->note, "%s; tol %.0e", orc->note, tol);
+    return 0;
+}
+
+/* Cold timing: warm-up, then samples with L2 swept before each, until at least
+ * --repeat samples and (noise under 0.5% or the point's budget spent). */
+static int time_variant(sweep_t *sw, const variant_t *v, void *state, const io_t *io,
+                        const char *range, csv_row_t *r) {
+    cudaEvent_t a, b;
+    double t[MAX_SAMPLES], scratch[MAX_SAMPLES];
+    int n = 0;
+    CUDA_CHECK(cudaEventCreate(&a));
+    CUDA_CHECK(cudaEventCreate(&b));
+    for (int i = 0; i < sw->o->warmup; i++)
+        if (v->run(state, io, sw->stream)) return -1;
+    CUDA_CHECK(cudaStreamSynchronize(sw->stream));
+    double start = now_ms();
+    for (;;) {
+        if (l2_flush(&sw->flush, sw->stream)) return -1;
+        nvtx_push(range);
+        CUDA_CHECK(cudaEventRecord(a, sw->stream));
+        int rc = v->run(state, io, sw->stream);
+        CUDA_CHECK(cudaEventRecord(b, sw->stream));
+        nvtx_pop();
+        if (rc) return -1;
+        CUDA_CHECK(cudaEventSynchronize(b));
+        float ms;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+        t[n++] = ms;
+        if (n >= MAX_SAMPLES || sw->interrupted) break;
+        if (n >= sw->o->repeat) {
+            if (now_ms() - start >= sw->o->budget_ms) break;
+            if (n % 10 == 0) {
+                memcpy(scratch, t, sizeof(double) * (size_t)n);
+                if (stats_compute(scratch, n).stdrel < TARGET_STDREL) break;
+            }
+        }
+    }
+    CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaEventDestroy(a));
+    CUDA_CHECK(cudaEventDestroy(b));
+    stats_t st = stats_compute(t, n);
+    r->samples = n;
+    r->median_ms = st.median;
+    r->p10_ms = st.p10;
+    r->p90_ms = st.p90;
+    r->min_ms = st.min;
+    r->stdrel = st.stdrel;
+    return 0;
+}
+
+/* One more run with CUPTI counting DRAM bytes, L2 swept first (read-only, so no
+ * dirty lines of ours are written back inside the range). */
+static void profile_variant(sweep_t *sw, const variant_t *v, void *state, const io_t *io,
+                            const char *range, csv_row_t *r) {
+    double rd = NAN, wr = NAN, ns = NAN;
+    if (!sw->profiler) return;
+    if (l2_flush(&sw->flush, sw->stream) || cudaStreamSynchronize(sw->stream) != cudaSuccess)
+        return;
+    if (hbm_counters_begin(sw->profiler, range)) goto fail;
+    int rc = v->run(state, io, sw->stream);
+    if (hbm_counters_end(sw->profiler, &rd, &wr, &ns) || rc) goto fail;
+    r->hbm_read_bytes = rd;
+    r->hbm_write_bytes = wr;
+    return;
+fail:
+    fprintf(stderr, "chela-bench: HBM counters failed for %s: %s\n", v->name, bench_last_error());
+}
+
+static void run_variant(sweep_t *sw, const variant_t *v, const io_t *io, size_t out_elems,
+                        oracle_t *orc, csv_row_t *r) {
+    const shape_t *s = io->shape;
+    const char *why = v->supports(s);
+    if (why) {
+        snprintf(r->status, sizeof r->status, "skip:unsupported");
+        snprintf(r->note, sizeof r->note, "%s", why);
+        return;
+    }
+    size_t free_b = 0, total_b = 0, ws = v->workspace_bytes(s);
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) free_b = 0;
+    if (ws + MEM_MARGIN_BYTES > free_b) {
+        snprintf(r->status, sizeof r->status, "skip:oom");
+        snprintf(r->note, sizeof r->note, "workspace needs %.3g GiB > %.3g GiB free", ws / GiB,
+                 free_b > MEM_MARGIN_BYTES ? (free_b - MEM_MARGIN_BYTES) / GiB : 0.0);
+        return;
+    }
+    char range[160];
+    snprintf(range, sizeof range, "%s T=%d B=%d", v->name, s->T, s->B);
+    void *state = NULL;
+    bench_clear_error();
+    if (v->setup(s, io, &state)) {
+        snprintf(r->status, sizeof r->status, "fail:setup");
+        snprintf(r->note, sizeof r->note, "%s", bench_last_error());
+        note_failure(sw);
+        v->teardown(state);
+        return;
+    }
+    nvtx_push(range);
+    int bad = verify_variant(sw, v, state, io, out_elems, orc, r);
+    nvtx_pop();
+    if (!bad) {
+        if (time_variant(sw, v, state, io, range, r)) {
+            snprintf(r->status, sizeof r->status, "fail:cuda");
+            snprintf(r->note, sizeof r->note, "while timing: %s", bench_last_error());
+            r->median_ms = NAN;
+            note_failure(sw);
+        } else {
+            snprintf(r->status, sizeof r->status, "ok");
+            if (sw->o->profile) profile_variant(sw, v, state, io, range, r);
+        }
+    }
+    v->teardown(state);
+}
+
+void run_point_gpu(sweep_t *sw, const op_desc_t *op, const shape_t *s) {
+    const variant_t *vs[64];
+    int nv = 0;
+    for (int i = 0; i < N_VARIANTS && nv < 64; i++)
+        if (VARIANTS[i].op == op->id && variant_selected(sw->o, &VARIANTS[i])) vs[nv++] = &VARIANTS[i];
+    if (!nv) return;
+
+    tensor_desc_t in[OP_MAX_INPUTS], out;
+    int n_in = op->describe(s, in, &out);
+    io_t io = {.shape = s, .n_in = n_in};
+    double need = (double)tensor_bytes(&out, s->dtype);
+    for (int i = 0; i < n_in; i++) need += (double)tensor_bytes(&in[i], s->dtype);
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    csv_row_t r;
+    int alloc_ok = need + MEM_MARGIN_BYTES <= (double)free_b;
+    for (int i = 0; alloc_ok && i < n_in; i++)
+        alloc_ok = cudaMalloc((void **)&io.in[i], tensor_bytes(&in[i], s->dtype)) == cudaSuccess &&
+                   gpu_fill_tensor(&in[i], sw->o->seed, (uint32_t)i, s->dtype, (void *)io.in[i],
+                                   sw->stream) == 0;
+    if (alloc_ok) alloc_ok = cudaMalloc(&io.out, tensor_bytes(&out, s->dtype)) == cudaSuccess;
+    if (alloc_ok) alloc_ok = cudaStreamSynchronize(sw->stream) == cudaSuccess;
+    if (!alloc_ok) {
+        (void)cudaGetLastError();
+        for (int k = 0; k < nv; k++) {
+            row_context(sw, &r, op, s, vs[k]->name, vs[k]->role);
+            snprintf(r.status, sizeof r.status, "skip:oom");
+            snprintf(r.note, sizeof r.note, "inputs + output need %.3g GiB > %.3g GiB free",
+                     need / GiB, free_b / GiB);
+            row_emit(sw, &r);
+        }
+    } else {
+        oracle_t orc = {.op = op, .s = s};
+        for (int k = 0; k < nv && !sw->sticky && !sw->interrupted; k++) {
+            row_context(sw, &r, op, s, vs[k]->name, vs[k]->role);
+            run_variant(sw, vs[k], &io, out.elems, &orc, &r);
+            row_emit(sw, &r);
+        }
+        oracle_free(&orc);
+    }
+    for (int i = 0; i < n_in; i++)
+        if (io.in[i]) cudaFree((void *)io.in[i]);
+    if (io.out) cudaFree(io.out);
+}

@@ -1,0 +1,124 @@
+/* sweep.c: run_sweep: pick the backend, measure the device, iterate lengths x
+ * ops, write the CSV, decide the exit code. */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bench_check.h"
+#include "hbm_counters.h"
+#include "nvtx_ranges.h"
+#include "runner.h"
+
+static volatile sig_atomic_t g_interrupted = 0;
+static void on_sigint(int sig) {
+    (void)sig;
+    g_interrupted = 1;
+}
+
+/* Returns 1 if a CUDA device is usable, else 0 with the reason in why. */
+static int gpu_present(char *why, size_t n) {
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+        snprintf(why, n, "%s", cudaGetErrorString(e));
+        (void)cudaGetLastError();
+        return 0;
+    }
+    if (count == 0) {
+        snprintf(why, n, "no CUDA device");
+        return 0;
+    }
+    return 1;
+}
+
+static int open_gpu(sweep_t *sw) {
+    if (gpu_device_open(sw->o->device, &sw->dev)) return -1;
+    fprintf(stderr, "chela-bench: %s (%d SMs, %.0f MB L2, %.1f GiB), measuring ceilings...\n",
+            sw->dev.name, sw->dev.sm_count, sw->dev.l2_bytes / 1e6,
+            sw->dev.total_mem / (1024.0 * 1024 * 1024));
+    if (gpu_measure_ceilings(&sw->dev)) return -1;
+    fprintf(stderr,
+            "chela-bench: SM clock %.0f MHz as found (peak %.0f); copy %.0f GB/s (read+write); "
+            "GEMM bf16 %.0f TFLOP/s, fp32 %.1f TFLOP/s\n",
+            sw->dev.sm_clock_mhz, sw->dev.peak_clock_mhz, sw->dev.copy_gbps,
+            sw->dev.bf16_gemm_tflops, sw->dev.fp32_gemm_tflops);
+    if (l2_flusher_init(&sw->flush)) return -1;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&sw->stream, cudaStreamNonBlocking));
+    nvtx_name_stream(sw->stream, "chela-bench");
+    if (sw->o->profile) {
+        char why[256] = "";
+        hbm_counters *hc = NULL;
+        int rc = hbm_counters_open(sw->o->device, &hc, why, sizeof why);
+        if (rc == 0) {
+            sw->profiler = hc;
+        } else {
+            snprintf(sw->profile_note, sizeof sw->profile_note, "%s",
+                     rc == HBM_UNAVAILABLE ? why : bench_last_error());
+            fprintf(stderr, "chela-bench: --profile: HBM counters unavailable, timing only: %s\n",
+                    sw->profile_note);
+        }
+    }
+    return 0;
+}
+
+int run_sweep(const options_t *o) {
+    sweep_t sw = {.o = o};
+    char why[256] = "", err[512];
+    options_t local = *o;
+
+    /* The output path first: an unwritable -o fails before any work is done. */
+    sw.csv = csv_open(o->out, err, sizeof err);
+    if (!sw.csv) {
+        fprintf(stderr, "chela-bench: %s\n", err);
+        return 2;
+    }
+    if (o->backend == BACKEND_CPU) sw.use_gpu = 0;
+    else if (gpu_present(why, sizeof why)) sw.use_gpu = 1;
+    else if (o->backend == BACKEND_CUDA) {
+        fprintf(stderr, "chela-bench: --backend cuda: no usable GPU (%s)\n", why);
+        csv_abort(sw.csv);
+        return 2;
+    } else {
+        fprintf(stderr,
+                "chela-bench: no usable GPU (%s): running the CPU reference backend instead "
+                "(double precision, one thread, B = 1, dim %d, sweep %s unless --seq is given). "
+                "Rows say backend=cpu; these are CPU timings, not GPU results.\n",
+                why, o->dim_given ? o->dim : CPU_DEFAULT_DIM, CPU_DEFAULT_SEQ);
+    }
+    if (!o->seq_given) {
+        local.n_seq = seq_parse(sw.use_gpu ? "1k..64k" : CPU_DEFAULT_SEQ, local.seq,
+                                SEQ_MAX_POINTS, err, sizeof err);
+        sw.o = &local;
+    }
+    if (sw.use_gpu && open_gpu(&sw)) {
+        fprintf(stderr, "chela-bench: GPU setup failed: %s\n", bench_last_error());
+        csv_abort(sw.csv);
+        return 1;
+    }
+    signal(SIGINT, on_sigint);
+
+    for (int i = 0; i < sw.o->n_seq && !sw.sticky && !g_interrupted; i++) {
+        fprintf(stderr, "T = %d\n", sw.o->seq[i]);
+        for (int op = 0; op < OP_COUNT && !sw.sticky && !g_interrupted; op++) {
+            if (o->op_mask && !(o->op_mask & (1u << op))) continue;
+            shape_t s = make_shape(sw.o, (op_id)op, sw.o->seq[i], !sw.use_gpu);
+            if (sw.use_gpu) run_point_gpu(&sw, op_get((op_id)op), &s);
+            else run_point_cpu(&sw, op_get((op_id)op), &s);
+            sw.interrupted = g_interrupted;
+        }
+    }
+    signal(SIGINT, SIG_DFL);
+    if (sw.profiler) hbm_counters_close(sw.profiler);
+    if (sw.use_gpu) l2_flusher_free(&sw.flush);
+    if (csv_close(sw.csv, err, sizeof err)) {
+        fprintf(stderr, "chela-bench: %s\n", err);
+        return 2;
+    }
+    fprintf(stderr, "chela-bench: wrote %d rows to %s (%d failed, %d skipped)%s\n", sw.n_rows,
+            o->out, sw.n_fail, sw.n_skip,
+            sw.sticky ? "; stopped early: the CUDA context is unusable after an error" :
+            g_interrupted ? "; interrupted: rows finished so far are kept" : "");
+    if (sw.profile_note[0]) fprintf(stderr, "chela-bench: HBM columns empty: %s\n", sw.profile_note);
+    return (sw.n_fail || sw.sticky || g_interrupted) ? 1 : 0;
+}

@@ -1,0 +1,60 @@
+/* variant.h: one implementation of one op, as the harness sees it.
+ *
+ * A variant is a row of the table in variants.c.  It answers "can you run this
+ * problem?" (supports) and "how much device memory beyond inputs and output?"
+ * (workspace_bytes), then setup / run / teardown.  run() only enqueues work on
+ * the given stream: no allocation, no plan creation, no synchronisation, so the
+ * harness can time it with events.  setup() may read the inputs (parameters),
+ * e.g. to precompute a kernel's spectrum or merge reparameterized kernels, since
+ * those are fixed at inference time.
+ *
+ * All functions return 0 on success or -1 after bench_set_error() (bench_check.h). */
+#ifndef CHELA_VARIANT_H
+#define CHELA_VARIANT_H
+
+#include <cuda_runtime_api.h>
+#include <stddef.h>
+
+#include "op.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    const shape_t *shape;
+    int n_in;
+    const void *in[OP_MAX_INPUTS]; /* device pointers; storage per the op's tensor_desc_t */
+    void *out;                     /* device pointer, run dtype                          */
+} io_t;
+
+typedef struct {
+    const char *name;  /* "op/variant": stable, the key of CI baselines */
+    op_id op;
+    const char *role;  /* "kernel" (CHELA's own) or "baseline"          */
+    const char *where; /* source file, for --list                      */
+    /* NULL when the variant can run the shape, else a short static reason
+     * ("dk must be 64 or 128"), recorded as status skip:unsupported. */
+    const char *(*supports)(const shape_t *s);
+    size_t (*workspace_bytes)(const shape_t *s);
+    int (*setup)(const shape_t *s, const io_t *io, void **state);
+    int (*run)(void *state, const io_t *io, cudaStream_t stream);
+    void (*teardown)(void *state);
+} variant_t;
+
+extern const variant_t VARIANTS[];
+extern const int N_VARIANTS;
+
+/* Declares the five functions of a variant whose C prefix is P, e.g.
+ * DECLARE_VARIANT(linear_attn_chunked) declares linear_attn_chunked_supports, ... */
+#define DECLARE_VARIANT(P)                                                 \
+    const char *P##_supports(const shape_t *s);                            \
+    size_t P##_workspace_bytes(const shape_t *s);                          \
+    int P##_setup(const shape_t *s, const io_t *io, void **state);         \
+    int P##_run(void *state, const io_t *io, cudaStream_t stream);         \
+    void P##_teardown(void *state)
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,114 @@
+/* verify.c: sample selection and comparison against the CPU reference. */
+#include "verify.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rng.h"
+
+size_t sample_count(const sample_t *s) { return (size_t)s->n_seq * s->n_t * s->n_col; }
+
+void sample_free(sample_buf_t *b) {
+    free(b->seq);
+    free(b->t);
+    free(b->col);
+    memset(b, 0, sizeof *b);
+}
+
+static int alloc_sample(sample_buf_t *b, int ns, int nt, int nc) {
+    memset(b, 0, sizeof *b);
+    b->seq = malloc(sizeof(int) * (size_t)ns);
+    b->t = malloc(sizeof(int) * (size_t)nt);
+    b->col = malloc(sizeof(int) * (size_t)nc);
+    if (!b->seq || !b->t || !b->col) {
+        sample_free(b);
+        return -1;
+    }
+    b->s = (sample_t){ns, b->seq, nt, b->t, nc, b->col};
+    return 0;
+}
+
+int sample_full(const op_desc_t *op, const shape_t *s, sample_buf_t *b) {
+    int ns = op->seq_count(s), nc = op->col_count(s);
+    if (alloc_sample(b, ns, s->T, nc)) return -1;
+    for (int i = 0; i < ns; i++) b->seq[i] = i;
+    for (int i = 0; i < s->T; i++) b->t[i] = i;
+    for (int i = 0; i < nc; i++) b->col[i] = i;
+    b->exhaustive = 1;
+    return 0;
+}
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* k distinct values of 0..n-1, always with 0 and n-1, sorted. */
+static void pick(int *out, int k, int n, uint64_t seed, uint32_t stream) {
+    if (k >= n) {
+        for (int i = 0; i < n; i++) out[i] = i;
+        return;
+    }
+    int m = 0;
+    out[m++] = 0;
+    if (k > 1) out[m++] = n - 1;
+    for (uint64_t ctr = 0; m < k; ctr++) {
+        int v = (int)(rng_mix64(seed ^ ((uint64_t)stream << 40) ^ ctr) % (uint64_t)n);
+        int dup = 0;
+        for (int j = 0; j < m; j++) dup |= out[j] == v;
+        if (!dup) out[m++] = v;
+    }
+    qsort(out, (size_t)k, sizeof *out, cmp_int);
+}
+
+int sample_choose(const op_desc_t *op, const shape_t *s, uint64_t seed, double budget,
+                  sample_buf_t *b) {
+    int ns = op->seq_count(s), nc = op->col_count(s);
+    if (sample_full(op, s, b)) return -1;
+    if (op->reference_cost(s, &b->s) <= budget) return 0;
+    sample_free(b);
+    /* Shrink in the order that loses least coverage: sequences, then columns,
+     * then positions (positions catch tiling bugs; keep them longest). */
+    int k_seq = ns < 4 ? ns : 4, k_t = s->T < 256 ? s->T : 256, k_col = nc < 64 ? nc : 64;
+    for (;;) {
+        if (alloc_sample(b, k_seq, k_t, k_col)) return -1;
+        pick(b->seq, k_seq, ns, seed, 1);
+        pick(b->t, k_t, s->T, seed, 2);
+        pick(b->col, k_col, nc, seed, 3);
+        if (op->reference_cost(s, &b->s) <= budget) return 0;
+        if (k_seq == 1 && k_col <= 8 && k_t <= 16) return 0; /* as small as it gets */
+        sample_free(b);
+        if (k_seq > 1) k_seq = k_seq / 2;
+        else if (k_col > 8) k_col /= 2;
+        else k_t /= 2;
+    }
+}
+
+double verify_tolerance(dtype_t dt) { return dt == DTYPE_F32 ? 5e-5 : 1e-2; }
+
+verify_result_t verify_compare(const double *ref, size_t n, float (*got_at)(void *, size_t),
+                               void *ctx) {
+    verify_result_t r = {0, 0, -1, 0};
+    double ss = 0;
+    for (size_t i = 0; i < n; i++) ss += ref[i] * ref[i];
+    double rms = n ? sqrt(ss / (double)n) : 0;
+    if (rms == 0) rms = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double g = got_at(ctx, i);
+        if (!isfinite(g)) {
+            r.nonfinite++;
+            if (r.worst < 0 || isfinite(r.max_rel_err)) r.worst = (long long)i;
+            r.max_abs_err = r.max_rel_err = INFINITY;
+            continue;
+        }
+        double e = fabs(g - ref[i]);
+        double rel = e / fmax(fabs(ref[i]), rms);
+        if (e > r.max_abs_err && isfinite(r.max_abs_err)) r.max_abs_err = e;
+        if (rel > r.max_rel_err && isfinite(r.max_rel_err)) {
+            r.max_rel_err = rel;
+            r.worst = (long long)i;
+        }
+    }
+    return r;
+}

@@ -1,0 +1,43 @@
+/* verify.h: which outputs to check, and how close is close enough.
+ *
+ * The sample is exhaustive when the reference for every output is cheap;
+ * otherwise a few sequences, a few hundred positions (always the first and the
+ * last, the rest random) and up to 64 columns, shrunk until the reference fits
+ * a budget of multiply-adds, so checking stays around a second even at T = 64k. */
+#ifndef CHELA_VERIFY_H
+#define CHELA_VERIFY_H
+
+#include <stdint.h>
+
+#include "op.h"
+
+typedef struct {
+    sample_t s;
+    int *seq, *t, *col;
+    int exhaustive;
+} sample_buf_t;
+
+/* Chooses the sample for an op at a shape.  Returns 0 or -1 (out of memory). */
+int sample_choose(const op_desc_t *op, const shape_t *s, uint64_t seed, double budget_macs,
+                  sample_buf_t *out);
+/* Every output: used by the CPU backend and by tests. */
+int sample_full(const op_desc_t *op, const shape_t *s, sample_buf_t *out);
+void sample_free(sample_buf_t *b);
+size_t sample_count(const sample_t *s);
+
+/* Tolerance on max_rel_err for a dtype (stated in the README):
+ * bf16 / fp16: 1e-2, fp32: 5e-5 (sums of up to 64k fp32 terms). */
+double verify_tolerance(dtype_t dt);
+
+typedef struct {
+    double max_abs_err;
+    double max_rel_err; /* max |got - ref| / max(|ref|, rms(ref over the sample)) */
+    long long worst;    /* sample index of max_rel_err */
+    long long nonfinite;
+} verify_result_t;
+
+/* got_at(ctx, i) returns the device result for sample element i. */
+verify_result_t verify_compare(const double *ref, size_t n, float (*got_at)(void *ctx, size_t i),
+                               void *ctx);
+
+#endif

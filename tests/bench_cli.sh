@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# bench_cli.sh: the chela-bench binary as a user meets it.  Bad input: a
+# non-zero exit, exactly one line on stderr, and no results file left behind.
+# A CPU sweep: a complete CSV, one ok row per op x length.
+set -u
+B=${CHELA_BENCH:?set CHELA_BENCH to the chela-bench binary}
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+expect_error() {
+    local err rc lines
+    err=$("$B" --backend cpu -o "$work/never.csv" "$@" 2>&1 >/dev/null)
+    rc=$?
+    lines=$(printf '%s\n' "$err" | grep -c .)
+    if [ "$rc" -eq 0 ] || [ "$lines" -ne 1 ]; then
+        bad "chela-bench $* -> rc=$rc, $lines line(s): $err"
+    elif ls "$work" | grep -q never; then
+        bad "chela-bench $* left a results file behind"
+    else
+        ok
+    fi
+}
+
+expect_error --seq 0
+expect_error --seq 64k..1k
+expect_error --seq 1k..
+expect_error --seq abc
+expect_error --seq 99999999999k
+expect_error --seq
+expect_error --ops linear_attn,nonsense
+expect_error --tokens 1024 --batch 2
+expect_error --head-dim 64 --dk 128
+expect_error --dtype int4
+expect_error --heads 0
+expect_error --warmup -1
+expect_error --no-such-option
+# unwritable output path: refused before any work
+err=$("$B" --backend cpu --seq 64 -o /nonexistent-dir/r.csv 2>&1 >/dev/null); rc=$?
+if [ $rc -ne 0 ] && [ "$(printf '%s\n' "$err" | grep -c .)" -eq 1 ]; then ok; else bad "unwritable -o: rc=$rc $err"; fi
+
+"$B" --version >/dev/null && ok || bad "--version"
+"$B" --help | grep -q -- "--seq" && ok || bad "--help"
+"$B" --list | grep -q "linear_attn/chunked" && ok || bad "--list"
+
+# The issue's own check: --seq 256..2k on the CPU backend, one ok row per op x length.
+if "$B" --backend cpu --seq 256..2k -o "$work/cpu.csv" 2>"$work/cpu.log"; then
+    rows=$(tail -n +2 "$work/cpu.csv" | wc -l)
+    okrows=$(tail -n +2 "$work/cpu.csv" | awk -F, '$33 == "ok"' | wc -l)
+    cpu=$(tail -n +2 "$work/cpu.csv" | awk -F, '$5 == "cpu"' | wc -l)
+    if [ "$rows" -eq 20 ] && [ "$okrows" -eq 20 ] && [ "$cpu" -eq 20 ]; then ok; else
+        bad "cpu sweep: $rows rows, $okrows ok, $cpu cpu (want 20 each)"; fi
+    head -1 "$work/cpu.csv" | grep -q '^schema,git_sha,device' && ok || bad "cpu sweep header"
+    ls "$work" | grep -q 'cpu.csv.tmp' && bad "temp file left behind" || ok
+else
+    bad "cpu sweep exited non-zero: $(tail -3 "$work/cpu.log")"
+fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

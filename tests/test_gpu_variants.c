@@ -1,0 +1,129 @@
+/* test_gpu_variants.c: every GPU variant against the CPU reference, through the
+ * harness itself (the same fill / poison / verify path as a real sweep), at
+ * shapes chosen to break tiling: T = 1, T smaller than a tile, T not a multiple
+ * of any tile, several heads and batches, both head dims, the CHELA head shape,
+ * fp16 and fp32, non-causal.  Exit 77 (skipped) when no CUDA device is present. */
+#include <check.h>
+#include <cuda_runtime_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "csv.h"
+#include "runner.h"
+
+/* Runs one sweep and checks every row: ok, or a skip whose variant and status
+ * prefix are listed in allowed ("variant=status-prefix;..."). Returns ok rows. */
+static int sweep_ok(const char *label, const char *allowed, int argc, const char **argv) {
+    options_t o;
+    char err[512], path[64];
+    snprintf(path, sizeof path, "gpu_%s.csv", label);
+    options_defaults(&o);
+    const char *args[64] = {"chela-bench", "--backend", "cuda", "--warmup", "1", "--repeat", "3",
+                            "--budget-ms", "0", "-o", path};
+    int n = 11;
+    for (int i = 0; i < argc; i++) args[n++] = argv[i];
+    ck_assert_msg(options_parse(n, (char **)args, &o, err, sizeof err) == 0, "%s", err);
+    int rc = run_sweep(&o);
+    csv_row_t *rows = NULL;
+    int nrows = csv_read(path, &rows, err, sizeof err);
+    ck_assert_msg(nrows > 0, "%s: %s", label, err);
+    int n_ok = 0;
+    for (int i = 0; i < nrows; i++) {
+        const csv_row_t *r = &rows[i];
+        if (!strcmp(r->status, "ok")) {
+            n_ok++;
+            continue;
+        }
+        char want[160];
+        snprintf(want, sizeof want, "%s=%.*s", r->variant, (int)strcspn(r->status, ":"), r->status);
+        int fine = allowed && strstr(allowed, r->variant) && !strncmp(r->status, "skip", 4);
+        ck_assert_msg(fine, "%s: %s T=%g B=%g: %s (%s)", label, r->variant, r->seq, r->batch,
+                      r->status, r->note);
+    }
+    ck_assert_msg(rc == 0, "%s: chela-bench returned %d", label, rc);
+    free(rows);
+    remove(path);
+    return n_ok;
+}
+
+START_TEST(attention_lm_odd_lengths) {
+    const char *a[] = {"--ops", "linear_attn,softmax_attn", "--seq", "1,17,64,100,257,1000",
+                       "--batch", "2", "--heads", "3", "--head-dim", "64"};
+    /* 6 lengths x 4 variants */
+    ck_assert_int_eq(sweep_ok("lm_odd", NULL, 10, a), 24);
+}
+END_TEST
+
+START_TEST(attention_head_dim_128) {
+    const char *a[] = {"--ops", "linear_attn,softmax_attn", "--seq", "33,300,2049", "--batch", "1",
+                       "--heads", "2", "--head-dim", "128"};
+    ck_assert_int_eq(sweep_ok("hd128", NULL, 10, a), 12);
+}
+END_TEST
+
+START_TEST(attention_fp16) {
+    const char *a[] = {"--ops", "linear_attn,softmax_attn", "--seq", "5,130,700", "--batch", "2",
+                       "--heads", "2", "--head-dim", "64", "--dtype", "fp16"};
+    ck_assert_int_eq(sweep_ok("fp16", NULL, 12, a), 12);
+}
+END_TEST
+
+START_TEST(attention_fp32) {
+    const char *a[] = {"--ops", "linear_attn,softmax_attn", "--seq", "7,300", "--batch", "1",
+                       "--heads", "2", "--head-dim", "64", "--dtype", "fp32"};
+    /* tensor-core kernels may decline fp32; the naive ones must run */
+    ck_assert_int_ge(sweep_ok("fp32", "linear_attn/chunked softmax_attn/flash", 12, a), 4);
+}
+END_TEST
+
+START_TEST(chela_head_shape) {
+    const char *a[] = {"--ops", "linear_attn", "--seq", "70,513", "--batch", "1", "--heads", "1",
+                       "--dk", "128", "--dv", "2048"};
+    ck_assert_int_eq(sweep_ok("chela_head", NULL, 12, a), 4);
+}
+END_TEST
+
+START_TEST(linear_attn_long_and_noncausal) {
+    const char *a[] = {"--ops", "linear_attn", "--variants", "chunked", "--seq", "5000,8k,20000",
+                       "--batch", "1", "--heads", "2", "--head-dim", "64"};
+    ck_assert_int_eq(sweep_ok("la_long", NULL, 12, a), 3);
+    const char *b[] = {"--ops", "linear_attn", "--seq", "1,100,3000", "--batch", "2", "--heads",
+                       "2", "--head-dim", "64", "--noncausal"};
+    ck_assert_int_ge(sweep_ok("la_noncausal", "linear_attn/naive_cumsum", 11, b), 3);
+}
+END_TEST
+
+START_TEST(long_conv_odd_lengths) {
+    const char *a[] = {"--ops", "long_conv", "--seq", "1,3,100,1000,4097", "--batch", "2",
+                       "--dim", "5"};
+    ck_assert_int_eq(sweep_ok("long_conv", NULL, 8, a), 5);
+}
+END_TEST
+
+int main(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+        printf("SKIP: no CUDA device\n");
+        return 77;
+    }
+    Suite *s = suite_create("gpu_variants");
+    TCase *tc = tcase_create("gpu");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, attention_lm_odd_lengths);
+    tcase_add_test(tc, attention_head_dim_128);
+    tcase_add_test(tc, attention_fp16);
+    tcase_add_test(tc, attention_fp32);
+    tcase_add_test(tc, chela_head_shape);
+    tcase_add_test(tc, linear_attn_long_and_noncausal);
+    tcase_add_test(tc, long_conv_odd_lengths);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK); /* a forked child cannot use CUDA */
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
