@@ -5,8 +5,8 @@
  * CSV row (status fail:...), keep the file valid and decide the exit code
  * itself.  Variants' setup/run functions therefore return int (0 = ok) and use
  * these macros; the harness reads the message with bench_last_error(). */
-#ifndef CHELA_CHECK_H
-#define CHELA_CHECK_H
+#ifndef CHELA_BENCH_CHECK_H
+#define CHELA_BENCH_CHECK_H
 
 #ifdef __cplusplus
 extern "C" {

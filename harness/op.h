@@ -14,7 +14,7 @@
  *   softmax_attn : q,k,v [B,H,T,dk] (dk == dv)    -> o [B,H,T,dk], causal
  *   long_conv    : x [B,d,T] (act), k [d,T] (fp32) -> y [B,d,T]
  *   short_long_conv: x [B,d,T], k3 [d,3], k_long [d,T], k3b [d,3], km [d,k_m] -> z [B,d,T]
- *   chela        : x [B,T,d] + parameters (op_chela.c lists them) -> y [B,T,d]
+ *   chela        : x [B,T,d] + parameters (ops.c lists them) -> y [B,T,d]
  */
 #ifndef CHELA_OP_H
 #define CHELA_OP_H

@@ -32,10 +32,14 @@ shape_t make_shape(const options_t *o, op_id op, int T, int cpu) {
     int dim = o->dim_given ? o->dim : (cpu ? CPU_DEFAULT_DIM : 1024);
     switch (op) {
     case OP_LINEAR_ATTN:
-    case OP_SOFTMAX_ATTN:
         s.H = o->heads;
         s.dk = o->dk;
         s.dv = o->dv;
+        break;
+    case OP_SOFTMAX_ATTN: /* always causal, one head dim: --dk sets it */
+        s.H = o->heads;
+        s.dk = s.dv = o->dk;
+        s.causal = 1;
         break;
     case OP_LONG_CONV:
     case OP_SHORT_LONG_CONV:

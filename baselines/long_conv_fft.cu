@@ -1,0 +1,455 @@
+/* long_conv/fft: causal depthwise long convolution through cuFFT, the standard way (H3, Hyena,
+ * MEGA, CHELA's own training code) and the baseline CHELA's fused kernels are measured against.
+ *
+ *   y[b,c,t] = sum_{j<=t} k[c,j] x[b,c,t-j],   x [B,d,T] (run dtype), k [d,T] fp32, y [B,d,T]
+ *
+ * Zero-padding both to N >= 2T turns the circular convolution of the FFT into the linear one
+ * (N >= 2T-1 suffices); the first T outputs are the causal ones.  N = 2*m with m the smallest
+ * 7-smooth number >= T (2^a 3^b 5^c 7^d: cuFFT's fast radices), so N = 2T for T a power of two
+ * and N is always even (a real transform of even length is half a complex one).
+ *
+ * ---- version index ---------------------------------------------------------------------------
+ *
+ * v1 (the only version).  Setup computes the kernel's spectrum once, since k is a parameter
+ * fixed at inference time: K = R2C(k / N) (batch d), the 1/N of the unnormalised inverse
+ * folded into it, stored as [d, N/2+1] complex; that pass is not timed.  Run enqueues five
+ * passes on the stream:
+ *   1. pad_convert_kernel: x (run dtype) -> fp32 real buffer [B*d, N], zeros for t >= T
+ *      (rewritten every run: the inverse transform below lands in the same buffer).
+ *      Each thread owns 8 consecutive samples: 16-byte loads and two float4 stores when
+ *      T % 8 == 0 and N % 8 == 0, else 8 scalar coalesced accesses strided by 256.
+ *   2. cufftExecR2C (plan batch B*d, out of place) -> spectrum buffer [B*d, N/2+1] complex.
+ *   3. spectrum_mul_kernel: X *= K; a thread owns one (channel, bin), loads K once and walks
+ *      the B batch rows (4 loads in flight), so K is read from HBM once, not B times.
+ *   4. cufftExecC2R (out of place, overwrites the spectrum) -> real buffer.
+ *   5. truncate_convert_kernel: the first T samples of each row -> y in the run dtype.
+ * Plans are made in setup with auto-allocation off; one work area of the largest size any of
+ * the three plans asked for is ours (the two run plans execute in order on one stream, so
+ * they can share it) and is counted in workspace_bytes (estimated there with
+ * cufftGetSizeMany64 on a fresh handle, since no plan exists yet).
+ * Workspace: real 4*B*d*N + spectrum 8*B*d*(N/2+1) + kernel spectrum 8*d*(N/2+1) + cuFFT work.
+ * Predicted cost, B*T = 65536, d = 1024, bf16, T = 64k (B = 1, N = 128k) on an H100:
+ *   pad: read x 134 MB, write 537 MB; R2C: read 537 MB, write 537 MB (more if cuFFT needs two
+ *   passes at this length); mul: 537 MB read + write, K 537 MB; C2R: as R2C; truncate: read
+ *   268 MB, write y 134 MB.  ~ 4.3 GB at the least, 5-7 GB with multi-pass FFTs ->
+ *   ~ 1.5-2.3 ms at ~3.0 TB/s, against the op's ideal 537 MB (x, k, y once) -> 0.18 ms.  At
+ *   T = 1k (B = 64) the bytes are the same except K (8 MB, L2-resident) -> ~ 1.3-2 ms.
+ *   FLOPs ~ 2 * 2.5 N log2 N per row ~ 22 GFLOP at T = 64k: memory-bound throughout.
+ *   measured: not yet.
+ */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <cufft.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "bench_check.h"
+#include "variant.h"
+
+extern "C" {
+DECLARE_VARIANT(long_conv_fft);
+}
+
+/* 0 forces the scalar pad / truncate paths (debugging a first GPU run). */
+#define LC_VEC 1
+
+#define LC_THREADS 256
+#define LC_PER_THREAD 8
+#define LC_PER_BLOCK (LC_THREADS * LC_PER_THREAD) /* samples per block in pad / truncate */
+#define LC_MUL_UNROLL 4                           /* batch rows in flight in the product */
+
+/* Kernels and device helpers have internal linkage: other variants in the same binary define
+ * their own to_f32 / *_kernel names. */
+namespace {
+
+/* ---- dtype helpers ------------------------------------------------------------------------- */
+__device__ __forceinline__ float to_f32(float x) { return x; }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
+
+template <typename T> __device__ __forceinline__ T from_f32(float x);
+template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) {
+    return __float2bfloat16_rn(x);
+}
+template <> __device__ __forceinline__ __half from_f32<__half>(float x) {
+    return __float2half_rn(x);
+}
+
+/* 8 consecutive elements <-> 8 floats; p must be 16-byte aligned for 16-bit types and for
+ * float (8 floats = two 16-byte halves). */
+__device__ __forceinline__ void load8(const float *p, float f[8]) {
+    const float4 a = *reinterpret_cast<const float4 *>(p);
+    const float4 b = *reinterpret_cast<const float4 *>(p + 4);
+    f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w;
+    f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+}
+/* 16-bit types travel as one uint4 (8 values, low half of each 32-bit word first in memory);
+ * values are unpacked and packed through their bit patterns, not through pointer casts of a
+ * local, so no strict-aliasing assumption is involved. */
+__device__ __forceinline__ float lo16(unsigned w, __nv_bfloat16 *) {
+    return __bfloat162float(__ushort_as_bfloat16((unsigned short)(w & 0xffffu)));
+}
+__device__ __forceinline__ float hi16(unsigned w, __nv_bfloat16 *) {
+    return __bfloat162float(__ushort_as_bfloat16((unsigned short)(w >> 16)));
+}
+__device__ __forceinline__ float lo16(unsigned w, __half *) {
+    return __half2float(__ushort_as_half((unsigned short)(w & 0xffffu)));
+}
+__device__ __forceinline__ float hi16(unsigned w, __half *) {
+    return __half2float(__ushort_as_half((unsigned short)(w >> 16)));
+}
+__device__ __forceinline__ unsigned pack16(float a, float b, __nv_bfloat16 *) {
+    return (unsigned)__bfloat16_as_ushort(__float2bfloat16_rn(a)) |
+           ((unsigned)__bfloat16_as_ushort(__float2bfloat16_rn(b)) << 16);
+}
+__device__ __forceinline__ unsigned pack16(float a, float b, __half *) {
+    return (unsigned)__half_as_ushort(__float2half_rn(a)) |
+           ((unsigned)__half_as_ushort(__float2half_rn(b)) << 16);
+}
+template <typename T16> __device__ __forceinline__ void load8(const T16 *p, float f[8]) {
+    const uint4 raw = *reinterpret_cast<const uint4 *>(p);
+    const unsigned w[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+        f[2 * u] = lo16(w[u], (T16 *)nullptr);
+        f[2 * u + 1] = hi16(w[u], (T16 *)nullptr);
+    }
+}
+template <typename T16> __device__ __forceinline__ void store8(T16 *p, const float f[8]) {
+    uint4 raw;
+    raw.x = pack16(f[0], f[1], (T16 *)nullptr);
+    raw.y = pack16(f[2], f[3], (T16 *)nullptr);
+    raw.z = pack16(f[4], f[5], (T16 *)nullptr);
+    raw.w = pack16(f[6], f[7], (T16 *)nullptr);
+    *reinterpret_cast<uint4 *>(p) = raw;
+}
+__device__ __forceinline__ void store8(float *p, const float f[8]) {
+    *reinterpret_cast<float4 *>(p) = make_float4(f[0], f[1], f[2], f[3]);
+    *reinterpret_cast<float4 *>(p + 4) = make_float4(f[4], f[5], f[6], f[7]);
+}
+
+/* ---- pass 1: convert + zero-pad ----------------------------------------------------------------
+ * src [rows, T] -> dst [rows, N] fp32 (times scale; 1 at run time, 1/N for the kernel taps in
+ * setup).  Grid 1D: blockIdx.x = row * n_blk + blk, n_blk = ceil(N / 2048).
+ * VEC (T % 8 == 0, N % 8 == 0): thread owns n0 = 8*(blk*256 + tid) .. n0+7, which are either
+ * all < T or all >= T; row starts are 16-byte aligned for both src and dst. */
+template <typename Tin, bool VEC>
+__global__ void __launch_bounds__(LC_THREADS)
+    pad_convert_kernel(const Tin *__restrict__ src, float *__restrict__ dst, int T, int N,
+                       int n_blk, float scale) {
+    const int row = blockIdx.x / n_blk;
+    const int blk = blockIdx.x - row * n_blk;
+    const Tin *s = src + (size_t)row * T;
+    float *o = dst + (size_t)row * N;
+    if (VEC) {
+        const int n0 = (blk * LC_THREADS + threadIdx.x) * LC_PER_THREAD;
+        if (n0 >= N) return;
+        float f[8];
+        if (n0 < T) {
+            load8(s + n0, f);
+#pragma unroll
+            for (int u = 0; u < 8; u++) f[u] *= scale;
+        } else {
+#pragma unroll
+            for (int u = 0; u < 8; u++) f[u] = 0.0f;
+        }
+        store8(o + n0, f);
+    } else {
+#pragma unroll
+        for (int u = 0; u < LC_PER_THREAD; u++) {
+            const int n = blk * LC_PER_BLOCK + u * LC_THREADS + threadIdx.x;
+            if (n < N) o[n] = (n < T) ? to_f32(s[n]) * scale : 0.0f;
+        }
+    }
+}
+
+/* ---- pass 3: X[b,c,:] *= K[c,:] ----------------------------------------------------------------
+ * Grid 1D: blockIdx.x = c * n_fblk + fblk; a thread owns bin f of channel c and walks b, with
+ * LC_MUL_UNROLL loads issued before their stores (a load can't pass a store to the same array
+ * unless we say so). */
+__global__ void __launch_bounds__(LC_THREADS)
+    spectrum_mul_kernel(cufftComplex *__restrict__ X, const cufftComplex *__restrict__ K, int Nc,
+                        int d, int B, int n_fblk) {
+    const int c = blockIdx.x / n_fblk;
+    const int f = (blockIdx.x - c * n_fblk) * LC_THREADS + threadIdx.x;
+    if (f >= Nc) return;
+    const float2 kk = __ldg(&K[(size_t)c * Nc + f]);
+    const size_t bstride = (size_t)d * Nc;
+    cufftComplex *p = X + (size_t)c * Nc + f;
+    for (int b0 = 0; b0 < B; b0 += LC_MUL_UNROLL) {
+        float2 z[LC_MUL_UNROLL];
+#pragma unroll
+        for (int u = 0; u < LC_MUL_UNROLL; u++)
+            if (b0 + u < B) z[u] = p[(size_t)(b0 + u) * bstride];
+#pragma unroll
+        for (int u = 0; u < LC_MUL_UNROLL; u++) {
+            if (b0 + u < B) {
+                float2 r;
+                r.x = z[u].x * kk.x - z[u].y * kk.y;
+                r.y = z[u].x * kk.y + z[u].y * kk.x;
+                p[(size_t)(b0 + u) * bstride] = r;
+            }
+        }
+    }
+}
+
+/* ---- pass 5: truncate + convert ----------------------------------------------------------------
+ * src [rows, N] fp32 -> y [rows, T] run dtype, first T samples.  Grid 1D: blockIdx.x =
+ * row * n_blk + blk, n_blk = ceil(T / 2048).  VEC as in pass 1. */
+template <typename Tout, bool VEC>
+__global__ void __launch_bounds__(LC_THREADS)
+    truncate_convert_kernel(const float *__restrict__ src, Tout *__restrict__ y, int T, int N,
+                            int n_blk) {
+    const int row = blockIdx.x / n_blk;
+    const int blk = blockIdx.x - row * n_blk;
+    const float *s = src + (size_t)row * N;
+    Tout *o = y + (size_t)row * T;
+    if (VEC) {
+        const int n0 = (blk * LC_THREADS + threadIdx.x) * LC_PER_THREAD;
+        if (n0 >= T) return;
+        float f[8];
+        load8(s + n0, f);
+        store8(o + n0, f);
+    } else {
+#pragma unroll
+        for (int u = 0; u < LC_PER_THREAD; u++) {
+            const int n = blk * LC_PER_BLOCK + u * LC_THREADS + threadIdx.x;
+            if (n < T) o[n] = from_f32<Tout>(s[n]);
+        }
+    }
+}
+
+} // namespace
+
+/* ---- host side ----------------------------------------------------------------------------- */
+typedef struct {
+    shape_t s;
+    int N, Nc;               /* transform length, complex bins N/2+1          */
+    long long rows;          /* B*d                                           */
+    float *d_real;           /* [B*d, N] fp32: padded input, then the output  */
+    cufftComplex *d_spec;    /* [B*d, Nc]                                     */
+    cufftComplex *d_kspec;   /* [d, Nc]: FFT(k / N), made in setup            */
+    void *d_work;            /* cuFFT work area shared by all plans (ours)    */
+    cufftHandle plan_fwd, plan_inv, plan_k;
+    int have_fwd, have_inv, have_k;
+} lc_state_t;
+
+static int is_7smooth(long long m) {
+    static const int primes[4] = {2, 3, 5, 7};
+    for (int i = 0; i < 4; i++)
+        while (m % primes[i] == 0) m /= primes[i];
+    return m == 1;
+}
+/* N = 2 * (smallest 7-smooth m >= T): even, >= 2T, made of cuFFT's fast radices. */
+static long long lc_fft_len(int T) {
+    long long m = T < 1 ? 1 : T;
+    while (!is_7smooth(m)) m++;
+    return 2 * m;
+}
+
+/* One plan shape, used for making plans and for asking sizes, so the two cannot disagree. */
+static cufftResult lc_plan_many(cufftHandle h, int make, long long N, long long batch,
+                                cufftType type, size_t *work) {
+    long long n[1] = {N};
+    long long real_nembed[1] = {N};
+    long long cplx_nembed[1] = {N / 2 + 1};
+    const int r2c = (type == CUFFT_R2C);
+    long long *in_nembed = r2c ? real_nembed : cplx_nembed;
+    long long *out_nembed = r2c ? cplx_nembed : real_nembed;
+    const long long idist = r2c ? N : N / 2 + 1;
+    const long long odist = r2c ? N / 2 + 1 : N;
+    if (make)
+        return cufftMakePlanMany64(h, 1, n, in_nembed, 1, idist, out_nembed, 1, odist, type,
+                                   batch, work);
+    return cufftGetSizeMany64(h, 1, n, in_nembed, 1, idist, out_nembed, 1, odist, type, batch,
+                              work);
+}
+
+static size_t lc_buffers_bytes(const shape_t *s) {
+    const long long N = lc_fft_len(s->T), Nc = N / 2 + 1;
+    const size_t rows = (size_t)s->B * s->d;
+    return rows * (size_t)N * sizeof(float) + rows * (size_t)Nc * sizeof(cufftComplex) +
+           (size_t)s->d * (size_t)Nc * sizeof(cufftComplex);
+}
+
+/* Largest work area of the three plans, asked of cuFFT without making them.  If cuFFT cannot
+ * answer, guess one spectrum buffer's worth (what a two-pass out-of-place FFT needs). */
+static size_t lc_work_estimate(const shape_t *s) {
+    const long long N = lc_fft_len(s->T);
+    const long long rows = (long long)s->B * s->d;
+    const size_t guess = (size_t)rows * (size_t)(N / 2 + 1) * sizeof(cufftComplex);
+    const struct {
+        long long batch;
+        cufftType type;
+    } cfg[3] = {{rows, CUFFT_R2C}, {rows, CUFFT_C2R}, {s->d, CUFFT_R2C}};
+    size_t most = 0;
+    for (int i = 0; i < 3; i++) {
+        cufftHandle h;
+        if (cufftCreate(&h) != CUFFT_SUCCESS) return guess;
+        size_t ws = 0;
+        cufftResult r = cufftSetAutoAllocation(h, 0);
+        if (r == CUFFT_SUCCESS) r = lc_plan_many(h, 0, N, cfg[i].batch, cfg[i].type, &ws);
+        cufftDestroy(h);
+        if (r != CUFFT_SUCCESS) return guess;
+        if (ws > most) most = ws;
+    }
+    return most;
+}
+
+extern "C" const char *long_conv_fft_supports(const shape_t *s) {
+    if (s->dtype != DTYPE_F32 && s->dtype != DTYPE_BF16 && s->dtype != DTYPE_F16)
+        return "dtype must be fp32, bf16 or fp16";
+    if (s->B < 1 || s->d < 1 || s->T < 1) return "empty shape";
+    const long long N = lc_fft_len(s->T);
+    if (N > INT_MAX / 2) return "T too large for one cuFFT transform";
+    const long long rows = (long long)s->B * s->d;
+    const long long pad_blocks = rows * ((N + LC_PER_BLOCK - 1) / LC_PER_BLOCK);
+    const long long mul_blocks = (long long)s->d * ((N / 2 + 1 + LC_THREADS - 1) / LC_THREADS);
+    if (pad_blocks > INT_MAX || mul_blocks > INT_MAX) return "B*d*T too large for a 1D grid";
+    return NULL;
+}
+
+extern "C" size_t long_conv_fft_workspace_bytes(const shape_t *s) {
+    return lc_buffers_bytes(s) + lc_work_estimate(s);
+}
+
+extern "C" void long_conv_fft_teardown(void *state) {
+    lc_state_t *st = (lc_state_t *)state;
+    if (!st) return;
+    if (st->have_fwd) cufftDestroy(st->plan_fwd);
+    if (st->have_inv) cufftDestroy(st->plan_inv);
+    if (st->have_k) cufftDestroy(st->plan_k);
+    if (st->d_work) cudaFree(st->d_work);
+    if (st->d_real) cudaFree(st->d_real);
+    if (st->d_spec) cudaFree(st->d_spec);
+    if (st->d_kspec) cudaFree(st->d_kspec);
+    free(st);
+}
+
+static bool lc_vec(int T, int N) { return LC_VEC && T % 8 == 0 && N % 8 == 0; }
+
+static int lc_setup_impl(lc_state_t *st, const io_t *io) {
+    const shape_t *s = &st->s;
+    const int d = s->d, T = s->T, N = st->N, Nc = st->Nc;
+    const long long rows = st->rows;
+
+    CUDA_CHECK(cudaMalloc((void **)&st->d_real, (size_t)rows * N * sizeof(float)));
+    CUDA_CHECK(cudaMalloc((void **)&st->d_spec, (size_t)rows * Nc * sizeof(cufftComplex)));
+    CUDA_CHECK(cudaMalloc((void **)&st->d_kspec, (size_t)d * Nc * sizeof(cufftComplex)));
+
+    /* Plans with auto-allocation off: the work area is ours, one for all three. */
+    size_t ws_fwd = 0, ws_inv = 0, ws_k = 0;
+    CUFFT_CHECK(cufftCreate(&st->plan_fwd));
+    st->have_fwd = 1;
+    CUFFT_CHECK(cufftSetAutoAllocation(st->plan_fwd, 0));
+    CUFFT_CHECK(lc_plan_many(st->plan_fwd, 1, N, rows, CUFFT_R2C, &ws_fwd));
+    CUFFT_CHECK(cufftCreate(&st->plan_inv));
+    st->have_inv = 1;
+    CUFFT_CHECK(cufftSetAutoAllocation(st->plan_inv, 0));
+    CUFFT_CHECK(lc_plan_many(st->plan_inv, 1, N, rows, CUFFT_C2R, &ws_inv));
+    CUFFT_CHECK(cufftCreate(&st->plan_k));
+    st->have_k = 1;
+    CUFFT_CHECK(cufftSetAutoAllocation(st->plan_k, 0));
+    CUFFT_CHECK(lc_plan_many(st->plan_k, 1, N, d, CUFFT_R2C, &ws_k));
+    size_t ws = ws_fwd > ws_inv ? ws_fwd : ws_inv;
+    if (ws_k > ws) ws = ws_k;
+    if (ws > 0) {
+        CUDA_CHECK(cudaMalloc(&st->d_work, ws));
+        CUFFT_CHECK(cufftSetWorkArea(st->plan_fwd, st->d_work));
+        CUFFT_CHECK(cufftSetWorkArea(st->plan_inv, st->d_work));
+        CUFFT_CHECK(cufftSetWorkArea(st->plan_k, st->d_work));
+    }
+
+    /* Kernel spectrum, once: K = R2C(k / N) through the first d rows of the real buffer.
+     * Default stream, then a device sync so any run stream sees it. */
+    const int n_blk = (N + LC_PER_BLOCK - 1) / LC_PER_BLOCK;
+    const float *k = (const float *)io->in[1];
+    const float inv_n = 1.0f / (float)N;
+    if (lc_vec(T, N))
+        pad_convert_kernel<float, true><<<d * n_blk, LC_THREADS>>>(k, st->d_real, T, N, n_blk,
+                                                                    inv_n);
+    else
+        pad_convert_kernel<float, false><<<d * n_blk, LC_THREADS>>>(k, st->d_real, T, N, n_blk,
+                                                                     inv_n);
+    CUDA_CHECK(cudaGetLastError());
+    CUFFT_CHECK(cufftSetStream(st->plan_k, 0));
+    CUFFT_CHECK(cufftExecR2C(st->plan_k, st->d_real, st->d_kspec));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    CUFFT_CHECK(cufftDestroy(st->plan_k));
+    st->have_k = 0;
+    return 0;
+}
+
+extern "C" int long_conv_fft_setup(const shape_t *s, const io_t *io, void **state) {
+    *state = NULL;
+    const char *why = long_conv_fft_supports(s);
+    if (why) BENCH_FAIL("long_conv/fft: unsupported shape: %s", why);
+    lc_state_t *st = (lc_state_t *)calloc(1, sizeof *st);
+    if (!st) BENCH_FAIL("long_conv/fft: out of host memory");
+    st->s = *s;
+    st->N = (int)lc_fft_len(s->T);
+    st->Nc = st->N / 2 + 1;
+    st->rows = (long long)s->B * s->d;
+    if (lc_setup_impl(st, io) != 0) {
+        long_conv_fft_teardown(st); /* keeps the recorded error */
+        return -1;
+    }
+    *state = st;
+    return 0;
+}
+
+template <typename Tact>
+static int lc_run_typed(const lc_state_t *st, const io_t *io, cudaStream_t stream) {
+    const shape_t *s = &st->s;
+    const int T = s->T, N = st->N, Nc = st->Nc;
+    const bool vec = lc_vec(T, N);
+    const Tact *x = (const Tact *)io->in[0];
+    Tact *y = (Tact *)io->out;
+
+    CUFFT_CHECK(cufftSetStream(st->plan_fwd, stream));
+    CUFFT_CHECK(cufftSetStream(st->plan_inv, stream));
+
+    const int n_blk_pad = (N + LC_PER_BLOCK - 1) / LC_PER_BLOCK;
+    const unsigned pad_blocks = (unsigned)(st->rows * n_blk_pad);
+    if (vec)
+        pad_convert_kernel<Tact, true><<<pad_blocks, LC_THREADS, 0, stream>>>(
+            x, st->d_real, T, N, n_blk_pad, 1.0f);
+    else
+        pad_convert_kernel<Tact, false><<<pad_blocks, LC_THREADS, 0, stream>>>(
+            x, st->d_real, T, N, n_blk_pad, 1.0f);
+    CUDA_CHECK(cudaGetLastError());
+
+    CUFFT_CHECK(cufftExecR2C(st->plan_fwd, st->d_real, st->d_spec));
+
+    const int n_fblk = (Nc + LC_THREADS - 1) / LC_THREADS;
+    spectrum_mul_kernel<<<(unsigned)s->d * n_fblk, LC_THREADS, 0, stream>>>(
+        st->d_spec, st->d_kspec, Nc, s->d, s->B, n_fblk);
+    CUDA_CHECK(cudaGetLastError());
+
+    CUFFT_CHECK(cufftExecC2R(st->plan_inv, st->d_spec, st->d_real));
+
+    const int n_blk_out = (T + LC_PER_BLOCK - 1) / LC_PER_BLOCK;
+    const unsigned out_blocks = (unsigned)(st->rows * n_blk_out);
+    if (vec)
+        truncate_convert_kernel<Tact, true><<<out_blocks, LC_THREADS, 0, stream>>>(
+            st->d_real, y, T, N, n_blk_out);
+    else
+        truncate_convert_kernel<Tact, false><<<out_blocks, LC_THREADS, 0, stream>>>(
+            st->d_real, y, T, N, n_blk_out);
+    CUDA_CHECK(cudaGetLastError());
+    return 0;
+}
+
+extern "C" int long_conv_fft_run(void *state, const io_t *io, cudaStream_t stream) {
+    const lc_state_t *st = (const lc_state_t *)state;
+    if (!st) BENCH_FAIL("long_conv/fft: run without setup");
+    switch (st->s.dtype) {
+    case DTYPE_BF16: return lc_run_typed<__nv_bfloat16>(st, io, stream);
+    case DTYPE_F16: return lc_run_typed<__half>(st, io, stream);
+    case DTYPE_F32: return lc_run_typed<float>(st, io, stream);
+    }
+    BENCH_FAIL("long_conv/fft: unknown dtype %d", (int)st->s.dtype);
+}

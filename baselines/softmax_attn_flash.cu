@@ -1,0 +1,602 @@
+/* softmax_attn_flash.cu: softmax_attn/flash, causal softmax attention without materialising the
+ * scores: tiled online softmax (FlashAttention-2's forward), on tensor cores.
+ *
+ *   q, k, v [B,H,T,D] (bf16 or fp16)  ->  o [B,H,T,D],  D = dk = dv in {64, 128}
+ *   o_i = sum_{j <= i} softmax_j(q_i . k_j / sqrt(D)) v_j
+ *
+ * Cost model (LM shape H = 16, D = 64, 65536 tokens a point): the op's FLOPs are
+ * 4 * B*H * T^2 * D / 2 = 2^20 * 128 * T -> 0.14 TFLOP at T = 1k, 8.8 TFLOP at T = 64k. HBM is
+ * tiny: q, k, v, o once = 537 MB (0.18 ms at 2.97 TB/s), plus K/V re-reads that mostly hit the
+ * 50 MB L2 because the blocks of one head sweep K/V together. So this is compute-bound: the
+ * tensor cores for the two GEMMs and the SFU for one exp per score (FA3's observation that at
+ * D = 64 the exp rate, 16/clk/SM, is within 2x of the mma.sync rate).
+ * Targets (peer: PyTorch SDPA, FA2 backend, on the H100 of anchors/h100-peers.csv): 0.45 ms at
+ * T = 1k, 2.4 ms at 8k, 18.6 ms at 64k; this baseline aims at <= 1.5x of that (~310 TFLOP/s).
+ *
+ * Version index (karpathy/llm.c style). SA_FLASH_VERSION picks one at compile time (default 2).
+ *
+ * v1: obviously-correct scalar version. One warp per query row, lanes own D/32 columns of q and
+ *   of the output accumulator; for each key j <= i the warp computes q.k_j (shuffle all-reduce),
+ *   then the online-softmax update (running max m, running sum l, rescale acc by exp(m - m')).
+ *   fp32 throughout, expf. Rows are handed out longest-first across all heads. No tensor cores,
+ *   no shared memory: ~20 instructions per (row, key) pair -> ~11 ms at T = 1k, ~0.7 s at
+ *   T = 64k. It exists to check v2 against, not to be timed.
+ *   measured: not yet.
+ *
+ * v2: FlashAttention-2 forward with mma.sync.m16n8k16 (bf16/fp16 in, fp32 accumulate).
+ *   - Block: 128 query rows, 4 warps, each warp owns 32 contiguous rows (two m16 tiles), so each
+ *     K/V fragment loaded from shared memory feeds two mma's (halves smem traffic vs 16 rows).
+ *   - grid = (B*H, ceil(T/128)): x is the head (no 65535 limit), y walks the query blocks in
+ *     reverse so that blocks are issued heaviest-first (longest causal rows), across all heads:
+ *     a greedy longest-first schedule for the causal triangle.
+ *   - K/V tiles of 64 keys (32 at D = 128, for registers), double-buffered in shared memory
+ *     with 16-byte cp.async (zero-filled past T, so masked keys multiply exact zeros, never
+ *     stale NaNs); one wait + barrier per tile, the next tile's copy in flight during this
+ *     tile's math.
+ *   - Shared tiles are [rows][D] with the 16-byte chunk index XOR-swizzled by (row & 7): the 8
+ *     row addresses of every ldmatrix 8x8 matrix land in 8 distinct 16-byte bank groups.
+ *   - S = Q K^T: Q's A fragments live in registers for D = 64 (32 regs, loaded once); for
+ *     D = 128 they are re-read from shared memory each tile (registers: O alone is 128/thread).
+ *     K's B fragments by ldmatrix.x4 (two n8 tiles x k16 per instruction).
+ *   - Online softmax in registers: exp2 with the scale folded in (log2(e)/sqrt(D)), one FFMA +
+ *     ex2.approx per score; row max via two quad shuffles; the row sum stays per-thread partial
+ *     until the end (FA2's trick). Masking only on the tiles that touch the diagonal or T's
+ *     tail (a template flag, so the common tile has no compares); a warp whose 32 rows are all
+ *     above a diagonal tile skips it entirely.
+ *   - O += P V: the S accumulators, converted to bf16/fp16 pairs in registers, are exactly the
+ *     A fragments of the next mma (C layout of m16n8 == A layout of m16k16 halves); V's B
+ *     fragments by ldmatrix.x4.trans.
+ *   - Epilogue: O / l staged through the (now free) Q tile in shared memory and written with
+ *     coalesced 16-byte stores, rows >= T dropped.
+ *   Resources (ptxas, CUDA 13.0, sm_90): D = 64: 242 registers, 48 KB smem (Q 16 + K,V
+ *   2 x 2 x 8); D = 128: 245 registers, 64 KB smem (Q 32 + K,V 2 x 2 x 8); no spills; 128
+ *   threads -> 2 blocks (8 warps) per SM. SASS of an unmasked D = 64 tile, per warp: 128 HMMA,
+ *   32 LDSM, 68 MUFU.EX2 and ~350 other FP/integer instructions, so the issue slots and the
+ *   SFU are nearly as busy as the tensor pipe: predicted ~300-350 TFLOP/s at D = 64, like FA2
+ *   on H100: ~0.45 ms at T = 1k, ~26 ms at 64k.
+ *   measured: not yet.
+ */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "bench_check.h"
+#include "variant.h"
+
+#ifndef SA_FLASH_VERSION
+#define SA_FLASH_VERSION 2
+#endif
+
+extern "C" {
+DECLARE_VARIANT(softmax_attn_flash);
+}
+
+/* Both versions are always compiled (so v1 cannot rot); this constant picks the one launched. */
+static constexpr int kVersion = SA_FLASH_VERSION;
+
+namespace {
+
+/* ------------------------------------------------------------------------------------------ */
+/* small device helpers                                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+__device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
+__device__ __forceinline__ void from_f32(__nv_bfloat16 *p, float x) { *p = __float2bfloat16_rn(x); }
+__device__ __forceinline__ void from_f32(__half *p, float x) { *p = __float2half_rn(x); }
+
+/* ================================ v1: one warp per query row ============================== */
+
+constexpr int V1_WARPS = 8;
+
+template <typename T, int D>
+__global__ void __launch_bounds__(V1_WARPS * 32)
+flash_fwd_v1(const T *__restrict__ d_q, const T *__restrict__ d_k, const T *__restrict__ d_v,
+             T *__restrict__ d_o, int seqlen, int bh_count, float scale) {
+    constexpr int E = D / 32; /* columns per lane: d = lane + 32 e (coalesced across the warp) */
+    const long long n_rows = (long long)bh_count * seqlen;
+    const long long wid = (long long)blockIdx.x * V1_WARPS + (threadIdx.x >> 5);
+    if (wid >= n_rows) return; /* warp-uniform; no barriers in this kernel */
+    const int lane = threadIdx.x & 31;
+    /* Longest rows first, across heads: consecutive warps take row i of consecutive heads. */
+    const int i = seqlen - 1 - (int)(wid / bh_count);
+    const long long bh = wid % bh_count;
+    const size_t head = (size_t)bh * (size_t)seqlen * D;
+    const T *qh = d_q + head, *kh = d_k + head, *vh = d_v + head;
+
+    float qr[E], acc[E];
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        qr[e] = to_f32(qh[(size_t)i * D + lane + 32 * e]) * scale;
+        acc[e] = 0.f;
+    }
+    float m = -INFINITY, l = 0.f;
+    for (int j = 0; j <= i; j++) {
+        float sc = 0.f;
+#pragma unroll
+        for (int e = 0; e < E; e++) sc += qr[e] * to_f32(kh[(size_t)j * D + lane + 32 * e]);
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) sc += __shfl_xor_sync(0xffffffffu, sc, off);
+        const float mn = fmaxf(m, sc);
+        const float a = expf(m - mn); /* m = -inf on the first key: a = 0 */
+        const float p = expf(sc - mn);
+        l = l * a + p;
+#pragma unroll
+        for (int e = 0; e < E; e++)
+            acc[e] = acc[e] * a + p * to_f32(vh[(size_t)j * D + lane + 32 * e]);
+        m = mn;
+    }
+    const float inv_l = 1.f / l; /* l >= 1: the row's max contributes exp(0) */
+#pragma unroll
+    for (int e = 0; e < E; e++)
+        from_f32(&d_o[head + (size_t)i * D + lane + 32 * e], acc[e] * inv_l);
+}
+
+/* ================================ v2: FA2 forward, mma.sync ================================ */
+
+constexpr int BM = 128;          /* query rows per block                   */
+constexpr int NWARPS = 4;
+constexpr int NTHREADS = NWARPS * 32;
+constexpr int WROWS = BM / NWARPS; /* 32 query rows per warp = two m16 tiles */
+constexpr int MT = WROWS / 16;   /* m16 tiles per warp                     */
+static_assert(MT == 2, "the fragment code below assumes two m16 tiles per warp");
+
+template <int D> struct fcfg {
+    /* keys per K/V tile: 32 at D = 128, where 64 keys of fp32 scores on top of the 128
+     * registers of O spilled (ptxas, CUDA 13.0: 80 B of spills at BN = 64, none at 32) */
+    static constexpr int BN = (D == 64) ? 64 : 32;
+    static constexpr bool Q_IN_REGS = (D == 64);  /* D = 128 keeps Q in smem (registers)   */
+    static constexpr int CPR = D / 8;             /* 16-byte chunks per row                */
+    static constexpr int Q_BYTES = BM * D * 2;
+    static constexpr int KV_BYTES = BN * D * 2;   /* one K or one V tile                   */
+    static constexpr int SMEM_BYTES = Q_BYTES + 4 * KV_BYTES; /* Q + 2 stages x (K, V)     */
+    static_assert(BM % BN == 0, "query blocks must start on a K/V tile boundary");
+    static_assert((BM * CPR) % NTHREADS == 0 && (BN * CPR) % NTHREADS == 0, "tile loaders");
+};
+
+/* Byte offset of 16-byte chunk `chunk` of row `row` in a [rows][D] bf16 tile. The chunk index
+ * is XORed with row & 7, so the 8 rows of an ldmatrix 8x8 matrix (same logical chunk, 8
+ * consecutive rows) hit 8 different 16-byte bank groups. Only the low 3 bits of the chunk
+ * change, so the result stays inside the row for D = 64 (8 chunks) and D = 128 (16). */
+template <int D> __device__ __forceinline__ uint32_t swz(int row, int chunk) {
+    return (uint32_t)(row * (D * 2) + ((chunk ^ (row & 7)) << 4));
+}
+
+__device__ __forceinline__ void cp_async16(uint32_t s_dst, const void *g_src, int src_bytes) {
+    /* src_bytes = 0 -> 16 zero bytes written, nothing read. .cg: bypass L1 (used once per SM). */
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s_dst), "l"(g_src),
+                 "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t s_addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s_addr));
+}
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], uint32_t s_addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s_addr));
+}
+
+/* D(16x8, f32) += A(16x16, row) * B(16x8, col).  Fragments (g = lane / 4, t = lane % 4):
+ *   A: a[0] = (row g,   k 2t..2t+1)  a[1] = (row g+8, k 2t..2t+1)
+ *      a[2] = (row g,   k 2t+8..+9)  a[3] = (row g+8, k 2t+8..+9)    (low half = lower k)
+ *   B: b0 = (k 2t..2t+1, n g)        b1 = (k 2t+8..2t+9, n g)
+ *   C: c[0..1] = (row g, n 2t..2t+1) c[2..3] = (row g+8, n 2t..2t+1)                        */
+template <typename T> struct mma_op;
+template <> struct mma_op<__nv_bfloat16> {
+    static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                               uint32_t b1) {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
+            "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    /* lo -> low 16 bits (the lower column index of the fragment pair) */
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+        uint32_t r;
+        asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+        return r;
+    }
+};
+template <> struct mma_op<__half> {
+    static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                               uint32_t b1) {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, "
+            "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+        uint32_t r;
+        asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+        return r;
+    }
+};
+
+/* 2^x on the SFU; ftz is harmless (probabilities below 2^-126 are noise) and -inf -> +0. */
+__device__ __forceinline__ float ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* Copies rows [row0, row0 + ROWS) of a head's [T][D] matrix into a swizzled smem tile; rows
+ * >= T are zero-filled (src-size 0; the source address is then the head's first row, a valid
+ * dummy). Consecutive threads take consecutive 16-byte chunks of a row: a warp moves 512
+ * contiguous bytes. Thread tid always owns chunk c = tid % CPR of rows r + i * RSTEP, and
+ * RSTEP is a multiple of 8, so the swizzle of each of its rows is the same and every address
+ * is one base plus a compile-time offset: no per-row pointers stay live across the main loop
+ * (they did, and spilled, in the first draft of the D = 128 kernel). */
+template <typename T, int D, int ROWS>
+__device__ __forceinline__ void load_tile(uint32_t s_tile, const T *g_head, int row0, int seqlen,
+                                          int tid) {
+    constexpr int CPR = D / 8;
+    constexpr int RSTEP = NTHREADS / CPR; /* rows covered by one pass of the block */
+    static_assert(RSTEP % 8 == 0 && ROWS % RSTEP == 0, "loader assumes whole 8-row swizzle groups");
+    const int r = tid / CPR, c = tid % CPR;
+    const int grow = row0 + r;
+    const T *src = g_head + (size_t)grow * D + c * 8; /* only dereferenced when in range */
+    const uint32_t dst = s_tile + swz<D>(r, c);
+#pragma unroll
+    for (int i = 0; i < ROWS / RSTEP; i++) {
+        const bool ok = grow + i * RSTEP < seqlen;
+        cp_async16(dst + i * RSTEP * D * 2, ok ? src + i * RSTEP * D : g_head, ok ? 16 : 0);
+    }
+}
+
+/* One K/V tile for one warp: S = Q K^T, online softmax, O += P V.
+ * MASK: some (row, key) pair of this warp's rows x this tile has key > row or key >= T. */
+template <typename T, int D, bool MASK>
+__device__ __forceinline__ void tile_step(uint32_t s_q, uint32_t s_k, uint32_t s_v,
+                                          const uint32_t (&q_frag)[MT][D / 16][4],
+                                          float (&o_acc)[MT][D / 8][4], float (&m_row)[MT][2],
+                                          float (&l_row)[MT][2], int warp, int lane, int n0,
+                                          int warp_row0, int seqlen, float scale_log2) {
+    using C = fcfg<D>;
+    constexpr int BN = C::BN;
+    const int g = lane >> 2, t = lane & 3;
+    const int mi = lane >> 3, r8 = lane & 7; /* ldmatrix: which 8x8 matrix / which of its rows */
+
+    /* ---- S = Q K^T (raw dot products; the scale is applied inside the exp2) ---- */
+    float s[MT][BN / 8][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int nt = 0; nt < BN / 8; nt++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) s[mt][nt][c] = 0.f;
+
+    /* With Q in smem (D = 128), a fully unrolled k loop lets the scheduler hoist every Q and
+     * K fragment load (64 + 64 registers) and spill; 2 k-steps at a time keep enough loads in
+     * flight. kk indexes no register array on that path, so partial unrolling is safe. */
+#pragma unroll(C::Q_IN_REGS ? D / 16 : 2)
+    for (int kk = 0; kk < D / 16; kk++) {
+        uint32_t a[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            if constexpr (C::Q_IN_REGS) {
+#pragma unroll
+                for (int c = 0; c < 4; c++) a[mt][c] = q_frag[mt][kk][c];
+            } else {
+                /* matrices: 0 = rows 0-7 / k 0-7, 1 = rows 8-15 / k 0-7, 2 = rows 0-7 / k 8-15,
+                 * 3 = rows 8-15 / k 8-15  ->  a[0..3] of the A fragment */
+                const int row = warp * WROWS + mt * 16 + r8 + (mi & 1) * 8;
+                ldsm_x4(a[mt], s_q + swz<D>(row, 2 * kk + (mi >> 1)));
+            }
+        }
+#pragma unroll
+        for (int np = 0; np < BN / 16; np++) {
+            /* matrices: 0 = keys 0-7 / d 0-7, 1 = keys 0-7 / d 8-15, 2 = keys 8-15 / d 0-7,
+             * 3 = keys 8-15 / d 8-15  ->  (b0, b1) of n-tile 2np, then of n-tile 2np + 1 */
+            uint32_t b[4];
+            const int key = np * 16 + r8 + (mi >> 1) * 8;
+            ldsm_x4(b, s_k + swz<D>(key, 2 * kk + (mi & 1)));
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                mma_op<T>::run(s[mt][2 * np], a[mt], b[0], b[1]);
+                mma_op<T>::run(s[mt][2 * np + 1], a[mt], b[2], b[3]);
+            }
+        }
+    }
+
+    if constexpr (MASK) {
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int nt = 0; nt < BN / 8; nt++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    const int row = warp_row0 + mt * 16 + g + (c >> 1) * 8;
+                    const int key = n0 + nt * 8 + 2 * t + (c & 1);
+                    if (key > row || key >= seqlen) s[mt][nt][c] = -INFINITY;
+                }
+    }
+
+    /* ---- online softmax; h = 0: row g (c = 0, 1), h = 1: row g + 8 (c = 2, 3) ---- */
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            float mx = m_row[mt][h];
+#pragma unroll
+            for (int nt = 0; nt < BN / 8; nt++)
+                mx = fmaxf(mx, fmaxf(s[mt][nt][2 * h], s[mt][nt][2 * h + 1]));
+            /* the 4 threads of a quad hold the same row */
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            /* A row with every key masked so far has mx = -inf: use 0 as the reference so
+             * exp2(-inf - ref) = 0 instead of NaN. Unmasked tiles always have a finite max. */
+            float ref = mx;
+            if constexpr (MASK) ref = (mx == -INFINITY) ? 0.f : mx;
+            const float ref_s = ref * scale_log2;
+            const float alpha = ex2(m_row[mt][h] * scale_log2 - ref_s); /* old -inf -> 0 */
+            m_row[mt][h] = mx;
+            float lsum = 0.f;
+#pragma unroll
+            for (int nt = 0; nt < BN / 8; nt++) {
+#pragma unroll
+                for (int c = 2 * h; c < 2 * h + 2; c++) {
+                    const float p = ex2(fmaf(s[mt][nt][c], scale_log2, -ref_s));
+                    s[mt][nt][c] = p;
+                    lsum += p;
+                }
+            }
+            l_row[mt][h] = l_row[mt][h] * alpha + lsum; /* per-thread partial, reduced at end */
+#pragma unroll
+            for (int dt = 0; dt < D / 8; dt++) {
+                o_acc[mt][dt][2 * h] *= alpha;
+                o_acc[mt][dt][2 * h + 1] *= alpha;
+            }
+        }
+    }
+
+    /* ---- O += P V. The C fragments of n-tiles 2kk and 2kk+1 are the A fragment of k-step kk:
+     * a[0] = (row g, keys 2t..) = S tile 2kk c0,c1;  a[1] = (row g+8) = tile 2kk c2,c3;
+     * a[2] = (row g, keys 8+2t..) = tile 2kk+1 c0,c1; a[3] = tile 2kk+1 c2,c3. ---- */
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; kk++) {
+        uint32_t a[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            a[mt][0] = mma_op<T>::pack(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+            a[mt][1] = mma_op<T>::pack(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+            a[mt][2] = mma_op<T>::pack(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+            a[mt][3] = mma_op<T>::pack(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+        }
+#pragma unroll
+        for (int dp = 0; dp < D / 16; dp++) {
+            /* .trans matrices: 0 = keys 0-7 / d 0-7, 1 = keys 8-15 / d 0-7, 2 = keys 0-7 /
+             * d 8-15, 3 = keys 8-15 / d 8-15  ->  (b0, b1) of d-tile 2dp, then of 2dp + 1 */
+            uint32_t b[4];
+            const int key = kk * 16 + r8 + (mi & 1) * 8;
+            ldsm_x4_trans(b, s_v + swz<D>(key, 2 * dp + (mi >> 1)));
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                mma_op<T>::run(o_acc[mt][2 * dp], a[mt], b[0], b[1]);
+                mma_op<T>::run(o_acc[mt][2 * dp + 1], a[mt], b[2], b[3]);
+            }
+        }
+    }
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(NTHREADS, 2)
+flash_fwd_v2(const T *__restrict__ d_q, const T *__restrict__ d_k, const T *__restrict__ d_v,
+             T *__restrict__ d_o, int seqlen, float scale_log2) {
+    using C = fcfg<D>;
+    constexpr int BN = C::BN;
+    extern __shared__ __align__(128) unsigned char smem[];
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int bh = blockIdx.x;
+    const int qb = (int)gridDim.y - 1 - (int)blockIdx.y; /* heaviest query blocks first */
+    const int m0 = qb * BM;
+    const size_t head = (size_t)bh * (size_t)seqlen * D;
+    const T *qh = d_q + head, *kh = d_k + head, *vh = d_v + head;
+
+    const uint32_t s_q = (uint32_t)__cvta_generic_to_shared(smem);
+    const uint32_t s_k0 = s_q + C::Q_BYTES;          /* K stages 0, 1 */
+    const uint32_t s_v0 = s_k0 + 2 * C::KV_BYTES;    /* V stages 0, 1 */
+
+    /* Causal: the last row of the block is min(m0 + BM, T) - 1, so keys [0, kv_end). */
+    const int kv_end = min(m0 + BM, seqlen);
+    const int n_tiles = (kv_end + BN - 1) / BN;
+
+    load_tile<T, D, BM>(s_q, qh, m0, seqlen, tid);
+    cp_async_commit();                                  /* group: Q            */
+    load_tile<T, D, BN>(s_k0, kh, 0, seqlen, tid);
+    load_tile<T, D, BN>(s_v0, vh, 0, seqlen, tid);
+    cp_async_commit();                                  /* group: K0, V0       */
+
+    uint32_t q_frag[MT][D / 16][4];
+    float o_acc[MT][D / 8][4];
+    float m_row[MT][2], l_row[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) o_acc[mt][dt][c] = 0.f;
+        m_row[mt][0] = m_row[mt][1] = -INFINITY;
+        l_row[mt][0] = l_row[mt][1] = 0.f;
+    }
+
+    cp_async_wait<1>(); /* this thread's Q chunks have landed */
+    __syncthreads();    /* ... and everyone else's            */
+    if constexpr (C::Q_IN_REGS) {
+        const int mi = lane >> 3, r8 = lane & 7;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                const int row = warp * WROWS + mt * 16 + r8 + (mi & 1) * 8;
+                ldsm_x4(q_frag[mt][kk], s_q + swz<D>(row, 2 * kk + (mi >> 1)));
+            }
+    } else {
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) q_frag[mt][kk][c] = 0u; /* unused: Q read from smem */
+    }
+
+    const int warp_row0 = m0 + warp * WROWS; /* this warp's first query row */
+    for (int it = 0; it < n_tiles; it++) {
+        const int st = it & 1;
+        /* Prefetch tile it+1 into the other stage; that stage was last read in iteration it-1,
+         * which ended with a barrier. Always commit (maybe an empty group) so that
+         * wait_group<1> below means "everything up to tile it has landed". */
+        if (it + 1 < n_tiles) {
+            load_tile<T, D, BN>(s_k0 + (st ^ 1) * C::KV_BYTES, kh, (it + 1) * BN, seqlen, tid);
+            load_tile<T, D, BN>(s_v0 + (st ^ 1) * C::KV_BYTES, vh, (it + 1) * BN, seqlen, tid);
+        }
+        cp_async_commit();
+        cp_async_wait<1>();
+        __syncthreads();
+
+        const int n0 = it * BN;
+        /* Skip the tile if every key is above every row of this warp (warp-uniform). */
+        if (n0 <= warp_row0 + WROWS - 1) {
+            const uint32_t s_k = s_k0 + st * C::KV_BYTES, s_v = s_v0 + st * C::KV_BYTES;
+            const bool need_mask = (n0 + BN - 1 > warp_row0) || (n0 + BN > seqlen);
+            if (need_mask)
+                tile_step<T, D, true>(s_q, s_k, s_v, q_frag, o_acc, m_row, l_row, warp, lane, n0,
+                                      warp_row0, seqlen, scale_log2);
+            else
+                tile_step<T, D, false>(s_q, s_k, s_v, q_frag, o_acc, m_row, l_row, warp, lane, n0,
+                                       warp_row0, seqlen, scale_log2);
+        }
+        __syncthreads(); /* stage st is free for the prefetch of iteration it+1 */
+    }
+
+    /* ---- epilogue: O / l through the Q tile (free: the loop ended with a barrier) ---- */
+    const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            float l = l_row[mt][h];
+            l += __shfl_xor_sync(0xffffffffu, l, 1);
+            l += __shfl_xor_sync(0xffffffffu, l, 2);
+            const float inv = l > 0.f ? 1.f / l : 0.f; /* l >= 1 for every row < T */
+            const int row = warp * WROWS + mt * 16 + g + h * 8;
+#pragma unroll
+            for (int dt = 0; dt < D / 8; dt++) {
+                const uint32_t v = mma_op<T>::pack(o_acc[mt][dt][2 * h] * inv,
+                                                   o_acc[mt][dt][2 * h + 1] * inv);
+                /* chunk dt holds columns 8dt..8dt+7; this thread's pair starts at 8dt + 2t */
+                *reinterpret_cast<uint32_t *>(smem + swz<D>(row, dt) + 4 * t) = v;
+            }
+        }
+    }
+    __syncthreads();
+    T *oh = d_o + head;
+#pragma unroll
+    for (int it = 0; it < BM * C::CPR / NTHREADS; it++) {
+        const int idx = it * NTHREADS + tid;
+        const int r = idx / C::CPR, c = idx % C::CPR;
+        const int grow = m0 + r;
+        if (grow < seqlen)
+            *reinterpret_cast<uint4 *>(oh + (size_t)grow * D + c * 8) =
+                *reinterpret_cast<const uint4 *>(smem + swz<D>(r, c));
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* host side                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+struct flash_state {
+    int version; /* SA_FLASH_VERSION at build time, kept for debugging */
+};
+
+template <typename T, int D> int prepare_v2() {
+    /* > 48 KB of dynamic smem needs an opt-in; ask for the max-shared carveout so that two
+     * 96 KB blocks (D = 128) fit on an SM beside each other. */
+    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_v2<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    fcfg<D>::SMEM_BYTES));
+    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_v2<T, D>,
+                                    cudaFuncAttributePreferredSharedMemoryCarveout,
+                                    (int)cudaSharedmemCarveoutMaxShared));
+    return 0;
+}
+
+template <typename T, int D> int launch(const io_t *io, cudaStream_t stream) {
+    const shape_t *s = io->shape;
+    const int bh = s->B * s->H;
+    const T *d_q = (const T *)io->in[0], *d_k = (const T *)io->in[1], *d_v = (const T *)io->in[2];
+    T *d_o = (T *)io->out;
+    if (kVersion == 1) {
+        const long long n_rows = (long long)bh * s->T;
+        const unsigned blocks = (unsigned)((n_rows + V1_WARPS - 1) / V1_WARPS);
+        flash_fwd_v1<T, D><<<blocks, V1_WARPS * 32, 0, stream>>>(d_q, d_k, d_v, d_o, s->T, bh,
+                                                                1.0f / sqrtf((float)D));
+    } else {
+        const dim3 grid((unsigned)bh, (unsigned)((s->T + BM - 1) / BM));
+        const float scale_log2 = 1.4426950408889634f / sqrtf((float)D); /* log2(e) / sqrt(D) */
+        flash_fwd_v2<T, D><<<grid, NTHREADS, fcfg<D>::SMEM_BYTES, stream>>>(d_q, d_k, d_v, d_o,
+                                                                             s->T, scale_log2);
+    }
+    CUDA_CHECK(cudaGetLastError());
+    return 0;
+}
+
+} // namespace
+
+extern "C" {
+
+const char *softmax_attn_flash_supports(const shape_t *s) {
+    if (!s->causal) return "softmax_attn is causal only";
+    if (s->dtype == DTYPE_F32) return "flash needs bf16 or fp16 (tensor-core mma)";
+    if (s->dk != s->dv) return "dk must equal dv";
+    if (s->dk != 64 && s->dk != 128) return "head dim must be 64 or 128";
+    if (s->T <= 0 || s->B <= 0 || s->H <= 0) return "empty shape";
+    if ((long long)s->B * s->H > 2147483647LL) return "B*H must be < 2^31";
+    if ((s->T + BM - 1) / BM > 65535) return "T must be <= 65535*128 (grid.y)";
+    if ((long long)s->B * s->H * s->T / V1_WARPS >= 2147483647LL) return "B*H*T too large";
+    return NULL;
+}
+
+size_t softmax_attn_flash_workspace_bytes(const shape_t *s) {
+    (void)s;
+    return 0;
+}
+
+int softmax_attn_flash_setup(const shape_t *s, const io_t *io, void **state) {
+    (void)io;
+    *state = NULL;
+    int rc = 0;
+    if (s->dtype == DTYPE_F16)
+        rc = s->dk == 64 ? prepare_v2<__half, 64>() : prepare_v2<__half, 128>();
+    else
+        rc = s->dk == 64 ? prepare_v2<__nv_bfloat16, 64>() : prepare_v2<__nv_bfloat16, 128>();
+    if (rc) return rc;
+    flash_state *st = (flash_state *)calloc(1, sizeof(flash_state));
+    if (!st) BENCH_FAIL("softmax_attn/flash: out of host memory");
+    st->version = kVersion;
+    *state = st;
+    return 0;
+}
+
+int softmax_attn_flash_run(void *state, const io_t *io, cudaStream_t stream) {
+    (void)state;
+    const shape_t *s = io->shape;
+    if (s->dtype == DTYPE_F16)
+        return s->dk == 64 ? launch<__half, 64>(io, stream) : launch<__half, 128>(io, stream);
+    return s->dk == 64 ? launch<__nv_bfloat16, 64>(io, stream)
+                       : launch<__nv_bfloat16, 128>(io, stream);
+}
+
+void softmax_attn_flash_teardown(void *state) { free(state); }
+
+} // extern "C"

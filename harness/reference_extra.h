@@ -1,0 +1,90 @@
+/* reference_extra.h: the pieces of the CPU references that tests and the
+ * whole-layer reference need beyond reference.h.
+ *
+ *   - the scalar nonlinearities, defined once so every reference agrees;
+ *   - the state steps of linear attention (double in, double out), shared by
+ *     ref_linear_attn and ref_chela so the layer's attention is the op's;
+ *   - a full C model of the chunked GPU algorithm, to test the algorithm itself
+ *     (chunk boundaries, the masked intra-chunk term) without a GPU;
+ *   - the stage-level API of the CHELA layer: every intermediate of chela-spec.md
+ *     for rows 0..rows-1 of one batch, so tests can check each stage against the
+ *     op references.
+ *
+ * Everything is double; nothing here rounds an intermediate. */
+#ifndef CHELA_REFERENCE_EXTRA_H
+#define CHELA_REFERENCE_EXTRA_H
+
+#include <math.h>
+
+#include "reference.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* SiLU(x) = x / (1 + exp(-x)); exp overflow for very negative x gives -0, as it should. */
+static inline double ref_silu(double x) { return x / (1.0 + exp(-x)); }
+static inline double ref_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+/* NULL if the sample is usable for an op whose output has n_seq sequences, T steps
+ * and n_col columns: indices in range and t non-decreasing; else a static reason. */
+static inline const char *ref_sample_problem(const sample_t *m, int n_seq, int T, int n_col) {
+    if (m->n_seq < 0 || m->n_t < 0 || m->n_col < 0) return "negative sample count";
+    for (int i = 0; i < m->n_seq; i++)
+        if (m->seq[i] < 0 || m->seq[i] >= n_seq) return "sampled sequence out of range";
+    for (int i = 0; i < m->n_t; i++) {
+        if (m->t[i] < 0 || m->t[i] >= T) return "sampled t out of range";
+        if (i > 0 && m->t[i] < m->t[i - 1]) return "sampled t not ascending";
+    }
+    for (int i = 0; i < m->n_col; i++)
+        if (m->col[i] < 0 || m->col[i] >= n_col) return "sampled column out of range";
+    return NULL;
+}
+
+/* ---- linear attention state steps (S is [dk][n], row-major) -------------- */
+
+/* S += k^T v: one token's outer product, k [dk], v [n]. */
+void ref_la_state_add(double *S, const double *k, int dk, const double *v, int n);
+/* o = (q * scale) . S: o [n].  scale is 1/sqrt(dk) in every caller. */
+void ref_la_state_query(const double *S, const double *q, double scale, int dk, int n,
+                        double *o);
+
+/* The chunked algorithm of chela-spec.md, every output: in = q, k [B,H,T,dk], v [B,H,T,dv];
+ * out_full [B,H,T,dv].  Per chunk of `chunk` tokens (the last may be shorter):
+ *   O_[i] = Q_[i] S_{i-1} + ((Q_[i] K_[i]^T) . mask_causal) V_[i];  S_i = S_{i-1} + K_[i]^T V_[i]
+ * with Q pre-scaled by 1/sqrt(dk) and double accumulation.  Non-causal shapes use the
+ * whole-sequence state for every row.  Returns 0, or -1 after bench_set_error. */
+int ref_linear_attn_chunked(const shape_t *s, const float *const *in, int chunk,
+                            double *out_full);
+
+/* ---- the CHELA layer, stage by stage -------------------------------------- */
+
+/* Intermediates of the layer for rows t = 0..rows-1 of one batch b, each row-major
+ * with the row (token) index outermost.  Widths are the shape's d, z, v and
+ * np = z + v + 2d.  ref_chela_stages allocates every array; ref_chela_stages_free
+ * releases them. */
+typedef struct {
+    int rows, d, z, v, np;
+    double *x_ln;  /* [rows, d]  X~ = LayerNorm1(X)                                  */
+    double *u;     /* [rows, d]  U  = SiLU(k3 * X~)            (conv along rows)     */
+    double *zc;    /* [rows, d]  Z  = Kc * U                   (reparameterized)     */
+    double *proj;  /* [rows, np] Z . W_proj + b_proj: columns [Zq pre-SiLU | Ga | Go | Hz] */
+    double *q;     /* [rows, z]  Q = kappa_q . SiLU(Zq) + mu_q                        */
+    double *k;     /* [rows, z]  K = kappa_k . SiLU(Zq) + mu_k                        */
+    double *val;   /* [rows, v]  V = SiLU(X~ . W_v + b_v)                             */
+    double *o_raw; /* [rows, v]  causal linear attention of (Q/sqrt(z), K, V), no norm */
+    double *o;     /* [rows, v]  O = RMSNorm(o_raw), no gain                          */
+    double *y;     /* [rows, d]  Y = sigmoid(Go) . H^ + (1 - sigmoid(Go)) . X         */
+    double *y_out; /* [rows, d]  Y' = Y + SiLU(LayerNorm2(Y) . W1) . W2: the output  */
+} chela_stages_t;
+
+/* Fills *st for batch b, rows 0..rows-1 (1 <= rows <= T).  in: CHELA_IN_* inputs.
+ * Returns 0, or -1 after bench_set_error (st is then left empty). */
+int ref_chela_stages(const shape_t *s, const float *const *in, int b, int rows,
+                     chela_stages_t *st);
+void ref_chela_stages_free(chela_stages_t *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
+#   MODE: all (default) | tests | bench
+# Check and pkg-config may be missing there: Debian packages in .debs/ are
+# unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
+set -uo pipefail
+OUT=${1:?usage: device_run.sh OUTDIR [SHA] [MODE]}
+SHA=${2:-unknown}
+MODE=${3:-all}
+mkdir -p "$OUT"
+if [ -d .debs ]; then
+    P=/tmp/deb
+    mkdir -p $P
+    for f in .debs/*.deb; do dpkg -x "$f" $P; done
+    export PATH=$P/usr/bin:$PATH LD_LIBRARY_PATH=$P/usr/lib/x86_64-linux-gnu
+    export PKG_CONFIG_PATH=$P/usr/lib/x86_64-linux-gnu/pkgconfig PKG_CONFIG_SYSROOT_DIR=$P
+fi
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,power.draw,temperature.gpu \
+    --format=csv | tee "$OUT/gpu.txt"
+B=/tmp/b
+{ cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DCHELA_GIT_SHA="$SHA" &&
+  cmake --build $B -j 16; } > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+echo "build ok"
+if [ "$MODE" != bench ]; then
+    (cd $B && timeout 420 ctest --output-on-failure) > "$OUT/ctest.log" 2>&1
+    grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion" "$OUT/ctest.log" | tail -40
+fi
+if [ "$MODE" != tests ]; then
+    BIN=$B/chela-bench
+    echo "== $BIN --seq 1k..64k --ops linear_attn,long_conv,softmax_attn --profile"
+    $BIN --seq 1k..64k --ops linear_attn,long_conv,softmax_attn --profile \
+        -o "$OUT/lm.csv" 2> "$OUT/lm.log"; echo "rc=$?"
+    echo "== $BIN --seq 1k..64k --ops linear_attn --heads 1 --dk 128 --dv 2048 --profile"
+    $BIN --seq 1k..64k --ops linear_attn --heads 1 --dk 128 --dv 2048 --profile \
+        -o "$OUT/chela_head.csv" 2> "$OUT/chela_head.log"; echo "rc=$?"
+    grep -hE "ok$|fail|skip" "$OUT/lm.log" "$OUT/chela_head.log" | cut -c1-150
+fi

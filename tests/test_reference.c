@@ -1,0 +1,730 @@
+/* test_reference.c: the CPU references checked against independent computations.
+ *
+ * The references are the oracle for every GPU variant, so each one is checked
+ * here against something that shares as little code with it as possible: the
+ * O(T^2) definition of linear attention, a dense Toeplitz product for the long
+ * convolution, hand-computed softmax numbers, and for the whole layer its stages
+ * recomputed from the spec's formulas.  Inputs come from the ops' own describe()
+ * and tensor_fill_host (seeded, never zero), except where a test needs exact
+ * values (impulse, hand-computed softmax). */
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_check.h"
+#include "op.h"
+#include "reference.h"
+#include "reference_extra.h"
+
+#define SEED 0x5EEDC0DEull
+
+/* ---------------- helpers ---------------- */
+
+typedef struct {
+    int n;
+    float *t[OP_MAX_INPUTS];
+    tensor_desc_t desc[OP_MAX_INPUTS];
+    tensor_desc_t out;
+} inputs_t;
+
+static void inputs_make(op_id id, const shape_t *s, uint64_t seed, inputs_t *x) {
+    const op_desc_t *op = op_get(id);
+    ck_assert_ptr_nonnull(op);
+    x->n = op->describe(s, x->desc, &x->out);
+    for (int i = 0; i < x->n; i++) {
+        x->t[i] = malloc(x->desc[i].elems * sizeof(float));
+        ck_assert_ptr_nonnull(x->t[i]);
+        tensor_fill_host(&x->desc[i], seed, (uint32_t)i, s->dtype, x->t[i]);
+    }
+}
+
+static void inputs_free(inputs_t *x) {
+    for (int i = 0; i < x->n; i++) free(x->t[i]);
+    x->n = 0;
+}
+
+static const float *const *cin(const inputs_t *x) { return (const float *const *)x->t; }
+
+/* A sample and the index arrays it points at. */
+typedef struct {
+    sample_t s;
+    int *seq, *t, *col;
+} sample_buf_t;
+
+static void sample_make(sample_buf_t *b, int n_seq, const int *seq, int n_t, const int *t,
+                        int n_col, const int *col) {
+    b->seq = malloc(sizeof(int) * (size_t)n_seq);
+    b->t = malloc(sizeof(int) * (size_t)n_t);
+    b->col = malloc(sizeof(int) * (size_t)n_col);
+    ck_assert(b->seq && b->t && b->col);
+    for (int i = 0; i < n_seq; i++) b->seq[i] = seq ? seq[i] : i;
+    for (int i = 0; i < n_t; i++) b->t[i] = t ? t[i] : i;
+    for (int i = 0; i < n_col; i++) b->col[i] = col ? col[i] : i;
+    b->s = (sample_t){.n_seq = n_seq, .seq = b->seq, .n_t = n_t, .t = b->t, .n_col = n_col,
+                      .col = b->col};
+}
+
+/* Everything: seq, t and col all in order, so out is the op's full [seq][t][col]. */
+static void sample_full(sample_buf_t *b, int n_seq, int T, int n_col) {
+    sample_make(b, n_seq, NULL, T, NULL, n_col, NULL);
+}
+
+static void sample_free(sample_buf_t *b) {
+    free(b->seq);
+    free(b->t);
+    free(b->col);
+}
+
+static double *dalloc(size_t n) {
+    double *p = calloc(n ? n : 1, sizeof(double));
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+static double max_abs(const double *a, size_t n) {
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i]));
+    return m;
+}
+
+/* Asserts max|a - b| <= rel * max|b| (norm-wise, so outputs that cancel to ~0 do
+ * not make the check meaningless or flaky). */
+static void assert_close(const double *a, const double *b, size_t n, double rel,
+                         const char *what) {
+    double diff = 0.0;
+    size_t worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs(a[i] - b[i]);
+        if (!(e <= diff)) { /* also catches NaN */
+            diff = e;
+            worst = i;
+        }
+    }
+    double scale = max_abs(b, n);
+    ck_assert_msg(scale > 0.0, "%s: reference is all zero", what);
+    ck_assert_msg(diff <= rel * scale, "%s: max|diff| %.3e at %zu (%.17g vs %.17g) > %.1e * %.3e",
+                  what, diff, worst, a[worst], b[worst], rel, scale);
+}
+
+static void assert_finite(const double *a, size_t n, const char *what) {
+    for (size_t i = 0; i < n; i++) ck_assert_msg(isfinite(a[i]), "%s[%zu] = %g", what, i, a[i]);
+}
+
+static void to_double(const float *x, size_t n, double *y) {
+    for (size_t i = 0; i < n; i++) y[i] = (double)x[i];
+}
+
+/* Runs the op's reference on every output. */
+static double *run_full(op_id id, const shape_t *s, const inputs_t *x) {
+    const op_desc_t *op = op_get(id);
+    sample_buf_t b;
+    sample_full(&b, op->seq_count(s), s->T, op->col_count(s));
+    double *out = dalloc((size_t)op->seq_count(s) * s->T * op->col_count(s));
+    ck_assert_msg(op->reference(s, cin(x), &b.s, out) == 0, "%s: %s", op->name, bench_last_error());
+    sample_free(&b);
+    return out;
+}
+
+/* ---------------- linear attention ---------------- */
+
+/* The O(T^2) definition, written independently of the state form:
+ * o_t = sum_{s in mask(t)} ((q_t . k_s) / sqrt(dk)) v_s  for n_seq sequences. */
+static void la_quadratic(const double *q, const double *k, const double *v, int n_seq, int T,
+                         int dk, int dv, int causal, double *o) {
+    for (int sq = 0; sq < n_seq; sq++) {
+        const double *Q = q + (size_t)sq * T * dk, *K = k + (size_t)sq * T * dk;
+        const double *V = v + (size_t)sq * T * dv;
+        for (int t = 0; t < T; t++) {
+            double *ot = o + ((size_t)sq * T + t) * dv;
+            for (int c = 0; c < dv; c++) ot[c] = 0.0;
+            for (int s = 0; s < (causal ? t + 1 : T); s++) {
+                double a = 0.0;
+                for (int i = 0; i < dk; i++) a += Q[(size_t)t * dk + i] * K[(size_t)s * dk + i];
+                a /= sqrt((double)dk);
+                for (int c = 0; c < dv; c++) ot[c] += a * V[(size_t)s * dv + c];
+            }
+        }
+    }
+}
+
+static double *la_quadratic_from(const shape_t *s, const inputs_t *x) {
+    size_t nq = (size_t)s->B * s->H * s->T * s->dk, nv = (size_t)s->B * s->H * s->T * s->dv;
+    double *q = dalloc(nq), *k = dalloc(nq), *v = dalloc(nv), *o = dalloc(nv);
+    to_double(x->t[0], nq, q);
+    to_double(x->t[1], nq, k);
+    to_double(x->t[2], nv, v);
+    la_quadratic(q, k, v, s->B * s->H, s->T, s->dk, s->dv, s->causal, o);
+    free(q);
+    free(k);
+    free(v);
+    return o;
+}
+
+/* _i = causal flag. */
+START_TEST(test_linear_attn_matches_quadratic) {
+    shape_t s = {.B = 2, .T = 23, .H = 2, .dk = 5, .dv = 7, .causal = _i, .dtype = DTYPE_F32};
+    inputs_t x;
+    inputs_make(OP_LINEAR_ATTN, &s, SEED, &x);
+    double *ref = run_full(OP_LINEAR_ATTN, &s, &x);
+    double *want = la_quadratic_from(&s, &x);
+    assert_close(ref, want, (size_t)s.B * s.H * s.T * s.dv, 1e-12,
+                 _i ? "causal linear_attn" : "bidirectional linear_attn");
+    free(ref);
+    free(want);
+    inputs_free(&x);
+}
+END_TEST
+
+/* The chunked model against the reference: T not a multiple of the chunk, T < chunk,
+ * chunk 1 (pure inter-chunk) and chunk = T (pure intra-chunk).  _i = causal. */
+START_TEST(test_linear_attn_chunked) {
+    static const int cases[][2] = {{37, 8}, {5, 16}, {37, 1}, {37, 37}, {64, 16}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        shape_t s = {.B = 2, .T = cases[c][0], .H = 2, .dk = 6, .dv = 4, .causal = _i,
+                     .dtype = DTYPE_BF16};
+        inputs_t x;
+        inputs_make(OP_LINEAR_ATTN, &s, SEED + c, &x);
+        double *ref = run_full(OP_LINEAR_ATTN, &s, &x);
+        size_t n = (size_t)s.B * s.H * s.T * s.dv;
+        double *got = dalloc(n);
+        ck_assert_int_eq(ref_linear_attn_chunked(&s, cin(&x), cases[c][1], got), 0);
+        assert_close(got, ref, n, 1e-12, "chunked model vs reference");
+        free(ref);
+        free(got);
+        inputs_free(&x);
+    }
+}
+END_TEST
+
+/* ---------------- sampled == full, every op ---------------- */
+
+static shape_t sampled_shape(int which) {
+    switch (which) {
+    case OP_LINEAR_ATTN: return (shape_t){.B = 2, .T = 29, .H = 2, .dk = 6, .dv = 5, .causal = 1};
+    case OP_SOFTMAX_ATTN: return (shape_t){.B = 2, .T = 29, .H = 2, .dk = 6, .dv = 6, .causal = 1};
+    case OP_LONG_CONV:
+    case OP_SHORT_LONG_CONV: return (shape_t){.B = 2, .T = 120, .d = 5}; /* k_m = 5 */
+    case OP_CHELA: return (shape_t){.B = 2, .T = 37, .d = 16, .z = 8, .v = 32, .causal = 1};
+    default: /* OP_COUNT: bidirectional linear attention */
+        return (shape_t){.B = 2, .T = 29, .H = 2, .dk = 6, .dv = 5, .causal = 0};
+    }
+}
+
+/* _i = op id, or OP_COUNT for bidirectional linear attention. */
+START_TEST(test_sampled_equals_full) {
+    op_id id = _i == OP_COUNT ? OP_LINEAR_ATTN : (op_id)_i;
+    const op_desc_t *op = op_get(id);
+    shape_t s = sampled_shape(_i);
+    s.dtype = DTYPE_BF16;
+    inputs_t x;
+    inputs_make(id, &s, SEED + 7, &x);
+    double *full = run_full(id, &s, &x);
+
+    const int S = op->seq_count(&s), T = s.T, C = op->col_count(&s);
+    /* Out of order seqs and cols; t ascending, not reaching T-1 (rows < T path). */
+    const int seq[] = {S - 1, 0};
+    const int t[] = {0, 1, T / 3, T - 2};
+    const int col[] = {C - 1, C / 2, 0};
+    sample_buf_t b;
+    sample_make(&b, 2, seq, 4, t, 3, col);
+    double *part = dalloc(2 * 4 * 3);
+    ck_assert_msg(op->reference(&s, cin(&x), &b.s, part) == 0, "%s", bench_last_error());
+    double *want = dalloc(2 * 4 * 3);
+    for (int si = 0; si < 2; si++)
+        for (int ti = 0; ti < 4; ti++)
+            for (int ci = 0; ci < 3; ci++)
+                want[(si * 4 + ti) * 3 + ci] = full[((size_t)seq[si] * T + t[ti]) * C + col[ci]];
+    /* Same arithmetic per output in both modes: agreement to the last bits or so. */
+    assert_close(part, want, 2 * 4 * 3, 1e-14, op->name);
+    free(part);
+    free(want);
+    free(full);
+    sample_free(&b);
+    inputs_free(&x);
+}
+END_TEST
+
+/* ---------------- convolutions ---------------- */
+
+/* y = M x with M the dense lower-triangular Toeplitz matrix M[t][s] = k[t-s]. */
+START_TEST(test_long_conv_toeplitz) {
+    shape_t s = {.B = 2, .T = 40, .d = 3, .dtype = DTYPE_F32};
+    inputs_t x;
+    inputs_make(OP_LONG_CONV, &s, SEED + 11, &x);
+    double *ref = run_full(OP_LONG_CONV, &s, &x);
+    const int T = s.T;
+    double *M = dalloc((size_t)T * T), *want = dalloc((size_t)s.B * T * s.d);
+    for (int c = 0; c < s.d; c++) {
+        for (int r = 0; r < T; r++)
+            for (int q = 0; q < T; q++) M[r * T + q] = q <= r ? x.t[1][c * T + r - q] : 0.0;
+        for (int b = 0; b < s.B; b++) {
+            const float *xr = x.t[0] + ((size_t)b * s.d + c) * T;
+            for (int r = 0; r < T; r++) {
+                double acc = 0.0;
+                for (int q = 0; q < T; q++) acc += M[r * T + q] * xr[q];
+                want[((size_t)b * T + r) * s.d + c] = acc; /* output is [b][t][c] */
+            }
+        }
+    }
+    assert_close(ref, want, (size_t)s.B * T * s.d, 1e-13, "long_conv vs Toeplitz");
+    free(M);
+    free(want);
+    free(ref);
+    inputs_free(&x);
+}
+END_TEST
+
+/* x = e_0 in every channel gives the kernel back, tap for tap, exactly. */
+START_TEST(test_long_conv_impulse) {
+    shape_t s = {.B = 2, .T = 50, .d = 4, .dtype = DTYPE_F32};
+    inputs_t x;
+    inputs_make(OP_LONG_CONV, &s, SEED + 12, &x);
+    memset(x.t[0], 0, x.desc[0].elems * sizeof(float));
+    for (int bc = 0; bc < s.B * s.d; bc++) x.t[0][(size_t)bc * s.T] = 1.0f;
+    double *y = run_full(OP_LONG_CONV, &s, &x);
+    for (int b = 0; b < s.B; b++)
+        for (int t = 0; t < s.T; t++)
+            for (int c = 0; c < s.d; c++)
+                ck_assert_msg(y[((size_t)b * s.T + t) * s.d + c] == (double)x.t[1][c * s.T + t],
+                              "impulse response b %d t %d c %d", b, t, c);
+    free(y);
+    inputs_free(&x);
+}
+END_TEST
+
+/* ref_causal_conv_row against the plain definition, kernels shorter and longer than T. */
+START_TEST(test_causal_conv_row) {
+    enum { T = 17 };
+    double xr[T], k[T + 5], y[T];
+    for (int i = 0; i < T; i++) xr[i] = sin(1.0 + i) + 0.25;
+    for (int i = 0; i < T + 5; i++) k[i] = cos(0.3 * i) * exp(-0.1 * i);
+    const int lens[] = {1, 3, 9, T, T + 5};
+    for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+        ref_causal_conv_row(xr, T, k, lens[l], y);
+        for (int t = 0; t < T; t++) {
+            double want = 0.0;
+            for (int q = 0; q <= t; q++)
+                if (t - q < lens[l]) want += k[t - q] * xr[q];
+            ck_assert_double_eq_tol(y[t], want, 1e-14);
+        }
+    }
+}
+END_TEST
+
+/* Reparameterized form (merged kernel, one long conv on u) == branches form.
+ * u is written out from the spec here, not taken from the reference. */
+START_TEST(test_reparam_equals_branches) {
+    static const int Ts[] = {150, 37, 2, 1}; /* k_m = 5 and 3; T < the short kernels */
+    for (size_t c_ = 0; c_ < sizeof Ts / sizeof Ts[0]; c_++) {
+        shape_t s = {.B = 2, .T = Ts[c_], .d = 3, .dtype = DTYPE_BF16};
+        const int T = s.T, d = s.d;
+        inputs_t x;
+        inputs_make(OP_SHORT_LONG_CONV, &s, SEED + 20 + c_, &x);
+        double *ref = run_full(OP_SHORT_LONG_CONV, &s, &x);
+        double *kc = dalloc((size_t)d * T), *u = dalloc(T), *y = dalloc(T);
+        double *want = dalloc((size_t)s.B * T * d);
+        ref_reparam_kernel(d, T, x.t[2], x.t[3], x.t[4], shape_km(T), kc);
+        for (int b = 0; b < s.B; b++)
+            for (int c = 0; c < d; c++) {
+                const float *xr = x.t[0] + ((size_t)b * d + c) * T, *k3 = x.t[1] + 3 * c;
+                for (int t = 0; t < T; t++) {
+                    double a = k3[0] * (double)xr[t];
+                    if (t >= 1) a += k3[1] * (double)xr[t - 1];
+                    if (t >= 2) a += k3[2] * (double)xr[t - 2];
+                    u[t] = a / (1.0 + exp(-a));
+                }
+                ref_causal_conv_row(u, T, kc + (size_t)c * T, T, y);
+                for (int t = 0; t < T; t++) want[((size_t)b * T + t) * d + c] = y[t];
+            }
+        assert_close(ref, want, (size_t)s.B * T * d, 1e-12, "reparam vs branches");
+        free(kc);
+        free(u);
+        free(y);
+        free(want);
+        free(ref);
+        inputs_free(&x);
+    }
+}
+END_TEST
+
+/* ---------------- softmax attention ---------------- */
+
+/* Three tokens, dk = dv = 2, worked by hand:
+ *   q = (1,0) (0,1) (1,1);  k = (1,0) (0,2) (1,-1);  v = (1,2) (3,-1) (0,4);  scale 1/sqrt 2.
+ *   t=0: only s=0: o = v0 = (1, 2).
+ *   t=1: logits q1.k = (0, 2)/sqrt2 = (0, sqrt2): o = (v0 + e^sqrt2 v1) / (1 + e^sqrt2).
+ *   t=2: logits q2.k = (1, 2, 0)/sqrt2: o = (e^(1/sqrt2) v0 + e^sqrt2 v1 + v2) / sum. */
+START_TEST(test_softmax_hand) {
+    float q[] = {1, 0, 0, 1, 1, 1}, k[] = {1, 0, 0, 2, 1, -1}, v[] = {1, 2, 3, -1, 0, 4};
+    const float *in[] = {q, k, v};
+    shape_t s = {.B = 1, .T = 3, .H = 1, .dk = 2, .dv = 2, .causal = 1, .dtype = DTYPE_F32};
+    sample_buf_t b;
+    sample_full(&b, 1, 3, 2);
+    double o[6];
+    ck_assert_int_eq(ref_softmax_attn(&s, in, &b.s, o), 0);
+    const double r2 = sqrt(2.0), e1 = exp(r2), a = exp(1.0 / r2), sum2 = a + e1 + 1.0;
+    const double want[6] = {1.0,
+                            2.0,
+                            (1.0 + 3.0 * e1) / (1.0 + e1),
+                            (2.0 - 1.0 * e1) / (1.0 + e1),
+                            (a * 1.0 + e1 * 3.0 + 0.0) / sum2,
+                            (a * 2.0 - e1 * 1.0 + 4.0) / sum2};
+    /* The same numbers typed out (worked separately), so a slip in the formulas
+     * above cannot agree with the same slip in the reference. */
+    const double typed[4] = {2.608859365, -0.413289048, 2.011921445, 0.552132454};
+    for (int i = 0; i < 4; i++) ck_assert_double_eq_tol(want[2 + i], typed[i], 1e-9);
+    for (int i = 0; i < 6; i++) ck_assert_double_eq_tol(o[i], want[i], 1e-14);
+    sample_free(&b);
+}
+END_TEST
+
+/* Random heads against the textbook formula (no max subtraction: logits are small). */
+START_TEST(test_softmax_matches_direct) {
+    shape_t s = {.B = 2, .T = 29, .H = 2, .dk = 6, .dv = 6, .causal = 1, .dtype = DTYPE_BF16};
+    inputs_t x;
+    inputs_make(OP_SOFTMAX_ATTN, &s, SEED + 50, &x);
+    double *ref = run_full(OP_SOFTMAX_ATTN, &s, &x);
+    const int T = s.T, D = s.dk;
+    double *want = dalloc((size_t)s.B * s.H * T * D);
+    for (int sq = 0; sq < s.B * s.H; sq++) {
+        const float *q = x.t[0] + (size_t)sq * T * D, *k = x.t[1] + (size_t)sq * T * D;
+        const float *v = x.t[2] + (size_t)sq * T * D;
+        for (int t = 0; t < T; t++) {
+            double den = 0.0, *o = want + ((size_t)sq * T + t) * D;
+            for (int r = 0; r <= t; r++) {
+                double a = 0.0;
+                for (int i = 0; i < D; i++) a += (double)q[t * D + i] * k[r * D + i];
+                double e = exp(a / sqrt((double)D));
+                den += e;
+                for (int c = 0; c < D; c++) o[c] += e * v[r * D + c];
+            }
+            for (int c = 0; c < D; c++) o[c] /= den;
+        }
+    }
+    assert_close(ref, want, (size_t)s.B * s.H * T * D, 1e-13, "softmax_attn vs direct");
+    free(ref);
+    free(want);
+    inputs_free(&x);
+}
+END_TEST
+
+/* Logits near 1400 overflow exp() unless the row maximum is subtracted first. */
+START_TEST(test_softmax_large_logits) {
+    float q[] = {2000, 2000, 2000}, k[] = {1, 0.7f, -1}, v[] = {5, -2, 9};
+    const float *in[] = {q, k, v};
+    shape_t s = {.B = 1, .T = 3, .H = 1, .dk = 1, .dv = 1, .causal = 1, .dtype = DTYPE_F32};
+    sample_buf_t b;
+    sample_full(&b, 1, 3, 1);
+    double o[3];
+    ck_assert_int_eq(ref_softmax_attn(&s, in, &b.s, o), 0);
+    /* Logit gaps of 600+ make the softmax one-hot on token 0 to double precision. */
+    ck_assert_double_eq(o[0], 5.0);
+    ck_assert_double_eq(o[1], 5.0);
+    ck_assert_double_eq(o[2], 5.0);
+    sample_free(&b);
+}
+END_TEST
+
+/* ---------------- errors ---------------- */
+
+START_TEST(test_errors) {
+    float buf[64] = {1};
+    const float *in[] = {buf, buf, buf};
+    sample_buf_t b;
+    sample_full(&b, 1, 2, 2);
+    double o[8];
+    shape_t s = {.B = 1, .T = 2, .H = 1, .dk = 2, .dv = 3, .causal = 1};
+    bench_clear_error();
+    ck_assert_int_eq(ref_softmax_attn(&s, in, &b.s, o), -1);
+    ck_assert_ptr_nonnull(strstr(bench_last_error(), "dk == dv"));
+    s.dv = 2;
+    b.t[1] = 2; /* t out of range */
+    ck_assert_int_eq(ref_linear_attn(&s, in, &b.s, o), -1);
+    b.t[0] = 1;
+    b.t[1] = 0; /* descending */
+    ck_assert_int_eq(ref_softmax_attn(&s, in, &b.s, o), -1);
+    ck_assert_int_eq(ref_linear_attn_chunked(&s, in, 0, o), -1);
+    sample_free(&b);
+}
+END_TEST
+
+/* ---------------- the CHELA layer ---------------- */
+
+static shape_t chela_shape(void) {
+    return (shape_t){.B = 2, .T = 37, .d = 16, .z = 8, .v = 32, .causal = 1, .dtype = DTYPE_BF16};
+}
+
+START_TEST(test_chela_deterministic_finite) {
+    shape_t s = chela_shape();
+    inputs_t x1, x2;
+    inputs_make(OP_CHELA, &s, SEED + 30, &x1);
+    inputs_make(OP_CHELA, &s, SEED + 30, &x2);
+    double *y1 = run_full(OP_CHELA, &s, &x1), *y2 = run_full(OP_CHELA, &s, &x2);
+    size_t n = (size_t)s.B * s.T * s.d;
+    ck_assert_msg(memcmp(y1, y2, n * sizeof(double)) == 0, "two runs differ");
+    assert_finite(y1, n, "chela y");
+    ck_assert(max_abs(y1, n) > 0.1);
+    /* A different seed must change the output (the inputs really are used). */
+    inputs_t x3;
+    inputs_make(OP_CHELA, &s, SEED + 31, &x3);
+    double *y3 = run_full(OP_CHELA, &s, &x3);
+    ck_assert(memcmp(y1, y3, n * sizeof(double)) != 0);
+    free(y1);
+    free(y2);
+    free(y3);
+    inputs_free(&x1);
+    inputs_free(&x2);
+    inputs_free(&x3);
+}
+END_TEST
+
+/* LayerNorm written out: biased variance, gain, bias. */
+static void ln_direct(const double *x, int n, const float *g, const float *b, double *y) {
+    double mu = 0.0, var = 0.0;
+    for (int i = 0; i < n; i++) mu += x[i] / n;
+    for (int i = 0; i < n; i++) var += (x[i] - mu) * (x[i] - mu) / n;
+    for (int i = 0; i < n; i++) y[i] = g[i] * (x[i] - mu) / sqrt(var + CHELA_LN_EPS) + b[i];
+}
+
+static double silu(double a) { return a / (1.0 + exp(-a)); }
+static double sigm(double a) { return 1.0 / (1.0 + exp(-a)); }
+
+/* Stages 1-2: X~, U, Z. */
+static void check_chela_conv(const shape_t *s, const inputs_t *x, int b,
+                             const chela_stages_t *st) {
+    const int R = st->rows, d = s->d, T = s->T, km = shape_km(T);
+    const float *const *in = cin(x);
+    double *want = dalloc((size_t)R * d), *xr = dalloc(d);
+    for (int t = 0; t < R; t++) {
+        to_double(in[CHELA_IN_X] + ((size_t)b * T + t) * d, d, xr);
+        ln_direct(xr, d, in[CHELA_IN_LN1_G], in[CHELA_IN_LN1_B], want + (size_t)t * d);
+    }
+    assert_close(st->x_ln, want, (size_t)R * d, 1e-13, "X~ = LayerNorm1(X)");
+    for (int t = 0; t < R; t++)
+        for (int c = 0; c < d; c++) {
+            double a = 0.0;
+            for (int j = 0; j < 3 && j <= t; j++)
+                a += in[CHELA_IN_K3][3 * c + j] * st->x_ln[(size_t)(t - j) * d + c];
+            want[(size_t)t * d + c] = silu(a);
+        }
+    assert_close(st->u, want, (size_t)R * d, 1e-13, "U = SiLU(k3 * X~)");
+    for (int t = 0; t < R; t++) /* branches form, straight from the spec */
+        for (int c = 0; c < d; c++) {
+            double zl = 0.0, z3 = 0.0, zm = 0.0;
+            for (int j = 0; j <= t; j++) {
+                double uj = st->u[(size_t)(t - j) * d + c];
+                zl += in[CHELA_IN_KLONG][(size_t)c * T + j] * uj;
+                if (j < 3) z3 += in[CHELA_IN_K3B][3 * c + j] * uj;
+                if (j < km) zm += in[CHELA_IN_KM][km * c + j] * uj;
+            }
+            want[(size_t)t * d + c] = zl + z3 + zm;
+        }
+    assert_close(st->zc, want, (size_t)R * d, 1e-12, "Z = long + k3b + km branches");
+    free(want);
+    free(xr);
+}
+
+/* Z against the op reference ref_short_long_conv run on X~ as its input [1,d,T]
+ * (rounded to float: the op's inputs are floats, hence the loose tolerance). */
+static void check_chela_vs_slc(const shape_t *s, const inputs_t *x, const chela_stages_t *st) {
+    const int R = st->rows, d = s->d;
+    shape_t cs = {.B = 1, .T = R, .d = d, .dtype = DTYPE_F32};
+    float *xt = malloc(sizeof(float) * (size_t)d * R), *kl = malloc(sizeof(float) * (size_t)d * R);
+    ck_assert(xt && kl);
+    for (int c = 0; c < d; c++)
+        for (int t = 0; t < R; t++) {
+            xt[(size_t)c * R + t] = (float)st->x_ln[(size_t)t * d + c];
+            kl[(size_t)c * R + t] = x->t[CHELA_IN_KLONG][(size_t)c * s->T + t]; /* T -> R taps */
+        }
+    /* shape_km is a function of T: the layer's k_m must be what the op sees at T = R. */
+    ck_assert_int_eq(shape_km(R), shape_km(s->T));
+    const float *in[] = {xt, x->t[CHELA_IN_K3], kl, x->t[CHELA_IN_K3B], x->t[CHELA_IN_KM]};
+    sample_buf_t b;
+    sample_full(&b, 1, R, d);
+    double *z = dalloc((size_t)R * d);
+    ck_assert_int_eq(ref_short_long_conv(&cs, in, &b.s, z), 0);
+    assert_close(st->zc, z, (size_t)R * d, 1e-5, "Z vs ref_short_long_conv(X~)");
+    free(z);
+    free(xt);
+    free(kl);
+    sample_free(&b);
+}
+
+/* Stage 3: projection, Q/K/V, attention (vs the O(T^2) definition and vs the op
+ * reference ref_linear_attn), RMSNorm. */
+static void check_chela_attention(const shape_t *s, const inputs_t *x, const chela_stages_t *st) {
+    const int R = st->rows, d = s->d, z = s->z, v = s->v, np = st->np;
+    const float *const *in = cin(x);
+    double *want = dalloc((size_t)R * (np > v ? np : v));
+    for (int t = 0; t < R; t++)
+        for (int j = 0; j < np; j++) {
+            double a = in[CHELA_IN_BPROJ][j];
+            for (int i = 0; i < d; i++)
+                a += st->zc[(size_t)t * d + i] * in[CHELA_IN_WPROJ][(size_t)i * np + j];
+            want[(size_t)t * np + j] = a;
+        }
+    assert_close(st->proj, want, (size_t)R * np, 1e-13, "proj = Z W + b");
+    for (int t = 0; t < R; t++)
+        for (int i = 0; i < z; i++) {
+            double zq = silu(st->proj[(size_t)t * np + i]);
+            double q = in[CHELA_IN_KAPPA_Q][i] * zq + in[CHELA_IN_MU_Q][i];
+            double k = in[CHELA_IN_KAPPA_K][i] * zq + in[CHELA_IN_MU_K][i];
+            ck_assert_double_eq_tol(st->q[t * z + i], q, 1e-14);
+            ck_assert_double_eq_tol(st->k[t * z + i], k, 1e-14);
+        }
+    for (int t = 0; t < R; t++)
+        for (int j = 0; j < v; j++) {
+            double a = in[CHELA_IN_BV][j];
+            for (int i = 0; i < d; i++)
+                a += st->x_ln[(size_t)t * d + i] * in[CHELA_IN_WV][(size_t)i * v + j];
+            want[(size_t)t * v + j] = silu(a);
+        }
+    assert_close(st->val, want, (size_t)R * v, 1e-13, "V = SiLU(X~ Wv + bv)");
+
+    la_quadratic(st->q, st->k, st->val, 1, R, z, v, 1, want);
+    assert_close(st->o_raw, want, (size_t)R * v, 1e-12, "O (pre-norm) vs quadratic definition");
+
+    /* The op reference on the same Q, K, V, rounded to its float inputs. */
+    float *qkv = malloc(sizeof(float) * (size_t)R * (2 * z + v));
+    ck_assert_ptr_nonnull(qkv);
+    for (size_t i = 0; i < (size_t)R * z; i++) qkv[i] = (float)st->q[i];
+    for (size_t i = 0; i < (size_t)R * z; i++) qkv[(size_t)R * z + i] = (float)st->k[i];
+    for (size_t i = 0; i < (size_t)R * v; i++) qkv[(size_t)R * 2 * z + i] = (float)st->val[i];
+    const float *lin[] = {qkv, qkv + (size_t)R * z, qkv + (size_t)R * 2 * z};
+    shape_t ls = {.B = 1, .T = R, .H = 1, .dk = z, .dv = v, .causal = 1, .dtype = DTYPE_F32};
+    sample_buf_t b;
+    sample_full(&b, 1, R, v);
+    ck_assert_int_eq(ref_linear_attn(&ls, lin, &b.s, want), 0);
+    assert_close(st->o_raw, want, (size_t)R * v, 1e-5, "O (pre-norm) vs ref_linear_attn");
+    sample_free(&b);
+    free(qkv);
+
+    for (int t = 0; t < R; t++) {
+        const double *o = st->o_raw + (size_t)t * v;
+        double ms = 0.0;
+        for (int j = 0; j < v; j++) ms += o[j] * o[j] / v;
+        for (int j = 0; j < v; j++) want[(size_t)t * v + j] = o[j] / sqrt(ms + CHELA_RMS_EPS);
+    }
+    assert_close(st->o, want, (size_t)R * v, 1e-13, "O = RMSNorm(O_raw)");
+    free(want);
+}
+
+/* Stage 4: gates and FFN, Y and Y'. */
+static void check_chela_output(const shape_t *s, const inputs_t *x, int b,
+                               const chela_stages_t *st) {
+    const int R = st->rows, d = s->d, z = s->z, v = s->v, np = st->np;
+    const float *const *in = cin(x);
+    double *y = dalloc((size_t)R * d), *yo = dalloc((size_t)R * d), *ln = dalloc(d);
+    double *m = dalloc(v), *f = dalloc(2 * (size_t)d);
+    for (int t = 0; t < R; t++) {
+        const double *p = st->proj + (size_t)t * np;
+        const double *ga = p + z, *go = p + z + v, *hz = p + z + v + d;
+        for (int j = 0; j < v; j++) m[j] = st->o[(size_t)t * v + j] * sigm(ga[j]);
+        for (int i = 0; i < d; i++) {
+            double a = hz[i] + in[CHELA_IN_BH][i];
+            for (int j = 0; j < v; j++) a += m[j] * in[CHELA_IN_UH][(size_t)j * d + i];
+            double g = sigm(go[i]), xi = in[CHELA_IN_X][((size_t)b * s->T + t) * d + i];
+            y[(size_t)t * d + i] = g * silu(a) + (1.0 - g) * xi;
+        }
+        ln_direct(y + (size_t)t * d, d, in[CHELA_IN_LN2_G], in[CHELA_IN_LN2_B], ln);
+        for (int h = 0; h < 2 * d; h++) {
+            double a = 0.0;
+            for (int i = 0; i < d; i++) a += ln[i] * in[CHELA_IN_W1][(size_t)i * 2 * d + h];
+            f[h] = silu(a);
+        }
+        for (int i = 0; i < d; i++) {
+            double a = 0.0;
+            for (int h = 0; h < 2 * d; h++) a += f[h] * in[CHELA_IN_W2][(size_t)h * d + i];
+            yo[(size_t)t * d + i] = y[(size_t)t * d + i] + a;
+        }
+    }
+    assert_close(st->y, y, (size_t)R * d, 1e-13, "Y = gated residual");
+    assert_close(st->y_out, yo, (size_t)R * d, 1e-13, "Y' = Y + FFN");
+    free(y);
+    free(yo);
+    free(ln);
+    free(m);
+    free(f);
+}
+
+START_TEST(test_chela_stages) {
+    shape_t s = chela_shape();
+    const int b = 1;
+    inputs_t x;
+    inputs_make(OP_CHELA, &s, SEED + 40, &x);
+    chela_stages_t st;
+    ck_assert_msg(ref_chela_stages(&s, cin(&x), b, s.T, &st) == 0, "%s", bench_last_error());
+    ck_assert_int_eq(st.np, s.z + s.v + 2 * s.d);
+    check_chela_conv(&s, &x, b, &st);
+    check_chela_vs_slc(&s, &x, &st);
+    check_chela_attention(&s, &x, &st);
+    check_chela_output(&s, &x, b, &st);
+
+    /* The op's reference is the stages' last output, bit for bit. */
+    sample_buf_t smp;
+    const int seq[] = {b};
+    sample_make(&smp, 1, seq, s.T, NULL, s.d, NULL);
+    double *out = dalloc((size_t)s.T * s.d);
+    ck_assert_int_eq(ref_chela(&s, cin(&x), &smp.s, out), 0);
+    ck_assert(memcmp(out, st.y_out, sizeof(double) * (size_t)s.T * s.d) == 0);
+    /* Fewer rows: the same prefix (causality of every stage). */
+    chela_stages_t st2;
+    ck_assert_int_eq(ref_chela_stages(&s, cin(&x), b, 11, &st2), 0);
+    ck_assert(memcmp(st2.y_out, st.y_out, sizeof(double) * 11 * (size_t)s.d) == 0);
+    ref_chela_stages_free(&st2);
+
+    free(out);
+    sample_free(&smp);
+    ref_chela_stages_free(&st);
+    inputs_free(&x);
+}
+END_TEST
+
+/* ---------------- runner ---------------- */
+
+static Suite *reference_suite(void) {
+    Suite *su = suite_create("reference");
+    TCase *la = tcase_create("linear_attn");
+    tcase_add_loop_test(la, test_linear_attn_matches_quadratic, 0, 2);
+    tcase_add_loop_test(la, test_linear_attn_chunked, 0, 2);
+    tcase_set_timeout(la, 60);
+    suite_add_tcase(su, la);
+
+    TCase *smp = tcase_create("sampled");
+    tcase_add_loop_test(smp, test_sampled_equals_full, 0, OP_COUNT + 1);
+    tcase_set_timeout(smp, 60);
+    suite_add_tcase(su, smp);
+
+    TCase *conv = tcase_create("conv");
+    tcase_add_test(conv, test_long_conv_toeplitz);
+    tcase_add_test(conv, test_long_conv_impulse);
+    tcase_add_test(conv, test_causal_conv_row);
+    tcase_add_test(conv, test_reparam_equals_branches);
+    tcase_set_timeout(conv, 60);
+    suite_add_tcase(su, conv);
+
+    TCase *sa = tcase_create("softmax_attn");
+    tcase_add_test(sa, test_softmax_hand);
+    tcase_add_test(sa, test_softmax_matches_direct);
+    tcase_add_test(sa, test_softmax_large_logits);
+    tcase_add_test(sa, test_errors);
+    tcase_set_timeout(sa, 60);
+    suite_add_tcase(su, sa);
+
+    TCase *ch = tcase_create("chela");
+    tcase_add_test(ch, test_chela_deterministic_finite);
+    tcase_add_test(ch, test_chela_stages);
+    tcase_set_timeout(ch, 60);
+    suite_add_tcase(su, ch);
+    return su;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(reference_suite());
+    srunner_run_all(sr, CK_ENV); /* CK_VERBOSITY=verbose lists every test */
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
