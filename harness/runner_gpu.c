@@ -143,7 +143,8 @@ static int verify_variant(sweep_t *sw, const variant_t *v, void *state, const io
         return -1;
     }
     got_ctx_t g = {orc->op, s, &orc->smp.s, raw, s->dtype};
-    verify_result_t vr = verify_compare(orc->ref, sample_count(&orc->smp.s), got_at, &g);
+    verify_result_t vr = verify_compare(orc->ref, sample_count(&orc->smp.s),
+                                        (size_t)orc->smp.s.n_col, got_at, &g);
     free(raw);
     r->max_abs_err = vr.max_abs_err;
     r->max_rel_err = vr.max_rel_err;

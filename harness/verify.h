@@ -26,18 +26,24 @@ void sample_free(sample_buf_t *b);
 size_t sample_count(const sample_t *s);
 
 /* Tolerance on max_rel_err for a dtype (stated in the README):
- * bf16 / fp16: 1e-2, fp32: 5e-5 (sums of up to 64k fp32 terms). */
+ * bf16: 2^-6, fp16: 1e-2, fp32: 5e-5 (sums of up to 64k fp32 terms); why in verify.c. */
 double verify_tolerance(dtype_t dt);
 
 typedef struct {
     double max_abs_err;
-    double max_rel_err; /* max |got - ref| / max(|ref|, rms(ref over the sample)) */
+    double max_rel_err; /* max |got - ref| / max(|ref|, rms of that reference row) */
     long long worst;    /* sample index of max_rel_err */
     long long nonfinite;
 } verify_result_t;
 
-/* got_at(ctx, i) returns the device result for sample element i. */
-verify_result_t verify_compare(const double *ref, size_t n, float (*got_at)(void *ctx, size_t i),
-                               void *ctx);
+/* got_at(ctx, i) returns the device result for sample element i.  The sample is
+ * made of rows of row_len values (one output position, its sampled columns).
+ * Why the row's rms and not the element alone: an attention output is a sum of
+ * terms that can cancel, so one element may be tiny while its error is at the
+ * rounding level of the terms; judging it against the magnitude of its own
+ * output vector is the normwise test per position, and it still catches a wrong
+ * value anywhere (it would be off by the row's size, not by rounding). */
+verify_result_t verify_compare(const double *ref, size_t n, size_t row_len,
+                               float (*got_at)(void *ctx, size_t i), void *ctx);
 
 #endif

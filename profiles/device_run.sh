@@ -35,3 +35,19 @@ if [ "$MODE" != tests ]; then
         -o "$OUT/chela_head.csv" 2> "$OUT/chela_head.log"; echo "rc=$?"
     grep -hE "ok$|fail|skip" "$OUT/lm.log" "$OUT/chela_head.log" | cut -c1-150
 fi
+# Cross-check of the CUPTI byte counts with Nsight Compute: every kernel of the
+# process is profiled (ceilings off), ncu_bytes.py keeps the variant's kernels and
+# halves the sum (verification run + one timed run).  ncu flushes caches before
+# each kernel.
+if [ "$MODE" = all ] && command -v ncu >/dev/null; then
+    for v in linear_attn/chunked linear_attn/naive_cumsum long_conv/fft; do
+        for T in 4096 65536; do
+            f="$OUT/ncu_${v//\//_}_$T"
+            CHELA_NO_CEILINGS=1 ncu --clock-control none \
+                --metrics dram__bytes_read.sum,dram__bytes_write.sum --csv \
+                $BIN --seq $T --ops ${v%%/*} --variants ${v#*/} --warmup 0 --repeat 1 \
+                --budget-ms 0 -o "$f.rows.csv" > "$f.csv" 2> "$f.log"
+            echo "ncu $v T=$T: $(grep -c dram__bytes "$f.csv") metric rows"
+        done
+    done
+fi

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "csv.h"
 #include "seqparse.h"
+#include "verify.h"
 
 static int parse(const char *spec, int *out, char *err) {
     return seq_parse(spec, out, SEQ_MAX_POINTS, err, 256);
@@ -202,6 +203,33 @@ START_TEST(csv_unwritable_path_fails_early) {
 }
 END_TEST
 
+static const double *g_vals;
+static float got_vals(void *ctx, size_t i) {
+    (void)ctx;
+    return (float)g_vals[i];
+}
+
+/* The error measure: rounding-level error on a cancelled element passes, one
+ * wrong element fails, an unwritten (NaN) element fails. */
+START_TEST(verify_measure) {
+    double ref[8] = {0.3, -0.28, 0.02, 0.31, 1.0, 2.0, -1.5, 0.5};
+    double got[8];
+    memcpy(got, ref, sizeof got);
+    got[2] += 5e-4; /* ~2.5% of the element, ~0.2% of its row: rounding of the terms */
+    g_vals = got;
+    verify_result_t r = verify_compare(ref, 8, 4, got_vals, NULL);
+    ck_assert(r.max_rel_err < 1e-2);
+    got[5] = 2.1; /* a wrong value: 5% */
+    r = verify_compare(ref, 8, 4, got_vals, NULL);
+    ck_assert(r.max_rel_err > 1e-2);
+    ck_assert_int_eq((int)r.worst, 5);
+    got[5] = NAN;
+    r = verify_compare(ref, 8, 4, got_vals, NULL);
+    ck_assert_int_eq((int)r.nonfinite, 1);
+    ck_assert(!(r.max_rel_err <= 1e-2));
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("core");
@@ -213,6 +241,7 @@ int main(void) {
     tcase_add_test(tc, csv_round_trip);
     tcase_add_test(tc, csv_rejects_malformed);
     tcase_add_test(tc, csv_unwritable_path_fails_early);
+    tcase_add_test(tc, verify_measure);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""ncu_bytes.py NCU_CSV...: DRAM bytes per invocation of a variant from an
+`ncu --csv --metrics dram__bytes_read.sum,dram__bytes_write.sum` log of
+`chela-bench --warmup 0 --repeat 1 --budget-ms 0` (two invocations: the
+verification run and one timed run).  The harness's own kernels (input fill,
+non-finite count, L2 sweep, clock spin) are left out."""
+import csv
+import sys
+
+HARNESS = ("fill_kernel", "nonfinite_kernel", "l2_sweep_kernel", "spin_kernel", "fill_random")
+UNIT = {"byte": 1, "Kbyte": 1e3, "Mbyte": 1e6, "Gbyte": 1e9, "KB": 1e3, "MB": 1e6, "GB": 1e9}
+
+
+def bytes_per_invocation(path, invocations=2):
+    lines = [l for l in open(path) if l.startswith('"')]
+    read = write = 0.0
+    kernels = set()
+    for row in csv.DictReader(lines):
+        name = row.get("Kernel Name", "")
+        if any(h in name for h in HARNESS):
+            continue
+        v = float(row["Metric Value"].replace(",", "")) * UNIT.get(row["Metric Unit"], 1)
+        kernels.add(name.split("(")[0][:60])
+        if row["Metric Name"] == "dram__bytes_read.sum":
+            read += v
+        elif row["Metric Name"] == "dram__bytes_write.sum":
+            write += v
+    return read / invocations, write / invocations, sorted(kernels)
+
+
+if __name__ == "__main__":
+    for p in sys.argv[1:]:
+        r, w, k = bytes_per_invocation(p)
+        print(f"{p},{r:.6g},{w:.6g},{len(k)} kernels")
