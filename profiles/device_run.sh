@@ -33,7 +33,10 @@ if [ "$MODE" != tests ]; then
     echo "== $BIN --seq 1k..64k --ops linear_attn --heads 1 --dk 128 --dv 2048 --profile"
     $BIN --seq 1k..64k --ops linear_attn --heads 1 --dk 128 --dv 2048 --profile \
         -o "$OUT/chela_head.csv" 2> "$OUT/chela_head.log"; echo "rc=$?"
-    grep -hE "ok$|fail|skip" "$OUT/lm.log" "$OUT/chela_head.log" | cut -c1-150
+    echo "== $BIN --seq 1k..64k --ops linear_attn --variants chunked --batch 1 (time linear in T)"
+    $BIN --seq 1k..64k --ops linear_attn --variants chunked --batch 1 \
+        -o "$OUT/b1.csv" 2> "$OUT/b1.log"; echo "rc=$?"
+    grep -hE "ok$|fail|skip" "$OUT/lm.log" "$OUT/chela_head.log" "$OUT/b1.log" | cut -c1-150
 fi
 # Cross-check of the CUPTI byte counts with Nsight Compute: every kernel of the
 # process is profiled (ceilings off), ncu_bytes.py keeps the variant's kernels and

@@ -1,0 +1,1177 @@
+/* linear_attn/chunked: CHELA's "tiled" (chunked, hardware-efficient) linear attention, with the
+ * chunk states combined by a scan over segments so that B*H = 1 still fills the GPU.
+ *
+ *   o_t = (q_t / sqrt(dk)) . S_t,   S_t = sum_{s<=t} k_s^T v_s   (causal; s over all T if not)
+ *
+ * Chunks of C = 64 tokens (chela-spec.md): with the state S (dk x dv, fp32) entering chunk i,
+ *   O_[i] = Q_[i] S + ((Q_[i] K_[i]^T) (.) causal mask) V_[i],   then   S += K_[i]^T V_[i].
+ * Layouts (op.h): q,k [B,H,T,dk], v,o [B,H,T,dv], run dtype.  dk in {64,128}; dv a multiple of
+ * 64 up to 2048.  A block owns one (b*H+h, segment, dv slice of 64 columns) and a dk x 64 fp32
+ * state; slice index fastest in blockIdx.x, so the dv/64 blocks that re-read one segment's q and
+ * k run side by side and L2 serves the re-reads (CHELA: dv = 2048 -> 32 slices).
+ *
+ * The three passes (every version):
+ *   pass A  state kernel: block (bh, seg, slice) sums dS_seg = K_seg^T V_seg (stored transposed,
+ *           [B*H][nseg_ws][dv][dk] fp32 in the workspace) for the segments whose state someone
+ *           needs: 0..nseg-2 when causal, all when not.  Skipped when nseg_ws == 0.
+ *   pass B  scan kernel: per (bh, state element), an in-place inclusive scan over the nseg_ws
+ *           segment totals, float4-coalesced along the element index; ws[j] then holds the
+ *           state entering segment j+1 (causal) and ws[nseg-1] the whole sum (not causal).
+ *           Skipped when nseg_ws <= 1.
+ *   pass C  output kernel: block (bh, seg, slice) starts from its segment's incoming state and
+ *           walks its chunks (causal: the chunk recurrence above; not causal: O = Q S only).
+ *   norm    (only through linear_attn_chunked_launch with rms_norm; the variant never norms)
+ *           o_t / sqrt(mean_j o_tj^2 + eps) needs a row reduction over all dv/64 slice blocks.
+ *           Scheme: partial sums, no atomics.  Pass C writes the unnormalised o and each slice
+ *           block's per-row sum of squares (fp32, from the fp32 accumulators) to a
+ *           [dv/64][B*H*T] buffer; a second pass (rmsnorm kernel, one warp per row) adds the
+ *           partials and rescales o in place: + 2*|o| + 4*B*H*T*dv/64 HBM bytes, and o is
+ *           rounded twice (fp32 -> dtype -> scaled -> dtype).  When dv == 64 (one slice) v2
+ *           fuses the norm into pass C instead (block-level reduction, no extra bytes, one
+ *           rounding).
+ *
+ * Segment length (host plan, lac_make_plan): nseg = 1 when B*H*dv/64 >= 1.5 x SMs (no pass A or
+ * B at all); otherwise the fewest segments within 5 % of the best waves/nseg for the measured
+ * occupancy, subject to L >= L_min, the length at which one pass over the state workspace costs
+ * at most 1/32 of the segment's q,k,v,o bytes: L_min = 1024 for dk = dv = 64, 3904 for dk = 128,
+ * dv = 2048.  Predicted plans on an H100 (132 SMs; 3 resp. 2 pass-C blocks per SM), 65536 tokens
+ * per point: LM shape (H 16, dk = dv = 64): T <= 4k nseg 1; 8k, 16k, 32k, 64k -> nseg 3, 6, 12,
+ * 24 (L = 2752, 384 blocks).  CHELA shape (H 1, dk 128, dv 2048): T <= 8k nseg 1 (256+ blocks);
+ * 16k, 32k, 64k -> nseg 2, 4, 8 (L = 8192, 256 blocks).  CHELA_LA_SEG overrides.
+ *
+ * Environment: CHELA_LA_VERSION=1 runs v1 (default LAC_DEFAULT_VERSION = 2); fp32 always runs
+ * v1.  CHELA_LA_SEG=<tokens> forces the segment length (rounded up to a multiple of 64).
+ *
+ * ---- version index ---------------------------------------------------------------------------
+ *
+ * v1 (CHELA_LA_VERSION=1; also the fp32 path).  The obviously-correct rung, CUDA cores only,
+ *   same passes and workspace layout as v2.  A block is 64 threads, thread j owning value column
+ *   slice*64 + j and its state column S[:, j] (dk fp32 registers).  Tokens go through shared
+ *   memory 16 at a time as fp32; per token the thread does S[:,j] += k_t v_tj (causal) then
+ *   o_tj = q_t . S[:,j] / sqrt(dk): the per-token recurrence, no chunk algebra at all.
+ *   Predicted cost: the recurrence is 2*dk*dv FMAs per token (pass A adds dk*dv): LM shape
+ *   (2^20 token-heads, dk = dv = 64) 8.6 G FMA in pass C + 4.3 G in pass A ~ 0.4 ms at ~33 TFMA/s
+ *   fp32 if the FMA pipe were saturated, which one-column-per-thread with smem broadcasts will
+ *   not do: expect ~1-2 ms.  CHELA (dk = 128, dv = 2048, 65536 tokens): 34 G + 17 G FMA
+ *   -> ~2-4 ms.  Bytes as v2.  measured: not yet.
+ *
+ * v2 (default).  Tensor cores, mma.sync m16n8k16 (bf16/fp16 in, fp32 accumulate) fed by ldmatrix
+ *   from padded shared memory (row pitch + 16 B: conflict-free ldmatrix), cp.async double
+ *   buffering of the next chunk's q,k,v (zero-filled past T).  128 threads = 4 warps; warp w owns
+ *   value rows 16w..16w+15 of the slice and keeps the TRANSPOSED state S^T (16 x dk fp32,
+ *   dk/4 registers per thread) as mma accumulators, so that the accumulator layout is already
+ *   the A-operand layout of the next product (the FlashAttention-2 register trick):
+ *     step 1  A = mask(Q K^T) / sqrt(dk), 64 x 64 -> smem; warp w computes rows 16w..16w+15,
+ *             only the n-tiles left of the diagonal (causal half skipped).
+ *     step 2  O^T = (S^T / sqrt(dk)) Q^T        (A from registers, B = Q via ldmatrix)
+ *             O^T += V^T A^T                    (V^T via ldmatrix.trans, A^T = rows of A;
+ *                                               k-steps above the diagonal skipped)
+ *             S^T += V^T K                      (K via ldmatrix.trans; after O used the old S)
+ *     step 3  O^T staged through smem as dtype, written as 16-byte rows (128 B per row/slice).
+ *   Numerics.  The state accumulates in fp32.  Rounding it to bf16 as the operand of Q S (what
+ *   FLA does) and A to bf16 cost ~2.5x the error of the output rounding: modelled max_rel_err
+ *   (verify.c's |got-ref| / max(|ref|, rms)) 1.1-1.3e-2 at T >= 1k, 1.0e-2 at T = 64, over the
+ *   harness's 1e-2 bf16 tolerance.  So for bf16 inputs (switches at the top):
+ *     LAC_A_F16 = 1       A is stored as fp16 (2^-11) and multiplied by V^T converted to fp16
+ *                         in registers (exact for |v| in fp16's normal range), free;
+ *     LAC_STATE_HILO = 1  the Q S operand is S = hi + lo (two bf16, ~2^-16): 2x the Q S MMAs.
+ *   With both, the modelled max_rel_err is 3.9e-3 at every T, the same as a pure-fp32 kernel
+ *   whose output is rounded to bf16 (bf16's unit roundoff 2^-8 is the floor).  fp16 inputs keep
+ *   A and S in fp16 (1.1-1.5e-3); note |S|/sqrt(dk) > 65504 would overflow there.
+ *   Shared memory per block: pass C 107,520 B (dk 128) / 74,752 B (dk 64) -> 2 / 3 blocks per
+ *   SM; pass A 53,248 / 36,864.  MMAs per 64-token chunk and slice, bf16: pass C 1008 (dk 128)
+ *   / 544 (dk 64) (fp16, or HILO = 0: 752 / 416); pass A 256 / 128.
+ *   Predicted cost, H100, 65536 tokens per point, bf16, causal (mma.sync at ~450 TFLOP/s):
+ *   - LM shape (H 16, dk = dv = 64): ideal bytes 537 MB (0.18 ms at 3.0 TB/s); 37 GFLOP of mma
+ *     in pass C, under the memory time.  nseg = 1 (T <= 4k): ~0.20 ms.  nseg > 1 (T >= 8k):
+ *     pass A re-reads k and v (+268 MB, +8.6 GFLOP) and the workspace adds ~4 x 6 MB
+ *     -> ~830 MB -> ~0.28-0.30 ms (target 0.30).
+ *   - CHELA shape (H 1, dk 128, dv 2048): ideal 570 MB (0.19 ms).  Pass C: 135 GFLOP of mma
+ *     (the per-slice recompute of Q K^T is 16 % of it, HILO 25 %) -> ~0.30 ms, compute-bound;
+ *     q,k re-reads by the 32 slices come from L2.  nseg > 1 (T >= 16k) adds pass A: 285 MB of
+ *     k,v + 34 GFLOP ~ 0.1 ms -> ~0.40 ms (target 0.40); T <= 8k ~0.30 ms.  LAC_STATE_HILO=0
+ *     would save ~0.07 ms but fails the 1e-2 tolerance (above).
+ *   The k,v re-read of pass A (+50 % bytes whenever nseg > 1) and the hi/lo MMAs are the gaps
+ *   to the floor.  Ideas for a v3: fuse A and C with a decoupled look-back (ticket-ordered
+ *   segments, published states, k,v re-read from L2 or kept in smem); fp16 state with a
+ *   per-warp power-of-two scale (q converted to fp16 in smem) instead of hi/lo.
+ *   Checked on the CPU (no GPU here) by running these very kernels under an emulation of
+ *   ldmatrix / mma / cp.async / shuffles against a double reference: causal and not, dk 64/128,
+ *   dv 64..2048, T = 1..640 with tails, 1..5 segments, fused and two-pass RMSNorm, bf16/fp16/fp32.
+ *   measured: not yet.
+ *
+ * Build hooks: LAC_KERNELS_ONLY compiles the kernels without the host code and LAC_EMULATE
+ * expects the device primitives (ldmatrix, mma, cp.async, shuffles) from an includer that runs
+ * the kernels on the CPU for checking index algebra without a GPU.
+ */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef LAC_KERNELS_ONLY
+#include "bench_check.h"
+#include "linear_attn_chunked.h"
+#include "variant.h"
+
+extern "C" {
+DECLARE_VARIANT(linear_attn_chunked);
+}
+#endif
+
+#ifndef LAC_DEFAULT_VERSION
+#define LAC_DEFAULT_VERSION 2 /* 1: CUDA cores, 2: tensor cores                             */
+#endif
+#ifndef LAC_STATE_HILO
+#define LAC_STATE_HILO 1      /* v2 bf16: Q S with S split into bf16 hi + lo (two MMAs)      */
+#endif
+#ifndef LAC_A_F16
+#define LAC_A_F16 1           /* v2 bf16: A = mask(Q K^T) kept as fp16, V^T converted to fp16 */
+#endif
+#define LAC_C 64              /* tokens per chunk (== 16 * warps of a v2 block)             */
+#define LAC_DVS 64            /* value columns per block (dv slice)                         */
+#define LAC_WARPS 4           /* v2: warps per block, each owning 16 value rows of S^T      */
+#define LAC_THREADS 128       /* v2: threads per block                                      */
+#define LAC_PAD 8             /* v2: smem row padding in 16-bit elements (16 B)             */
+#define LAC_V1_TILE 16        /* v1: tokens staged in shared memory at a time               */
+#define LAC_WS_FRAC_INV 32    /* one pass over the state workspace <= 1/32 of q,k,v,o bytes */
+#define LAC_SCAN_THREADS 256
+#define LAC_NORM_ROWS 8       /* rmsnorm: rows (warps) per block                            */
+
+/* Kernels and helpers have internal linkage: other variants in the binary have their own. */
+namespace {
+
+static_assert(LAC_C == 16 * LAC_WARPS && LAC_DVS == 16 * LAC_WARPS, "v2 warp tiling");
+static_assert(LAC_THREADS == 32 * LAC_WARPS, "v2 block size");
+
+/* ---- device primitives ----------------------------------------------------------------------
+ * ldmatrix / mma / cp.async as inline PTX.  lac_saddr is a shared-memory address as the
+ * instructions take it (32 bits on the device). */
+#ifndef LAC_EMULATE
+typedef uint32_t lac_saddr;
+#define LAC_DYNAMIC_SMEM(name) extern __shared__ __align__(16) unsigned char name[]
+
+__device__ __forceinline__ lac_saddr lac_sa(const void *p) {
+    return (lac_saddr)__cvta_generic_to_shared(p);
+}
+/* 16-byte global->shared copy; src_bytes = 0 zero-fills the destination (rows past T). */
+__device__ __forceinline__ void lac_cp_async16(lac_saddr dst, const void *src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+                 "r"(src_bytes)
+                 : "memory");
+}
+__device__ __forceinline__ void lac_cp_async_commit() {
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+__device__ __forceinline__ void lac_cp_async_wait_all() {
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+}
+/* Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i, register i of
+ * lane l receives row l/4, elements 2(l%4), 2(l%4)+1 of matrix i (.trans: the transpose). */
+__device__ __forceinline__ void lac_ldsm_x4(uint32_t r[4], lac_saddr addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr)
+                 : "memory");
+}
+__device__ __forceinline__ void lac_ldsm_x4_trans(uint32_t r[4], lac_saddr addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr)
+                 : "memory");
+}
+/* d += a b, m16n8k16, A row-major 16x16, B col-major 16x8, fp32 accumulators. */
+template <bool BF16>
+__device__ __forceinline__ void lac_mma(float d[4], const uint32_t a[4], uint32_t b0,
+                                        uint32_t b1) {
+    if (BF16) {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
+            "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    } else {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, "
+            "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+}
+__device__ __forceinline__ float lac_shfl_xor(float x, int mask) {
+    return __shfl_xor_sync(0xffffffffu, x, mask);
+}
+#endif /* LAC_EMULATE */
+
+__device__ __forceinline__ int lac_min(int a, int b) { return a < b ? a : b; }
+
+/* ---- dtype helpers: bf16 / fp16 travel as raw 16-bit words ----------------------------------- */
+template <bool BF16> __device__ __forceinline__ uint16_t lac_cvt(float x) {
+    if (BF16) return __bfloat16_as_ushort(__float2bfloat16_rn(x));
+    return __half_as_ushort(__float2half_rn(x));
+}
+template <bool BF16> __device__ __forceinline__ float lac_f32(uint16_t b) {
+    if (BF16) return __uint_as_float((uint32_t)b << 16);
+    return __half2float(__ushort_as_half(b));
+}
+/* (lo, hi) -> one 32-bit register, lo in the low half: the order mma fragments use. */
+template <bool BF16> __device__ __forceinline__ uint32_t lac_pack(float lo, float hi) {
+    return (uint32_t)lac_cvt<BF16>(lo) | ((uint32_t)lac_cvt<BF16>(hi) << 16);
+}
+/* A pair of fp32 values as bf16 hi + bf16 lo (x ~ hi + lo to ~2^-16 relative). */
+__device__ __forceinline__ void lac_split_bf16(float x, float y, uint32_t &hi, uint32_t &lo) {
+    const uint16_t hx = lac_cvt<true>(x), hy = lac_cvt<true>(y);
+    hi = (uint32_t)hx | ((uint32_t)hy << 16);
+    lo = lac_pack<true>(x - lac_f32<true>(hx), y - lac_f32<true>(hy));
+}
+/* bf16x2 -> fp16x2 (exact for |x| in fp16's normal range). */
+__device__ __forceinline__ uint32_t lac_bf16x2_to_f16x2(uint32_t u) {
+    return lac_pack<false>(__uint_as_float(u << 16), __uint_as_float(u & 0xffff0000u));
+}
+
+/* Storage per dtype_t value (0 fp32, 1 bf16, 2 fp16), for v1 and the norm pass. */
+template <int DT> struct lac_io {
+    typedef uint16_t s_t;
+    static __device__ __forceinline__ float ld(s_t x) { return lac_f32<DT == 1>(x); }
+    static __device__ __forceinline__ s_t st(float x) { return lac_cvt<DT == 1>(x); }
+};
+template <> struct lac_io<0> {
+    typedef float s_t;
+    static __device__ __forceinline__ float ld(float x) { return x; }
+    static __device__ __forceinline__ float st(float x) { return x; }
+};
+
+/* Arguments every kernel of one launch shares (by value). */
+struct lac_args {
+    int64_t rows;   /* B*H*T: token rows, also the pitch of the norm partials               */
+    int T;          /* sequence length                                                       */
+    int dv;         /* value width (o and v row pitch)                                       */
+    int nslices;    /* dv / 64                                                               */
+    int nseg;       /* segments per (b,h): pass C grid                                       */
+    int seg_chunks; /* chunks of LAC_C tokens per segment (the last may be shorter)          */
+    int nseg_ws;    /* segment states in the workspace: nseg-1 (causal) or nseg              */
+    int norm_mode;  /* 0 none, 1 fused in pass C (one slice), 2 partials for the norm pass   */
+    float scale;    /* 1/sqrt(dk)                                                            */
+    float rms_eps;
+};
+
+/* ============================================================================================
+ * v1: CUDA cores, one value column per thread, per-token recurrence.
+ * ========================================================================================== */
+
+/* Pass A.  grid = B*H*nseg_ws*nslices, block = 64.  ws[bh][seg][dv][dk] = (K_seg^T V_seg)^T. */
+template <int DT, int DK>
+__global__ void __launch_bounds__(LAC_DVS)
+    lac_v1_state_kernel(const typename lac_io<DT>::s_t *__restrict__ d_k,
+                        const typename lac_io<DT>::s_t *__restrict__ d_v,
+                        float *__restrict__ d_states, lac_args a) {
+    __shared__ float s_k[LAC_V1_TILE][DK];
+    __shared__ float s_v[LAC_V1_TILE][LAC_DVS];
+    const int j = threadIdx.x;
+    const int slice = blockIdx.x % a.nslices;
+    const int rest = blockIdx.x / a.nslices;
+    const int seg = rest % a.nseg_ws;
+    const int64_t bh = rest / a.nseg_ws;
+    const int64_t row0 = bh * a.T;
+    const int t_begin = seg * a.seg_chunks * LAC_C;
+    const int t_end = lac_min(t_begin + a.seg_chunks * LAC_C, a.T);
+
+    float s[DK];
+#pragma unroll
+    for (int c = 0; c < DK; ++c) s[c] = 0.f;
+
+    for (int tt = t_begin; tt < t_end; tt += LAC_V1_TILE) {
+        for (int i = j; i < LAC_V1_TILE * DK; i += LAC_DVS) {
+            const int r = i / DK, c = i % DK, t = tt + r;
+            s_k[r][c] = t < t_end ? lac_io<DT>::ld(d_k[(row0 + t) * DK + c]) : 0.f;
+        }
+        for (int i = j; i < LAC_V1_TILE * LAC_DVS; i += LAC_DVS) {
+            const int r = i / LAC_DVS, c = i % LAC_DVS, t = tt + r;
+            s_v[r][c] = t < t_end
+                            ? lac_io<DT>::ld(d_v[(row0 + t) * a.dv + slice * LAC_DVS + c])
+                            : 0.f;
+        }
+        __syncthreads();
+#pragma unroll 1
+        for (int r = 0; r < LAC_V1_TILE; ++r) {
+            const float vj = s_v[r][j];
+#pragma unroll
+            for (int c = 0; c < DK; ++c) s[c] += s_k[r][c] * vj;
+        }
+        __syncthreads();
+    }
+    float *dst = d_states + ((bh * a.nseg_ws + seg) * a.dv + slice * LAC_DVS + j) * DK;
+#pragma unroll
+    for (int c = 0; c < DK; ++c) dst[c] = s[c];
+}
+
+/* Pass C.  grid = B*H*nseg*nslices, block = 64.  Writes o (unnormalised) and, when norm_mode
+ * != 0, each row's sum of squares over this slice to rowpart[slice][row]. */
+template <int DT, int DK, bool CAUSAL>
+__global__ void __launch_bounds__(LAC_DVS)
+    lac_v1_output_kernel(const typename lac_io<DT>::s_t *__restrict__ d_q,
+                         const typename lac_io<DT>::s_t *__restrict__ d_k,
+                         const typename lac_io<DT>::s_t *__restrict__ d_v,
+                         typename lac_io<DT>::s_t *__restrict__ d_o,
+                         const float *__restrict__ d_states, float *__restrict__ d_rowpart,
+                         lac_args a) {
+    __shared__ float s_q[LAC_V1_TILE][DK];
+    __shared__ float s_k[LAC_V1_TILE][DK];
+    __shared__ float s_v[LAC_V1_TILE][LAC_DVS];
+    __shared__ float s_o[LAC_V1_TILE][LAC_DVS + 1]; /* +1: the row sums read down columns */
+    const int j = threadIdx.x;
+    const int slice = blockIdx.x % a.nslices;
+    const int rest = blockIdx.x / a.nslices;
+    const int seg = rest % a.nseg;
+    const int64_t bh = rest / a.nseg;
+    const int64_t row0 = bh * a.T;
+    const int t_begin = seg * a.seg_chunks * LAC_C;
+    const int t_end = lac_min(t_begin + a.seg_chunks * LAC_C, a.T);
+
+    float s[DK];
+    const int state_idx = CAUSAL ? seg - 1 : a.nseg_ws - 1;
+    if (state_idx >= 0) {
+        const float *src =
+            d_states + ((bh * a.nseg_ws + state_idx) * a.dv + slice * LAC_DVS + j) * DK;
+#pragma unroll
+        for (int c = 0; c < DK; ++c) s[c] = src[c];
+    } else {
+#pragma unroll
+        for (int c = 0; c < DK; ++c) s[c] = 0.f;
+    }
+
+    for (int tt = t_begin; tt < t_end; tt += LAC_V1_TILE) {
+        for (int i = j; i < LAC_V1_TILE * DK; i += LAC_DVS) {
+            const int r = i / DK, c = i % DK, t = tt + r;
+            const bool ok = t < t_end;
+            s_q[r][c] = ok ? lac_io<DT>::ld(d_q[(row0 + t) * DK + c]) : 0.f;
+            if (CAUSAL) s_k[r][c] = ok ? lac_io<DT>::ld(d_k[(row0 + t) * DK + c]) : 0.f;
+        }
+        if (CAUSAL) {
+            for (int i = j; i < LAC_V1_TILE * LAC_DVS; i += LAC_DVS) {
+                const int r = i / LAC_DVS, c = i % LAC_DVS, t = tt + r;
+                s_v[r][c] = t < t_end
+                                ? lac_io<DT>::ld(d_v[(row0 + t) * a.dv + slice * LAC_DVS + c])
+                                : 0.f;
+            }
+        }
+        __syncthreads();
+        for (int r = 0; r < LAC_V1_TILE; ++r) {
+            if (CAUSAL) {
+                const float vj = s_v[r][j];
+#pragma unroll
+                for (int c = 0; c < DK; ++c) s[c] += s_k[r][c] * vj;
+            }
+            float acc = 0.f;
+#pragma unroll
+            for (int c = 0; c < DK; ++c) acc += s_q[r][c] * s[c];
+            s_o[r][j] = acc * a.scale;
+        }
+        __syncthreads();
+        for (int i = j; i < LAC_V1_TILE * LAC_DVS; i += LAC_DVS) {
+            const int r = i / LAC_DVS, c = i % LAC_DVS, t = tt + r;
+            if (t < t_end)
+                d_o[(row0 + t) * a.dv + slice * LAC_DVS + c] = lac_io<DT>::st(s_o[r][c]);
+        }
+        if (a.norm_mode != 0 && j < LAC_V1_TILE && tt + j < t_end) {
+            float ss = 0.f;
+            for (int c = 0; c < LAC_DVS; ++c) ss += s_o[j][c] * s_o[j][c];
+            d_rowpart[(int64_t)slice * a.rows + row0 + tt + j] = ss;
+        }
+        __syncthreads();
+    }
+}
+
+/* ============================================================================================
+ * v2: tensor cores.  Fragment conventions (PTX ISA, mma.m16n8k16, gid = lane/4, tig = lane%4):
+ *   A 16x16: reg0 = (row gid,   cols 2tig..+1)  reg1 = (row gid+8, cols 2tig..+1)
+ *            reg2 = (row gid,   cols 2tig+8..)  reg3 = (row gid+8, cols 2tig+8..)
+ *   B 16x8:  reg0 = (k 2tig..+1, col gid)       reg1 = (k 2tig+8..+9, col gid)
+ *   C 16x8:  c0,c1 = (row gid, cols 2tig, 2tig+1)   c2,c3 = (row gid+8, same cols)
+ * ldmatrix.x4 lane patterns (mi = lane/8 picks the matrix, r8 = lane%8 its row):
+ *   P1: row (mi&1)*8 + r8, col (mi>>1)*8  -> an A fragment (non-trans), or the B fragments of
+ *       n-tiles (j, j+1) from a [k][n] tile with .trans (matrices: (k lo, j) (k hi, j)
+ *       (k lo, j+1) (k hi, j+1)).
+ *   P2: row (mi>>1)*8 + r8, col (mi&1)*8  -> the B fragments of n-tiles (j, j+1) from an
+ *       [n][k] tile (non-trans), or an A fragment from a [k][m] tile with .trans.
+ * ========================================================================================== */
+
+constexpr int lac_v2_output_smem(int dk) {
+    return 2 * 2 * LAC_C * (dk + LAC_PAD) * 2     /* q, k: two stages                 */
+           + 2 * LAC_C * (LAC_DVS + LAC_PAD) * 2  /* v: two stages                    */
+           + LAC_C * (LAC_C + LAC_PAD) * 2        /* A = mask(Q K^T), bf16/fp16       */
+           + LAC_C * (LAC_DVS + LAC_PAD) * 2      /* O staging                        */
+           + LAC_WARPS * LAC_C * 4;               /* per-warp row sums of squares     */
+}
+constexpr int lac_v2_state_smem(int dk) {
+    return 2 * LAC_C * (dk + LAC_PAD) * 2 + 2 * LAC_C * (LAC_DVS + LAC_PAD) * 2;
+}
+
+/* Copies LAC_C rows of NCOL 16-bit elements (global row pitch ld_g elements) into smem rows of
+ * pitch LDS; rows >= nvalid are zero-filled (their source is never read). */
+template <int NCOL, int LDS>
+__device__ __forceinline__ void lac_load_rows(uint16_t *s, const uint16_t *g, int64_t ld_g,
+                                              int nvalid, int tid) {
+    constexpr int PPR = NCOL / 8; /* 16-byte pieces per row */
+    static_assert((LAC_C * PPR) % LAC_THREADS == 0, "pieces must split evenly over threads");
+#pragma unroll
+    for (int i = 0; i < LAC_C * PPR / LAC_THREADS; ++i) {
+        const int p = tid + i * LAC_THREADS;
+        const int r = p / PPR, c = (p % PPR) * 8;
+        const bool ok = r < nvalid;
+        lac_cp_async16(lac_sa(s + r * LDS + c), ok ? g + r * ld_g + c : g, ok ? 16 : 0);
+    }
+}
+
+/* Issues (one commit group) the cp.async copies of chunk c: q rows (WITH_Q) and k rows plus this
+ * block's 64 v columns (WITH_KV).  v_bh already points at the slice's first column. */
+template <int DK, bool WITH_Q, bool WITH_KV>
+__device__ __forceinline__ void lac_v2_load_chunk(uint16_t *sq, uint16_t *sk, uint16_t *sv,
+                                                  const uint16_t *q_bh, const uint16_t *k_bh,
+                                                  const uint16_t *v_bh, int dv, int c, int T,
+                                                  int tid) {
+    const int t0 = c * LAC_C;
+    const int nvalid = lac_min(LAC_C, T - t0);
+    if (WITH_Q) lac_load_rows<DK, DK + LAC_PAD>(sq, q_bh + (int64_t)t0 * DK, DK, nvalid, tid);
+    if (WITH_KV) {
+        lac_load_rows<DK, DK + LAC_PAD>(sk, k_bh + (int64_t)t0 * DK, DK, nvalid, tid);
+        lac_load_rows<LAC_DVS, LAC_DVS + LAC_PAD>(sv, v_bh + (int64_t)t0 * dv, dv, nvalid, tid);
+    }
+    lac_cp_async_commit();
+}
+
+/* S^T (16 x dk per warp, fp32 accumulators) += V^T K over one chunk.  vt: this warp's V^T
+ * A-fragments for the 4 k-steps of s; sk: the chunk's k rows. */
+template <bool BF16, int DK>
+__device__ __forceinline__ void lac_v2_state_update(float st[DK / 8][4], const uint32_t vt[4][4],
+                                                    const uint16_t *sk, int p1_row, int p1_col) {
+    constexpr int LDK = DK + LAC_PAD;
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) {
+#pragma unroll
+        for (int jp = 0; jp < DK / 16; ++jp) {
+            uint32_t bf[4];
+            lac_ldsm_x4_trans(bf, lac_sa(sk + (16 * ks + p1_row) * LDK + 16 * jp + p1_col));
+            lac_mma<BF16>(st[2 * jp], vt[ks], bf[0], bf[1]);
+            lac_mma<BF16>(st[2 * jp + 1], vt[ks], bf[2], bf[3]);
+        }
+    }
+}
+
+/* V^T A-fragments of this warp's 16 value rows for the 4 k-steps (16 tokens each) of a chunk. */
+__device__ __forceinline__ void lac_v2_load_vt(uint32_t vt[4][4], const uint16_t *sv, int warp,
+                                               int p2_row, int p2_col) {
+    constexpr int LDV = LAC_DVS + LAC_PAD;
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks)
+        lac_ldsm_x4_trans(vt[ks], lac_sa(sv + (16 * ks + p2_row) * LDV + 16 * warp + p2_col));
+}
+
+/* Pass A.  grid = B*H*nseg_ws*nslices (slice fastest), block = 128, dynamic smem
+ * lac_v2_state_smem(DK).  Writes ws[bh][seg][dv][dk] = (K_seg^T V_seg)^T for this slice. */
+template <bool BF16, int DK>
+__global__ void __launch_bounds__(LAC_THREADS)
+    lac_v2_state_kernel(const uint16_t *__restrict__ d_k, const uint16_t *__restrict__ d_v,
+                        float *__restrict__ d_states, lac_args a) {
+    constexpr int LDK = DK + LAC_PAD, LDV = LAC_DVS + LAC_PAD;
+    LAC_DYNAMIC_SMEM(lac_smem);
+    uint16_t *s_k = reinterpret_cast<uint16_t *>(lac_smem); /* [2][C][LDK] */
+    uint16_t *s_v = s_k + 2 * LAC_C * LDK;                  /* [2][C][LDV] */
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int gid = lane >> 2, tig = lane & 3, mi = lane >> 3, r8 = lane & 7;
+    const int p1_row = (mi & 1) * 8 + r8, p1_col = (mi >> 1) * 8;
+    const int p2_row = (mi >> 1) * 8 + r8, p2_col = (mi & 1) * 8;
+
+    const int slice = blockIdx.x % a.nslices;
+    const int rest = blockIdx.x / a.nslices;
+    const int seg = rest % a.nseg_ws;
+    const int64_t bh = rest / a.nseg_ws;
+    const int nchunks = (a.T + LAC_C - 1) / LAC_C;
+    const int c_begin = seg * a.seg_chunks;
+    const int c_end = lac_min(c_begin + a.seg_chunks, nchunks);
+    const int64_t row0 = bh * a.T;
+    const uint16_t *k_bh = d_k + row0 * DK;
+    const uint16_t *v_bh = d_v + row0 * a.dv + slice * LAC_DVS;
+
+    lac_v2_load_chunk<DK, false, true>(nullptr, s_k, s_v, nullptr, k_bh, v_bh, a.dv, c_begin,
+                                       a.T, tid);
+    float st[DK / 8][4];
+#pragma unroll
+    for (int j = 0; j < DK / 8; ++j) st[j][0] = st[j][1] = st[j][2] = st[j][3] = 0.f;
+
+    for (int c = c_begin; c < c_end; ++c) {
+        const int stage = (c - c_begin) & 1;
+        lac_cp_async_wait_all();
+        __syncthreads(); /* chunk c visible to all; everyone is done with chunk c-1's buffer */
+        if (c + 1 < c_end)
+            lac_v2_load_chunk<DK, false, true>(nullptr, s_k + (stage ^ 1) * LAC_C * LDK,
+                                               s_v + (stage ^ 1) * LAC_C * LDV, nullptr, k_bh,
+                                               v_bh, a.dv, c + 1, a.T, tid);
+        uint32_t vt[4][4];
+        lac_v2_load_vt(vt, s_v + stage * LAC_C * LDV, warp, p2_row, p2_col);
+        lac_v2_state_update<BF16, DK>(st, vt, s_k + stage * LAC_C * LDK, p1_row, p1_col);
+    }
+
+    /* Thread holds S^T rows (gid, gid+8) of its warp, cols 8j+2tig..+1: float2 stores, each
+     * quad of lanes writes one full 32-byte sector. */
+    float *dst = d_states +
+                 ((bh * a.nseg_ws + seg) * a.dv + slice * LAC_DVS + warp * 16 + gid) * DK + 2 * tig;
+#pragma unroll
+    for (int j = 0; j < DK / 8; ++j) {
+        *reinterpret_cast<float2 *>(dst + 8 * j) = make_float2(st[j][0], st[j][1]);
+        *reinterpret_cast<float2 *>(dst + 8 * DK + 8 * j) = make_float2(st[j][2], st[j][3]);
+    }
+}
+
+/* Pass C.  grid = B*H*nseg*nslices (slice fastest), block = 128, dynamic smem
+ * lac_v2_output_smem(DK).  Barriers per chunk: B0 (chunk landed), B1 (A in smem, causal),
+ * [Bn (row sums, fused norm)], B2 (O staged). */
+template <bool BF16, int DK, bool CAUSAL>
+__global__ void __launch_bounds__(LAC_THREADS, DK == 64 ? 3 : 2)
+    lac_v2_output_kernel(const uint16_t *__restrict__ d_q, const uint16_t *__restrict__ d_k,
+                         const uint16_t *__restrict__ d_v, uint16_t *__restrict__ d_o,
+                         const float *__restrict__ d_states, float *__restrict__ d_rowpart,
+                         lac_args a) {
+    constexpr int LDK = DK + LAC_PAD, LDV = LAC_DVS + LAC_PAD, LDA = LAC_C + LAC_PAD;
+    constexpr int LDO = LAC_DVS + LAC_PAD;
+    /* Numerics (bf16 runs): A is stored as fp16 (2^-11 rounding instead of bf16's 2^-8) and
+     * multiplied by V^T converted to fp16; the state operand of Q S is split hi + lo.  With
+     * both, the output error is the bf16 rounding of o alone (see the version index). */
+    constexpr bool A_BF16 = BF16 && !LAC_A_F16;
+    constexpr bool HILO = BF16 && LAC_STATE_HILO;
+    LAC_DYNAMIC_SMEM(lac_smem);
+    uint16_t *s_q = reinterpret_cast<uint16_t *>(lac_smem); /* [2][C][LDK]            */
+    uint16_t *s_k = s_q + 2 * LAC_C * LDK;                  /* [2][C][LDK]            */
+    uint16_t *s_v = s_k + 2 * LAC_C * LDK;                  /* [2][C][LDV]            */
+    uint16_t *s_a = s_v + 2 * LAC_C * LDV;                  /* [C][LDA]  A[t][s]      */
+    uint16_t *s_o = s_a + LAC_C * LDA;                      /* [C][LDO]  O[t][dv]     */
+    float *s_rss = reinterpret_cast<float *>(s_o + LAC_C * LDO); /* [WARPS][C]        */
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int gid = lane >> 2, tig = lane & 3, mi = lane >> 3, r8 = lane & 7;
+    const int p1_row = (mi & 1) * 8 + r8, p1_col = (mi >> 1) * 8;
+    const int p2_row = (mi >> 1) * 8 + r8, p2_col = (mi & 1) * 8;
+
+    const int slice = blockIdx.x % a.nslices;
+    const int rest = blockIdx.x / a.nslices;
+    const int seg = rest % a.nseg;
+    const int64_t bh = rest / a.nseg;
+    const int nchunks = (a.T + LAC_C - 1) / LAC_C;
+    const int c_begin = seg * a.seg_chunks;
+    const int c_end = lac_min(c_begin + a.seg_chunks, nchunks);
+    const int64_t row0 = bh * a.T;
+    const uint16_t *q_bh = d_q + row0 * DK;
+    const uint16_t *k_bh = d_k + row0 * DK;
+    const uint16_t *v_bh = d_v + row0 * a.dv + slice * LAC_DVS;
+    uint16_t *o_bh = d_o + row0 * a.dv + slice * LAC_DVS;
+
+    lac_v2_load_chunk<DK, true, CAUSAL>(s_q, s_k, s_v, q_bh, k_bh, v_bh, a.dv, c_begin, a.T,
+                                        tid);
+
+    /* Incoming state (transposed): segment seg-1's inclusive prefix (causal), the total (not). */
+    float st[DK / 8][4];
+    const int state_idx = CAUSAL ? seg - 1 : a.nseg_ws - 1;
+    bool state_nonzero = state_idx >= 0;
+    if (state_nonzero) {
+        const float *src =
+            d_states +
+            ((bh * a.nseg_ws + state_idx) * a.dv + slice * LAC_DVS + warp * 16 + gid) * DK +
+            2 * tig;
+#pragma unroll
+        for (int j = 0; j < DK / 8; ++j) {
+            const float2 lo = *reinterpret_cast<const float2 *>(src + 8 * j);
+            const float2 hi = *reinterpret_cast<const float2 *>(src + 8 * DK + 8 * j);
+            st[j][0] = lo.x;
+            st[j][1] = lo.y;
+            st[j][2] = hi.x;
+            st[j][3] = hi.y;
+        }
+    } else {
+#pragma unroll
+        for (int j = 0; j < DK / 8; ++j) st[j][0] = st[j][1] = st[j][2] = st[j][3] = 0.f;
+    }
+
+    for (int c = c_begin; c < c_end; ++c) {
+        const int stage = (c - c_begin) & 1;
+        const uint16_t *sq = s_q + stage * LAC_C * LDK;
+        const uint16_t *sk = s_k + stage * LAC_C * LDK;
+        const uint16_t *sv = s_v + stage * LAC_C * LDV;
+        lac_cp_async_wait_all();
+        __syncthreads(); /* B0: chunk c landed; chunk c-1's buffers, A and O staging are free */
+        if (c + 1 < c_end)
+            lac_v2_load_chunk<DK, true, CAUSAL>(
+                s_q + (stage ^ 1) * LAC_C * LDK, s_k + (stage ^ 1) * LAC_C * LDK,
+                s_v + (stage ^ 1) * LAC_C * LDV, q_bh, k_bh, v_bh, a.dv, c + 1, a.T, tid);
+        const int t0 = c * LAC_C;
+        const int nvalid = lac_min(LAC_C, a.T - t0);
+
+        if (CAUSAL) {
+            /* Step 1: rows t = 16w..16w+15 of A = mask(Q K^T)/sqrt(dk); n-tiles of s (8 wide)
+             * 0..2w+1 only, the rest of the row is above the diagonal and never read. */
+            float sacc[8][4];
+#pragma unroll
+            for (int j = 0; j < 8; ++j) sacc[j][0] = sacc[j][1] = sacc[j][2] = sacc[j][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < DK / 16; ++kk) {
+                uint32_t af[4];
+                lac_ldsm_x4(af, lac_sa(sq + (16 * warp + p1_row) * LDK + 16 * kk + p1_col));
+#pragma unroll
+                for (int jp = 0; jp < 4; ++jp) {
+                    if (jp <= warp) { /* warp-uniform */
+                        uint32_t bf[4];
+                        lac_ldsm_x4(bf, lac_sa(sk + (16 * jp + p2_row) * LDK + 16 * kk + p2_col));
+                        lac_mma<BF16>(sacc[2 * jp], af, bf[0], bf[1]);
+                        lac_mma<BF16>(sacc[2 * jp + 1], af, bf[2], bf[3]);
+                    }
+                }
+            }
+            const int ta = 16 * warp + gid, tb = ta + 8;
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+                if (j <= 2 * warp + 1) {
+                    const int s0 = 8 * j + 2 * tig;
+                    *reinterpret_cast<uint32_t *>(s_a + ta * LDA + s0) =
+                        lac_pack<A_BF16>(s0 <= ta ? sacc[j][0] * a.scale : 0.f,
+                                         s0 + 1 <= ta ? sacc[j][1] * a.scale : 0.f);
+                    *reinterpret_cast<uint32_t *>(s_a + tb * LDA + s0) =
+                        lac_pack<A_BF16>(s0 <= tb ? sacc[j][2] * a.scale : 0.f,
+                                         s0 + 1 <= tb ? sacc[j][3] * a.scale : 0.f);
+                }
+            }
+            __syncthreads(); /* B1: A complete */
+        }
+
+        /* Step 2: O^T (16 value rows x 64 tokens) = bf16(S^T/sqrt(dk)) Q^T [+ V^T A^T]. */
+        float oacc[8][4];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) oacc[j][0] = oacc[j][1] = oacc[j][2] = oacc[j][3] = 0.f;
+        if (state_nonzero) { /* block-uniform; false only on chunk 0 of a causal sequence */
+#pragma unroll
+            for (int kk = 0; kk < DK / 16; ++kk) {
+                /* A-fragment of S^T/sqrt(dk) for dk columns 16kk..16kk+15 = accumulator
+                 * n-tiles 2kk (regs 0,1) and 2kk+1 (regs 2,3). */
+                uint32_t af[4], al[4];
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    const float *x = st[2 * kk + h];
+                    if (HILO) {
+                        lac_split_bf16(x[0] * a.scale, x[1] * a.scale, af[2 * h], al[2 * h]);
+                        lac_split_bf16(x[2] * a.scale, x[3] * a.scale, af[2 * h + 1],
+                                       al[2 * h + 1]);
+                    } else {
+                        af[2 * h] = lac_pack<BF16>(x[0] * a.scale, x[1] * a.scale);
+                        af[2 * h + 1] = lac_pack<BF16>(x[2] * a.scale, x[3] * a.scale);
+                    }
+                }
+#pragma unroll
+                for (int np = 0; np < 4; ++np) {
+                    uint32_t bf[4];
+                    lac_ldsm_x4(bf, lac_sa(sq + (16 * np + p2_row) * LDK + 16 * kk + p2_col));
+                    lac_mma<BF16>(oacc[2 * np], af, bf[0], bf[1]);
+                    lac_mma<BF16>(oacc[2 * np + 1], af, bf[2], bf[3]);
+                    if (HILO) {
+                        lac_mma<BF16>(oacc[2 * np], al, bf[0], bf[1]);
+                        lac_mma<BF16>(oacc[2 * np + 1], al, bf[2], bf[3]);
+                    }
+                }
+            }
+        }
+        if (CAUSAL) {
+            uint32_t vt[4][4], va[4][4]; /* V^T in the input type, and in A's type */
+            lac_v2_load_vt(vt, sv, warp, p2_row, p2_col);
+#pragma unroll
+            for (int ks = 0; ks < 4; ++ks)
+#pragma unroll
+                for (int r = 0; r < 4; ++r)
+                    va[ks][r] = (BF16 && !A_BF16) ? lac_bf16x2_to_f16x2(vt[ks][r]) : vt[ks][r];
+            /* Token n-tiles (2p, 2p+1) need source k-steps ks <= p (s <= t). */
+#pragma unroll
+            for (int p = 0; p < 4; ++p) {
+#pragma unroll
+                for (int ks = 0; ks < 4; ++ks) {
+                    if (ks <= p) {
+                        uint32_t bf[4];
+                        lac_ldsm_x4(bf, lac_sa(s_a + (16 * p + p2_row) * LDA + 16 * ks + p2_col));
+                        lac_mma<A_BF16>(oacc[2 * p], va[ks], bf[0], bf[1]);
+                        lac_mma<A_BF16>(oacc[2 * p + 1], va[ks], bf[2], bf[3]);
+                    }
+                }
+            }
+            lac_v2_state_update<BF16, DK>(st, vt, sk, p1_row, p1_col); /* after O used old S */
+            state_nonzero = true;
+        }
+
+        /* Step 3: epilogue.  oacc[nt] = O^T rows (gid, gid+8) of the warp, tokens 8nt+2tig..+1. */
+        if (a.norm_mode != 0) {
+#pragma unroll
+            for (int nt = 0; nt < 8; ++nt) {
+                float pa = oacc[nt][0] * oacc[nt][0] + oacc[nt][2] * oacc[nt][2];
+                float pb = oacc[nt][1] * oacc[nt][1] + oacc[nt][3] * oacc[nt][3];
+#pragma unroll
+                for (int m = 4; m < 32; m <<= 1) { /* over gid: lanes of equal tig */
+                    pa += lac_shfl_xor(pa, m);
+                    pb += lac_shfl_xor(pb, m);
+                }
+                if (gid == 0) {
+                    s_rss[warp * LAC_C + 8 * nt + 2 * tig] = pa;
+                    s_rss[warp * LAC_C + 8 * nt + 2 * tig + 1] = pb;
+                }
+            }
+            if (a.norm_mode == 1) { /* dv == 64: the whole row is in this block */
+                __syncthreads();    /* Bn: row sums of every warp visible */
+#pragma unroll
+                for (int nt = 0; nt < 8; ++nt) {
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        const int t = 8 * nt + 2 * tig + e;
+                        float ss = 0.f;
+#pragma unroll
+                        for (int w = 0; w < LAC_WARPS; ++w) ss += s_rss[w * LAC_C + t];
+                        const float r = rsqrtf(ss / (float)a.dv + a.rms_eps);
+                        oacc[nt][e] *= r;
+                        oacc[nt][e + 2] *= r;
+                    }
+                }
+            }
+        }
+        const int dvl = 16 * warp + gid;
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) {
+            const int t = 8 * nt + 2 * tig;
+            s_o[t * LDO + dvl] = lac_cvt<BF16>(oacc[nt][0]);
+            s_o[(t + 1) * LDO + dvl] = lac_cvt<BF16>(oacc[nt][1]);
+            s_o[t * LDO + dvl + 8] = lac_cvt<BF16>(oacc[nt][2]);
+            s_o[(t + 1) * LDO + dvl + 8] = lac_cvt<BF16>(oacc[nt][3]);
+        }
+        __syncthreads(); /* B2: O staged */
+#pragma unroll
+        for (int i = 0; i < LAC_C * (LAC_DVS / 8) / LAC_THREADS; ++i) {
+            const int p = tid + i * LAC_THREADS;
+            const int r = p / (LAC_DVS / 8), c8 = (p % (LAC_DVS / 8)) * 8;
+            if (r < nvalid)
+                *reinterpret_cast<uint4 *>(o_bh + (int64_t)(t0 + r) * a.dv + c8) =
+                    *reinterpret_cast<const uint4 *>(s_o + r * LDO + c8);
+        }
+        if (a.norm_mode == 2 && tid < nvalid) {
+            float ss = 0.f;
+#pragma unroll
+            for (int w = 0; w < LAC_WARPS; ++w) ss += s_rss[w * LAC_C + tid];
+            d_rowpart[(int64_t)slice * a.rows + row0 + t0 + tid] = ss;
+        }
+    }
+}
+
+/* ============================================================================================
+ * Shared passes.
+ * ========================================================================================== */
+
+/* Pass B: in-place inclusive scan over nseg_ws segment states.  Thread = (bh, float4 of the
+ * dv*dk state): 4 loads in flight before the dependent adds. */
+__global__ void __launch_bounds__(LAC_SCAN_THREADS)
+    lac_scan_kernel(float4 *__restrict__ d_states, int64_t vec_per_seg, int64_t total,
+                    int nseg_ws) {
+    const int64_t i = (int64_t)blockIdx.x * LAC_SCAN_THREADS + threadIdx.x;
+    if (i >= total) return;
+    const int64_t bh = i / vec_per_seg, e = i % vec_per_seg;
+    float4 *p = d_states + bh * nseg_ws * vec_per_seg + e;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int s = 0; s < nseg_ws; s += 4) {
+        float4 x[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u)
+            if (s + u < nseg_ws) x[u] = p[(int64_t)(s + u) * vec_per_seg];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            if (s + u < nseg_ws) {
+                acc.x += x[u].x;
+                acc.y += x[u].y;
+                acc.z += x[u].z;
+                acc.w += x[u].w;
+                p[(int64_t)(s + u) * vec_per_seg] = acc;
+            }
+        }
+    }
+}
+
+/* RMSNorm over each row of o from the per-slice partial sums of squares: one warp per row,
+ * two elements per lane access (128 B per warp instruction for 16-bit types). */
+template <int DT>
+__global__ void __launch_bounds__(32 * LAC_NORM_ROWS)
+    lac_rmsnorm_kernel(typename lac_io<DT>::s_t *__restrict__ d_o,
+                       const float *__restrict__ d_rowpart, int64_t rows, int dv, int nslices,
+                       float eps) {
+    const int lane = threadIdx.x & 31;
+    const int64_t row = (int64_t)blockIdx.x * LAC_NORM_ROWS + (threadIdx.x >> 5);
+    if (row >= rows) return; /* whole warps leave together */
+    float ss = 0.f;
+    for (int s = lane; s < nslices; s += 32) ss += d_rowpart[(int64_t)s * rows + row];
+#pragma unroll
+    for (int m = 16; m >= 1; m >>= 1) ss += lac_shfl_xor(ss, m);
+    const float r = rsqrtf(ss / (float)dv + eps);
+    typename lac_io<DT>::s_t *o = d_o + row * dv;
+    for (int c = 2 * lane; c < dv; c += 64) {
+        o[c] = lac_io<DT>::st(lac_io<DT>::ld(o[c]) * r);
+        o[c + 1] = lac_io<DT>::st(lac_io<DT>::ld(o[c + 1]) * r);
+    }
+}
+
+} /* namespace */
+
+/* ============================================================================================
+ * Host side: plan, launch, the variant and the exported launcher.
+ * ========================================================================================== */
+#ifndef LAC_KERNELS_ONLY
+namespace {
+
+struct lac_plan {
+    int version;        /* 1 or 2                                              */
+    int nslices;        /* dv / 64                                             */
+    int nchunks;        /* ceil(T / 64)                                        */
+    int seg_chunks;     /* chunks per segment                                  */
+    int nseg;           /* segments per (b,h)                                  */
+    int nseg_ws;        /* states kept: nseg-1 causal, nseg not                */
+    size_t state_bytes; /* B*H*nseg_ws*dk*dv*4                                  */
+    size_t rowpart_bytes; /* nslices*B*H*T*4 (norm partials, if used)          */
+};
+
+int lac_env_int(const char *name, int dflt) {
+    const char *s = getenv(name);
+    if (!s || !*s) return dflt;
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    return (end && *end == '\0' && v > 0 && v < INT_MAX) ? (int)v : dflt;
+}
+
+size_t lac_align256(size_t n) { return (n + 255) & ~(size_t)255; }
+
+/* Shortest segment (in chunks) such that one pass over its dk x dv fp32 state costs at most
+ * 1/LAC_WS_FRAC_INV of its q,k,v,o bytes (counted at 2 bytes per element). */
+int lac_seg_min_chunks(int dk, int dv) {
+    double lmin = (double)dk * dv * 4.0 * LAC_WS_FRAC_INV / ((2.0 * dk + 2.0 * dv) * 2.0);
+    int ch = (int)ceil(lmin / LAC_C);
+    return ch < 1 ? 1 : ch;
+}
+
+/* Largest number of segments the default plan can choose (workspace bound). */
+int lac_nseg_bound(int T, int dk, int dv) {
+    int nchunks = (T + LAC_C - 1) / LAC_C;
+    int minch = lac_seg_min_chunks(dk, dv);
+    return (nchunks + minch - 1) / minch;
+}
+
+const char *lac_shape_reason(int B, int H, int T, int dk, int dv, dtype_t dt) {
+    if (dk != 64 && dk != 128) return "dk must be 64 or 128";
+    if (dv < 64 || dv > 2048 || dv % 64 != 0) return "dv must be a multiple of 64 in 64..2048";
+    if (B < 1 || H < 1 || T < 1) return "B, H and T must be positive";
+    if (dt != DTYPE_F32 && dt != DTYPE_BF16 && dt != DTYPE_F16) return "unknown dtype";
+    double blocks = (double)B * H * (dv / 64) * lac_nseg_bound(T, dk, dv);
+    if (blocks > (double)INT_MAX) return "B*H*T too large for a 1-D grid";
+    return NULL;
+}
+
+/* Sets the dynamic shared memory limits of the v2 kernels (above 48 KB) and returns the
+ * resident blocks per SM of the pass C kernel of this version (the plan's occupancy). */
+template <bool BF16, int DK> int lac_prepare_v2(int *bps) {
+    const int so = lac_v2_output_smem(DK), ss = lac_v2_state_smem(DK);
+    CUDA_CHECK(cudaFuncSetAttribute(lac_v2_output_kernel<BF16, DK, true>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, so));
+    CUDA_CHECK(cudaFuncSetAttribute(lac_v2_output_kernel<BF16, DK, false>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, so));
+    CUDA_CHECK(cudaFuncSetAttribute(lac_v2_state_kernel<BF16, DK>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, ss));
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        bps, lac_v2_output_kernel<BF16, DK, true>, LAC_THREADS, (size_t)so));
+    return 0;
+}
+template <int DT, int DK> int lac_prepare_v1(int *bps) {
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        bps, lac_v1_output_kernel<DT, DK, true>, LAC_DVS, (size_t)0));
+    return 0;
+}
+int lac_prepare(int version, int dk, dtype_t dt, int *bps) {
+    if (version == 2) {
+        if (dt == DTYPE_BF16) return dk == 64 ? lac_prepare_v2<true, 64>(bps)
+                                              : lac_prepare_v2<true, 128>(bps);
+        return dk == 64 ? lac_prepare_v2<false, 64>(bps) : lac_prepare_v2<false, 128>(bps);
+    }
+    if (dt == DTYPE_F32)
+        return dk == 64 ? lac_prepare_v1<0, 64>(bps) : lac_prepare_v1<0, 128>(bps);
+    if (dt == DTYPE_BF16)
+        return dk == 64 ? lac_prepare_v1<1, 64>(bps) : lac_prepare_v1<1, 128>(bps);
+    return dk == 64 ? lac_prepare_v1<2, 64>(bps) : lac_prepare_v1<2, 128>(bps);
+}
+
+/* The plan: version, segment length.  Why these rules: nseg = 1 costs nothing extra (no pass
+ * A, B, no workspace), so it is kept while the B*H*slices blocks alone give every SM >= 1.5
+ * blocks.  Otherwise segments are added to fill the GPU: time ~ waves of equal blocks, each
+ * 1/nseg of the work, so cost(n) = waves(n)/n; the fewest segments within 5 % of the best cost
+ * (less workspace), never segments shorter than lac_seg_min_chunks (workspace traffic). */
+int lac_make_plan(int B, int H, int T, int dk, int dv, int causal, dtype_t dt, lac_plan *p) {
+    memset(p, 0, sizeof(*p));
+    int version = lac_env_int("CHELA_LA_VERSION", LAC_DEFAULT_VERSION) == 1 ? 1 : 2;
+    if (dt == DTYPE_F32) version = 1;
+    p->version = version;
+    p->nslices = dv / LAC_DVS;
+    p->nchunks = (T + LAC_C - 1) / LAC_C;
+
+    int dev = 0, sms = 0, bps = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    if (lac_prepare(version, dk, dt, &bps)) return -1;
+    if (bps < 1) BENCH_FAIL("linear_attn/chunked v%d: pass C kernel cannot be resident", version);
+
+    const int seg_tokens = lac_env_int("CHELA_LA_SEG", 0);
+    const int64_t units = (int64_t)B * H * p->nslices;
+    int seg_chunks;
+    if (seg_tokens > 0) {
+        seg_chunks = (seg_tokens + LAC_C - 1) / LAC_C;
+    } else {
+        const int nseg_max = lac_nseg_bound(T, dk, dv);
+        const int64_t conc = (int64_t)sms * bps;
+        int nseg = 1;
+        if (units * 2 < (int64_t)sms * 3 && nseg_max > 1) {
+            /* cost(n) = waves(n)/n; take the fewest segments within 5 % of the best cost */
+            double best = 1.0;
+            for (int n = 2; n <= nseg_max; n++) {
+                const double cost = (double)((units * n + conc - 1) / conc) / n;
+                if (cost < best) best = cost;
+            }
+            for (int n = 2; n <= nseg_max; n++) {
+                if ((double)((units * n + conc - 1) / conc) / n <= 1.05 * best) {
+                    nseg = n;
+                    break;
+                }
+            }
+        }
+        seg_chunks = (p->nchunks + nseg - 1) / nseg; /* balance: equal segments */
+    }
+    if (seg_chunks > p->nchunks) seg_chunks = p->nchunks;
+    p->seg_chunks = seg_chunks;
+    p->nseg = (p->nchunks + seg_chunks - 1) / seg_chunks;
+    p->nseg_ws = causal ? p->nseg - 1 : p->nseg;
+    if ((double)units * p->nseg > (double)INT_MAX)
+        BENCH_FAIL("linear_attn/chunked: %lld blocks exceed the grid limit",
+                   (long long)(units * p->nseg));
+    p->state_bytes = (size_t)B * H * p->nseg_ws * dk * dv * sizeof(float);
+    p->rowpart_bytes = (size_t)p->nslices * B * H * T * sizeof(float);
+    return 0;
+}
+
+/* Whether the norm partials buffer is used: the norm is fused in v2 when dv == 64. */
+int lac_norm_mode(const lac_plan *p, int rms_norm) {
+    if (!rms_norm) return 0;
+    return (p->version == 2 && p->nslices == 1) ? 1 : 2;
+}
+
+struct lac_ptrs {
+    const void *q, *k, *v;
+    void *o;
+    float *states, *rowpart;
+};
+
+template <int DT> int lac_launch_norm(const lac_ptrs &d, const lac_args &a, cudaStream_t stream) {
+    typedef typename lac_io<DT>::s_t S;
+    const int64_t blocks = (a.rows + LAC_NORM_ROWS - 1) / LAC_NORM_ROWS;
+    lac_rmsnorm_kernel<DT><<<(unsigned)blocks, 32 * LAC_NORM_ROWS, 0, stream>>>(
+        (S *)d.o, d.rowpart, a.rows, a.dv, a.nslices, a.rms_eps);
+    CUDA_CHECK(cudaGetLastError());
+    return 0;
+}
+
+int lac_launch_scan(const lac_plan *p, const lac_ptrs &d, int64_t nbh, int dk, int dv,
+                    cudaStream_t stream) {
+    if (p->nseg_ws <= 1) return 0;
+    const int64_t vec = (int64_t)dk * dv / 4, total = nbh * vec;
+    const int64_t blocks = (total + LAC_SCAN_THREADS - 1) / LAC_SCAN_THREADS;
+    lac_scan_kernel<<<(unsigned)blocks, LAC_SCAN_THREADS, 0, stream>>>((float4 *)d.states, vec,
+                                                                       total, p->nseg_ws);
+    CUDA_CHECK(cudaGetLastError());
+    return 0;
+}
+
+template <bool BF16, int DK>
+int lac_enqueue_v2(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int64_t nbh,
+                   int causal, cudaStream_t stream) {
+    const uint16_t *q = (const uint16_t *)d.q, *k = (const uint16_t *)d.k,
+                   *v = (const uint16_t *)d.v;
+    if (p->nseg_ws > 0) {
+        const int64_t grid = nbh * p->nseg_ws * p->nslices;
+        lac_v2_state_kernel<BF16, DK><<<(unsigned)grid, LAC_THREADS, lac_v2_state_smem(DK),
+                                        stream>>>(k, v, d.states, a);
+        CUDA_CHECK(cudaGetLastError());
+        if (lac_launch_scan(p, d, nbh, DK, a.dv, stream)) return -1;
+    }
+    const int64_t grid = nbh * p->nseg * p->nslices;
+    if (causal)
+        lac_v2_output_kernel<BF16, DK, true><<<(unsigned)grid, LAC_THREADS, lac_v2_output_smem(DK),
+                                               stream>>>(q, k, v, (uint16_t *)d.o, d.states,
+                                                         d.rowpart, a);
+    else
+        lac_v2_output_kernel<BF16, DK, false><<<(unsigned)grid, LAC_THREADS,
+                                                lac_v2_output_smem(DK), stream>>>(
+            q, k, v, (uint16_t *)d.o, d.states, d.rowpart, a);
+    CUDA_CHECK(cudaGetLastError());
+    if (a.norm_mode == 2) return lac_launch_norm<BF16 ? 1 : 2>(d, a, stream);
+    return 0;
+}
+
+template <int DT, int DK>
+int lac_enqueue_v1(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int64_t nbh,
+                   int causal, cudaStream_t stream) {
+    typedef typename lac_io<DT>::s_t S;
+    const S *q = (const S *)d.q, *k = (const S *)d.k, *v = (const S *)d.v;
+    if (p->nseg_ws > 0) {
+        const int64_t grid = nbh * p->nseg_ws * p->nslices;
+        lac_v1_state_kernel<DT, DK><<<(unsigned)grid, LAC_DVS, 0, stream>>>(k, v, d.states, a);
+        CUDA_CHECK(cudaGetLastError());
+        if (lac_launch_scan(p, d, nbh, DK, a.dv, stream)) return -1;
+    }
+    const int64_t grid = nbh * p->nseg * p->nslices;
+    if (causal)
+        lac_v1_output_kernel<DT, DK, true><<<(unsigned)grid, LAC_DVS, 0, stream>>>(
+            q, k, v, (S *)d.o, d.states, d.rowpart, a);
+    else
+        lac_v1_output_kernel<DT, DK, false><<<(unsigned)grid, LAC_DVS, 0, stream>>>(
+            q, k, v, (S *)d.o, d.states, d.rowpart, a);
+    CUDA_CHECK(cudaGetLastError());
+    if (a.norm_mode == 2) return lac_launch_norm<DT>(d, a, stream);
+    return 0;
+}
+
+/* Enqueues passes A, B, C (and the norm pass) of a plan. */
+int lac_enqueue(const lac_plan *p, const lac_ptrs &d, int B, int H, int T, int dk, int dv,
+                int causal, int rms_norm, float rms_eps, dtype_t dt, cudaStream_t stream) {
+    lac_args a;
+    a.rows = (int64_t)B * H * T;
+    a.T = T;
+    a.dv = dv;
+    a.nslices = p->nslices;
+    a.nseg = p->nseg;
+    a.seg_chunks = p->seg_chunks;
+    a.nseg_ws = p->nseg_ws;
+    a.norm_mode = lac_norm_mode(p, rms_norm);
+    a.scale = 1.0f / sqrtf((float)dk);
+    a.rms_eps = rms_eps;
+    const int64_t nbh = (int64_t)B * H;
+    if (p->version == 2) {
+        if (dt == DTYPE_BF16)
+            return dk == 64 ? lac_enqueue_v2<true, 64>(p, d, a, nbh, causal, stream)
+                            : lac_enqueue_v2<true, 128>(p, d, a, nbh, causal, stream);
+        if (dt == DTYPE_F16)
+            return dk == 64 ? lac_enqueue_v2<false, 64>(p, d, a, nbh, causal, stream)
+                            : lac_enqueue_v2<false, 128>(p, d, a, nbh, causal, stream);
+        BENCH_FAIL("linear_attn/chunked v2 needs bf16 or fp16");
+    }
+    if (dt == DTYPE_F32)
+        return dk == 64 ? lac_enqueue_v1<0, 64>(p, d, a, nbh, causal, stream)
+                        : lac_enqueue_v1<0, 128>(p, d, a, nbh, causal, stream);
+    if (dt == DTYPE_BF16)
+        return dk == 64 ? lac_enqueue_v1<1, 64>(p, d, a, nbh, causal, stream)
+                        : lac_enqueue_v1<1, 128>(p, d, a, nbh, causal, stream);
+    return dk == 64 ? lac_enqueue_v1<2, 64>(p, d, a, nbh, causal, stream)
+                    : lac_enqueue_v1<2, 128>(p, d, a, nbh, causal, stream);
+}
+
+struct lac_state {
+    shape_t shape;
+    lac_plan plan;
+    float *d_states;
+};
+
+} /* namespace */
+
+/* ---- the variant ----------------------------------------------------------------------------- */
+
+extern "C" const char *linear_attn_chunked_supports(const shape_t *s) {
+    return lac_shape_reason(s->B, s->H, s->T, s->dk, s->dv, s->dtype);
+}
+
+/* Upper bound of what setup allocates (the plan's nseg never exceeds lac_nseg_bound unless
+ * CHELA_LA_SEG forces shorter segments). */
+extern "C" size_t linear_attn_chunked_workspace_bytes(const shape_t *s) {
+    if (lac_shape_reason(s->B, s->H, s->T, s->dk, s->dv, s->dtype)) return 0;
+    const int nseg = lac_nseg_bound(s->T, s->dk, s->dv);
+    const int nws = s->causal ? nseg - 1 : nseg;
+    return (size_t)s->B * s->H * nws * s->dk * s->dv * sizeof(float);
+}
+
+extern "C" int linear_attn_chunked_setup(const shape_t *s, const io_t *io, void **state) {
+    (void)io;
+    *state = NULL;
+    const char *why = lac_shape_reason(s->B, s->H, s->T, s->dk, s->dv, s->dtype);
+    if (why) BENCH_FAIL("linear_attn/chunked: %s", why);
+    lac_state *st = (lac_state *)calloc(1, sizeof(lac_state));
+    if (!st) BENCH_FAIL("linear_attn/chunked: out of host memory");
+    st->shape = *s;
+    if (lac_make_plan(s->B, s->H, s->T, s->dk, s->dv, s->causal, s->dtype, &st->plan)) {
+        free(st);
+        return -1;
+    }
+    if (st->plan.state_bytes > 0) {
+        const size_t bytes = st->plan.state_bytes;
+        cudaError_t e = cudaMalloc((void **)&st->d_states, bytes);
+        if (e != cudaSuccess) {
+            free(st);
+            BENCH_FAIL("linear_attn/chunked: cudaMalloc(%zu B of segment states): %s", bytes,
+                       cudaGetErrorString(e));
+        }
+    }
+    *state = st;
+    return 0;
+}
+
+extern "C" int linear_attn_chunked_run(void *state, const io_t *io, cudaStream_t stream) {
+    const lac_state *st = (const lac_state *)state;
+    const shape_t *s = &st->shape;
+    lac_ptrs d = {io->in[0], io->in[1], io->in[2], io->out, st->d_states, NULL};
+    return lac_enqueue(&st->plan, d, s->B, s->H, s->T, s->dk, s->dv, s->causal, 0, 0.f,
+                       s->dtype, stream);
+}
+
+extern "C" void linear_attn_chunked_teardown(void *state) {
+    lac_state *st = (lac_state *)state;
+    if (!st) return;
+    if (st->d_states) cudaFree(st->d_states);
+    free(st);
+}
+
+/* ---- exported launcher (linear_attn_chunked.h) ---------------------------------------------- */
+
+extern "C" size_t linear_attn_chunked_workspace(int B, int H, int T, int dk, int dv) {
+    if (lac_shape_reason(B, H, T, dk, dv, DTYPE_BF16)) return 0;
+    const size_t states =
+        (size_t)B * H * lac_nseg_bound(T, dk, dv) * dk * dv * sizeof(float); /* causal or not */
+    const size_t rowpart = (size_t)(dv / LAC_DVS) * B * H * T * sizeof(float);
+    return lac_align256(states) + rowpart;
+}
+
+extern "C" int linear_attn_chunked_launch(const void *d_q, const void *d_k, const void *d_v,
+                                          void *d_o, int B, int H, int T, int dk, int dv,
+                                          int causal, int rms_norm, float rms_eps,
+                                          dtype_t dtype, void *d_workspace,
+                                          size_t workspace_bytes, cudaStream_t stream) {
+    const char *why = lac_shape_reason(B, H, T, dk, dv, dtype);
+    if (why) BENCH_FAIL("linear_attn_chunked_launch: %s", why);
+    const void *ptrs[4] = {d_q, d_k, d_v, d_o};
+    for (int i = 0; i < 4; i++)
+        if (!ptrs[i] || ((uintptr_t)ptrs[i] & 15u))
+            BENCH_FAIL("linear_attn_chunked_launch: q, k, v, o must be 16-byte aligned");
+    lac_plan p;
+    if (lac_make_plan(B, H, T, dk, dv, causal ? 1 : 0, dtype, &p)) return -1;
+    const int norm_mode = lac_norm_mode(&p, rms_norm);
+    const size_t off = lac_align256(p.state_bytes);
+    const size_t need = norm_mode == 2 ? off + p.rowpart_bytes : p.state_bytes;
+    if (need > 0 && (!d_workspace || need > workspace_bytes))
+        BENCH_FAIL("linear_attn_chunked_launch: workspace %zu B < %zu B needed (CHELA_LA_SEG "
+                   "shorter than the default plan?)",
+                   d_workspace ? workspace_bytes : (size_t)0, need);
+    if ((uintptr_t)d_workspace & 15u)
+        BENCH_FAIL("linear_attn_chunked_launch: workspace must be 16-byte aligned");
+    lac_ptrs d = {d_q, d_k, d_v, d_o, (float *)d_workspace,
+                  norm_mode == 2 ? (float *)((char *)d_workspace + off) : NULL};
+    return lac_enqueue(&p, d, B, H, T, dk, dv, causal ? 1 : 0, rms_norm, rms_eps, dtype, stream);
+}
+#endif /* LAC_KERNELS_ONLY */

@@ -1,0 +1,41 @@
+/* linear_attn_chunked.h: the chunked, segment-scanned linear attention of
+ * kernels/linear_attn_chunked.cu, exported for other kernels (the CHELA layer).
+ *
+ * Layouts (op.h): q, k [B,H,T,dk]; v, o [B,H,T,dv]; row-major, run dtype (bf16, fp16, fp32),
+ * contiguous, 16-byte aligned.  o_t = (q_t/sqrt(dk)) . sum_{s<=t} k_s^T v_s (all s when
+ * causal == 0).  With rms_norm != 0 each output row is then divided by
+ * sqrt(mean_j(o_tj^2) + rms_eps) over all dv columns (RMSNorm without gain).
+ * Supported: dk in {64, 128}; dv a multiple of 64 in 64..2048; any B, H, T >= 1.
+ *
+ * Environment (read at every launch / setup): CHELA_LA_VERSION=1 selects the CUDA-core v1
+ * (default 2, tensor cores; fp32 always runs v1); CHELA_LA_SEG=<tokens> forces the segment
+ * length of the scan (tuning; it may need more workspace than linear_attn_chunked_workspace()
+ * reports, the launcher then fails with a message). */
+#ifndef CHELA_LINEAR_ATTN_CHUNKED_H
+#define CHELA_LINEAR_ATTN_CHUNKED_H
+
+#include <cuda_runtime_api.h>
+#include <stddef.h>
+
+#include "shape.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Device workspace bytes the launcher needs for this problem (any causal / rms_norm / dtype):
+ * the fp32 segment states plus the per-slice row sums of squares of the RMSNorm. */
+size_t linear_attn_chunked_workspace(int B, int H, int T, int dk, int dv);
+
+/* Enqueues the whole op on `stream` (no allocation, no synchronisation).  d_workspace holds at
+ * least linear_attn_chunked_workspace(B, H, T, dk, dv) bytes (may be NULL when that is 0).
+ * Returns 0, or -1 after bench_set_error() (bench_check.h). */
+int linear_attn_chunked_launch(const void *d_q, const void *d_k, const void *d_v, void *d_o, int B,
+                               int H, int T, int dk, int dv, int causal, int rms_norm,
+                               float rms_eps, dtype_t dtype, void *d_workspace,
+                               size_t workspace_bytes, cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
