@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench
+#   MODE: all (default) | tests | bench | ncu
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -18,14 +18,15 @@ fi
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,power.draw,temperature.gpu \
     --format=csv | tee "$OUT/gpu.txt"
 B=/tmp/b
+BIN=$B/chela-bench
 { cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DCHELA_GIT_SHA="$SHA" &&
   cmake --build $B -j 16; } > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 echo "build ok"
-if [ "$MODE" != bench ]; then
+if [ "$MODE" = all ] || [ "$MODE" = tests ]; then
     (cd $B && timeout 420 ctest --output-on-failure) > "$OUT/ctest.log" 2>&1
     grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion" "$OUT/ctest.log" | tail -40
 fi
-if [ "$MODE" != tests ]; then
+if [ "$MODE" = all ] || [ "$MODE" = bench ]; then
     BIN=$B/chela-bench
     echo "== $BIN --seq 1k..64k --ops linear_attn,long_conv,softmax_attn --profile"
     $BIN --seq 1k..64k --ops linear_attn,long_conv,softmax_attn --profile \
@@ -42,15 +43,17 @@ fi
 # process is profiled (ceilings off), ncu_bytes.py keeps the variant's kernels and
 # halves the sum (verification run + one timed run).  ncu flushes caches before
 # each kernel.
-if [ "$MODE" = all ] && command -v ncu >/dev/null; then
+if { [ "$MODE" = all ] || [ "$MODE" = ncu ]; } && command -v ncu >/dev/null; then
+    for cc in all none; do
     for v in linear_attn/chunked linear_attn/naive_cumsum long_conv/fft; do
         for T in 4096 65536; do
-            f="$OUT/ncu_${v//\//_}_$T"
-            CHELA_NO_CEILINGS=1 ncu --clock-control none \
+            f="$OUT/ncu_${cc}_${v//\//_}_$T"
+            CHELA_NO_CEILINGS=1 ncu --clock-control none --cache-control $cc \
                 --metrics dram__bytes_read.sum,dram__bytes_write.sum --csv \
                 $BIN --seq $T --ops ${v%%/*} --variants ${v#*/} --warmup 0 --repeat 1 \
                 --budget-ms 0 -o "$f.rows.csv" > "$f.csv" 2> "$f.log"
-            echo "ncu $v T=$T: $(grep -c dram__bytes "$f.csv") metric rows"
+            echo "ncu --cache-control $cc $v T=$T: $(grep -c dram__bytes "$f.csv") metric rows"
         done
+    done
     done
 fi
