@@ -16,15 +16,20 @@ UNIT = {"byte": 1, "Kbyte": 1e3, "Mbyte": 1e6, "Gbyte": 1e9, "KB": 1e3, "MB": 1e
 def bytes_per_invocation(path):
     lines = [l for l in open(path) if l.startswith('"')]
     per_id = {}
+    last_sweep = -1
     for row in csv.DictReader(lines):
         name = row.get("Kernel Name", "")
+        if "l2_sweep_kernel" in name:
+            last_sweep = max(last_sweep, int(row["ID"]))
         if any(h in name for h in HARNESS):
             continue
         v = float(row["Metric Value"].replace(",", "")) * UNIT.get(row["Metric Unit"], 1)
         k = per_id.setdefault(int(row["ID"]), {"name": name.split("(")[0][:60]})
         k[row["Metric Name"]] = v
     ids = sorted(per_id)
-    timed = ids[len(ids) // 2:]  # verification run first, then the timed run
+    # setup and the verification run come first; the timed run is what follows
+    # the last L2 sweep
+    timed = [i for i in ids if i > last_sweep]
     read = sum(per_id[i].get("dram__bytes_read.sum", 0) for i in timed)
     write = sum(per_id[i].get("dram__bytes_write.sum", 0) for i in timed)
     return read, write, [per_id[i]["name"] for i in timed]
