@@ -25,13 +25,34 @@ void options_defaults(options_t *o) {
     o->check = 1;
     o->seed = 20240612;
     o->out = "results.csv";
+    o->max_slowdown = 0.05;
+    o->hbm_tolerance = 0.02;
+}
+
+/* "5%", "5" (percent) or "0.05" (a fraction below 1). */
+static int parse_percent(const char *opt, const char *s, double *out, char *err, size_t n) {
+    char *end;
+    if (!s) {
+        snprintf(err, n, "%s needs a value like 5%%", opt);
+        return -1;
+    }
+    errno = 0;
+    double v = strtod(s, &end);
+    int pct = *end == '%';
+    if (end == s || (*end && !(pct && end[1] == 0)) || errno || !(v >= 0) || v > 1000) {
+        snprintf(err, n, "%s: '%s' is not a percentage (e.g. 5%%)", opt, s);
+        return -1;
+    }
+    *out = (pct || v >= 1) ? v / 100 : v;
+    return 0;
 }
 
 void print_usage(void) {
     fputs(
         "usage: chela-bench [run] [options]      run ops over a sequence sweep, write CSV\n"
         "       chela-bench plot results.csv [-o DIR]\n"
-        "       chela-bench compare BASE.csv NEW.csv [--max-slowdown 5%]\n"
+        "       chela-bench compare BASE.csv NEW.csv [--max-slowdown 5%] [--hbm-tolerance 2%]\n"
+        "                           [--allow-missing] [--allow-device-mismatch]\n"
         "       chela-bench --list | --help | --version\n"
         "\n"
         "sweep:\n"
@@ -183,6 +204,12 @@ int options_parse(int argc, char **argv, options_t *o, char *err, size_t n) {
         else if (!strcmp(a, "--budget-ms")) INT("--budget-ms", 0, 3600000, o->budget_ms);
         else if (!strcmp(a, "--seed")) INT("--seed", 0, (1LL << 62), o->seed);
         else if (!strcmp(a, "--profile")) o->profile = 1;
+        else if (!strcmp(a, "--max-slowdown")) {
+            if (parse_percent(a, NEXT(), &o->max_slowdown, err, n)) return -1;
+        } else if (!strcmp(a, "--hbm-tolerance")) {
+            if (parse_percent(a, NEXT(), &o->hbm_tolerance, err, n)) return -1;
+        } else if (!strcmp(a, "--allow-missing")) o->allow_missing = 1;
+        else if (!strcmp(a, "--allow-device-mismatch")) o->allow_device_mismatch = 1;
         else if (!strcmp(a, "--no-check")) o->check = 0;
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             o->out = NEXT();

@@ -32,7 +32,11 @@ typedef struct {
     int profile, check;
     uint64_t seed;
     const char *out;
-    /* plot / compare operands (later issues) */
+    /* compare */
+    double max_slowdown;   /* fraction, default 0.05 */
+    double hbm_tolerance;  /* fraction, default 0.02 */
+    int allow_missing, allow_device_mismatch;
+    /* plot / compare operands */
     const char *args[4];
     int n_args;
 } options_t;

@@ -6,6 +6,7 @@
 
 #include "build_info.h"
 #include "cli.h"
+#include "compare.h"
 #include "runner.h"
 
 static void list_variants(void) {
@@ -39,9 +40,7 @@ int main(int argc, char **argv) {
     case CMD_PLOT:
         fprintf(stderr, "chela-bench plot: not available yet in this version\n");
         return 2;
-    case CMD_COMPARE:
-        fprintf(stderr, "chela-bench compare: not available yet in this version\n");
-        return 2;
+    case CMD_COMPARE: return compare_main(&o);
     default: return run_sweep(&o);
     }
 }
