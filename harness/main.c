@@ -7,6 +7,7 @@
 #include "build_info.h"
 #include "cli.h"
 #include "compare.h"
+#include "plot.h"
 #include "runner.h"
 
 static void list_variants(void) {
@@ -37,9 +38,7 @@ int main(int argc, char **argv) {
                CHELA_BUILD_FLAGS);
         return 0;
     case CMD_LIST: list_variants(); return 0;
-    case CMD_PLOT:
-        fprintf(stderr, "chela-bench plot: not available yet in this version\n");
-        return 2;
+    case CMD_PLOT: return plot_main(&o);
     case CMD_COMPARE: return compare_main(&o);
     default: return run_sweep(&o);
     }

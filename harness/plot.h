@@ -1,5 +1,5 @@
 /* plot.h: `chela-bench plot results.csv... [-o DIR]` -- charts from schema-v1
- * results through gnuplot (plots/*.gp).  Per op family: time_<op>,
+ * results through gnuplot (the plots/NAME.gp scripts).  Per op family: time_<op>,
  * speedup_<op>, bandwidth_<op>, hbm_<op>, each as .png and .svg, plus the
  * tab-separated .dat file the chart was drawn from. */
 #ifndef CHELA_PLOT_H

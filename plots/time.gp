@@ -1,0 +1,8 @@
+# time.gp: median time vs sequence length, log-log, p10-p90 error bars.
+# gnuplot -e "in='time_op.dat'; out='time_op.png'; title='...'; n=3; dts='1 2 2'; xmin=1024; xmax=65536" time.gp
+load sprintf('%s/common.gp', system(sprintf('dirname "%s"', ARG0)))
+set logscale y 10
+set format y '%g'
+set ytics (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+set ylabel 'Time per call (ms), median, p10-p90 bars'
+plot for [i=1:n] in index (i-1) using 1:2:3:4 with yerrorlines dt dash_(i) lc rgb col_(i) pt pt_(i) ps 1.1 title columnheader(1)
