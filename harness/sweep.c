@@ -58,7 +58,7 @@ static int open_gpu(sweep_t *sw) {
         if (rc == 0) {
             sw->profiler = hc;
         } else {
-            snprintf(sw->profile_note, sizeof sw->profile_note, "%s",
+            snprintf(sw->profile_note, sizeof sw->profile_note, "%.150s",
                      rc == HBM_UNAVAILABLE ? why : bench_last_error());
             fprintf(stderr, "chela-bench: --profile: HBM counters unavailable, timing only: %s\n",
                     sw->profile_note);
