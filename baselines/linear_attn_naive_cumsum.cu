@@ -70,23 +70,12 @@ DECLARE_VARIANT(linear_attn_naive_cumsum);
 #define LA_OUT_WARPS 8                /* tokens (warps) per contraction block               */
 #define LA_MAX_D 256                  /* largest dk, dv supported                            */
 
-/* Kernels and device helpers have internal linkage: other variants in the same binary define
- * their own to_f32 / *_kernel names. */
+#include "dtype_device.cuh" /* to_f32 / from_f32 */
+
+/* Kernels have internal linkage: other variants in the same binary define their own
+ * *_kernel names. */
 namespace {
 
-/* ---- dtype helpers ------------------------------------------------------------------------- */
-__device__ __forceinline__ float to_f32(float x) { return x; }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
-
-template <typename T> __device__ __forceinline__ T from_f32(float x);
-template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) {
-    return __float2bfloat16_rn(x);
-}
-template <> __device__ __forceinline__ __half from_f32<__half>(float x) {
-    return __float2half_rn(x);
-}
 
 /* ---- passes A and C: chunk totals / per-token states ------------------------------------------
  * Grid: 1D, blockIdx.x = (bh * n_chunks + chunk) * n_tiles + tile (tile fastest, so the blocks

@@ -60,23 +60,12 @@ DECLARE_VARIANT(long_conv_fft);
 #define LC_PER_BLOCK (LC_THREADS * LC_PER_THREAD) /* samples per block in pad / truncate */
 #define LC_MUL_UNROLL 4                           /* batch rows in flight in the product */
 
-/* Kernels and device helpers have internal linkage: other variants in the same binary define
- * their own to_f32 / *_kernel names. */
+#include "dtype_device.cuh" /* to_f32 / from_f32 */
+
+/* Kernels have internal linkage: other variants in the same binary define their own
+ * *_kernel names. */
 namespace {
 
-/* ---- dtype helpers ------------------------------------------------------------------------- */
-__device__ __forceinline__ float to_f32(float x) { return x; }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
-
-template <typename T> __device__ __forceinline__ T from_f32(float x);
-template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) {
-    return __float2bfloat16_rn(x);
-}
-template <> __device__ __forceinline__ __half from_f32<__half>(float x) {
-    return __float2half_rn(x);
-}
 
 /* 8 consecutive elements <-> 8 floats; p must be 16-byte aligned for 16-bit types and for
  * float (8 floats = two 16-byte halves). */
