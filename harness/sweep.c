@@ -101,7 +101,11 @@ int run_sweep(const options_t *o) {
         csv_abort(sw.csv);
         return 1;
     }
+    /* SIGINT / SIGTERM end the sweep after the current point, keeping a valid CSV;
+     * a closed stderr pipe (chela-bench ... | head) must not kill it mid-file. */
     signal(SIGINT, on_sigint);
+    signal(SIGTERM, on_sigint);
+    signal(SIGPIPE, SIG_IGN);
 
     for (int i = 0; i < sw.o->n_seq && !sw.sticky && !g_interrupted; i++) {
         fprintf(stderr, "T = %d\n", sw.o->seq[i]);
@@ -114,6 +118,7 @@ int run_sweep(const options_t *o) {
         }
     }
     signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     if (sw.profiler) hbm_counters_close(sw.profiler);
     if (sw.use_gpu) l2_flusher_free(&sw.flush);
     if (csv_close(sw.csv, err, sizeof err)) {
