@@ -3,13 +3,7 @@
 # non-zero exit, exactly one line on stderr, and no results file left behind.
 # A CPU sweep: a complete CSV, one ok row per op x length.
 set -u
-B=${CHELA_BENCH:?set CHELA_BENCH to the chela-bench binary}
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "$(dirname "$0")/cli_lib.sh"
 
 expect_error() {
     local err rc lines
@@ -80,5 +74,4 @@ else
     bad "cpu sweep exited non-zero: $(tail -3 "$work/cpu.log")"
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

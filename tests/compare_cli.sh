@@ -2,12 +2,8 @@
 # compare_cli.sh: the regression gate on fixture CSVs (a real H100 run and
 # edits of it): exit 0 clean, 1 regression, 2 unusable input; never a crash.
 set -u
-B=${CHELA_BENCH:?set CHELA_BENCH to the chela-bench binary}
+. "$(dirname "$0")/cli_lib.sh"
 BASE=${FIXTURES:?set FIXTURES to tests/fixtures}/compare_base.csv
-pass=0
-fail=0
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 expect() { # expect RC GREP-PATTERN -- args...
     local want=$1 pat=$2
     shift 3
@@ -67,5 +63,4 @@ expect 2 "needs BASE.csv NEW.csv" -- "$BASE"
 { cat "$BASE"; for i in $(seq 1 3000); do tail -n +2 "$BASE"; done; } > "$work/large.csv"
 expect 0 "-> ok" -- "$BASE" "$work/large.csv"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -5,18 +5,12 @@
 # (missing, malformed, only skipped rows, no gnuplot) exits non-zero with
 # exactly one line on stderr.
 set -u
-B=${CHELA_BENCH:?set CHELA_BENCH to the chela-bench binary}
+. "$(dirname "$0")/cli_lib.sh"
 B=$(command -v "$B") || { echo "FAIL: $CHELA_BENCH not found"; exit 1; }
 case $B in /*) ;; *) B=$PWD/$B ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 export CHELA_PLOT_DIR=$here/../plots
 fixture=$here/fixtures/results_small.csv
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 
 if ! command -v gnuplot >/dev/null; then
     echo "SKIP: gnuplot not installed (exit 77: ctest reports Skipped, never Passed)"
@@ -78,5 +72,4 @@ expect_error "no gnuplot on PATH" env PATH=/nonexistent "$B" plot "$fixture" -o 
 err=$(env PATH=/nonexistent "$B" plot "$fixture" -o "$work/o6" 2>&1 >/dev/null)
 case $err in *"gnuplot not found"*) ok ;; *) bad "no-gnuplot message: $err" ;; esac
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
