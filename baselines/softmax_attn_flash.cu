@@ -55,6 +55,12 @@
  *   SFU are nearly as busy as the tensor pipe: predicted ~300-350 TFLOP/s at D = 64, like FA2
  *   on H100: ~0.45 ms at T = 1k, ~26 ms at 64k.
  *   measured: not yet.
+ *
+ * Exported launcher (softmax_attn_flash.h): the same kernels with each tensor's batch, head and
+ * row strides, so transformer/layer runs attention straight on its QKV GEMM output [B,T,3d].
+ * The variant's packed [B,H,T,D] layout is its own instantiation (PACKED = true) whose offsets
+ * are the compile-time expressions of before: ptxas reports the same registers as before the
+ * change (242 at D = 64, 245 at D = 128, no spills); the strided one uses 251 / 244.
  */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -64,6 +70,7 @@
 #include <stdlib.h>
 
 #include "bench_check.h"
+#include "softmax_attn_flash.h"
 #include "variant.h"
 
 #ifndef SA_FLASH_VERSION
@@ -95,7 +102,8 @@ constexpr int V1_WARPS = 8;
 template <typename T, int D>
 __global__ void __launch_bounds__(V1_WARPS * 32)
 flash_fwd_v1(const T *__restrict__ d_q, const T *__restrict__ d_k, const T *__restrict__ d_v,
-             T *__restrict__ d_o, int seqlen, int bh_count, float scale) {
+             T *__restrict__ d_o, int seqlen, int n_heads, int bh_count, float scale,
+             sa_layout_t in, sa_layout_t out) {
     constexpr int E = D / 32; /* columns per lane: d = lane + 32 e (coalesced across the warp) */
     const long long n_rows = (long long)bh_count * seqlen;
     const long long wid = (long long)blockIdx.x * V1_WARPS + (threadIdx.x >> 5);
@@ -103,21 +111,21 @@ flash_fwd_v1(const T *__restrict__ d_q, const T *__restrict__ d_k, const T *__re
     const int lane = threadIdx.x & 31;
     /* Longest rows first, across heads: consecutive warps take row i of consecutive heads. */
     const int i = seqlen - 1 - (int)(wid / bh_count);
-    const long long bh = wid % bh_count;
-    const size_t head = (size_t)bh * (size_t)seqlen * D;
+    const long long bh = wid % bh_count, b = bh / n_heads, h = bh % n_heads;
+    const long long head = b * in.batch + h * in.head, ld = in.row;
     const T *qh = d_q + head, *kh = d_k + head, *vh = d_v + head;
 
     float qr[E], acc[E];
 #pragma unroll
     for (int e = 0; e < E; e++) {
-        qr[e] = to_f32(qh[(size_t)i * D + lane + 32 * e]) * scale;
+        qr[e] = to_f32(qh[(long long)i * ld + lane + 32 * e]) * scale;
         acc[e] = 0.f;
     }
     float m = -INFINITY, l = 0.f;
     for (int j = 0; j <= i; j++) {
         float sc = 0.f;
 #pragma unroll
-        for (int e = 0; e < E; e++) sc += qr[e] * to_f32(kh[(size_t)j * D + lane + 32 * e]);
+        for (int e = 0; e < E; e++) sc += qr[e] * to_f32(kh[(long long)j * ld + lane + 32 * e]);
 #pragma unroll
         for (int off = 16; off > 0; off >>= 1) sc += __shfl_xor_sync(0xffffffffu, sc, off);
         const float mn = fmaxf(m, sc);
@@ -126,13 +134,14 @@ flash_fwd_v1(const T *__restrict__ d_q, const T *__restrict__ d_k, const T *__re
         l = l * a + p;
 #pragma unroll
         for (int e = 0; e < E; e++)
-            acc[e] = acc[e] * a + p * to_f32(vh[(size_t)j * D + lane + 32 * e]);
+            acc[e] = acc[e] * a + p * to_f32(vh[(long long)j * ld + lane + 32 * e]);
         m = mn;
     }
     const float inv_l = 1.f / l; /* l >= 1: the row's max contributes exp(0) */
 #pragma unroll
     for (int e = 0; e < E; e++)
-        from_f32(&d_o[head + (size_t)i * D + lane + 32 * e], acc[e] * inv_l);
+        from_f32(&d_o[b * out.batch + h * out.head + (long long)i * out.row + lane + 32 * e],
+                 acc[e] * inv_l);
 }
 
 /* ================================ v2: FA2 forward, mma.sync ================================ */
@@ -229,7 +238,8 @@ __device__ __forceinline__ float ex2(float x) {
     return y;
 }
 
-/* Copies rows [row0, row0 + ROWS) of a head's [T][D] matrix into a swizzled smem tile; rows
+/* Copies rows [row0, row0 + ROWS) of a head's [T][D] matrix, rows ld elements apart (ld = D
+ * when packed, a compile-time constant then), into a swizzled smem tile; rows
  * >= T are zero-filled (src-size 0; the source address is then the head's first row, a valid
  * dummy). Consecutive threads take consecutive 16-byte chunks of a row: a warp moves 512
  * contiguous bytes. Thread tid always owns chunk c = tid % CPR of rows r + i * RSTEP, and
@@ -237,19 +247,19 @@ __device__ __forceinline__ float ex2(float x) {
  * is one base plus a compile-time offset: no per-row pointers stay live across the main loop
  * (they did, and spilled, in the first draft of the D = 128 kernel). */
 template <typename T, int D, int ROWS>
-__device__ __forceinline__ void load_tile(uint32_t s_tile, const T *g_head, int row0, int seqlen,
-                                          int tid) {
+__device__ __forceinline__ void load_tile(uint32_t s_tile, const T *g_head, size_t ld, int row0,
+                                          int seqlen, int tid) {
     constexpr int CPR = D / 8;
     constexpr int RSTEP = NTHREADS / CPR; /* rows covered by one pass of the block */
     static_assert(RSTEP % 8 == 0 && ROWS % RSTEP == 0, "loader assumes whole 8-row swizzle groups");
     const int r = tid / CPR, c = tid % CPR;
     const int grow = row0 + r;
-    const T *src = g_head + (size_t)grow * D + c * 8; /* only dereferenced when in range */
+    const T *src = g_head + (size_t)grow * ld + c * 8; /* only dereferenced when in range */
     const uint32_t dst = s_tile + swz<D>(r, c);
 #pragma unroll
     for (int i = 0; i < ROWS / RSTEP; i++) {
         const bool ok = grow + i * RSTEP < seqlen;
-        cp_async16(dst + i * RSTEP * D * 2, ok ? src + i * RSTEP * D : g_head, ok ? 16 : 0);
+        cp_async16(dst + i * RSTEP * D * 2, ok ? src + i * RSTEP * ld : g_head, ok ? 16 : 0);
     }
 }
 
@@ -388,10 +398,14 @@ __device__ __forceinline__ void tile_step(uint32_t s_q, uint32_t s_k, uint32_t s
     }
 }
 
-template <typename T, int D>
+/* PACKED: q, k, v, o are [B*H][T][D] (softmax_attn's layout): head and row offsets are
+ * compile-time multiples of D, the code the variant was measured with.  Otherwise the
+ * offsets come from the layouts (softmax_attn_flash.h). */
+template <typename T, int D, bool PACKED>
 __global__ void __launch_bounds__(NTHREADS, 2)
 flash_fwd_v2(const T *__restrict__ d_q, const T *__restrict__ d_k, const T *__restrict__ d_v,
-             T *__restrict__ d_o, int seqlen, float scale_log2) {
+             T *__restrict__ d_o, int seqlen, float scale_log2, int n_heads, sa_layout_t in,
+             sa_layout_t out) {
     using C = fcfg<D>;
     constexpr int BN = C::BN;
     extern __shared__ __align__(128) unsigned char smem[];
@@ -400,7 +414,13 @@ flash_fwd_v2(const T *__restrict__ d_q, const T *__restrict__ d_k, const T *__re
     const int bh = blockIdx.x;
     const int qb = (int)gridDim.y - 1 - (int)blockIdx.y; /* heaviest query blocks first */
     const int m0 = qb * BM;
-    const size_t head = (size_t)bh * (size_t)seqlen * D;
+    const int hb = bh / n_heads, hh = bh % n_heads;
+    /* all offsets are >= 0: size_t, as the packed code always computed them */
+    const size_t head = PACKED ? (size_t)bh * (size_t)seqlen * D
+                               : (size_t)(hb * in.batch + hh * in.head);
+    const size_t head_o = PACKED ? head : (size_t)(hb * out.batch + hh * out.head);
+    const size_t ld = PACKED ? (size_t)D : (size_t)in.row;
+    const size_t ld_o = PACKED ? (size_t)D : (size_t)out.row;
     const T *qh = d_q + head, *kh = d_k + head, *vh = d_v + head;
 
     const uint32_t s_q = (uint32_t)__cvta_generic_to_shared(smem);
@@ -411,10 +431,10 @@ flash_fwd_v2(const T *__restrict__ d_q, const T *__restrict__ d_k, const T *__re
     const int kv_end = min(m0 + BM, seqlen);
     const int n_tiles = (kv_end + BN - 1) / BN;
 
-    load_tile<T, D, BM>(s_q, qh, m0, seqlen, tid);
+    load_tile<T, D, BM>(s_q, qh, ld, m0, seqlen, tid);
     cp_async_commit();                                  /* group: Q            */
-    load_tile<T, D, BN>(s_k0, kh, 0, seqlen, tid);
-    load_tile<T, D, BN>(s_v0, vh, 0, seqlen, tid);
+    load_tile<T, D, BN>(s_k0, kh, ld, 0, seqlen, tid);
+    load_tile<T, D, BN>(s_v0, vh, ld, 0, seqlen, tid);
     cp_async_commit();                                  /* group: K0, V0       */
 
     uint32_t q_frag[MT][D / 16][4];
@@ -457,8 +477,8 @@ flash_fwd_v2(const T *__restrict__ d_q, const T *__restrict__ d_k, const T *__re
          * which ended with a barrier. Always commit (maybe an empty group) so that
          * wait_group<1> below means "everything up to tile it has landed". */
         if (it + 1 < n_tiles) {
-            load_tile<T, D, BN>(s_k0 + (st ^ 1) * C::KV_BYTES, kh, (it + 1) * BN, seqlen, tid);
-            load_tile<T, D, BN>(s_v0 + (st ^ 1) * C::KV_BYTES, vh, (it + 1) * BN, seqlen, tid);
+            load_tile<T, D, BN>(s_k0 + (st ^ 1) * C::KV_BYTES, kh, ld, (it + 1) * BN, seqlen, tid);
+            load_tile<T, D, BN>(s_v0 + (st ^ 1) * C::KV_BYTES, vh, ld, (it + 1) * BN, seqlen, tid);
         }
         cp_async_commit();
         cp_async_wait<1>();
@@ -500,14 +520,14 @@ flash_fwd_v2(const T *__restrict__ d_q, const T *__restrict__ d_k, const T *__re
         }
     }
     __syncthreads();
-    T *oh = d_o + head;
+    T *oh = d_o + head_o;
 #pragma unroll
     for (int it = 0; it < BM * C::CPR / NTHREADS; it++) {
         const int idx = it * NTHREADS + tid;
         const int r = idx / C::CPR, c = idx % C::CPR;
         const int grow = m0 + r;
         if (grow < seqlen)
-            *reinterpret_cast<uint4 *>(oh + (size_t)grow * D + c * 8) =
+            *reinterpret_cast<uint4 *>(oh + (size_t)grow * ld_o + c * 8) =
                 *reinterpret_cast<const uint4 *>(smem + swz<D>(r, c));
     }
 }
@@ -520,32 +540,52 @@ struct flash_state {
     int version; /* SA_FLASH_VERSION at build time, kept for debugging */
 };
 
-template <typename T, int D> int prepare_v2() {
+template <typename T, int D, bool PACKED> int prepare_v2_one() {
     /* > 48 KB of dynamic smem needs an opt-in; ask for the max-shared carveout so that two
      * 96 KB blocks (D = 128) fit on an SM beside each other. */
-    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_v2<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_v2<T, D, PACKED>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     fcfg<D>::SMEM_BYTES));
-    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_v2<T, D>,
+    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_v2<T, D, PACKED>,
                                     cudaFuncAttributePreferredSharedMemoryCarveout,
                                     (int)cudaSharedmemCarveoutMaxShared));
     return 0;
 }
 
-template <typename T, int D> int launch(const io_t *io, cudaStream_t stream) {
-    const shape_t *s = io->shape;
-    const int bh = s->B * s->H;
-    const T *d_q = (const T *)io->in[0], *d_k = (const T *)io->in[1], *d_v = (const T *)io->in[2];
-    T *d_o = (T *)io->out;
+template <typename T, int D> int prepare_v2() {
+    return prepare_v2_one<T, D, true>() || prepare_v2_one<T, D, false>() ? -1 : 0;
+}
+
+bool is_packed(sa_layout_t l, int H, int T, int D) {
+    return l.row == D && l.head == (long long)T * D && l.batch == (long long)H * T * D;
+}
+
+/* cp.async and the epilogue's uint4 stores move 16 bytes: every row start must be 16-byte
+ * aligned, so the base pointers and all strides (2-byte elements) too. */
+bool aligned16(const void *p, sa_layout_t l) {
+    return ((uintptr_t)p & 15u) == 0 && l.batch % 8 == 0 && l.head % 8 == 0 && l.row % 8 == 0;
+}
+
+template <typename T, int D>
+int launch(const void *q, const void *k, const void *v, sa_layout_t in, void *o,
+           sa_layout_t out, int B, int H, int seqlen, cudaStream_t stream) {
+    const int bh = B * H;
+    const T *d_q = (const T *)q, *d_k = (const T *)k, *d_v = (const T *)v;
+    T *d_o = (T *)o;
     if (kVersion == 1) {
-        const long long n_rows = (long long)bh * s->T;
+        const long long n_rows = (long long)bh * seqlen;
         const unsigned blocks = (unsigned)((n_rows + V1_WARPS - 1) / V1_WARPS);
-        flash_fwd_v1<T, D><<<blocks, V1_WARPS * 32, 0, stream>>>(d_q, d_k, d_v, d_o, s->T, bh,
-                                                                1.0f / sqrtf((float)D));
+        flash_fwd_v1<T, D><<<blocks, V1_WARPS * 32, 0, stream>>>(
+            d_q, d_k, d_v, d_o, seqlen, H, bh, 1.0f / sqrtf((float)D), in, out);
     } else {
-        const dim3 grid((unsigned)bh, (unsigned)((s->T + BM - 1) / BM));
+        const dim3 grid((unsigned)bh, (unsigned)((seqlen + BM - 1) / BM));
         const float scale_log2 = 1.4426950408889634f / sqrtf((float)D); /* log2(e) / sqrt(D) */
-        flash_fwd_v2<T, D><<<grid, NTHREADS, fcfg<D>::SMEM_BYTES, stream>>>(d_q, d_k, d_v, d_o,
-                                                                             s->T, scale_log2);
+        if (is_packed(in, H, seqlen, D) && is_packed(out, H, seqlen, D))
+            flash_fwd_v2<T, D, true><<<grid, NTHREADS, fcfg<D>::SMEM_BYTES, stream>>>(
+                d_q, d_k, d_v, d_o, seqlen, scale_log2, H, in, out);
+        else
+            flash_fwd_v2<T, D, false><<<grid, NTHREADS, fcfg<D>::SMEM_BYTES, stream>>>(
+                d_q, d_k, d_v, d_o, seqlen, scale_log2, H, in, out);
     }
     CUDA_CHECK(cudaGetLastError());
     return 0;
@@ -555,16 +595,41 @@ template <typename T, int D> int launch(const io_t *io, cudaStream_t stream) {
 
 extern "C" {
 
+const char *softmax_attn_flash_problem(int B, int H, int T, int D, dtype_t dt) {
+    if (dt == DTYPE_F32) return "flash needs bf16 or fp16 (tensor-core mma)";
+    if (D != 64 && D != 128) return "head dim must be 64 or 128";
+    if (T <= 0 || B <= 0 || H <= 0) return "empty shape";
+    if ((long long)B * H > 2147483647LL) return "B*H must be < 2^31";
+    if ((T + BM - 1) / BM > 65535) return "T must be <= 65535*128 (grid.y)";
+    if ((long long)B * H * T / V1_WARPS >= 2147483647LL) return "B*H*T too large";
+    return NULL;
+}
+
+int softmax_attn_flash_prepare(int D, dtype_t dt) {
+    const char *why = softmax_attn_flash_problem(1, 1, 1, D, dt);
+    if (why) BENCH_FAIL("softmax_attn flash: %s", why);
+    if (dt == DTYPE_F16) return D == 64 ? prepare_v2<__half, 64>() : prepare_v2<__half, 128>();
+    return D == 64 ? prepare_v2<__nv_bfloat16, 64>() : prepare_v2<__nv_bfloat16, 128>();
+}
+
+int softmax_attn_flash_launch(const void *q, const void *k, const void *v, sa_layout_t in,
+                              void *o, sa_layout_t out, int B, int H, int T, int D, dtype_t dt,
+                              cudaStream_t s) {
+    const char *why = softmax_attn_flash_problem(B, H, T, D, dt);
+    if (why) BENCH_FAIL("softmax_attn flash: %s", why);
+    if (!aligned16(q, in) || !aligned16(k, in) || !aligned16(v, in) || !aligned16(o, out))
+        BENCH_FAIL("softmax_attn flash: base pointers and strides must be 16-byte aligned");
+    if (dt == DTYPE_F16)
+        return D == 64 ? launch<__half, 64>(q, k, v, in, o, out, B, H, T, s)
+                       : launch<__half, 128>(q, k, v, in, o, out, B, H, T, s);
+    return D == 64 ? launch<__nv_bfloat16, 64>(q, k, v, in, o, out, B, H, T, s)
+                   : launch<__nv_bfloat16, 128>(q, k, v, in, o, out, B, H, T, s);
+}
+
 const char *softmax_attn_flash_supports(const shape_t *s) {
     if (!s->causal) return "softmax_attn is causal only";
-    if (s->dtype == DTYPE_F32) return "flash needs bf16 or fp16 (tensor-core mma)";
     if (s->dk != s->dv) return "dk must equal dv";
-    if (s->dk != 64 && s->dk != 128) return "head dim must be 64 or 128";
-    if (s->T <= 0 || s->B <= 0 || s->H <= 0) return "empty shape";
-    if ((long long)s->B * s->H > 2147483647LL) return "B*H must be < 2^31";
-    if ((s->T + BM - 1) / BM > 65535) return "T must be <= 65535*128 (grid.y)";
-    if ((long long)s->B * s->H * s->T / V1_WARPS >= 2147483647LL) return "B*H*T too large";
-    return NULL;
+    return softmax_attn_flash_problem(s->B, s->H, s->T, s->dk, s->dtype);
 }
 
 size_t softmax_attn_flash_workspace_bytes(const shape_t *s) {
@@ -575,12 +640,7 @@ size_t softmax_attn_flash_workspace_bytes(const shape_t *s) {
 int softmax_attn_flash_setup(const shape_t *s, const io_t *io, void **state) {
     (void)io;
     *state = NULL;
-    int rc = 0;
-    if (s->dtype == DTYPE_F16)
-        rc = s->dk == 64 ? prepare_v2<__half, 64>() : prepare_v2<__half, 128>();
-    else
-        rc = s->dk == 64 ? prepare_v2<__nv_bfloat16, 64>() : prepare_v2<__nv_bfloat16, 128>();
-    if (rc) return rc;
+    if (softmax_attn_flash_prepare(s->dk, s->dtype)) return -1;
     flash_state *st = (flash_state *)calloc(1, sizeof(flash_state));
     if (!st) BENCH_FAIL("softmax_attn/flash: out of host memory");
     st->version = kVersion;
@@ -588,13 +648,14 @@ int softmax_attn_flash_setup(const shape_t *s, const io_t *io, void **state) {
     return 0;
 }
 
+/* q, k, v, o [B,H,T,D]: the packed layout. */
 int softmax_attn_flash_run(void *state, const io_t *io, cudaStream_t stream) {
     (void)state;
     const shape_t *s = io->shape;
-    if (s->dtype == DTYPE_F16)
-        return s->dk == 64 ? launch<__half, 64>(io, stream) : launch<__half, 128>(io, stream);
-    return s->dk == 64 ? launch<__nv_bfloat16, 64>(io, stream)
-                       : launch<__nv_bfloat16, 128>(io, stream);
+    const long long D = s->dk;
+    const sa_layout_t packed = {(long long)s->H * s->T * D, (long long)s->T * D, D};
+    return softmax_attn_flash_launch(io->in[0], io->in[1], io->in[2], packed, io->out, packed,
+                                     s->B, s->H, s->T, s->dk, s->dtype, stream);
 }
 
 void softmax_attn_flash_teardown(void *state) { free(state); }

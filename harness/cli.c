@@ -58,7 +58,8 @@ void print_usage(void) {
         "sweep:\n"
         "  --seq SPEC          lengths: 1k..64k (powers of two), 1k..8k:1k (step), 1024,3000,4k\n"
         "                      (k = 1024; default 1k..64k on the GPU, 256..2k on the CPU)\n"
-        "  --ops LIST          linear_attn,long_conv,short_long_conv,softmax_attn,chela (default all)\n"
+        "  --ops LIST          linear_attn,long_conv,short_long_conv,softmax_attn,chela,\n"
+        "                      transformer (default all)\n"
         "  --variants LIST     keep variants whose name contains one of these substrings\n"
         "  --tokens N          tokens per point, B = max(1, N / T) (default 64k on the GPU;\n"
         "                      the CPU backend uses B = 1)\n"
@@ -78,6 +79,8 @@ void print_usage(void) {
         "  --repeat N          minimum timed samples (default 20)\n"
         "  --budget-ms MS      extra time per point to drive the noise under 0.5% (default 500)\n"
         "  --profile           also count HBM bytes per variant with CUPTI (a separate run)\n"
+        "  --breakdown         also time each stage of a multi-stage variant (chela/fused):\n"
+        "                      one more row per stage, role 'stage', variant 'NAME:STAGE'\n"
         "  --no-check          skip verification against the CPU reference (rows note it)\n"
         "  --seed N            input seed (default 20240612)\n"
         "  -o FILE             results CSV (default results.csv; written whole or not at all)\n",
@@ -122,7 +125,7 @@ static int parse_ops(const char *s, unsigned *mask, char *err, size_t n) {
         const op_desc_t *op = op_find(t);
         if (!op) {
             snprintf(err, n, "--ops: unknown op '%s' (known: linear_attn, long_conv, "
-                     "short_long_conv, softmax_attn, chela)", t);
+                     "short_long_conv, softmax_attn, chela, transformer)", t);
             return -1;
         }
         *mask |= 1u << op->id;
@@ -204,6 +207,7 @@ int options_parse(int argc, char **argv, options_t *o, char *err, size_t n) {
         else if (!strcmp(a, "--budget-ms")) INT("--budget-ms", 0, 3600000, o->budget_ms);
         else if (!strcmp(a, "--seed")) INT("--seed", 0, (1LL << 62), o->seed);
         else if (!strcmp(a, "--profile")) o->profile = 1;
+        else if (!strcmp(a, "--breakdown")) o->breakdown = 1;
         else if (!strcmp(a, "--max-slowdown")) {
             if (parse_percent(a, NEXT(), &o->max_slowdown, err, n)) return -1;
         } else if (!strcmp(a, "--hbm-tolerance")) {

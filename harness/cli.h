@@ -30,6 +30,7 @@ typedef struct {
     int warmup, repeat;
     double budget_ms;       /* per point, beyond the minimum repeats */
     int profile, check;
+    int breakdown; /* --breakdown: one more row per stage of a staged variant */
     uint64_t seed;
     const char *out;
     /* compare */

@@ -87,6 +87,18 @@ typedef struct {
     int (*col_count)(const shape_t *s);
     /* Flat index in the output tensor of sample element (seq, t, col). */
     size_t (*out_index)(const shape_t *s, int seq, int t, int col);
+    /* NULL, or the name of a variant with role "oracle": the op in plain fp32 on the
+     * GPU, writing its output as fp32.  For ops whose CPU reference can afford only
+     * the first rows of a long sequence (a whole layer: every row needs all earlier
+     * rows through GEMMs), the harness checks the oracle against the CPU reference
+     * on the CPU's sample, then checks the other variants against the oracle on a
+     * sample that spans the whole sequence (DESIGN.md, step 3). */
+    const char *gpu_oracle;
+    /* 0 (= 1), or the factor on verify_tolerance() for this op: a whole layer passes its
+     * activations through about ten rounded intermediates, as any bf16 implementation
+     * does, and the branches form of short_long_conv rounds twice (verify.c says what was
+     * measured). */
+    double tol_scale;
 } op_desc_t;
 
 const op_desc_t *op_get(op_id id);

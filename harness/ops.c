@@ -204,6 +204,51 @@ static double chela_cost(const shape_t *s, const sample_t *m) {
                        s->d * rows * rows / 2);
 }
 
+/* ---------------- transformer ----------------
+ * The layer-level baseline: a pre-LayerNorm Transformer layer of CHELA's width d,
+ * H = d / dk heads of dk = dv = D = 64 (make_shape), causal.  Layout x, y [B,T,d].
+ *   X~ = LayerNorm1(X)                   gain/bias fp32, eps CHELA_LN_EPS, biased variance
+ *   [Q|K|V] = X~ . Wqkv + bqkv           Wqkv [d,3d] act, [in,out] row-major; bqkv [3d] fp32
+ *   A_h = softmax_causal(Q_h K_h^T / sqrt(D)) V_h   head h = columns h*D..h*D+D-1 of Q, K, V
+ *   Y  = X + A . Wo + bo                 Wo [d,d]
+ *   Y' = Y + GELU(LayerNorm2(Y) . W1 + b1) . W2 + b2    W1 [d,4d], W2 [4d,d], GELU exact (erf)
+ * Weights 12 d^2 (CHELA's layer: about 12.4 d^2 at d = 1024, z = 128, v = 2d).  Weights
+ * U[-1,1) / sqrt(fan_in), biases 0.1 U, gains 1 + 0.1 U, as for chela. */
+static int tf_describe(const shape_t *s, tensor_desc_t *in, tensor_desc_t *out) {
+    const size_t d = (size_t)s->d, bt = (size_t)s->B * (size_t)s->T;
+    const float w_d = 1.0f / sqrtf((float)d), w_4d = 1.0f / sqrtf(4.0f * (float)d);
+    in[TRANSFORMER_IN_X] = act("x", bt * d, 1.0f);
+    in[TRANSFORMER_IN_LN1_G] = gain("ln1_g", d);
+    in[TRANSFORMER_IN_LN1_B] = f32("ln1_b", d, 0.1f);
+    in[TRANSFORMER_IN_WQKV] = act("w_qkv", d * 3 * d, w_d);
+    in[TRANSFORMER_IN_BQKV] = f32("b_qkv", 3 * d, 0.1f);
+    in[TRANSFORMER_IN_WO] = act("w_o", d * d, w_d);
+    in[TRANSFORMER_IN_BO] = f32("b_o", d, 0.1f);
+    in[TRANSFORMER_IN_LN2_G] = gain("ln2_g", d);
+    in[TRANSFORMER_IN_LN2_B] = f32("ln2_b", d, 0.1f);
+    in[TRANSFORMER_IN_W1] = act("w1", d * 4 * d, w_d);
+    in[TRANSFORMER_IN_B1] = f32("b1", 4 * d, 0.1f);
+    in[TRANSFORMER_IN_W2] = act("w2", 4 * d * d, w_4d);
+    in[TRANSFORMER_IN_B2] = f32("b2", d, 0.1f);
+    *out = act("y", bt * d, 0);
+    return TRANSFORMER_N_IN;
+}
+/* The GEMMs, 12 d^2 MACs a token (QKV 3, Wo 1, FFN 8), plus the causal attention
+ * counted as softmax_attn counts it (2 B H T^2 D: QK^T and PV, halved by the mask). */
+static double tf_flops(const shape_t *s) {
+    const double d = s->d, tokens = (double)s->B * s->T;
+    return tokens * 2.0 * 12.0 * d * d + sa_flops(s);
+}
+/* What ref_transformer spends per sampled sequence: LayerNorm1 and the K, V columns
+ * (2 d^2) for every row up to the last sampled t; for each sampled row, LayerNorm1
+ * again, Q (d^2), the attention of all H heads over t+1 keys (scores and PV, 2 d a
+ * key), Wo (d^2), LayerNorm2, W1 (4 d^2) and W2 for the sampled columns only. */
+static double tf_cost(const shape_t *s, const sample_t *m) {
+    const double d = s->d;
+    return m->n_seq * (sample_tmax(m) * (2.0 * d * d + d) + m->n_t * (6.0 * d * d + 2.0 * d) +
+                       sample_tsum(m) * 2.0 * d + m->n_t * 4.0 * d * m->n_col);
+}
+
 static const op_desc_t OPS[OP_COUNT] = {
     [OP_LINEAR_ATTN] = {.id = OP_LINEAR_ATTN, .name = "linear_attn", .describe = la_describe,
                         .flops = la_flops, .reference_cost = la_cost,
@@ -217,7 +262,7 @@ static const op_desc_t OPS[OP_COUNT] = {
                             .describe = slc_describe, .flops = slc_flops,
                             .reference_cost = slc_cost, .reference = ref_short_long_conv,
                             .seq_count = conv_seqs, .col_count = conv_cols,
-                            .out_index = conv_out_index},
+                            .out_index = conv_out_index, .tol_scale = 2},
     [OP_SOFTMAX_ATTN] = {.id = OP_SOFTMAX_ATTN, .name = "softmax_attn", .describe = sa_describe,
                          .flops = sa_flops, .reference_cost = sa_cost,
                          .reference = ref_softmax_attn, .seq_count = attn_seqs,
@@ -225,7 +270,13 @@ static const op_desc_t OPS[OP_COUNT] = {
     [OP_CHELA] = {.id = OP_CHELA, .name = "chela", .describe = chela_describe,
                   .flops = chela_flops, .reference_cost = chela_cost, .reference = ref_chela,
                   .seq_count = conv_seqs, .col_count = conv_cols,
-                  .out_index = chela_out_index},
+                  .out_index = chela_out_index, .gpu_oracle = "chela/oracle_fp32",
+                  .tol_scale = 2},
+    [OP_TRANSFORMER] = {.id = OP_TRANSFORMER, .name = "transformer", .describe = tf_describe,
+                        .flops = tf_flops, .reference_cost = tf_cost,
+                        .reference = ref_transformer, .seq_count = conv_seqs,
+                        .col_count = conv_cols, .out_index = chela_out_index,
+                        .gpu_oracle = "transformer/oracle_fp32", .tol_scale = 2},
 };
 
 double op_ideal_bytes(const op_desc_t *op, const shape_t *s) { return generic_ideal_bytes(op, s); }

@@ -443,6 +443,70 @@ static int chart_speedup(plot_ctx_t *c, const opset_t *g, const char *op)
     return render(c, "speedup.gp", stem, vars);
 }
 
+/* (5) --breakdown rows (role "stage", variant "NAME:STAGE"): for each staged variant,
+ * one stacked bar per T of its stages' median times, stages in the order they run,
+ * with the whole variant's own median as a point on top (the gap between the two is
+ * what running the stages back to back overlaps or adds). */
+static int chart_breakdown(plot_ctx_t *c, const opset_t *g, series_t *all, int n_all,
+                           const char *op)
+{
+    for (int w = 0; w < g->n; w++) {
+        const csv_row_t *whole = g->s[w]->key;
+        char prefix[80];
+        snprintf(prefix, sizeof prefix, "%s:", whole->variant);
+        const series_t *st[PLOT_MAX_SERIES];
+        int ns = 0;
+        for (int i = 0; i < n_all && ns < PLOT_MAX_SERIES; i++)
+            if (!strcmp(all[i].key->role, "stage") && !strncmp(all[i].key->variant, prefix, strlen(prefix)) &&
+                same_shape(all[i].key, whole) && all[i].n_ok > 0)
+                st[ns++] = &all[i];
+        if (ns == 0) continue;
+        char stem[160], vars[2048], title[512], names[1024] = "";
+        snprintf(stem, sizeof stem, "breakdown_%s_%s", op, short_variant(whole->variant));
+        for (char *q = stem; *q; q++)
+            if (*q == '/' || *q == ':') *q = '_';
+        FILE *f = open_dat(c, stem);
+        if (!f) return -1;
+        fprintf(f, "T");
+        for (int k = 0; k < ns; k++) {
+            fprintf(f, "\t%s", st[k]->key->variant + strlen(prefix));
+            append(names, sizeof names, st[k]->key->variant + strlen(prefix));
+        }
+        fprintf(f, "\twhole\n");
+        int bars = 0;
+        for (int p = 0; p < g->s[w]->n; p++) {
+            const csv_row_t *wr = g->s[w]->pt[p];
+            if (!is_ok(wr)) continue;
+            double t[PLOT_MAX_SERIES];
+            int good = 1;
+            for (int k = 0; k < ns && good; k++) {
+                t[k] = NAN;
+                for (int q = 0; q < st[k]->n; q++)
+                    if (st[k]->pt[q]->seq == wr->seq && is_ok(st[k]->pt[q])) t[k] = st[k]->pt[q]->median_ms;
+                good = finite_pos(t[k]);
+            }
+            if (!good) continue; /* a bar with a missing stage would mislead: leave the gap */
+            if ((int)wr->seq % 1024 == 0) fprintf(f, "%dk", (int)wr->seq / 1024);
+            else fprintf(f, "%d", (int)wr->seq);
+            for (int k = 0; k < ns; k++) fprintf(f, "\t%.6g", t[k]);
+            fprintf(f, "\t%.6g\n", wr->median_ms);
+            bars++;
+        }
+        fclose(f);
+        if (bars == 0) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s.dat", c->dir, stem);
+            remove(path);
+            continue;
+        }
+        snprintf(title, sizeof title, "%s: where the time goes, stage by stage", whole->variant);
+        gp_quote_safe(title);
+        snprintf(vars, sizeof vars, "title='%s'; sub='%s'; n=%d", title, g->title_ctx, ns);
+        if (render(c, "breakdown.gp", stem, vars)) return -1;
+    }
+    return 0;
+}
+
 static void build_title(opset_t *g)
 {
     const csv_row_t *r = g->s[0]->key;
@@ -473,6 +537,7 @@ static int plot_op(plot_ctx_t *c, series_t *all, int n_all, const char *op)
     for (int i = 0; i < n_all; i++) {
         series_t *s = &all[i];
         if (strcmp(s->key->op, op) || s->n_ok == 0 || g.n == PLOT_MAX_SERIES) continue;
+        if (!strcmp(s->key->role, "stage")) continue; /* the breakdown chart's */
         if (g.n) {
             const csv_row_t *a = g.s[0]->key, *b = s->key;
             if (!(same_num(a->heads, b->heads) && same_num(a->dk, b->dk) && same_num(a->dv, b->dv) &&
@@ -498,6 +563,7 @@ static int plot_op(plot_ctx_t *c, series_t *all, int n_all, const char *op)
     }
     if (g.n == 0) return 0;
     build_title(&g);
+    if (chart_breakdown(c, &g, all, n_all, op)) return -1;
     gp_quote_safe(g.title_ctx);
     if (chart_series(c, &g, "time", op, v_time, "time per call", NULL)) return -1;
     if (chart_speedup(c, &g, op)) return -1;

@@ -32,12 +32,11 @@ typedef struct {
 /* Pass 3 works on tiles of ROW_TILE rows so that every weight row is read once
  * per tile rather than once per row: the weights (about 50 MB at d = 1024) do not
  * fit in cache, and a row at a time made the reference memory bound (about 1.6x
- * slower at d = 1024 on one core).  COL_BLOCK output columns at a time keep a
+ * slower at d = 1024 on one core).  64 output columns (ref_gemm_rows) at a time keep a
  * tile's accumulators in L1 (64 measured as fast as 256, and the tests' small
  * widths still cross a block edge).  Neither changes any output's summation order
  * (bias, then inputs in order), so results are the bits of a row-at-a-time loop. */
 #define ROW_TILE 16
-#define COL_BLOCK 64
 
 /* One tile's rows, each array [L][width] row-major. */
 typedef struct {
@@ -47,42 +46,12 @@ typedef struct {
 
 /* ---------------- row helpers ---------------- */
 
-/* Biased variance, gain and bias per feature. */
-static void layer_norm(const double *x, int n, const float *g, const float *bias, double *y) {
-    double mean = 0.0, var = 0.0;
-    for (int i = 0; i < n; i++) mean += x[i];
-    mean /= n;
-    for (int i = 0; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
-    var /= n;
-    const double inv = 1.0 / sqrt(var + CHELA_LN_EPS);
-    for (int i = 0; i < n; i++) y[i] = (x[i] - mean) * inv * (double)g[i] + (double)bias[i];
-}
-
 /* RMSNorm without gain. */
 static void rms_norm(const double *x, int n, double *y) {
     double ms = 0.0;
     for (int i = 0; i < n; i++) ms += x[i] * x[i];
     const double inv = 1.0 / sqrt(ms / n + CHELA_RMS_EPS);
     for (int i = 0; i < n; i++) y[i] = x[i] * inv;
-}
-
-/* y = x . W (+ bias) for L rows: x [L, n_in], W [n_in, n_out], y [L, n_out], all
- * row-major.  The inner loop walks a stretch of one row of W contiguously. */
-static void gemm_rows(const double *x, int L, int n_in, const float *W, int n_out,
-                      const float *bias, double *y) {
-    for (int r = 0; r < L; r++)
-        for (int j = 0; j < n_out; j++) y[(size_t)r * n_out + j] = bias ? (double)bias[j] : 0.0;
-    for (int j0 = 0; j0 < n_out; j0 += COL_BLOCK) {
-        const int jn = n_out - j0 < COL_BLOCK ? n_out - j0 : COL_BLOCK;
-        for (int i = 0; i < n_in; i++) {
-            const float *w = W + (size_t)i * n_out + j0;
-            for (int r = 0; r < L; r++) {
-                const double xi = x[(size_t)r * n_in + i];
-                double *yr = y + (size_t)r * n_out + j0;
-                for (int j = 0; j < jn; j++) yr[j] += xi * (double)w[j];
-            }
-        }
-    }
 }
 
 /* ---------------- passes ---------------- */
@@ -93,7 +62,7 @@ static void pass_layer_norm(const chela_ctx_t *cx, double *x_ln, double *xbuf) {
     for (int t = 0; t < cx->rows; t++) {
         const float *xt = X + (size_t)t * cx->d;
         for (int i = 0; i < cx->d; i++) xbuf[i] = (double)xt[i];
-        layer_norm(xbuf, cx->d, cx->in[CHELA_IN_LN1_G], cx->in[CHELA_IN_LN1_B],
+        ref_layer_norm(xbuf, cx->d, cx->in[CHELA_IN_LN1_G], cx->in[CHELA_IN_LN1_B],
                    x_ln + (size_t)t * cx->d);
     }
 }
@@ -125,7 +94,7 @@ static void tile_inputs(const chela_ctx_t *cx, int t0, int L, const double *x_ln
                         const double *zc, const chela_tile_t *tl) {
     const float *const *in = cx->in;
     const size_t d = (size_t)cx->d, z = (size_t)cx->z, v = (size_t)cx->v;
-    gemm_rows(zc + t0 * d, L, cx->d, in[CHELA_IN_WPROJ], cx->np, in[CHELA_IN_BPROJ], tl->proj);
+    ref_gemm_rows(zc + t0 * d, L, cx->d, in[CHELA_IN_WPROJ], cx->np, cx->np, in[CHELA_IN_BPROJ], tl->proj);
     for (int r = 0; r < L; r++) {
         const double *zq_pre = tl->proj + (size_t)r * cx->np;
         for (size_t i = 0; i < z; i++) {
@@ -134,7 +103,7 @@ static void tile_inputs(const chela_ctx_t *cx, int t0, int L, const double *x_ln
             tl->k[r * z + i] = (double)in[CHELA_IN_KAPPA_K][i] * zq + (double)in[CHELA_IN_MU_K][i];
         }
     }
-    gemm_rows(x_ln + t0 * d, L, cx->d, in[CHELA_IN_WV], cx->v, in[CHELA_IN_BV], tl->val);
+    ref_gemm_rows(x_ln + t0 * d, L, cx->d, in[CHELA_IN_WV], cx->v, cx->v, in[CHELA_IN_BV], tl->val);
     for (size_t j = 0; j < (size_t)L * v; j++) tl->val[j] = ref_silu(tl->val[j]);
 }
 
@@ -158,7 +127,7 @@ static void tile_outputs(const chela_ctx_t *cx, int t0, int L, const chela_tile_
         for (int j = 0; j < v; j++)
             tl->m[(size_t)r * v + j] = tl->o[(size_t)r * v + j] * ref_sigmoid(ga[j]);
     }
-    gemm_rows(tl->m, L, v, in[CHELA_IN_UH], d, in[CHELA_IN_BH], tl->h);
+    ref_gemm_rows(tl->m, L, v, in[CHELA_IN_UH], d, d, in[CHELA_IN_BH], tl->h);
     for (int r = 0; r < L; r++) {
         const double *go = tl->proj + (size_t)r * cx->np + cx->z + v, *hz = go + d;
         const float *x = in[CHELA_IN_X] + ((size_t)cx->b * cx->T + t0 + r) * d;
@@ -168,11 +137,11 @@ static void tile_outputs(const chela_ctx_t *cx, int t0, int L, const chela_tile_
             const double g = ref_sigmoid(go[j]);
             y[j] = g * h + (1.0 - g) * (double)x[j];
         }
-        layer_norm(y, d, in[CHELA_IN_LN2_G], in[CHELA_IN_LN2_B], tl->ln + (size_t)r * d);
+        ref_layer_norm(y, d, in[CHELA_IN_LN2_G], in[CHELA_IN_LN2_B], tl->ln + (size_t)r * d);
     }
-    gemm_rows(tl->ln, L, d, in[CHELA_IN_W1], 2 * d, NULL, tl->f);
+    ref_gemm_rows(tl->ln, L, d, in[CHELA_IN_W1], 2 * d, 2 * d, NULL, tl->f);
     for (size_t j = 0; j < (size_t)L * 2 * d; j++) tl->f[j] = ref_silu(tl->f[j]);
-    gemm_rows(tl->f, L, 2 * d, in[CHELA_IN_W2], d, NULL, tl->f2);
+    ref_gemm_rows(tl->f, L, 2 * d, in[CHELA_IN_W2], d, d, NULL, tl->f2);
     for (size_t j = 0; j < (size_t)L * d; j++) tl->y_out[j] = tl->y[j] + tl->f2[j];
 }
 

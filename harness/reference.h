@@ -28,6 +28,10 @@ int ref_short_long_conv(const shape_t *s, const float *const *in, const sample_t
                         double *out);
 /* in: CHELA_IN_* below.  The layer of chela-spec.md. */
 int ref_chela(const shape_t *s, const float *const *in, const sample_t *smp, double *out);
+/* in: TRANSFORMER_IN_* below.  The pre-LN Transformer layer of ops.c (the baseline layer):
+ * Y = X + MHA(LN1(X)) Wo + bo,  Y' = Y + GELU(LN2(Y) W1 + b1) W2 + b2, H = d / dk heads. */
+int ref_transformer(const shape_t *s, const float *const *in, const sample_t *smp,
+                    double *out);
 
 /* ---- stages, double in / double out, one sequence at a time ---------------- */
 
@@ -62,6 +66,25 @@ enum {
     CHELA_IN_W1,      /* [d, 2d]        act                                   */
     CHELA_IN_W2,      /* [2d, d]        act                                   */
     CHELA_N_IN
+};
+
+/* Indices of the transformer op's inputs (ops.c describes their shapes).  Weights are
+ * [in, out] row-major, so Y = X . W. */
+enum {
+    TRANSFORMER_IN_X = 0, /* [B,T,d]   act                                        */
+    TRANSFORMER_IN_LN1_G, /* [d]       LayerNorm1 gain                            */
+    TRANSFORMER_IN_LN1_B, /* [d]       LayerNorm1 bias                            */
+    TRANSFORMER_IN_WQKV,  /* [d, 3d]   act  [Wq | Wk | Wv]; head h = columns h*dk.. */
+    TRANSFORMER_IN_BQKV,  /* [3d]                                                 */
+    TRANSFORMER_IN_WO,    /* [d, d]    act  output projection                     */
+    TRANSFORMER_IN_BO,    /* [d]                                                  */
+    TRANSFORMER_IN_LN2_G, /* [d]       LayerNorm2 gain                            */
+    TRANSFORMER_IN_LN2_B, /* [d]                                                  */
+    TRANSFORMER_IN_W1,    /* [d, 4d]   act                                        */
+    TRANSFORMER_IN_B1,    /* [4d]                                                 */
+    TRANSFORMER_IN_W2,    /* [4d, d]   act                                        */
+    TRANSFORMER_IN_B2,    /* [d]                                                  */
+    TRANSFORMER_N_IN
 };
 
 /* Norm epsilons, fixed by the spec reading in chela-spec.md. */

@@ -25,6 +25,40 @@ extern "C" {
 /* SiLU(x) = x / (1 + exp(-x)); exp overflow for very negative x gives -0, as it should. */
 static inline double ref_silu(double x) { return x / (1.0 + exp(-x)); }
 static inline double ref_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+/* y = x . W (+ bias) for L rows: x [L, n_in], y [L, n_out], W's rows ldw apart (ldw = n_out
+ * for a whole matrix, more for a column block of a wider one), all row-major, double sums
+ * in input order.  64 output columns at a time keep a tile's accumulators in L1; the inner
+ * loop walks a stretch of one row of W contiguously (ref_chela.c says what that bought). */
+static inline void ref_gemm_rows(const double *x, int L, int n_in, const float *W, int ldw,
+                                 int n_out, const float *bias, double *y) {
+    enum { COLS = 64 };
+    for (int r = 0; r < L; r++)
+        for (int j = 0; j < n_out; j++) y[(size_t)r * n_out + j] = bias ? (double)bias[j] : 0.0;
+    for (int j0 = 0; j0 < n_out; j0 += COLS) {
+        const int jn = n_out - j0 < COLS ? n_out - j0 : COLS;
+        for (int i = 0; i < n_in; i++) {
+            const float *w = W + (size_t)i * ldw + j0;
+            for (int r = 0; r < L; r++) {
+                const double xi = x[(size_t)r * n_in + i];
+                double *yr = y + (size_t)r * n_out + j0;
+                for (int j = 0; j < jn; j++) yr[j] += xi * (double)w[j];
+            }
+        }
+    }
+}
+
+/* LayerNorm of one row (the layers' reading: biased variance, eps CHELA_LN_EPS), gain and
+ * bias per feature. */
+static inline void ref_layer_norm(const double *x, int n, const float *g, const float *bias,
+                                  double *y) {
+    double mean = 0.0, var = 0.0;
+    for (int i = 0; i < n; i++) mean += x[i];
+    mean /= n;
+    for (int i = 0; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
+    var /= n;
+    const double inv = 1.0 / sqrt(var + CHELA_LN_EPS);
+    for (int i = 0; i < n; i++) y[i] = (x[i] - mean) * inv * (double)g[i] + (double)bias[i];
+}
 
 /* NULL if the sample is usable for an op whose output has n_seq sequences, T steps
  * and n_col columns: indices in range and t non-decreasing; else a static reason. */

@@ -21,6 +21,8 @@
 #define GiB (1024.0 * 1024.0 * 1024.0)
 /* Memory kept free for cuBLAS/cuFFT internals and the allocator's slack. */
 #define MEM_MARGIN_BYTES (512ull << 20)
+/* Most stages a variant may report with --breakdown. */
+#define MAX_STAGES 16
 
 typedef struct {
     const op_desc_t *op;
@@ -50,32 +52,137 @@ static void note_failure(sweep_t *sw) {
 typedef struct {
     const op_desc_t *op;
     const shape_t *s;
+    const io_t *io;    /* the point's inputs, for a GPU oracle */
+    cudaStream_t stream;
     sample_buf_t smp;
     double *ref;
     int ready, failed;
-    char note[96];
+    char note[160];
 } oracle_t;
 
-/* The reference for the sampled outputs, from host images of the inputs. */
-static int oracle_compute(oracle_t *o, uint64_t seed) {
+/* The CPU reference for sample smp, from host images of the inputs. */
+static int cpu_reference(const op_desc_t *op, const shape_t *s, uint64_t seed,
+                         const sample_t *smp, double **ref) {
     tensor_desc_t in[OP_MAX_INPUTS], out;
     float *host[OP_MAX_INPUTS] = {0};
-    int n_in = o->op->describe(o->s, in, &out), rc = -1;
-    if (sample_choose(o->op, o->s, seed, VERIFY_BUDGET_MACS, &o->smp)) goto out;
+    int n_in = op->describe(s, in, &out), rc = -1;
     for (int i = 0; i < n_in; i++) {
         host[i] = malloc(in[i].elems * sizeof(float));
-        if (!host[i]) goto out;
-        tensor_fill_host(&in[i], seed, (uint32_t)i, o->s->dtype, host[i]);
+        if (!host[i]) {
+            bench_set_error(__FILE__, __LINE__, "host memory for input %s", in[i].name);
+            goto out;
+        }
+        tensor_fill_host(&in[i], seed, (uint32_t)i, s->dtype, host[i]);
     }
-    o->ref = malloc(sample_count(&o->smp.s) * sizeof(double));
-    if (!o->ref) goto out;
-    if (o->op->reference(o->s, (const float *const *)host, &o->smp.s, o->ref)) goto out;
-    snprintf(o->note, sizeof o->note, "oracle: cpu reference, %s %dx%dx%d", 
-             o->smp.exhaustive ? "exhaustive" : "sampled", o->smp.s.n_seq, o->smp.s.n_t,
-             o->smp.s.n_col);
-    rc = 0;
+    *ref = malloc(sample_count(smp) * sizeof(double));
+    if (!*ref) {
+        bench_set_error(__FILE__, __LINE__, "host memory for the reference sample");
+        goto out;
+    }
+    rc = op->reference(s, (const float *const *)host, smp, *ref);
 out:
     for (int i = 0; i < n_in; i++) free(host[i]);
+    return rc;
+}
+
+static const variant_t *variant_named(const char *name) {
+    for (int i = 0; name && i < N_VARIANTS; i++)
+        if (strcmp(VARIANTS[i].name, name) == 0) return &VARIANTS[i];
+    return NULL;
+}
+
+/* Runs the op's fp32 GPU oracle on the point's inputs; *host gets its whole output. */
+static int gpu_oracle_output(const oracle_t *o, const variant_t *v, size_t n_out, float **host) {
+    const char *why = v->supports(o->s);
+    if (why) BENCH_FAIL("%s cannot run this shape: %s", v->name, why);
+    void *d_out = NULL, *state = NULL;
+    io_t io = *o->io;
+    CUDA_CHECK(cudaMalloc(&d_out, n_out * sizeof(float)));
+    io.out = d_out;
+    int rc = v->setup(o->s, &io, &state);
+    if (!rc) rc = gpu_poison(d_out, n_out * sizeof(float), o->stream) || v->run(state, &io, o->stream);
+    if (!rc && cudaStreamSynchronize(o->stream) != cudaSuccess) {
+        bench_set_error(__FILE__, __LINE__, "running %s: %s", v->name,
+                        cudaGetErrorString(cudaGetLastError()));
+        rc = -1;
+    }
+    v->teardown(state);
+    *host = rc ? NULL : malloc(n_out * sizeof(float));
+    if (!rc && !*host) {
+        bench_set_error(__FILE__, __LINE__, "host memory for the oracle's output");
+        rc = -1;
+    }
+    if (!rc && cudaMemcpy(*host, d_out, n_out * sizeof(float), cudaMemcpyDeviceToHost) != cudaSuccess) {
+        bench_set_error(__FILE__, __LINE__, "copying %s back: %s", v->name,
+                        cudaGetErrorString(cudaGetLastError()));
+        rc = -1;
+    }
+    cudaFree(d_out);
+    if (rc) {
+        free(*host);
+        *host = NULL;
+    }
+    return rc;
+}
+
+/* The oracle through the GPU: checked against the CPU reference on the first rows
+ * (all that the CPU can afford), then sampled over the whole sequence. */
+static int oracle_from_gpu(oracle_t *o, const variant_t *v, uint64_t seed) {
+    tensor_desc_t in[OP_MAX_INPUTS], out;
+    o->op->describe(o->s, in, &out);
+    sample_buf_t cs = {0};
+    double *cref = NULL;
+    float *host = NULL;
+    int rc = -1;
+    if (sample_prefix(o->op, o->s, seed, VERIFY_BUDGET_MACS, &cs) ||
+        cpu_reference(o->op, o->s, seed, &cs.s, &cref) ||
+        gpu_oracle_output(o, v, out.elems, &host))
+        goto out;
+    got_ctx_t g = {o->op, o->s, &cs.s, host, DTYPE_F32};
+    verify_result_t vr = verify_compare(cref, sample_count(&cs.s), (size_t)cs.s.n_col, got_at, &g);
+    const int rows = cs.s.t[cs.s.n_t - 1] + 1;
+    if (!(vr.max_rel_err <= verify_tolerance(DTYPE_F32))) {
+        bench_set_error(__FILE__, __LINE__, "%s differs from the cpu reference: %.3g > %.0e on rows 0..%d",
+                        v->name, vr.max_rel_err, verify_tolerance(DTYPE_F32), rows - 1);
+        goto out;
+    }
+    if (sample_spread(o->op, o->s, seed, 4, 2048, &o->smp)) goto out;
+    size_t n = sample_count(&o->smp.s);
+    o->ref = malloc(n * sizeof(double));
+    if (!o->ref) goto out;
+    got_ctx_t all = {o->op, o->s, &o->smp.s, host, DTYPE_F32};
+    for (size_t i = 0; i < n; i++) o->ref[i] = got_at(&all, i);
+    snprintf(o->note, sizeof o->note, "oracle: %s (cpu-checked to %.1e on rows <%d), %dx%dx%d",
+             v->name, vr.max_rel_err, rows, o->smp.s.n_seq, o->smp.s.n_t, o->smp.s.n_col);
+    rc = 0;
+out:
+    sample_free(&cs);
+    free(cref);
+    free(host);
+    return rc;
+}
+
+/* The reference for the sampled outputs, computed once per point. */
+static int oracle_compute(oracle_t *o, uint64_t seed) {
+    const variant_t *gv = variant_named(o->op->gpu_oracle);
+    int rc;
+    if (gv) {
+        rc = oracle_from_gpu(o, gv, seed);
+    } else {
+        rc = sample_choose(o->op, o->s, seed, VERIFY_BUDGET_MACS, &o->smp);
+        /* The smallest sample of a whole layer still needs every row up to its last t. */
+        const double cost = rc ? 0 : o->op->reference_cost(o->s, &o->smp.s);
+        if (!rc && cost > 20 * VERIFY_BUDGET_MACS) {
+            bench_set_error(__FILE__, __LINE__, "the cpu reference would need %.2g MACs and "
+                            "no gpu oracle is available", cost);
+            rc = -1;
+        }
+        if (!rc) rc = cpu_reference(o->op, o->s, seed, &o->smp.s, &o->ref);
+        snprintf(o->note, sizeof o->note, "oracle: cpu reference, %s %dx%dx%d",
+                 o->smp.exhaustive ? "exhaustive" : "sampled", o->smp.s.n_seq, o->smp.s.n_t,
+                 o->smp.s.n_col);
+    }
+    if (rc) snprintf(o->note, sizeof o->note, "%s", bench_last_error()); /* for every variant */
     o->ready = 1;
     o->failed = rc != 0;
     return rc;
@@ -126,7 +233,7 @@ static int verify_variant(sweep_t *sw, const variant_t *v, void *state, const io
     if (!orc->ready) oracle_compute(orc, sw->o->seed);
     if (orc->failed) {
         snprintf(r->status, sizeof r->status, "fail:reference");
-        snprintf(r->note, sizeof r->note, "cpu reference failed: %s", bench_last_error());
+        snprintf(r->note, sizeof r->note, "reference failed: %s", orc->note);
         return -1;
     }
     void *raw = malloc(out_bytes);
@@ -148,7 +255,7 @@ static int verify_variant(sweep_t *sw, const variant_t *v, void *state, const io
     free(raw);
     r->max_abs_err = vr.max_abs_err;
     r->max_rel_err = vr.max_rel_err;
-    double tol = verify_tolerance(s->dtype);
+    double tol = verify_tolerance(s->dtype) * (orc->op->tol_scale > 0 ? orc->op->tol_scale : 1);
     if (!(vr.max_rel_err <= tol)) {
         size_t nc = (size_t)orc->smp.s.n_col, nt = (size_t)orc->smp.s.n_t, w = (size_t)vr.worst;
         snprintf(r->status, sizeof r->status, "fail:wrong");
@@ -164,22 +271,27 @@ static int verify_variant(sweep_t *sw, const variant_t *v, void *state, const io
 
 /* Cold timing: warm-up, then samples with L2 swept before each, until at least
  * --repeat samples and (noise under 0.5% or the point's budget spent). */
+/* stage < 0: the whole variant; else its stage alone (--breakdown). */
+static int run_once(const variant_t *v, void *state, const io_t *io, int stage, cudaStream_t st) {
+    return stage < 0 ? v->run(state, io, st) : v->run_stage(state, io, stage, st);
+}
+
 static int time_variant(sweep_t *sw, const variant_t *v, void *state, const io_t *io,
-                        const char *range, csv_row_t *r) {
+                        const char *range, int stage, csv_row_t *r) {
     cudaEvent_t a, b;
     double t[MAX_SAMPLES], scratch[MAX_SAMPLES];
     int n = 0;
     CUDA_CHECK(cudaEventCreate(&a));
     CUDA_CHECK(cudaEventCreate(&b));
     for (int i = 0; i < sw->o->warmup; i++)
-        if (v->run(state, io, sw->stream)) return -1;
+        if (run_once(v, state, io, stage, sw->stream)) return -1;
     CUDA_CHECK(cudaStreamSynchronize(sw->stream));
     double start = now_ms();
     for (;;) {
         if (l2_flush(&sw->flush, sw->stream)) return -1;
         nvtx_push(range);
         CUDA_CHECK(cudaEventRecord(a, sw->stream));
-        int rc = v->run(state, io, sw->stream);
+        int rc = run_once(v, state, io, stage, sw->stream);
         CUDA_CHECK(cudaEventRecord(b, sw->stream));
         nvtx_pop();
         if (rc) return -1;
@@ -212,13 +324,13 @@ static int time_variant(sweep_t *sw, const variant_t *v, void *state, const io_t
 /* One more run with CUPTI counting DRAM bytes, L2 swept first (read-only, so no
  * dirty lines of ours are written back inside the range). */
 static void profile_variant(sweep_t *sw, const variant_t *v, void *state, const io_t *io,
-                            const char *range, csv_row_t *r) {
+                            const char *range, int stage, csv_row_t *r) {
     double rd = NAN, wr = NAN, ns = NAN;
     if (!sw->profiler) return;
     if (l2_flush(&sw->flush, sw->stream) || cudaStreamSynchronize(sw->stream) != cudaSuccess)
         return;
     if (hbm_counters_begin(sw->profiler, range)) goto fail;
-    int rc = v->run(state, io, sw->stream);
+    int rc = run_once(v, state, io, stage, sw->stream);
     if (hbm_counters_end(sw->profiler, &rd, &wr, &ns) || rc) goto fail;
     r->hbm_read_bytes = rd;
     r->hbm_write_bytes = wr;
@@ -227,8 +339,42 @@ fail:
     fprintf(stderr, "chela-bench: HBM counters failed for %s: %s\n", v->name, bench_last_error());
 }
 
+/* --breakdown: each stage of a verified staged variant timed alone (its inputs
+ * are what the last whole run left), one row each in rows[]. */
+static int run_stages(sweep_t *sw, const variant_t *v, void *state, const io_t *io,
+                      const csv_row_t *whole, csv_row_t *rows) {
+    int n = 0;
+    const int n_stages = variant_n_stages(v);
+    for (int i = 0; i < n_stages && !sw->interrupted; i++) {
+        csv_row_t *r = &rows[n++];
+        *r = *whole;
+        snprintf(r->variant, sizeof r->variant, "%s:%s", v->name, v->stage_names[i]);
+        snprintf(r->role, sizeof r->role, "stage");
+        v->stage_cost(io->shape, i, &r->flops, &r->ideal_bytes);
+        r->median_ms = r->p10_ms = r->p90_ms = r->min_ms = r->stdrel = NAN;
+        r->hbm_read_bytes = r->hbm_write_bytes = r->max_abs_err = r->max_rel_err = NAN;
+        r->samples = 0;
+        char range[160];
+        snprintf(range, sizeof range, "%s T=%d B=%d", r->variant, io->shape->T, io->shape->B);
+        bench_clear_error();
+        if (time_variant(sw, v, state, io, range, i, r)) {
+            snprintf(r->status, sizeof r->status, "fail:cuda");
+            snprintf(r->note, sizeof r->note, "while timing: %s", bench_last_error());
+            r->median_ms = NAN;
+            note_failure(sw);
+            break;
+        }
+        snprintf(r->status, sizeof r->status, "ok");
+        snprintf(r->note, sizeof r->note, "stage %d of %d; verified as part of %s", i + 1,
+                 n_stages, v->name);
+        if (sw->o->profile) profile_variant(sw, v, state, io, range, i, r);
+    }
+    return n;
+}
+
 static void run_variant(sweep_t *sw, const variant_t *v, const io_t *io, size_t out_elems,
-                        oracle_t *orc, csv_row_t *r) {
+                        oracle_t *orc, csv_row_t *r, csv_row_t *stage_rows, int *n_stage_rows) {
+    *n_stage_rows = 0;
     const shape_t *s = io->shape;
     const char *why = v->supports(s);
     if (why) {
@@ -259,14 +405,16 @@ static void run_variant(sweep_t *sw, const variant_t *v, const io_t *io, size_t 
     int bad = verify_variant(sw, v, state, io, out_elems, orc, r);
     nvtx_pop();
     if (!bad) {
-        if (time_variant(sw, v, state, io, range, r)) {
+        if (time_variant(sw, v, state, io, range, -1, r)) {
             snprintf(r->status, sizeof r->status, "fail:cuda");
             snprintf(r->note, sizeof r->note, "while timing: %s", bench_last_error());
             r->median_ms = NAN;
             note_failure(sw);
         } else {
             snprintf(r->status, sizeof r->status, "ok");
-            if (sw->o->profile) profile_variant(sw, v, state, io, range, r);
+            if (sw->o->profile) profile_variant(sw, v, state, io, range, -1, r);
+            if (sw->o->breakdown && variant_n_stages(v) > 0)
+                *n_stage_rows = run_stages(sw, v, state, io, r, stage_rows);
         }
     }
     v->teardown(state);
@@ -304,11 +452,19 @@ void run_point_gpu(sweep_t *sw, const op_desc_t *op, const shape_t *s) {
             row_emit(sw, &r);
         }
     } else {
-        oracle_t orc = {.op = op, .s = s};
+        oracle_t orc = {.op = op, .s = s, .io = &io, .stream = sw->stream};
+        csv_row_t stage_rows[MAX_STAGES];
         for (int k = 0; k < nv && !sw->sticky && !sw->interrupted; k++) {
+            int n_stage = 0;
             row_context(sw, &r, op, s, vs[k]->name, vs[k]->role);
-            run_variant(sw, vs[k], &io, out.elems, &orc, &r);
+            if (variant_n_stages(vs[k]) > MAX_STAGES) {
+                snprintf(r.status, sizeof r.status, "fail:setup");
+                snprintf(r.note, sizeof r.note, "%d stages > %d", variant_n_stages(vs[k]), MAX_STAGES);
+            } else {
+                run_variant(sw, vs[k], &io, out.elems, &orc, &r, stage_rows, &n_stage);
+            }
             row_emit(sw, &r);
+            for (int i = 0; i < n_stage; i++) row_emit(sw, &stage_rows[i]);
         }
         oracle_free(&orc);
     }

@@ -21,6 +21,8 @@ typedef enum {
     OP_SHORT_LONG_CONV,   /* CHELA's short conv + SiLU + (long + 2 short) conv      */
     OP_SOFTMAX_ATTN,      /* causal softmax attention, multi-head                   */
     OP_CHELA,             /* the whole CHELA layer forward (chela-spec.md)          */
+    OP_TRANSFORMER,       /* a pre-LN Transformer layer of the same width: the
+                             layer-level baseline                                   */
     OP_COUNT
 } op_id;
 

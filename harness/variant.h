@@ -40,9 +40,19 @@ typedef struct {
     int (*setup)(const shape_t *s, const io_t *io, void **state);
     int (*run)(void *state, const io_t *io, cudaStream_t stream);
     void (*teardown)(void *state);
+    /* Optional (NULL for most variants): the stages of a multi-kernel variant,
+     * for --breakdown.  run_stage enqueues stage i alone on what earlier stages
+     * left in the state's buffers (the harness has called run() before);
+     * stage_cost gives stage i's FLOPs and ideal HBM bytes, so each stage row
+     * has its own floor. */
+    const char *const *stage_names; /* NULL-terminated; NULL when no stages */
+    int (*run_stage)(void *state, const io_t *io, int stage, cudaStream_t stream);
+    void (*stage_cost)(const shape_t *s, int stage, double *flops, double *bytes);
 } variant_t;
 
 extern const variant_t VARIANTS[];
+/* How many stages v reports for --breakdown (0 for most). */
+int variant_n_stages(const variant_t *v);
 extern const int N_VARIANTS;
 
 /* Declares the five functions of a variant whose C prefix is P, e.g.
@@ -53,6 +63,13 @@ extern const int N_VARIANTS;
     int P##_setup(const shape_t *s, const io_t *io, void **state);         \
     int P##_run(void *state, const io_t *io, cudaStream_t stream);         \
     void P##_teardown(void *state)
+
+/* A variant with stages also defines P##_stage_names, P##_run_stage and P##_stage_cost. */
+#define DECLARE_STAGED_VARIANT(P)                                                      \
+    DECLARE_VARIANT(P);                                                                \
+    extern const char *const P##_stage_names[];                                        \
+    int P##_run_stage(void *state, const io_t *io, int stage, cudaStream_t stream);    \
+    void P##_stage_cost(const shape_t *s, int stage, double *flops, double *bytes)
 
 #ifdef __cplusplus
 }

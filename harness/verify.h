@@ -20,6 +20,16 @@ typedef struct {
 /* Chooses the sample for an op at a shape.  Returns 0 or -1 (out of memory). */
 int sample_choose(const op_desc_t *op, const shape_t *s, uint64_t seed, double budget_macs,
                   sample_buf_t *out);
+/* For an op whose every output row needs all earlier rows (a whole layer): one
+ * sequence, every column, up to 64 positions among the first rows, as many rows
+ * as the budget allows (at least one). */
+int sample_prefix(const op_desc_t *op, const shape_t *s, uint64_t seed, double budget_macs,
+                  sample_buf_t *out);
+/* Checking against a GPU oracle costs nothing per element: up to max_seq
+ * sequences, max_t positions over the whole length (first and last included),
+ * every column. */
+int sample_spread(const op_desc_t *op, const shape_t *s, uint64_t seed, int max_seq, int max_t,
+                  sample_buf_t *out);
 /* Every output: used by the CPU backend and by tests. */
 int sample_full(const op_desc_t *op, const shape_t *s, sample_buf_t *out);
 void sample_free(sample_buf_t *b);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench_cli.sh: the chela-bench binary as a user meets it.  Bad input: a
 # non-zero exit, exactly one line on stderr, and no results file left behind.
-# A CPU sweep: a complete CSV, one ok row per op x length.
+# A CPU sweep: a complete CSV, one ok row per op x length (6 ops x 4 lengths).
 set -u
 . "$(dirname "$0")/cli_lib.sh"
 
@@ -61,13 +61,13 @@ if [ $rc -ne 0 ] && head -1 "$work/int.csv" | grep -q '^schema,' && [ "$rows" -g
 "$B" --help | grep -q -- "--seq" && ok || bad "--help"
 "$B" --list | grep -q "linear_attn/chunked" && ok || bad "--list"
 
-# The issue's own check: --seq 256..2k on the CPU backend, one ok row per op x length.
+# The issue's own check: --seq 256..2k on the CPU backend, one ok row per op x length (6 ops x 4 lengths).
 if "$B" --backend cpu --seq 256..2k -o "$work/cpu.csv" 2>"$work/cpu.log"; then
     rows=$(tail -n +2 "$work/cpu.csv" | wc -l)
     okrows=$(tail -n +2 "$work/cpu.csv" | awk -F, '$33 == "ok"' | wc -l)
     cpu=$(tail -n +2 "$work/cpu.csv" | awk -F, '$5 == "cpu"' | wc -l)
-    if [ "$rows" -eq 20 ] && [ "$okrows" -eq 20 ] && [ "$cpu" -eq 20 ]; then ok; else
-        bad "cpu sweep: $rows rows, $okrows ok, $cpu cpu (want 20 each)"; fi
+    if [ "$rows" -eq 24 ] && [ "$okrows" -eq 24 ] && [ "$cpu" -eq 24 ]; then ok; else
+        bad "cpu sweep: $rows rows, $okrows ok, $cpu cpu (want 24 each)"; fi
     head -1 "$work/cpu.csv" | grep -q '^schema,git_sha,device' && ok || bad "cpu sweep header"
     ls "$work" | grep -q 'cpu.csv.tmp' && bad "temp file left behind" || ok
 else

@@ -47,6 +47,23 @@ else
     bad "plot on the fixture exited non-zero: $(tail -3 "$work/log")"
 fi
 
+# --- --breakdown rows (H100 chela/fused, 2 lengths x 12 stages): the stacked chart -----
+bd=$here/fixtures/breakdown_small.csv
+if "$B" plot "$bd" -o "$work/bd" >"$work/bdlog" 2>&1; then
+    for e in png svg; do
+        [ -s "$work/bd/breakdown_chela_fused.$e" ] && ok || bad "breakdown_chela_fused.$e missing"
+    done
+    # one bar per length, 12 stages + the whole call each
+    bars=$(grep -c '^[0-9]*k\b' "$work/bd/breakdown_chela_fused.dat")
+    [ "$bars" -eq 2 ] && ok || bad "breakdown: $bars bars, want 2"
+    cols=$(head -1 "$work/bd/breakdown_chela_fused.dat" | awk -F'\t' '{print NF}')
+    [ "$cols" -eq 14 ] && ok || bad "breakdown header: $cols columns, want T + 12 stages + whole"
+    # stage rows stay out of the per-variant charts
+    grep -q 'ln_shortconv' "$work/bd/time_chela.dat" && bad "stage rows in the time chart" || ok
+else
+    bad "plot on the breakdown fixture exited non-zero: $(tail -3 "$work/bdlog")"
+fi
+
 # --- bad input: non-zero, one line on stderr ---------------------------------
 expect_error() { # expect_error WHAT [env...] -- args...
     local what=$1 err rc lines

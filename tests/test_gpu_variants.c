@@ -100,7 +100,40 @@ END_TEST
 START_TEST(long_conv_odd_lengths) {
     const char *a[] = {"--ops", "long_conv", "--seq", "1,3,100,1000,4097", "--batch", "2",
                        "--dim", "5"};
-    ck_assert_int_eq(sweep_ok("long_conv", NULL, 8, a), 5);
+    ck_assert_int_eq(sweep_ok("long_conv", NULL, 8, a), 10); /* fft + fast */
+    const char *f[] = {"--ops", "long_conv", "--seq", "1,1000,4096", "--batch", "2", "--dim", "3",
+                       "--dtype", "fp32"};
+    ck_assert_int_eq(sweep_ok("long_conv_fp32", NULL, 10, f), 6);
+}
+END_TEST
+
+/* Both forms of the short-long conv against the reference (branches form) and so
+ * against each other; T below the short kernels' reach and across block edges. */
+START_TEST(short_long_conv_forms) {
+    const char *a[] = {"--ops", "short_long_conv", "--seq", "1,2,9,100,1000,4097,20000",
+                       "--batch", "2", "--dim", "5"};
+    ck_assert_int_eq(sweep_ok("slc", NULL, 8, a), 14);
+}
+END_TEST
+
+/* The whole layer at small widths: the fp32 GPU oracle is checked against the CPU
+ * reference, chela/fused against the oracle; --breakdown adds one ok row a stage. */
+START_TEST(chela_layer_small) {
+    const char *a[] = {"--ops", "chela", "--seq", "1,37,300,1000", "--batch", "2", "--dim", "64",
+                       "--z", "64", "--v", "128", "--breakdown"};
+    int n = sweep_ok("chela", NULL, 13, a);
+    ck_assert_int_eq(n, 4 * (1 + 12));
+    const char *f[] = {"--ops", "chela", "--seq", "5,200", "--batch", "1", "--dim", "128",
+                       "--z", "128", "--v", "256", "--dtype", "fp32"};
+    ck_assert_int_eq(sweep_ok("chela_fp32", NULL, 14, f), 2);
+}
+END_TEST
+
+START_TEST(transformer_layer_small) {
+    /* d = 256: four heads of 64 (the layer's LayerNorm wants d a multiple of 256) */
+    const char *a[] = {"--ops", "transformer", "--seq", "1,37,300,1000", "--batch", "2", "--dim",
+                       "256"};
+    ck_assert_int_eq(sweep_ok("transformer", NULL, 8, a), 4);
 }
 END_TEST
 
@@ -120,6 +153,9 @@ int main(void) {
     tcase_add_test(tc, chela_head_shape);
     tcase_add_test(tc, linear_attn_long_and_noncausal);
     tcase_add_test(tc, long_conv_odd_lengths);
+    tcase_add_test(tc, short_long_conv_forms);
+    tcase_add_test(tc, chela_layer_small);
+    tcase_add_test(tc, transformer_layer_small);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK); /* a forked child cannot use CUDA */

@@ -207,6 +207,8 @@ static shape_t sampled_shape(int which) {
     case OP_LONG_CONV:
     case OP_SHORT_LONG_CONV: return (shape_t){.B = 2, .T = 120, .d = 5}; /* k_m = 5 */
     case OP_CHELA: return (shape_t){.B = 2, .T = 37, .d = 16, .z = 8, .v = 32, .causal = 1};
+    case OP_TRANSFORMER:
+        return (shape_t){.B = 2, .T = 29, .H = 2, .dk = 64, .dv = 64, .d = 128, .causal = 1};
     default: /* OP_COUNT: bidirectional linear attention */
         return (shape_t){.B = 2, .T = 29, .H = 2, .dk = 6, .dv = 5, .causal = 0};
     }
@@ -682,6 +684,204 @@ START_TEST(test_chela_stages) {
 }
 END_TEST
 
+/* ---------------- the Transformer layer (the baseline layer) ---------------- */
+
+static shape_t tf_shape(int B, int T, int H, int D) {
+    return (shape_t){.B = B, .T = T, .H = H, .dk = D, .dv = D, .d = H * D, .causal = 1,
+                     .dtype = DTYPE_BF16};
+}
+
+/* The layer from its definition, every row, sharing no code with ref_transformer:
+ * all of Q, K, V first, softmax without the max shift (logits here are O(1)), GELU
+ * spelled with erfc.  out [B,T,d]. */
+static void tf_direct(const shape_t *s, const inputs_t *x, double *out) {
+    const int T = s->T, d = s->d, H = s->H, D = s->dk;
+    const float *const *in = cin(x);
+    const float *Wqkv = in[TRANSFORMER_IN_WQKV], *Wo = in[TRANSFORMER_IN_WO];
+    const float *W1 = in[TRANSFORMER_IN_W1], *W2 = in[TRANSFORMER_IN_W2];
+    double *xr = dalloc(d), *xln = dalloc(d), *qkv = dalloc((size_t)T * 3 * d);
+    double *a = dalloc(d), *y = dalloc(d), *f = dalloc(4 * (size_t)d), *e = dalloc(T);
+    for (int b = 0; b < s->B; b++) {
+        const float *X = in[TRANSFORMER_IN_X] + (size_t)b * T * d;
+        for (int t = 0; t < T; t++) {
+            to_double(X + (size_t)t * d, d, xr);
+            ln_direct(xr, d, in[TRANSFORMER_IN_LN1_G], in[TRANSFORMER_IN_LN1_B], xln);
+            for (int j = 0; j < 3 * d; j++) {
+                double acc = in[TRANSFORMER_IN_BQKV][j];
+                for (int i = 0; i < d; i++) acc += xln[i] * Wqkv[(size_t)i * 3 * d + j];
+                qkv[(size_t)t * 3 * d + j] = acc;
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            const double *q = qkv + (size_t)t * 3 * d;
+            for (int h = 0; h < H; h++) {
+                double den = 0.0;
+                for (int u = 0; u <= t; u++) {
+                    const double *k = qkv + (size_t)u * 3 * d + d;
+                    double dot = 0.0;
+                    for (int i = 0; i < D; i++) dot += q[h * D + i] * k[h * D + i];
+                    e[u] = exp(dot / sqrt((double)D));
+                    den += e[u];
+                }
+                for (int c = 0; c < D; c++) {
+                    double acc = 0.0;
+                    for (int u = 0; u <= t; u++)
+                        acc += e[u] * qkv[(size_t)u * 3 * d + 2 * d + h * D + c];
+                    a[h * D + c] = acc / den;
+                }
+            }
+            for (int j = 0; j < d; j++) {
+                double acc = in[TRANSFORMER_IN_BO][j];
+                for (int i = 0; i < d; i++) acc += a[i] * Wo[(size_t)i * d + j];
+                y[j] = X[(size_t)t * d + j] + acc;
+            }
+            ln_direct(y, d, in[TRANSFORMER_IN_LN2_G], in[TRANSFORMER_IN_LN2_B], xln);
+            for (int j = 0; j < 4 * d; j++) {
+                double acc = in[TRANSFORMER_IN_B1][j];
+                for (int i = 0; i < d; i++) acc += xln[i] * W1[(size_t)i * 4 * d + j];
+                f[j] = 0.5 * acc * erfc(-acc / sqrt(2.0)); /* x Phi(x) */
+            }
+            for (int j = 0; j < d; j++) {
+                double acc = in[TRANSFORMER_IN_B2][j];
+                for (int i = 0; i < 4 * d; i++) acc += f[i] * W2[(size_t)i * d + j];
+                out[((size_t)b * T + t) * d + j] = y[j] + acc;
+            }
+        }
+    }
+    free(xr);
+    free(xln);
+    free(qkv);
+    free(a);
+    free(y);
+    free(f);
+    free(e);
+}
+
+/* The reference against the definition: the LM head dim with 2 heads, and 3 heads of
+ * 32 (head slicing not tied to 64), short and longer T. */
+START_TEST(test_transformer_direct) {
+    const shape_t shapes[] = {tf_shape(2, 5, 2, 64), tf_shape(1, 40, 3, 32),
+                              tf_shape(2, 17, 2, 64)};
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        const shape_t s = shapes[c];
+        inputs_t x;
+        inputs_make(OP_TRANSFORMER, &s, SEED + 60 + c, &x);
+        double *ref = run_full(OP_TRANSFORMER, &s, &x);
+        const size_t n = (size_t)s.B * s.T * s.d;
+        double *want = dalloc(n);
+        tf_direct(&s, &x, want);
+        assert_finite(ref, n, "transformer y");
+        assert_close(ref, want, n, 1e-12, "transformer vs definition");
+        free(ref);
+        free(want);
+        inputs_free(&x);
+    }
+}
+END_TEST
+
+/* Both branches are residual: with Wo, bo, W2, b2 zero the layer is the identity,
+ * exactly; with only W2, b2 zero it is X + attention, which must differ from X. */
+START_TEST(test_transformer_residual) {
+    const shape_t s = tf_shape(2, 12, 2, 64);
+    const size_t n = (size_t)s.B * s.T * s.d;
+    inputs_t x;
+    inputs_make(OP_TRANSFORMER, &s, SEED + 70, &x);
+    const float *X = x.t[TRANSFORMER_IN_X];
+    const int zero[] = {TRANSFORMER_IN_W2, TRANSFORMER_IN_B2, TRANSFORMER_IN_WO,
+                        TRANSFORMER_IN_BO};
+    for (int i = 0; i < 2; i++) memset(x.t[zero[i]], 0, x.desc[zero[i]].elems * sizeof(float));
+    double *attn_only = run_full(OP_TRANSFORMER, &s, &x);
+    size_t moved = 0;
+    for (size_t i = 0; i < n; i++) moved += attn_only[i] != (double)X[i];
+    ck_assert_msg(moved > n / 2, "attention branch changed only %zu of %zu outputs", moved, n);
+    for (int i = 2; i < 4; i++) memset(x.t[zero[i]], 0, x.desc[zero[i]].elems * sizeof(float));
+    double *ident = run_full(OP_TRANSFORMER, &s, &x);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(ident[i] == (double)X[i], "identity broken at %zu: %g vs %g", i, ident[i],
+                      (double)X[i]);
+    free(attn_only);
+    free(ident);
+    inputs_free(&x);
+}
+END_TEST
+
+/* Causality: new values of x after t0 leave rows <= t0 unchanged to the bit and change
+ * row t0 + 1; a sample ending at t0 never reads x past t0 (NaN there stays out). */
+START_TEST(test_transformer_causal) {
+    const shape_t s = tf_shape(2, 24, 2, 64);
+    const int t0 = 9, d = s.d, T = s.T;
+    const size_t past = (size_t)(t0 + 1) * d, all = (size_t)T * d;
+    inputs_t x, x2;
+    inputs_make(OP_TRANSFORMER, &s, SEED + 80, &x);
+    inputs_make(OP_TRANSFORMER, &s, SEED + 80, &x2);
+    double *y = run_full(OP_TRANSFORMER, &s, &x);
+    for (int b = 0; b < s.B; b++)
+        for (size_t i = past; i < all; i++) x2.t[TRANSFORMER_IN_X][b * all + i] *= -0.5f;
+    double *y2 = run_full(OP_TRANSFORMER, &s, &x2);
+    for (int b = 0; b < s.B; b++) {
+        const double *r1 = y + b * all, *r2 = y2 + b * all;
+        ck_assert(memcmp(r1, r2, sizeof(double) * past) == 0);
+        ck_assert(memcmp(r1 + past, r2 + past, sizeof(double) * d) != 0);
+    }
+    /* Poison the future: a sample that ends at t0 must not touch it. */
+    for (int b = 0; b < s.B; b++)
+        for (size_t i = past; i < all; i++) x2.t[TRANSFORMER_IN_X][b * all + i] = NAN;
+    const int seq[] = {1, 0}, t[] = {0, 4, t0}, col[] = {5, d - 1};
+    sample_buf_t smp;
+    sample_make(&smp, 2, seq, 3, t, 2, col);
+    double part[2 * 3 * 2];
+    ck_assert_int_eq(ref_transformer(&s, cin(&x2), &smp.s, part), 0);
+    for (int si = 0; si < 2; si++)
+        for (int ti = 0; ti < 3; ti++)
+            for (int ci = 0; ci < 2; ci++)
+                ck_assert_double_eq(part[(si * 3 + ti) * 2 + ci],
+                                    y[seq[si] * all + (size_t)t[ti] * d + col[ci]]);
+    sample_free(&smp);
+    free(y);
+    free(y2);
+    inputs_free(&x);
+    inputs_free(&x2);
+}
+END_TEST
+
+/* The op as the issue states it: 12 d^2 weights, the FLOP count, its oracle, the shape
+ * rule the reference enforces, and a cost that grows with the rows it must compute. */
+START_TEST(test_transformer_op) {
+    const op_desc_t *op = op_find("transformer");
+    ck_assert_ptr_nonnull(op);
+    ck_assert_int_eq(op->id, OP_TRANSFORMER);
+    ck_assert_str_eq(op->gpu_oracle, "transformer/oracle_fp32");
+    shape_t s = tf_shape(3, 1024, 16, 64);
+    tensor_desc_t in[OP_MAX_INPUTS], out;
+    ck_assert_int_eq(op->describe(&s, in, &out), TRANSFORMER_N_IN);
+    const double d = s.d, tokens = (double)s.B * s.T;
+    double weights = 0.0;
+    for (int i = 0; i < TRANSFORMER_N_IN; i++)
+        if (in[i].store == STORE_ACT && i != TRANSFORMER_IN_X) weights += (double)in[i].elems;
+    ck_assert_double_eq(weights, 12.0 * d * d);
+    ck_assert_uint_eq(out.elems, (size_t)s.B * s.T * s.d);
+    const double attn = 2.0 * s.B * (double)s.T * s.T * d;
+    ck_assert_double_eq_tol(op->flops(&s), tokens * 24.0 * d * d + attn, 1.0);
+    const int t_lo[] = {3}, t_hi[] = {900}, col[] = {0};
+    sample_buf_t lo, hi;
+    sample_make(&lo, 1, NULL, 1, t_lo, 1, col);
+    sample_make(&hi, 1, NULL, 1, t_hi, 1, col);
+    ck_assert(op->reference_cost(&s, &hi.s) > 100 * op->reference_cost(&s, &lo.s));
+    /* d = 130 is not H * dk: refused with a reason, not computed wrongly. */
+    s = tf_shape(1, 4, 2, 64);
+    s.d = 130;
+    float buf[4] = {0};
+    const float *fake[TRANSFORMER_N_IN];
+    for (int i = 0; i < TRANSFORMER_N_IN; i++) fake[i] = buf;
+    double o[1];
+    bench_clear_error();
+    ck_assert_int_eq(ref_transformer(&s, fake, &lo.s, o), -1);
+    ck_assert_ptr_nonnull(strstr(bench_last_error(), "H * dk == d"));
+    sample_free(&lo);
+    sample_free(&hi);
+}
+END_TEST
+
 /* ---------------- runner ---------------- */
 
 static Suite *reference_suite(void) {
@@ -718,6 +918,14 @@ static Suite *reference_suite(void) {
     tcase_add_test(ch, test_chela_stages);
     tcase_set_timeout(ch, 60);
     suite_add_tcase(su, ch);
+
+    TCase *tf = tcase_create("transformer");
+    tcase_add_test(tf, test_transformer_direct);
+    tcase_add_test(tf, test_transformer_residual);
+    tcase_add_test(tf, test_transformer_causal);
+    tcase_add_test(tf, test_transformer_op);
+    tcase_set_timeout(tf, 60);
+    suite_add_tcase(su, tf);
     return su;
 }
 

@@ -1,0 +1,498 @@
+/* chela/fused: the whole CHELA layer forward on the GPU (chela-spec.md), bf16 activations
+ * (fp16 / fp32 selectable), fp32 accumulation everywhere.
+ *
+ * Stages (one NVTX range each; --breakdown times each alone):
+ *   0 ln_shortconv  X~ = LayerNorm1(X) -> [B,T,d] (for the V GEMM) and, from the same tile,
+ *                   U = SiLU(k3 * X~) written transposed, [B,d,T] (the long conv's layout)
+ *   1 long_conv     Z = Kc * U, Kc = K_long + pad(k3') + pad(k_m) merged once in setup
+ *                   (structural reparameterization), kernels/long_conv_fast (one HBM pass)
+ *   2 proj_gemm     P = Z . [Wz|Wa|Wo|Wh]: one batched cuBLASLt GEMM that reads Z in its
+ *                   [d,T] layout (op T); its bias b is added where P is read (stages 4, 6, 8)
+ *   3 v_gemm        V' = X~ . Wv
+ *   4 qkv_act       Q = kq SiLU(Zq + bz) + mq, K = kk SiLU(Zq + bz) + mk, V = SiLU(V' + bv) in place
+ *   5 linear_attn   O = RMSNorm(causal linear attention(Q/sqrt(z), K, V)),
+ *                   kernels/linear_attn_chunked with its fused norm
+ *   6 gate_a        M = O * sigmoid(Ga), in place
+ *   7 uh_gemm       H' = M . Uh (bh added in stage 8)
+ *   8 gate_out_ln2  Y = sigmoid(Go) SiLU(Hz + H') + (1 - sigmoid(Go)) X; LN2(Y), one pass a row
+ *   9 ffn1_gemm     F' = LN2(Y) . W1
+ *  10 ffn1_silu     F = SiLU(F'), in place
+ *  11 ffn2_gemm     Y' = Y + F . W2 (the residual through beta = 1)
+ * Biases are added by the elementwise stage that reads a GEMM's output rather than in a
+ * cuBLASLt epilogue: it costs nothing there, and cuBLASLt offered no algorithm for the
+ * batched op-T projection with a BIAS epilogue (an H100 setup failure).
+ * Why not fewer passes: cuBLASLt has bias / ReLU / GELU epilogues but no SiLU, so the two
+ * SiLUs after GEMMs (stages 4 and 10) and the gate after the attention (6) are separate
+ * elementwise passes; each costs a read and a write of its tensor (NOTES.md counts them).
+ *
+ * ---- version index ---------------------------------------------------------------------------
+ * v1 (this file).  Predicted at d = 1024, z = 128, v = 2048, 65536 tokens, bf16, H100:
+ *   GEMMs 1.66 TFLOP -> 2.2 ms at ~750 TFLOP/s; linear attention ~0.6 ms (measured alone at
+ *   this head shape); long conv ~0.2 ms; elementwise stages ~2.3 GB -> ~0.8 ms; about 3.8 ms.
+ *   measured: profiles/NOTES.md.
+ */
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_check.h"
+#include "dtype_device.cuh"
+#include "linear_attn_chunked.h"
+#include "long_conv_fast.h"
+#include "lt_gemm.h"
+#include "nvtx_ranges.h"
+#include "reference.h"
+#include "short_long_conv.h"
+#include "variant.h"
+
+extern "C" {
+DECLARE_STAGED_VARIANT(chela_fused);
+}
+
+#define CF_LT_WS (32u << 20) /* cuBLASLt workspace: what its large-GEMM kernels ask for */
+#define CF_TILE_T 64         /* ln_shortconv: tokens per block                          */
+#define CF_TILE_C 64         /* ln_shortconv: channels per inner step                   */
+#define CF_ROW_THREADS 128   /* gate_out_ln2: threads per row                           */
+
+enum {
+    ST_LN_SHORTCONV,
+    ST_LONG_CONV,
+    ST_PROJ_GEMM,
+    ST_V_GEMM,
+    ST_QKV_ACT,
+    ST_LINEAR_ATTN,
+    ST_GATE_A,
+    ST_UH_GEMM,
+    ST_GATE_OUT_LN2,
+    ST_FFN1_GEMM,
+    ST_FFN1_SILU,
+    ST_FFN2_GEMM,
+    N_STAGES
+};
+
+extern "C" const char *const chela_fused_stage_names[N_STAGES + 1] = {
+    "ln_shortconv", "long_conv", "proj_gemm",    "v_gemm",    "qkv_act",   "linear_attn",
+    "gate_a",       "uh_gemm",   "gate_out_ln2", "ffn1_gemm", "ffn1_silu", "ffn2_gemm", NULL};
+
+namespace {
+
+__device__ __forceinline__ float silu(float x) { return x / (1.0f + __expf(-x)); }
+__device__ __forceinline__ float sigm(float x) { return 1.0f / (1.0f + __expf(-x)); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* Stage 0.  Block = CF_TILE_T tokens of one batch row (plus the 2 before them, which the
+ * 3-tap conv needs), all d channels.  Row statistics first (two passes over each row,
+ * the second from L1/L2), then CF_TILE_C channels at a time: normalise, write X~ row-major,
+ * stage the tile in shared memory, write U transposed with t fastest (coalesced). */
+template <typename S>
+__global__ void __launch_bounds__(256)
+ln_shortconv_kernel(const S *__restrict__ x, const float *__restrict__ g, const float *__restrict__ bta,
+                    const float *__restrict__ k3, int T, int d, S *__restrict__ xln, S *__restrict__ u) {
+    __shared__ float mean[CF_TILE_T + 2], rstd[CF_TILE_T + 2];
+    __shared__ float xs[CF_TILE_T + 2][CF_TILE_C + 1];
+    const int tiles = (T + CF_TILE_T - 1) / CF_TILE_T; /* one flat grid: B can pass 65535 */
+    const int b = blockIdx.x / tiles, t0 = (blockIdx.x % tiles) * CF_TILE_T;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nwarps = blockDim.x / 32;
+    const S *xb = x + (size_t)b * T * d;
+    for (int r = warp; r < CF_TILE_T + 2; r += nwarps) {
+        const int t = t0 + r - 2;
+        float m = 0.f, var = 0.f;
+        if (t >= 0 && t < T) {
+            const S *row = xb + (size_t)t * d;
+            float s = 0.f;
+            for (int c = lane; c < d; c += 32) s += to_f32(row[c]);
+            m = warp_sum(s) / d;
+            float q = 0.f;
+            for (int c = lane; c < d; c += 32) {
+                const float e = to_f32(row[c]) - m;
+                q += e * e;
+            }
+            var = warp_sum(q) / d;
+        }
+        if (lane == 0) {
+            mean[r] = m;
+            rstd[r] = rsqrtf(var + (float)CHELA_LN_EPS);
+        }
+    }
+    __syncthreads();
+    for (int c0 = 0; c0 < d; c0 += CF_TILE_C) {
+        for (int i = threadIdx.x; i < (CF_TILE_T + 2) * CF_TILE_C; i += blockDim.x) {
+            const int r = i / CF_TILE_C, cc = i % CF_TILE_C, c = c0 + cc, t = t0 + r - 2;
+            float v = 0.f; /* the conv sees zeros before t = 0 */
+            if (t >= 0 && t < T && c < d) {
+                v = (to_f32(xb[(size_t)t * d + c]) - mean[r]) * rstd[r] * g[c] + bta[c];
+                if (r >= 2) xln[((size_t)b * T + t) * d + c] = from_f32<S>(v);
+            }
+            xs[r][cc] = v;
+        }
+        __syncthreads();
+        for (int i = threadIdx.x; i < CF_TILE_T * CF_TILE_C; i += blockDim.x) {
+            const int cc = i / CF_TILE_T, tt = i % CF_TILE_T, c = c0 + cc, t = t0 + tt;
+            if (t < T && c < d) {
+                const float a = k3[3 * c] * xs[tt + 2][cc] + k3[3 * c + 1] * xs[tt + 1][cc] +
+                                k3[3 * c + 2] * xs[tt][cc];
+                u[((size_t)b * d + c) * T + t] = from_f32<S>(silu(a));
+            }
+        }
+        __syncthreads();
+    }
+}
+
+/* Stage 4: Q, K from the shared Zq (P's first z columns), V = SiLU(V') in place.
+ * Elements in groups of 8 (z, v, np multiples of 8: supports() checks). */
+template <typename S>
+__global__ void qkv_act_kernel(const S *__restrict__ p, int np, const float *__restrict__ bp,
+                               const float *__restrict__ bv, const float *__restrict__ kq,
+                               const float *__restrict__ mq, const float *__restrict__ kk,
+                               const float *__restrict__ mk, long long rows, int z, int v,
+                               S *__restrict__ q, S *__restrict__ k, S *__restrict__ val) {
+    const long long nq = rows * (z / 8), nv = rows * (v / 8);
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < nq + nv;
+         i += (long long)gridDim.x * blockDim.x) {
+        float f[8], a[8], o[8];
+        if (i < nq) {
+            const long long r = i / (z / 8);
+            const int j = (int)(i % (z / 8)) * 8;
+            load8(p + r * np + j, f);
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                const float s = silu(f[e] + bp[j + e]);
+                a[e] = kq[j + e] * s + mq[j + e];
+                o[e] = kk[j + e] * s + mk[j + e];
+            }
+            store8(q + r * z + j, a);
+            store8(k + r * z + j, o);
+        } else {
+            S *pv = val + (i - nq) * 8;
+            const int j = (int)((i - nq) % (v / 8)) * 8;
+            load8(pv, f);
+#pragma unroll
+            for (int e = 0; e < 8; e++) f[e] = silu(f[e] + bv[j + e]);
+            store8(pv, f);
+        }
+    }
+}
+
+/* Stage 6: M = O * sigmoid(Ga), Ga = P[:, z : z+v]. */
+template <typename S>
+__global__ void gate_a_kernel(S *__restrict__ o, const S *__restrict__ p, const float *__restrict__ bp, int np,
+                              int z, int v, long long rows) {
+    const long long n = rows * (v / 8);
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x) {
+        const long long r = i / (v / 8);
+        const int j = (int)(i % (v / 8)) * 8;
+        float f[8], ga[8];
+        load8(o + r * v + j, f);
+        load8(p + r * np + z + j, ga);
+#pragma unroll
+        for (int e = 0; e < 8; e++) f[e] *= sigm(ga[e] + bp[z + j + e]);
+        store8(o + r * v + j, f);
+    }
+}
+
+template <int N> __device__ __forceinline__ float block_sum(float v, float *red) {
+    v = warp_sum(v);
+    const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+    __syncthreads(); /* red[] may still be read by the previous call */
+    if (lane == 0) red[w] = v;
+    __syncthreads();
+    float s = 0.f;
+#pragma unroll
+    for (int i = 0; i < N / 32; i++) s += red[i];
+    return s;
+}
+
+/* Stage 8, one block a row: the gated residual (eq. 14) and LayerNorm2 of its result.
+ * The row lives in shared memory in fp32 between the passes (d floats). */
+template <typename S>
+__global__ void __launch_bounds__(CF_ROW_THREADS)
+gate_out_ln2_kernel(const S *__restrict__ h, const float *__restrict__ bh, const S *__restrict__ p,
+                    const float *__restrict__ bp, int np, int z, int v,
+                    const S *__restrict__ x, const float *__restrict__ g2,
+                    const float *__restrict__ b2, int d, S *__restrict__ y, S *__restrict__ ln) {
+    extern __shared__ float yrow[];
+    __shared__ float red[CF_ROW_THREADS / 32];
+    const long long r = blockIdx.x;
+    const S *go = p + r * np + z + v, *hz = go + d;
+    float s = 0.f;
+    for (int j = threadIdx.x * 8; j < d; j += CF_ROW_THREADS * 8) {
+        float hh[8], gg[8], zz[8], xx[8], yy[8];
+        load8(h + r * d + j, hh);
+        load8(go + j, gg);
+        load8(hz + j, zz);
+        load8(x + r * d + j, xx);
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            const float gate = sigm(gg[e] + bp[z + v + j + e]);
+            yy[e] = gate * silu(zz[e] + bp[z + v + d + j + e] + hh[e] + bh[j + e]) + (1.f - gate) * xx[e];
+            s += yy[e];
+        }
+        store8(y + r * d + j, yy);
+        store8(yrow + j, yy);
+    }
+    const float mean = block_sum<CF_ROW_THREADS>(s, red) / d;
+    float q = 0.f;
+    for (int j = threadIdx.x * 8; j < d; j += CF_ROW_THREADS * 8)
+        for (int e = 0; e < 8; e++) q += (yrow[j + e] - mean) * (yrow[j + e] - mean);
+    const float rs = rsqrtf(block_sum<CF_ROW_THREADS>(q, red) / d + (float)CHELA_LN_EPS);
+    for (int j = threadIdx.x * 8; j < d; j += CF_ROW_THREADS * 8) {
+        float o[8];
+#pragma unroll
+        for (int e = 0; e < 8; e++) o[e] = (yrow[j + e] - mean) * rs * g2[j + e] + b2[j + e];
+        store8(ln + r * d + j, o);
+    }
+}
+
+/* Stage 10: SiLU in place. */
+template <typename S> __global__ void silu_kernel(S *__restrict__ a, long long n8) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n8;
+         i += (long long)gridDim.x * blockDim.x) {
+        float f[8];
+        load8(a + i * 8, f);
+#pragma unroll
+        for (int e = 0; e < 8; e++) f[e] = silu(f[e]);
+        store8(a + i * 8, f);
+    }
+}
+
+unsigned grid_for(long long n, int threads) {
+    long long b = (n + threads - 1) / threads;
+    return (unsigned)(b < 1 ? 1 : b > 132 * 16 ? 132 * 16 : b);
+}
+
+} // namespace
+
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    shape_t s;
+    int np, k_m;
+    size_t es; /* bytes per activation element */
+    cublasLtHandle_t lt;
+    void *lt_ws;
+    lt_gemm_t g_proj, g_v, g_uh, g_ffn1, g_ffn2;
+    long_conv_fast_t *conv;
+    void *xln, *u, *zc, *p, *q, *k, *val, *o, *h, *y, *ln2, *f;
+    void *la_ws;
+    size_t la_ws_bytes;
+} cf_state;
+
+static size_t cf_buffer_bytes(const shape_t *s) {
+    const size_t bt = (size_t)s->B * s->T, d = s->d, z = s->z, v = s->v;
+    const size_t np = z + v + 2 * d;
+    return dtype_size(s->dtype) * bt * (3 * d /* xln u zc */ + np + 2 * z + 2 * v + 3 * d + 2 * d);
+}
+
+extern "C" const char *chela_fused_supports(const shape_t *s) {
+    if (s->z != 64 && s->z != 128) return "z must be 64 or 128 (linear_attn/chunked head widths)";
+    if (s->v % 64 || s->v < 64 || s->v > 2048) return "v must be a multiple of 64 in 64..2048";
+    if (s->d % 8) return "d must be a multiple of 8";
+    if (s->T > LONG_CONV_FAST_MAX_T) return "T beyond the long-conv engine's 65536";
+    return NULL;
+}
+
+extern "C" size_t chela_fused_workspace_bytes(const shape_t *s) {
+    return cf_buffer_bytes(s) + CF_LT_WS + linear_attn_chunked_workspace(s->B, 1, s->T, s->z, s->v) +
+           long_conv_fast_workspace(s->B, s->d, s->T) + (size_t)s->d * s->T * sizeof(float);
+}
+
+extern "C" void chela_fused_teardown(void *state) {
+    cf_state *st = (cf_state *)state;
+    if (!st) return;
+    lt_gemm_t *g[] = {&st->g_proj, &st->g_v, &st->g_uh, &st->g_ffn1, &st->g_ffn2};
+    for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) lt_gemm_destroy(g[i]);
+    if (st->lt) cublasLtDestroy(st->lt);
+    if (st->conv) long_conv_fast_destroy(st->conv);
+    void *bufs[] = {st->lt_ws, st->xln, st->u, st->zc, st->p, st->q, st->k, st->val,
+                    st->o, st->h, st->y, st->ln2, st->f, st->la_ws};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) cudaFree(bufs[i]);
+    free(st);
+}
+
+static lt_gemm_shape_t gshape(int M, int N, int K, long long lda, long long ldb, long long ldd,
+                              int bias, float beta) {
+    lt_gemm_shape_t g;
+    memset(&g, 0, sizeof g);
+    g.M = M, g.N = N, g.K = K, g.batch = 1, g.lda = lda, g.ldb = ldb, g.ldd = ldd;
+    g.bias = bias, g.beta = beta;
+    return g;
+}
+
+/* Row-major GEMM plans for the five products (lt_gemm.h). */
+static int cf_plan_gemms(cf_state *st) {
+    const shape_t *s = &st->s;
+    const int d = s->d, v = s->v, np = st->np, T = s->T, B = s->B, BT = B * T;
+    lt_gemm_shape_t proj = gshape(T, np, d, T, np, np, 0, 0.0f);
+    proj.batch = B;
+    proj.a_trans = 1; /* Z is [d,T] per batch row: A stored transposed */
+    proj.stride_a = (long long)d * T;
+    proj.stride_d = (long long)T * np;
+    lt_gemm_shape_t gv = gshape(BT, v, d, d, v, v, 0, 0.0f);
+    lt_gemm_shape_t uh = gshape(BT, d, v, v, d, d, 0, 0.0f);
+    lt_gemm_shape_t f1 = gshape(BT, 2 * d, d, d, 2 * d, 2 * d, 0, 0.0f);
+    lt_gemm_shape_t f2 = gshape(BT, d, 2 * d, 2 * d, d, d, 0, 1.0f); /* + Y, the residual */
+    if (lt_gemm_create(st->lt, &proj, s->dtype, CF_LT_WS, &st->g_proj) ||
+        lt_gemm_create(st->lt, &gv, s->dtype, CF_LT_WS, &st->g_v) ||
+        lt_gemm_create(st->lt, &uh, s->dtype, CF_LT_WS, &st->g_uh) ||
+        lt_gemm_create(st->lt, &f1, s->dtype, CF_LT_WS, &st->g_ffn1) ||
+        lt_gemm_create(st->lt, &f2, s->dtype, CF_LT_WS, &st->g_ffn2))
+        return -1;
+    return 0;
+}
+
+extern "C" int chela_fused_setup(const shape_t *s, const io_t *io, void **state) {
+    cf_state *st = (cf_state *)calloc(1, sizeof *st);
+    if (!st) BENCH_FAIL("chela/fused: out of host memory");
+    *state = st;
+    st->s = *s;
+    st->np = s->z + s->v + 2 * s->d;
+    st->k_m = shape_km(s->T);
+    st->es = dtype_size(s->dtype);
+    const size_t bt = (size_t)s->B * s->T, es = st->es, d = s->d;
+    CUBLAS_CHECK(cublasLtCreate(&st->lt));
+    CUDA_CHECK(cudaMalloc(&st->lt_ws, CF_LT_WS));
+    struct { void **p; size_t n; } bufs[] = {
+        {&st->xln, bt * d}, {&st->u, bt * d}, {&st->zc, bt * d}, {&st->p, bt * st->np},
+        {&st->q, bt * s->z}, {&st->k, bt * s->z}, {&st->val, bt * s->v}, {&st->o, bt * s->v},
+        {&st->h, bt * d}, {&st->y, bt * d}, {&st->ln2, bt * d}, {&st->f, bt * 2 * d}};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        CUDA_CHECK(cudaMalloc(bufs[i].p, bufs[i].n * es));
+    st->la_ws_bytes = linear_attn_chunked_workspace(s->B, 1, s->T, s->z, s->v);
+    if (st->la_ws_bytes) CUDA_CHECK(cudaMalloc(&st->la_ws, st->la_ws_bytes));
+    if (cf_plan_gemms(st)) return -1;
+
+    /* The reparameterized kernel: merged once, its spectrum precomputed by the engine. */
+    float *kc = NULL;
+    CUDA_CHECK(cudaMalloc(&kc, d * s->T * sizeof(float)));
+    int rc = slc_merge_kernels((const float *)io->in[CHELA_IN_KLONG],
+                               (const float *)io->in[CHELA_IN_K3B], (const float *)io->in[CHELA_IN_KM],
+                               st->k_m, s->d, s->T, kc, 0);
+    if (!rc) rc = long_conv_fast_create(s->B, s->d, s->T, kc, 0, &st->conv);
+    if (!rc) {
+        cudaError_t e = cudaDeviceSynchronize();
+        if (e != cudaSuccess) {
+            bench_set_error(__FILE__, __LINE__, "chela/fused setup: %s", cudaGetErrorString(e));
+            rc = -1;
+        }
+    }
+    cudaFree(kc);
+    return rc;
+}
+
+template <typename S> static int cf_stage(cf_state *st, const io_t *io, int stage, cudaStream_t cs) {
+    const shape_t *s = &st->s;
+    const int d = s->d, z = s->z, v = s->v, np = st->np, T = s->T, B = s->B;
+    const long long rows = (long long)B * T;
+    const void *const *in = io->in;
+    const float *const *pf = (const float *const *)io->in;
+    switch (stage) {
+    case ST_LN_SHORTCONV:
+        ln_shortconv_kernel<S><<<(unsigned)(((T + CF_TILE_T - 1) / CF_TILE_T) * B), 256, 0, cs>>>(
+            (const S *)in[CHELA_IN_X], pf[CHELA_IN_LN1_G], pf[CHELA_IN_LN1_B], pf[CHELA_IN_K3], T,
+            d, (S *)st->xln, (S *)st->u);
+        break;
+    case ST_LONG_CONV: return long_conv_fast_run(st->conv, st->u, st->zc, s->dtype, NULL, cs);
+    case ST_PROJ_GEMM:
+        return lt_gemm_run(st->lt, &st->g_proj, st->zc, in[CHELA_IN_WPROJ], NULL, st->p,
+                           NULL, st->lt_ws, CF_LT_WS, cs);
+    case ST_V_GEMM:
+        return lt_gemm_run(st->lt, &st->g_v, st->xln, in[CHELA_IN_WV], NULL, st->val,
+                           NULL, st->lt_ws, CF_LT_WS, cs);
+    case ST_QKV_ACT:
+        qkv_act_kernel<S><<<grid_for(rows * (z + v) / 8, 256), 256, 0, cs>>>(
+            (const S *)st->p, np, pf[CHELA_IN_BPROJ], pf[CHELA_IN_BV], pf[CHELA_IN_KAPPA_Q], pf[CHELA_IN_MU_Q], pf[CHELA_IN_KAPPA_K],
+            pf[CHELA_IN_MU_K], rows, z, v, (S *)st->q, (S *)st->k, (S *)st->val);
+        break;
+    case ST_LINEAR_ATTN:
+        return linear_attn_chunked_launch(st->q, st->k, st->val, st->o, B, 1, T, z, v, 1, 1,
+                                          (float)CHELA_RMS_EPS, s->dtype, st->la_ws,
+                                          st->la_ws_bytes, cs);
+    case ST_GATE_A:
+        gate_a_kernel<S><<<grid_for(rows * v / 8, 256), 256, 0, cs>>>(
+            (S *)st->o, (const S *)st->p, pf[CHELA_IN_BPROJ], np, z, v, rows);
+        break;
+    case ST_UH_GEMM:
+        return lt_gemm_run(st->lt, &st->g_uh, st->o, in[CHELA_IN_UH], NULL, st->h,
+                           NULL, st->lt_ws, CF_LT_WS, cs);
+    case ST_GATE_OUT_LN2:
+        gate_out_ln2_kernel<S><<<(unsigned)rows, CF_ROW_THREADS, d * sizeof(float), cs>>>(
+            (const S *)st->h, pf[CHELA_IN_BH], (const S *)st->p, pf[CHELA_IN_BPROJ], np, z, v,
+            (const S *)in[CHELA_IN_X],
+            pf[CHELA_IN_LN2_G], pf[CHELA_IN_LN2_B], d, (S *)st->y, (S *)st->ln2);
+        break;
+    case ST_FFN1_GEMM:
+        return lt_gemm_run(st->lt, &st->g_ffn1, st->ln2, in[CHELA_IN_W1], NULL, st->f, NULL,
+                           st->lt_ws, CF_LT_WS, cs);
+    case ST_FFN1_SILU:
+        silu_kernel<S><<<grid_for(rows * 2 * d / 8, 256), 256, 0, cs>>>((S *)st->f, rows * 2 * d / 8);
+        break;
+    case ST_FFN2_GEMM:
+        return lt_gemm_run(st->lt, &st->g_ffn2, st->f, in[CHELA_IN_W2], st->y, io->out, NULL,
+                           st->lt_ws, CF_LT_WS, cs);
+    default: BENCH_FAIL("chela/fused: no stage %d", stage);
+    }
+    CUDA_CHECK(cudaGetLastError());
+    return 0;
+}
+
+extern "C" int chela_fused_run_stage(void *state, const io_t *io, int stage, cudaStream_t cs) {
+    cf_state *st = (cf_state *)state;
+    switch (st->s.dtype) {
+    case DTYPE_BF16: return cf_stage<__nv_bfloat16>(st, io, stage, cs);
+    case DTYPE_F16: return cf_stage<__half>(st, io, stage, cs);
+    default: return cf_stage<float>(st, io, stage, cs);
+    }
+}
+
+extern "C" int chela_fused_run(void *state, const io_t *io, cudaStream_t cs) {
+    char name[64];
+    for (int i = 0; i < N_STAGES; i++) {
+        snprintf(name, sizeof name, "chela/fused:%s", chela_fused_stage_names[i]);
+        nvtx_push(name);
+        int rc = chela_fused_run_stage(state, io, i, cs);
+        nvtx_pop();
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+/* Each stage's FLOPs and ideal bytes (its inputs read once, its outputs written once, in
+ * their storage types), so each stage row has a floor and their sum is the layer's
+ * "GEMMs at the cuBLAS rate + HBM floors of the rest" target of the issue. */
+extern "C" void chela_fused_stage_cost(const shape_t *s, int stage, double *flops, double *bytes) {
+    const double bt = (double)s->B * s->T, d = s->d, z = s->z, v = s->v, es = (double)dtype_size(s->dtype);
+    const double np = z + v + 2 * d, N = 2.0 * s->T;
+    double f = 0, b = 0;
+    switch (stage) {
+    case ST_LN_SHORTCONV: f = bt * d * 14; b = 3 * bt * d * es; break;
+    case ST_LONG_CONV:
+        f = s->B * d * (2 * 2.5 * N * log2(N) + 6 * (N / 2 + 1));
+        b = 2 * bt * d * es + d * s->T * 4.0;
+        break;
+    case ST_PROJ_GEMM: f = 2 * bt * d * np; b = (bt * d + d * np + bt * np) * es; break;
+    case ST_V_GEMM: f = 2 * bt * d * v; b = (bt * d + d * v + bt * v) * es; break;
+    case ST_QKV_ACT: f = bt * (6 * z + 4 * v); b = bt * (z + 2 * z + 2 * v) * es; break;
+    case ST_LINEAR_ATTN: f = 4 * bt * z * v; b = bt * (2 * z + 2 * v) * es; break;
+    case ST_GATE_A: f = bt * v * 5; b = 3 * bt * v * es; break;
+    case ST_UH_GEMM: f = 2 * bt * v * d; b = (bt * v + v * d + bt * d) * es; break;
+    case ST_GATE_OUT_LN2: f = bt * d * 20; b = 6 * bt * d * es; break;
+    case ST_FFN1_GEMM: f = 2 * bt * d * 2 * d; b = (bt * d + 2 * d * d + 2 * bt * d) * es; break;
+    case ST_FFN1_SILU: f = bt * 2 * d * 4; b = 2 * 2 * bt * d * es; break;
+    case ST_FFN2_GEMM: f = 2 * bt * 2 * d * d; b = (2 * bt * d + 2 * d * d + 2 * bt * d) * es; break;
+    default: break;
+    }
+    *flops = f;
+    *bytes = b;
+}

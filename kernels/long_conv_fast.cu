@@ -1,0 +1,767 @@
+/* long_conv/fast: causal depthwise long convolution as ONE fused kernel: load (+ optional short
+ * conv + SiLU prologue), forward FFT, product with the precomputed kernel spectrum, inverse FFT,
+ * truncation, all in shared memory; one read of x, one write of y, one read of the spectrum.
+ *
+ *   y[b,c,t] = sum_{j<=t} k[c,j] u[b,c,t-j],   x [B,d,T] (run dtype), k [d,T] fp32, y [B,d,T]
+ *
+ * ---- the algorithm ---------------------------------------------------------------------------
+ * Two batch rows of the same channel travel as one complex sequence z = u[b0] + i u[b1]: since
+ * the kernel k is real and the convolution linear, IFFT(FFT(z) * K) = (k*u[b0]) + i (k*u[b1]),
+ * so no even/odd separation is ever needed (an odd B leaves the last pair's imaginary part 0).
+ * T' = max(64, next power of two >= T), N = 2T' (zero padding makes the circular convolution
+ * linear; any T works, padded up).  One cluster of P = max(1, N / 16384) blocks owns one pair;
+ * each block holds M = N / P complex points in shared memory (fp32, 128 KiB at most):
+ *   1. load: n = M n1 + n2, block r takes n2 in its M/P slice, reads u[M n1 + n2] for the n1
+ *      that can be nonzero (n1 < P/2), does the P-point DFT across n1 and the twiddle
+ *      W_N^{n2 k1} in registers and stores output k1 into block k1's shared memory (distributed
+ *      shared memory, map_shared_rank).  P = 1: just u, zero padded.
+ *   2. forward length-M FFT in place, decimation in frequency: one stage of radix 2^(log2 M % 4)
+ *      if needed, then radix-16 stages; each stage = 16 (or R) values per thread in registers,
+ *      one read and one write of shared memory.  The output is in digit-reversed order and is
+ *      never permuted: the kernel spectrum is stored in that same order (setup runs this very
+ *      kernel on the taps and stores the spectrum instead of multiplying).
+ *   3. the last forward stage (span 1), the product with the spectrum and the first inverse
+ *      stage (span 1) are one step on the same 16 registers.
+ *   4. inverse FFT (decimation in time, stages in reverse order, conjugate twiddles) -> natural
+ *      order; 5. the inverse P-point DFT across the cluster (only outputs n < T), write y.
+ * Spectrum: K = FFT(k)/N in position order; block k1 of a cluster needs K[k1 + P k2]; since k
+ * is real, K[N-k] = conj(K[k]), and position M-1-p of block P-k1 holds the partner of position
+ * p of block k1 (digit reversal with power-of-two radices is a bit permutation, and
+ * N - (k1 + P k2) = (P-k1) + P (M-1-k2)).  So only rows k1 = 0..P/2 are stored (M points each):
+ * 8 (N/2 + M) bytes per channel instead of 8N (P = 1 stores the full row).
+ * Twiddles: W_N^e = hi[e >> 7] * lo[e & 127], two tables made in double on the host and copied
+ * into shared memory (9 KiB at most); within a stage W_L^{j i} = (W_L^j)^i, the powers built
+ * as a tree of products (v2; v1 used a chain of R-2 dependent products).
+ * Shared memory is padded by one float2 per 16 (p -> p + p/16): every stage's accesses are
+ * then conflict-free (spans are powers of 16, or 1 where thread stride 17 cycles the banks).
+ *
+ * ---- version index ---------------------------------------------------------------------------
+ *
+ * v1.  As above: fp32 CUDA-core FFT, one kernel, clusters of 2/4/8 for T = 16k,
+ * 32k, 64k.  Scalar (2-byte) coalesced loads/stores of x and y, 4 points per thread in flight;
+ * spectrum via float4 loads.  Run: chela-bench --ops long_conv --seq 1k..64k.
+ * Predicted (H100, d = 1024, B*T = 65536, bf16): HBM bytes = x + y (268 MB) + spectrum
+ * (16 MB at 1k ... 671 MB at 64k) -> 0.1 ms at 1k, 0.3 ms at 64k; FFT work 7.4 GFLOP (1k) to
+ * 22 GFLOP (64k, B = 1 wastes half the complex transform) at ~25 effective TFLOP/s ->
+ * 0.3 ms at 1k, ~0.9 ms at 64k: compute-bound, the 64k point over target.
+ * Measured (H100 80GB HBM3, bf16, d = 1024, B*T = 65536, median ms; fft = long_conv/fft):
+ *       T    fast    fft   fft/fast  floor_ratio   max_rel_err
+ *      1k   1.613  1.747     1.08       17.6         3.9e-3
+ *      2k   2.077  1.745     0.84       22.4         3.9e-3
+ *      4k   2.240  1.734     0.77       23.4         3.9e-3
+ *      8k   1.517  1.745     1.15       15.0         3.9e-3
+ *     16k   1.643  1.916     1.17       14.6         3.9e-3
+ *     32k   1.990  2.283     1.15       14.7         3.9e-3
+ *     64k   5.965  3.616     0.61       33.1         3.8e-3
+ *   fp32: 1.58 ms (1k, err 3.1e-6), 1.58 ms (16k, 1.3e-5), 5.87 ms (64k, 1.7e-5), all within
+ *   5e-5; odd T (B = 3, d = 5: T = 1, 37, 64, 1000, 3000, 16k, 20000, 40000) all ok;
+ *   compute-sanitizer memcheck clean (T = 37 and 64k).  ptxas: 93-101 registers (P = 1, 2),
+ *   121-128 (P = 4, 8; P = 8 spills 56 bytes), no stack elsewhere.
+ *   So: correct everywhere, and 5-10x slower than predicted: at T = 1k that is ~5 effective
+ *   TFLOP/s, far from both the HBM floor and the CUDA-core peak.  Overlapping the HBM loads of
+ *   step 1 (4 points in flight per thread instead of 1) changed nothing (1k 1.52 -> 1.61,
+ *   64k 6.62 -> 5.97), so the time is spent inside the shared-memory FFT, not waiting on HBM.
+ *   Not yet profiled; suspects, in the order I would check them with ncu: (a) occupancy: 93-128
+ *   registers leave one 512-thread block per SM for M >= 8k and ~5 small blocks at 1k, and
+ *   every stage ends in __syncthreads, so few warps hide each stage's latency chain (LDS ->
+ *   twiddle LDS -> 4 radix-2 passes -> STS); (b) the twiddle-table lookups, W_N^{j tw_unit}
+ *   with tw_unit a power of two, hit 2-8 banks per half-warp; (c) the spectrum loads of the
+ *   middle step stride 128 B across a warp; (d) at 64k the cluster of 8 (148 KiB each, one per
+ *   SM) waits on DSMEM scatters and 4 cluster barriers, and B = 1 wastes the imaginary half.
+ *
+ * Profile of v1 (ncu, H100, bf16, d = 1024; kernel alone under ncu: 1.95 ms at 1k, 7.27 at 64k).
+ *   None of the suspects above was the main limiter.  At 1k: DRAM throughput 4%, yet L2 64%
+ *   and L1 48% busy, with "local loads/stores, 1.0 of 32 bytes used per sector": the kernel
+ *   talks to local memory.  The cause: k16cos / k16sin (the constant roots of the in-register
+ *   radix-16 DFT) were recursive constexpr functions called with an ordinary argument, so
+ *   nvcc compiled them as real recursive calls with a 16-byte stack frame (ptxas -v lists
+ *   them), executed for every non-trivial root of every butterfly: 736 M warp instructions at
+ *   1k (~350 per point), 2.2 G at 64k.  Issue slots 45% busy (IPC 1.79), 0.78 eligible of 3.96
+ *   warps per scheduler, occupancy 25% (1k: 101 registers -> 4 blocks of 128 threads; 64k:
+ *   1 block of 512, 128 registers); shared loads 2.2-way conflicted on average at 1k (13% extra
+ *   wavefronts), 2.9-way at 64k; global loads use 18 of 32 bytes per sector.
+ *
+ * v2.  k16cos / k16sin as one flat switch, which folds to literals after unrolling (no stack
+ *   anywhere: ptxas 93-96 registers for P = 1, 2; 115 for P = 4; 110 and no spill for P = 8),
+ *   and the per-stage twiddle powers as a tree instead of a dependent chain.
+ *   Predicted: ~3-4x fewer instructions, no local traffic -> ~0.4 ms at 1k, still compute-bound.
+ *   Measured (same setup as v1; fft/fast = speedup over long_conv/fft):
+ *       T    fast    fft   fft/fast  floor_ratio   max_rel_err
+ *      1k   0.586  1.747     2.98        6.44        3.9e-3
+ *      2k   0.709  1.743     2.46        7.67        3.9e-3
+ *      4k   0.926  1.730     1.87        9.72        3.9e-3
+ *      8k   0.862  1.741     2.02        8.55        3.9e-3
+ *     16k   0.985  1.920     1.95        8.79        3.9e-3
+ *     32k   1.260  2.271     1.80        9.38        3.9e-3
+ *     64k   2.455  3.650     1.49       13.70        3.8e-3
+ *   fp32: 0.542 ms (1k, err 3.0e-6), 0.909 (16k, 1.6e-5), 2.387 (64k, 1.7e-5); odd shapes
+ *   (B = 3, d = 5, T = 1, 37, 1000, 3000, 20000, 40000; long_conv and short_long_conv) all ok.
+ *   2.7x faster at 1k and 2.4x at 64k, short of the ~4x predicted at 1k: with the calls gone
+ *   the remaining cost is the FFT itself at 25% occupancy, not a single bug.
+ *
+ * v3 (this file).  Transforms of M <= 8192 points (T <= 4k, one block each) run a second copy of
+ *   the kernel compiled with __launch_bounds__(512, 2): at most 64 registers (ptxas spills ~130
+ *   bytes, outside the stage loop's hot path judging by the result), so 8 blocks of 128 threads
+ *   fit at 1k instead of 5, 4 of 256 at 2k instead of 2, 2 of 512 at 4k instead of 1.
+ *   Predicted: +15-25% where occupancy rises.  Measured (bf16, as above):
+ *       T    fast    fft   fft/fast  floor_ratio   max_rel_err
+ *      1k   0.510  1.747     3.43        5.60        3.9e-3
+ *      2k   0.564  1.743     3.09        6.09        3.9e-3
+ *      4k   0.731  1.730     2.37        7.67        3.9e-3
+ *      8k+  as v2 (the 64-register copy measured 0.901 ms at 8k, 4.5% slower than v2: only
+ *           one 139 KiB block fits per SM there anyway, so the cap only adds spills).
+ *   Each of the two builds was validated at every point it was timed; the combined file was
+ *   compiled but not re-run on the GPU in this round.
+ *   Targets not met: >= 4x over fft and <= 3x the HBM floor (0.27 ms at 1k ... 0.54 at 64k);
+ *   v3 is 3.4x / 5.6x floor at 1k and 1.5x / 13.7x floor at 64k.  Not re-profiled since v1;
+ *   what I expect limits it now, with the next levers: (a) occupancy and barrier stalls
+ *   (16-32 warps per SM, a __syncthreads per stage): several short transforms per block and
+ *   radix-16/32 with warp-shuffle exchanges for the low digits, fewer shared round trips;
+ *   (b) integer work per stage (padded addresses, loop bounds unknown at compile time:
+ *   template the kernel on log2 M); (c) 64k: the cluster of 8 scatters every point 8 times
+ *   through DSMEM and B = 1 wastes the imaginary half: pack two channels (real-signal split)
+ *   or a 2-kernel four-step path; (d) tf32/fp16 tensor-core DFT stages for bf16 runs.
+ */
+#include <cooperative_groups.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "bench_check.h"
+#include "dtype_device.cuh" /* to_f32 / from_f32 */
+#include "long_conv_fast.h"
+#include "variant.h"
+
+extern "C" {
+DECLARE_VARIANT(long_conv_fast_var);
+}
+
+namespace cg = cooperative_groups;
+
+#define LCF_MAX_THREADS 512
+#define LCF_BLOCK_POINTS 16384 /* most complex points one block holds (128 KiB + padding) */
+#define LCF_TW_LO_BITS 7
+#define LCF_TW_LO (1 << LCF_TW_LO_BITS)
+/* Single-block transforms of at most this many points (T <= 4k) run a copy of the kernel
+ * compiled for 2 resident 512-thread blocks per SM, i.e. at most 64 registers (ptxas spills
+ * ~130 bytes): measured 0.59 -> 0.51 ms at 1k, 0.71 -> 0.56 at 2k, 0.93 -> 0.73 at 4k.  At
+ * M = 16384 (T = 8k) only one block fits in shared memory anyway and the cap cost 5%. */
+#define LCF_SMALL_M 8192
+#define LCF_LOAD_UNROLL 4 /* points whose loads are in flight together, per thread */
+
+/* The engine's plan: everything run() needs, made in create(). */
+struct long_conv_fast {
+    int B, d, T;
+    int N, P, M, log_m; /* transform length, cluster size, points per block      */
+    int rows;           /* spectrum rows stored per channel (1, or P/2 + 1)         */
+    int n_hi;           /* twiddle table sizes: hi N/128, lo 128                    */
+    int threads;        /* threads per block                                         */
+    size_t smem_bytes;
+    float2 *d_spec; /* [d][rows][M]: FFT(k)/N in the FFT's position order        */
+    float2 *d_tw;   /* [n_hi + 128]: hi table then lo table                      */
+};
+
+namespace {
+
+struct lcf_params {
+    const void *x;       /* [B,d,T] run dtype (setup: taps [d,T] fp32, B = 1)           */
+    void *y;             /* [B,d,T] run dtype                                           */
+    const float *pre3;   /* [d,3] or NULL                                               */
+    const float2 *spec;  /* [d][rows][M]                                                */
+    float2 *spec_out;    /* setup: write FFT(u)/N here and stop; NULL at run time       */
+    const float2 *tw;    /* [n_hi + 128]                                                */
+    int B, d, T, npairs; /* npairs = ceil(B / 2)                                        */
+    int M, log_m, N, rows, n_hi;
+    float inv_n;
+};
+
+__device__ __forceinline__ int padi(int p) { return p + (p >> 4); }
+__device__ __forceinline__ float2 cadd(float2 a, float2 b) { return make_float2(a.x + b.x, a.y + b.y); }
+__device__ __forceinline__ float2 csub(float2 a, float2 b) { return make_float2(a.x - b.x, a.y - b.y); }
+__device__ __forceinline__ float2 cmul(float2 a, float2 b) {
+    return make_float2(fmaf(a.x, b.x, -a.y * b.y), fmaf(a.x, b.y, a.y * b.x));
+}
+__device__ __forceinline__ float2 conjf2(float2 a) { return make_float2(a.x, -a.y); }
+
+/* cos / sin (2 pi e / 16), e in 0..15, as one flat switch.  Why not recursion: v1 wrote these
+ * as recursive constexpr functions, and since e is an ordinary argument nvcc compiled them as real
+ * recursive calls with a stack frame, called for every twiddle of every in-register DFT (ncu:
+ * local loads/stores, L2 busy with DRAM idle, ~5x the needed instructions).  A switch on a value
+ * that is constant after unrolling folds to a literal. */
+__host__ __device__ __forceinline__ float k16cos(int e) {
+    switch (e & 15) {
+    case 0: return 1.0f;
+    case 1: case 15: return 0.92387953251128674f;
+    case 2: case 14: return 0.70710678118654752f;
+    case 3: case 13: return 0.38268343236508978f;
+    case 4: case 12: return 0.0f;
+    case 5: case 11: return -0.38268343236508978f;
+    case 6: case 10: return -0.70710678118654752f;
+    case 7: case 9: return -0.92387953251128674f;
+    default: return -1.0f;
+    }
+}
+__host__ __device__ __forceinline__ float k16sin(int e) { return k16cos((e + 12) & 15); }
+
+/* a * W_16^e, W = exp(-2 pi i / 16) (INV: exp(+2 pi i / 16)); e is a compile-time constant
+ * after unrolling, so the branches fold and the trivial roots cost no multiplies. */
+template <bool INV> __device__ __forceinline__ float2 wmul16(float2 a, int e) {
+    e &= 15;
+    if (e == 0) return a;
+    if (e == 8) return make_float2(-a.x, -a.y);
+    if (e == 4) return INV ? make_float2(-a.y, a.x) : make_float2(a.y, -a.x);
+    if (e == 12) return INV ? make_float2(a.y, -a.x) : make_float2(-a.y, a.x);
+    const float c = k16cos(e), s = INV ? k16sin(e) : -k16sin(e); /* W = c + i s */
+    return make_float2(a.x * c - a.y * s, a.x * s + a.y * c);
+}
+
+template <int R> __host__ __device__ constexpr int brev(int k) {
+    int r = 0;
+    for (int b = 1; b < R; b <<= 1) {
+        r <<= 1;
+        if (k & b) r |= 1;
+    }
+    return r;
+}
+
+/* In-register R-point DFT (R = 2..16), natural order in and out: radix-2 DIF passes
+ * (template recursion over the pass length, so every index and root is a constant), then the
+ * bit-reversed result renamed into order (free after register allocation). */
+template <int R, int LEN, bool INV> struct dft_pass {
+    static __device__ __forceinline__ void run(float2 (&a)[R]) {
+        constexpr int half = LEN / 2;
+#pragma unroll
+        for (int st = 0; st < R; st += LEN) {
+#pragma unroll
+            for (int j = 0; j < half; j++) {
+                const float2 u = a[st + j], v = a[st + j + half];
+                a[st + j] = cadd(u, v);
+                a[st + j + half] = wmul16<INV>(csub(u, v), j * (16 / LEN));
+            }
+        }
+        dft_pass<R, LEN / 2, INV>::run(a);
+    }
+};
+template <int R, bool INV> struct dft_pass<R, 1, INV> {
+    static __device__ __forceinline__ void run(float2 (&)[R]) {}
+};
+
+template <int R, bool INV> __device__ __forceinline__ void dft(float2 (&a)[R]) {
+    dft_pass<R, R, INV>::run(a);
+    float2 t[R];
+#pragma unroll
+    for (int k = 0; k < R; k++) t[k] = a[brev<R>(k)];
+#pragma unroll
+    for (int k = 0; k < R; k++) a[k] = t[k];
+}
+
+__device__ __forceinline__ float2 twid(const float2 *tw_hi, const float2 *tw_lo, int e) {
+    return cmul(tw_hi[e >> LCF_TW_LO_BITS], tw_lo[e & (LCF_TW_LO - 1)]);
+}
+
+/* a[i] *= w1^i, i = 1..R-1.  The powers are built as a tree (w^i = w^(i - hb) w^hb, hb the
+ * highest bit of i) instead of a chain of R-2 dependent products: log2 R products deep, which
+ * shortens the latency chain of every stage and rounds less. */
+template <int R> __device__ __forceinline__ void twiddle_powers(float2 (&a)[R], float2 w1) {
+    float2 wp[R];
+    wp[1] = w1;
+#pragma unroll
+    for (int i = 2; i < R; i++) {
+        int hb = 1;
+        while (2 * hb <= i) hb *= 2;
+        wp[i] = i == hb ? cmul(wp[i / 2], wp[i / 2]) : cmul(wp[i - hb], wp[hb]);
+    }
+#pragma unroll
+    for (int i = 1; i < R; i++) a[i] = cmul(a[i], wp[i]);
+}
+
+/* One radix-R stage of span s over buf (M points): sub-length L = s R, twiddle W_L^{j i}
+ * = W_N^{j i tw_unit}, tw_unit = N / L.  Forward: DFT then twiddle (DIF); inverse: conjugate
+ * twiddle then inverse DFT (DIT), the exact inverse (times R) of the forward stage. */
+template <int R, bool INV>
+__device__ __forceinline__ void fft_stage(float2 *buf, int M, int s, int tw_unit,
+                                          const float2 *tw_hi, const float2 *tw_lo) {
+    const int nb = M / R;
+    for (int w = threadIdx.x; w < nb; w += blockDim.x) {
+        const int j = w & (s - 1);
+        const int base = (w - j) * R + j;
+        float2 a[R];
+#pragma unroll
+        for (int n = 0; n < R; n++) a[n] = buf[padi(base + n * s)];
+        float2 w1 = twid(tw_hi, tw_lo, j * tw_unit);
+        if (INV) {
+            w1 = conjf2(w1);
+            twiddle_powers<R>(a, w1);
+            dft<R, true>(a);
+        } else {
+            dft<R, false>(a);
+            twiddle_powers<R>(a, w1);
+        }
+#pragma unroll
+        for (int n = 0; n < R; n++) buf[padi(base + n * s)] = a[n];
+    }
+}
+
+template <bool INV>
+__device__ __forceinline__ void fft_first_stage(float2 *buf, int M, int r0, int tw_unit,
+                                                const float2 *tw_hi, const float2 *tw_lo) {
+    const int s = M >> r0;
+    if (r0 == 1) fft_stage<2, INV>(buf, M, s, tw_unit, tw_hi, tw_lo);
+    else if (r0 == 2) fft_stage<4, INV>(buf, M, s, tw_unit, tw_hi, tw_lo);
+    else if (r0 == 3) fft_stage<8, INV>(buf, M, s, tw_unit, tw_hi, tw_lo);
+}
+
+__device__ __forceinline__ float silu(float v) { return v / (1.0f + __expf(-v)); }
+
+/* u[t] of one row (zero outside 0 <= t < T); pre3 = NULL: u = x. */
+template <typename Tx>
+__device__ __forceinline__ float load_u(const Tx *__restrict__ xr, int t, int T, bool has_pre,
+                                        float p0, float p1, float p2) {
+    if (t >= T) return 0.0f;
+    const float x0 = to_f32(xr[t]);
+    if (!has_pre) return x0;
+    const float x1 = t >= 1 ? to_f32(xr[t - 1]) : 0.0f;
+    const float x2 = t >= 2 ? to_f32(xr[t - 2]) : 0.0f;
+    return silu(fmaf(p0, x0, fmaf(p1, x1, p2 * x2)));
+}
+
+/* One cluster of P blocks per (channel c, batch pair).  blockIdx.x = (c * npairs + pair) * P +
+ * rank.  Shared memory: buf [M + M/16] float2, tw_hi [n_hi], tw_lo [128]. */
+template <int P, typename Tx, int MINB>
+__global__ void __launch_bounds__(LCF_MAX_THREADS, MINB)
+    lcf_kernel(const lcf_params prm) {
+    extern __shared__ float4 lcf_smem[];
+    float2 *buf = reinterpret_cast<float2 *>(lcf_smem);
+    const int M = prm.M;
+    float2 *tw_hi = buf + M + (M >> 4);
+    float2 *tw_lo = tw_hi + prm.n_hi;
+    const int tid = threadIdx.x, nt = blockDim.x;
+
+    for (int i = tid; i < prm.n_hi + LCF_TW_LO; i += nt) tw_hi[i] = prm.tw[i];
+
+    const int cid = blockIdx.x / P;
+    const int rank = P > 1 ? (int)(blockIdx.x % P) : 0;
+    const int pair = cid % prm.npairs;
+    const int c = cid / prm.npairs;
+    const int b0 = 2 * pair, b1 = 2 * pair + 1;
+    const int T = prm.T;
+    const bool has1 = b1 < prm.B;
+    const Tx *x0r = reinterpret_cast<const Tx *>(prm.x) + ((size_t)b0 * prm.d + c) * T;
+    const Tx *x1r = reinterpret_cast<const Tx *>(prm.x) + ((size_t)(has1 ? b1 : b0) * prm.d + c) * T;
+    const bool has_pre = prm.pre3 != nullptr;
+    float p0 = 0.f, p1 = 0.f, p2 = 0.f;
+    if (has_pre) {
+        p0 = __ldg(prm.pre3 + 3 * c);
+        p1 = __ldg(prm.pre3 + 3 * c + 1);
+        p2 = __ldg(prm.pre3 + 3 * c + 2);
+    }
+
+    cg::cluster_group cluster = cg::this_cluster();
+    if (P > 1) cluster.sync(); /* every block of the cluster runs, and its tables are in */
+    else __syncthreads();
+
+    /* ---- 1. load, P-point DFT across the cluster, twiddle, scatter ----
+     * LCF_LOAD_UNROLL points per thread are loaded before any is stored, so their HBM latencies
+     * overlap (a plain loop waits for each load: stores to shared memory / DSMEM go through
+     * generic pointers the compiler cannot move loads above). */
+    constexpr int NH = P == 1 ? 1 : P / 2; /* n1 with possibly nonzero input */
+    {
+        const int slice = M / P;
+        const int lo = rank * slice, hi = lo + slice;
+        for (int nb = lo + tid; nb < hi; nb += LCF_LOAD_UNROLL * nt) {
+            float2 a[LCF_LOAD_UNROLL][NH];
+#pragma unroll
+            for (int u = 0; u < LCF_LOAD_UNROLL; u++) {
+                const int n2 = nb + u * nt;
+#pragma unroll
+                for (int n1 = 0; n1 < NH; n1++) {
+                    const int t = n2 < hi ? n1 * M + n2 : T; /* T: reads nothing, gives 0 */
+                    a[u][n1].x = load_u(x0r, t, T, has_pre, p0, p1, p2);
+                    a[u][n1].y = has1 ? load_u(x1r, t, T, has_pre, p0, p1, p2) : 0.0f;
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < LCF_LOAD_UNROLL; u++) {
+                const int n2 = nb + u * nt;
+                if (n2 >= hi) break;
+                if (P == 1) {
+                    buf[padi(n2)] = a[u][0];
+                } else {
+#pragma unroll
+                    for (int k1 = 0; k1 < P; k1++) {
+                        float2 v = a[u][0];
+#pragma unroll
+                        for (int n1 = 1; n1 < NH; n1++)
+                            v = cadd(v, wmul16<false>(a[u][n1], (n1 * k1 * (16 / P)) & 15));
+                        v = cmul(v, twid(tw_hi, tw_lo, n2 * k1));
+                        float2 *dst = cluster.map_shared_rank(buf, k1);
+                        dst[padi(n2)] = v;
+                    }
+                }
+            }
+        }
+    }
+    if (P > 1) cluster.sync();
+    else __syncthreads();
+
+    /* ---- 2. forward length-M FFT, all but the last (span-1) stage ---- */
+    const int r0 = prm.log_m & 3;
+    const int R0 = 1 << r0;
+    const int N = prm.N;
+    if (r0) {
+        fft_first_stage<false>(buf, M, r0, N / M, tw_hi, tw_lo);
+        __syncthreads();
+    }
+    for (int s = M / (R0 * 16); s >= 16; s >>= 4) {
+        fft_stage<16, false>(buf, M, s, N / (16 * s), tw_hi, tw_lo);
+        __syncthreads();
+    }
+
+    /* ---- 3. last forward stage, product with the spectrum, first inverse stage ---- */
+    if (prm.spec_out) {
+        if (P > 1 && rank > P / 2) return;
+        float2 *so = prm.spec_out + ((size_t)c * prm.rows + rank) * M;
+        for (int w = tid; w < M / 16; w += nt) {
+            float2 a[16];
+#pragma unroll
+            for (int i = 0; i < 16; i++) a[i] = buf[padi(16 * w + i)];
+            dft<16, false>(a);
+#pragma unroll
+            for (int i = 0; i < 16; i++)
+                so[16 * w + i] = make_float2(a[i].x * prm.inv_n, a[i].y * prm.inv_n);
+        }
+        return;
+    }
+    {
+        const bool mirror = P > 1 && rank > P / 2;
+        const int row = mirror ? P - rank : rank;
+        const float4 *K4 =
+            reinterpret_cast<const float4 *>(prm.spec + ((size_t)c * prm.rows + row) * M);
+        for (int w = tid; w < M / 16; w += nt) {
+            float2 a[16];
+#pragma unroll
+            for (int i = 0; i < 16; i++) a[i] = buf[padi(16 * w + i)];
+            dft<16, false>(a);
+            /* mirror: K(p) = conj(row[M-1-p]); p = 16w+i -> M-16(w+1) + (15-i).  Multiplied as
+             * loaded, so only 16 values + one float4 are live (no spills). */
+            const float4 *src = K4 + (mirror ? (M / 2 - 8 * (w + 1)) : 8 * w);
+#pragma unroll
+            for (int q = 0; q < 8; q++) {
+                const float4 v = __ldg(src + q);
+                if (mirror) {
+                    a[15 - 2 * q] = cmul(a[15 - 2 * q], make_float2(v.x, -v.y));
+                    a[14 - 2 * q] = cmul(a[14 - 2 * q], make_float2(v.z, -v.w));
+                } else {
+                    a[2 * q] = cmul(a[2 * q], make_float2(v.x, v.y));
+                    a[2 * q + 1] = cmul(a[2 * q + 1], make_float2(v.z, v.w));
+                }
+            }
+            dft<16, true>(a);
+#pragma unroll
+            for (int i = 0; i < 16; i++) buf[padi(16 * w + i)] = a[i];
+        }
+    }
+    __syncthreads();
+
+    /* ---- 4. inverse FFT, remaining stages in reverse order ---- */
+    for (int s = 16; s <= M / (R0 * 16); s <<= 4) {
+        fft_stage<16, true>(buf, M, s, N / (16 * s), tw_hi, tw_lo);
+        __syncthreads();
+    }
+    if (r0) fft_first_stage<true>(buf, M, r0, N / M, tw_hi, tw_lo);
+    if (P > 1) cluster.sync();
+    else __syncthreads();
+
+    /* ---- 5. inverse P-point DFT across the cluster, truncate, write y ---- */
+    Tx *y0r = reinterpret_cast<Tx *>(prm.y) + ((size_t)b0 * prm.d + c) * T;
+    Tx *y1r = reinterpret_cast<Tx *>(prm.y) + ((size_t)(has1 ? b1 : b0) * prm.d + c) * T;
+    {
+        const int slice = M / P;
+        const int lo = rank * slice, hi = lo + slice;
+        if (P == 1) {
+            for (int n2 = tid; n2 < T; n2 += nt) {
+                const float2 v = buf[padi(n2)];
+                y0r[n2] = from_f32<Tx>(v.x);
+                if (has1) y1r[n2] = from_f32<Tx>(v.y);
+            }
+        } else {
+            /* two points per iteration: their 2P DSMEM reads are issued before any y store */
+            for (int nb = lo + tid; nb < hi && nb < T; nb += 2 * nt) {
+                float2 cv[2][P];
+#pragma unroll
+                for (int u = 0; u < 2; u++) {
+                    const int n2 = nb + u * nt < hi ? nb + u * nt : nb;
+#pragma unroll
+                    for (int k1 = 0; k1 < P; k1++)
+                        cv[u][k1] = cluster.map_shared_rank(buf, k1)[padi(n2)];
+                }
+#pragma unroll
+                for (int u = 0; u < 2; u++) {
+                    const int n2 = nb + u * nt;
+                    if (n2 >= hi) break;
+#pragma unroll
+                    for (int k1 = 1; k1 < P; k1++)
+                        cv[u][k1] = cmul(cv[u][k1], conjf2(twid(tw_hi, tw_lo, n2 * k1)));
+#pragma unroll
+                    for (int n1 = 0; n1 < NH; n1++) {
+                        const int t = n1 * M + n2;
+                        if (t < T) {
+                            float2 v = cv[u][0];
+#pragma unroll
+                            for (int k1 = 1; k1 < P; k1++)
+                                v = cadd(v, wmul16<true>(cv[u][k1], (n1 * k1 * (16 / P)) & 15));
+                            y0r[t] = from_f32<Tx>(v.x);
+                            if (has1) y1r[t] = from_f32<Tx>(v.y);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if (P > 1) cluster.sync(); /* no block leaves while others read its shared memory */
+}
+
+struct lcf_geom {
+    int N, P, M, log_m, rows, n_hi, threads;
+    size_t smem_bytes;
+};
+
+static lcf_geom lcf_geometry(int T) {
+    lcf_geom g;
+    int tp = 64;
+    while (tp < T) tp <<= 1;
+    g.N = 2 * tp;
+    g.P = g.N > LCF_BLOCK_POINTS ? g.N / LCF_BLOCK_POINTS : 1;
+    g.M = g.N / g.P;
+    g.log_m = 0;
+    while ((1 << g.log_m) < g.M) g.log_m++;
+    g.rows = g.P == 1 ? 1 : g.P / 2 + 1;
+    g.n_hi = g.N >> LCF_TW_LO_BITS;
+    int th = g.M / 16;
+    if (th > LCF_MAX_THREADS) th = LCF_MAX_THREADS;
+    if (th < 64) th = 64;
+    g.threads = th;
+    g.smem_bytes = (size_t)(g.M + g.M / 16 + g.n_hi + LCF_TW_LO) * sizeof(float2);
+    return g;
+}
+
+template <int P, typename Tx>
+static int lcf_launch(const long_conv_fast_t *p, const lcf_params &prm, unsigned nblocks,
+                      cudaStream_t stream) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(nblocks, 1, 1);
+    cfg.blockDim = dim3((unsigned)p->threads, 1, 1);
+    cfg.dynamicSmemBytes = p->smem_bytes;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = P;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = P > 1 ? 1 : 0;
+    constexpr int MINB_SMALL = P == 1 ? 2 : 1; /* the 64-register copy exists for P = 1 only */
+    if (P == 1 && p->M <= LCF_SMALL_M)
+        CUDA_CHECK(cudaLaunchKernelEx(&cfg, lcf_kernel<P, Tx, MINB_SMALL>, prm));
+    else
+        CUDA_CHECK(cudaLaunchKernelEx(&cfg, lcf_kernel<P, Tx, 1>, prm));
+    CUDA_CHECK(cudaGetLastError());
+    return 0;
+}
+
+template <typename Tx>
+static int lcf_launch_p(const long_conv_fast_t *p, const lcf_params &prm, unsigned nblocks,
+                        cudaStream_t stream) {
+    switch (p->P) {
+    case 1: return lcf_launch<1, Tx>(p, prm, nblocks, stream);
+    case 2: return lcf_launch<2, Tx>(p, prm, nblocks, stream);
+    case 4: return lcf_launch<4, Tx>(p, prm, nblocks, stream);
+    case 8: return lcf_launch<8, Tx>(p, prm, nblocks, stream);
+    }
+    BENCH_FAIL("long_conv_fast: no kernel for cluster size %d", p->P);
+}
+
+template <int P, int MINB> static int lcf_set_attrs_minb(size_t smem) {
+    CUDA_CHECK(cudaFuncSetAttribute(lcf_kernel<P, float, MINB>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    CUDA_CHECK(cudaFuncSetAttribute(lcf_kernel<P, __nv_bfloat16, MINB>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    CUDA_CHECK(cudaFuncSetAttribute(lcf_kernel<P, __half, MINB>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    return 0;
+}
+
+template <int P> static int lcf_set_attrs(size_t smem) {
+    if (lcf_set_attrs_minb<P, 1>(smem)) return -1;
+    return P == 1 ? lcf_set_attrs_minb<P, (P == 1 ? 2 : 1)>(smem) : 0;
+}
+
+static lcf_params lcf_base_params(const long_conv_fast_t *p) {
+    lcf_params prm = {};
+    prm.spec = p->d_spec;
+    prm.tw = p->d_tw;
+    prm.d = p->d;
+    prm.T = p->T;
+    prm.M = p->M;
+    prm.log_m = p->log_m;
+    prm.N = p->N;
+    prm.rows = p->rows;
+    prm.n_hi = p->n_hi;
+    prm.inv_n = 1.0f / (float)p->N;
+    return prm;
+}
+
+} // namespace
+
+/* ---- engine API ------------------------------------------------------------------------------ */
+extern "C" size_t long_conv_fast_workspace(int B, int d, int T) {
+    (void)B;
+    if (T < 1 || T > LONG_CONV_FAST_MAX_T || d < 1) return 0;
+    const lcf_geom g = lcf_geometry(T);
+    return (size_t)d * g.rows * g.M * sizeof(float2) + (size_t)(g.n_hi + LCF_TW_LO) * sizeof(float2);
+}
+
+extern "C" void long_conv_fast_destroy(long_conv_fast_t *p) {
+    if (!p) return;
+    if (p->d_spec) cudaFree(p->d_spec);
+    if (p->d_tw) cudaFree(p->d_tw);
+    free(p);
+}
+
+static int lcf_create_impl(long_conv_fast_t *p, const float *d_taps, cudaStream_t stream) {
+    const size_t spec_bytes = (size_t)p->d * p->rows * p->M * sizeof(float2);
+    CUDA_CHECK(cudaMalloc((void **)&p->d_spec, spec_bytes));
+    const int ntw = p->n_hi + LCF_TW_LO;
+    CUDA_CHECK(cudaMalloc((void **)&p->d_tw, (size_t)ntw * sizeof(float2)));
+    float2 *h_tw = (float2 *)malloc((size_t)ntw * sizeof(float2));
+    if (!h_tw) BENCH_FAIL("long_conv_fast: out of host memory");
+    /* hi[h] = W_N^(128 h), lo[l] = W_N^l, W_N = exp(-2 pi i / N), made in double */
+    for (int i = 0; i < ntw; i++) {
+        const long long e = i < p->n_hi ? (long long)i << LCF_TW_LO_BITS : i - p->n_hi;
+        const double ang = -2.0 * M_PI * (double)e / (double)p->N;
+        h_tw[i] = make_float2((float)cos(ang), (float)sin(ang));
+    }
+    const cudaError_t ce =
+        cudaMemcpy(p->d_tw, h_tw, (size_t)ntw * sizeof(float2), cudaMemcpyHostToDevice);
+    free(h_tw);
+    CUDA_CHECK(ce);
+
+    switch (p->P) {
+    case 1: if (lcf_set_attrs<1>(p->smem_bytes)) return -1; break;
+    case 2: if (lcf_set_attrs<2>(p->smem_bytes)) return -1; break;
+    case 4: if (lcf_set_attrs<4>(p->smem_bytes)) return -1; break;
+    case 8: if (lcf_set_attrs<8>(p->smem_bytes)) return -1; break;
+    default: BENCH_FAIL("long_conv_fast: bad cluster size %d", p->P);
+    }
+
+    /* Spectrum: this very kernel on the taps (one real row per channel), stopped after the
+     * forward transform, writing FFT(k)/N in its own position order. */
+    lcf_params prm = lcf_base_params(p);
+    prm.x = d_taps;
+    prm.spec_out = p->d_spec;
+    prm.B = 1;
+    prm.npairs = 1;
+    if (lcf_launch_p<float>(p, prm, (unsigned)p->d * p->P, stream)) return -1;
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    return 0;
+}
+
+extern "C" int long_conv_fast_create(int B, int d, int T, const float *d_taps,
+                                     cudaStream_t stream, long_conv_fast_t **out) {
+    *out = NULL;
+    if (B < 1 || d < 1 || T < 1) BENCH_FAIL("long_conv_fast: empty shape B=%d d=%d T=%d", B, d, T);
+    if (T > LONG_CONV_FAST_MAX_T)
+        BENCH_FAIL("long_conv_fast: T = %d > %d is not supported", T, LONG_CONV_FAST_MAX_T);
+    const lcf_geom g = lcf_geometry(T);
+    const long long nblocks = (long long)d * ((B + 1) / 2) * g.P;
+    if (nblocks > 0x7fffffffLL) BENCH_FAIL("long_conv_fast: grid of %lld blocks too large", nblocks);
+    long_conv_fast_t *p = (long_conv_fast_t *)calloc(1, sizeof *p);
+    if (!p) BENCH_FAIL("long_conv_fast: out of host memory");
+    p->B = B;
+    p->d = d;
+    p->T = T;
+    p->N = g.N;
+    p->P = g.P;
+    p->M = g.M;
+    p->log_m = g.log_m;
+    p->rows = g.rows;
+    p->n_hi = g.n_hi;
+    p->threads = g.threads;
+    p->smem_bytes = g.smem_bytes;
+    if (lcf_create_impl(p, d_taps, stream) != 0) {
+        long_conv_fast_destroy(p); /* keeps the recorded error */
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
+extern "C" int long_conv_fast_run(const long_conv_fast_t *p, const void *d_x, void *d_y,
+                                  dtype_t dtype, const float *d_pre3, cudaStream_t stream) {
+    if (!p) BENCH_FAIL("long_conv_fast: run without create");
+    lcf_params prm = lcf_base_params(p);
+    prm.x = d_x;
+    prm.y = d_y;
+    prm.pre3 = d_pre3;
+    prm.B = p->B;
+    prm.npairs = (p->B + 1) / 2;
+    const unsigned nblocks = (unsigned)((long long)p->d * prm.npairs * p->P);
+    switch (dtype) {
+    case DTYPE_BF16: return lcf_launch_p<__nv_bfloat16>(p, prm, nblocks, stream);
+    case DTYPE_F16: return lcf_launch_p<__half>(p, prm, nblocks, stream);
+    case DTYPE_F32: return lcf_launch_p<float>(p, prm, nblocks, stream);
+    }
+    BENCH_FAIL("long_conv_fast: unknown dtype %d", (int)dtype);
+}
+
+/* ---- the variant long_conv/fast ---------------------------------------------------------------- */
+extern "C" const char *long_conv_fast_var_supports(const shape_t *s) {
+    if (s->dtype != DTYPE_F32 && s->dtype != DTYPE_BF16 && s->dtype != DTYPE_F16)
+        return "dtype must be fp32, bf16 or fp16";
+    if (s->B < 1 || s->d < 1 || s->T < 1) return "empty shape";
+    if (s->T > LONG_CONV_FAST_MAX_T) return "T > 65536 (FFT of 2T beyond one cluster of 8)";
+    const lcf_geom g = lcf_geometry(s->T);
+    if ((long long)s->d * ((s->B + 1) / 2) * g.P > 0x7fffffffLL) return "B*d too large for the grid";
+    return NULL;
+}
+
+extern "C" size_t long_conv_fast_var_workspace_bytes(const shape_t *s) {
+    return long_conv_fast_workspace(s->B, s->d, s->T);
+}
+
+/* The variant's state: the engine plus the run dtype (the engine itself takes it per run). */
+typedef struct {
+    long_conv_fast_t *eng;
+    dtype_t dtype;
+} lcf_var_state_t;
+
+extern "C" int long_conv_fast_var_setup(const shape_t *s, const io_t *io, void **state) {
+    *state = NULL;
+    const char *why = long_conv_fast_var_supports(s);
+    if (why) BENCH_FAIL("long_conv/fast: unsupported shape: %s", why);
+    lcf_var_state_t *st = (lcf_var_state_t *)calloc(1, sizeof *st);
+    if (!st) BENCH_FAIL("long_conv/fast: out of host memory");
+    st->dtype = s->dtype;
+    if (long_conv_fast_create(s->B, s->d, s->T, (const float *)io->in[1], 0, &st->eng) != 0) {
+        free(st);
+        return -1;
+    }
+    *state = st;
+    return 0;
+}
+
+extern "C" int long_conv_fast_var_run(void *state, const io_t *io, cudaStream_t stream) {
+    const lcf_var_state_t *st = (const lcf_var_state_t *)state;
+    if (!st) BENCH_FAIL("long_conv/fast: run without setup");
+    return long_conv_fast_run(st->eng, io->in[0], io->out, st->dtype, NULL, stream);
+}
+
+extern "C" void long_conv_fast_var_teardown(void *state) {
+    lcf_var_state_t *st = (lcf_var_state_t *)state;
+    if (!st) return;
+    long_conv_fast_destroy(st->eng);
+    free(st);
+}

@@ -1,0 +1,45 @@
+/* long_conv_fast.h: the fused FFT long-convolution engine of kernels/long_conv_fast.cu, exported
+ * for other kernels (the short-long conv variants, the whole CHELA layer).
+ *
+ * Layouts: x, y [B,d,T] row-major in the run dtype (bf16, fp16, fp32); taps [d,T] fp32;
+ * pre3 [d,3] fp32.  y[b,c,t] = sum_{j<=t} k[c,j] u[b,c,t-j], accumulated in fp32.
+ * Supported: any B, d >= 1 and 1 <= T <= 65536.  The engine owns its device memory (kernel
+ * spectrum and twiddle tables, long_conv_fast_workspace() bytes); run() needs nothing else. */
+#ifndef CHELA_LONG_CONV_FAST_H
+#define CHELA_LONG_CONV_FAST_H
+
+#include <cuda_runtime_api.h>
+#include <stddef.h>
+
+#include "shape.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct long_conv_fast long_conv_fast_t;
+
+/* Largest T the engine supports (the FFT of length 2T must fit one cluster of 8 blocks). */
+#define LONG_CONV_FAST_MAX_T 65536
+
+/* Device bytes the engine needs for (B, d, T) beyond x and y (kernel spectrum included). */
+size_t long_conv_fast_workspace(int B, int d, int T);
+
+/* Precomputes the kernel's spectrum (or whatever per-kernel data) from device fp32 taps [d,T];
+ * may allocate and may sync.  Returns 0 or -1 after bench_set_error. */
+int long_conv_fast_create(int B, int d, int T, const float *d_taps, cudaStream_t stream,
+                          long_conv_fast_t **out);
+
+/* Enqueues y = k * u on stream, no allocation, no sync.  x, y: [B,d,T] of dtype.  pre3: NULL, or
+ * device fp32 [d,3] taps of a short causal conv applied on load, u = SiLU(pre3 * x)
+ * (u_t = silu(pre3[c,0] x_t + pre3[c,1] x_{t-1} + pre3[c,2] x_{t-2}), zero before t = 0);
+ * else u = x. */
+int long_conv_fast_run(const long_conv_fast_t *p, const void *d_x, void *d_y, dtype_t dtype,
+                       const float *d_pre3, cudaStream_t stream);
+
+void long_conv_fast_destroy(long_conv_fast_t *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

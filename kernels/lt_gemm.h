@@ -1,0 +1,52 @@
+/* lt_gemm.h: one row-major GEMM through cuBLASLt, planned once, enqueued many times.
+ *
+ *   D[M,N] = A[M,K] . B[K,N]  (+ bias[N], fp32)  (+ beta * C[M,N], C laid out as D)
+ *
+ * every matrix row-major in the run dtype (bf16, fp16 or fp32), fp32 accumulation,
+ * optionally batched with element strides (a stride of 0 shares a weight across the
+ * batch).  a_trans says A is stored transposed, as [K,M] row-major with row stride lda:
+ * that is how the CHELA layer multiplies its [d,T] convolution output by a weight
+ * without a transpose pass.  The algorithm is chosen once by cuBLASLt's heuristic at
+ * create time, for the workspace size given, so running never allocates. */
+#ifndef CHELA_LT_GEMM_H
+#define CHELA_LT_GEMM_H
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+#include <stddef.h>
+
+#include "shape.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int M, N, K, batch;            /* batch >= 1                                   */
+    long long lda, ldb, ldd;       /* row strides in elements (C shares D's)       */
+    long long stride_a, stride_b, stride_d; /* batch strides in elements           */
+    int a_trans;                   /* A stored as [K,M] row-major                  */
+    int bias;                      /* add an fp32 bias over the N columns          */
+    float beta;                    /* 0, or 1 to add C (same layout as D)          */
+} lt_gemm_shape_t;
+
+typedef struct {
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t a, b, d; /* cuBLAS's column-major view, see lt_gemm.cu */
+    cublasLtMatmulAlgo_t algo;
+    float beta;
+    double flops;
+} lt_gemm_t;
+
+/* Returns 0, or -1 after bench_set_error (no algorithm for the shape, bad args). */
+int lt_gemm_create(cublasLtHandle_t h, const lt_gemm_shape_t *g, dtype_t dt, size_t ws_bytes,
+                   lt_gemm_t *out);
+int lt_gemm_run(cublasLtHandle_t h, const lt_gemm_t *g, const void *A, const void *B,
+                const void *C, void *D, const float *bias, void *ws, size_t ws_bytes,
+                cudaStream_t stream);
+void lt_gemm_destroy(lt_gemm_t *g);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
