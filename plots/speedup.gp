@@ -4,6 +4,7 @@ load sprintf('%s/common.gp', system(sprintf('dirname "%s"', ARG0)))
 set logscale y 10
 set ytics (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 set ylabel 'Speed-up over baseline (x), log scale'
+set yrange [0.5:*]   # the parity line never sits on the axis
 # parity (1x), drawn only where it falls inside the autoscaled range
 set style line 99 dt 3 lc rgb '#555555' lw 1
 plot for [i=1:n] in index (i-1) using 1:2 with linespoints dt dash_(i) lc rgb col_(i) pt pt_(i) ps 1.1 title columnheader(1), \

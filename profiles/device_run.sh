@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | ncu
+#   MODE: all (default) | tests | bench | layer | ncu
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -38,6 +38,16 @@ if [ "$MODE" = all ] || [ "$MODE" = bench ]; then
     $BIN --seq 1k..64k --ops linear_attn --variants chunked --batch 1 \
         -o "$OUT/b1.csv" 2> "$OUT/b1.log"; echo "rc=$?"
     grep -hE "ok$|fail|skip" "$OUT/lm.log" "$OUT/chela_head.log" "$OUT/b1.log" | cut -c1-150
+fi
+if [ "$MODE" = all ] || [ "$MODE" = layer ]; then
+    echo "== $BIN --seq 1k..64k --ops long_conv,short_long_conv --profile"
+    $BIN --seq 1k..64k --ops long_conv,short_long_conv --profile \
+        -o "$OUT/conv.csv" 2> "$OUT/conv.log"; echo "rc=$?"
+    echo "== $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile"
+    $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile \
+        -o "$OUT/layer.csv" 2> "$OUT/layer.log"; echo "rc=$?"
+    grep -hE "ok$|fail|skip" "$OUT/conv.log" "$OUT/layer.log" | grep -v ":" | cut -c1-150
+    grep -hE "fail|skip" "$OUT/conv.log" "$OUT/layer.log" | cut -c1-250
 fi
 # Cross-check of the CUPTI byte counts with Nsight Compute: every kernel of the
 # process is profiled (ceilings off), ncu_bytes.py keeps the variant's kernels and
