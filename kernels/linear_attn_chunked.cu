@@ -39,8 +39,8 @@
  * 24 (L = 2752, 384 blocks).  CHELA shape (H 1, dk 128, dv 2048): T <= 8k nseg 1 (256+ blocks);
  * 16k, 32k, 64k -> nseg 2, 4, 8 (L = 8192, 256 blocks).  CHELA_LA_SEG overrides.
  *
- * Environment: CHELA_LA_VERSION=1 runs v1 (default LAC_DEFAULT_VERSION = 2); fp32 always runs
- * v1.  CHELA_LA_SEG=<tokens> forces the segment length (rounded up to a multiple of 64).
+ * Environment: CHELA_LA_VERSION=1|2|3 picks the version (default LAC_DEFAULT_VERSION = 3, which
+ * runs where it applies, causal with dv >= 128, and v2 elsewhere); fp32 always runs v1.  CHELA_LA_SEG=<tokens> forces the segment length (rounded up to a multiple of 64).
  *
  * ---- version index ---------------------------------------------------------------------------
  *
@@ -98,7 +98,34 @@
  *   Checked on the CPU (no GPU here) by running these very kernels under an emulation of
  *   ldmatrix / mma / cp.async / shuffles against a double reference: causal and not, dk 64/128,
  *   dv 64..2048, T = 1..640 with tails, 1..5 segments, fused and two-pass RMSNorm, bf16/fp16/fp32.
- *   measured: not yet.
+ *   measured (H100, 2026-11-23, 65536 tokens per point, bf16 causal): LM shape 0.20-0.31 ms
+ *   (1.12-1.72x the 0.179 ms floor); CHELA head 0.55-0.56 ms at T <= 8k and 0.69-0.74 ms at
+ *   16k-64k (2.9-3.9x the 0.192 ms floor), 135 GFLOP at ~240 TFLOP/s.  Nsight Compute at the
+ *   CHELA head, T = 4k: tensor pipe 40 %, issue slots 35 %, L1/shared 53 %, L2 37 %, DRAM 24 %,
+ *   7.6 warps per SM (2 blocks x 4): no unit near its limit, latency-bound.
+ *
+ * v3 (default where it applies: causal, dv >= 128, bf16/fp16).  What v2's CHELA head numbers
+ *   pointed at: per chunk and 64-column slice, 160 of the 1008 MMAs recompute Q K^T (the same
+ *   for all 32 slices) behind a barrier whose wait is set by warp 3 (4x warp 0's share of the
+ *   causal triangle), and 256 are the lo half of the hi/lo state.  v3 removes both:
+ *   - a prep kernel computes A = mask(Q K^T)/sqrt(dk) once per chunk (fp16, 8 KB per chunk in
+ *     the workspace: 8 MB per 65536 tokens, read by the slices from L2) and, for bf16, q as
+ *     fp16 (q16);
+ *   - pass C loads A with the chunk (cp.async into an XOR-swizzled 64 x 64 tile, so two stages
+ *     still fit two blocks per SM: 114,688 B) and multiplies q16 by the state in fp16 after a
+ *     per-row power-of-two scale (row max of |S|/sqrt(dk) into [2^14, 2^15); exact to undo):
+ *     fp16's 2^-12 rounding, no lo half.  MMAs per chunk and slice: 592 (from 1008), one barrier
+ *     fewer.  Pass A (segment states) and the scan are v2's.
+ *   Predicted, CHELA head: if the MMA rate held, 0.56 x 592/1008 = 0.33 ms at T <= 8k, plus the
+ *   prep pass (~60 MB, ~0.02 ms); less well if the kernel stays latency-bound, as ncu says:
+ *   ~0.35-0.40 ms.  From 16k pass A adds its ~0.15 ms: ~0.50 ms.  Error: as v2 (fp16 S's
+ *   2^-12 is under the output's bf16 rounding).  LM shape (dv = 64): unchanged, v2 runs.
+ *   ptxas (sm_90): pass C 247 regs (dk 128) / 187 (dk 64), no spills; prep 56-69 regs.
+ *   measured (H100, 2026-11-23): CHELA head 0.399-0.402 ms at T = 1k..8k (v2 0.554-0.571 in
+ *   the same run, 1.39-1.42x faster), 0.530 / 0.561 / 0.575 ms at 16k / 32k / 64k (v2 0.688 /
+ *   0.723 / 0.737); max_rel_err 4.0-4.3e-3 (v2 3.9-4.2e-3).  The prediction held at the upper
+ *   end: time fell 28 % for 41 % fewer MMAs, the kernel is still latency-bound.  Bytes rose by
+ *   the prep pass: hbm_ratio 1.09-1.12 at T <= 8k (v2 0.98-1.00).
  *
  * Build hooks: LAC_KERNELS_ONLY compiles the kernels without the host code and LAC_EMULATE
  * expects the device primitives (ldmatrix, mma, cp.async, shuffles) from an includer that runs
@@ -124,7 +151,7 @@ DECLARE_VARIANT(linear_attn_chunked);
 #endif
 
 #ifndef LAC_DEFAULT_VERSION
-#define LAC_DEFAULT_VERSION 2 /* 1: CUDA cores, 2: tensor cores                             */
+#define LAC_DEFAULT_VERSION 3 /* 1: CUDA cores, 2: tensor cores, 3: v2 + precomputed A, fp16 S */
 #endif
 #ifndef LAC_STATE_HILO
 #define LAC_STATE_HILO 1      /* v2 bf16: Q S with S split into bf16 hi + lo (two MMAs)      */
@@ -765,6 +792,323 @@ __global__ void __launch_bounds__(LAC_THREADS, DK == 64 ? 3 : 2)
 }
 
 /* ============================================================================================
+ * v3: v2's pass C without the per-slice Q K^T and without the hi/lo state (causal, bf16 / fp16,
+ * dv >= 128).  See the version index for the why and the numbers.
+ *   prep kernel  block (bh, chunk): A = mask(Q K^T) / sqrt(dk) once per chunk, stored fp16
+ *                [bh][chunk][64][64] in the workspace; for bf16 also q16 = fp16(q) [bh][T][dk]
+ *                (exact for |q| in fp16's normal range; q below 2^-14 becomes subnormal, an
+ *                absolute error under 2^-25).
+ *   pass C       as v2 but loads A (cp.async, XOR-swizzled rows: no padding, conflict-free
+ *                ldmatrix) instead of computing it, and multiplies q16 by the state rounded to
+ *                fp16 after a per-row power-of-two scale that puts the row's largest |S|/sqrt(dk)
+ *                in [2^14, 2^15): fp16's 2^-12 relative rounding instead of bf16 hi + lo.
+ * ========================================================================================== */
+
+constexpr int lac_v3_output_smem(int dk) {
+    return 2 * 2 * LAC_C * (dk + LAC_PAD) * 2     /* q16, k: two stages                */
+           + 2 * LAC_C * (LAC_DVS + LAC_PAD) * 2  /* v: two stages                     */
+           + 2 * LAC_C * LAC_C * 2                /* A (fp16, swizzled): two stages    */
+           + LAC_C * (LAC_DVS + LAC_PAD) * 2      /* O staging                         */
+           + LAC_WARPS * LAC_C * 4;               /* per-warp row sums of squares      */
+}
+constexpr int lac_v3_prep_smem(int dk) { return 2 * LAC_C * (dk + LAC_PAD) * 2; }
+
+/* Element (r, c) of a 64 x 64 16-bit tile whose 16-byte pieces are XOR-swizzled by row. */
+__device__ __forceinline__ int lac_swz64(int r, int c) {
+    return r * LAC_C + ((((c >> 3) ^ r) & 7) << 3) + (c & 7);
+}
+
+/* Prep.  grid = B*H*nchunks, block = 128, dynamic smem lac_v3_prep_smem(DK). */
+template <bool BF16, int DK>
+__global__ void __launch_bounds__(LAC_THREADS)
+    lac_v3_prep_kernel(const uint16_t *__restrict__ d_q, const uint16_t *__restrict__ d_k,
+                       uint16_t *__restrict__ d_a, uint16_t *__restrict__ d_q16, lac_args a) {
+    constexpr int LDK = DK + LAC_PAD;
+    LAC_DYNAMIC_SMEM(lac_smem);
+    uint16_t *s_q = reinterpret_cast<uint16_t *>(lac_smem); /* [C][LDK] */
+    uint16_t *s_k = s_q + LAC_C * LDK;                      /* [C][LDK] */
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int gid = lane >> 2, tig = lane & 3, mi = lane >> 3, r8 = lane & 7;
+    const int p1_row = (mi & 1) * 8 + r8, p1_col = (mi >> 1) * 8;
+    const int p2_row = (mi >> 1) * 8 + r8, p2_col = (mi & 1) * 8;
+    const int nchunks = (a.T + LAC_C - 1) / LAC_C;
+    const int c = blockIdx.x % nchunks;
+    const int64_t bh = blockIdx.x / nchunks;
+    const int t0 = c * LAC_C;
+    const int nvalid = lac_min(LAC_C, a.T - t0);
+    const int64_t row0 = bh * a.T + t0;
+    lac_load_rows<DK, LDK>(s_q, d_q + row0 * DK, DK, nvalid, tid);
+    lac_load_rows<DK, LDK>(s_k, d_k + row0 * DK, DK, nvalid, tid);
+    lac_cp_async_commit();
+    lac_cp_async_wait_all();
+    __syncthreads();
+
+    /* Rows 16w..16w+15 of A; n-tiles right of the diagonal are zero and not computed. */
+    float sacc[8][4];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) sacc[j][0] = sacc[j][1] = sacc[j][2] = sacc[j][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < DK / 16; ++kk) {
+        uint32_t af[4];
+        lac_ldsm_x4(af, lac_sa(s_q + (16 * warp + p1_row) * LDK + 16 * kk + p1_col));
+#pragma unroll
+        for (int jp = 0; jp < 4; ++jp) {
+            if (jp <= warp) {
+                uint32_t bf[4];
+                lac_ldsm_x4(bf, lac_sa(s_k + (16 * jp + p2_row) * LDK + 16 * kk + p2_col));
+                lac_mma<BF16>(sacc[2 * jp], af, bf[0], bf[1]);
+                lac_mma<BF16>(sacc[2 * jp + 1], af, bf[2], bf[3]);
+            }
+        }
+    }
+    uint16_t *dst = d_a + (bh * nchunks + c) * (int64_t)(LAC_C * LAC_C);
+    const int ta = 16 * warp + gid, tb = ta + 8;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const int s0 = 8 * j + 2 * tig;
+        *reinterpret_cast<uint32_t *>(dst + ta * LAC_C + s0) =
+            lac_pack<false>(s0 <= ta ? sacc[j][0] * a.scale : 0.f,
+                            s0 + 1 <= ta ? sacc[j][1] * a.scale : 0.f);
+        *reinterpret_cast<uint32_t *>(dst + tb * LAC_C + s0) =
+            lac_pack<false>(s0 <= tb ? sacc[j][2] * a.scale : 0.f,
+                            s0 + 1 <= tb ? sacc[j][3] * a.scale : 0.f);
+    }
+    if (BF16) { /* q16 rows of this chunk, 8 elements a thread per step */
+        for (int p = tid; p < nvalid * (DK / 8); p += LAC_THREADS) {
+            const int r = p / (DK / 8), c8 = (p % (DK / 8)) * 8;
+            const uint4 u = *reinterpret_cast<const uint4 *>(s_q + r * LDK + c8);
+            const uint4 h = make_uint4(lac_bf16x2_to_f16x2(u.x), lac_bf16x2_to_f16x2(u.y),
+                                       lac_bf16x2_to_f16x2(u.z), lac_bf16x2_to_f16x2(u.w));
+            *reinterpret_cast<uint4 *>(d_q16 + (row0 + r) * DK + c8) = h;
+        }
+    }
+}
+
+/* One chunk of q16, k, this slice's v columns and A (cp.async, one commit group). */
+template <int DK>
+__device__ __forceinline__ void lac_v3_load_chunk(uint16_t *sq, uint16_t *sk, uint16_t *sv,
+                                                  uint16_t *sa, const uint16_t *q_bh,
+                                                  const uint16_t *k_bh, const uint16_t *v_bh,
+                                                  const uint16_t *a_bh, int dv, int c, int T,
+                                                  int tid) {
+    const int t0 = c * LAC_C;
+    const int nvalid = lac_min(LAC_C, T - t0);
+    lac_load_rows<DK, DK + LAC_PAD>(sq, q_bh + (int64_t)t0 * DK, DK, nvalid, tid);
+    lac_load_rows<DK, DK + LAC_PAD>(sk, k_bh + (int64_t)t0 * DK, DK, nvalid, tid);
+    lac_load_rows<LAC_DVS, LAC_DVS + LAC_PAD>(sv, v_bh + (int64_t)t0 * dv, dv, nvalid, tid);
+    const uint16_t *ga = a_bh + (int64_t)c * (LAC_C * LAC_C);
+#pragma unroll
+    for (int i = 0; i < LAC_C * 8 / LAC_THREADS; ++i) { /* 512 pieces of 16 B */
+        const int p = tid + i * LAC_THREADS;
+        const int r = p >> 3, c8 = (p & 7) << 3;
+        lac_cp_async16(lac_sa(sa + lac_swz64(r, c8)), ga + r * LAC_C + c8, 16);
+    }
+    lac_cp_async_commit();
+}
+
+/* 2^e for e in [-126, 127] as a float. */
+__device__ __forceinline__ float lac_exp2i(int e) {
+    e = e < -126 ? -126 : (e > 127 ? 127 : e);
+    return __uint_as_float((uint32_t)(e + 127) << 23);
+}
+/* The power-of-two exponent p with m * 2^p in [2^14, 2^15) (m > 0 finite); 0 for m == 0. */
+__device__ __forceinline__ int lac_fp16_scale_exp(float m) {
+    if (!(m > 0.f)) return 0;
+    const int e = (int)((__float_as_uint(m) >> 23) & 255u) - 127; /* floor(log2 m), normal m */
+    const int p = 14 - e;
+    return p > 126 ? 126 : p; /* |S| < 2^-112: both 2^p and 2^-p stay normal floats */
+}
+
+/* Pass C, v3 (causal only).  grid = B*H*nseg*nslices, block = 128, dynamic smem
+ * lac_v3_output_smem(DK).  Barriers per chunk: B0 (chunk landed), [Bn], B2 (O staged). */
+template <bool BF16, int DK>
+__global__ void __launch_bounds__(LAC_THREADS, 2)
+    lac_v3_output_kernel(const uint16_t *__restrict__ d_q16, const uint16_t *__restrict__ d_k,
+                         const uint16_t *__restrict__ d_v, const uint16_t *__restrict__ d_a,
+                         uint16_t *__restrict__ d_o, const float *__restrict__ d_states,
+                         float *__restrict__ d_rowpart, lac_args a) {
+    constexpr int LDK = DK + LAC_PAD, LDV = LAC_DVS + LAC_PAD, LDO = LAC_DVS + LAC_PAD;
+    constexpr int ATILE = LAC_C * LAC_C;
+    LAC_DYNAMIC_SMEM(lac_smem);
+    uint16_t *s_q = reinterpret_cast<uint16_t *>(lac_smem); /* [2][C][LDK]  fp16           */
+    uint16_t *s_k = s_q + 2 * LAC_C * LDK;                  /* [2][C][LDK]                 */
+    uint16_t *s_v = s_k + 2 * LAC_C * LDK;                  /* [2][C][LDV]                 */
+    uint16_t *s_a = s_v + 2 * LAC_C * LDV;                  /* [2][C*C] A[t][s], swizzled  */
+    uint16_t *s_o = s_a + 2 * ATILE;                        /* [C][LDO]  O[t][dv]          */
+    float *s_rss = reinterpret_cast<float *>(s_o + LAC_C * LDO); /* [WARPS][C]             */
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int gid = lane >> 2, tig = lane & 3, mi = lane >> 3, r8 = lane & 7;
+    const int p1_row = (mi & 1) * 8 + r8, p1_col = (mi >> 1) * 8;
+    const int p2_row = (mi >> 1) * 8 + r8, p2_col = (mi & 1) * 8;
+
+    const int slice = blockIdx.x % a.nslices;
+    const int rest = blockIdx.x / a.nslices;
+    const int seg = rest % a.nseg;
+    const int64_t bh = rest / a.nseg;
+    const int nchunks = (a.T + LAC_C - 1) / LAC_C;
+    const int c_begin = seg * a.seg_chunks;
+    const int c_end = lac_min(c_begin + a.seg_chunks, nchunks);
+    const int64_t row0 = bh * a.T;
+    const uint16_t *q_bh = d_q16 + row0 * DK;
+    const uint16_t *k_bh = d_k + row0 * DK;
+    const uint16_t *v_bh = d_v + row0 * a.dv + slice * LAC_DVS;
+    const uint16_t *a_bh = d_a + bh * nchunks * (int64_t)ATILE;
+    uint16_t *o_bh = d_o + row0 * a.dv + slice * LAC_DVS;
+
+    lac_v3_load_chunk<DK>(s_q, s_k, s_v, s_a, q_bh, k_bh, v_bh, a_bh, a.dv, c_begin, a.T, tid);
+
+    float st[DK / 8][4];
+    bool state_nonzero = seg > 0;
+    if (state_nonzero) {
+        const float *src =
+            d_states + ((bh * a.nseg_ws + seg - 1) * a.dv + slice * LAC_DVS + warp * 16 + gid) *
+                           DK +
+            2 * tig;
+#pragma unroll
+        for (int j = 0; j < DK / 8; ++j) {
+            const float2 lo = *reinterpret_cast<const float2 *>(src + 8 * j);
+            const float2 hi = *reinterpret_cast<const float2 *>(src + 8 * DK + 8 * j);
+            st[j][0] = lo.x;
+            st[j][1] = lo.y;
+            st[j][2] = hi.x;
+            st[j][3] = hi.y;
+        }
+    } else {
+#pragma unroll
+        for (int j = 0; j < DK / 8; ++j) st[j][0] = st[j][1] = st[j][2] = st[j][3] = 0.f;
+    }
+
+    for (int c = c_begin; c < c_end; ++c) {
+        const int stage = (c - c_begin) & 1;
+        const uint16_t *sq = s_q + stage * LAC_C * LDK;
+        const uint16_t *sk = s_k + stage * LAC_C * LDK;
+        const uint16_t *sv = s_v + stage * LAC_C * LDV;
+        const uint16_t *sa = s_a + stage * ATILE;
+        lac_cp_async_wait_all();
+        __syncthreads(); /* B0: chunk c landed; chunk c-1's buffers and O staging are free */
+        if (c + 1 < c_end)
+            lac_v3_load_chunk<DK>(s_q + (stage ^ 1) * LAC_C * LDK, s_k + (stage ^ 1) * LAC_C * LDK,
+                                  s_v + (stage ^ 1) * LAC_C * LDV, s_a + (stage ^ 1) * ATILE,
+                                  q_bh, k_bh, v_bh, a_bh, a.dv, c + 1, a.T, tid);
+        const int t0 = c * LAC_C;
+        const int nvalid = lac_min(LAC_C, a.T - t0);
+
+        /* Step 2a: O^T = 2^-p (fp16(2^p S^T / sqrt(dk)) Q16^T), p per value row. */
+        float oacc[8][4];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) oacc[j][0] = oacc[j][1] = oacc[j][2] = oacc[j][3] = 0.f;
+        if (state_nonzero) { /* block-uniform */
+            float ma = 0.f, mb = 0.f; /* rows gid, gid+8: max |S| over this lane's columns */
+#pragma unroll
+            for (int j = 0; j < DK / 8; ++j) {
+                ma = fmaxf(ma, fmaxf(fabsf(st[j][0]), fabsf(st[j][1])));
+                mb = fmaxf(mb, fmaxf(fabsf(st[j][2]), fabsf(st[j][3])));
+            }
+#pragma unroll
+            for (int m = 1; m < 4; m <<= 1) { /* over tig: the row's 4 lanes */
+                ma = fmaxf(ma, lac_shfl_xor(ma, m));
+                mb = fmaxf(mb, lac_shfl_xor(mb, m));
+            }
+            const int pa = lac_fp16_scale_exp(ma * a.scale), pb = lac_fp16_scale_exp(mb * a.scale);
+            const float sa_ = a.scale * lac_exp2i(pa), sb_ = a.scale * lac_exp2i(pb);
+#pragma unroll
+            for (int kk = 0; kk < DK / 16; ++kk) {
+                uint32_t af[4];
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    const float *x = st[2 * kk + h];
+                    af[2 * h] = lac_pack<false>(x[0] * sa_, x[1] * sa_);
+                    af[2 * h + 1] = lac_pack<false>(x[2] * sb_, x[3] * sb_);
+                }
+#pragma unroll
+                for (int np = 0; np < 4; ++np) {
+                    uint32_t bf[4];
+                    lac_ldsm_x4(bf, lac_sa(sq + (16 * np + p2_row) * LDK + 16 * kk + p2_col));
+                    lac_mma<false>(oacc[2 * np], af, bf[0], bf[1]);
+                    lac_mma<false>(oacc[2 * np + 1], af, bf[2], bf[3]);
+                }
+            }
+            const float ia = lac_exp2i(-pa), ib = lac_exp2i(-pb);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+                oacc[j][0] *= ia;
+                oacc[j][1] *= ia;
+                oacc[j][2] *= ib;
+                oacc[j][3] *= ib;
+            }
+        }
+        /* Step 2b: O^T += V^T A^T (fp16), then S^T += V^T K. */
+        {
+            uint32_t vt[4][4], va[4][4];
+            lac_v2_load_vt(vt, sv, warp, p2_row, p2_col);
+#pragma unroll
+            for (int ks = 0; ks < 4; ++ks)
+#pragma unroll
+                for (int r = 0; r < 4; ++r)
+                    va[ks][r] = BF16 ? lac_bf16x2_to_f16x2(vt[ks][r]) : vt[ks][r];
+#pragma unroll
+            for (int p = 0; p < 4; ++p) {
+#pragma unroll
+                for (int ks = 0; ks < 4; ++ks) {
+                    if (ks <= p) {
+                        uint32_t bf[4];
+                        lac_ldsm_x4(bf, lac_sa(sa + lac_swz64(16 * p + p2_row, 16 * ks + p2_col)));
+                        lac_mma<false>(oacc[2 * p], va[ks], bf[0], bf[1]);
+                        lac_mma<false>(oacc[2 * p + 1], va[ks], bf[2], bf[3]);
+                    }
+                }
+            }
+            lac_v2_state_update<BF16, DK>(st, vt, sk, p1_row, p1_col);
+            state_nonzero = true;
+        }
+
+        /* Step 3: epilogue, as v2. */
+        if (a.norm_mode != 0) {
+#pragma unroll
+            for (int nt = 0; nt < 8; ++nt) {
+                float qa = oacc[nt][0] * oacc[nt][0] + oacc[nt][2] * oacc[nt][2];
+                float qb = oacc[nt][1] * oacc[nt][1] + oacc[nt][3] * oacc[nt][3];
+#pragma unroll
+                for (int m = 4; m < 32; m <<= 1) {
+                    qa += lac_shfl_xor(qa, m);
+                    qb += lac_shfl_xor(qb, m);
+                }
+                if (gid == 0) {
+                    s_rss[warp * LAC_C + 8 * nt + 2 * tig] = qa;
+                    s_rss[warp * LAC_C + 8 * nt + 2 * tig + 1] = qb;
+                }
+            }
+        }
+        const int dvl = 16 * warp + gid;
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) {
+            const int t = 8 * nt + 2 * tig;
+            s_o[t * LDO + dvl] = lac_cvt<BF16>(oacc[nt][0]);
+            s_o[(t + 1) * LDO + dvl] = lac_cvt<BF16>(oacc[nt][1]);
+            s_o[t * LDO + dvl + 8] = lac_cvt<BF16>(oacc[nt][2]);
+            s_o[(t + 1) * LDO + dvl + 8] = lac_cvt<BF16>(oacc[nt][3]);
+        }
+        __syncthreads(); /* B2: O staged */
+#pragma unroll
+        for (int i = 0; i < LAC_C * (LAC_DVS / 8) / LAC_THREADS; ++i) {
+            const int p = tid + i * LAC_THREADS;
+            const int r = p / (LAC_DVS / 8), c8 = (p % (LAC_DVS / 8)) * 8;
+            if (r < nvalid)
+                *reinterpret_cast<uint4 *>(o_bh + (int64_t)(t0 + r) * a.dv + c8) =
+                    *reinterpret_cast<const uint4 *>(s_o + r * LDO + c8);
+        }
+        if (a.norm_mode == 2 && tid < nvalid) {
+            float ss = 0.f;
+#pragma unroll
+            for (int w = 0; w < LAC_WARPS; ++w) ss += s_rss[w * LAC_C + tid];
+            d_rowpart[(int64_t)slice * a.rows + row0 + t0 + tid] = ss;
+        }
+    }
+}
+
+/* ============================================================================================
  * Shared passes.
  * ========================================================================================== */
 
@@ -827,7 +1171,7 @@ __global__ void __launch_bounds__(32 * LAC_NORM_ROWS)
 namespace {
 
 struct lac_plan {
-    int version;        /* 1 or 2                                              */
+    int version;        /* 1, 2 or 3 (the version that runs for this shape)      */
     int nslices;        /* dv / 64                                             */
     int nchunks;        /* ceil(T / 64)                                        */
     int seg_chunks;     /* chunks per segment                                  */
@@ -835,6 +1179,8 @@ struct lac_plan {
     int nseg_ws;        /* states kept: nseg-1 causal, nseg not                */
     size_t state_bytes; /* B*H*nseg_ws*dk*dv*4                                  */
     size_t rowpart_bytes; /* nslices*B*H*T*4 (norm partials, if used)          */
+    size_t amat_bytes;  /* v3: B*H*nchunks*64*64*2 (fp16 A per chunk)             */
+    size_t q16_bytes;   /* v3, bf16: B*H*T*dk*2 (q as fp16)                        */
 };
 
 int lac_env_int(const char *name, int dflt) {
@@ -891,7 +1237,22 @@ template <int DT, int DK> int lac_prepare_v1(int *bps) {
         bps, lac_v1_output_kernel<DT, DK, true>, LAC_DVS, (size_t)0));
     return 0;
 }
+template <bool BF16, int DK> int lac_prepare_v3(int *bps) {
+    int unused = 0;
+    if (lac_prepare_v2<BF16, DK>(&unused)) return -1; /* pass A is v2's */
+    const int so = lac_v3_output_smem(DK);
+    CUDA_CHECK(cudaFuncSetAttribute(lac_v3_output_kernel<BF16, DK>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, so));
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(bps, lac_v3_output_kernel<BF16, DK>,
+                                                             LAC_THREADS, (size_t)so));
+    return 0;
+}
 int lac_prepare(int version, int dk, dtype_t dt, int *bps) {
+    if (version == 3) {
+        if (dt == DTYPE_BF16) return dk == 64 ? lac_prepare_v3<true, 64>(bps)
+                                              : lac_prepare_v3<true, 128>(bps);
+        return dk == 64 ? lac_prepare_v3<false, 64>(bps) : lac_prepare_v3<false, 128>(bps);
+    }
     if (version == 2) {
         if (dt == DTYPE_BF16) return dk == 64 ? lac_prepare_v2<true, 64>(bps)
                                               : lac_prepare_v2<true, 128>(bps);
@@ -909,10 +1270,24 @@ int lac_prepare(int version, int dk, dtype_t dt, int *bps) {
  * blocks.  Otherwise segments are added to fill the GPU: time ~ waves of equal blocks, each
  * 1/nseg of the work, so cost(n) = waves(n)/n; the fewest segments within 5 % of the best cost
  * (less workspace), never segments shorter than lac_seg_min_chunks (workspace traffic). */
+/* v3 replaces v2's pass C where the per-slice Q K^T recompute exists (dv >= 128) and the chunk
+ * recurrence runs (causal). */
+bool lac_v3_applies(int dv, int causal) { return causal && dv >= 2 * LAC_DVS; }
+
+/* Bytes of v3's A and q16 buffers (0 where v3 does not run; q16 counted for any 16-bit dtype). */
+size_t lac_v3_bytes(int B, int H, int T, int dk, int dv, int causal) {
+    if (!lac_v3_applies(dv, causal)) return 0;
+    const size_t nchunks = (size_t)(T + LAC_C - 1) / LAC_C;
+    return lac_align256((size_t)B * H * nchunks * LAC_C * LAC_C * 2) +
+           lac_align256((size_t)B * H * T * dk * 2);
+}
+
 int lac_make_plan(int B, int H, int T, int dk, int dv, int causal, dtype_t dt, lac_plan *p) {
     memset(p, 0, sizeof(*p));
-    int version = lac_env_int("CHELA_LA_VERSION", LAC_DEFAULT_VERSION) == 1 ? 1 : 2;
+    int version = lac_env_int("CHELA_LA_VERSION", LAC_DEFAULT_VERSION);
+    if (version < 1 || version > 3) version = LAC_DEFAULT_VERSION;
     if (dt == DTYPE_F32) version = 1;
+    if (version == 3 && !lac_v3_applies(dv, causal)) version = 2;
     p->version = version;
     p->nslices = dv / LAC_DVS;
     p->nchunks = (T + LAC_C - 1) / LAC_C;
@@ -957,20 +1332,45 @@ int lac_make_plan(int B, int H, int T, int dk, int dv, int causal, dtype_t dt, l
                    (long long)(units * p->nseg));
     p->state_bytes = (size_t)B * H * p->nseg_ws * dk * dv * sizeof(float);
     p->rowpart_bytes = (size_t)p->nslices * B * H * T * sizeof(float);
+    if (version == 3) {
+        p->amat_bytes = (size_t)B * H * p->nchunks * LAC_C * LAC_C * 2;
+        p->q16_bytes = dt == DTYPE_BF16 ? (size_t)B * H * T * dk * 2 : 0;
+    }
     return 0;
 }
 
 /* Whether the norm partials buffer is used: the norm is fused in v2 when dv == 64. */
 int lac_norm_mode(const lac_plan *p, int rms_norm) {
     if (!rms_norm) return 0;
-    return (p->version == 2 && p->nslices == 1) ? 1 : 2;
+    return (p->version >= 2 && p->nslices == 1) ? 1 : 2;
 }
 
 struct lac_ptrs {
     const void *q, *k, *v;
     void *o;
     float *states, *rowpart;
+    uint16_t *amat, *q16; /* v3 */
 };
+
+/* Workspace layout of a plan: [states | rowpart (norm_mode 2) | A (v3) | q16 (v3, bf16)],
+ * each part 256-byte aligned.  Returns the total bytes and fills d's pointers from base. */
+size_t lac_ws_layout(const lac_plan *p, int norm_mode, void *base, lac_ptrs *d) {
+    size_t off = 0;
+    const size_t parts[4] = {p->state_bytes, norm_mode == 2 ? p->rowpart_bytes : 0,
+                             p->amat_bytes, p->q16_bytes};
+    void *ptr[4];
+    for (int i = 0; i < 4; i++) {
+        ptr[i] = parts[i] && base ? (char *)base + off : NULL;
+        off += lac_align256(parts[i]);
+    }
+    if (d) {
+        d->states = (float *)ptr[0];
+        d->rowpart = (float *)ptr[1];
+        d->amat = (uint16_t *)ptr[2];
+        d->q16 = (uint16_t *)ptr[3];
+    }
+    return off;
+}
 
 template <int DT> int lac_launch_norm(const lac_ptrs &d, const lac_args &a, cudaStream_t stream) {
     typedef typename lac_io<DT>::s_t S;
@@ -1018,6 +1418,31 @@ int lac_enqueue_v2(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int6
     return 0;
 }
 
+template <bool BF16, int DK>
+int lac_enqueue_v3(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int64_t nbh,
+                   cudaStream_t stream) {
+    const uint16_t *q = (const uint16_t *)d.q, *k = (const uint16_t *)d.k,
+                   *v = (const uint16_t *)d.v;
+    if (p->nseg_ws > 0) {
+        const int64_t grid = nbh * p->nseg_ws * p->nslices;
+        lac_v2_state_kernel<BF16, DK><<<(unsigned)grid, LAC_THREADS, lac_v2_state_smem(DK),
+                                        stream>>>(k, v, d.states, a);
+        CUDA_CHECK(cudaGetLastError());
+        if (lac_launch_scan(p, d, nbh, DK, a.dv, stream)) return -1;
+    }
+    const int64_t prep_grid = nbh * p->nchunks;
+    lac_v3_prep_kernel<BF16, DK><<<(unsigned)prep_grid, LAC_THREADS, lac_v3_prep_smem(DK),
+                                   stream>>>(q, k, d.amat, d.q16, a);
+    CUDA_CHECK(cudaGetLastError());
+    const int64_t grid = nbh * p->nseg * p->nslices;
+    lac_v3_output_kernel<BF16, DK><<<(unsigned)grid, LAC_THREADS, lac_v3_output_smem(DK),
+                                     stream>>>(BF16 ? d.q16 : q, k, v, d.amat, (uint16_t *)d.o,
+                                               d.states, d.rowpart, a);
+    CUDA_CHECK(cudaGetLastError());
+    if (a.norm_mode == 2) return lac_launch_norm<BF16 ? 1 : 2>(d, a, stream);
+    return 0;
+}
+
 template <int DT, int DK>
 int lac_enqueue_v1(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int64_t nbh,
                    int causal, cudaStream_t stream) {
@@ -1056,6 +1481,13 @@ int lac_enqueue(const lac_plan *p, const lac_ptrs &d, int B, int H, int T, int d
     a.scale = 1.0f / sqrtf((float)dk);
     a.rms_eps = rms_eps;
     const int64_t nbh = (int64_t)B * H;
+    if (p->version == 3) {
+        if (dt == DTYPE_BF16)
+            return dk == 64 ? lac_enqueue_v3<true, 64>(p, d, a, nbh, stream)
+                            : lac_enqueue_v3<true, 128>(p, d, a, nbh, stream);
+        return dk == 64 ? lac_enqueue_v3<false, 64>(p, d, a, nbh, stream)
+                        : lac_enqueue_v3<false, 128>(p, d, a, nbh, stream);
+    }
     if (p->version == 2) {
         if (dt == DTYPE_BF16)
             return dk == 64 ? lac_enqueue_v2<true, 64>(p, d, a, nbh, causal, stream)
@@ -1078,7 +1510,7 @@ int lac_enqueue(const lac_plan *p, const lac_ptrs &d, int B, int H, int T, int d
 struct lac_state {
     shape_t shape;
     lac_plan plan;
-    float *d_states;
+    void *d_ws; /* states, A, q16 (lac_ws_layout, no norm partials) */
 };
 
 } /* namespace */
@@ -1095,7 +1527,8 @@ extern "C" size_t linear_attn_chunked_workspace_bytes(const shape_t *s) {
     if (lac_shape_reason(s->B, s->H, s->T, s->dk, s->dv, s->dtype)) return 0;
     const int nseg = lac_nseg_bound(s->T, s->dk, s->dv);
     const int nws = s->causal ? nseg - 1 : nseg;
-    return (size_t)s->B * s->H * nws * s->dk * s->dv * sizeof(float);
+    return lac_align256((size_t)s->B * s->H * nws * s->dk * s->dv * sizeof(float)) +
+           lac_v3_bytes(s->B, s->H, s->T, s->dk, s->dv, s->causal);
 }
 
 extern "C" int linear_attn_chunked_setup(const shape_t *s, const io_t *io, void **state) {
@@ -1110,12 +1543,12 @@ extern "C" int linear_attn_chunked_setup(const shape_t *s, const io_t *io, void 
         free(st);
         return -1;
     }
-    if (st->plan.state_bytes > 0) {
-        const size_t bytes = st->plan.state_bytes;
-        cudaError_t e = cudaMalloc((void **)&st->d_states, bytes);
+    const size_t bytes = lac_ws_layout(&st->plan, 0, NULL, NULL);
+    if (bytes > 0) {
+        cudaError_t e = cudaMalloc(&st->d_ws, bytes);
         if (e != cudaSuccess) {
             free(st);
-            BENCH_FAIL("linear_attn/chunked: cudaMalloc(%zu B of segment states): %s", bytes,
+            BENCH_FAIL("linear_attn/chunked: cudaMalloc(%zu B of workspace): %s", bytes,
                        cudaGetErrorString(e));
         }
     }
@@ -1126,7 +1559,8 @@ extern "C" int linear_attn_chunked_setup(const shape_t *s, const io_t *io, void 
 extern "C" int linear_attn_chunked_run(void *state, const io_t *io, cudaStream_t stream) {
     const lac_state *st = (const lac_state *)state;
     const shape_t *s = &st->shape;
-    lac_ptrs d = {io->in[0], io->in[1], io->in[2], io->out, st->d_states, NULL};
+    lac_ptrs d = {io->in[0], io->in[1], io->in[2], io->out, NULL, NULL, NULL, NULL};
+    lac_ws_layout(&st->plan, 0, st->d_ws, &d);
     return lac_enqueue(&st->plan, d, s->B, s->H, s->T, s->dk, s->dv, s->causal, 0, 0.f,
                        s->dtype, stream);
 }
@@ -1134,7 +1568,7 @@ extern "C" int linear_attn_chunked_run(void *state, const io_t *io, cudaStream_t
 extern "C" void linear_attn_chunked_teardown(void *state) {
     lac_state *st = (lac_state *)state;
     if (!st) return;
-    if (st->d_states) cudaFree(st->d_states);
+    if (st->d_ws) cudaFree(st->d_ws);
     free(st);
 }
 
@@ -1145,7 +1579,7 @@ extern "C" size_t linear_attn_chunked_workspace(int B, int H, int T, int dk, int
     const size_t states =
         (size_t)B * H * lac_nseg_bound(T, dk, dv) * dk * dv * sizeof(float); /* causal or not */
     const size_t rowpart = (size_t)(dv / LAC_DVS) * B * H * T * sizeof(float);
-    return lac_align256(states) + rowpart;
+    return lac_align256(states) + lac_align256(rowpart) + lac_v3_bytes(B, H, T, dk, dv, 1);
 }
 
 extern "C" int linear_attn_chunked_launch(const void *d_q, const void *d_k, const void *d_v,
@@ -1162,16 +1596,15 @@ extern "C" int linear_attn_chunked_launch(const void *d_q, const void *d_k, cons
     lac_plan p;
     if (lac_make_plan(B, H, T, dk, dv, causal ? 1 : 0, dtype, &p)) return -1;
     const int norm_mode = lac_norm_mode(&p, rms_norm);
-    const size_t off = lac_align256(p.state_bytes);
-    const size_t need = norm_mode == 2 ? off + p.rowpart_bytes : p.state_bytes;
+    const size_t need = lac_ws_layout(&p, norm_mode, NULL, NULL);
     if (need > 0 && (!d_workspace || need > workspace_bytes))
         BENCH_FAIL("linear_attn_chunked_launch: workspace %zu B < %zu B needed (CHELA_LA_SEG "
                    "shorter than the default plan?)",
                    d_workspace ? workspace_bytes : (size_t)0, need);
     if ((uintptr_t)d_workspace & 15u)
         BENCH_FAIL("linear_attn_chunked_launch: workspace must be 16-byte aligned");
-    lac_ptrs d = {d_q, d_k, d_v, d_o, (float *)d_workspace,
-                  norm_mode == 2 ? (float *)((char *)d_workspace + off) : NULL};
+    lac_ptrs d = {d_q, d_k, d_v, d_o, NULL, NULL, NULL, NULL};
+    lac_ws_layout(&p, norm_mode, d_workspace, &d);
     return lac_enqueue(&p, d, B, H, T, dk, dv, causal ? 1 : 0, rms_norm, rms_eps, dtype, stream);
 }
 #endif /* LAC_KERNELS_ONLY */

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu
+#   MODE: all (default) | tests | bench | layer | ncu | la
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -48,6 +48,28 @@ if [ "$MODE" = all ] || [ "$MODE" = layer ]; then
         -o "$OUT/layer.csv" 2> "$OUT/layer.log"; echo "rc=$?"
     grep -hE "ok$|fail|skip" "$OUT/conv.log" "$OUT/layer.log" | grep -v ":" | cut -c1-150
     grep -hE "fail|skip" "$OUT/conv.log" "$OUT/layer.log" | cut -c1-250
+fi
+# Linear attention versions side by side at the CHELA head (CHELA_LA_VERSION), and an Nsight
+# Compute look at each version's output kernel at T = 4k (where its time goes).
+if [ "$MODE" = la ]; then
+    (cd $B && timeout 300 ctest -L gpu --output-on-failure) > "$OUT/ctest.log" 2>&1
+    grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion" "$OUT/ctest.log" | tail -20
+    for ver in 2 3; do
+        echo "== CHELA_LA_VERSION=$ver $BIN --seq 1k..64k --ops linear_attn --variants chunked --heads 1 --dk 128 --dv 2048 --profile"
+        CHELA_LA_VERSION=$ver $BIN --seq 1k..64k --ops linear_attn --variants chunked --heads 1 \
+            --dk 128 --dv 2048 --profile -o "$OUT/chela_head_v$ver.csv" 2> "$OUT/chela_head_v$ver.log"
+        echo "rc=$?"; cut -d, -f1-14 "$OUT/chela_head_v$ver.csv" | head -9
+    done
+    if command -v ncu >/dev/null; then
+        for ver in 2 3; do
+            CHELA_LA_VERSION=$ver CHELA_NO_CEILINGS=1 timeout 120 ncu -k regex:output_kernel -c 1 \
+                --section SpeedOfLight --section WarpStateStats --section ComputeWorkloadAnalysis \
+                --section MemoryWorkloadAnalysis --section Occupancy \
+                $BIN --seq 4096 --ops linear_attn --variants chunked --heads 1 --dk 128 --dv 2048 \
+                --warmup 0 --repeat 1 --budget-ms 0 -o /tmp/ncu_rows.csv > "$OUT/ncu_la_v$ver.txt" 2>&1
+            echo "ncu v$ver: rc=$? $(grep -c . "$OUT/ncu_la_v$ver.txt") lines"
+        done
+    fi
 fi
 # Cross-check of the CUPTI byte counts with Nsight Compute: every kernel of the
 # process is profiled (ceilings off), ncu_bytes.py keeps the variant's kernels and

@@ -87,6 +87,27 @@ START_TEST(chela_head_shape) {
 }
 END_TEST
 
+/* v3 (precomputed A, fp16 state) runs where dv >= 128 and causal: both dk, both 16-bit
+ * dtypes, tails, several segments (forced by CHELA_LA_SEG), and v2 beside it on one shape. */
+START_TEST(linear_attn_v3_shapes) {
+    const char *a[] = {"--ops", "linear_attn", "--variants", "chunked", "--seq", "1,65,1000,9000",
+                       "--batch", "2", "--heads", "1", "--dk", "64", "--dv", "128"};
+    ck_assert_int_eq(sweep_ok("v3_dk64", NULL, 14, a), 4);
+    const char *b[] = {"--ops", "linear_attn", "--variants", "chunked", "--seq", "100,4100",
+                       "--batch", "1", "--heads", "2", "--dk", "128", "--dv", "256", "--dtype",
+                       "fp16"};
+    ck_assert_int_eq(sweep_ok("v3_fp16", NULL, 16, b), 2);
+    const char *c[] = {"--ops", "linear_attn", "--variants", "chunked", "--seq", "1000,3001",
+                       "--batch", "1", "--heads", "1", "--dk", "128", "--dv", "2048"};
+    setenv("CHELA_LA_SEG", "256", 1);
+    ck_assert_int_eq(sweep_ok("v3_segments", NULL, 14, c), 2);
+    setenv("CHELA_LA_VERSION", "2", 1);
+    ck_assert_int_eq(sweep_ok("v2_segments", NULL, 14, c), 2);
+    unsetenv("CHELA_LA_VERSION");
+    unsetenv("CHELA_LA_SEG");
+}
+END_TEST
+
 START_TEST(linear_attn_long_and_noncausal) {
     const char *a[] = {"--ops", "linear_attn", "--variants", "chunked", "--seq", "5000,8k,20000",
                        "--batch", "1", "--heads", "2", "--head-dim", "64"};
@@ -151,6 +172,7 @@ int main(void) {
     tcase_add_test(tc, attention_fp16);
     tcase_add_test(tc, attention_fp32);
     tcase_add_test(tc, chela_head_shape);
+    tcase_add_test(tc, linear_attn_v3_shapes);
     tcase_add_test(tc, linear_attn_long_and_noncausal);
     tcase_add_test(tc, long_conv_odd_lengths);
     tcase_add_test(tc, short_long_conv_forms);
