@@ -8,16 +8,39 @@
  *   branches: 2 passes.  (1) z_long = K_long * SiLU(k3 * x) -> z; (2) one fused pass for
  *             both short branches: reads x and z_long, recomputes u over a halo of
  *             k_m + 2 samples, adds k3b * u + km * u (the two short kernels summed tap by
- *             tap in shared memory first, so one loop of max(3, k_m) taps), writes z.  The short branches are
- *             fused with each other and with the sum: the best this form can be built.
+ *             tap in shared memory first, so one loop of max(3, k_m) taps), writes z.  The
+ *             short branches are fused with each other and with the sum, and the pass is
+ *             built to run at the copy rate (below): the best this form can be built.
  *   reparam:  1 pass.  The three kernels are merged once in setup (slc_merge_kernels),
  *             the merged kernel's spectrum precomputed, then z = Kc * SiLU(k3 * x).
  * What reparameterization saves is therefore pass (2): a read of x and of z_long and a
  * write of z (3 * B*d*T elements) and one launch; NOTES.md compares that with the
- * measured difference. */
+ * measured difference.
+ *
+ * Pass (2) by version.  H100, d = 1024, 65536 tokens a point, bf16: the pass moves
+ * 3 * B*d*T * 2 bytes = 0.40 GB (CUPTI: 0.39-0.41), 0.136 ms at the 2.96 TB/s copy ceiling.
+ *   v1  one output a thread, one tap loop per short kernel: measured 0.67 ms.
+ *   v2  the two short kernels summed tap by tap once a block, tile 1024, 4 outputs a thread
+ *       (strided), scalar 2-byte loads and stores: measured 0.44 ms (~0.9 TB/s) at every T,
+ *       latency-bound: too few bytes in flight.
+ *   v3  (this version) 16-byte loads and stores (two for fp32): a thread owns 2 vectors of 8
+ *       consecutive outputs (64 threads, tile 1024 outputs), issues its x and z_long loads
+ *       together before the first barrier, keeps x, z_long and u in registers and slides an
+ *       8-wide register window over u for the taps (one shared load a tap per 8 outputs,
+ *       bank-conflict free through padding).  <= 64 registers, so 16 blocks (1024 threads) an
+ *       SM: 64 KB of loads in flight an SM in bf16, 128 KB in fp32.  Row heads and tails off a
+ *       16-byte boundary (T odd or not a multiple of 8) go scalar, < 8 elements each; x and z
+ *       whose bases differ mod 16 bytes take a scalar build of the same kernel.  Same function
+ *       and rounding as v2 (fp32 sums, taps in order, one rounding; checked bit for bit against
+ *       a CPU emulation of v2's order at T = 1..4097, odd ones included).
+ *       Predicted: 0.40 GB / 2.96 TB/s = 0.136 ms, ~0.15 ms with the halo re-reads (1-2% more
+ *       loads, mostly L2 hits), the grid's ramp and tail, and SiLU + taps (~30 instructions an
+ *       output) not fully hidden behind the loads; that would cut reparam's advantage from
+ *       0.44 ms a call to ~0.15.  Measured: not yet. */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "bench_check.h"
@@ -31,9 +54,17 @@ DECLARE_VARIANT(short_long_conv_branches);
 DECLARE_VARIANT(short_long_conv_reparam);
 }
 
-#define SLC_TILE 1024  /* outputs per block in the short-branch pass */
-#define SLC_THREADS 256 /* 4 outputs a thread, strided so a warp's accesses stay contiguous */
+/* Pass (2) tiling: a block takes SLC_VPB vectors of 8 consecutive outputs of one (b, c) row
+ * (16-byte accesses for bf16/fp16, two for fp32), each thread SLC_VPT of them. */
+#define SLC_THREADS 64    /* threads per block in the short-branch pass */
+#define SLC_VPT 2         /* vectors a thread, SLC_THREADS apart: a warp's accesses contiguous */
+#define SLC_VPB (SLC_THREADS * SLC_VPT) /* vectors a block: a tile of 1024 outputs */
+#define SLC_MIN_BLOCKS 16 /* blocks an SM: caps registers at 64 so 16 blocks (1024 threads) fit */
 #define SLC_MAX_KM 32
+/* Tile index of the tile's first vector element: room before it for a row head (<= 7
+ * elements, the row's start up to its first 16-byte boundary) and x's halo (<= SLC_MAX_KM + 1). */
+#define SLC_XOFF 40
+static_assert(SLC_XOFF >= 7 + SLC_MAX_KM + 1 && SLC_XOFF % 8 == 0, "SLC_XOFF too small");
 
 namespace {
 
@@ -53,50 +84,191 @@ __global__ void merge_kernel(const float *__restrict__ klong, const float *__res
     }
 }
 
-/* Pass (2) of the branches form.  Block: SLC_TILE outputs of one (b, c) row.  x over
- * [t0 - k_m - 1, t0 + SLC_TILE) is staged, u = SiLU(k3 * x) over [t0 - k_m + 1, t0 + SLC_TILE),
- * then each thread sums its taps onto z_long in place. */
-template <typename S>
-__global__ void __launch_bounds__(SLC_THREADS)
+/* 8 consecutive elements: one 16-byte access (two for fp32) when VEC, else 8 scalar ones (the
+ * fallback for x and z whose bases differ mod 16 bytes, so one row has no common alignment). */
+template <typename S, bool VEC> __device__ __forceinline__ void slc_load8(const S *p, float f[8]) {
+    if constexpr (VEC) {
+        load8(p, f);
+    } else {
+#pragma unroll
+        for (int k = 0; k < 8; k++) f[k] = to_f32(p[k]);
+    }
+}
+template <typename S, bool VEC> __device__ __forceinline__ void slc_store8(S *p, const float f[8]) {
+    if constexpr (VEC) {
+        store8(p, f);
+    } else {
+#pragma unroll
+        for (int k = 0; k < 8; k++) p[k] = from_f32<S>(f[k]);
+    }
+}
+
+/* Shared-memory slot of tile index i (i >= 0): one pad float every 8.  In the vector steps a
+ * warp's threads touch tile indices 8 apart (one vector each): unpadded, a scalar access would
+ * hit 4 banks 8 ways; padded, the slots are 9 apart and hit all 32 banks once, at any offset. */
+__device__ __forceinline__ int sidx(int i) { return i + (i >> 3); }
+
+/* Pass (2) of the branches form: z[t] += sum_{j < nk} (k3b + km)[j] * u[t - j], u = SiLU(k3 * x),
+ * both causal (x and u are 0 before t = 0).  Block (row, bt):
+ *   - a row's vectors start at off, its first 16-byte boundary (0..7 elements in; 0 in the
+ *     scalar build), nv whole vectors, then a tail of < 8.  A row too short for one whole
+ *     vector after off (only when T < 15) gets off = 0, nv = 0 and is all tail.
+ *   - tile bt owns vectors [bt*SLC_VPB, +nvb), outputs t in [p, pe); tile 0 also owns the head
+ *     [0, off) and the row's last tile the tail [pe, T): outputs [lo, hi) in all, each written
+ *     by exactly one thread of one block.
+ *   - shared memory holds x over [lo - hx, hi) and u over [lo - hu, hi), tile index
+ *     i = t - p + SLC_XOFF.  Each thread keeps its vectors' x, z and u in registers; only what a
+ *     neighbour needs goes through shared memory (x's last two elements of each vector, all u).
+ *   - the nk-tap sum slides a register window of 8 u's: one shared load a tap per 8 outputs.
+ * Global traffic: x and z read once, 16-byte loads all issued before the first barrier; z
+ * written once; plus the head, halo and tail of x as scalar loads, hx + < 16 a tile (at
+ * k_m = 9, 10-24 of 1024, mostly L2 hits: the neighbouring tile reads them too).  Sums: fp32,
+ * taps in order j = 0, 1, ..., one rounding at the end, as in v2. */
+template <typename S, bool VEC>
+__global__ void __launch_bounds__(SLC_THREADS, SLC_MIN_BLOCKS)
 short_branches_kernel(const S *__restrict__ x, const float *__restrict__ k3,
                       const float *__restrict__ k3b, const float *__restrict__ km, int k_m, int d,
-                      int T, S *__restrict__ z) {
-    __shared__ float xs[SLC_TILE + SLC_MAX_KM + 2], us[SLC_TILE + SLC_MAX_KM], ks[SLC_MAX_KM];
-    const int row = blockIdx.x, c = row % d, t0 = blockIdx.y * SLC_TILE; /* rows in x: B*d can pass 65535 */
+                      int T, int slots, S *__restrict__ z) {
+    extern __shared__ float slc_smem[]; /* xs then us, `slots` floats each */
+    __shared__ float ks[SLC_MAX_KM];
+    float *xs = slc_smem, *us = slc_smem + slots;
+    /* rows on grid.x: B*d can pass 65535 */
+    const int row = blockIdx.x, c = row % d, bt = blockIdx.y, tid = threadIdx.x;
+    const S *xr = x + (size_t)row * T;
+    S *zr = z + (size_t)row * T;
+    int off = VEC ? (int)(((16u - ((unsigned)reinterpret_cast<uintptr_t>(xr) & 15u)) & 15u) /
+                          (unsigned)sizeof(S))
+                  : 0;
+    const int nv = T > off ? (T - off) / 8 : 0;
+    if (nv == 0) off = 0; /* too short for a whole vector: the row is all tail */
+    const int last = nv > 0 ? (nv - 1) / SLC_VPB : 0;
+    if (bt > last) return; /* grid.y is sized for the row with the most vectors */
+    const int nvb = min(nv - bt * SLC_VPB, SLC_VPB);
+    const int p = off + 8 * SLC_VPB * bt, pe = p + 8 * nvb;
+    const int lo = bt == 0 ? 0 : p, hi = bt == last ? T : pe;
+    const int base = p - SLC_XOFF; /* tile index i holds t = base + i */
     /* halos: u over the longest short kernel (3 or k_m taps), x 2 more for the k3 conv */
     const int nk = k_m > 3 ? k_m : 3, hu = nk - 1, hx = hu + 2;
     /* the two short branches are one kernel of nk taps (their sum, tap by tap) */
-    for (int j = threadIdx.x; j < nk; j += blockDim.x)
+    for (int j = tid; j < nk; j += SLC_THREADS)
         ks[j] = (j < 3 ? k3b[3 * c + j] : 0.0f) + (j < k_m ? km[(size_t)c * k_m + j] : 0.0f);
-    const S *xr = x + (size_t)row * T;
-    for (int i = threadIdx.x; i < SLC_TILE + hx; i += blockDim.x) {
-        const int t = t0 - hx + i;
-        xs[i] = (t >= 0 && t < T) ? to_f32(xr[t]) : 0.0f;
+
+    const float a0 = k3[3 * c], a1 = k3[3 * c + 1], a2 = k3[3 * c + 2]; /* before the barrier */
+
+    /* 1: x and z_long of this thread's vectors, all loads issued before any is used */
+    float xf[SLC_VPT][8], zf[SLC_VPT][8];
+#pragma unroll
+    for (int q = 0; q < SLC_VPT; q++) {
+        const int v = tid + q * SLC_THREADS;
+        if (v < nvb) {
+            slc_load8<S, VEC>(xr + p + 8 * v, xf[q]);
+            slc_load8<S, VEC>(zr + p + 8 * v, zf[q]);
+        }
+    }
+#pragma unroll
+    for (int q = 0; q < SLC_VPT; q++) {
+        const int v = tid + q * SLC_THREADS, i = SLC_XOFF + 8 * v;
+        if (v < nvb) {
+            xs[sidx(i + 6)] = xf[q][6];
+            xs[sidx(i + 7)] = xf[q][7];
+        }
+    }
+    /* x over the head and halo [lo - hx, p) and the tail [pe, hi), scalar */
+    const int nxh = p - lo + hx, nt = hi - pe;
+    for (int k = tid; k < nxh + nt; k += SLC_THREADS) {
+        const int t = k < nxh ? lo - hx + k : pe + (k - nxh);
+        xs[sidx(t - base)] = t >= 0 ? to_f32(xr[t]) : 0.0f;
     }
     __syncthreads();
-    const float a0 = k3[3 * c], a1 = k3[3 * c + 1], a2 = k3[3 * c + 2];
-    for (int i = threadIdx.x; i < SLC_TILE + hu; i += blockDim.x) {
-        const int t = t0 - hu + i, ix = i + 2; /* xs index of x_t */
-        us[i] = t >= 0 ? silu(a0 * xs[ix] + a1 * xs[ix - 1] + a2 * xs[ix - 2]) : 0.0f;
+
+    /* 2: u = SiLU(k3 * x): the vectors' from registers (x[t-2], x[t-1] of the first from shared),
+     * then the head + halo [lo - hu, p) and the tail, scalar */
+    float uf[SLC_VPT][8];
+#pragma unroll
+    for (int q = 0; q < SLC_VPT; q++) {
+        const int v = tid + q * SLC_THREADS, i = SLC_XOFF + 8 * v;
+        if (v < nvb) {
+            float w[10];
+            w[0] = xs[sidx(i - 2)];
+            w[1] = xs[sidx(i - 1)];
+#pragma unroll
+            for (int k = 0; k < 8; k++) w[k + 2] = xf[q][k];
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                uf[q][k] = silu(a0 * w[k + 2] + a1 * w[k + 1] + a2 * w[k]);
+                us[sidx(i + k)] = uf[q][k];
+            }
+        }
+    }
+    const int nuh = p - lo + hu;
+    for (int k = tid; k < nuh + nt; k += SLC_THREADS) {
+        const int t = k < nuh ? lo - hu + k : pe + (k - nuh), i = t - base;
+        us[sidx(i)] =
+            t >= 0 ? silu(a0 * xs[sidx(i)] + a1 * xs[sidx(i - 1)] + a2 * xs[sidx(i - 2)]) : 0.0f;
     }
     __syncthreads();
-    S *zr = z + (size_t)row * T;
-    for (int i = threadIdx.x; i < SLC_TILE && t0 + i < T; i += blockDim.x) {
-        const int iu = i + hu; /* us index of u_t */
+
+    /* 3: the taps.  w[k] = u[t + k - j] for tap j: start at j = 0 from registers, shift one
+     * u in from shared per tap. */
+#pragma unroll
+    for (int q = 0; q < SLC_VPT; q++) {
+        const int v = tid + q * SLC_THREADS, i = SLC_XOFF + 8 * v;
+        if (v < nvb) {
+            float w[8], s[8];
+            const float kj0 = ks[0];
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                w[k] = uf[q][k];
+                s[k] = 0.0f;
+                s[k] += kj0 * w[k];
+            }
+            for (int j = 1; j < nk; j++) {
+#pragma unroll
+                for (int k = 7; k > 0; k--) w[k] = w[k - 1];
+                w[0] = us[sidx(i - j)];
+                const float kj = ks[j];
+#pragma unroll
+                for (int k = 0; k < 8; k++) s[k] += kj * w[k];
+            }
+#pragma unroll
+            for (int k = 0; k < 8; k++) s[k] = zf[q][k] + s[k];
+            slc_store8<S, VEC>(zr + p + 8 * v, s);
+        }
+    }
+    /* the head [lo, p) and the tail [pe, hi), scalar */
+    const int noh = p - lo;
+    for (int k = tid; k < noh + nt; k += SLC_THREADS) {
+        const int t = k < noh ? lo + k : pe + (k - noh), i = t - base;
         float s = 0.0f;
-        for (int j = 0; j < nk; j++) s += ks[j] * us[iu - j];
-        zr[t0 + i] = from_f32<S>(to_f32(zr[t0 + i]) + s);
+        for (int j = 0; j < nk; j++) s += ks[j] * us[sidx(i - j)];
+        zr[t] = from_f32<S>(to_f32(zr[t]) + s);
     }
 }
 
 template <typename S>
 int launch_branches(const io_t *io, cudaStream_t st) {
     const shape_t *s = io->shape;
-    const int k_m = shape_km(s->T);
-    dim3 grid((unsigned)(s->B * s->d), (unsigned)((s->T + SLC_TILE - 1) / SLC_TILE));
-    short_branches_kernel<S><<<grid, SLC_THREADS, 0, st>>>(
-        (const S *)io->in[0], (const float *)io->in[1], (const float *)io->in[3],
-        (const float *)io->in[4], k_m, s->d, s->T, (S *)io->out);
+    const int k_m = shape_km(s->T), T = s->T;
+    const S *x = (const S *)io->in[0];
+    S *z = (S *)io->out;
+    /* a row has at most T/8 vectors (fewer when it starts off a 16-byte boundary) */
+    const int nv_max = T / 8, nvb_max = nv_max < SLC_VPB ? nv_max : SLC_VPB;
+    const int tiles = nv_max > 0 ? (nv_max + SLC_VPB - 1) / SLC_VPB : 1;
+    /* tile indices used: < SLC_XOFF + 8 * nvb + 8 with a vector, < SLC_XOFF + 15 without */
+    const int idx = SLC_XOFF + 8 * nvb_max + 16;
+    const int slots = (idx + (idx >> 3) + 1 + 3) & ~3; /* > sidx(idx - 1), a multiple of 4 */
+    const size_t smem_bytes = 2 * (size_t)slots * sizeof(float);
+    dim3 grid((unsigned)(s->B * s->d), (unsigned)tiles);
+    /* vectors need x and z rows to share their offset from a 16-byte boundary */
+    const bool vec = (((uintptr_t)x ^ (uintptr_t)z) & 15u) == 0;
+    if (vec)
+        short_branches_kernel<S, true><<<grid, SLC_THREADS, smem_bytes, st>>>(
+            x, (const float *)io->in[1], (const float *)io->in[3], (const float *)io->in[4], k_m,
+            s->d, T, slots, z);
+    else
+        short_branches_kernel<S, false><<<grid, SLC_THREADS, smem_bytes, st>>>(
+            x, (const float *)io->in[1], (const float *)io->in[3], (const float *)io->in[4], k_m,
+            s->d, T, slots, z);
     CUDA_CHECK(cudaGetLastError());
     return 0;
 }
