@@ -10,26 +10,30 @@
  *                   [d,T] layout (op T); its bias b is added where P is read (stages 4, 6, 8)
  *   3 v_gemm        V' = X~ . Wv
  *   4 qkv_act       Q = kq SiLU(Zq + bz) + mq, K = kk SiLU(Zq + bz) + mk, V = SiLU(V' + bv) in place
- *   5 linear_attn   O = RMSNorm(causal linear attention(Q/sqrt(z), K, V)),
- *                   kernels/linear_attn_chunked with its fused norm
- *   6 gate_a        M = O * sigmoid(Ga), in place
- *   7 uh_gemm       H' = M . Uh (bh added in stage 8)
- *   8 gate_out_ln2  Y = sigmoid(Go) SiLU(Hz + H') + (1 - sigmoid(Go)) X; LN2(Y), one pass a row
- *   9 ffn1_gemm     F' = LN2(Y) . W1
- *  10 ffn1_silu     F = SiLU(F'), in place
- *  11 ffn2_gemm     Y' = Y + F . W2 (the residual through beta = 1)
+ *   5 linear_attn_gate
+ *                   M = RMSNorm(causal linear attention(Q/sqrt(z), K, V)) * sigmoid(Ga + ba):
+ *                   kernels/linear_attn_chunked, the gate applied in its norm pass
+ *   6 uh_gemm       H' = M . Uh (bh added in stage 7)
+ *   7 gate_out_ln2  Y = sigmoid(Go) SiLU(Hz + H') + (1 - sigmoid(Go)) X; LN2(Y), one pass a row
+ *   8 ffn1_gemm     F' = LN2(Y) . W1
+ *   9 ffn1_silu     F = SiLU(F'), in place
+ *  10 ffn2_gemm     Y' = Y + F . W2 (the residual through beta = 1)
  * Biases are added by the elementwise stage that reads a GEMM's output rather than in a
  * cuBLASLt epilogue: it costs nothing there, and cuBLASLt offered no algorithm for the
  * batched op-T projection with a BIAS epilogue (an H100 setup failure).
  * Why not fewer passes: cuBLASLt has bias / ReLU / GELU epilogues but no SiLU, so the two
- * SiLUs after GEMMs (stages 4 and 10) and the gate after the attention (6) are separate
- * elementwise passes; each costs a read and a write of its tensor (NOTES.md counts them).
+ * SiLUs after GEMMs (stages 4 and 9) are separate elementwise passes; each costs a read and a
+ * write of its tensor (NOTES.md counts them).
  *
  * ---- version index ---------------------------------------------------------------------------
  * v1 (this file).  Predicted at d = 1024, z = 128, v = 2048, 65536 tokens, bf16, H100:
  *   GEMMs 1.66 TFLOP -> 2.2 ms at ~750 TFLOP/s; linear attention ~0.6 ms (measured alone at
  *   this head shape); long conv ~0.2 ms; elementwise stages ~2.3 GB -> ~0.8 ms; about 3.8 ms.
  *   measured: profiles/NOTES.md.
+ * v2.  The gate M = O * sigmoid(Ga) moved into the attention's RMSNorm pass (which already reads
+ *   and writes O), and that pass vectorised (it moved 2-byte elements): one read and one write
+ *   of O fewer, 2 * B*T*v elements (0.54 GB at 65536 tokens, v = 2048), ~0.2-0.3 ms predicted.
+ *   v1's gate_a stage measured 0.26-0.28 ms.  measured: profiles/NOTES.md.
  */
 #include <cublasLt.h>
 #include <cuda_bf16.h>
@@ -66,7 +70,6 @@ enum {
     ST_V_GEMM,
     ST_QKV_ACT,
     ST_LINEAR_ATTN,
-    ST_GATE_A,
     ST_UH_GEMM,
     ST_GATE_OUT_LN2,
     ST_FFN1_GEMM,
@@ -76,8 +79,8 @@ enum {
 };
 
 extern "C" const char *const chela_fused_stage_names[N_STAGES + 1] = {
-    "ln_shortconv", "long_conv", "proj_gemm",    "v_gemm",    "qkv_act",   "linear_attn",
-    "gate_a",       "uh_gemm",   "gate_out_ln2", "ffn1_gemm", "ffn1_silu", "ffn2_gemm", NULL};
+    "ln_shortconv", "long_conv", "proj_gemm",    "v_gemm",    "qkv_act",   "linear_attn_gate",
+    "uh_gemm",   "gate_out_ln2", "ffn1_gemm", "ffn1_silu", "ffn2_gemm", NULL};
 
 namespace {
 
@@ -183,24 +186,6 @@ __global__ void qkv_act_kernel(const S *__restrict__ p, int np, const float *__r
     }
 }
 
-/* Stage 6: M = O * sigmoid(Ga), Ga = P[:, z : z+v]. */
-template <typename S>
-__global__ void gate_a_kernel(S *__restrict__ o, const S *__restrict__ p, const float *__restrict__ bp, int np,
-                              int z, int v, long long rows) {
-    const long long n = rows * (v / 8);
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
-         i += (long long)gridDim.x * blockDim.x) {
-        const long long r = i / (v / 8);
-        const int j = (int)(i % (v / 8)) * 8;
-        float f[8], ga[8];
-        load8(o + r * v + j, f);
-        load8(p + r * np + z + j, ga);
-#pragma unroll
-        for (int e = 0; e < 8; e++) f[e] *= sigm(ga[e] + bp[z + j + e]);
-        store8(o + r * v + j, f);
-    }
-}
-
 template <int N> __device__ __forceinline__ float block_sum(float v, float *red) {
     v = warp_sum(v);
     const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -213,7 +198,7 @@ template <int N> __device__ __forceinline__ float block_sum(float v, float *red)
     return s;
 }
 
-/* Stage 8, one block a row: the gated residual (eq. 14) and LayerNorm2 of its result.
+/* Stage 7, one block a row: the gated residual (eq. 14) and LayerNorm2 of its result.
  * The row lives in shared memory in fp32 between the passes (d floats). */
 template <typename S>
 __global__ void __launch_bounds__(CF_ROW_THREADS)
@@ -254,7 +239,7 @@ gate_out_ln2_kernel(const S *__restrict__ h, const float *__restrict__ bh, const
     }
 }
 
-/* Stage 10: SiLU in place. */
+/* Stage 9: SiLU in place. */
 template <typename S> __global__ void silu_kernel(S *__restrict__ a, long long n8) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n8;
          i += (long long)gridDim.x * blockDim.x) {
@@ -416,13 +401,11 @@ template <typename S> static int cf_stage(cf_state *st, const io_t *io, int stag
             pf[CHELA_IN_MU_K], rows, z, v, (S *)st->q, (S *)st->k, (S *)st->val);
         break;
     case ST_LINEAR_ATTN:
-        return linear_attn_chunked_launch(st->q, st->k, st->val, st->o, B, 1, T, z, v, 1, 1,
-                                          (float)CHELA_RMS_EPS, s->dtype, st->la_ws,
-                                          st->la_ws_bytes, cs);
-    case ST_GATE_A:
-        gate_a_kernel<S><<<grid_for(rows * v / 8, 256), 256, 0, cs>>>(
-            (S *)st->o, (const S *)st->p, pf[CHELA_IN_BPROJ], np, z, v, rows);
-        break;
+        /* gate Ga = P[:, z : z+v] with its bias, np elements a row */
+        return linear_attn_chunked_launch_gated(
+            st->q, st->k, st->val, st->o, B, 1, T, z, v, 1, 1, (float)CHELA_RMS_EPS,
+            (const S *)st->p + z, np, pf[CHELA_IN_BPROJ] + z, s->dtype, st->la_ws,
+            st->la_ws_bytes, cs);
     case ST_UH_GEMM:
         return lt_gemm_run(st->lt, &st->g_uh, st->o, in[CHELA_IN_UH], NULL, st->h,
                            NULL, st->lt_ws, CF_LT_WS, cs);
@@ -484,8 +467,7 @@ extern "C" void chela_fused_stage_cost(const shape_t *s, int stage, double *flop
     case ST_PROJ_GEMM: f = 2 * bt * d * np; b = (bt * d + d * np + bt * np) * es; break;
     case ST_V_GEMM: f = 2 * bt * d * v; b = (bt * d + d * v + bt * v) * es; break;
     case ST_QKV_ACT: f = bt * (6 * z + 4 * v); b = bt * (z + 2 * z + 2 * v) * es; break;
-    case ST_LINEAR_ATTN: f = 4 * bt * z * v; b = bt * (2 * z + 2 * v) * es; break;
-    case ST_GATE_A: f = bt * v * 5; b = 3 * bt * v * es; break;
+    case ST_LINEAR_ATTN: f = 4 * bt * z * v + 5 * bt * v; b = bt * (2 * z + 3 * v) * es; break;
     case ST_UH_GEMM: f = 2 * bt * v * d; b = (bt * v + v * d + bt * d) * es; break;
     case ST_GATE_OUT_LN2: f = bt * d * 20; b = 6 * bt * d * es; break;
     case ST_FFN1_GEMM: f = 2 * bt * d * 2 * d; b = (bt * d + 2 * d * d + 2 * bt * d) * es; break;

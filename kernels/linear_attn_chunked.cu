@@ -282,6 +282,9 @@ struct lac_args {
     int norm_mode;  /* 0 none, 1 fused in pass C (one slice), 2 partials for the norm pass   */
     float scale;    /* 1/sqrt(dk)                                                            */
     float rms_eps;
+    const void *gate;       /* norm pass: o *= sigmoid(gate[row*gate_ld + j] + gate_bias[j]) */
+    int64_t gate_ld;        /* (NULL: no gate)                                               */
+    const float *gate_bias;
 };
 
 /* ============================================================================================
@@ -1140,13 +1143,49 @@ __global__ void __launch_bounds__(LAC_SCAN_THREADS)
     }
 }
 
-/* RMSNorm over each row of o from the per-slice partial sums of squares: one warp per row,
- * two elements per lane access (128 B per warp instruction for 16-bit types). */
+/* 8 consecutive elements <-> fp32 (16-bit types: one 16-byte access; fp32: two). */
 template <int DT>
+__device__ __forceinline__ void lac_ld8(const typename lac_io<DT>::s_t *p, float f[8]) {
+    if (DT == 0) {
+        const float4 a = reinterpret_cast<const float4 *>(p)[0];
+        const float4 b = reinterpret_cast<const float4 *>(p)[1];
+        f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z,
+        f[7] = b.w;
+    } else {
+        const uint4 u = *reinterpret_cast<const uint4 *>(p);
+        const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            f[2 * e] = lac_f32<DT == 1>((uint16_t)(w[e] & 0xffffu));
+            f[2 * e + 1] = lac_f32<DT == 1>((uint16_t)(w[e] >> 16));
+        }
+    }
+}
+template <int DT>
+__device__ __forceinline__ void lac_st8(typename lac_io<DT>::s_t *p, const float f[8]) {
+    if (DT == 0) {
+        reinterpret_cast<float4 *>(p)[0] = make_float4(f[0], f[1], f[2], f[3]);
+        reinterpret_cast<float4 *>(p)[1] = make_float4(f[4], f[5], f[6], f[7]);
+    } else {
+        uint4 u;
+        u.x = lac_pack<DT == 1>(f[0], f[1]);
+        u.y = lac_pack<DT == 1>(f[2], f[3]);
+        u.z = lac_pack<DT == 1>(f[4], f[5]);
+        u.w = lac_pack<DT == 1>(f[6], f[7]);
+        *reinterpret_cast<uint4 *>(p) = u;
+    }
+}
+
+/* RMSNorm over each row of o from the per-slice partial sums of squares, and optionally the
+ * gate o *= sigmoid(g + g_bias) (CHELA's M = Norm(O) * sigmoid(Ga), fused here so that O is
+ * read and written once more, not twice).  One warp per row, 8 elements a lane per access
+ * (a warp moves 512 B of 16-bit o per instruction); dv is a multiple of 64. */
+template <int DT, bool GATE>
 __global__ void __launch_bounds__(32 * LAC_NORM_ROWS)
     lac_rmsnorm_kernel(typename lac_io<DT>::s_t *__restrict__ d_o,
                        const float *__restrict__ d_rowpart, int64_t rows, int dv, int nslices,
-                       float eps) {
+                       float eps, const typename lac_io<DT>::s_t *__restrict__ d_gate,
+                       int64_t gate_ld, const float *__restrict__ gate_bias) {
     const int lane = threadIdx.x & 31;
     const int64_t row = (int64_t)blockIdx.x * LAC_NORM_ROWS + (threadIdx.x >> 5);
     if (row >= rows) return; /* whole warps leave together */
@@ -1156,9 +1195,21 @@ __global__ void __launch_bounds__(32 * LAC_NORM_ROWS)
     for (int m = 16; m >= 1; m >>= 1) ss += lac_shfl_xor(ss, m);
     const float r = rsqrtf(ss / (float)dv + eps);
     typename lac_io<DT>::s_t *o = d_o + row * dv;
-    for (int c = 2 * lane; c < dv; c += 64) {
-        o[c] = lac_io<DT>::st(lac_io<DT>::ld(o[c]) * r);
-        o[c + 1] = lac_io<DT>::st(lac_io<DT>::ld(o[c + 1]) * r);
+#pragma unroll 4
+    for (int c = 8 * lane; c < dv; c += 256) {
+        float f[8];
+        lac_ld8<DT>(o + c, f);
+        if (GATE) {
+            float g[8];
+            lac_ld8<DT>(d_gate + row * gate_ld + c, g);
+#pragma unroll
+            for (int e = 0; e < 8; ++e)
+                f[e] = f[e] * r * (1.0f / (1.0f + __expf(-(g[e] + gate_bias[c + e]))));
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; ++e) f[e] *= r;
+        }
+        lac_st8<DT>(o + c, f);
     }
 }
 
@@ -1340,9 +1391,9 @@ int lac_make_plan(int B, int H, int T, int dk, int dv, int causal, dtype_t dt, l
 }
 
 /* Whether the norm partials buffer is used: the norm is fused in v2 when dv == 64. */
-int lac_norm_mode(const lac_plan *p, int rms_norm) {
+int lac_norm_mode(const lac_plan *p, int rms_norm, bool gated) {
     if (!rms_norm) return 0;
-    return (p->version >= 2 && p->nslices == 1) ? 1 : 2;
+    return (p->version >= 2 && p->nslices == 1 && !gated) ? 1 : 2;
 }
 
 struct lac_ptrs {
@@ -1375,8 +1426,13 @@ size_t lac_ws_layout(const lac_plan *p, int norm_mode, void *base, lac_ptrs *d) 
 template <int DT> int lac_launch_norm(const lac_ptrs &d, const lac_args &a, cudaStream_t stream) {
     typedef typename lac_io<DT>::s_t S;
     const int64_t blocks = (a.rows + LAC_NORM_ROWS - 1) / LAC_NORM_ROWS;
-    lac_rmsnorm_kernel<DT><<<(unsigned)blocks, 32 * LAC_NORM_ROWS, 0, stream>>>(
-        (S *)d.o, d.rowpart, a.rows, a.dv, a.nslices, a.rms_eps);
+    if (a.gate)
+        lac_rmsnorm_kernel<DT, true><<<(unsigned)blocks, 32 * LAC_NORM_ROWS, 0, stream>>>(
+            (S *)d.o, d.rowpart, a.rows, a.dv, a.nslices, a.rms_eps, (const S *)a.gate,
+            a.gate_ld, a.gate_bias);
+    else
+        lac_rmsnorm_kernel<DT, false><<<(unsigned)blocks, 32 * LAC_NORM_ROWS, 0, stream>>>(
+            (S *)d.o, d.rowpart, a.rows, a.dv, a.nslices, a.rms_eps, NULL, 0, NULL);
     CUDA_CHECK(cudaGetLastError());
     return 0;
 }
@@ -1468,7 +1524,8 @@ int lac_enqueue_v1(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int6
 
 /* Enqueues passes A, B, C (and the norm pass) of a plan. */
 int lac_enqueue(const lac_plan *p, const lac_ptrs &d, int B, int H, int T, int dk, int dv,
-                int causal, int rms_norm, float rms_eps, dtype_t dt, cudaStream_t stream) {
+                int causal, int rms_norm, float rms_eps, const void *gate, int64_t gate_ld,
+                const float *gate_bias, dtype_t dt, cudaStream_t stream) {
     lac_args a;
     a.rows = (int64_t)B * H * T;
     a.T = T;
@@ -1477,7 +1534,10 @@ int lac_enqueue(const lac_plan *p, const lac_ptrs &d, int B, int H, int T, int d
     a.nseg = p->nseg;
     a.seg_chunks = p->seg_chunks;
     a.nseg_ws = p->nseg_ws;
-    a.norm_mode = lac_norm_mode(p, rms_norm);
+    a.norm_mode = lac_norm_mode(p, rms_norm, gate != NULL);
+    a.gate = gate;
+    a.gate_ld = gate_ld;
+    a.gate_bias = gate_bias;
     a.scale = 1.0f / sqrtf((float)dk);
     a.rms_eps = rms_eps;
     const int64_t nbh = (int64_t)B * H;
@@ -1561,8 +1621,8 @@ extern "C" int linear_attn_chunked_run(void *state, const io_t *io, cudaStream_t
     const shape_t *s = &st->shape;
     lac_ptrs d = {io->in[0], io->in[1], io->in[2], io->out, NULL, NULL, NULL, NULL};
     lac_ws_layout(&st->plan, 0, st->d_ws, &d);
-    return lac_enqueue(&st->plan, d, s->B, s->H, s->T, s->dk, s->dv, s->causal, 0, 0.f,
-                       s->dtype, stream);
+    return lac_enqueue(&st->plan, d, s->B, s->H, s->T, s->dk, s->dv, s->causal, 0, 0.f, NULL,
+                       0, NULL, s->dtype, stream);
 }
 
 extern "C" void linear_attn_chunked_teardown(void *state) {
@@ -1582,20 +1642,30 @@ extern "C" size_t linear_attn_chunked_workspace(int B, int H, int T, int dk, int
     return lac_align256(states) + lac_align256(rowpart) + lac_v3_bytes(B, H, T, dk, dv, 1);
 }
 
-extern "C" int linear_attn_chunked_launch(const void *d_q, const void *d_k, const void *d_v,
-                                          void *d_o, int B, int H, int T, int dk, int dv,
-                                          int causal, int rms_norm, float rms_eps,
-                                          dtype_t dtype, void *d_workspace,
-                                          size_t workspace_bytes, cudaStream_t stream) {
+extern "C" int linear_attn_chunked_launch_gated(const void *d_q, const void *d_k,
+                                                const void *d_v, void *d_o, int B, int H, int T,
+                                                int dk, int dv, int causal, int rms_norm,
+                                                float rms_eps, const void *d_gate,
+                                                long long gate_ld, const float *d_gate_bias,
+                                                dtype_t dtype, void *d_workspace,
+                                                size_t workspace_bytes, cudaStream_t stream) {
     const char *why = lac_shape_reason(B, H, T, dk, dv, dtype);
     if (why) BENCH_FAIL("linear_attn_chunked_launch: %s", why);
     const void *ptrs[4] = {d_q, d_k, d_v, d_o};
     for (int i = 0; i < 4; i++)
         if (!ptrs[i] || ((uintptr_t)ptrs[i] & 15u))
             BENCH_FAIL("linear_attn_chunked_launch: q, k, v, o must be 16-byte aligned");
+    if (d_gate) {
+        const size_t esize = dtype == DTYPE_F32 ? 4 : 2;
+        if (!rms_norm) BENCH_FAIL("linear_attn_chunked_launch: the gate rides the RMSNorm pass");
+        if (!d_gate_bias || ((uintptr_t)d_gate & 15u) || gate_ld < dv ||
+            ((size_t)gate_ld * esize) % 16 != 0)
+            BENCH_FAIL("linear_attn_chunked_launch: gate needs a bias, 16-byte aligned rows "
+                       "and gate_ld >= dv");
+    }
     lac_plan p;
     if (lac_make_plan(B, H, T, dk, dv, causal ? 1 : 0, dtype, &p)) return -1;
-    const int norm_mode = lac_norm_mode(&p, rms_norm);
+    const int norm_mode = lac_norm_mode(&p, rms_norm, d_gate != NULL);
     const size_t need = lac_ws_layout(&p, norm_mode, NULL, NULL);
     if (need > 0 && (!d_workspace || need > workspace_bytes))
         BENCH_FAIL("linear_attn_chunked_launch: workspace %zu B < %zu B needed (CHELA_LA_SEG "
@@ -1605,6 +1675,17 @@ extern "C" int linear_attn_chunked_launch(const void *d_q, const void *d_k, cons
         BENCH_FAIL("linear_attn_chunked_launch: workspace must be 16-byte aligned");
     lac_ptrs d = {d_q, d_k, d_v, d_o, NULL, NULL, NULL, NULL};
     lac_ws_layout(&p, norm_mode, d_workspace, &d);
-    return lac_enqueue(&p, d, B, H, T, dk, dv, causal ? 1 : 0, rms_norm, rms_eps, dtype, stream);
+    return lac_enqueue(&p, d, B, H, T, dk, dv, causal ? 1 : 0, rms_norm, rms_eps, d_gate,
+                       (int64_t)gate_ld, d_gate_bias, dtype, stream);
+}
+
+extern "C" int linear_attn_chunked_launch(const void *d_q, const void *d_k, const void *d_v,
+                                          void *d_o, int B, int H, int T, int dk, int dv,
+                                          int causal, int rms_norm, float rms_eps,
+                                          dtype_t dtype, void *d_workspace,
+                                          size_t workspace_bytes, cudaStream_t stream) {
+    return linear_attn_chunked_launch_gated(d_q, d_k, d_v, d_o, B, H, T, dk, dv, causal,
+                                            rms_norm, rms_eps, NULL, 0, NULL, dtype, d_workspace,
+                                            workspace_bytes, stream);
 }
 #endif /* LAC_KERNELS_ONLY */

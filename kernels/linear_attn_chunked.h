@@ -37,6 +37,17 @@ int linear_attn_chunked_launch(const void *d_q, const void *d_k, const void *d_v
                                float rms_eps, dtype_t dtype, void *d_workspace,
                                size_t workspace_bytes, cudaStream_t stream);
 
+/* As linear_attn_chunked_launch, with rms_norm != 0, and then each output row gated:
+ *   o_tj *= sigmoid(gate[row * gate_ld + j] + gate_bias[j])     (row = (b*H + h)*T + t)
+ * in the norm pass (CHELA's M = Norm(O) * sigmoid(Ga)).  gate: run dtype, 16-byte aligned
+ * rows (gate_ld * element size a multiple of 16, gate_ld >= dv); gate_bias: dv fp32 values. */
+int linear_attn_chunked_launch_gated(const void *d_q, const void *d_k, const void *d_v,
+                                     void *d_o, int B, int H, int T, int dk, int dv, int causal,
+                                     int rms_norm, float rms_eps, const void *d_gate,
+                                     long long gate_ld, const float *d_gate_bias, dtype_t dtype,
+                                     void *d_workspace, size_t workspace_bytes,
+                                     cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

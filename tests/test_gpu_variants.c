@@ -143,7 +143,12 @@ START_TEST(chela_layer_small) {
     const char *a[] = {"--ops", "chela", "--seq", "1,37,300,1000", "--batch", "2", "--dim", "64",
                        "--z", "64", "--v", "128", "--breakdown"};
     int n = sweep_ok("chela", NULL, 13, a);
-    ck_assert_int_eq(n, 4 * (1 + 12));
+    ck_assert_int_eq(n, 4 * (1 + 11));
+    /* v = 64: one attention slice, whose norm is otherwise fused in the output kernel; the
+     * gate forces the separate (gated) norm pass */
+    const char *g[] = {"--ops", "chela", "--seq", "100,700", "--batch", "1", "--dim", "64",
+                       "--z", "64", "--v", "64"};
+    ck_assert_int_eq(sweep_ok("chela_v64", NULL, 12, g), 2);
     const char *f[] = {"--ops", "chela", "--seq", "5,200", "--batch", "1", "--dim", "128",
                        "--z", "128", "--v", "256", "--dtype", "fp32"};
     ck_assert_int_eq(sweep_ok("chela_fp32", NULL, 14, f), 2);
