@@ -95,9 +95,9 @@ typedef struct {
      * sample that spans the whole sequence (DESIGN.md, step 3). */
     const char *gpu_oracle;
     /* 0 (= 1), or the factor on verify_tolerance() for this op: a whole layer passes its
-     * activations through about ten rounded intermediates, as any bf16 implementation
-     * does, and the branches form of short_long_conv rounds twice (verify.c says what was
-     * measured). */
+     * activations through n rounded intermediates, as any bf16 implementation does
+     * (factor sqrt(n)), and the branches form of short_long_conv rounds twice (verify.c
+     * says what was measured and why). */
     double tol_scale;
 } op_desc_t;
 
