@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la
+#   MODE: all (default) | tests | bench | layer | ncu | la | final
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -70,6 +70,34 @@ if [ "$MODE" = la ]; then
             echo "ncu v$ver: rc=$? $(grep -c . "$OUT/ncu_la_v$ver.txt") lines"
         done
     fi
+fi
+# A session's closing run: GPU tests, compute-sanitizer on the attention kernels, then the
+# short-long conv and the layers (at most 8 files come back: build.log only on failure).
+if [ "$MODE" = final ]; then
+    rm -f "$OUT/build.log"
+    (cd $B && timeout 300 ctest -L gpu --output-on-failure) > "$OUT/ctest.log" 2>&1
+    grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion|chela-bench returned" \
+        "$OUT/ctest.log" | tail -20
+    if command -v compute-sanitizer >/dev/null; then
+        for tool in memcheck racecheck; do
+            for dv in 64 512; do
+                echo "== compute-sanitizer --tool $tool linear_attn/chunked dk 128 dv $dv" \
+                    >> "$OUT/sanitizer.txt"
+                timeout 120 compute-sanitizer --tool $tool --error-exitcode 9 $BIN --seq 300,3001 \
+                    --ops linear_attn --variants chunked --heads 1 --dk 128 --dv $dv --warmup 0 \
+                    --repeat 1 --budget-ms 0 -o /tmp/san.csv 2>&1 | tail -3 >> "$OUT/sanitizer.txt"
+                echo "rc=${PIPESTATUS[0]}" >> "$OUT/sanitizer.txt"
+            done
+        done
+        grep -E "^==|rc=|ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer.txt"
+    fi
+    echo "== $BIN --seq 1k..64k --ops short_long_conv --profile"
+    timeout 150 $BIN --seq 1k..64k --ops short_long_conv --profile -o "$OUT/slc.csv" \
+        2> "$OUT/slc.log"; echo "rc=$?"
+    echo "== $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile"
+    timeout 300 $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile \
+        -o "$OUT/layer.csv" 2> "$OUT/layer.log"; echo "rc=$?"
+    grep -hE "fail|skip" "$OUT/slc.log" "$OUT/layer.log" | cut -c1-250 | head
 fi
 # Cross-check of the CUPTI byte counts with Nsight Compute: every kernel of the
 # process is profiled (ceilings off), ncu_bytes.py keeps the variant's kernels and
