@@ -33,7 +33,8 @@
  * v2.  The gate M = O * sigmoid(Ga) moved into the attention's RMSNorm pass (which already reads
  *   and writes O), and that pass vectorised (it moved 2-byte elements): one read and one write
  *   of O fewer, 2 * B*T*v elements (0.54 GB at 65536 tokens, v = 2048), ~0.2-0.3 ms predicted.
- *   v1's gate_a stage measured 0.26-0.28 ms.  measured: profiles/NOTES.md.
+ *   v1's gate_a stage measured 0.26-0.28 ms.  measured (H100): attention + gate 0.72-0.89 ms
+ *   from 1.07-1.26 (with attention v3); whole call 5.02-7.02 ms; profiles/NOTES.md.
  */
 #include <cublasLt.h>
 #include <cuda_bf16.h>
