@@ -556,6 +556,61 @@ __global__ void __launch_bounds__(LAC_THREADS)
     }
 }
 
+/* Epilogue helpers of the output kernels (v2, v3).  oacc[nt] holds O^T rows (gid, gid+8) of
+ * the warp, tokens 8nt+2tig..+1.  Per-warp row sums of squares of O into s_rss[warp][t]. */
+__device__ __forceinline__ void lac_v2_row_sumsq(const float oacc[8][4], float *s_rss, int warp,
+                                                 int gid, int tig) {
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+        float pa = oacc[nt][0] * oacc[nt][0] + oacc[nt][2] * oacc[nt][2];
+        float pb = oacc[nt][1] * oacc[nt][1] + oacc[nt][3] * oacc[nt][3];
+#pragma unroll
+        for (int m = 4; m < 32; m <<= 1) { /* over gid: lanes of equal tig */
+            pa += lac_shfl_xor(pa, m);
+            pb += lac_shfl_xor(pb, m);
+        }
+        if (gid == 0) {
+            s_rss[warp * LAC_C + 8 * nt + 2 * tig] = pa;
+            s_rss[warp * LAC_C + 8 * nt + 2 * tig + 1] = pb;
+        }
+    }
+}
+
+/* O^T staged through smem as the run dtype (barrier B2: every thread calls this), written as
+ * 16-byte rows; with norm_mode 2 the block's row sums go to the norm partials. */
+template <bool BF16>
+__device__ __forceinline__ void lac_v2_store_o(const float oacc[8][4], uint16_t *s_o,
+                                               const float *s_rss, uint16_t *o_bh,
+                                               float *d_rowpart, const lac_args &a, int slice,
+                                               int64_t row0, int t0, int nvalid, int tid,
+                                               int warp, int gid, int tig) {
+    constexpr int LDO = LAC_DVS + LAC_PAD;
+    const int dvl = 16 * warp + gid;
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+        const int t = 8 * nt + 2 * tig;
+        s_o[t * LDO + dvl] = lac_cvt<BF16>(oacc[nt][0]);
+        s_o[(t + 1) * LDO + dvl] = lac_cvt<BF16>(oacc[nt][1]);
+        s_o[t * LDO + dvl + 8] = lac_cvt<BF16>(oacc[nt][2]);
+        s_o[(t + 1) * LDO + dvl + 8] = lac_cvt<BF16>(oacc[nt][3]);
+    }
+    __syncthreads(); /* B2: O staged */
+#pragma unroll
+    for (int i = 0; i < LAC_C * (LAC_DVS / 8) / LAC_THREADS; ++i) {
+        const int p = tid + i * LAC_THREADS;
+        const int r = p / (LAC_DVS / 8), c8 = (p % (LAC_DVS / 8)) * 8;
+        if (r < nvalid)
+            *reinterpret_cast<uint4 *>(o_bh + (int64_t)(t0 + r) * a.dv + c8) =
+                *reinterpret_cast<const uint4 *>(s_o + r * LDO + c8);
+    }
+    if (a.norm_mode == 2 && tid < nvalid) {
+        float ss = 0.f;
+#pragma unroll
+        for (int w = 0; w < LAC_WARPS; ++w) ss += s_rss[w * LAC_C + tid];
+        d_rowpart[(int64_t)slice * a.rows + row0 + t0 + tid] = ss;
+    }
+}
+
 /* Pass C.  grid = B*H*nseg*nslices (slice fastest), block = 128, dynamic smem
  * lac_v2_output_smem(DK).  Barriers per chunk: B0 (chunk landed), B1 (A in smem, causal),
  * [Bn (row sums, fused norm)], B2 (O staged). */
@@ -736,20 +791,7 @@ __global__ void __launch_bounds__(LAC_THREADS, DK == 64 ? 3 : 2)
 
         /* Step 3: epilogue.  oacc[nt] = O^T rows (gid, gid+8) of the warp, tokens 8nt+2tig..+1. */
         if (a.norm_mode != 0) {
-#pragma unroll
-            for (int nt = 0; nt < 8; ++nt) {
-                float pa = oacc[nt][0] * oacc[nt][0] + oacc[nt][2] * oacc[nt][2];
-                float pb = oacc[nt][1] * oacc[nt][1] + oacc[nt][3] * oacc[nt][3];
-#pragma unroll
-                for (int m = 4; m < 32; m <<= 1) { /* over gid: lanes of equal tig */
-                    pa += lac_shfl_xor(pa, m);
-                    pb += lac_shfl_xor(pb, m);
-                }
-                if (gid == 0) {
-                    s_rss[warp * LAC_C + 8 * nt + 2 * tig] = pa;
-                    s_rss[warp * LAC_C + 8 * nt + 2 * tig + 1] = pb;
-                }
-            }
+            lac_v2_row_sumsq(oacc, s_rss, warp, gid, tig);
             if (a.norm_mode == 1) { /* dv == 64: the whole row is in this block */
                 __syncthreads();    /* Bn: row sums of every warp visible */
 #pragma unroll
@@ -767,30 +809,8 @@ __global__ void __launch_bounds__(LAC_THREADS, DK == 64 ? 3 : 2)
                 }
             }
         }
-        const int dvl = 16 * warp + gid;
-#pragma unroll
-        for (int nt = 0; nt < 8; ++nt) {
-            const int t = 8 * nt + 2 * tig;
-            s_o[t * LDO + dvl] = lac_cvt<BF16>(oacc[nt][0]);
-            s_o[(t + 1) * LDO + dvl] = lac_cvt<BF16>(oacc[nt][1]);
-            s_o[t * LDO + dvl + 8] = lac_cvt<BF16>(oacc[nt][2]);
-            s_o[(t + 1) * LDO + dvl + 8] = lac_cvt<BF16>(oacc[nt][3]);
-        }
-        __syncthreads(); /* B2: O staged */
-#pragma unroll
-        for (int i = 0; i < LAC_C * (LAC_DVS / 8) / LAC_THREADS; ++i) {
-            const int p = tid + i * LAC_THREADS;
-            const int r = p / (LAC_DVS / 8), c8 = (p % (LAC_DVS / 8)) * 8;
-            if (r < nvalid)
-                *reinterpret_cast<uint4 *>(o_bh + (int64_t)(t0 + r) * a.dv + c8) =
-                    *reinterpret_cast<const uint4 *>(s_o + r * LDO + c8);
-        }
-        if (a.norm_mode == 2 && tid < nvalid) {
-            float ss = 0.f;
-#pragma unroll
-            for (int w = 0; w < LAC_WARPS; ++w) ss += s_rss[w * LAC_C + tid];
-            d_rowpart[(int64_t)slice * a.rows + row0 + t0 + tid] = ss;
-        }
+        lac_v2_store_o<BF16>(oacc, s_o, s_rss, o_bh, d_rowpart, a, slice, row0, t0, nvalid,
+                             tid, warp, gid, tig);
     }
 }
 
@@ -1068,46 +1088,9 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
         }
 
         /* Step 3: epilogue, as v2. */
-        if (a.norm_mode != 0) {
-#pragma unroll
-            for (int nt = 0; nt < 8; ++nt) {
-                float qa = oacc[nt][0] * oacc[nt][0] + oacc[nt][2] * oacc[nt][2];
-                float qb = oacc[nt][1] * oacc[nt][1] + oacc[nt][3] * oacc[nt][3];
-#pragma unroll
-                for (int m = 4; m < 32; m <<= 1) {
-                    qa += lac_shfl_xor(qa, m);
-                    qb += lac_shfl_xor(qb, m);
-                }
-                if (gid == 0) {
-                    s_rss[warp * LAC_C + 8 * nt + 2 * tig] = qa;
-                    s_rss[warp * LAC_C + 8 * nt + 2 * tig + 1] = qb;
-                }
-            }
-        }
-        const int dvl = 16 * warp + gid;
-#pragma unroll
-        for (int nt = 0; nt < 8; ++nt) {
-            const int t = 8 * nt + 2 * tig;
-            s_o[t * LDO + dvl] = lac_cvt<BF16>(oacc[nt][0]);
-            s_o[(t + 1) * LDO + dvl] = lac_cvt<BF16>(oacc[nt][1]);
-            s_o[t * LDO + dvl + 8] = lac_cvt<BF16>(oacc[nt][2]);
-            s_o[(t + 1) * LDO + dvl + 8] = lac_cvt<BF16>(oacc[nt][3]);
-        }
-        __syncthreads(); /* B2: O staged */
-#pragma unroll
-        for (int i = 0; i < LAC_C * (LAC_DVS / 8) / LAC_THREADS; ++i) {
-            const int p = tid + i * LAC_THREADS;
-            const int r = p / (LAC_DVS / 8), c8 = (p % (LAC_DVS / 8)) * 8;
-            if (r < nvalid)
-                *reinterpret_cast<uint4 *>(o_bh + (int64_t)(t0 + r) * a.dv + c8) =
-                    *reinterpret_cast<const uint4 *>(s_o + r * LDO + c8);
-        }
-        if (a.norm_mode == 2 && tid < nvalid) {
-            float ss = 0.f;
-#pragma unroll
-            for (int w = 0; w < LAC_WARPS; ++w) ss += s_rss[w * LAC_C + tid];
-            d_rowpart[(int64_t)slice * a.rows + row0 + t0 + tid] = ss;
-        }
+        if (a.norm_mode != 0) lac_v2_row_sumsq(oacc, s_rss, warp, gid, tig);
+        lac_v2_store_o<BF16>(oacc, s_o, s_rss, o_bh, d_rowpart, a, slice, row0, t0, nvalid,
+                             tid, warp, gid, tig);
     }
 }
 
