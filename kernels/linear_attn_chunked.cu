@@ -556,6 +556,25 @@ __global__ void __launch_bounds__(LAC_THREADS)
     }
 }
 
+/* The transposed state rows (gid, gid+8) of this thread from ws[...][dv][dk] (src already at
+ * row gid, column 2tig), as mma accumulators; or zero. */
+template <int DK>
+__device__ __forceinline__ void lac_v2_load_state(float st[DK / 8][4], const float *src) {
+#pragma unroll
+    for (int j = 0; j < DK / 8; ++j) {
+        const float2 lo = *reinterpret_cast<const float2 *>(src + 8 * j);
+        const float2 hi = *reinterpret_cast<const float2 *>(src + 8 * DK + 8 * j);
+        st[j][0] = lo.x;
+        st[j][1] = lo.y;
+        st[j][2] = hi.x;
+        st[j][3] = hi.y;
+    }
+}
+template <int DK> __device__ __forceinline__ void lac_v2_zero_state(float st[DK / 8][4]) {
+#pragma unroll
+    for (int j = 0; j < DK / 8; ++j) st[j][0] = st[j][1] = st[j][2] = st[j][3] = 0.f;
+}
+
 /* Epilogue helpers of the output kernels (v2, v3).  oacc[nt] holds O^T rows (gid, gid+8) of
  * the warp, tokens 8nt+2tig..+1.  Per-warp row sums of squares of O into s_rss[warp][t]. */
 __device__ __forceinline__ void lac_v2_row_sumsq(const float oacc[8][4], float *s_rss, int warp,
@@ -665,18 +684,9 @@ __global__ void __launch_bounds__(LAC_THREADS, DK == 64 ? 3 : 2)
             d_states +
             ((bh * a.nseg_ws + state_idx) * a.dv + slice * LAC_DVS + warp * 16 + gid) * DK +
             2 * tig;
-#pragma unroll
-        for (int j = 0; j < DK / 8; ++j) {
-            const float2 lo = *reinterpret_cast<const float2 *>(src + 8 * j);
-            const float2 hi = *reinterpret_cast<const float2 *>(src + 8 * DK + 8 * j);
-            st[j][0] = lo.x;
-            st[j][1] = lo.y;
-            st[j][2] = hi.x;
-            st[j][3] = hi.y;
-        }
+        lac_v2_load_state<DK>(st, src);
     } else {
-#pragma unroll
-        for (int j = 0; j < DK / 8; ++j) st[j][0] = st[j][1] = st[j][2] = st[j][3] = 0.f;
+        lac_v2_zero_state<DK>(st);
     }
 
     for (int c = c_begin; c < c_end; ++c) {
@@ -989,18 +999,9 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
             d_states + ((bh * a.nseg_ws + seg - 1) * a.dv + slice * LAC_DVS + warp * 16 + gid) *
                            DK +
             2 * tig;
-#pragma unroll
-        for (int j = 0; j < DK / 8; ++j) {
-            const float2 lo = *reinterpret_cast<const float2 *>(src + 8 * j);
-            const float2 hi = *reinterpret_cast<const float2 *>(src + 8 * DK + 8 * j);
-            st[j][0] = lo.x;
-            st[j][1] = lo.y;
-            st[j][2] = hi.x;
-            st[j][3] = hi.y;
-        }
+        lac_v2_load_state<DK>(st, src);
     } else {
-#pragma unroll
-        for (int j = 0; j < DK / 8; ++j) st[j][0] = st[j][1] = st[j][2] = st[j][3] = 0.f;
+        lac_v2_zero_state<DK>(st);
     }
 
     for (int c = c_begin; c < c_end; ++c) {
