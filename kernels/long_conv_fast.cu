@@ -133,6 +133,7 @@
 #include "bench_check.h"
 #include "dtype_device.cuh" /* to_f32 / from_f32 */
 #include "long_conv_fast.h"
+#include "long_conv_toeplitz.h"
 #include "variant.h"
 
 extern "C" {
@@ -152,6 +153,20 @@ namespace cg = cooperative_groups;
 #define LCF_SMALL_M 8192
 #define LCF_LOAD_UNROLL 4 /* points whose loads are in flight together, per thread */
 
+/* v4: the largest T whose 16-bit runs take the Toeplitz product (kernels/long_conv_toeplitz.cu)
+ * instead of the FFT; CHELA_LCF_TOEPLITZ_MAX_T=<tokens> overrides (0: never), for measuring the
+ * crossover.  The default is the crossover measured on the H100 (profiles/NOTES.md). */
+#define LCF_TOEPLITZ_MAX_T 2048
+
+static int lcf_toeplitz_max_t(void) {
+    const char *e = getenv("CHELA_LCF_TOEPLITZ_MAX_T");
+    if (!e || !*e) return LCF_TOEPLITZ_MAX_T;
+    char *end = NULL;
+    const long v = strtol(e, &end, 10);
+    if (*end || v < 0) return LCF_TOEPLITZ_MAX_T; /* malformed: the default, as documented */
+    return v > LONG_CONV_TOEPLITZ_MAX_T ? LONG_CONV_TOEPLITZ_MAX_T : (int)v;
+}
+
 /* The engine's plan: everything run() needs, made in create(). */
 struct long_conv_fast {
     int B, d, T;
@@ -162,6 +177,7 @@ struct long_conv_fast {
     size_t smem_bytes;
     float2 *d_spec; /* [d][rows][M]: FFT(k)/N in the FFT's position order        */
     float2 *d_tw;   /* [n_hi + 128]: hi table then lo table                      */
+    long_conv_toeplitz_t *toep; /* v4: bf16 / fp16 runs at T <= lcf_toeplitz_max_t(), else NULL */
 };
 
 namespace {
@@ -621,13 +637,16 @@ extern "C" size_t long_conv_fast_workspace(int B, int d, int T) {
     (void)B;
     if (T < 1 || T > LONG_CONV_FAST_MAX_T || d < 1) return 0;
     const lcf_geom g = lcf_geometry(T);
-    return (size_t)d * g.rows * g.M * sizeof(float2) + (size_t)(g.n_hi + LCF_TW_LO) * sizeof(float2);
+    const size_t toep = T <= lcf_toeplitz_max_t() ? long_conv_toeplitz_workspace(d, T) : 0;
+    return (size_t)d * g.rows * g.M * sizeof(float2) + (size_t)(g.n_hi + LCF_TW_LO) * sizeof(float2) +
+           toep;
 }
 
 extern "C" void long_conv_fast_destroy(long_conv_fast_t *p) {
     if (!p) return;
     if (p->d_spec) cudaFree(p->d_spec);
     if (p->d_tw) cudaFree(p->d_tw);
+    long_conv_toeplitz_destroy(p->toep);
     free(p);
 }
 
@@ -666,6 +685,10 @@ static int lcf_create_impl(long_conv_fast_t *p, const float *d_taps, cudaStream_
     prm.npairs = 1;
     if (lcf_launch_p<float>(p, prm, (unsigned)p->d * p->P, stream)) return -1;
     CUDA_CHECK(cudaStreamSynchronize(stream));
+    /* the spectrum stays: fp32 runs always take the FFT */
+    if (p->T <= lcf_toeplitz_max_t() &&
+        long_conv_toeplitz_create(p->B, p->d, p->T, d_taps, stream, &p->toep) != 0)
+        return -1;
     return 0;
 }
 
@@ -702,6 +725,8 @@ extern "C" int long_conv_fast_create(int B, int d, int T, const float *d_taps,
 extern "C" int long_conv_fast_run(const long_conv_fast_t *p, const void *d_x, void *d_y,
                                   dtype_t dtype, const float *d_pre3, cudaStream_t stream) {
     if (!p) BENCH_FAIL("long_conv_fast: run without create");
+    if (p->toep && dtype != DTYPE_F32)
+        return long_conv_toeplitz_run(p->toep, d_x, d_y, dtype, d_pre3, stream);
     lcf_params prm = lcf_base_params(p);
     prm.x = d_x;
     prm.y = d_y;

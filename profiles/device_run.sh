@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -98,6 +98,31 @@ if [ "$MODE" = final ]; then
     timeout 300 $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile \
         -o "$OUT/layer.csv" 2> "$OUT/layer.log"; echo "rc=$?"
     grep -hE "fail|skip" "$OUT/slc.log" "$OUT/layer.log" | cut -c1-250 | head
+fi
+# The long convolution's two paths (FFT and the Toeplitz product) over the sweep, the Toeplitz
+# path forced past its default range to find the crossover, the short-long conv forms, and an
+# Nsight Compute look at the Toeplitz kernel at T = 1k.
+if [ "$MODE" = conv ]; then
+    (cd $B && timeout 300 ctest -L gpu --output-on-failure) > "$OUT/ctest.log" 2>&1
+    grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion|chela-bench returned" \
+        "$OUT/ctest.log" | tail -20
+    echo "== $BIN --seq 1k..64k --ops long_conv --profile"
+    timeout 150 $BIN --seq 1k..64k --ops long_conv --profile -o "$OUT/conv.csv" \
+        2>> "$OUT/run.log"; echo "rc=$?"
+    echo "== CHELA_LCF_TOEPLITZ_MAX_T=16384 $BIN --seq 1k..16k --ops long_conv --variants fast --profile"
+    CHELA_LCF_TOEPLITZ_MAX_T=16384 timeout 100 $BIN --seq 1k..16k --ops long_conv --variants fast \
+        --profile -o "$OUT/conv_toep.csv" 2>> "$OUT/run.log"; echo "rc=$?"
+    echo "== $BIN --seq 1k..64k --ops short_long_conv --profile"
+    timeout 150 $BIN --seq 1k..64k --ops short_long_conv --profile -o "$OUT/slc.csv" \
+        2>> "$OUT/run.log"; echo "rc=$?"
+    for f in conv conv_toep slc; do cut -d, -f6,7,11,17,26,27,30,32,33 "$OUT/$f.csv"; done
+    if command -v ncu >/dev/null; then
+        CHELA_NO_CEILINGS=1 timeout 120 ncu -k regex:lct_kernel -c 1 --section SpeedOfLight \
+            --section WarpStateStats --section ComputeWorkloadAnalysis --section Occupancy \
+            --section MemoryWorkloadAnalysis $BIN --seq 1024 --ops long_conv --variants fast \
+            --warmup 0 --repeat 1 --budget-ms 0 -o /tmp/ncu_rows.csv > "$OUT/ncu_lct.txt" 2>&1
+        echo "ncu lct: rc=$? $(grep -c . "$OUT/ncu_lct.txt") lines"
+    fi
 fi
 # Cross-check of the CUPTI byte counts with Nsight Compute: every kernel of the
 # process is profiled (ceilings off), ncu_bytes.py keeps the variant's kernels and

@@ -128,6 +128,32 @@ START_TEST(long_conv_odd_lengths) {
 }
 END_TEST
 
+/* long_conv_fast v4 hands 16-bit runs at short T to the Toeplitz product: forced up to 16384
+ * here, across its token tiles (128 / 256 / 512 for batch tiles 64 / 32 / 16), partial batch
+ * tiles, fp16, and the SiLU prologue (short_long_conv); then the FFT path in bf16 at a T the
+ * Toeplitz path would take by default. */
+START_TEST(long_conv_toeplitz_paths) {
+    setenv("CHELA_LCF_TOEPLITZ_MAX_T", "16384", 1);
+    const char *a[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "1,63,65,300,2100",
+                       "--batch", "2", "--dim", "5"};
+    ck_assert_int_eq(sweep_ok("lct_b2", NULL, 10, a), 5);
+    const char *b[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "129,1000", "--batch",
+                       "20", "--dim", "3", "--dtype", "fp16"};
+    ck_assert_int_eq(sweep_ok("lct_b20_fp16", NULL, 12, b), 2);
+    /* d = 16, not 3: the error is measured against max(|ref|, rms of the d outputs at one
+     * (b, t)), and the fp16 taps' rounding is an absolute ~1e-4 of a typical output; at d = 3
+     * one (b, t) of 49,000 had all three outputs near 0.003 and read 2.8e-2 (measured). */
+    const char *c[] = {"--ops", "long_conv,short_long_conv", "--seq", "64,700", "--batch", "70",
+                       "--dim", "16"};
+    ck_assert_int_eq(sweep_ok("lct_b70", NULL, 8, c), 8); /* fft, fast, branches, reparam */
+    setenv("CHELA_LCF_TOEPLITZ_MAX_T", "0", 1);
+    const char *d[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "1000", "--batch",
+                       "2", "--dim", "5"};
+    ck_assert_int_eq(sweep_ok("lcf_fft_bf16", NULL, 10, d), 1);
+    unsetenv("CHELA_LCF_TOEPLITZ_MAX_T");
+}
+END_TEST
+
 /* Both forms of the short-long conv against the reference (branches form) and so
  * against each other; T below the short kernels' reach and across block edges. */
 START_TEST(short_long_conv_forms) {
@@ -180,6 +206,7 @@ int main(void) {
     tcase_add_test(tc, linear_attn_v3_shapes);
     tcase_add_test(tc, linear_attn_long_and_noncausal);
     tcase_add_test(tc, long_conv_odd_lengths);
+    tcase_add_test(tc, long_conv_toeplitz_paths);
     tcase_add_test(tc, short_long_conv_forms);
     tcase_add_test(tc, chela_layer_small);
     tcase_add_test(tc, transformer_layer_small);

@@ -1,0 +1,41 @@
+/* long_conv_toeplitz.h: the causal long convolution as a Toeplitz matrix product on tensor cores
+ * (kernels/long_conv_toeplitz.cu), the engine long_conv_fast uses for bf16 / fp16 at short T.
+ *
+ * Layouts as long_conv_fast.h: x, y [B,d,T] in the run dtype (bf16 or fp16 only); taps [d,T]
+ * fp32; pre3 [d,3] fp32 or NULL.  y[b,c,t] = sum_{j<=t} k[c,j] u[b,c,t-j], fp32 accumulation of
+ * products of 16-bit operands (taps rounded to the run dtype after a per-channel power-of-two
+ * scale, u rounded to the run dtype). */
+#ifndef CHELA_LONG_CONV_TOEPLITZ_H
+#define CHELA_LONG_CONV_TOEPLITZ_H
+
+#include <cuda_runtime_api.h>
+#include <stddef.h>
+
+#include "shape.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct long_conv_toeplitz long_conv_toeplitz_t;
+
+/* Largest T the Toeplitz engine accepts (its work grows as T per output; the FFT is used above). */
+#define LONG_CONV_TOEPLITZ_MAX_T 16384
+
+/* Device bytes of the per-channel tap rows (both 16-bit dtypes) and scales. */
+size_t long_conv_toeplitz_workspace(int d, int T);
+
+/* Converts device fp32 taps [d,T] into the kernel's tap rows; may allocate and sync. */
+int long_conv_toeplitz_create(int B, int d, int T, const float *d_taps, cudaStream_t stream,
+                              long_conv_toeplitz_t **out);
+
+/* Enqueues y = k * u; dtype must be bf16 or fp16; no allocation, no sync. */
+int long_conv_toeplitz_run(const long_conv_toeplitz_t *p, const void *d_x, void *d_y,
+                           dtype_t dtype, const float *d_pre3, cudaStream_t stream);
+
+void long_conv_toeplitz_destroy(long_conv_toeplitz_t *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
