@@ -35,6 +35,27 @@
  *   of O fewer, 2 * B*T*v elements (0.54 GB at 65536 tokens, v = 2048), ~0.2-0.3 ms predicted.
  *   v1's gate_a stage measured 0.26-0.28 ms.  measured (H100): attention + gate 0.72-0.89 ms
  *   from 1.07-1.26 (with attention v3); whole call 5.02-7.02 ms; profiles/NOTES.md.
+ * v3.  The four elementwise stages brought to their HBM floors (--breakdown times each).
+ *   v2 measured them (H100, 65536 tokens, d = 1024, v = 2048, bf16) at 0.46, 0.27, 0.45 and
+ *   0.26 ms against floors of 0.134, 0.196, 0.27 and 0.18 ms; the causes were too few bytes
+ *   in flight an SM, 2- and 4-byte accesses, and re-reads.
+ *   - ln_shortconv: v2 read each x row 3 times with 2-byte loads (0.87 TB/s).  Now a block
+ *     stages 32 tokens (+2 for the conv) of x once by cp.async, 68 KB all in flight, 3 blocks
+ *     an SM; statistics from shared memory; X~ written 16 B at a time; U written as 64 B
+ *     runs a channel (a lane stores 8 tokens), its column reads made conflict-free by an
+ *     XOR swizzle of the staged rows.  Predicted 0.17 ms (floor 0.134; the 2 halo rows of
+ *     each tile come again from L2).  Rows too long for the tile (bf16 d > 3392 on an H100)
+ *     keep v1's kernel.
+ *   - qkv_act: a warp a row, the whole V' row (4 KB) loaded before use, parameters as 16 B
+ *     vectors, no 64-bit division a group.  Predicted 0.21 ms.
+ *   - gate_out_ln2: a warp a row with Y in registers, LayerNorm by shuffles (v2: a block a
+ *     row, 4 block barriers, parameters 4 B at a time).  Predicted 0.30 ms.  d > 2048 keeps
+ *     v1's kernel.
+ *   - ffn1_silu: 4 groups of 8 loaded a thread before any is used (v2: one).  Predicted
+ *     0.195 ms.
+ *   Same formulas, fp32 arithmetic and rounding points as v2 (sums reassociated only), so
+ *   the layer's tolerance is unchanged.  Together ~0.55 ms less a call predicted.
+ *   measured: not yet.
  */
 #include <cublasLt.h>
 #include <cuda_bf16.h>
@@ -60,9 +81,15 @@ DECLARE_STAGED_VARIANT(chela_fused);
 }
 
 #define CF_LT_WS (32u << 20) /* cuBLASLt workspace: what its large-GEMM kernels ask for */
-#define CF_TILE_T 64         /* ln_shortconv: tokens per block                          */
-#define CF_TILE_C 64         /* ln_shortconv: channels per inner step                   */
-#define CF_ROW_THREADS 128   /* gate_out_ln2: threads per row                           */
+#define CF_TILE_T 64         /* ln_shortconv v1 (general path): tokens per block        */
+#define CF_TILE_C 64         /* ln_shortconv v1: channels per inner step                */
+#define CF_ROW_THREADS 128   /* gate_out_ln2 v1 (d > 2048): threads per row             */
+#define CF_LN_TT 32          /* ln_shortconv v3: tokens per block                       */
+#define CF_LN_ROWS (CF_LN_TT + 2) /* ... plus the 2 before them that the 3-tap conv reads */
+#define CF_EW_THREADS 256    /* v3 elementwise kernels: threads per block (8 warps)     */
+#define CF_EW_ROW_NG 8       /* gate_out_ln2 v3: most 8-element groups a lane holds     */
+#define CF_QKV_BATCH 8       /* qkv_act v3: V groups a lane loads before using any      */
+#define CF_SILU_BATCH 4      /* ffn1_silu v3: groups a thread loads before using any    */
 
 enum {
     ST_LN_SHORTCONV,
@@ -94,7 +121,8 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
-/* Stage 0.  Block = CF_TILE_T tokens of one batch row (plus the 2 before them, which the
+/* Stage 0, v1: the general path, kept for rows too long for v3's shared-memory tile.
+ * Block = CF_TILE_T tokens of one batch row (plus the 2 before them, which the
  * 3-tap conv needs), all d channels.  Row statistics first (two passes over each row,
  * the second from L1/L2), then CF_TILE_C channels at a time: normalise, write X~ row-major,
  * stage the tile in shared memory, write U transposed with t fastest (coalesced). */
@@ -152,37 +180,202 @@ ln_shortconv_kernel(const S *__restrict__ x, const float *__restrict__ g, const 
     }
 }
 
-/* Stage 4: Q, K from the shared Zq (P's first z columns), V = SiLU(V') in place.
- * Elements in groups of 8 (z, v, np multiples of 8: supports() checks). */
+/* ---- v3 helpers: cp.async (sm_80+) and the staged tile's layout ---- */
+
+__device__ __forceinline__ void cp_async16(void *smem_dst, const void *gmem_src) {
+    const unsigned dst = (unsigned)__cvta_generic_to_shared(smem_dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst),
+                 "l"(__cvta_generic_to_global(gmem_src))
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all() {
+    asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::: "memory");
+}
+
+/* Group gi (8 channels, 16 B; 32 B for fp32) of staged row r.  The row pitch is a multiple
+ * of 128 B, so without the XOR every row puts channel c in the same banks, and the U pass,
+ * whose warp reads one column in 4 rows 8 apart, would be 4-way conflicted.  XOR-ing the
+ * group index with (r / 8) % 4 moves those 4 rows to 4 different 16 B (32 B) bank slots;
+ * it permutes groups inside aligned runs of 4, so row passes stay conflict-free and the
+ * padded pitch (a multiple of 4 groups) still holds every group. */
 template <typename S>
-__global__ void qkv_act_kernel(const S *__restrict__ p, int np, const float *__restrict__ bp,
-                               const float *__restrict__ bv, const float *__restrict__ kq,
-                               const float *__restrict__ mq, const float *__restrict__ kk,
-                               const float *__restrict__ mk, long long rows, int z, int v,
-                               S *__restrict__ q, S *__restrict__ k, S *__restrict__ val) {
-    const long long nq = rows * (z / 8), nv = rows * (v / 8);
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < nq + nv;
-         i += (long long)gridDim.x * blockDim.x) {
-        float f[8], a[8], o[8];
-        if (i < nq) {
-            const long long r = i / (z / 8);
-            const int j = (int)(i % (z / 8)) * 8;
-            load8(p + r * np + j, f);
+__device__ __forceinline__ S *ln_tile_group(unsigned char *tile, int pitch, int r, int gi) {
+    return reinterpret_cast<S *>(tile + (size_t)r * pitch) + ((gi ^ ((r >> 3) & 3)) << 3);
+}
+
+/* Stage 0, v3.  Block = CF_LN_TT tokens of one batch row plus the 2 before them, all d
+ * channels, staged once in shared memory by cp.async (every row of the tile in flight at
+ * once, 68 KB at d = 1024 bf16, so 3 blocks an SM keep ~200 KB of x moving).  v1 read each
+ * row 3 times with 2-byte loads; here x is read from HBM once, 16 B at a time.
+ *   phase 1  warp w loads rows w, w+8, ... and computes their mean and rstd itself (two
+ *            passes over shared memory, the v1 formulas), so it needs only __syncwarp;
+ *   phase 2  after the one __syncthreads: X~ row-major, a warp per row, 16 B stores;
+ *            U, a warp per 8 channels: lane = 8 channels x 4 runs of 8 tokens, X~ of the
+ *            10 rows a run needs recomputed from the staged x (the same fp32 expression as
+ *            X~'s, before its rounding, as in v1), and each lane's 8 tokens stored as one
+ *            16 B vector, so a channel's 32 tokens are one 64 B run (128 B for fp32).
+ *            Odd T: scalar stores (the vector store needs T % 8 == 0 for alignment).
+ * The dynamic shared memory is CF_LN_ROWS rows of `pitch` bytes, then mean[] and rstd[];
+ * the host checks it fits (ln_tile_smem_bytes) and falls back to v1 if not. */
+template <typename S>
+__global__ void __launch_bounds__(CF_EW_THREADS, 3) /* 3 blocks an SM: what 68 KB tiles allow */
+ln_shortconv_tile_kernel(const S *__restrict__ x, const float *__restrict__ g,
+                         const float *__restrict__ bta, const float *__restrict__ k3, int T,
+                         int d, int pitch, S *__restrict__ xln, S *__restrict__ u) {
+    extern __shared__ __align__(128) unsigned char cf_tile[];
+    float *mean = reinterpret_cast<float *>(cf_tile + (size_t)CF_LN_ROWS * pitch);
+    float *rstd = mean + CF_LN_ROWS;
+    const int tiles = (T + CF_LN_TT - 1) / CF_LN_TT; /* one flat grid: B can pass 65535 */
+    const int b = blockIdx.x / tiles, t0 = (blockIdx.x % tiles) * CF_LN_TT;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nwarps = blockDim.x / 32;
+    const int ng = d / 8; /* d % 8 == 0: chela_fused_supports */
+    const S *xb = x + (size_t)b * T * d;
+
+    /* phase 1: stage rows t0-2 .. t0+CF_LN_TT-1 that exist; rows outside [0, T) are never
+     * read (the conv's zeros before t = 0 are written as zeros below, not staged) */
+    for (int r = warp; r < CF_LN_ROWS; r += nwarps) {
+        const int t = t0 - 2 + r;
+        if (t < 0 || t >= T) continue;
+        const S *src = xb + (size_t)t * d;
+        for (int gi = lane; gi < ng; gi += 32) {
+            unsigned char *dst =
+                reinterpret_cast<unsigned char *>(ln_tile_group<S>(cf_tile, pitch, r, gi));
+            const unsigned char *from = reinterpret_cast<const unsigned char *>(src + gi * 8);
+#pragma unroll
+            for (int h = 0; h < (int)sizeof(S) / 2; h++) /* 16 B chunks in a group of 8 */
+                cp_async16(dst + 16 * h, from + 16 * h);
+        }
+    }
+    cp_async_wait_all();
+    __syncwarp(); /* the warp's own rows, written by its own lanes' copies */
+    for (int r = warp; r < CF_LN_ROWS; r += nwarps) {
+        const int t = t0 - 2 + r;
+        if (t < 0 || t >= T) continue;
+        float s = 0.f, f[8];
+        for (int gi = lane; gi < ng; gi += 32) {
+            load8(ln_tile_group<S>(cf_tile, pitch, r, gi), f);
+#pragma unroll
+            for (int e = 0; e < 8; e++) s += f[e];
+        }
+        const float m = warp_sum(s) / d;
+        float q = 0.f;
+        for (int gi = lane; gi < ng; gi += 32) {
+            load8(ln_tile_group<S>(cf_tile, pitch, r, gi), f);
+#pragma unroll
+            for (int e = 0; e < 8; e++) q += (f[e] - m) * (f[e] - m);
+        }
+        const float var = warp_sum(q) / d;
+        if (lane == 0) {
+            mean[r] = m;
+            rstd[r] = rsqrtf(var + (float)CHELA_LN_EPS);
+        }
+    }
+    __syncthreads(); /* every staged row and its statistics, for the column pass */
+
+    /* phase 2a: X~ for the block's tokens (rows 2..), row-major */
+    for (int r = 2 + warp; r < CF_LN_ROWS; r += nwarps) {
+        const int t = t0 - 2 + r;
+        if (t >= T) break;
+        const float m = mean[r], rs = rstd[r];
+        S *dst = xln + ((size_t)b * T + t) * d;
+        for (int gi = lane; gi < ng; gi += 32) {
+            float f[8], gg[8], bb[8];
+            load8(ln_tile_group<S>(cf_tile, pitch, r, gi), f);
+            load8(g + gi * 8, gg);
+            load8(bta + gi * 8, bb);
+#pragma unroll
+            for (int e = 0; e < 8; e++) f[e] = (f[e] - m) * rs * gg[e] + bb[e];
+            store8(dst + gi * 8, f);
+        }
+    }
+
+    /* phase 2b: U = SiLU(k3 * X~), [B,d,T] */
+    const int cl = lane & 7, tg = lane >> 3; /* channel in the group, run of 8 tokens */
+    const int tb = t0 + tg * 8;              /* the run's first token */
+    const bool vec = T % 8 == 0;
+    for (int gi = warp; gi < ng; gi += nwarps) {
+        const int c = gi * 8 + cl;
+        const float gc = g[c], bc = bta[c];
+        const float k0 = k3[3 * c], k1 = k3[3 * c + 1], k2 = k3[3 * c + 2];
+        float xv[10]; /* X~ at tokens tb-2 .. tb+7, i.e. rows tg*8 .. tg*8+9 */
+#pragma unroll
+        for (int j = 0; j < 10; j++) {
+            const int r = tg * 8 + j, t = t0 - 2 + r;
+            xv[j] = 0.f; /* the conv sees zeros before t = 0 */
+            if (t >= 0 && t < T)
+                xv[j] = (to_f32(ln_tile_group<S>(cf_tile, pitch, r, gi)[cl]) - mean[r]) * rstd[r] *
+                            gc + bc;
+        }
+        float o[8];
+#pragma unroll
+        for (int i = 0; i < 8; i++) o[i] = silu(k0 * xv[i + 2] + k1 * xv[i + 1] + k2 * xv[i]);
+        S *dst = u + ((size_t)b * d + c) * T + tb;
+        if (vec) {
+            if (tb < T) store8(dst, o); /* T % 8 == 0: the whole run is inside [0, T) */
+        } else {
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+                if (tb + i < T) dst[i] = from_f32<S>(o[i]);
+        }
+    }
+}
+
+/* Stage 4, v3: Q, K from the shared Zq (P's first z columns), V = SiLU(V' + bv) in place.
+ * A warp a row: lanes 0 .. z/8-1 own one group of 8 of Zq (z <= 256: supports() allows 64
+ * and 128), and every lane loads CF_QKV_BATCH groups of V' before touching any (v = 2048
+ * bf16: the whole 4 KB row in flight a warp).  v1 went through a flat index with a 64-bit
+ * division and one 16 B load in flight a thread, and read the parameters 4 B at a time.
+ * z, v, np multiples of 8 (supports() checks), so every group is 16 B (32 B) aligned. */
+template <typename S>
+__global__ void __launch_bounds__(CF_EW_THREADS, 2)
+qkv_act_kernel(const S *__restrict__ p, int np, const float *__restrict__ bp,
+               const float *__restrict__ bv, const float *__restrict__ kq,
+               const float *__restrict__ mq, const float *__restrict__ kk,
+               const float *__restrict__ mk, long long rows, int z, int v, S *__restrict__ q,
+               S *__restrict__ k, S *__restrict__ val) {
+    constexpr int NB = sizeof(S) == 4 ? CF_QKV_BATCH / 2 : CF_QKV_BATCH; /* same bytes */
+    const int lane = threadIdx.x % 32, wpb = blockDim.x / 32, zg = z / 8, vg = v / 8;
+    const bool qk = lane < zg;
+    for (long long r = (long long)blockIdx.x * wpb + threadIdx.x / 32; r < rows;
+         r += (long long)gridDim.x * wpb) {
+        float zq[8];
+        if (qk) load8(p + r * np + lane * 8, zq);
+        S *pv = val + r * v;
+        for (int j0 = 0; j0 < vg; j0 += 32 * NB) {
+            float f[NB][8];
+#pragma unroll
+            for (int w = 0; w < NB; w++) {
+                const int j = j0 + lane + 32 * w;
+                if (j < vg) load8(pv + j * 8, f[w]);
+            }
+#pragma unroll
+            for (int w = 0; w < NB; w++) {
+                const int j = j0 + lane + 32 * w;
+                if (j < vg) {
+                    float bb[8];
+                    load8(bv + j * 8, bb);
+#pragma unroll
+                    for (int e = 0; e < 8; e++) f[w][e] = silu(f[w][e] + bb[e]);
+                    store8(pv + j * 8, f[w]);
+                }
+            }
+        }
+        if (qk) {
+            const int j = lane * 8;
+            float bb[8], aq[8], bq[8], ak[8], bk[8], a[8], o[8];
+            load8(bp + j, bb);
+            load8(kq + j, aq);
+            load8(mq + j, bq);
+            load8(kk + j, ak);
+            load8(mk + j, bk);
 #pragma unroll
             for (int e = 0; e < 8; e++) {
-                const float s = silu(f[e] + bp[j + e]);
-                a[e] = kq[j + e] * s + mq[j + e];
-                o[e] = kk[j + e] * s + mk[j + e];
+                const float s = silu(zq[e] + bb[e]);
+                a[e] = aq[e] * s + bq[e];
+                o[e] = ak[e] * s + bk[e];
             }
             store8(q + r * z + j, a);
             store8(k + r * z + j, o);
-        } else {
-            S *pv = val + (i - nq) * 8;
-            const int j = (int)((i - nq) % (v / 8)) * 8;
-            load8(pv, f);
-#pragma unroll
-            for (int e = 0; e < 8; e++) f[e] = silu(f[e] + bv[j + e]);
-            store8(pv, f);
         }
     }
 }
@@ -199,8 +392,9 @@ template <int N> __device__ __forceinline__ float block_sum(float v, float *red)
     return s;
 }
 
-/* Stage 7, one block a row: the gated residual (eq. 14) and LayerNorm2 of its result.
- * The row lives in shared memory in fp32 between the passes (d floats). */
+/* Stage 7, v1: the general path, kept for d > 32 * 8 * CF_EW_ROW_NG (2048).  One block a
+ * row: the gated residual (eq. 14) and LayerNorm2 of its result.  The row lives in shared
+ * memory in fp32 between the passes (d floats). */
 template <typename S>
 __global__ void __launch_bounds__(CF_ROW_THREADS)
 gate_out_ln2_kernel(const S *__restrict__ h, const float *__restrict__ bh, const S *__restrict__ p,
@@ -240,21 +434,110 @@ gate_out_ln2_kernel(const S *__restrict__ h, const float *__restrict__ bh, const
     }
 }
 
-/* Stage 9: SiLU in place. */
-template <typename S> __global__ void silu_kernel(S *__restrict__ a, long long n8) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n8;
-         i += (long long)gridDim.x * blockDim.x) {
-        float f[8];
-        load8(a + i * 8, f);
+/* Stage 7, v3: a warp a row, the row's fp32 Y in registers (NG groups of 8 a lane, d <=
+ * 32 * 8 * NG), so the LayerNorm's two passes cost shuffles, not block barriers and a
+ * shared-memory round trip.  All 4 NG loads of 16 B a lane (h, Go, Hz, x) are issued before
+ * the first is used: 8 KB a warp in flight at d = 1024 bf16.  v1 (a 128-thread block a
+ * row, two block reductions, the 5 parameter vectors read 4 B at a time) measured 0.45 ms
+ * against a 0.27 ms floor.  Same formulas and order of operations as v1. */
+template <typename S, int NG>
+__global__ void __launch_bounds__(CF_EW_THREADS)
+gate_out_ln2_warp_kernel(const S *__restrict__ h, const float *__restrict__ bh,
+                         const S *__restrict__ p, const float *__restrict__ bp, int np, int z,
+                         int v, const S *__restrict__ x, const float *__restrict__ g2,
+                         const float *__restrict__ b2, int d, long long rows, S *__restrict__ y,
+                         S *__restrict__ ln) {
+    const int lane = threadIdx.x % 32, wpb = blockDim.x / 32;
+    const float *bgo = bp + z + v, *bhz = bgo + d;
+    for (long long r = (long long)blockIdx.x * wpb + threadIdx.x / 32; r < rows;
+         r += (long long)gridDim.x * wpb) {
+        const S *go = p + r * np + z + v, *hz = go + d;
+        float yy[NG][8], s = 0.f;
 #pragma unroll
-        for (int e = 0; e < 8; e++) f[e] = silu(f[e]);
-        store8(a + i * 8, f);
+        for (int i = 0; i < NG; i++) {
+            const int j = (lane + 32 * i) * 8;
+            if (j < d) {
+                float hh[8], gg[8], zz[8], xx[8], pg[8], pz[8], ph[8];
+                load8(h + r * d + j, hh);
+                load8(go + j, gg);
+                load8(hz + j, zz);
+                load8(x + r * d + j, xx);
+                load8(bgo + j, pg);
+                load8(bhz + j, pz);
+                load8(bh + j, ph);
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    const float gate = sigm(gg[e] + pg[e]);
+                    yy[i][e] = gate * silu(zz[e] + pz[e] + hh[e] + ph[e]) + (1.f - gate) * xx[e];
+                    s += yy[i][e];
+                }
+            }
+        }
+        const float mean = warp_sum(s) / d;
+        float q = 0.f;
+#pragma unroll
+        for (int i = 0; i < NG; i++) {
+            const int j = (lane + 32 * i) * 8;
+            if (j < d) {
+                store8(y + r * d + j, yy[i]);
+#pragma unroll
+                for (int e = 0; e < 8; e++) q += (yy[i][e] - mean) * (yy[i][e] - mean);
+            }
+        }
+        const float rs = rsqrtf(warp_sum(q) / d + (float)CHELA_LN_EPS);
+#pragma unroll
+        for (int i = 0; i < NG; i++) {
+            const int j = (lane + 32 * i) * 8;
+            if (j < d) {
+                float gg[8], bb[8], o[8];
+                load8(g2 + j, gg);
+                load8(b2 + j, bb);
+#pragma unroll
+                for (int e = 0; e < 8; e++) o[e] = (yy[i][e] - mean) * rs * gg[e] + bb[e];
+                store8(ln + r * d + j, o);
+            }
+        }
     }
 }
 
-unsigned grid_for(long long n, int threads) {
-    long long b = (n + threads - 1) / threads;
-    return (unsigned)(b < 1 ? 1 : b > 132 * 16 ? 132 * 16 : b);
+/* Stage 9, v3: SiLU in place.  A block owns CF_EW_THREADS * CF_SILU_BATCH groups of 8 and a
+ * thread loads all its CF_SILU_BATCH before using any: v1 had one 16 B load in flight a
+ * thread (the in-place store of one iteration keeps the compiler from hoisting the next
+ * load above it), ~32 KB an SM, too few to cover HBM latency. */
+template <typename S> __global__ void __launch_bounds__(CF_EW_THREADS)
+silu_kernel(S *__restrict__ a, long long n8) {
+    const long long per_block = (long long)CF_EW_THREADS * CF_SILU_BATCH;
+    for (long long i0 = (long long)blockIdx.x * per_block + threadIdx.x; i0 < n8;
+         i0 += (long long)gridDim.x * per_block) {
+        float f[CF_SILU_BATCH][8];
+#pragma unroll
+        for (int w = 0; w < CF_SILU_BATCH; w++) {
+            const long long i = i0 + (long long)w * CF_EW_THREADS;
+            if (i < n8) load8(a + i * 8, f[w]);
+        }
+#pragma unroll
+        for (int w = 0; w < CF_SILU_BATCH; w++) {
+            const long long i = i0 + (long long)w * CF_EW_THREADS;
+            if (i < n8) {
+#pragma unroll
+                for (int e = 0; e < 8; e++) f[w][e] = silu(f[w][e]);
+                store8(a + i * 8, f[w]);
+            }
+        }
+    }
+}
+
+/* Blocks for `work` items at `per_block` a block; the kernels above loop over the rest, so
+ * the cap only bounds the grid, it never drops work. */
+unsigned blocks_for(long long work, long long per_block) {
+    const long long b = (work + per_block - 1) / per_block;
+    return (unsigned)(b < 1 ? 1 : b > (1 << 20) ? (1 << 20) : b);
+}
+
+/* v3's ln_shortconv tile: CF_LN_ROWS rows of a 128 B-multiple pitch, then mean[] and rstd[]. */
+int ln_tile_pitch_bytes(int d, size_t es) { return (int)((d * es + 127) / 128 * 128); }
+size_t ln_tile_smem_bytes(int d, size_t es) {
+    return (size_t)CF_LN_ROWS * ln_tile_pitch_bytes(d, es) + 2 * CF_LN_ROWS * sizeof(float);
 }
 
 } // namespace
@@ -272,6 +555,9 @@ typedef struct {
     void *xln, *u, *zc, *p, *q, *k, *val, *o, *h, *y, *ln2, *f;
     void *la_ws;
     size_t la_ws_bytes;
+    int ln_pitch;       /* v3 ln_shortconv tile row pitch in bytes; 0: v1's general path  */
+    size_t ln_smem;     /* ... and its dynamic shared memory                                */
+    int go_ng;          /* v3 gate_out_ln2: groups of 8 a lane; 0: v1's block-a-row path    */
 } cf_state;
 
 static size_t cf_buffer_bytes(const shape_t *s) {
@@ -305,6 +591,30 @@ extern "C" void chela_fused_teardown(void *state) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) cudaFree(bufs[i]);
     free(st);
+}
+
+/* Kernel paths for this shape (setup, not the timed launcher): v3's ln_shortconv tile when
+ * it fits in the device's opt-in shared memory (bf16 / fp16 d <= 3392, fp32 d <= 1696 on an
+ * H100), v3's warp-a-row gate_out_ln2 for d <= 2048; v1's general kernels otherwise. */
+template <typename S> static int cf_pick_paths(cf_state *st) {
+    const int d = st->s.d;
+    int dev = 0, optin = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    st->ln_smem = ln_tile_smem_bytes(d, st->es);
+    st->ln_pitch = st->ln_smem <= (size_t)optin ? ln_tile_pitch_bytes(d, st->es) : 0;
+    if (st->ln_pitch)
+        CUDA_CHECK(cudaFuncSetAttribute(ln_shortconv_tile_kernel<S>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        (int)st->ln_smem));
+    const int lanes_ng = (d / 8 + 31) / 32;
+    st->go_ng = lanes_ng <= 1 ? 1 : lanes_ng <= 2 ? 2 : lanes_ng <= 4 ? 4 : lanes_ng <= 8 ? 8 : 0;
+    /* v1's row in shared memory passes the default 48 KB beyond d = 12288 */
+    if (!st->go_ng && d * sizeof(float) <= (size_t)optin)
+        CUDA_CHECK(cudaFuncSetAttribute(gate_out_ln2_kernel<S>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        (int)(d * sizeof(float))));
+    return 0;
 }
 
 static lt_gemm_shape_t gshape(int M, int N, int K, long long lda, long long ldb, long long ldd,
@@ -358,6 +668,10 @@ extern "C" int chela_fused_setup(const shape_t *s, const io_t *io, void **state)
     st->la_ws_bytes = linear_attn_chunked_workspace(s->B, 1, s->T, s->z, s->v);
     if (st->la_ws_bytes) CUDA_CHECK(cudaMalloc(&st->la_ws, st->la_ws_bytes));
     if (cf_plan_gemms(st)) return -1;
+    const int paths = s->dtype == DTYPE_BF16 ? cf_pick_paths<__nv_bfloat16>(st)
+                      : s->dtype == DTYPE_F16 ? cf_pick_paths<__half>(st)
+                                              : cf_pick_paths<float>(st);
+    if (paths) return -1;
 
     /* The reparameterized kernel: merged once, its spectrum precomputed by the engine. */
     float *kc = NULL;
@@ -385,9 +699,15 @@ template <typename S> static int cf_stage(cf_state *st, const io_t *io, int stag
     const float *const *pf = (const float *const *)io->in;
     switch (stage) {
     case ST_LN_SHORTCONV:
-        ln_shortconv_kernel<S><<<(unsigned)(((T + CF_TILE_T - 1) / CF_TILE_T) * B), 256, 0, cs>>>(
-            (const S *)in[CHELA_IN_X], pf[CHELA_IN_LN1_G], pf[CHELA_IN_LN1_B], pf[CHELA_IN_K3], T,
-            d, (S *)st->xln, (S *)st->u);
+        if (st->ln_pitch) {
+            const unsigned tiles = (unsigned)(((T + CF_LN_TT - 1) / CF_LN_TT) * B);
+            ln_shortconv_tile_kernel<S><<<tiles, CF_EW_THREADS, st->ln_smem, cs>>>(
+                (const S *)in[CHELA_IN_X], pf[CHELA_IN_LN1_G], pf[CHELA_IN_LN1_B],
+                pf[CHELA_IN_K3], T, d, st->ln_pitch, (S *)st->xln, (S *)st->u);
+        } else
+            ln_shortconv_kernel<S><<<(unsigned)(((T + CF_TILE_T - 1) / CF_TILE_T) * B), 256, 0, cs>>>(
+                (const S *)in[CHELA_IN_X], pf[CHELA_IN_LN1_G], pf[CHELA_IN_LN1_B], pf[CHELA_IN_K3], T,
+                d, (S *)st->xln, (S *)st->u);
         break;
     case ST_LONG_CONV: return long_conv_fast_run(st->conv, st->u, st->zc, s->dtype, NULL, cs);
     case ST_PROJ_GEMM:
@@ -397,7 +717,7 @@ template <typename S> static int cf_stage(cf_state *st, const io_t *io, int stag
         return lt_gemm_run(st->lt, &st->g_v, st->xln, in[CHELA_IN_WV], NULL, st->val,
                            NULL, st->lt_ws, CF_LT_WS, cs);
     case ST_QKV_ACT:
-        qkv_act_kernel<S><<<grid_for(rows * (z + v) / 8, 256), 256, 0, cs>>>(
+        qkv_act_kernel<S><<<blocks_for(rows, CF_EW_THREADS / 32), CF_EW_THREADS, 0, cs>>>(
             (const S *)st->p, np, pf[CHELA_IN_BPROJ], pf[CHELA_IN_BV], pf[CHELA_IN_KAPPA_Q], pf[CHELA_IN_MU_Q], pf[CHELA_IN_KAPPA_K],
             pf[CHELA_IN_MU_K], rows, z, v, (S *)st->q, (S *)st->k, (S *)st->val);
         break;
@@ -410,17 +730,41 @@ template <typename S> static int cf_stage(cf_state *st, const io_t *io, int stag
     case ST_UH_GEMM:
         return lt_gemm_run(st->lt, &st->g_uh, st->o, in[CHELA_IN_UH], NULL, st->h,
                            NULL, st->lt_ws, CF_LT_WS, cs);
-    case ST_GATE_OUT_LN2:
-        gate_out_ln2_kernel<S><<<(unsigned)rows, CF_ROW_THREADS, d * sizeof(float), cs>>>(
-            (const S *)st->h, pf[CHELA_IN_BH], (const S *)st->p, pf[CHELA_IN_BPROJ], np, z, v,
-            (const S *)in[CHELA_IN_X],
-            pf[CHELA_IN_LN2_G], pf[CHELA_IN_LN2_B], d, (S *)st->y, (S *)st->ln2);
+    case ST_GATE_OUT_LN2: {
+        const unsigned gb = blocks_for(rows, CF_EW_THREADS / 32);
+        const S *h = (const S *)st->h, *p = (const S *)st->p, *x = (const S *)in[CHELA_IN_X];
+        const float *bh = pf[CHELA_IN_BH], *bp = pf[CHELA_IN_BPROJ];
+        const float *g2 = pf[CHELA_IN_LN2_G], *b2 = pf[CHELA_IN_LN2_B];
+        S *y = (S *)st->y, *ln = (S *)st->ln2;
+        switch (st->go_ng) {
+        case 1:
+            gate_out_ln2_warp_kernel<S, 1><<<gb, CF_EW_THREADS, 0, cs>>>(h, bh, p, bp, np, z, v, x,
+                                                                        g2, b2, d, rows, y, ln);
+            break;
+        case 2:
+            gate_out_ln2_warp_kernel<S, 2><<<gb, CF_EW_THREADS, 0, cs>>>(h, bh, p, bp, np, z, v, x,
+                                                                        g2, b2, d, rows, y, ln);
+            break;
+        case 4:
+            gate_out_ln2_warp_kernel<S, 4><<<gb, CF_EW_THREADS, 0, cs>>>(h, bh, p, bp, np, z, v, x,
+                                                                        g2, b2, d, rows, y, ln);
+            break;
+        case 8:
+            gate_out_ln2_warp_kernel<S, CF_EW_ROW_NG><<<gb, CF_EW_THREADS, 0, cs>>>(
+                h, bh, p, bp, np, z, v, x, g2, b2, d, rows, y, ln);
+            break;
+        default:
+            gate_out_ln2_kernel<S><<<(unsigned)rows, CF_ROW_THREADS, d * sizeof(float), cs>>>(
+                h, bh, p, bp, np, z, v, x, g2, b2, d, y, ln);
+        }
         break;
+    }
     case ST_FFN1_GEMM:
         return lt_gemm_run(st->lt, &st->g_ffn1, st->ln2, in[CHELA_IN_W1], NULL, st->f, NULL,
                            st->lt_ws, CF_LT_WS, cs);
     case ST_FFN1_SILU:
-        silu_kernel<S><<<grid_for(rows * 2 * d / 8, 256), 256, 0, cs>>>((S *)st->f, rows * 2 * d / 8);
+        silu_kernel<S><<<blocks_for(rows * 2 * d / 8, CF_EW_THREADS * CF_SILU_BATCH), CF_EW_THREADS,
+                         0, cs>>>((S *)st->f, rows * 2 * d / 8);
         break;
     case ST_FFN2_GEMM:
         return lt_gemm_run(st->lt, &st->g_ffn2, st->f, in[CHELA_IN_W2], st->y, io->out, NULL,

@@ -634,10 +634,9 @@ static lcf_params lcf_base_params(const long_conv_fast_t *p) {
 
 /* ---- engine API ------------------------------------------------------------------------------ */
 extern "C" size_t long_conv_fast_workspace(int B, int d, int T) {
-    (void)B;
     if (T < 1 || T > LONG_CONV_FAST_MAX_T || d < 1) return 0;
     const lcf_geom g = lcf_geometry(T);
-    const size_t toep = T <= lcf_toeplitz_max_t() ? long_conv_toeplitz_workspace(d, T) : 0;
+    const size_t toep = T <= lcf_toeplitz_max_t() ? long_conv_toeplitz_workspace(B, d, T) : 0;
     return (size_t)d * g.rows * g.M * sizeof(float2) + (size_t)(g.n_hi + LCF_TW_LO) * sizeof(float2) +
            toep;
 }

@@ -24,8 +24,9 @@
  *   is an aligned 32-bit word; O sits TW/2 = 16 (mod 32) words after E, so the two halves of a
  *   warp (even / odd g) hit disjoint banks.
  * - k-steps above a warp's last token are skipped, and m-tiles above the diagonal within a step.
- * Prologue: u = SiLU(pre3 * x) is computed while the chunk goes from registers to shared memory
- * (the two tokens before a group come from two scalar loads); without it u = x.
+ * Prologue (short_long_conv): u = SiLU(pre3 * x) is a pass of its own into an fp16 scratch
+ * [B,d,T] that the product then reads (v3; see there why not inside the product).  Without it
+ * the product reads x and converts bf16 to fp16 while staging.
  * Epilogue: accumulators * (1 / channel scale) -> run dtype -> shared memory [NT][BM + 8]
  * (transposed, conflict-free) -> 16-byte rows of y.
  *
@@ -51,13 +52,24 @@
  *   Nsight Compute at 1k: issue slots 46 %, tensor (shared) pipe 31.5 %, L1/shared 69 %, 16
  *   warps per SM (register-limited), stalls mostly fixed-latency dependencies (3.2 of 8.1 cycles
  *   between issues): the step loop's tests and A-fragment loads sit between the MMAs.
- * v2 (this file).  fp16 operands for both dtypes (above); the chunks wholly below a block's first
+ * v2.  fp16 operands for both dtypes (above); the chunks wholly below a block's first
  *   token (all but the last two in a full tile) run a branch-free step loop whose 2 MT + 7 tap
  *   words are loaded once per chunk; warp tile 64 tokens x 32 batch rows (2 x 2 warps at NT = 64),
  *   so each B fragment from ldmatrix feeds 4 m-tiles instead of 2 (half the shared-memory bytes
  *   per MMA); 3 blocks per SM (up to 168 registers; 16 bytes spill at NT = 64 with the prologue).
  *   Predicted: error back to the output's rounding (~4e-3 bf16); 0.20-0.25 ms at 1k, 0.35-0.45
- *   at 2k.  measured: profiles/NOTES.md.
+ *   at 2k.  Measured (H100, bf16): long_conv 0.317 ms at 1k, 0.473 at 2k (error 4.2e-3);
+ *   forced further 0.86 ms at 4k (the FFT path: 0.73), so the default range stays T <= 2048.
+ *   Nsight Compute at 1k: issue slots 45 %, tensor pipe 34 %, L1/shared 60 %, 11.7 warps/SM,
+ *   IPC 1.88 of which only ~12 % are MMAs: the staging of u costs more issue slots than the
+ *   MMAs it feeds (each 64-token chunk is staged by every token tile after it, 4.5x at 1k, and
+ *   the bf16 -> fp16 conversion took ~7 instructions a pair).  With the prologue
+ *   (short_long_conv/reparam) far worse: 1.16 ms at 1k (FFT path 0.62), the SiLU's exp and
+ *   divide done 4.5 times per token.
+ * v3 (this file).  The prologue moved into its own pass (u once per token, fp16 scratch, 0.27 GB
+ *   of extra traffic ~ 0.09 ms); the bf16 -> fp16 staging conversion is a shift, a mask and one
+ *   cvt.rn.f16x2.f32 per pair.  Predicted: long_conv 0.27-0.29 ms at 1k, 0.43 at 2k;
+ *   short_long_conv/reparam ~0.40 ms at 1k (FFT path 0.62).  measured: profiles/NOTES.md.
  */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -75,10 +87,9 @@
 
 #define LCT_THREADS 128
 #define LCT_WARPS 4
-/* Blocks per SM the register budget is set for: 4 (128 registers) holds 64 accumulators, the
- * fragments and one stage in flight; with the prologue's halo values at NT = 64 that spilled
- * 68 bytes, so that variant gets 3 (168 registers). */
-#define LCT_MINB(NT, PRE) 3
+/* Blocks per SM the register budget is set for: 3 (168 registers).  v2's 15 hoisted tap words
+ * and 64 accumulators spilled at 4 blocks (128 registers). */
+#define LCT_MINB 3
 #define LCT_KC 64                 /* tokens of u per pipeline stage                      */
 #define LCT_UPITCH (LCT_KC + 8)   /* shared row pitch of a stage, elements               */
 #define LCT_ACC 2048              /* WM x NT: 64 fp32 accumulators per thread            */
@@ -90,6 +101,7 @@ struct long_conv_toeplitz {
     int base;               /* E[i] = k[base - i]                                          */
     uint16_t *d_rows;       /* [d][E | O], taps * scale as fp16                            */
     float *d_inv_scale;     /* [d], 1 / scale (a power of two)                             */
+    uint16_t *d_u16;        /* [B,d,T] fp16: u = SiLU(pre3 * x) when run with the prologue  */
 };
 
 namespace {
@@ -100,7 +112,6 @@ struct lct_params {
     void *y;                /* [B,d,T] run dtype                                           */
     const uint16_t *rows;   /* [d][2 TW] fp16 tap rows                                     */
     const float *inv_scale; /* [d]                                                         */
-    const float *pre3;      /* [d,3] or NULL                                               */
     int B, d, T, TW, base;
     int ntt, nbt;           /* token tiles (of BM), batch tiles (of NT)                    */
     int vec;                /* rows of x and y start 16-byte aligned: 16-byte accesses     */
@@ -119,75 +130,73 @@ static lct_geom lct_geometry(int T) {
 }
 
 __device__ __forceinline__ float lct_silu(float v) { return v / (1.0f + __expf(-v)); }
-
-template <bool BF16> struct lct_type;
-template <> struct lct_type<true> { typedef __nv_bfloat16 T; };
-template <> struct lct_type<false> { typedef __half T; };
-
-/* 8 tokens of one u row (s .. s+7 of batch row b), raw in the run dtype, plus the two tokens
- * before them when the prologue needs them. */
-struct lct_group {
-    uint4 raw;
-    uint32_t halo; /* x[s-2] in the low half, x[s-1] in the high half (0 before t = 0) */
-};
-
 __device__ __forceinline__ uint16_t lct_bits(__nv_bfloat16 v) { return __bfloat16_as_ushort(v); }
 __device__ __forceinline__ uint16_t lct_bits(__half v) { return __half_as_ushort(v); }
 
-template <typename Tx, bool PRE>
-__device__ __forceinline__ lct_group lct_load_group(const lct_params &prm, int c, int b, int s) {
-    lct_group gr;
-    gr.raw = make_uint4(0u, 0u, 0u, 0u);
-    gr.halo = 0u;
-    if (b >= prm.B || s >= prm.T) return gr;
-    const Tx *xr = static_cast<const Tx *>(prm.x) + ((size_t)b * prm.d + c) * prm.T;
-    if (prm.vec && s + 8 <= prm.T) {
-        gr.raw = __ldg(reinterpret_cast<const uint4 *>(xr + s));
-    } else {
-        uint32_t w[4] = {0u, 0u, 0u, 0u};
+/* 8 tokens (s .. s+7) of one u row, raw in the input type; zeros past T and past B. */
+template <typename Tin>
+__device__ __forceinline__ uint4 lct_load_group(const lct_params &prm, int c, int b, int s) {
+    uint4 raw = make_uint4(0u, 0u, 0u, 0u);
+    if (b >= prm.B || s >= prm.T) return raw;
+    const Tin *xr = static_cast<const Tin *>(prm.x) + ((size_t)b * prm.d + c) * prm.T;
+    if (prm.vec && s + 8 <= prm.T) return __ldg(reinterpret_cast<const uint4 *>(xr + s));
+    uint32_t w[4] = {0u, 0u, 0u, 0u};
 #pragma unroll
-        for (int e = 0; e < 8; e++)
-            if (s + e < prm.T) w[e / 2] |= (uint32_t)lct_bits(xr[s + e]) << (16 * (e & 1));
-        gr.raw = make_uint4(w[0], w[1], w[2], w[3]);
-    }
-    if (PRE) {
-        if (s >= 1) gr.halo |= (uint32_t)lct_bits(xr[s - 1]) << 16;
-        if (s >= 2) gr.halo |= (uint32_t)lct_bits(xr[s - 2]);
-    }
-    return gr;
+    for (int e = 0; e < 8; e++)
+        if (s + e < prm.T) w[e / 2] |= (uint32_t)lct_bits(xr[s + e]) << (16 * (e & 1));
+    return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
-/* The 8 tokens of a group as the MMA operand (fp16): u = x, or u = SiLU(p0 x_t + p1 x_{t-1} +
- * p2 x_{t-2}) with the prologue; 0 at t >= T. */
-template <typename Tx, bool PRE>
-__device__ __forceinline__ uint4 lct_operand(const lct_group &gr, int s, int T, float p0, float p1,
-                                             float p2) {
-    const uint32_t w[4] = {gr.raw.x, gr.raw.y, gr.raw.z, gr.raw.w};
-    if (!PRE && std::is_same<Tx, __half>::value) return gr.raw; /* already the operand */
+/* The MMA operand (fp16) of 8 raw tokens: fp16 input as is; bf16 two at a time through fp32
+ * (a shift, a mask and one cvt.rn.f16x2.f32 per pair: this runs once per token per block). */
+__device__ __forceinline__ uint32_t lct_bf16x2_to_f16x2(uint32_t w) {
+    const __half2 h = __floats2half2_rn(__uint_as_float(w << 16), __uint_as_float(w & 0xffff0000u));
+    return *reinterpret_cast<const uint32_t *>(&h);
+}
+template <typename Tin> __device__ __forceinline__ uint4 lct_operand(uint4 raw) {
+    if (std::is_same<Tin, __half>::value) return raw;
+    return make_uint4(lct_bf16x2_to_f16x2(raw.x), lct_bf16x2_to_f16x2(raw.y),
+                      lct_bf16x2_to_f16x2(raw.z), lct_bf16x2_to_f16x2(raw.w));
+}
+
+/* The short-conv + SiLU prologue as its own pass, once per token: u = SiLU(p0 x_t + p1 x_{t-1}
+ * + p2 x_{t-2}) as fp16, [B,d,T].  (v2 did it inside the product kernel, where each u chunk is
+ * staged by every token tile after it: 4.5x at T = 1k, and the SiLU's exp and divide cost more
+ * issue slots than the MMAs; measured 1.16 ms for short_long_conv/reparam at 1k.)  One thread
+ * per 8 tokens. */
+template <typename Tx>
+__global__ void __launch_bounds__(256)
+lct_prologue_kernel(const Tx *__restrict__ x, const float *__restrict__ pre3,
+                    uint16_t *__restrict__ u, int d, int T, long long rows, int vec) {
+    const int groups = (T + 7) / 8;
+    const long long gi = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (gi >= rows * groups) return;
+    const long long row = gi / groups;
+    const int s = (int)(gi % groups) * 8, c = (int)(row % d);
+    const Tx *xr = x + row * T;
+    const float p0 = pre3[3 * c], p1 = pre3[3 * c + 1], p2 = pre3[3 * c + 2];
     float f[10];
-    f[0] = lo16(gr.halo, (Tx *)nullptr);
-    f[1] = hi16(gr.halo, (Tx *)nullptr);
+    f[0] = s >= 2 ? to_f32(xr[s - 2]) : 0.0f;
+    f[1] = s >= 1 ? to_f32(xr[s - 1]) : 0.0f;
+    if (vec && s + 8 <= T) {
+        load8(xr + s, f + 2);
+    } else {
 #pragma unroll
-    for (int u = 0; u < 4; u++) {
-        f[2 + 2 * u] = lo16(w[u], (Tx *)nullptr);
-        f[3 + 2 * u] = hi16(w[u], (Tx *)nullptr);
+        for (int e = 0; e < 8; e++) f[2 + e] = s + e < T ? to_f32(xr[s + e]) : 0.0f;
     }
     float o[8];
 #pragma unroll
-    for (int e = 0; e < 8; e++)
-        o[e] = PRE ? (s + e < T ? lct_silu(fmaf(p0, f[e + 2], fmaf(p1, f[e + 1], p2 * f[e]))) : 0.0f)
-                   : f[e + 2];
-    uint4 r;
-    r.x = pack16(o[0], o[1], (__half *)nullptr);
-    r.y = pack16(o[2], o[3], (__half *)nullptr);
-    r.z = pack16(o[4], o[5], (__half *)nullptr);
-    r.w = pack16(o[6], o[7], (__half *)nullptr);
-    return r;
+    for (int e = 0; e < 8; e++) o[e] = lct_silu(fmaf(p0, f[e + 2], fmaf(p1, f[e + 1], p2 * f[e])));
+    __half *ur = reinterpret_cast<__half *>(u) + row * T;
+    if (vec && s + 8 <= T) {
+        store8(ur + s, o);
+    } else {
+        for (int e = 0; e < 8 && s + e < T; e++) ur[s + e] = __float2half_rn(o[e]);
+    }
 }
 
-template <int NT, bool BF16, bool PRE>
-__global__ void __launch_bounds__(LCT_THREADS, LCT_MINB(NT, PRE)) lct_kernel(const lct_params prm) {
-    typedef typename lct_type<BF16>::T Tx;
+template <int NT, typename Tin, typename Tout>
+__global__ void __launch_bounds__(LCT_THREADS, LCT_MINB) lct_kernel(const lct_params prm) {
     constexpr int WN = NT < 32 ? NT : 32;        /* batch rows per warp          */
     constexpr int WARPS_N = NT / WN;
     constexpr int WARPS_M = LCT_WARPS / WARPS_N;
@@ -197,8 +206,9 @@ __global__ void __launch_bounds__(LCT_THREADS, LCT_MINB(NT, PRE)) lct_kernel(con
     constexpr int NB = WN / 8;                   /* n8 tiles per warp            */
     constexpr int NAW = 2 * MT + 7;              /* tap words a warp uses per chunk */
     constexpr int OPITCH = BM + 8;
-    constexpr int GPT = NT * LCT_KC / 8 / LCT_THREADS; /* 8-token groups per thread a stage */
-    static_assert(GPT >= 1 && NT * LCT_KC / 8 == GPT * LCT_THREADS, "stage load split");
+    constexpr int NGROUPS = NT * LCT_KC / 8;              /* 8-token groups a stage        */
+    constexpr int GPT = (NGROUPS + LCT_THREADS - 1) / LCT_THREADS; /* per thread         */
+    static_assert(NGROUPS % LCT_THREADS == 0 || GPT == 1, "stage load split");
     static_assert(WARPS_M * WARPS_N == LCT_WARPS && NB % 2 == 0, "warp grid");
     static_assert(BM == LCT_WARPS * (LCT_ACC / NT), "the host's BM (lct_launch, lct_smem_bytes)");
 
@@ -213,12 +223,6 @@ __global__ void __launch_bounds__(LCT_THREADS, LCT_MINB(NT, PRE)) lct_kernel(con
     bid /= prm.ntt;
     const int bt = bid % prm.nbt, c = bid / prm.nbt;
     const int T = prm.T, t0 = tt * BM, b0 = bt * NT;
-    float p0 = 0.f, p1 = 0.f, p2 = 0.f;
-    if (PRE) {
-        p0 = prm.pre3[3 * c];
-        p1 = prm.pre3[3 * c + 1];
-        p2 = prm.pre3[3 * c + 2];
-    }
 
     /* Taps: only lags m <= t0 + BM + 16 are ever read, i.e. i >= base - t0 - BM - 16. */
     {
@@ -237,12 +241,13 @@ __global__ void __launch_bounds__(LCT_THREADS, LCT_MINB(NT, PRE)) lct_kernel(con
     const int nch = (t_end + LCT_KC - 1) / LCT_KC;
     /* chunks wholly below the block's first token, in a full tile, need no per-step test */
     const int nfast = t0 + BM <= T ? (t0 + 1) / LCT_KC : 0;
-    lct_group pf[GPT];
+    uint4 pf[GPT];
     auto load_chunk = [&](int kc) {
 #pragma unroll
         for (int i = 0; i < GPT; i++) {
             const int gi = tid + LCT_THREADS * i;
-            pf[i] = lct_load_group<Tx, PRE>(prm, c, b0 + gi / 8, kc * LCT_KC + (gi % 8) * 8);
+            if (NGROUPS < LCT_THREADS && gi >= NGROUPS) break;
+            pf[i] = lct_load_group<Tin>(prm, c, b0 + gi / 8, kc * LCT_KC + (gi % 8) * 8);
         }
     };
     auto store_chunk = [&](int kc) {
@@ -250,9 +255,9 @@ __global__ void __launch_bounds__(LCT_THREADS, LCT_MINB(NT, PRE)) lct_kernel(con
 #pragma unroll
         for (int i = 0; i < GPT; i++) {
             const int gi = tid + LCT_THREADS * i;
-            const int s = kc * LCT_KC + (gi % 8) * 8;
+            if (NGROUPS < LCT_THREADS && gi >= NGROUPS) break;
             *reinterpret_cast<uint4 *>(buf + (gi / 8) * LCT_UPITCH + (gi % 8) * 8) =
-                lct_operand<Tx, PRE>(pf[i], s, T, p0, p1, p2);
+                lct_operand<Tin>(pf[i]);
         }
     };
 
@@ -340,10 +345,10 @@ __global__ void __launch_bounds__(LCT_THREADS, LCT_MINB(NT, PRE)) lct_kernel(con
 #pragma unroll
         for (int nb = 0; nb < NB; nb++) {
             const int bl = wb * WN + 8 * nb + 2 * q;
-            os[bl * OPITCH + tl] = lct_bits(from_f32<Tx>(acc[mt][nb][0] * isc));
-            os[(bl + 1) * OPITCH + tl] = lct_bits(from_f32<Tx>(acc[mt][nb][1] * isc));
-            os[bl * OPITCH + tl + 8] = lct_bits(from_f32<Tx>(acc[mt][nb][2] * isc));
-            os[(bl + 1) * OPITCH + tl + 8] = lct_bits(from_f32<Tx>(acc[mt][nb][3] * isc));
+            os[bl * OPITCH + tl] = lct_bits(from_f32<Tout>(acc[mt][nb][0] * isc));
+            os[(bl + 1) * OPITCH + tl] = lct_bits(from_f32<Tout>(acc[mt][nb][1] * isc));
+            os[bl * OPITCH + tl + 8] = lct_bits(from_f32<Tout>(acc[mt][nb][2] * isc));
+            os[(bl + 1) * OPITCH + tl + 8] = lct_bits(from_f32<Tout>(acc[mt][nb][3] * isc));
         }
     }
     __syncthreads();
@@ -351,7 +356,7 @@ __global__ void __launch_bounds__(LCT_THREADS, LCT_MINB(NT, PRE)) lct_kernel(con
         const int row = gi / (BM / 8), t = t0 + (gi % (BM / 8)) * 8, b = b0 + row;
         if (b >= prm.B || t >= T) continue;
         const uint4 v = *reinterpret_cast<const uint4 *>(os + row * OPITCH + (gi % (BM / 8)) * 8);
-        Tx *yr = static_cast<Tx *>(prm.y) + ((size_t)b * prm.d + c) * T;
+        Tout *yr = static_cast<Tout *>(prm.y) + ((size_t)b * prm.d + c) * T;
         if (prm.vec && t + 8 <= T) {
             *reinterpret_cast<uint4 *>(yr + t) = v;
         } else {
@@ -397,51 +402,61 @@ template <int NT> static size_t lct_smem_bytes(int TW) {
 
 template <int NT> static int lct_set_smem(int TW) {
     const int bytes = (int)lct_smem_bytes<NT>(TW);
-    CUDA_CHECK(cudaFuncSetAttribute(lct_kernel<NT, true, false>,
+    CUDA_CHECK(cudaFuncSetAttribute(lct_kernel<NT, __nv_bfloat16, __nv_bfloat16>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    CUDA_CHECK(cudaFuncSetAttribute(lct_kernel<NT, false, false>,
+    CUDA_CHECK(cudaFuncSetAttribute(lct_kernel<NT, __half, __half>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    CUDA_CHECK(cudaFuncSetAttribute(lct_kernel<NT, true, true>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    CUDA_CHECK(cudaFuncSetAttribute(lct_kernel<NT, false, true>,
+    CUDA_CHECK(cudaFuncSetAttribute(lct_kernel<NT, __half, __nv_bfloat16>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     return 0;
 }
 
-template <int NT>
-static int lct_launch(const long_conv_toeplitz_t *p, lct_params prm, bool bf16,
-                      cudaStream_t stream) {
+template <int NT, typename Tin, typename Tout>
+static int lct_launch(const long_conv_toeplitz_t *p, lct_params prm, cudaStream_t stream) {
     constexpr int BM = LCT_WARPS * (LCT_ACC / NT);
     prm.ntt = (p->T + BM - 1) / BM;
     prm.nbt = (p->B + NT - 1) / NT;
     const long long nblocks = (long long)p->d * prm.nbt * prm.ntt;
     if (nblocks > 0x7fffffffLL) BENCH_FAIL("long_conv_toeplitz: grid of %lld blocks", nblocks);
-    const size_t smem = lct_smem_bytes<NT>(p->TW);
-    const unsigned grid = (unsigned)nblocks;
-    if (bf16 && prm.pre3)
-        lct_kernel<NT, true, true><<<grid, LCT_THREADS, smem, stream>>>(prm);
-    else if (bf16)
-        lct_kernel<NT, true, false><<<grid, LCT_THREADS, smem, stream>>>(prm);
-    else if (prm.pre3)
-        lct_kernel<NT, false, true><<<grid, LCT_THREADS, smem, stream>>>(prm);
-    else
-        lct_kernel<NT, false, false><<<grid, LCT_THREADS, smem, stream>>>(prm);
+    lct_kernel<NT, Tin, Tout><<<(unsigned)nblocks, LCT_THREADS, lct_smem_bytes<NT>(p->TW), stream>>>(prm);
+    CUDA_CHECK(cudaGetLastError());
+    return 0;
+}
+
+/* NT: the batch tile, as wide as B allows (wider tiles reuse each A fragment more). */
+template <typename Tin, typename Tout>
+static int lct_launch_nt(const long_conv_toeplitz_t *p, const lct_params &prm, cudaStream_t stream) {
+    if (p->B > 16 && p->B <= 32) return lct_launch<32, Tin, Tout>(p, prm, stream);
+    if (p->B <= 16) return lct_launch<16, Tin, Tout>(p, prm, stream);
+    return lct_launch<64, Tin, Tout>(p, prm, stream);
+}
+
+template <typename Tx>
+static int lct_run_prologue(const long_conv_toeplitz_t *p, const void *d_x, const float *d_pre3,
+                            int vec, cudaStream_t stream) {
+    const long long rows = (long long)p->B * p->d, groups = rows * ((p->T + 7) / 8);
+    const long long blocks = (groups + 255) / 256;
+    if (blocks > 0x7fffffffLL) BENCH_FAIL("long_conv_toeplitz: prologue grid of %lld blocks", blocks);
+    lct_prologue_kernel<Tx><<<(unsigned)blocks, 256, 0, stream>>>(
+        static_cast<const Tx *>(d_x), d_pre3, p->d_u16, p->d, p->T, rows, vec);
     CUDA_CHECK(cudaGetLastError());
     return 0;
 }
 
 } // namespace
 
-extern "C" size_t long_conv_toeplitz_workspace(int d, int T) {
-    if (d < 1 || T < 1 || T > LONG_CONV_TOEPLITZ_MAX_T) return 0;
+extern "C" size_t long_conv_toeplitz_workspace(int B, int d, int T) {
+    if (B < 1 || d < 1 || T < 1 || T > LONG_CONV_TOEPLITZ_MAX_T) return 0;
     const lct_geom g = lct_geometry(T);
-    return (size_t)d * 2 * g.TW * sizeof(uint16_t) + (size_t)d * sizeof(float);
+    return (size_t)d * 2 * g.TW * sizeof(uint16_t) + (size_t)d * sizeof(float) +
+           (size_t)B * d * T * sizeof(uint16_t);
 }
 
 extern "C" void long_conv_toeplitz_destroy(long_conv_toeplitz_t *p) {
     if (!p) return;
     if (p->d_rows) cudaFree(p->d_rows);
     if (p->d_inv_scale) cudaFree(p->d_inv_scale);
+    if (p->d_u16) cudaFree(p->d_u16);
     free(p);
 }
 
@@ -449,6 +464,7 @@ static int lct_create_impl(long_conv_toeplitz_t *p, const float *d_taps, cudaStr
     const size_t row_bytes = (size_t)p->d * 2 * p->TW * sizeof(uint16_t);
     CUDA_CHECK(cudaMalloc((void **)&p->d_rows, row_bytes));
     CUDA_CHECK(cudaMalloc((void **)&p->d_inv_scale, (size_t)p->d * sizeof(float)));
+    CUDA_CHECK(cudaMalloc((void **)&p->d_u16, (size_t)p->B * p->d * p->T * sizeof(uint16_t)));
     if (lct_set_smem<16>(p->TW) || lct_set_smem<32>(p->TW) || lct_set_smem<64>(p->TW)) return -1;
     lct_rows_kernel<<<(unsigned)p->d, 256, 0, stream>>>(d_taps, p->T, p->TW, p->base, p->d_rows,
                                                          p->d_inv_scale);
@@ -491,7 +507,6 @@ extern "C" int long_conv_toeplitz_run(const long_conv_toeplitz_t *p, const void 
     prm.y = d_y;
     prm.rows = p->d_rows;
     prm.inv_scale = p->d_inv_scale;
-    prm.pre3 = d_pre3;
     prm.B = p->B;
     prm.d = p->d;
     prm.T = p->T;
@@ -499,8 +514,14 @@ extern "C" int long_conv_toeplitz_run(const long_conv_toeplitz_t *p, const void 
     prm.base = p->base;
     prm.vec = p->T % 8 == 0 && ((uintptr_t)d_x & 15) == 0 && ((uintptr_t)d_y & 15) == 0;
     const bool bf16 = dtype == DTYPE_BF16;
-    /* NT: the batch tile, as wide as B allows (wider tiles reuse each A fragment more) */
-    if (p->B > 16 && p->B <= 32) return lct_launch<32>(p, prm, bf16, stream);
-    if (p->B <= 16) return lct_launch<16>(p, prm, bf16, stream);
-    return lct_launch<64>(p, prm, bf16, stream);
+    if (d_pre3) { /* the prologue's fp16 u, then the product reads it */
+        if (bf16 ? lct_run_prologue<__nv_bfloat16>(p, d_x, d_pre3, prm.vec, stream)
+                 : lct_run_prologue<__half>(p, d_x, d_pre3, prm.vec, stream))
+            return -1;
+        prm.x = p->d_u16;
+        return bf16 ? lct_launch_nt<__half, __nv_bfloat16>(p, prm, stream)
+                    : lct_launch_nt<__half, __half>(p, prm, stream);
+    }
+    return bf16 ? lct_launch_nt<__nv_bfloat16, __nv_bfloat16>(p, prm, stream)
+                : lct_launch_nt<__half, __half>(p, prm, stream);
 }

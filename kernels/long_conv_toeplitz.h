@@ -22,8 +22,8 @@ typedef struct long_conv_toeplitz long_conv_toeplitz_t;
 /* Largest T the Toeplitz engine accepts (its work grows as T per output; the FFT is used above). */
 #define LONG_CONV_TOEPLITZ_MAX_T 16384
 
-/* Device bytes of the per-channel tap rows (both 16-bit dtypes) and scales. */
-size_t long_conv_toeplitz_workspace(int d, int T);
+/* Device bytes of the per-channel fp16 tap rows and scales, and the prologue's fp16 u [B,d,T]. */
+size_t long_conv_toeplitz_workspace(int B, int d, int T);
 
 /* Converts device fp32 taps [d,T] into the kernel's tap rows; may allocate and sync. */
 int long_conv_toeplitz_create(int B, int d, int T, const float *d_taps, cudaStream_t stream,

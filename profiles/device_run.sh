@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -123,6 +123,23 @@ if [ "$MODE" = conv ]; then
             --warmup 0 --repeat 1 --budget-ms 0 -o /tmp/ncu_rows.csv > "$OUT/ncu_lct.txt" 2>&1
         echo "ncu lct: rc=$? $(grep -c . "$OUT/ncu_lct.txt") lines"
     fi
+fi
+# GPU tests, then the convolution ops and the two layers over the sweep (no sanitizer, no ncu).
+if [ "$MODE" = sweep ]; then
+    rm -f "$OUT/build.log"
+    (cd $B && timeout 300 ctest -L gpu --output-on-failure) > "$OUT/ctest.log" 2>&1
+    grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion|chela-bench returned" \
+        "$OUT/ctest.log" | tail -20
+    for op in long_conv short_long_conv; do
+        echo "== $BIN --seq 1k..64k --ops $op --profile"
+        timeout 150 $BIN --seq 1k..64k --ops $op --profile -o "$OUT/$op.csv" 2>> "$OUT/run.log"
+        echo "rc=$?"; cut -d, -f7,11,17,27,32,33 "$OUT/$op.csv" | tail -n +2
+    done
+    echo "== $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile"
+    timeout 300 $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile \
+        -o "$OUT/layer.csv" 2>> "$OUT/run.log"; echo "rc=$?"
+    cut -d, -f7,11,17,26,27,32,33 "$OUT/layer.csv" | tail -n +2
+    grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
 fi
 # Cross-check of the CUPTI byte counts with Nsight Compute: every kernel of the
 # process is profiled (ceilings off), ncu_bytes.py keeps the variant's kernels and
