@@ -121,6 +121,13 @@
  *   template the kernel on log2 M); (c) 64k: the cluster of 8 scatters every point 8 times
  *   through DSMEM and B = 1 wastes the imaginary half: pack two channels (real-signal split)
  *   or a 2-kernel four-step path; (d) tf32/fp16 tensor-core DFT stages for bf16 runs.
+ *
+ * v4 (this file).  bf16 / fp16 runs with T <= 2048 (LCF_TOEPLITZ_MAX_T) do not take the FFT at
+ *   all: kernels/long_conv_toeplitz.cu computes the convolution as a lower-triangular Toeplitz
+ *   matrix times u on tensor cores (T MACs per output instead of ~10 log2(2T) CUDA-core flops;
+ *   its own version index has the numbers).  fp32 runs and T > 2048 keep the FFT above.
+ *   Measured (H100, bf16, d = 1024): 0.221 ms at 1k (FFT 0.51), 0.396 at 2k (0.56); forced to
+ *   4k the product takes 0.86 ms against the FFT's 0.73, hence the 2048 limit.
  */
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>

@@ -10,6 +10,12 @@
  * and its cost grows as T, so it loses again somewhere past 2k (the crossover is measured).
  *
  * ---- the algorithm ---------------------------------------------------------------------------
+ * Two kernels share the fragment algebra below.  v4 (lcr_kernel, T <= 2048): a block holds its
+ * channel's u for NT batch rows whole in shared memory (NT x T <= 32768 tokens, 64 KB), staged
+ * once, and each warp computes bands of WM output tokens from it with no block barrier after
+ * the staging; bands go to warps boustrophedon (0..7, then 7..0) so the causal triangle's cost
+ * evens out; each warp stages its band's y through its own shared tile.  v3 (lct_kernel, longer
+ * T, only when forced past the default range):
  * Block = one channel c, NT batch rows (the GEMM's N; NT in {16, 32, 64}) and BM output tokens
  * (M); 4 warps, warp w owns WM = 2048 / NT consecutive tokens, so every warp holds 64 fp32
  * accumulators whatever NT is.  The K loop walks u in chunks of 64 tokens up to the block's last
@@ -66,10 +72,26 @@
  *   the bf16 -> fp16 conversion took ~7 instructions a pair).  With the prologue
  *   (short_long_conv/reparam) far worse: 1.16 ms at 1k (FFT path 0.62), the SiLU's exp and
  *   divide done 4.5 times per token.
- * v3 (this file).  The prologue moved into its own pass (u once per token, fp16 scratch, 0.27 GB
+ * v3.  The prologue moved into its own pass (u once per token, fp16 scratch, 0.27 GB
  *   of extra traffic ~ 0.09 ms); the bf16 -> fp16 staging conversion is a shift, a mask and one
  *   cvt.rn.f16x2.f32 per pair.  Predicted: long_conv 0.27-0.29 ms at 1k, 0.43 at 2k;
- *   short_long_conv/reparam ~0.40 ms at 1k (FFT path 0.62).  measured: profiles/NOTES.md.
+ *   short_long_conv/reparam ~0.40 ms at 1k (FFT path 0.62).  Measured: long_conv 0.314 ms at 1k,
+ *   0.468 at 2k (the conversion was not what held it); short_long_conv/reparam 0.402 / 0.552 ms
+ *   (FFT path 0.62 / 0.68; v2 1.16 / 1.29).  Nsight Compute at 1k as v2: tensor pipe 34.5 %,
+ *   IPC 1.84.  Counting the PTX: per 64-token chunk a warp issues 64 MMAs and ~170 other
+ *   instructions (staging with bounds logic, fragment loads, barrier), plus per block the tap
+ *   copy and the epilogue: the staging is repeated by every token tile (4.5x at 1k).
+ *   A variant with 8 warps (BM = 256, half the staging per MMA, 2 blocks at 128 registers with
+ *   56 bytes of spills) measured 0.326 / 0.480 ms: no better, reverted.
+ * v4 (lcr_kernel).  u resident (above): staged once per block instead of once per token tile,
+ *   the taps copied once per block, no barrier in the product loop.  256 threads, 2 blocks per
+ *   SM (127 registers; NT = 16 spills 28 bytes), NT = 32 at 1k and 16 at 2k.
+ *   Predicted: ~2.5 instead of ~5 issue slots per MMA: 0.18 ms at 1k, 0.28 at 2k.
+ *   Measured (H100, bf16, same run as v3 beside it via CHELA_LCT_VERSION=3): 0.221 ms at 1k
+ *   (v3 0.314), 0.396 at 2k (v3 0.467); short_long_conv/reparam 0.313 / 0.486 ms.  Nsight
+ *   Compute at 1k: tensor pipe 50 % (from 34.5), issue slots 46 %, 15.4 warps per SM.  The 2k
+ *   point gains less: NT = 16 halves the batch rows each B fragment feeds and its 23 hoisted
+ *   tap words spill.  CHELA_LCT_VERSION=3 selects v3 at every T.
  */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -77,6 +99,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <type_traits>
 
@@ -102,6 +125,7 @@ struct long_conv_toeplitz {
     uint16_t *d_rows;       /* [d][E | O], taps * scale as fp16                            */
     float *d_inv_scale;     /* [d], 1 / scale (a power of two)                             */
     uint16_t *d_u16;        /* [B,d,T] fp16: u = SiLU(pre3 * x) when run with the prologue  */
+    int v4;                 /* the resident kernel runs (T <= 2048; CHELA_LCT_VERSION=3: no) */
 };
 
 namespace {
@@ -369,6 +393,160 @@ __global__ void __launch_bounds__(LCT_THREADS, LCT_MINB) lct_kernel(const lct_pa
     }
 }
 
+/* ---- v4: the block's u resident in shared memory ---------------------------------------------
+ * Block = (channel, NT batch rows) with NT x T <= LCR_TOKENS: u is staged once (fp16) and every
+ * output band of WM tokens is computed from it, warps independent after one barrier. */
+#define LCR_THREADS 256
+#define LCR_WARPS 8
+#define LCR_TOKENS 32768 /* NT x T per block: 64 KB of fp16 u, so two blocks fit an SM */
+
+template <int NT> struct lcr_tile {
+    static constexpr int WN = NT < 32 ? NT : 32;        /* batch rows per warp        */
+    static constexpr int WARPS_N = NT / WN;
+    static constexpr int WARPS_M = LCR_WARPS / WARPS_N;
+    static constexpr int WM = LCT_ACC / WN;             /* tokens per band (warp)     */
+    static constexpr int SPITCH = WM + 8;               /* per-warp y staging pitch   */
+};
+
+template <int NT, typename Tin, typename Tout>
+__global__ void __launch_bounds__(LCR_THREADS, 2) lcr_kernel(const lct_params prm) {
+    typedef lcr_tile<NT> L;
+    constexpr int WN = L::WN, WARPS_N = L::WARPS_N, WARPS_M = L::WARPS_M, WM = L::WM;
+    constexpr int MT = WM / 16, NB = WN / 8, NAW = 2 * MT + 7, SPITCH = L::SPITCH;
+    static_assert(NB % 2 == 0 && WARPS_M * WARPS_N == LCR_WARPS, "warp grid");
+
+    extern __shared__ __align__(16) unsigned char lct_smem[];
+    const int T = prm.T, TW = prm.TW, Tp = (T + 63) / 64 * 64, UP = Tp + 8;
+    uint16_t *taps = reinterpret_cast<uint16_t *>(lct_smem); /* [E | O]                    */
+    uint16_t *us = taps + 2 * TW;                            /* [NT][UP] fp16 u            */
+    uint16_t *stg = us + NT * UP;                            /* [warp][WN][SPITCH] y tiles */
+
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, q = lane % 4;
+    const int bt = blockIdx.x % prm.nbt, c = blockIdx.x / prm.nbt, b0 = bt * NT;
+
+    /* Phase 1: taps and u, four 16-byte loads in flight per thread. */
+    {
+        const uint4 *src = reinterpret_cast<const uint4 *>(prm.rows + (size_t)c * 2 * TW);
+        for (int i = tid; i < TW / 4; i += LCR_THREADS) reinterpret_cast<uint4 *>(taps)[i] = src[i];
+        const int n = NT * (Tp / 8);
+        for (int base = tid; base < n; base += 4 * LCR_THREADS) {
+            uint4 r[4];
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                const int gi = base + k * LCR_THREADS;
+                r[k] = gi < n ? lct_load_group<Tin>(prm, c, b0 + gi / (Tp / 8), (gi % (Tp / 8)) * 8)
+                              : make_uint4(0u, 0u, 0u, 0u);
+            }
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                const int gi = base + k * LCR_THREADS;
+                if (gi < n)
+                    *reinterpret_cast<uint4 *>(us + (gi / (Tp / 8)) * UP + (gi % (Tp / 8)) * 8) =
+                        lct_operand<Tin>(r[k]);
+            }
+        }
+    }
+    __syncthreads();
+
+    /* Phase 2: warp (wm, wn) takes bands wm, then 2 WARPS_M - 1 - wm, ... (boustrophedon, so
+     * the causal triangle's cost evens out over the warps). */
+    const int wm = warp / WARPS_N, wn = warp % WARPS_N;
+    const int nbands = (T + WM - 1) / WM;
+    const int lane_off = (g & 1) ? TW / 2 + (2 * q - g - 1) / 2 : (2 * q - g) / 2;
+    const uint32_t *tapw = reinterpret_cast<const uint32_t *>(taps);
+    const uint16_t *ub = us + (wn * WN + (lane / 16) * 8 + lane % 8) * UP + ((lane / 8) & 1) * 8;
+    uint16_t *ws = stg + warp * WN * SPITCH;
+    const float isc = prm.inv_scale[c];
+    for (int r = 0; r * WARPS_M < nbands; r++) {
+        const int j = r * WARPS_M + ((r & 1) ? WARPS_M - 1 - wm : wm);
+        if (j >= nbands) continue;
+        const int tw = j * WM;
+        float acc[MT][NB][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int nb = 0; nb < NB; nb++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) acc[mt][nb][e] = 0.0f;
+        const int t_end = tw + WM < T ? tw + WM : T;
+        /* chunks wholly below the band run without tests, unless the band passes T (its
+         * m-tiles past T would index taps below the stored range) */
+        const int nch = (t_end + LCT_KC - 1) / LCT_KC, nfast = tw + WM <= T ? tw / LCT_KC : 0;
+        for (int kc = 0; kc < nfast; kc++) { /* wholly below the band: no tests */
+            const int s0 = kc * LCT_KC;
+            const int wc = ((prm.base - (tw - s0)) >> 1) + lane_off;
+            uint32_t aw[NAW];
+#pragma unroll
+            for (int i = 0; i < NAW; i++) aw[i] = tapw[wc + 4 * (i - (2 * MT - 1))];
+#pragma unroll
+            for (int ks = 0; ks < LCT_KC / 16; ks++) {
+                uint32_t bf[NB / 2][4];
+#pragma unroll
+                for (int np = 0; np < NB / 2; np++)
+                    ldsm_x4(bf[np], smem_u32(ub + 16 * np * UP + s0 + ks * 16));
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    const int u = 2 * ks - 2 * mt + 2 * MT - 1;
+                    const uint32_t a[4] = {aw[u], aw[u - 1], aw[u + 1], aw[u]};
+#pragma unroll
+                    for (int nb = 0; nb < NB; nb++)
+                        mma_16816<false>(acc[mt][nb], a, bf[nb / 2][(nb & 1) * 2],
+                                         bf[nb / 2][(nb & 1) * 2 + 1]);
+                }
+            }
+        }
+        for (int kc = nfast; kc < nch; kc++) { /* the diagonal: per-tile tests */
+#pragma unroll
+            for (int ks = 0; ks < LCT_KC / 16; ks++) {
+                const int s = kc * LCT_KC + ks * 16;
+                if (s > tw + WM - 1) break;
+                uint32_t bf[NB / 2][4];
+#pragma unroll
+                for (int np = 0; np < NB / 2; np++)
+                    ldsm_x4(bf[np], smem_u32(ub + 16 * np * UP + s));
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    const int tm = tw + 16 * mt;
+                    if (tm >= T || s > tm + 15) continue;
+                    const int w0 = ((prm.base - (tm - s)) >> 1) + lane_off;
+                    const uint32_t a[4] = {tapw[w0], tapw[w0 - 4], tapw[w0 + 4], tapw[w0]};
+#pragma unroll
+                    for (int nb = 0; nb < NB; nb++)
+                        mma_16816<false>(acc[mt][nb], a, bf[nb / 2][(nb & 1) * 2],
+                                         bf[nb / 2][(nb & 1) * 2 + 1]);
+                }
+            }
+        }
+        /* the band's y: scale, round, transpose through the warp's staging tile, 16-byte rows */
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+            for (int nb = 0; nb < NB; nb++) {
+                const int bl = 8 * nb + 2 * q, tl = 16 * mt + g;
+                ws[bl * SPITCH + tl] = lct_bits(from_f32<Tout>(acc[mt][nb][0] * isc));
+                ws[(bl + 1) * SPITCH + tl] = lct_bits(from_f32<Tout>(acc[mt][nb][1] * isc));
+                ws[bl * SPITCH + tl + 8] = lct_bits(from_f32<Tout>(acc[mt][nb][2] * isc));
+                ws[(bl + 1) * SPITCH + tl + 8] = lct_bits(from_f32<Tout>(acc[mt][nb][3] * isc));
+            }
+        }
+        __syncwarp();
+        for (int gi = lane; gi < WN * (WM / 8); gi += 32) {
+            const int row = gi / (WM / 8), t = tw + (gi % (WM / 8)) * 8, b = b0 + wn * WN + row;
+            if (b >= prm.B || t >= T) continue;
+            const uint4 v = *reinterpret_cast<const uint4 *>(ws + row * SPITCH + (gi % (WM / 8)) * 8);
+            Tout *yr = static_cast<Tout *>(prm.y) + ((size_t)b * prm.d + c) * T;
+            if (prm.vec && t + 8 <= T) {
+                *reinterpret_cast<uint4 *>(yr + t) = v;
+            } else {
+                const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+                for (int e = 0; e < 8 && t + e < T; e++)
+                    *reinterpret_cast<uint16_t *>(yr + t + e) = (uint16_t)(w[e / 2] >> (16 * (e & 1)));
+            }
+        }
+        __syncwarp();
+    }
+}
+
 /* Setup: per channel, max |k| -> power-of-two scale -> the E and O rows in fp16. */
 __global__ void lct_rows_kernel(const float *__restrict__ taps, int T, int TW, int base,
                                 uint16_t *__restrict__ rows, float *__restrict__ inv_scale) {
@@ -411,6 +589,45 @@ template <int NT> static int lct_set_smem(int TW) {
     return 0;
 }
 
+template <int NT> static size_t lcr_smem_bytes(int T, int TW) {
+    typedef lcr_tile<NT> L;
+    const int Tp = (T + 63) / 64 * 64;
+    return ((size_t)2 * TW + (size_t)NT * (Tp + 8) + (size_t)LCR_WARPS * L::WN * L::SPITCH) * 2;
+}
+
+template <int NT> static int lcr_set_smem(int T, int TW) {
+    const int bytes = (int)lcr_smem_bytes<NT>(T, TW);
+    CUDA_CHECK(cudaFuncSetAttribute(lcr_kernel<NT, __nv_bfloat16, __nv_bfloat16>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    CUDA_CHECK(cudaFuncSetAttribute(lcr_kernel<NT, __half, __half>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    CUDA_CHECK(cudaFuncSetAttribute(lcr_kernel<NT, __half, __nv_bfloat16>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    return 0;
+}
+
+/* v4's batch tile for T: the widest of 64 / 32 / 16 with NT x T <= LCR_TOKENS, narrower when B
+ * is smaller; 0 when even 16 rows do not fit (T > 2048): v3 runs. */
+static int lcr_nt(int B, int T) {
+    const int Tp = (T + 63) / 64 * 64;
+    int nt = 64;
+    while (nt >= 16 && nt * Tp > LCR_TOKENS) nt /= 2;
+    if (nt < 16) return 0;
+    while (nt > 16 && nt / 2 >= B) nt /= 2;
+    return nt;
+}
+
+template <int NT, typename Tin, typename Tout>
+static int lcr_launch(const long_conv_toeplitz_t *p, lct_params prm, cudaStream_t stream) {
+    prm.nbt = (p->B + NT - 1) / NT;
+    const long long nblocks = (long long)p->d * prm.nbt;
+    if (nblocks > 0x7fffffffLL) BENCH_FAIL("long_conv_toeplitz: grid of %lld blocks", nblocks);
+    lcr_kernel<NT, Tin, Tout><<<(unsigned)nblocks, LCR_THREADS, lcr_smem_bytes<NT>(p->T, p->TW),
+                                stream>>>(prm);
+    CUDA_CHECK(cudaGetLastError());
+    return 0;
+}
+
 template <int NT, typename Tin, typename Tout>
 static int lct_launch(const long_conv_toeplitz_t *p, lct_params prm, cudaStream_t stream) {
     constexpr int BM = LCT_WARPS * (LCT_ACC / NT);
@@ -426,6 +643,11 @@ static int lct_launch(const long_conv_toeplitz_t *p, lct_params prm, cudaStream_
 /* NT: the batch tile, as wide as B allows (wider tiles reuse each A fragment more). */
 template <typename Tin, typename Tout>
 static int lct_launch_nt(const long_conv_toeplitz_t *p, const lct_params &prm, cudaStream_t stream) {
+    switch (p->v4 ? lcr_nt(p->B, p->T) : 0) {
+    case 64: return lcr_launch<64, Tin, Tout>(p, prm, stream);
+    case 32: return lcr_launch<32, Tin, Tout>(p, prm, stream);
+    case 16: return lcr_launch<16, Tin, Tout>(p, prm, stream);
+    }
     if (p->B > 16 && p->B <= 32) return lct_launch<32, Tin, Tout>(p, prm, stream);
     if (p->B <= 16) return lct_launch<16, Tin, Tout>(p, prm, stream);
     return lct_launch<64, Tin, Tout>(p, prm, stream);
@@ -466,6 +688,15 @@ static int lct_create_impl(long_conv_toeplitz_t *p, const float *d_taps, cudaStr
     CUDA_CHECK(cudaMalloc((void **)&p->d_inv_scale, (size_t)p->d * sizeof(float)));
     CUDA_CHECK(cudaMalloc((void **)&p->d_u16, (size_t)p->B * p->d * p->T * sizeof(uint16_t)));
     if (lct_set_smem<16>(p->TW) || lct_set_smem<32>(p->TW) || lct_set_smem<64>(p->TW)) return -1;
+    const char *ver = getenv("CHELA_LCT_VERSION");
+    p->v4 = lcr_nt(p->B, p->T) != 0 && !(ver && !strcmp(ver, "3"));
+    if (p->v4) {
+        switch (lcr_nt(p->B, p->T)) {
+        case 64: if (lcr_set_smem<64>(p->T, p->TW)) return -1; break;
+        case 32: if (lcr_set_smem<32>(p->T, p->TW)) return -1; break;
+        case 16: if (lcr_set_smem<16>(p->T, p->TW)) return -1; break;
+        }
+    }
     lct_rows_kernel<<<(unsigned)p->d, 256, 0, stream>>>(d_taps, p->T, p->TW, p->base, p->d_rows,
                                                          p->d_inv_scale);
     CUDA_CHECK(cudaGetLastError());

@@ -104,20 +104,23 @@ fi
 # Nsight Compute look at the Toeplitz kernel at T = 1k.
 if [ "$MODE" = conv ]; then
     (cd $B && timeout 300 ctest -L gpu --output-on-failure) > "$OUT/ctest.log" 2>&1
-    grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion|chela-bench returned" \
+    grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion|chela-bench returned|F:gpu" \
         "$OUT/ctest.log" | tail -20
     echo "== $BIN --seq 1k..64k --ops long_conv --profile"
     timeout 150 $BIN --seq 1k..64k --ops long_conv --profile -o "$OUT/conv.csv" \
         2>> "$OUT/run.log"; echo "rc=$?"
-    echo "== CHELA_LCF_TOEPLITZ_MAX_T=16384 $BIN --seq 1k..16k --ops long_conv --variants fast --profile"
-    CHELA_LCF_TOEPLITZ_MAX_T=16384 timeout 100 $BIN --seq 1k..16k --ops long_conv --variants fast \
+    echo "== CHELA_LCF_TOEPLITZ_MAX_T=16384 $BIN --seq 4k,8k --ops long_conv --variants fast --profile"
+    CHELA_LCF_TOEPLITZ_MAX_T=16384 timeout 100 $BIN --seq 4k,8k --ops long_conv --variants fast \
         --profile -o "$OUT/conv_toep.csv" 2>> "$OUT/run.log"; echo "rc=$?"
+    echo "== CHELA_LCT_VERSION=3 $BIN --seq 1k,2k --ops long_conv --variants fast --profile"
+    CHELA_LCT_VERSION=3 timeout 60 $BIN --seq 1k,2k --ops long_conv --variants fast --profile \
+        -o "$OUT/conv_v3.csv" 2>> "$OUT/run.log"; echo "rc=$?"
     echo "== $BIN --seq 1k..64k --ops short_long_conv --profile"
     timeout 150 $BIN --seq 1k..64k --ops short_long_conv --profile -o "$OUT/slc.csv" \
         2>> "$OUT/run.log"; echo "rc=$?"
-    for f in conv conv_toep slc; do cut -d, -f6,7,11,17,26,27,30,32,33 "$OUT/$f.csv"; done
+    for f in conv conv_toep conv_v3 slc; do cut -d, -f6,7,11,17,26,27,30,32,33 "$OUT/$f.csv"; done
     if command -v ncu >/dev/null; then
-        CHELA_NO_CEILINGS=1 timeout 120 ncu -k regex:lct_kernel -c 1 --section SpeedOfLight \
+        CHELA_NO_CEILINGS=1 timeout 120 ncu -k regex:lc[rt]_kernel -c 1 --section SpeedOfLight \
             --section WarpStateStats --section ComputeWorkloadAnalysis --section Occupancy \
             --section MemoryWorkloadAnalysis $BIN --seq 1024 --ops long_conv --variants fast \
             --warmup 0 --repeat 1 --budget-ms 0 -o /tmp/ncu_rows.csv > "$OUT/ncu_lct.txt" 2>&1
