@@ -5,16 +5,19 @@
  *   0 ln_shortconv  X~ = LayerNorm1(X) -> [B,T,d] (for the V GEMM) and, from the same tile,
  *                   U = SiLU(k3 * X~) written transposed, [B,d,T] (the long conv's layout)
  *   1 long_conv     Z = Kc * U, Kc = K_long + pad(k3') + pad(k_m) merged once in setup
- *                   (structural reparameterization), kernels/long_conv_fast (one HBM pass)
+ *                   (structural reparameterization), kernels/long_conv_fast (one HBM pass;
+ *                   a Toeplitz product on tensor cores at T <= 2048, the FFT above)
  *   2 proj_gemm     P = Z . [Wz|Wa|Wo|Wh]: one batched cuBLASLt GEMM that reads Z in its
  *                   [d,T] layout (op T); its bias b is added where P is read (stages 4, 6, 8)
  *   3 v_gemm        V' = X~ . Wv
  *   4 qkv_act       Q = kq SiLU(Zq + bz) + mq, K = kk SiLU(Zq + bz) + mk, V = SiLU(V' + bv) in place
  *   5 linear_attn_gate
- *                   M = RMSNorm(causal linear attention(Q/sqrt(z), K, V)) * sigmoid(Ga + ba):
- *                   kernels/linear_attn_chunked, the gate applied in its norm pass
- *   6 uh_gemm       H' = M . Uh (bh added in stage 7)
- *   7 gate_out_ln2  Y = sigmoid(Go) SiLU(Hz + H') + (1 - sigmoid(Go)) X; LN2(Y), one pass a row
+ *                   O = causal linear attention(Q/sqrt(z), K, V), kernels/linear_attn_chunked;
+ *                   its output kernel writes O * sigmoid(Ga + ba) and O's per-slice row sums
+ *                   of squares; M = RMSNorm(O) * sigmoid(Ga + ba) is that times 1/rms(O) a row
+ *   6 uh_gemm       H' = (O * sigmoid(Ga + ba)) . Uh, so M . Uh = H' / rms(O) row by row
+ *   7 gate_out_ln2  Y = sigmoid(Go) SiLU(Hz + H' / rms(O) + bh) + (1 - sigmoid(Go)) X; LN2(Y),
+ *                   one pass a row
  *   8 ffn1_gemm     F' = LN2(Y) . W1
  *   9 ffn1_silu     F = SiLU(F'), in place
  *  10 ffn2_gemm     Y' = Y + F . W2 (the residual through beta = 1)
@@ -55,7 +58,15 @@
  *     0.195 ms.
  *   Same formulas, fp32 arithmetic and rounding points as v2 (sums reassociated only), so
  *   the layer's tolerance is unchanged.  Together ~0.55 ms less a call predicted.
- *   measured: not yet.
+ *   Measured (H100, same shape): ln_shortconv 0.267 ms, qkv_act 0.279 (unchanged), gate_out_ln2
+ *   0.339, ffn1_silu 0.179; whole call 4.37-6.72 ms at T = 1k..64k (v2: 5.02-7.02).
+ * v4.  The attention's RMSNorm pass is gone.  It read and wrote O (2 x 268 MB) and read Ga
+ *   (268 MB) only to scale each row by one number, 1/rms(O): the output kernel now applies the
+ *   gate on its way out and keeps the row sums of squares it already computed, and that number
+ *   multiplies the row of H' = (O * sigmoid(Ga)) . Uh in stage 7, which reads the 32 partial
+ *   sums of its row (128 B a row, 8 MB a call).  Rounding points as v3: O is rounded (staged
+ *   in the output kernel) and O * sigmoid(Ga) again, where v3 rounded O and then M.  Predicted: the norm pass's ~0.27-0.32 ms
+ *   saved, minus a little in the output kernel (Ga read in its store).  measured: NOTES.md.
  */
 #include <cublasLt.h>
 #include <cuda_bf16.h>
@@ -392,6 +403,22 @@ template <int N> __device__ __forceinline__ float block_sum(float v, float *red)
     return s;
 }
 
+/* Stage 5 leaves the attention's RMSNorm to this stage (v4): M = Norm(O) * sigmoid(Ga) is
+ * rstd_row * (O * sigmoid(Ga)), and H' = M . Uh = rstd_row * ((O * sigmoid(Ga)) . Uh), so the
+ * per-row scalar rstd = 1 / sqrt(sum_j O_j^2 / v + eps) is applied to H' here, from the
+ * attention's per-slice row sums of squares rss[slice][row] (v / 64 slices, fp32).  Part of the
+ * sum: the slices s = first, first + step, ... */
+__device__ __forceinline__ float cf_attn_rstd_part(const float *__restrict__ rss, long long rows,
+                                                   long long r, int v, int first, int step) {
+    float ss = 0.f;
+    for (int sl = first; sl < v / 64; sl += step) ss += rss[(long long)sl * rows + r];
+    return ss;
+}
+__device__ __forceinline__ float cf_attn_rstd(const float *__restrict__ rss, long long rows,
+                                              long long r, int v, int first, int step) {
+    return rsqrtf(cf_attn_rstd_part(rss, rows, r, v, first, step) / v + (float)CHELA_RMS_EPS);
+}
+
 /* Stage 7, v1: the general path, kept for d > 32 * 8 * CF_EW_ROW_NG (2048).  One block a
  * row: the gated residual (eq. 14) and LayerNorm2 of its result.  The row lives in shared
  * memory in fp32 between the passes (d floats). */
@@ -400,11 +427,13 @@ __global__ void __launch_bounds__(CF_ROW_THREADS)
 gate_out_ln2_kernel(const S *__restrict__ h, const float *__restrict__ bh, const S *__restrict__ p,
                     const float *__restrict__ bp, int np, int z, int v,
                     const S *__restrict__ x, const float *__restrict__ g2,
-                    const float *__restrict__ b2, int d, S *__restrict__ y, S *__restrict__ ln) {
+                    const float *__restrict__ b2, int d, const float *__restrict__ rss,
+                    long long rows, S *__restrict__ y, S *__restrict__ ln) {
     extern __shared__ float yrow[];
     __shared__ float red[CF_ROW_THREADS / 32];
     const long long r = blockIdx.x;
     const S *go = p + r * np + z + v, *hz = go + d;
+    const float rn = cf_attn_rstd(rss, rows, r, v, 0, 1); /* every thread sums all partials */
     float s = 0.f;
     for (int j = threadIdx.x * 8; j < d; j += CF_ROW_THREADS * 8) {
         float hh[8], gg[8], zz[8], xx[8], yy[8];
@@ -415,7 +444,8 @@ gate_out_ln2_kernel(const S *__restrict__ h, const float *__restrict__ bh, const
 #pragma unroll
         for (int e = 0; e < 8; e++) {
             const float gate = sigm(gg[e] + bp[z + v + j + e]);
-            yy[e] = gate * silu(zz[e] + bp[z + v + d + j + e] + hh[e] + bh[j + e]) + (1.f - gate) * xx[e];
+            yy[e] = gate * silu(zz[e] + bp[z + v + d + j + e] + rn * hh[e] + bh[j + e]) +
+                    (1.f - gate) * xx[e];
             s += yy[e];
         }
         store8(y + r * d + j, yy);
@@ -445,13 +475,15 @@ __global__ void __launch_bounds__(CF_EW_THREADS)
 gate_out_ln2_warp_kernel(const S *__restrict__ h, const float *__restrict__ bh,
                          const S *__restrict__ p, const float *__restrict__ bp, int np, int z,
                          int v, const S *__restrict__ x, const float *__restrict__ g2,
-                         const float *__restrict__ b2, int d, long long rows, S *__restrict__ y,
-                         S *__restrict__ ln) {
+                         const float *__restrict__ b2, int d, const float *__restrict__ rss,
+                         long long rows, S *__restrict__ y, S *__restrict__ ln) {
     const int lane = threadIdx.x % 32, wpb = blockDim.x / 32;
     const float *bgo = bp + z + v, *bhz = bgo + d;
     for (long long r = (long long)blockIdx.x * wpb + threadIdx.x / 32; r < rows;
          r += (long long)gridDim.x * wpb) {
         const S *go = p + r * np + z + v, *hz = go + d;
+        const float rn = warp_sum(cf_attn_rstd_part(rss, rows, r, v, lane, 32));
+        const float rstd = rsqrtf(rn / v + (float)CHELA_RMS_EPS);
         float yy[NG][8], s = 0.f;
 #pragma unroll
         for (int i = 0; i < NG; i++) {
@@ -468,7 +500,7 @@ gate_out_ln2_warp_kernel(const S *__restrict__ h, const float *__restrict__ bh,
 #pragma unroll
                 for (int e = 0; e < 8; e++) {
                     const float gate = sigm(gg[e] + pg[e]);
-                    yy[i][e] = gate * silu(zz[e] + pz[e] + hh[e] + ph[e]) + (1.f - gate) * xx[e];
+                    yy[i][e] = gate * silu(zz[e] + pz[e] + rstd * hh[e] + ph[e]) + (1.f - gate) * xx[e];
                     s += yy[i][e];
                 }
             }
@@ -555,6 +587,7 @@ typedef struct {
     void *xln, *u, *zc, *p, *q, *k, *val, *o, *h, *y, *ln2, *f;
     void *la_ws;
     size_t la_ws_bytes;
+    float *rss; /* [v/64][B*T] the attention's row sums of squares (stage 5 -> stage 7) */
     int ln_pitch;       /* v3 ln_shortconv tile row pitch in bytes; 0: v1's general path  */
     size_t ln_smem;     /* ... and its dynamic shared memory                                */
     int go_ng;          /* v3 gate_out_ln2: groups of 8 a lane; 0: v1's block-a-row path    */
@@ -576,7 +609,8 @@ extern "C" const char *chela_fused_supports(const shape_t *s) {
 
 extern "C" size_t chela_fused_workspace_bytes(const shape_t *s) {
     return cf_buffer_bytes(s) + CF_LT_WS + linear_attn_chunked_workspace(s->B, 1, s->T, s->z, s->v) +
-           long_conv_fast_workspace(s->B, s->d, s->T) + (size_t)s->d * s->T * sizeof(float);
+           long_conv_fast_workspace(s->B, s->d, s->T) + (size_t)s->d * s->T * sizeof(float) +
+           (size_t)(s->v / 64) * s->B * s->T * sizeof(float);
 }
 
 extern "C" void chela_fused_teardown(void *state) {
@@ -587,7 +621,7 @@ extern "C" void chela_fused_teardown(void *state) {
     if (st->lt) cublasLtDestroy(st->lt);
     if (st->conv) long_conv_fast_destroy(st->conv);
     void *bufs[] = {st->lt_ws, st->xln, st->u, st->zc, st->p, st->q, st->k, st->val,
-                    st->o, st->h, st->y, st->ln2, st->f, st->la_ws};
+                    st->o, st->h, st->y, st->ln2, st->f, st->la_ws, st->rss};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) cudaFree(bufs[i]);
     free(st);
@@ -667,6 +701,7 @@ extern "C" int chela_fused_setup(const shape_t *s, const io_t *io, void **state)
         CUDA_CHECK(cudaMalloc(bufs[i].p, bufs[i].n * es));
     st->la_ws_bytes = linear_attn_chunked_workspace(s->B, 1, s->T, s->z, s->v);
     if (st->la_ws_bytes) CUDA_CHECK(cudaMalloc(&st->la_ws, st->la_ws_bytes));
+    CUDA_CHECK(cudaMalloc((void **)&st->rss, (size_t)(s->v / 64) * bt * sizeof(float)));
     if (cf_plan_gemms(st)) return -1;
     const int paths = s->dtype == DTYPE_BF16 ? cf_pick_paths<__nv_bfloat16>(st)
                       : s->dtype == DTYPE_F16 ? cf_pick_paths<__half>(st)
@@ -723,10 +758,11 @@ template <typename S> static int cf_stage(cf_state *st, const io_t *io, int stag
         break;
     case ST_LINEAR_ATTN:
         /* gate Ga = P[:, z : z+v] with its bias, np elements a row */
-        return linear_attn_chunked_launch_gated(
-            st->q, st->k, st->val, st->o, B, 1, T, z, v, 1, 1, (float)CHELA_RMS_EPS,
-            (const S *)st->p + z, np, pf[CHELA_IN_BPROJ] + z, s->dtype, st->la_ws,
-            st->la_ws_bytes, cs);
+        /* O * sigmoid(Ga + ba) and O's row sums of squares; the norm's 1/rms is applied to
+         * H' in stage 7 (v4) */
+        return linear_attn_chunked_launch_gated_deferred(
+            st->q, st->k, st->val, st->o, B, 1, T, z, v, 1, (const S *)st->p + z, np,
+            pf[CHELA_IN_BPROJ] + z, st->rss, s->dtype, st->la_ws, st->la_ws_bytes, cs);
     case ST_UH_GEMM:
         return lt_gemm_run(st->lt, &st->g_uh, st->o, in[CHELA_IN_UH], NULL, st->h,
                            NULL, st->lt_ws, CF_LT_WS, cs);
@@ -735,27 +771,28 @@ template <typename S> static int cf_stage(cf_state *st, const io_t *io, int stag
         const S *h = (const S *)st->h, *p = (const S *)st->p, *x = (const S *)in[CHELA_IN_X];
         const float *bh = pf[CHELA_IN_BH], *bp = pf[CHELA_IN_BPROJ];
         const float *g2 = pf[CHELA_IN_LN2_G], *b2 = pf[CHELA_IN_LN2_B];
+        const float *rss = st->rss;
         S *y = (S *)st->y, *ln = (S *)st->ln2;
         switch (st->go_ng) {
         case 1:
             gate_out_ln2_warp_kernel<S, 1><<<gb, CF_EW_THREADS, 0, cs>>>(h, bh, p, bp, np, z, v, x,
-                                                                        g2, b2, d, rows, y, ln);
+                                                                        g2, b2, d, rss, rows, y, ln);
             break;
         case 2:
             gate_out_ln2_warp_kernel<S, 2><<<gb, CF_EW_THREADS, 0, cs>>>(h, bh, p, bp, np, z, v, x,
-                                                                        g2, b2, d, rows, y, ln);
+                                                                        g2, b2, d, rss, rows, y, ln);
             break;
         case 4:
             gate_out_ln2_warp_kernel<S, 4><<<gb, CF_EW_THREADS, 0, cs>>>(h, bh, p, bp, np, z, v, x,
-                                                                        g2, b2, d, rows, y, ln);
+                                                                        g2, b2, d, rss, rows, y, ln);
             break;
         case 8:
             gate_out_ln2_warp_kernel<S, CF_EW_ROW_NG><<<gb, CF_EW_THREADS, 0, cs>>>(
-                h, bh, p, bp, np, z, v, x, g2, b2, d, rows, y, ln);
+                h, bh, p, bp, np, z, v, x, g2, b2, d, rss, rows, y, ln);
             break;
         default:
             gate_out_ln2_kernel<S><<<(unsigned)rows, CF_ROW_THREADS, d * sizeof(float), cs>>>(
-                h, bh, p, bp, np, z, v, x, g2, b2, d, y, ln);
+                h, bh, p, bp, np, z, v, x, g2, b2, d, rss, rows, y, ln);
         }
         break;
     }
@@ -814,7 +851,7 @@ extern "C" void chela_fused_stage_cost(const shape_t *s, int stage, double *flop
     case ST_QKV_ACT: f = bt * (6 * z + 4 * v); b = bt * (z + 2 * z + 2 * v) * es; break;
     case ST_LINEAR_ATTN: f = 4 * bt * z * v + 5 * bt * v; b = bt * (2 * z + 3 * v) * es; break;
     case ST_UH_GEMM: f = 2 * bt * v * d; b = (bt * v + v * d + bt * d) * es; break;
-    case ST_GATE_OUT_LN2: f = bt * d * 20; b = 6 * bt * d * es; break;
+    case ST_GATE_OUT_LN2: f = bt * d * 21; b = 6 * bt * d * es + bt * (v / 64) * 4; break;
     case ST_FFN1_GEMM: f = 2 * bt * d * 2 * d; b = (bt * d + 2 * d * d + 2 * bt * d) * es; break;
     case ST_FFN1_SILU: f = bt * 2 * d * 4; b = 2 * 2 * bt * d * es; break;
     case ST_FFN2_GEMM: f = 2 * bt * 2 * d * d; b = (2 * bt * d + 2 * d * d + 2 * bt * d) * es; break;

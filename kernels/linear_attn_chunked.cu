@@ -279,7 +279,8 @@ struct lac_args {
     int nseg;       /* segments per (b,h): pass C grid                                       */
     int seg_chunks; /* chunks of LAC_C tokens per segment (the last may be shorter)          */
     int nseg_ws;    /* segment states in the workspace: nseg-1 (causal) or nseg              */
-    int norm_mode;  /* 0 none, 1 fused in pass C (one slice), 2 partials for the norm pass   */
+    int norm_mode;  /* 0 none, 1 fused in pass C (one slice), 2 partials for the norm pass,  */
+                    /* 3 partials to the caller and the gate in pass C's store (no norm pass) */
     float scale;    /* 1/sqrt(dk)                                                            */
     float rms_eps;
     const void *gate;       /* norm pass: o *= sigmoid(gate[row*gate_ld + j] + gate_bias[j]) */
@@ -596,8 +597,10 @@ __device__ __forceinline__ void lac_v2_row_sumsq(const float oacc[8][4], float *
 }
 
 /* O^T staged through smem as the run dtype (barrier B2: every thread calls this), written as
- * 16-byte rows; with norm_mode 2 the block's row sums go to the norm partials. */
-template <bool BF16>
+ * 16-byte rows; with norm_mode >= 2 the block's row sums go to the norm partials.  GATE (v3
+ * only: v2's dk = 64 kernel spilled with it, and the LM shape runs there) applies norm_mode 3's
+ * gate on the way out; v2 leaves it to a gate-only pass. */
+template <bool BF16, bool GATE>
 __device__ __forceinline__ void lac_v2_store_o(const float oacc[8][4], uint16_t *s_o,
                                                const float *s_rss, uint16_t *o_bh,
                                                float *d_rowpart, const lac_args &a, int slice,
@@ -618,11 +621,30 @@ __device__ __forceinline__ void lac_v2_store_o(const float oacc[8][4], uint16_t 
     for (int i = 0; i < LAC_C * (LAC_DVS / 8) / LAC_THREADS; ++i) {
         const int p = tid + i * LAC_THREADS;
         const int r = p / (LAC_DVS / 8), c8 = (p % (LAC_DVS / 8)) * 8;
-        if (r < nvalid)
-            *reinterpret_cast<uint4 *>(o_bh + (int64_t)(t0 + r) * a.dv + c8) =
-                *reinterpret_cast<const uint4 *>(s_o + r * LDO + c8);
+        if (r >= nvalid) continue;
+        uint4 ov = *reinterpret_cast<const uint4 *>(s_o + r * LDO + c8);
+        if (GATE && a.norm_mode == 3 && a.gate) { /* o *= sigmoid(g + b), 8 columns of a row */
+            const int col = slice * LAC_DVS + c8;
+            const uint4 gv = *reinterpret_cast<const uint4 *>(
+                static_cast<const uint16_t *>(a.gate) + (row0 + t0 + r) * a.gate_ld + col);
+            const uint32_t ow[4] = {ov.x, ov.y, ov.z, ov.w}, gw[4] = {gv.x, gv.y, gv.z, gv.w};
+            uint32_t rw[4];
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                float f[2];
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const float g = lac_f32<BF16>((uint16_t)(gw[u] >> (16 * e))) +
+                                    a.gate_bias[col + 2 * u + e];
+                    f[e] = lac_f32<BF16>((uint16_t)(ow[u] >> (16 * e))) / (1.0f + __expf(-g));
+                }
+                rw[u] = lac_pack<BF16>(f[0], f[1]);
+            }
+            ov = make_uint4(rw[0], rw[1], rw[2], rw[3]);
+        }
+        *reinterpret_cast<uint4 *>(o_bh + (int64_t)(t0 + r) * a.dv + c8) = ov;
     }
-    if (a.norm_mode == 2 && tid < nvalid) {
+    if (a.norm_mode >= 2 && tid < nvalid) {
         float ss = 0.f;
 #pragma unroll
         for (int w = 0; w < LAC_WARPS; ++w) ss += s_rss[w * LAC_C + tid];
@@ -819,8 +841,8 @@ __global__ void __launch_bounds__(LAC_THREADS, DK == 64 ? 3 : 2)
                 }
             }
         }
-        lac_v2_store_o<BF16>(oacc, s_o, s_rss, o_bh, d_rowpart, a, slice, row0, t0, nvalid,
-                             tid, warp, gid, tig);
+        lac_v2_store_o<BF16, false>(oacc, s_o, s_rss, o_bh, d_rowpart, a, slice, row0, t0,
+                                    nvalid, tid, warp, gid, tig);
     }
 }
 
@@ -1090,7 +1112,7 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
 
         /* Step 3: epilogue, as v2. */
         if (a.norm_mode != 0) lac_v2_row_sumsq(oacc, s_rss, warp, gid, tig);
-        lac_v2_store_o<BF16>(oacc, s_o, s_rss, o_bh, d_rowpart, a, slice, row0, t0, nvalid,
+        lac_v2_store_o<BF16, true>(oacc, s_o, s_rss, o_bh, d_rowpart, a, slice, row0, t0, nvalid,
                              tid, warp, gid, tig);
     }
 }
@@ -1164,7 +1186,7 @@ __device__ __forceinline__ void lac_st8(typename lac_io<DT>::s_t *p, const float
  * gate o *= sigmoid(g + g_bias) (CHELA's M = Norm(O) * sigmoid(Ga), fused here so that O is
  * read and written once more, not twice).  One warp per row, 8 elements a lane per access
  * (a warp moves 512 B of 16-bit o per instruction); dv is a multiple of 64. */
-template <int DT, bool GATE>
+template <int DT, bool GATE, bool NORM = true>
 __global__ void __launch_bounds__(32 * LAC_NORM_ROWS)
     lac_rmsnorm_kernel(typename lac_io<DT>::s_t *__restrict__ d_o,
                        const float *__restrict__ d_rowpart, int64_t rows, int dv, int nslices,
@@ -1174,10 +1196,11 @@ __global__ void __launch_bounds__(32 * LAC_NORM_ROWS)
     const int64_t row = (int64_t)blockIdx.x * LAC_NORM_ROWS + (threadIdx.x >> 5);
     if (row >= rows) return; /* whole warps leave together */
     float ss = 0.f;
-    for (int s = lane; s < nslices; s += 32) ss += d_rowpart[(int64_t)s * rows + row];
+    if (NORM)
+        for (int s = lane; s < nslices; s += 32) ss += d_rowpart[(int64_t)s * rows + row];
 #pragma unroll
     for (int m = 16; m >= 1; m >>= 1) ss += lac_shfl_xor(ss, m);
-    const float r = rsqrtf(ss / (float)dv + eps);
+    const float r = NORM ? rsqrtf(ss / (float)dv + eps) : 1.0f; /* !NORM: the gate alone */
     typename lac_io<DT>::s_t *o = d_o + row * dv;
 #pragma unroll 4
     for (int c = 8 * lane; c < dv; c += 256) {
@@ -1410,7 +1433,12 @@ size_t lac_ws_layout(const lac_plan *p, int norm_mode, void *base, lac_ptrs *d) 
 template <int DT> int lac_launch_norm(const lac_ptrs &d, const lac_args &a, cudaStream_t stream) {
     typedef typename lac_io<DT>::s_t S;
     const int64_t blocks = (a.rows + LAC_NORM_ROWS - 1) / LAC_NORM_ROWS;
-    if (a.gate)
+    if (a.norm_mode == 3) { /* v1's deferred mode: the gate alone, the norm is the caller's */
+        if (a.gate)
+            lac_rmsnorm_kernel<DT, true, false><<<(unsigned)blocks, 32 * LAC_NORM_ROWS, 0, stream>>>(
+                (S *)d.o, d.rowpart, a.rows, a.dv, a.nslices, a.rms_eps, (const S *)a.gate,
+                a.gate_ld, a.gate_bias);
+    } else if (a.gate)
         lac_rmsnorm_kernel<DT, true><<<(unsigned)blocks, 32 * LAC_NORM_ROWS, 0, stream>>>(
             (S *)d.o, d.rowpart, a.rows, a.dv, a.nslices, a.rms_eps, (const S *)a.gate,
             a.gate_ld, a.gate_bias);
@@ -1454,7 +1482,7 @@ int lac_enqueue_v2(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int6
                                                 lac_v2_output_smem(DK), stream>>>(
             q, k, v, (uint16_t *)d.o, d.states, d.rowpart, a);
     CUDA_CHECK(cudaGetLastError());
-    if (a.norm_mode == 2) return lac_launch_norm<BF16 ? 1 : 2>(d, a, stream);
+    if (a.norm_mode >= 2) return lac_launch_norm<BF16 ? 1 : 2>(d, a, stream);
     return 0;
 }
 
@@ -1502,14 +1530,14 @@ int lac_enqueue_v1(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int6
         lac_v1_output_kernel<DT, DK, false><<<(unsigned)grid, LAC_DVS, 0, stream>>>(
             q, k, v, (S *)d.o, d.states, d.rowpart, a);
     CUDA_CHECK(cudaGetLastError());
-    if (a.norm_mode == 2) return lac_launch_norm<DT>(d, a, stream);
+    if (a.norm_mode >= 2) return lac_launch_norm<DT>(d, a, stream);
     return 0;
 }
 
 /* Enqueues passes A, B, C (and the norm pass) of a plan. */
 int lac_enqueue(const lac_plan *p, const lac_ptrs &d, int B, int H, int T, int dk, int dv,
                 int causal, int rms_norm, float rms_eps, const void *gate, int64_t gate_ld,
-                const float *gate_bias, dtype_t dt, cudaStream_t stream) {
+                const float *gate_bias, bool deferred, dtype_t dt, cudaStream_t stream) {
     lac_args a;
     a.rows = (int64_t)B * H * T;
     a.T = T;
@@ -1518,7 +1546,7 @@ int lac_enqueue(const lac_plan *p, const lac_ptrs &d, int B, int H, int T, int d
     a.nseg = p->nseg;
     a.seg_chunks = p->seg_chunks;
     a.nseg_ws = p->nseg_ws;
-    a.norm_mode = lac_norm_mode(p, rms_norm, gate != NULL);
+    a.norm_mode = deferred ? 3 : lac_norm_mode(p, rms_norm, gate != NULL);
     a.gate = gate;
     a.gate_ld = gate_ld;
     a.gate_bias = gate_bias;
@@ -1606,7 +1634,7 @@ extern "C" int linear_attn_chunked_run(void *state, const io_t *io, cudaStream_t
     lac_ptrs d = {io->in[0], io->in[1], io->in[2], io->out, NULL, NULL, NULL, NULL};
     lac_ws_layout(&st->plan, 0, st->d_ws, &d);
     return lac_enqueue(&st->plan, d, s->B, s->H, s->T, s->dk, s->dv, s->causal, 0, 0.f, NULL,
-                       0, NULL, s->dtype, stream);
+                       0, NULL, false, s->dtype, stream);
 }
 
 extern "C" void linear_attn_chunked_teardown(void *state) {
@@ -1626,13 +1654,12 @@ extern "C" size_t linear_attn_chunked_workspace(int B, int H, int T, int dk, int
     return lac_align256(states) + lac_align256(rowpart) + lac_v3_bytes(B, H, T, dk, dv, 1);
 }
 
-extern "C" int linear_attn_chunked_launch_gated(const void *d_q, const void *d_k,
-                                                const void *d_v, void *d_o, int B, int H, int T,
-                                                int dk, int dv, int causal, int rms_norm,
-                                                float rms_eps, const void *d_gate,
-                                                long long gate_ld, const float *d_gate_bias,
-                                                dtype_t dtype, void *d_workspace,
-                                                size_t workspace_bytes, cudaStream_t stream) {
+/* The launchers' common body; d_rss != NULL is the deferred-norm mode (norm_mode 3). */
+static int lac_launch_any(const void *d_q, const void *d_k, const void *d_v, void *d_o, int B,
+                          int H, int T, int dk, int dv, int causal, int rms_norm, float rms_eps,
+                          const void *d_gate, long long gate_ld, const float *d_gate_bias,
+                          float *d_rss, dtype_t dtype, void *d_workspace, size_t workspace_bytes,
+                          cudaStream_t stream) {
     const char *why = lac_shape_reason(B, H, T, dk, dv, dtype);
     if (why) BENCH_FAIL("linear_attn_chunked_launch: %s", why);
     const void *ptrs[4] = {d_q, d_k, d_v, d_o};
@@ -1647,9 +1674,11 @@ extern "C" int linear_attn_chunked_launch_gated(const void *d_q, const void *d_k
             BENCH_FAIL("linear_attn_chunked_launch: gate needs a bias, 16-byte aligned rows "
                        "and gate_ld >= dv");
     }
+    if (d_rss && ((uintptr_t)d_rss & 3u))
+        BENCH_FAIL("linear_attn_chunked_launch: row sums of squares need 4-byte alignment");
     lac_plan p;
     if (lac_make_plan(B, H, T, dk, dv, causal ? 1 : 0, dtype, &p)) return -1;
-    const int norm_mode = lac_norm_mode(&p, rms_norm, d_gate != NULL);
+    const int norm_mode = d_rss ? 3 : lac_norm_mode(&p, rms_norm, d_gate != NULL);
     const size_t need = lac_ws_layout(&p, norm_mode, NULL, NULL);
     if (need > 0 && (!d_workspace || need > workspace_bytes))
         BENCH_FAIL("linear_attn_chunked_launch: workspace %zu B < %zu B needed (CHELA_LA_SEG "
@@ -1659,8 +1688,30 @@ extern "C" int linear_attn_chunked_launch_gated(const void *d_q, const void *d_k
         BENCH_FAIL("linear_attn_chunked_launch: workspace must be 16-byte aligned");
     lac_ptrs d = {d_q, d_k, d_v, d_o, NULL, NULL, NULL, NULL};
     lac_ws_layout(&p, norm_mode, d_workspace, &d);
+    if (d_rss) d.rowpart = d_rss;
     return lac_enqueue(&p, d, B, H, T, dk, dv, causal ? 1 : 0, rms_norm, rms_eps, d_gate,
-                       (int64_t)gate_ld, d_gate_bias, dtype, stream);
+                       (int64_t)gate_ld, d_gate_bias, d_rss != NULL, dtype, stream);
+}
+
+extern "C" int linear_attn_chunked_launch_gated(const void *d_q, const void *d_k,
+                                                const void *d_v, void *d_o, int B, int H, int T,
+                                                int dk, int dv, int causal, int rms_norm,
+                                                float rms_eps, const void *d_gate,
+                                                long long gate_ld, const float *d_gate_bias,
+                                                dtype_t dtype, void *d_workspace,
+                                                size_t workspace_bytes, cudaStream_t stream) {
+    return lac_launch_any(d_q, d_k, d_v, d_o, B, H, T, dk, dv, causal, rms_norm, rms_eps, d_gate,
+                          gate_ld, d_gate_bias, NULL, dtype, d_workspace, workspace_bytes, stream);
+}
+
+extern "C" int linear_attn_chunked_launch_gated_deferred(
+    const void *d_q, const void *d_k, const void *d_v, void *d_o, int B, int H, int T, int dk,
+    int dv, int causal, const void *d_gate, long long gate_ld, const float *d_gate_bias,
+    float *d_rowsumsq, dtype_t dtype, void *d_workspace, size_t workspace_bytes,
+    cudaStream_t stream) {
+    if (!d_rowsumsq) BENCH_FAIL("linear_attn_chunked_launch: deferred norm without a row-sum buffer");
+    return lac_launch_any(d_q, d_k, d_v, d_o, B, H, T, dk, dv, causal, 1, 0.f, d_gate, gate_ld,
+                          d_gate_bias, d_rowsumsq, dtype, d_workspace, workspace_bytes, stream);
 }
 
 extern "C" int linear_attn_chunked_launch(const void *d_q, const void *d_k, const void *d_v,

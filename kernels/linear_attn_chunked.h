@@ -48,6 +48,20 @@ int linear_attn_chunked_launch_gated(const void *d_q, const void *d_k, const voi
                                      void *d_workspace, size_t workspace_bytes,
                                      cudaStream_t stream);
 
+/* As linear_attn_chunked_launch_gated with the RMSNorm left to the caller, so that no pass
+ * reads and writes o for it:
+ *   o_tj = O_tj * sigmoid(gate[row * gate_ld + j] + gate_bias[j])          (O unnormalised)
+ *   d_rowsumsq[s * B*H*T + row] = sum of O_tj^2 over the 64 columns j of slice s, s < dv/64
+ * (fp32, from the fp32 accumulators).  Norm(O) * sigmoid(gate) is then o_t scaled by
+ * 1 / sqrt(sum_s d_rowsumsq[s][row] / dv + eps), one scalar a row, which a consumer that is
+ * linear in the row (CHELA's M . Uh) can apply to its own output instead. */
+int linear_attn_chunked_launch_gated_deferred(const void *d_q, const void *d_k, const void *d_v,
+                                              void *d_o, int B, int H, int T, int dk, int dv,
+                                              int causal, const void *d_gate, long long gate_ld,
+                                              const float *d_gate_bias, float *d_rowsumsq,
+                                              dtype_t dtype, void *d_workspace,
+                                              size_t workspace_bytes, cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -142,6 +142,13 @@ if [ "$MODE" = sweep ]; then
     timeout 300 $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile \
         -o "$OUT/layer.csv" 2>> "$OUT/run.log"; echo "rc=$?"
     cut -d, -f7,11,17,26,27,32,33 "$OUT/layer.csv" | tail -n +2
+    echo "== $BIN --seq 1k..64k --ops linear_attn --variants chunked --heads 1 --dk 128 --dv 2048 --profile"
+    timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked --heads 1 --dk 128 \
+        --dv 2048 --profile -o "$OUT/la_head.csv" 2>> "$OUT/run.log"; echo "rc=$?"
+    echo "== $BIN --seq 1k..64k --ops linear_attn --variants chunked --profile"
+    timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked --profile \
+        -o "$OUT/la_lm.csv" 2>> "$OUT/run.log"; echo "rc=$?"
+    cut -d, -f7,11,17,27,32,33 "$OUT/la_head.csv" "$OUT/la_lm.csv" | grep -v variant
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
 fi
 # Cross-check of the CUPTI byte counts with Nsight Compute: every kernel of the
