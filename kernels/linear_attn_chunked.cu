@@ -230,6 +230,12 @@ __device__ __forceinline__ void lac_mma(float d[4], const uint32_t a[4], uint32_
 __device__ __forceinline__ float lac_shfl_xor(float x, int mask) {
     return __shfl_xor_sync(0xffffffffu, x, mask);
 }
+/* Brings one 128-byte line toward L2 without waiting for it (no register is written). */
+__device__ __forceinline__ void lac_prefetch_l2(const void *p) {
+    asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
+}
+#else
+__device__ __forceinline__ void lac_prefetch_l2(const void *) {}
 #endif /* LAC_EMULATE */
 
 __device__ __forceinline__ int lac_min(int a, int b) { return a < b ? a : b; }
@@ -624,7 +630,7 @@ __device__ __forceinline__ void lac_v2_store_o(const float oacc[8][4], uint16_t 
         if (r >= nvalid) continue;
         uint4 ov = *reinterpret_cast<const uint4 *>(s_o + r * LDO + c8);
         if (GATE && a.norm_mode == 3 && a.gate) { /* o *= sigmoid(g + b), 8 columns of a row */
-            const int col = slice * LAC_DVS + c8;
+            const int col = slice * LAC_DVS + c8; /* the same 8 columns in every iteration */
             const uint4 gv = *reinterpret_cast<const uint4 *>(
                 static_cast<const uint16_t *>(a.gate) + (row0 + t0 + r) * a.gate_ld + col);
             const uint32_t ow[4] = {ov.x, ov.y, ov.z, ov.w}, gw[4] = {gv.x, gv.y, gv.z, gv.w};
@@ -635,8 +641,11 @@ __device__ __forceinline__ void lac_v2_store_o(const float oacc[8][4], uint16_t 
 #pragma unroll
                 for (int e = 0; e < 2; ++e) {
                     const float g = lac_f32<BF16>((uint16_t)(gw[u] >> (16 * e))) +
-                                    a.gate_bias[col + 2 * u + e];
-                    f[e] = lac_f32<BF16>((uint16_t)(ow[u] >> (16 * e))) / (1.0f + __expf(-g));
+                                    __ldg(a.gate_bias + col + 2 * u + e);
+                    /* fast divide: 1 + e^-g in (1, inf], where __fdividef is exact to 2 ulp
+                     * up to 2^126 and gives 0 beyond (sigmoid(g) < 1e-38 there) */
+                    f[e] = __fdividef(lac_f32<BF16>((uint16_t)(ow[u] >> (16 * e))),
+                                      1.0f + __expf(-g));
                 }
                 rw[u] = lac_pack<BF16>(f[0], f[1]);
             }
@@ -1040,6 +1049,9 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
                                   q_bh, k_bh, v_bh, a_bh, a.dv, c + 1, a.T, tid);
         const int t0 = c * LAC_C;
         const int nvalid = lac_min(LAC_C, a.T - t0);
+        if (a.norm_mode == 3 && a.gate && tid < nvalid) /* the gate rows this chunk's store reads */
+            lac_prefetch_l2(static_cast<const uint16_t *>(a.gate) + (row0 + t0 + tid) * a.gate_ld +
+                            slice * LAC_DVS);
 
         /* Step 2a: O^T = 2^-p (fp16(2^p S^T / sqrt(dk)) Q16^T), p per value row. */
         float oacc[8][4];
