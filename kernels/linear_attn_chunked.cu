@@ -613,7 +613,28 @@ __device__ __forceinline__ void lac_v2_store_o(const float oacc[8][4], uint16_t 
                                                int64_t row0, int t0, int nvalid, int tid,
                                                int warp, int gid, int tig) {
     constexpr int LDO = LAC_DVS + LAC_PAD;
+    constexpr int NI = LAC_C * (LAC_DVS / 8) / LAC_THREADS; /* 16-byte pieces a thread */
     const int dvl = 16 * warp + gid;
+    /* norm_mode 3's gate: this thread's NI pieces all lie in the same 8 columns (c8 below does
+     * not depend on i); their gate values are requested before the staging and its barrier,
+     * so that the loads' latency overlaps them (issued in the store loop, behind the stores
+     * they might alias, they ran one round trip at a time: 0.24 ms at the CHELA shape). */
+    const bool gated = GATE && a.norm_mode == 3 && a.gate;
+    const int c8 = (tid % (LAC_DVS / 8)) * 8, col = slice * LAC_DVS + c8;
+    uint4 gv[GATE ? NI : 1];
+    float gb[8];
+    if (gated) {
+#pragma unroll
+        for (int i = 0; i < NI; ++i) {
+            const int r = (tid + i * LAC_THREADS) / (LAC_DVS / 8);
+            gv[i] = r < nvalid ? __ldg(reinterpret_cast<const uint4 *>(
+                                     static_cast<const uint16_t *>(a.gate) +
+                                     (row0 + t0 + r) * a.gate_ld + col))
+                               : make_uint4(0u, 0u, 0u, 0u);
+        }
+#pragma unroll
+        for (int e = 0; e < 8; ++e) gb[e] = __ldg(a.gate_bias + col + e);
+    }
 #pragma unroll
     for (int nt = 0; nt < 8; ++nt) {
         const int t = 8 * nt + 2 * tig;
@@ -624,24 +645,21 @@ __device__ __forceinline__ void lac_v2_store_o(const float oacc[8][4], uint16_t 
     }
     __syncthreads(); /* B2: O staged */
 #pragma unroll
-    for (int i = 0; i < LAC_C * (LAC_DVS / 8) / LAC_THREADS; ++i) {
-        const int p = tid + i * LAC_THREADS;
-        const int r = p / (LAC_DVS / 8), c8 = (p % (LAC_DVS / 8)) * 8;
+    for (int i = 0; i < NI; ++i) {
+        const int r = (tid + i * LAC_THREADS) / (LAC_DVS / 8);
         if (r >= nvalid) continue;
         uint4 ov = *reinterpret_cast<const uint4 *>(s_o + r * LDO + c8);
-        if (GATE && a.norm_mode == 3 && a.gate) { /* o *= sigmoid(g + b), 8 columns of a row */
-            const int col = slice * LAC_DVS + c8; /* the same 8 columns in every iteration */
-            const uint4 gv = *reinterpret_cast<const uint4 *>(
-                static_cast<const uint16_t *>(a.gate) + (row0 + t0 + r) * a.gate_ld + col);
-            const uint32_t ow[4] = {ov.x, ov.y, ov.z, ov.w}, gw[4] = {gv.x, gv.y, gv.z, gv.w};
+        if (gated) { /* o *= sigmoid(g + b), 8 columns of a row */
+            const uint32_t ow[4] = {ov.x, ov.y, ov.z, ov.w};
+            const uint32_t gw[4] = {gv[GATE ? i : 0].x, gv[GATE ? i : 0].y, gv[GATE ? i : 0].z,
+                                    gv[GATE ? i : 0].w};
             uint32_t rw[4];
 #pragma unroll
             for (int u = 0; u < 4; ++u) {
                 float f[2];
 #pragma unroll
                 for (int e = 0; e < 2; ++e) {
-                    const float g = lac_f32<BF16>((uint16_t)(gw[u] >> (16 * e))) +
-                                    __ldg(a.gate_bias + col + 2 * u + e);
+                    const float g = lac_f32<BF16>((uint16_t)(gw[u] >> (16 * e))) + gb[2 * u + e];
                     /* fast divide: 1 + e^-g in (1, inf], where __fdividef is exact to 2 ulp
                      * up to 2^126 and gives 0 beyond (sigmoid(g) < 1e-38 there) */
                     f[e] = __fdividef(lac_f32<BF16>((uint16_t)(ow[u] >> (16 * e))),
