@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -150,6 +150,12 @@ if [ "$MODE" = sweep ]; then
         -o "$OUT/la_lm.csv" 2>> "$OUT/run.log"; echo "rc=$?"
     cut -d, -f7,11,17,27,32,33 "$OUT/la_head.csv" "$OUT/la_lm.csv" | grep -v variant
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
+fi
+# compute-sanitizer memcheck and racecheck over every variant at small shapes (summary only).
+if [ "$MODE" = san ] && command -v compute-sanitizer >/dev/null; then
+    rm -f "$OUT/build.log"
+    mkdir -p /tmp/san
+    bash profiles/sanitize_gpu.sh $BIN /tmp/san | tee "$OUT/sanitizer.txt"
 fi
 # Cross-check of the CUPTI byte counts with Nsight Compute: every kernel of the
 # process is profiled (ceilings off), ncu_bytes.py keeps the variant's kernels and

@@ -14,12 +14,14 @@ shapes=(
     "--ops linear_attn --seq 100 --heads 1 --dk 128 --dv 2048"
     "--ops linear_attn --variants chunked --seq 3000 --heads 1 --head-dim 64"
     "--ops long_conv --seq 1,37,130 --dim 5"
+    "--ops long_conv,short_long_conv --seq 37,700,2048,2100 --dim 3"
+    "--ops chela --seq 300 --dim 64 --z 64 --v 128"
 )
 for tool in memcheck racecheck; do
     i=0
     for s in "${shapes[@]}"; do
         i=$((i + 1))
-        compute-sanitizer --tool $tool --error-exitcode 9 $BIN $common $s -o /tmp/san.csv \
+        timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 $BIN $common $s -o /tmp/san.csv \
             > "$OUT/san_${tool}_$i.log" 2>&1
         echo "$tool [$s]: rc=$? $(grep -E '(ERROR SUMMARY|RACECHECK SUMMARY)' "$OUT/san_${tool}_$i.log" | tail -1)"
     done
