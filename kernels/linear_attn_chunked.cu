@@ -138,6 +138,10 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+
+#ifndef LAC_EMULATE
+#include "mma_sync.cuh"
+#endif
 #include <string.h>
 
 #ifndef LAC_KERNELS_ONLY
@@ -182,9 +186,7 @@ static_assert(LAC_THREADS == 32 * LAC_WARPS, "v2 block size");
 typedef uint32_t lac_saddr;
 #define LAC_DYNAMIC_SMEM(name) extern __shared__ __align__(16) unsigned char name[]
 
-__device__ __forceinline__ lac_saddr lac_sa(const void *p) {
-    return (lac_saddr)__cvta_generic_to_shared(p);
-}
+__device__ __forceinline__ lac_saddr lac_sa(const void *p) { return smem_u32(p); }
 /* 16-byte global->shared copy; src_bytes = 0 zero-fills the destination (rows past T). */
 __device__ __forceinline__ void lac_cp_async16(lac_saddr dst, const void *src, int src_bytes) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
@@ -197,35 +199,15 @@ __device__ __forceinline__ void lac_cp_async_commit() {
 __device__ __forceinline__ void lac_cp_async_wait_all() {
     asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 }
-/* Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i, register i of
- * lane l receives row l/4, elements 2(l%4), 2(l%4)+1 of matrix i (.trans: the transpose). */
-__device__ __forceinline__ void lac_ldsm_x4(uint32_t r[4], lac_saddr addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr)
-                 : "memory");
-}
+/* ldmatrix and mma.sync come from mma_sync.cuh (fragment layouts there). */
+__device__ __forceinline__ void lac_ldsm_x4(uint32_t r[4], lac_saddr addr) { ldsm_x4(r, addr); }
 __device__ __forceinline__ void lac_ldsm_x4_trans(uint32_t r[4], lac_saddr addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr)
-                 : "memory");
+    ldsm_x4_trans(r, addr);
 }
-/* d += a b, m16n8k16, A row-major 16x16, B col-major 16x8, fp32 accumulators. */
 template <bool BF16>
 __device__ __forceinline__ void lac_mma(float d[4], const uint32_t a[4], uint32_t b0,
                                         uint32_t b1) {
-    if (BF16) {
-        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
-            "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    } else {
-        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, "
-            "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
+    mma_16816<BF16>(d, a, b0, b1);
 }
 __device__ __forceinline__ float lac_shfl_xor(float x, int mask) {
     return __shfl_xor_sync(0xffffffffu, x, mask);

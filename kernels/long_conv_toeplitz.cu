@@ -219,6 +219,97 @@ lct_prologue_kernel(const Tx *__restrict__ x, const float *__restrict__ pre3,
     }
 }
 
+/* ---- the product steps both kernels share ------------------------------------------------------
+ * acc[MT][NB] (a warp's WM = 16 MT tokens from tw, 8 NB batch rows) += K_c(tw.., s0..s0+63) U.
+ * ub points at this lane's ldmatrix row and column of the chunk's first token, pitch in elements. */
+
+/* A chunk wholly below the warp's first token: the tile (mt, ks) reads words w0 = wc - 8 mt +
+ * 8 ks and w0 -/+ 4, so the chunk needs the 2 MT + 7 words wc + 4 j, j = 1 - 2 MT .. 7, loaded
+ * once; no tests in the loop. */
+template <int MT, int NB>
+__device__ __forceinline__ void lct_chunk_dense(float (&acc)[MT][NB][4], const uint32_t *tapw,
+                                                int wc, const uint16_t *ub, int pitch) {
+    constexpr int NAW = 2 * MT + 7;
+    uint32_t aw[NAW];
+#pragma unroll
+    for (int j = 0; j < NAW; j++) aw[j] = tapw[wc + 4 * (j - (2 * MT - 1))];
+#pragma unroll
+    for (int ks = 0; ks < LCT_KC / 16; ks++) {
+        uint32_t bf[NB / 2][4];
+#pragma unroll
+        for (int np = 0; np < NB / 2; np++) ldsm_x4(bf[np], smem_u32(ub + 16 * np * pitch + ks * 16));
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            const int u = 2 * ks - 2 * mt + 2 * MT - 1;
+            const uint32_t a[4] = {aw[u], aw[u - 1], aw[u + 1], aw[u]};
+#pragma unroll
+            for (int nb = 0; nb < NB; nb++)
+                mma_16816<false>(acc[mt][nb], a, bf[nb / 2][(nb & 1) * 2],
+                                 bf[nb / 2][(nb & 1) * 2 + 1]);
+        }
+    }
+}
+
+/* A chunk that reaches the diagonal (or a band past T): each 16 x 16 tile tested. */
+template <int MT, int NB>
+__device__ __forceinline__ void lct_chunk_diag(float (&acc)[MT][NB][4], const uint32_t *tapw,
+                                               int base, int lane_off, const uint16_t *ub,
+                                               int pitch, int s0, int tw, int T) {
+#pragma unroll
+    for (int ks = 0; ks < LCT_KC / 16; ks++) {
+        const int s = s0 + ks * 16;
+        if (s > tw + 16 * MT - 1) break; /* every token of this warp is before s */
+        uint32_t bf[NB / 2][4];
+#pragma unroll
+        for (int np = 0; np < NB / 2; np++) ldsm_x4(bf[np], smem_u32(ub + 16 * np * pitch + ks * 16));
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            const int tm = tw + 16 * mt;
+            if (tm >= T || s > tm + 15) continue; /* tile past T, or above the diagonal */
+            const int w0 = ((base - (tm - s)) >> 1) + lane_off;
+            /* m = dlt + g - 2q; m + 8 (row g + 8); m - 8 (column 2q + 8); m again */
+            const uint32_t a[4] = {tapw[w0], tapw[w0 - 4], tapw[w0 + 4], tapw[w0]};
+#pragma unroll
+            for (int nb = 0; nb < NB; nb++)
+                mma_16816<false>(acc[mt][nb], a, bf[nb / 2][(nb & 1) * 2],
+                                 bf[nb / 2][(nb & 1) * 2 + 1]);
+        }
+    }
+}
+
+/* The accumulators times 1/scale, rounded, transposed into shared memory [batch row][token]
+ * (rows bl0 + 8 nb + 2 q (+1), tokens tl0 + 16 mt + g (+8); conflict-free for pitch = 8 mod 64). */
+template <int MT, int NB, typename Tout>
+__device__ __forceinline__ void lct_acc_to_smem(const float (&acc)[MT][NB][4], float isc,
+                                                uint16_t *os, int pitch, int bl0, int tl0, int g,
+                                                int q) {
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        const int tl = tl0 + 16 * mt + g;
+#pragma unroll
+        for (int nb = 0; nb < NB; nb++) {
+            const int bl = bl0 + 8 * nb + 2 * q;
+            os[bl * pitch + tl] = lct_bits(from_f32<Tout>(acc[mt][nb][0] * isc));
+            os[(bl + 1) * pitch + tl] = lct_bits(from_f32<Tout>(acc[mt][nb][1] * isc));
+            os[bl * pitch + tl + 8] = lct_bits(from_f32<Tout>(acc[mt][nb][2] * isc));
+            os[(bl + 1) * pitch + tl + 8] = lct_bits(from_f32<Tout>(acc[mt][nb][3] * isc));
+        }
+    }
+}
+
+/* 8 outputs t .. t+7 of one y row: one 16-byte store, or element by element at a tail. */
+template <typename Tout>
+__device__ __forceinline__ void lct_store8(const lct_params &prm, int b, int c, int t, uint4 v) {
+    Tout *yr = static_cast<Tout *>(prm.y) + ((size_t)b * prm.d + c) * prm.T;
+    if (prm.vec && t + 8 <= prm.T) {
+        *reinterpret_cast<uint4 *>(yr + t) = v;
+        return;
+    }
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+    for (int e = 0; e < 8 && t + e < prm.T; e++)
+        *reinterpret_cast<uint16_t *>(yr + t + e) = (uint16_t)(w[e / 2] >> (16 * (e & 1)));
+}
+
 template <int NT, typename Tin, typename Tout>
 __global__ void __launch_bounds__(LCT_THREADS, LCT_MINB) lct_kernel(const lct_params prm) {
     constexpr int WN = NT < 32 ? NT : 32;        /* batch rows per warp          */
@@ -228,7 +319,6 @@ __global__ void __launch_bounds__(LCT_THREADS, LCT_MINB) lct_kernel(const lct_pa
     constexpr int MT = WM / 16;                  /* m16 tiles per warp           */
     constexpr int BM = WARPS_M * WM;             /* tokens per block             */
     constexpr int NB = WN / 8;                   /* n8 tiles per warp            */
-    constexpr int NAW = 2 * MT + 7;              /* tap words a warp uses per chunk */
     constexpr int OPITCH = BM + 8;
     constexpr int NGROUPS = NT * LCT_KC / 8;              /* 8-token groups a stage        */
     constexpr int GPT = (NGROUPS + LCT_THREADS - 1) / LCT_THREADS; /* per thread         */
@@ -307,89 +397,24 @@ __global__ void __launch_bounds__(LCT_THREADS, LCT_MINB) lct_kernel(const lct_pa
         if (kc + 1 < nch) load_chunk(kc + 1);
         const uint16_t *ub = stage + (kc & 1) * NT * LCT_UPITCH + ld_row * LCT_UPITCH + ld_col;
         const int s0 = kc * LCT_KC;
-        if (kc < nfast) {
-            /* Dense chunk: the tile (mt, ks) reads words w0 = wc - 8 mt + 8 ks and w0 -/+ 4, so
-             * the chunk needs the 2 MT + 7 words wc + 4 j, j = 1 - 2 MT .. 7: load them once. */
-            const int wc = ((prm.base - (tw - s0)) >> 1) + lane_off;
-            uint32_t aw[NAW];
-#pragma unroll
-            for (int j = 0; j < NAW; j++) aw[j] = tapw[wc + 4 * (j - (2 * MT - 1))];
-#pragma unroll
-            for (int ks = 0; ks < LCT_KC / 16; ks++) {
-                uint32_t bf[NB / 2][4];
-#pragma unroll
-                for (int np = 0; np < NB / 2; np++)
-                    ldsm_x4(bf[np], smem_u32(ub + 16 * np * LCT_UPITCH + ks * 16));
-#pragma unroll
-                for (int mt = 0; mt < MT; mt++) {
-                    const int u = 2 * ks - 2 * mt + 2 * MT - 1;
-                    const uint32_t a[4] = {aw[u], aw[u - 1], aw[u + 1], aw[u]};
-#pragma unroll
-                    for (int nb = 0; nb < NB; nb++)
-                        mma_16816<false>(acc[mt][nb], a, bf[nb / 2][(nb & 1) * 2],
-                                         bf[nb / 2][(nb & 1) * 2 + 1]);
-                }
-            }
-        } else {
-#pragma unroll
-            for (int ks = 0; ks < LCT_KC / 16; ks++) {
-                const int s = s0 + ks * 16;
-                if (s > tw + WM - 1) break; /* every token of this warp is before s */
-                uint32_t bf[NB / 2][4];
-#pragma unroll
-                for (int np = 0; np < NB / 2; np++)
-                    ldsm_x4(bf[np], smem_u32(ub + 16 * np * LCT_UPITCH + ks * 16));
-#pragma unroll
-                for (int mt = 0; mt < MT; mt++) {
-                    const int tm = tw + 16 * mt;
-                    if (tm >= T || s > tm + 15) continue; /* tile past T, or above the diagonal */
-                    const int w0 = ((prm.base - (tm - s)) >> 1) + lane_off;
-                    uint32_t a[4];
-                    a[0] = tapw[w0];     /* m = dlt + g - 2q      */
-                    a[1] = tapw[w0 - 4]; /* m + 8 (row g + 8)     */
-                    a[2] = tapw[w0 + 4]; /* m - 8 (column 2q + 8) */
-                    a[3] = a[0];         /* m again               */
-#pragma unroll
-                    for (int nb = 0; nb < NB; nb++)
-                        mma_16816<false>(acc[mt][nb], a, bf[nb / 2][(nb & 1) * 2],
-                                         bf[nb / 2][(nb & 1) * 2 + 1]);
-                }
-            }
-        }
+        if (kc < nfast)
+            lct_chunk_dense<MT, NB>(acc, tapw, ((prm.base - (tw - s0)) >> 1) + lane_off, ub,
+                                    LCT_UPITCH);
+        else
+            lct_chunk_diag<MT, NB>(acc, tapw, prm.base, lane_off, ub, LCT_UPITCH, s0, tw, T);
         if (kc + 1 < nch) store_chunk(kc + 1);
         __syncthreads();
     }
 
     /* Epilogue: undo the tap scale, round, transpose through shared memory, 16-byte rows. */
-    const float isc = prm.inv_scale[c];
     uint16_t *os = stage;
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++) {
-        const int tl = wt * WM + 16 * mt + g;
-#pragma unroll
-        for (int nb = 0; nb < NB; nb++) {
-            const int bl = wb * WN + 8 * nb + 2 * q;
-            os[bl * OPITCH + tl] = lct_bits(from_f32<Tout>(acc[mt][nb][0] * isc));
-            os[(bl + 1) * OPITCH + tl] = lct_bits(from_f32<Tout>(acc[mt][nb][1] * isc));
-            os[bl * OPITCH + tl + 8] = lct_bits(from_f32<Tout>(acc[mt][nb][2] * isc));
-            os[(bl + 1) * OPITCH + tl + 8] = lct_bits(from_f32<Tout>(acc[mt][nb][3] * isc));
-        }
-    }
+    lct_acc_to_smem<MT, NB, Tout>(acc, prm.inv_scale[c], os, OPITCH, wb * WN, wt * WM, g, q);
     __syncthreads();
     for (int gi = tid; gi < NT * BM / 8; gi += LCT_THREADS) {
         const int row = gi / (BM / 8), t = t0 + (gi % (BM / 8)) * 8, b = b0 + row;
         if (b >= prm.B || t >= T) continue;
-        const uint4 v = *reinterpret_cast<const uint4 *>(os + row * OPITCH + (gi % (BM / 8)) * 8);
-        Tout *yr = static_cast<Tout *>(prm.y) + ((size_t)b * prm.d + c) * T;
-        if (prm.vec && t + 8 <= T) {
-            *reinterpret_cast<uint4 *>(yr + t) = v;
-        } else {
-            const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-            for (int e = 0; e < 8 && t + e < T; e++) {
-                const uint16_t bits = (uint16_t)(w[e / 2] >> (16 * (e & 1)));
-                *reinterpret_cast<uint16_t *>(yr + t + e) = bits;
-            }
-        }
+        lct_store8<Tout>(prm, b, c, t,
+                         *reinterpret_cast<const uint4 *>(os + row * OPITCH + (gi % (BM / 8)) * 8));
     }
 }
 
@@ -412,7 +437,7 @@ template <int NT, typename Tin, typename Tout>
 __global__ void __launch_bounds__(LCR_THREADS, 2) lcr_kernel(const lct_params prm) {
     typedef lcr_tile<NT> L;
     constexpr int WN = L::WN, WARPS_N = L::WARPS_N, WARPS_M = L::WARPS_M, WM = L::WM;
-    constexpr int MT = WM / 16, NB = WN / 8, NAW = 2 * MT + 7, SPITCH = L::SPITCH;
+    constexpr int MT = WM / 16, NB = WN / 8, SPITCH = L::SPITCH;
     static_assert(NB % 2 == 0 && WARPS_M * WARPS_N == LCR_WARPS, "warp grid");
 
     extern __shared__ __align__(16) unsigned char lct_smem[];
@@ -472,76 +497,20 @@ __global__ void __launch_bounds__(LCR_THREADS, 2) lcr_kernel(const lct_params pr
         /* chunks wholly below the band run without tests, unless the band passes T (its
          * m-tiles past T would index taps below the stored range) */
         const int nch = (t_end + LCT_KC - 1) / LCT_KC, nfast = tw + WM <= T ? tw / LCT_KC : 0;
-        for (int kc = 0; kc < nfast; kc++) { /* wholly below the band: no tests */
-            const int s0 = kc * LCT_KC;
-            const int wc = ((prm.base - (tw - s0)) >> 1) + lane_off;
-            uint32_t aw[NAW];
-#pragma unroll
-            for (int i = 0; i < NAW; i++) aw[i] = tapw[wc + 4 * (i - (2 * MT - 1))];
-#pragma unroll
-            for (int ks = 0; ks < LCT_KC / 16; ks++) {
-                uint32_t bf[NB / 2][4];
-#pragma unroll
-                for (int np = 0; np < NB / 2; np++)
-                    ldsm_x4(bf[np], smem_u32(ub + 16 * np * UP + s0 + ks * 16));
-#pragma unroll
-                for (int mt = 0; mt < MT; mt++) {
-                    const int u = 2 * ks - 2 * mt + 2 * MT - 1;
-                    const uint32_t a[4] = {aw[u], aw[u - 1], aw[u + 1], aw[u]};
-#pragma unroll
-                    for (int nb = 0; nb < NB; nb++)
-                        mma_16816<false>(acc[mt][nb], a, bf[nb / 2][(nb & 1) * 2],
-                                         bf[nb / 2][(nb & 1) * 2 + 1]);
-                }
-            }
-        }
-        for (int kc = nfast; kc < nch; kc++) { /* the diagonal: per-tile tests */
-#pragma unroll
-            for (int ks = 0; ks < LCT_KC / 16; ks++) {
-                const int s = kc * LCT_KC + ks * 16;
-                if (s > tw + WM - 1) break;
-                uint32_t bf[NB / 2][4];
-#pragma unroll
-                for (int np = 0; np < NB / 2; np++)
-                    ldsm_x4(bf[np], smem_u32(ub + 16 * np * UP + s));
-#pragma unroll
-                for (int mt = 0; mt < MT; mt++) {
-                    const int tm = tw + 16 * mt;
-                    if (tm >= T || s > tm + 15) continue;
-                    const int w0 = ((prm.base - (tm - s)) >> 1) + lane_off;
-                    const uint32_t a[4] = {tapw[w0], tapw[w0 - 4], tapw[w0 + 4], tapw[w0]};
-#pragma unroll
-                    for (int nb = 0; nb < NB; nb++)
-                        mma_16816<false>(acc[mt][nb], a, bf[nb / 2][(nb & 1) * 2],
-                                         bf[nb / 2][(nb & 1) * 2 + 1]);
-                }
-            }
-        }
+        for (int kc = 0; kc < nfast; kc++) /* wholly below the band: no tests */
+            lct_chunk_dense<MT, NB>(acc, tapw, ((prm.base - (tw - kc * LCT_KC)) >> 1) + lane_off,
+                                    ub + kc * LCT_KC, UP);
+        for (int kc = nfast; kc < nch; kc++) /* the diagonal: per-tile tests */
+            lct_chunk_diag<MT, NB>(acc, tapw, prm.base, lane_off, ub + kc * LCT_KC, UP, kc * LCT_KC,
+                                   tw, T);
         /* the band's y: scale, round, transpose through the warp's staging tile, 16-byte rows */
-#pragma unroll
-        for (int mt = 0; mt < MT; mt++) {
-#pragma unroll
-            for (int nb = 0; nb < NB; nb++) {
-                const int bl = 8 * nb + 2 * q, tl = 16 * mt + g;
-                ws[bl * SPITCH + tl] = lct_bits(from_f32<Tout>(acc[mt][nb][0] * isc));
-                ws[(bl + 1) * SPITCH + tl] = lct_bits(from_f32<Tout>(acc[mt][nb][1] * isc));
-                ws[bl * SPITCH + tl + 8] = lct_bits(from_f32<Tout>(acc[mt][nb][2] * isc));
-                ws[(bl + 1) * SPITCH + tl + 8] = lct_bits(from_f32<Tout>(acc[mt][nb][3] * isc));
-            }
-        }
+        lct_acc_to_smem<MT, NB, Tout>(acc, isc, ws, SPITCH, 0, 0, g, q);
         __syncwarp();
         for (int gi = lane; gi < WN * (WM / 8); gi += 32) {
             const int row = gi / (WM / 8), t = tw + (gi % (WM / 8)) * 8, b = b0 + wn * WN + row;
             if (b >= prm.B || t >= T) continue;
-            const uint4 v = *reinterpret_cast<const uint4 *>(ws + row * SPITCH + (gi % (WM / 8)) * 8);
-            Tout *yr = static_cast<Tout *>(prm.y) + ((size_t)b * prm.d + c) * T;
-            if (prm.vec && t + 8 <= T) {
-                *reinterpret_cast<uint4 *>(yr + t) = v;
-            } else {
-                const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-                for (int e = 0; e < 8 && t + e < T; e++)
-                    *reinterpret_cast<uint16_t *>(yr + t + e) = (uint16_t)(w[e / 2] >> (16 * (e & 1)));
-            }
+            lct_store8<Tout>(prm, b, c, t,
+                             *reinterpret_cast<const uint4 *>(ws + row * SPITCH + (gi % (WM / 8)) * 8));
         }
         __syncwarp();
     }

@@ -25,6 +25,14 @@ __device__ __forceinline__ void ldsm_x4(uint32_t r[4], uint32_t addr) {
                  : "memory");
 }
 
+/* As ldsm_x4, each matrix transposed. */
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t r[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr)
+                 : "memory");
+}
+
 /* d += a b, m16n8k16, bf16 (BF16) or fp16 operands, fp32 accumulators. */
 template <bool BF16>
 __device__ __forceinline__ void mma_16816(float d[4], const uint32_t a[4], uint32_t b0,
