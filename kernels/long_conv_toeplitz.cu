@@ -92,6 +92,8 @@
  *   Compute at 1k: tensor pipe 50 % (from 34.5), issue slots 46 %, 15.4 warps per SM.  The 2k
  *   point gains less: NT = 16 halves the batch rows each B fragment feeds and its 23 hoisted
  *   tap words spill.  CHELA_LCT_VERSION=3 selects v3 at every T.
+ *   Tried: NT x T up to 65536 tokens (one 177 KB block an SM, so 2k gets NT = 32 without the
+ *   spill): 0.310 ms at 1k and 0.438 at 2k, worse than two blocks an SM; not kept.
  */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
