@@ -584,6 +584,24 @@ __device__ __forceinline__ void lac_v2_row_sumsq(const float oacc[8][4], float *
     }
 }
 
+/* A pass-C block's place: grid = B*H*nseg*nslices with the slice fastest (v2 and v3). */
+struct lac_block {
+    int slice, seg, nchunks, c_begin, c_end;
+    int64_t bh, row0; /* (b*H + h) and its first token row */
+};
+__device__ __forceinline__ lac_block lac_block_of(const lac_args &a) {
+    lac_block k;
+    k.slice = blockIdx.x % a.nslices;
+    const int rest = blockIdx.x / a.nslices;
+    k.seg = rest % a.nseg;
+    k.bh = rest / a.nseg;
+    k.nchunks = (a.T + LAC_C - 1) / LAC_C;
+    k.c_begin = k.seg * a.seg_chunks;
+    k.c_end = lac_min(k.c_begin + a.seg_chunks, k.nchunks);
+    k.row0 = k.bh * a.T;
+    return k;
+}
+
 /* O^T staged through smem as the run dtype (barrier B2: every thread calls this), written as
  * 16-byte rows; with norm_mode >= 2 the block's row sums go to the norm partials.  GATE (v3
  * only: v2's dk = 64 kernel spilled with it, and the LM shape runs there) applies norm_mode 3's
@@ -690,14 +708,10 @@ __global__ void __launch_bounds__(LAC_THREADS, DK == 64 ? 3 : 2)
     const int p1_row = (mi & 1) * 8 + r8, p1_col = (mi >> 1) * 8;
     const int p2_row = (mi >> 1) * 8 + r8, p2_col = (mi & 1) * 8;
 
-    const int slice = blockIdx.x % a.nslices;
-    const int rest = blockIdx.x / a.nslices;
-    const int seg = rest % a.nseg;
-    const int64_t bh = rest / a.nseg;
-    const int nchunks = (a.T + LAC_C - 1) / LAC_C;
-    const int c_begin = seg * a.seg_chunks;
-    const int c_end = lac_min(c_begin + a.seg_chunks, nchunks);
-    const int64_t row0 = bh * a.T;
+    const lac_block blk = lac_block_of(a);
+    const int slice = blk.slice, seg = blk.seg;
+    const int c_begin = blk.c_begin, c_end = blk.c_end;
+    const int64_t bh = blk.bh, row0 = blk.row0;
     const uint16_t *q_bh = d_q + row0 * DK;
     const uint16_t *k_bh = d_k + row0 * DK;
     const uint16_t *v_bh = d_v + row0 * a.dv + slice * LAC_DVS;
@@ -1009,14 +1023,10 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
     const int p1_row = (mi & 1) * 8 + r8, p1_col = (mi >> 1) * 8;
     const int p2_row = (mi >> 1) * 8 + r8, p2_col = (mi & 1) * 8;
 
-    const int slice = blockIdx.x % a.nslices;
-    const int rest = blockIdx.x / a.nslices;
-    const int seg = rest % a.nseg;
-    const int64_t bh = rest / a.nseg;
-    const int nchunks = (a.T + LAC_C - 1) / LAC_C;
-    const int c_begin = seg * a.seg_chunks;
-    const int c_end = lac_min(c_begin + a.seg_chunks, nchunks);
-    const int64_t row0 = bh * a.T;
+    const lac_block blk = lac_block_of(a);
+    const int slice = blk.slice, seg = blk.seg, nchunks = blk.nchunks;
+    const int c_begin = blk.c_begin, c_end = blk.c_end;
+    const int64_t bh = blk.bh, row0 = blk.row0;
     const uint16_t *q_bh = d_q16 + row0 * DK;
     const uint16_t *k_bh = d_k + row0 * DK;
     const uint16_t *v_bh = d_v + row0 * a.dv + slice * LAC_DVS;

@@ -225,6 +225,15 @@ lct_prologue_kernel(const Tx *__restrict__ x, const float *__restrict__ pre3,
  * acc[MT][NB] (a warp's WM = 16 MT tokens from tw, 8 NB batch rows) += K_c(tw.., s0..s0+63) U.
  * ub points at this lane's ldmatrix row and column of the chunk's first token, pitch in elements. */
 
+template <int MT, int NB> __device__ __forceinline__ void lct_zero(float (&acc)[MT][NB][4]) {
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int nb = 0; nb < NB; nb++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[mt][nb][e] = 0.0f;
+}
+
 /* A chunk wholly below the warp's first token: the tile (mt, ks) reads words w0 = wc - 8 mt +
  * 8 ks and w0 -/+ 4, so the chunk needs the 2 MT + 7 words wc + 4 j, j = 1 - 2 MT .. 7, loaded
  * once; no tests in the loop. */
@@ -378,12 +387,7 @@ __global__ void __launch_bounds__(LCT_THREADS, LCT_MINB) lct_kernel(const lct_pa
     };
 
     float acc[MT][NB][4];
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-        for (int nb = 0; nb < NB; nb++)
-#pragma unroll
-            for (int j = 0; j < 4; j++) acc[mt][nb][j] = 0.0f;
+    lct_zero(acc);
 
     const int tw = t0 + wt * WM;
     /* word index of this lane's pair (k[m], k[m-1]) is (base - dlt - off) / 2 + lane_off */
@@ -489,12 +493,7 @@ __global__ void __launch_bounds__(LCR_THREADS, 2) lcr_kernel(const lct_params pr
         if (j >= nbands) continue;
         const int tw = j * WM;
         float acc[MT][NB][4];
-#pragma unroll
-        for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-            for (int nb = 0; nb < NB; nb++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) acc[mt][nb][e] = 0.0f;
+        lct_zero(acc);
         const int t_end = tw + WM < T ? tw + WM : T;
         /* chunks wholly below the band run without tests, unless the band passes T (its
          * m-tiles past T would index taps below the stored range) */
