@@ -11,13 +11,16 @@
  * k run side by side and L2 serves the re-reads (CHELA: dv = 2048 -> 32 slices).
  *
  * The three passes (every version):
- *   pass A  state kernel: block (bh, seg, slice) sums dS_seg = K_seg^T V_seg (stored transposed,
- *           [B*H][nseg_ws][dv][dk] fp32 in the workspace) for the segments whose state someone
- *           needs: 0..nseg-2 when causal, all when not.  Skipped when nseg_ws == 0.
- *   pass B  scan kernel: per (bh, state element), an in-place inclusive scan over the nseg_ws
- *           segment totals, float4-coalesced along the element index; ws[j] then holds the
- *           state entering segment j+1 (causal) and ws[nseg-1] the whole sum (not causal).
- *           Skipped when nseg_ws <= 1.
+ *   pass A  state kernel: block (bh, part, slice) sums dS = K^T V over one part of a segment
+ *           (stored transposed, [B*H][nseg_ws*sub][dv][dk] fp32 in the workspace) for the
+ *           segments whose state someone needs: 0..nseg-2 when causal, all when not; each
+ *           such segment is split into `sub` parts so that pass A fills the GPU too (v4).
+ *           Skipped when nseg_ws == 0.
+ *   pass B  scan kernel: per (bh, state element), an in-place inclusive scan over the parts,
+ *           float4-coalesced along the element index, the running sum stored after each
+ *           segment's last part into slot j: ws[j] then holds the state entering segment j+1
+ *           (causal) and ws[nseg-1] the whole sum (not causal).  Skipped when there is one
+ *           part in all.
  *   pass C  output kernel: block (bh, seg, slice) starts from its segment's incoming state and
  *           walks its chunks (causal: the chunk recurrence above; not causal: O = Q S only).
  *   norm    (only through linear_attn_chunked_launch with rms_norm; the variant never norms)
@@ -38,6 +41,9 @@
  * per point: LM shape (H 16, dk = dv = 64): T <= 4k nseg 1; 8k, 16k, 32k, 64k -> nseg 3, 6, 12,
  * 24 (L = 2752, 384 blocks).  CHELA shape (H 1, dk 128, dv 2048): T <= 8k nseg 1 (256+ blocks);
  * 16k, 32k, 64k -> nseg 2, 4, 8 (L = 8192, 256 blocks).  CHELA_LA_SEG overrides.
+ * Pass A parts (v4): sub = the fewest parts per needed segment whose blocks fill 90 % of pass
+ * A's resident slots, within the same workspace bound (CHELA_LA_SUB overrides).  CHELA_LA_PLAN=1
+ * prints each plan to stderr at setup.
  *
  * Environment: CHELA_LA_VERSION=1|2|3 picks the version (default LAC_DEFAULT_VERSION = 3, which
  * runs where it applies, causal with dv >= 128, and v2 elsewhere); fp32 always runs v1.  CHELA_LA_SEG=<tokens> forces the segment length (rounded up to a multiple of 64).
@@ -137,6 +143,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #ifndef LAC_EMULATE
@@ -220,7 +227,9 @@ __device__ __forceinline__ void lac_prefetch_l2(const void *p) {
 __device__ __forceinline__ void lac_prefetch_l2(const void *) {}
 #endif /* LAC_EMULATE */
 
-__device__ __forceinline__ int lac_min(int a, int b) { return a < b ? a : b; }
+__host__ __device__ __forceinline__ int lac_min(int a, int b) { return a < b ? a : b; }
+__host__ __device__ __forceinline__ int lac_max(int a, int b) { return a > b ? a : b; }
+__host__ __device__ __forceinline__ int64_t lac_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* ---- dtype helpers: bf16 / fp16 travel as raw 16-bit words ----------------------------------- */
 template <bool BF16> __device__ __forceinline__ uint16_t lac_cvt(float x) {
@@ -266,7 +275,10 @@ struct lac_args {
     int nslices;    /* dv / 64                                                               */
     int nseg;       /* segments per (b,h): pass C grid                                       */
     int seg_chunks; /* chunks of LAC_C tokens per segment (the last may be shorter)          */
-    int nseg_ws;    /* segment states in the workspace: nseg-1 (causal) or nseg              */
+    int nseg_ws;    /* segment states pass C reads: nseg-1 (causal) or nseg                  */
+    int sub;        /* pass A parts per segment (several blocks sum one segment's state)     */
+    int sub_chunks; /* chunks per part (the last part of a segment may be shorter or empty)  */
+    int ws_per_bh;  /* states per (b,h) in the workspace: nseg_ws * sub (pass A's grid)       */
     int norm_mode;  /* 0 none, 1 fused in pass C (one slice), 2 partials for the norm pass,  */
                     /* 3 partials to the caller and the gate in pass C's store (no norm pass) */
     float scale;    /* 1/sqrt(dk)                                                            */
@@ -280,7 +292,27 @@ struct lac_args {
  * v1: CUDA cores, one value column per thread, per-token recurrence.
  * ========================================================================================== */
 
-/* Pass A.  grid = B*H*nseg_ws*nslices, block = 64.  ws[bh][seg][dv][dk] = (K_seg^T V_seg)^T. */
+/* A pass-A block's place: grid = B*H*ws_per_bh*nslices (slice fastest); part u of (b,h)
+ * covers chunks [c_begin, c_end) of segment u / sub (empty past the sequence's end). */
+struct lac_part {
+    int slice, u, c_begin, c_end;
+    int64_t bh;
+};
+__device__ __forceinline__ lac_part lac_part_of(const lac_args &a) {
+    lac_part k;
+    k.slice = blockIdx.x % a.nslices;
+    const int rest = blockIdx.x / a.nslices;
+    k.u = rest % a.ws_per_bh;
+    k.bh = rest / a.ws_per_bh;
+    const int nchunks = (a.T + LAC_C - 1) / LAC_C;
+    const int seg = k.u / a.sub, part = k.u % a.sub;
+    const int seg_end = lac_min((seg + 1) * a.seg_chunks, nchunks);
+    k.c_begin = lac_min(seg * a.seg_chunks + part * a.sub_chunks, seg_end);
+    k.c_end = lac_min(k.c_begin + a.sub_chunks, seg_end);
+    return k;
+}
+
+/* Pass A.  grid = B*H*ws_per_bh*nslices, block = 64.  ws[bh][u][dv][dk] = (K_u^T V_u)^T. */
 template <int DT, int DK>
 __global__ void __launch_bounds__(LAC_DVS)
     lac_v1_state_kernel(const typename lac_io<DT>::s_t *__restrict__ d_k,
@@ -289,13 +321,12 @@ __global__ void __launch_bounds__(LAC_DVS)
     __shared__ float s_k[LAC_V1_TILE][DK];
     __shared__ float s_v[LAC_V1_TILE][LAC_DVS];
     const int j = threadIdx.x;
-    const int slice = blockIdx.x % a.nslices;
-    const int rest = blockIdx.x / a.nslices;
-    const int seg = rest % a.nseg_ws;
-    const int64_t bh = rest / a.nseg_ws;
+    const lac_part blk = lac_part_of(a);
+    const int slice = blk.slice;
+    const int64_t bh = blk.bh;
     const int64_t row0 = bh * a.T;
-    const int t_begin = seg * a.seg_chunks * LAC_C;
-    const int t_end = lac_min(t_begin + a.seg_chunks * LAC_C, a.T);
+    const int t_begin = blk.c_begin * LAC_C;
+    const int t_end = lac_min(blk.c_end * LAC_C, a.T);
 
     float s[DK];
 #pragma unroll
@@ -321,7 +352,7 @@ __global__ void __launch_bounds__(LAC_DVS)
         }
         __syncthreads();
     }
-    float *dst = d_states + ((bh * a.nseg_ws + seg) * a.dv + slice * LAC_DVS + j) * DK;
+    float *dst = d_states + ((bh * a.ws_per_bh + blk.u) * a.dv + slice * LAC_DVS + j) * DK;
 #pragma unroll
     for (int c = 0; c < DK; ++c) dst[c] = s[c];
 }
@@ -353,7 +384,7 @@ __global__ void __launch_bounds__(LAC_DVS)
     const int state_idx = CAUSAL ? seg - 1 : a.nseg_ws - 1;
     if (state_idx >= 0) {
         const float *src =
-            d_states + ((bh * a.nseg_ws + state_idx) * a.dv + slice * LAC_DVS + j) * DK;
+            d_states + ((bh * a.ws_per_bh + state_idx) * a.dv + slice * LAC_DVS + j) * DK;
 #pragma unroll
         for (int c = 0; c < DK; ++c) s[c] = src[c];
     } else {
@@ -488,8 +519,8 @@ __device__ __forceinline__ void lac_v2_load_vt(uint32_t vt[4][4], const uint16_t
         lac_ldsm_x4_trans(vt[ks], lac_sa(sv + (16 * ks + p2_row) * LDV + 16 * warp + p2_col));
 }
 
-/* Pass A.  grid = B*H*nseg_ws*nslices (slice fastest), block = 128, dynamic smem
- * lac_v2_state_smem(DK).  Writes ws[bh][seg][dv][dk] = (K_seg^T V_seg)^T for this slice. */
+/* Pass A.  grid = B*H*ws_per_bh*nslices (slice fastest), block = 128, dynamic smem
+ * lac_v2_state_smem(DK).  Writes ws[bh][u][dv][dk] = (K_u^T V_u)^T for this slice (part u). */
 template <bool BF16, int DK>
 __global__ void __launch_bounds__(LAC_THREADS)
     lac_v2_state_kernel(const uint16_t *__restrict__ d_k, const uint16_t *__restrict__ d_v,
@@ -504,13 +535,9 @@ __global__ void __launch_bounds__(LAC_THREADS)
     const int p1_row = (mi & 1) * 8 + r8, p1_col = (mi >> 1) * 8;
     const int p2_row = (mi >> 1) * 8 + r8, p2_col = (mi & 1) * 8;
 
-    const int slice = blockIdx.x % a.nslices;
-    const int rest = blockIdx.x / a.nslices;
-    const int seg = rest % a.nseg_ws;
-    const int64_t bh = rest / a.nseg_ws;
-    const int nchunks = (a.T + LAC_C - 1) / LAC_C;
-    const int c_begin = seg * a.seg_chunks;
-    const int c_end = lac_min(c_begin + a.seg_chunks, nchunks);
+    const lac_part blk = lac_part_of(a);
+    const int slice = blk.slice, c_begin = blk.c_begin, c_end = blk.c_end;
+    const int64_t bh = blk.bh;
     const int64_t row0 = bh * a.T;
     const uint16_t *k_bh = d_k + row0 * DK;
     const uint16_t *v_bh = d_v + row0 * a.dv + slice * LAC_DVS;
@@ -537,7 +564,8 @@ __global__ void __launch_bounds__(LAC_THREADS)
     /* Thread holds S^T rows (gid, gid+8) of its warp, cols 8j+2tig..+1: float2 stores, each
      * quad of lanes writes one full 32-byte sector. */
     float *dst = d_states +
-                 ((bh * a.nseg_ws + seg) * a.dv + slice * LAC_DVS + warp * 16 + gid) * DK + 2 * tig;
+                 ((bh * a.ws_per_bh + blk.u) * a.dv + slice * LAC_DVS + warp * 16 + gid) * DK +
+                 2 * tig;
 #pragma unroll
     for (int j = 0; j < DK / 8; ++j) {
         *reinterpret_cast<float2 *>(dst + 8 * j) = make_float2(st[j][0], st[j][1]);
@@ -727,7 +755,7 @@ __global__ void __launch_bounds__(LAC_THREADS, DK == 64 ? 3 : 2)
     if (state_nonzero) {
         const float *src =
             d_states +
-            ((bh * a.nseg_ws + state_idx) * a.dv + slice * LAC_DVS + warp * 16 + gid) * DK +
+            ((bh * a.ws_per_bh + state_idx) * a.dv + slice * LAC_DVS + warp * 16 + gid) * DK +
             2 * tig;
         lac_v2_load_state<DK>(st, src);
     } else {
@@ -1039,7 +1067,7 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
     bool state_nonzero = seg > 0;
     if (state_nonzero) {
         const float *src =
-            d_states + ((bh * a.nseg_ws + seg - 1) * a.dv + slice * LAC_DVS + warp * 16 + gid) *
+            d_states + ((bh * a.ws_per_bh + seg - 1) * a.dv + slice * LAC_DVS + warp * 16 + gid) *
                            DK +
             2 * tig;
         lac_v2_load_state<DK>(st, src);
@@ -1145,29 +1173,31 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
  * Shared passes.
  * ========================================================================================== */
 
-/* Pass B: in-place inclusive scan over nseg_ws segment states.  Thread = (bh, float4 of the
- * dv*dk state): 4 loads in flight before the dependent adds. */
+/* Pass B: in-place inclusive scan over the ws_per_bh part states of a (b,h); after the last
+ * part of segment j the running sum is stored to slot j (slot j <= every part index read so
+ * far, so nothing unread is overwritten).  Thread = (bh, float4 of the dv*dk state): 4 loads
+ * in flight before the dependent adds.  The sum order is fixed: results are deterministic. */
 __global__ void __launch_bounds__(LAC_SCAN_THREADS)
     lac_scan_kernel(float4 *__restrict__ d_states, int64_t vec_per_seg, int64_t total,
-                    int nseg_ws) {
+                    int ws_per_bh, int sub) {
     const int64_t i = (int64_t)blockIdx.x * LAC_SCAN_THREADS + threadIdx.x;
     if (i >= total) return;
     const int64_t bh = i / vec_per_seg, e = i % vec_per_seg;
-    float4 *p = d_states + bh * nseg_ws * vec_per_seg + e;
+    float4 *p = d_states + bh * ws_per_bh * vec_per_seg + e;
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int s = 0; s < nseg_ws; s += 4) {
+    for (int s = 0; s < ws_per_bh; s += 4) {
         float4 x[4];
 #pragma unroll
         for (int u = 0; u < 4; ++u)
-            if (s + u < nseg_ws) x[u] = p[(int64_t)(s + u) * vec_per_seg];
+            if (s + u < ws_per_bh) x[u] = p[(int64_t)(s + u) * vec_per_seg];
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
-            if (s + u < nseg_ws) {
+            if (s + u < ws_per_bh) {
                 acc.x += x[u].x;
                 acc.y += x[u].y;
                 acc.z += x[u].z;
                 acc.w += x[u].w;
-                p[(int64_t)(s + u) * vec_per_seg] = acc;
+                if ((s + u + 1) % sub == 0) p[(int64_t)((s + u) / sub) * vec_per_seg] = acc;
             }
         }
     }
@@ -1258,8 +1288,11 @@ struct lac_plan {
     int nchunks;        /* ceil(T / 64)                                        */
     int seg_chunks;     /* chunks per segment                                  */
     int nseg;           /* segments per (b,h)                                  */
-    int nseg_ws;        /* states kept: nseg-1 causal, nseg not                */
-    size_t state_bytes; /* B*H*nseg_ws*dk*dv*4                                  */
+    int nseg_ws;        /* states pass C reads: nseg-1 causal, nseg not        */
+    int sub;            /* pass A parts per segment                            */
+    int sub_chunks;     /* chunks per pass A part                              */
+    int ws_per_bh;      /* states per (b,h) in the workspace: nseg_ws * sub    */
+    size_t state_bytes; /* B*H*ws_per_bh*dk*dv*4                                */
     size_t rowpart_bytes; /* nslices*B*H*T*4 (norm partials, if used)          */
     size_t amat_bytes;  /* v3: B*H*nchunks*64*64*2 (fp16 A per chunk)             */
     size_t q16_bytes;   /* v3, bf16: B*H*T*dk*2 (q as fp16)                        */
@@ -1301,8 +1334,9 @@ const char *lac_shape_reason(int B, int H, int T, int dk, int dv, dtype_t dt) {
 }
 
 /* Sets the dynamic shared memory limits of the v2 kernels (above 48 KB) and returns the
- * resident blocks per SM of the pass C kernel of this version (the plan's occupancy). */
-template <bool BF16, int DK> int lac_prepare_v2(int *bps) {
+ * resident blocks per SM of the pass C kernel of this version (the plan's occupancy) and of
+ * its pass A kernel. */
+template <bool BF16, int DK> int lac_prepare_v2(int *bps, int *bps_a) {
     const int so = lac_v2_output_smem(DK), ss = lac_v2_state_smem(DK);
     CUDA_CHECK(cudaFuncSetAttribute(lac_v2_output_kernel<BF16, DK, true>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, so));
@@ -1312,16 +1346,20 @@ template <bool BF16, int DK> int lac_prepare_v2(int *bps) {
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, ss));
     CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
         bps, lac_v2_output_kernel<BF16, DK, true>, LAC_THREADS, (size_t)so));
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        bps_a, lac_v2_state_kernel<BF16, DK>, LAC_THREADS, (size_t)ss));
     return 0;
 }
-template <int DT, int DK> int lac_prepare_v1(int *bps) {
+template <int DT, int DK> int lac_prepare_v1(int *bps, int *bps_a) {
     CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
         bps, lac_v1_output_kernel<DT, DK, true>, LAC_DVS, (size_t)0));
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        bps_a, lac_v1_state_kernel<DT, DK>, LAC_DVS, (size_t)0));
     return 0;
 }
-template <bool BF16, int DK> int lac_prepare_v3(int *bps) {
+template <bool BF16, int DK> int lac_prepare_v3(int *bps, int *bps_a) {
     int unused = 0;
-    if (lac_prepare_v2<BF16, DK>(&unused)) return -1; /* pass A is v2's */
+    if (lac_prepare_v2<BF16, DK>(&unused, bps_a)) return -1; /* pass A is v2's */
     const int so = lac_v3_output_smem(DK);
     CUDA_CHECK(cudaFuncSetAttribute(lac_v3_output_kernel<BF16, DK, false>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, so));
@@ -1331,22 +1369,38 @@ template <bool BF16, int DK> int lac_prepare_v3(int *bps) {
         bps, lac_v3_output_kernel<BF16, DK, false>, LAC_THREADS, (size_t)so));
     return 0;
 }
-int lac_prepare(int version, int dk, dtype_t dt, int *bps) {
+int lac_prepare(int version, int dk, dtype_t dt, int *bps, int *bps_a) {
     if (version == 3) {
-        if (dt == DTYPE_BF16) return dk == 64 ? lac_prepare_v3<true, 64>(bps)
-                                              : lac_prepare_v3<true, 128>(bps);
-        return dk == 64 ? lac_prepare_v3<false, 64>(bps) : lac_prepare_v3<false, 128>(bps);
+        if (dt == DTYPE_BF16) return dk == 64 ? lac_prepare_v3<true, 64>(bps, bps_a)
+                                              : lac_prepare_v3<true, 128>(bps, bps_a);
+        return dk == 64 ? lac_prepare_v3<false, 64>(bps, bps_a)
+                        : lac_prepare_v3<false, 128>(bps, bps_a);
     }
     if (version == 2) {
-        if (dt == DTYPE_BF16) return dk == 64 ? lac_prepare_v2<true, 64>(bps)
-                                              : lac_prepare_v2<true, 128>(bps);
-        return dk == 64 ? lac_prepare_v2<false, 64>(bps) : lac_prepare_v2<false, 128>(bps);
+        if (dt == DTYPE_BF16) return dk == 64 ? lac_prepare_v2<true, 64>(bps, bps_a)
+                                              : lac_prepare_v2<true, 128>(bps, bps_a);
+        return dk == 64 ? lac_prepare_v2<false, 64>(bps, bps_a)
+                        : lac_prepare_v2<false, 128>(bps, bps_a);
     }
     if (dt == DTYPE_F32)
-        return dk == 64 ? lac_prepare_v1<0, 64>(bps) : lac_prepare_v1<0, 128>(bps);
+        return dk == 64 ? lac_prepare_v1<0, 64>(bps, bps_a) : lac_prepare_v1<0, 128>(bps, bps_a);
     if (dt == DTYPE_BF16)
-        return dk == 64 ? lac_prepare_v1<1, 64>(bps) : lac_prepare_v1<1, 128>(bps);
-    return dk == 64 ? lac_prepare_v1<2, 64>(bps) : lac_prepare_v1<2, 128>(bps);
+        return dk == 64 ? lac_prepare_v1<1, 64>(bps, bps_a) : lac_prepare_v1<1, 128>(bps, bps_a);
+    return dk == 64 ? lac_prepare_v1<2, 64>(bps, bps_a) : lac_prepare_v1<2, 128>(bps, bps_a);
+}
+
+/* cost(n) = waves(n) / n of `units` equal blocks each split n ways on `conc` resident slots:
+ * the fewest n in nmin..nmax within 5 % of min(best0, the best cost there) (fewer blocks,
+ * less workspace); 1 if none is. */
+int lac_fewest_parts(int64_t units, int64_t conc, int nmin, int nmax, double best0) {
+    double best = best0;
+    for (int n = nmin; n <= nmax; n++) {
+        const double cost = (double)((units * n + conc - 1) / conc) / n;
+        if (cost < best) best = cost;
+    }
+    for (int n = nmin; n <= nmax; n++)
+        if ((double)((units * n + conc - 1) / conc) / n <= 1.05 * best) return n;
+    return 1;
 }
 
 /* The plan: version, segment length.  Why these rules: nseg = 1 costs nothing extra (no pass
@@ -1376,11 +1430,12 @@ int lac_make_plan(int B, int H, int T, int dk, int dv, int causal, dtype_t dt, l
     p->nslices = dv / LAC_DVS;
     p->nchunks = (T + LAC_C - 1) / LAC_C;
 
-    int dev = 0, sms = 0, bps = 0;
+    int dev = 0, sms = 0, bps = 0, bps_a = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    if (lac_prepare(version, dk, dt, &bps)) return -1;
-    if (bps < 1) BENCH_FAIL("linear_attn/chunked v%d: pass C kernel cannot be resident", version);
+    if (lac_prepare(version, dk, dt, &bps, &bps_a)) return -1;
+    if (bps < 1 || bps_a < 1)
+        BENCH_FAIL("linear_attn/chunked v%d: pass A or C kernel cannot be resident", version);
 
     const int seg_tokens = lac_env_int("CHELA_LA_SEG", 0);
     const int64_t units = (int64_t)B * H * p->nslices;
@@ -1389,32 +1444,40 @@ int lac_make_plan(int B, int H, int T, int dk, int dv, int causal, dtype_t dt, l
         seg_chunks = (seg_tokens + LAC_C - 1) / LAC_C;
     } else {
         const int nseg_max = lac_nseg_bound(T, dk, dv);
-        const int64_t conc = (int64_t)sms * bps;
         int nseg = 1;
-        if (units * 2 < (int64_t)sms * 3 && nseg_max > 1) {
-            /* cost(n) = waves(n)/n; take the fewest segments within 5 % of the best cost */
-            double best = 1.0;
-            for (int n = 2; n <= nseg_max; n++) {
-                const double cost = (double)((units * n + conc - 1) / conc) / n;
-                if (cost < best) best = cost;
-            }
-            for (int n = 2; n <= nseg_max; n++) {
-                if ((double)((units * n + conc - 1) / conc) / n <= 1.05 * best) {
-                    nseg = n;
-                    break;
-                }
-            }
-        }
+        if (units * 2 < (int64_t)sms * 3 && nseg_max > 1) /* against nseg = 1's cost, 1 */
+            nseg = lac_fewest_parts(units, (int64_t)sms * bps, 2, nseg_max, 1.0);
         seg_chunks = (p->nchunks + nseg - 1) / nseg; /* balance: equal segments */
     }
     if (seg_chunks > p->nchunks) seg_chunks = p->nchunks;
     p->seg_chunks = seg_chunks;
     p->nseg = (p->nchunks + seg_chunks - 1) / seg_chunks;
     p->nseg_ws = causal ? p->nseg - 1 : p->nseg;
-    if ((double)units * p->nseg > (double)INT_MAX)
+    /* Pass A splits each needed segment into `sub` parts (a block each, summed by the scan)
+     * until its blocks fill >= 90 % of the resident slots: pass A streams k and v with one
+     * chunk in flight per block, so its bandwidth follows the blocks an SM holds (session 4:
+     * ~1.1 TB/s at 1 block an SM, ~1.4 at 1.7).  Within the workspace bound (ws_per_bh <= the
+     * bound's states, what linear_attn_chunked_workspace promises).  CHELA_LA_SUB=<n> forces
+     * n (parts of at least one chunk; like CHELA_LA_SEG it may exceed that bound). */
+    p->sub = 1;
+    if (p->nseg_ws > 0) {
+        const int nseg_bound = lac_nseg_bound(T, dk, dv);
+        const int ws_bound = causal ? nseg_bound - 1 : nseg_bound;
+        int sub_max = lac_max(1, ws_bound / p->nseg_ws);
+        sub_max = lac_min(sub_max, seg_chunks); /* parts of at least one chunk */
+        const int64_t blocks_a = units * p->nseg_ws, slots_a = (int64_t)sms * bps_a;
+        const int64_t want = (slots_a * 9 / 10 + blocks_a - 1) / blocks_a;
+        const int forced = lac_env_int("CHELA_LA_SUB", 0);
+        p->sub = forced > 0 ? lac_min(forced, seg_chunks)
+                            : lac_min((int)lac_min64(want, INT_MAX), sub_max);
+        if (p->sub < 1) p->sub = 1;
+    }
+    p->sub_chunks = (seg_chunks + p->sub - 1) / p->sub;
+    p->ws_per_bh = p->nseg_ws * p->sub;
+    if ((double)units * lac_max(p->nseg, p->ws_per_bh) > (double)INT_MAX)
         BENCH_FAIL("linear_attn/chunked: %lld blocks exceed the grid limit",
-                   (long long)(units * p->nseg));
-    p->state_bytes = (size_t)B * H * p->nseg_ws * dk * dv * sizeof(float);
+                   (long long)(units * lac_max(p->nseg, p->ws_per_bh)));
+    p->state_bytes = (size_t)B * H * p->ws_per_bh * dk * dv * sizeof(float);
     p->rowpart_bytes = (size_t)p->nslices * B * H * T * sizeof(float);
     if (version == 3) {
         p->amat_bytes = (size_t)B * H * p->nchunks * LAC_C * LAC_C * 2;
@@ -1477,11 +1540,11 @@ template <int DT> int lac_launch_norm(const lac_ptrs &d, const lac_args &a, cuda
 
 int lac_launch_scan(const lac_plan *p, const lac_ptrs &d, int64_t nbh, int dk, int dv,
                     cudaStream_t stream) {
-    if (p->nseg_ws <= 1) return 0;
+    if (p->ws_per_bh <= 1) return 0;
     const int64_t vec = (int64_t)dk * dv / 4, total = nbh * vec;
     const int64_t blocks = (total + LAC_SCAN_THREADS - 1) / LAC_SCAN_THREADS;
-    lac_scan_kernel<<<(unsigned)blocks, LAC_SCAN_THREADS, 0, stream>>>((float4 *)d.states, vec,
-                                                                       total, p->nseg_ws);
+    lac_scan_kernel<<<(unsigned)blocks, LAC_SCAN_THREADS, 0, stream>>>(
+        (float4 *)d.states, vec, total, p->ws_per_bh, p->sub);
     CUDA_CHECK(cudaGetLastError());
     return 0;
 }
@@ -1491,8 +1554,8 @@ int lac_enqueue_v2(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int6
                    int causal, cudaStream_t stream) {
     const uint16_t *q = (const uint16_t *)d.q, *k = (const uint16_t *)d.k,
                    *v = (const uint16_t *)d.v;
-    if (p->nseg_ws > 0) {
-        const int64_t grid = nbh * p->nseg_ws * p->nslices;
+    if (p->ws_per_bh > 0) {
+        const int64_t grid = nbh * p->ws_per_bh * p->nslices;
         lac_v2_state_kernel<BF16, DK><<<(unsigned)grid, LAC_THREADS, lac_v2_state_smem(DK),
                                         stream>>>(k, v, d.states, a);
         CUDA_CHECK(cudaGetLastError());
@@ -1517,8 +1580,8 @@ int lac_enqueue_v3(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int6
                    cudaStream_t stream) {
     const uint16_t *q = (const uint16_t *)d.q, *k = (const uint16_t *)d.k,
                    *v = (const uint16_t *)d.v;
-    if (p->nseg_ws > 0) {
-        const int64_t grid = nbh * p->nseg_ws * p->nslices;
+    if (p->ws_per_bh > 0) {
+        const int64_t grid = nbh * p->ws_per_bh * p->nslices;
         lac_v2_state_kernel<BF16, DK><<<(unsigned)grid, LAC_THREADS, lac_v2_state_smem(DK),
                                         stream>>>(k, v, d.states, a);
         CUDA_CHECK(cudaGetLastError());
@@ -1547,8 +1610,8 @@ int lac_enqueue_v1(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int6
                    int causal, cudaStream_t stream) {
     typedef typename lac_io<DT>::s_t S;
     const S *q = (const S *)d.q, *k = (const S *)d.k, *v = (const S *)d.v;
-    if (p->nseg_ws > 0) {
-        const int64_t grid = nbh * p->nseg_ws * p->nslices;
+    if (p->ws_per_bh > 0) {
+        const int64_t grid = nbh * p->ws_per_bh * p->nslices;
         lac_v1_state_kernel<DT, DK><<<(unsigned)grid, LAC_DVS, 0, stream>>>(k, v, d.states, a);
         CUDA_CHECK(cudaGetLastError());
         if (lac_launch_scan(p, d, nbh, DK, a.dv, stream)) return -1;
@@ -1577,6 +1640,9 @@ int lac_enqueue(const lac_plan *p, const lac_ptrs &d, int B, int H, int T, int d
     a.nseg = p->nseg;
     a.seg_chunks = p->seg_chunks;
     a.nseg_ws = p->nseg_ws;
+    a.sub = p->sub;
+    a.sub_chunks = p->sub_chunks;
+    a.ws_per_bh = p->ws_per_bh;
     a.norm_mode = deferred ? 3 : lac_norm_mode(p, rms_norm, gate != NULL);
     a.gate = gate;
     a.gate_ld = gate_ld;
@@ -1646,6 +1712,15 @@ extern "C" int linear_attn_chunked_setup(const shape_t *s, const io_t *io, void 
         free(st);
         return -1;
     }
+    if (lac_env_int("CHELA_LA_PLAN", 0)) {
+        const lac_plan *p = &st->plan;
+        const long long units = (long long)s->B * s->H * p->nslices;
+        fprintf(stderr,
+                "linear_attn/chunked plan B=%d H=%d T=%d dk=%d dv=%d: v%d, %d segment(s) of %d "
+                "tokens (pass C %lld blocks), pass A %d part(s) a segment (%lld blocks)\n",
+                s->B, s->H, s->T, s->dk, s->dv, p->version, p->nseg, p->seg_chunks * LAC_C,
+                units * p->nseg, p->sub, units * p->ws_per_bh);
+    }
     const size_t bytes = lac_ws_layout(&st->plan, 0, NULL, NULL);
     if (bytes > 0) {
         cudaError_t e = cudaMalloc(&st->d_ws, bytes);
@@ -1713,7 +1788,7 @@ static int lac_launch_any(const void *d_q, const void *d_k, const void *d_v, voi
     const size_t need = lac_ws_layout(&p, norm_mode, NULL, NULL);
     if (need > 0 && (!d_workspace || need > workspace_bytes))
         BENCH_FAIL("linear_attn_chunked_launch: workspace %zu B < %zu B needed (CHELA_LA_SEG "
-                   "shorter than the default plan?)",
+                   "or CHELA_LA_SUB beyond the default plan?)",
                    d_workspace ? workspace_bytes : (size_t)0, need);
     if ((uintptr_t)d_workspace & 15u)
         BENCH_FAIL("linear_attn_chunked_launch: workspace must be 16-byte aligned");

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -150,6 +150,43 @@ if [ "$MODE" = sweep ]; then
         -o "$OUT/la_lm.csv" 2>> "$OUT/run.log"; echo "rc=$?"
     cut -d, -f7,11,17,27,32,33 "$OUT/la_head.csv" "$OUT/la_lm.csv" | grep -v variant
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
+fi
+# Pass A parts (linear_attn v4) against one part a segment (CHELA_LA_SUB=1, v3's pass A) at
+# both attention shapes, the plans printed (CHELA_LA_PLAN=1), and Nsight Compute on the FFT
+# path of long_conv/fast at T = 4k and 16k (the launch after setup's spectrum transform).
+if [ "$MODE" = parts ]; then
+    rm -f "$OUT/build.log"
+    (cd $B && timeout 300 ctest -L gpu --output-on-failure) > "$OUT/ctest.log" 2>&1
+    grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion|chela-bench returned|F:gpu" \
+        "$OUT/ctest.log" | tail -20
+    HEAD="--heads 1 --dk 128 --dv 2048"
+    echo "== CHELA_LA_PLAN=1 $BIN --seq 1k..64k --ops linear_attn --variants chunked $HEAD --profile"
+    CHELA_LA_PLAN=1 timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked $HEAD \
+        --profile -o "$OUT/la_head.csv" 2>> "$OUT/run.log"; echo "rc=$?"
+    echo "== CHELA_LA_PLAN=1 $BIN --seq 1k..64k --ops linear_attn --variants chunked --profile"
+    CHELA_LA_PLAN=1 timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked \
+        --profile -o "$OUT/la_lm.csv" 2>> "$OUT/run.log"; echo "rc=$?"
+    echo "== CHELA_LA_SUB=1 (one part a segment), 8k..64k, both shapes"
+    CHELA_LA_SUB=1 timeout 60 $BIN --seq 8k..64k --ops linear_attn --variants chunked $HEAD \
+        -o /tmp/sub1_head.csv 2>> "$OUT/run.log"; echo "rc=$?"
+    CHELA_LA_SUB=1 timeout 60 $BIN --seq 8k..64k --ops linear_attn --variants chunked \
+        -o /tmp/sub1_lm.csv 2>> "$OUT/run.log"; echo "rc=$?"
+    { cat /tmp/sub1_head.csv; tail -n +2 /tmp/sub1_lm.csv; } > "$OUT/la_sub1.csv"
+    cut -d, -f7,11,13,17,27,32,33 "$OUT/la_head.csv" "$OUT/la_lm.csv" "$OUT/la_sub1.csv" \
+        | grep -v variant
+    grep -h "plan" "$OUT/run.log" | cut -c1-200
+    if command -v ncu >/dev/null; then
+        for T in 4096 16384; do
+            echo "== ncu lcf_kernel T=$T" >> "$OUT/ncu_fft.txt"
+            CHELA_NO_CEILINGS=1 timeout 120 ncu -k regex:lcf_kernel --launch-skip 1 -c 1 \
+                --section SpeedOfLight --section WarpStateStats --section ComputeWorkloadAnalysis \
+                --section MemoryWorkloadAnalysis --section Occupancy --section SchedulerStats \
+                --section InstructionStats --section LaunchStats $BIN --seq $T --ops long_conv \
+                --variants fast --warmup 0 --repeat 1 --budget-ms 0 -o /tmp/ncu_rows.csv \
+                >> "$OUT/ncu_fft.txt" 2>&1
+            echo "ncu fft T=$T: rc=$?"
+        done
+    fi
 fi
 # compute-sanitizer memcheck and racecheck over every variant at small shapes (summary only).
 if [ "$MODE" = san ] && command -v compute-sanitizer >/dev/null; then

@@ -103,7 +103,30 @@ START_TEST(linear_attn_v3_shapes) {
     ck_assert_int_eq(sweep_ok("v3_segments", NULL, 14, c), 2);
     setenv("CHELA_LA_VERSION", "2", 1);
     ck_assert_int_eq(sweep_ok("v2_segments", NULL, 14, c), 2);
+    /* pass A split 3 ways per 4-chunk segment: parts of 2, 2 and 0 chunks (an empty part) */
+    setenv("CHELA_LA_SUB", "3", 1);
+    ck_assert_int_eq(sweep_ok("v2_parts", NULL, 14, c), 2);
     unsetenv("CHELA_LA_VERSION");
+    ck_assert_int_eq(sweep_ok("v3_parts", NULL, 14, c), 2);
+    unsetenv("CHELA_LA_SUB");
+    unsetenv("CHELA_LA_SEG");
+}
+END_TEST
+
+/* Pass A parts beside segments where the scan's slot arithmetic differs: not causal (every
+ * segment's parts summed, the last segment short) and fp32 (v1's pass A). */
+START_TEST(linear_attn_state_parts) {
+    const char *a[] = {"--ops", "linear_attn", "--variants", "chunked", "--seq", "700,3001",
+                       "--batch", "2", "--heads", "1", "--head-dim", "64", "--noncausal"};
+    const char *b[] = {"--ops", "linear_attn", "--variants", "chunked", "--seq", "700,3001",
+                       "--batch", "1", "--heads", "2", "--head-dim", "64", "--dtype", "fp32"};
+    setenv("CHELA_LA_SEG", "320", 1);
+    setenv("CHELA_LA_SUB", "2", 1);
+    ck_assert_int_eq(sweep_ok("parts_noncausal", NULL, 13, a), 2);
+    ck_assert_int_eq(sweep_ok("parts_fp32", NULL, 14, b), 2);
+    setenv("CHELA_LA_SUB", "5", 1);
+    ck_assert_int_eq(sweep_ok("parts5_noncausal", NULL, 13, a), 2);
+    unsetenv("CHELA_LA_SUB");
     unsetenv("CHELA_LA_SEG");
 }
 END_TEST
@@ -205,6 +228,7 @@ int main(void) {
     tcase_add_test(tc, chela_head_shape);
     tcase_add_test(tc, linear_attn_v3_shapes);
     tcase_add_test(tc, linear_attn_long_and_noncausal);
+    tcase_add_test(tc, linear_attn_state_parts);
     tcase_add_test(tc, long_conv_odd_lengths);
     tcase_add_test(tc, long_conv_toeplitz_paths);
     tcase_add_test(tc, short_long_conv_forms);
