@@ -10,9 +10,10 @@
  *   2 proj_gemm     P = Z . [Wz|Wa|Wo|Wh]: one batched cuBLASLt GEMM that reads Z in its
  *                   [d,T] layout (op T); its bias b is added where P is read (stages 4, 6, 8)
  *   3 v_gemm        V' = X~ . Wv
- *   4 qkv_act       Q = kq SiLU(Zq + bz) + mq, K = kk SiLU(Zq + bz) + mk, V = SiLU(V' + bv) in place
+ *   4 qkv_act       Q = kq SiLU(Zq + bz) + mq, K = kk SiLU(Zq + bz) + mk
  *   5 linear_attn_gate
- *                   O = causal linear attention(Q/sqrt(z), K, V), kernels/linear_attn_chunked;
+ *                   O = causal linear attention(Q/sqrt(z), K, V), kernels/linear_attn_chunked,
+ *                   which reads V' and applies V = SiLU(V' + bv) in registers as it reads;
  *                   its output kernel writes O * sigmoid(Ga + ba) and O's per-slice row sums
  *                   of squares; M = RMSNorm(O) * sigmoid(Ga + ba) is that times 1/rms(O) a row
  *   6 uh_gemm       H' = (O * sigmoid(Ga + ba)) . Uh, so M . Uh = H' / rms(O) row by row
@@ -70,6 +71,13 @@
  *   attention + gate 0.55 ms at T <= 8k, 0.68-0.76 from 16k (with the norm pass 0.72-0.89);
  *   whole call 4.11 / 4.57 / 4.88 / 4.81 / 5.19 / 5.45 / 6.57 ms at T = 1k..64k.  The first
  *   version of the gated store took 1.02 ms (IEEE divide, loads serialised behind stores).
+ * v5.  V's SiLU moved out of qkv_act into the attention: its kernels apply SiLU(V' + bv) to
+ *   the V^T fragments in registers after ldmatrix (32 elements a thread a chunk; pass A too),
+ *   rounded to bf16 as the stored V was, so qkv_act no longer reads and writes V (2 x 268 MB
+ *   at 65536 tokens).  Predicted: qkv_act 0.28 -> ~0.03 ms, the attention +0.02-0.05 ms
+ *   (~256 more instructions a thread a chunk, 64 of them MUFU, in a latency-bound kernel):
+ *   ~0.2 ms less a call.  The SiLU there uses the fast divide (qkv_act's IEEE one differs by
+ *   at most an ulp of fp32 before the bf16 rounding).
  */
 #include <cublasLt.h>
 #include <cuda_bf16.h>
@@ -102,7 +110,6 @@ DECLARE_STAGED_VARIANT(chela_fused);
 #define CF_LN_ROWS (CF_LN_TT + 2) /* ... plus the 2 before them that the 3-tap conv reads */
 #define CF_EW_THREADS 256    /* v3 elementwise kernels: threads per block (8 warps)     */
 #define CF_EW_ROW_NG 8       /* gate_out_ln2 v3: most 8-element groups a lane holds     */
-#define CF_QKV_BATCH 8       /* qkv_act v3: V groups a lane loads before using any      */
 #define CF_SILU_BATCH 4      /* ffn1_silu v3: groups a thread loads before using any    */
 
 enum {
@@ -334,63 +341,36 @@ ln_shortconv_tile_kernel(const S *__restrict__ x, const float *__restrict__ g,
     }
 }
 
-/* Stage 4, v3: Q, K from the shared Zq (P's first z columns), V = SiLU(V' + bv) in place.
- * A warp a row: lanes 0 .. z/8-1 own one group of 8 of Zq (z <= 256: supports() allows 64
- * and 128), and every lane loads CF_QKV_BATCH groups of V' before touching any (v = 2048
- * bf16: the whole 4 KB row in flight a warp).  v1 went through a flat index with a 64-bit
- * division and one 16 B load in flight a thread, and read the parameters 4 B at a time.
- * z, v, np multiples of 8 (supports() checks), so every group is 16 B (32 B) aligned. */
+/* Stage 4, v5: Q, K from the shared Zq (P's first z columns); V's SiLU is the attention's
+ * (stage 5).  A thread a group of 8 of a row's Zq (z a multiple of 8: supports() checks, so
+ * every group is 16 B aligned); the parameters are z floats each, read from L1. */
 template <typename S>
-__global__ void __launch_bounds__(CF_EW_THREADS, 2)
+__global__ void __launch_bounds__(CF_EW_THREADS)
 qkv_act_kernel(const S *__restrict__ p, int np, const float *__restrict__ bp,
-               const float *__restrict__ bv, const float *__restrict__ kq,
-               const float *__restrict__ mq, const float *__restrict__ kk,
-               const float *__restrict__ mk, long long rows, int z, int v, S *__restrict__ q,
-               S *__restrict__ k, S *__restrict__ val) {
-    constexpr int NB = sizeof(S) == 4 ? CF_QKV_BATCH / 2 : CF_QKV_BATCH; /* same bytes */
-    const int lane = threadIdx.x % 32, wpb = blockDim.x / 32, zg = z / 8, vg = v / 8;
-    const bool qk = lane < zg;
-    for (long long r = (long long)blockIdx.x * wpb + threadIdx.x / 32; r < rows;
-         r += (long long)gridDim.x * wpb) {
-        float zq[8];
-        if (qk) load8(p + r * np + lane * 8, zq);
-        S *pv = val + r * v;
-        for (int j0 = 0; j0 < vg; j0 += 32 * NB) {
-            float f[NB][8];
+               const float *__restrict__ kq, const float *__restrict__ mq,
+               const float *__restrict__ kk, const float *__restrict__ mk, long long rows, int z,
+               S *__restrict__ q, S *__restrict__ k) {
+    const int zg = z / 8;
+    const long long n = rows * zg;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x) {
+        const long long r = i / zg;
+        const int j = (int)(i - r * zg) * 8;
+        float zq[8], bb[8], aq[8], bq[8], ak[8], bk[8], a[8], o[8];
+        load8(p + r * np + j, zq);
+        load8(bp + j, bb);
+        load8(kq + j, aq);
+        load8(mq + j, bq);
+        load8(kk + j, ak);
+        load8(mk + j, bk);
 #pragma unroll
-            for (int w = 0; w < NB; w++) {
-                const int j = j0 + lane + 32 * w;
-                if (j < vg) load8(pv + j * 8, f[w]);
-            }
-#pragma unroll
-            for (int w = 0; w < NB; w++) {
-                const int j = j0 + lane + 32 * w;
-                if (j < vg) {
-                    float bb[8];
-                    load8(bv + j * 8, bb);
-#pragma unroll
-                    for (int e = 0; e < 8; e++) f[w][e] = silu(f[w][e] + bb[e]);
-                    store8(pv + j * 8, f[w]);
-                }
-            }
+        for (int e = 0; e < 8; e++) {
+            const float s = silu(zq[e] + bb[e]);
+            a[e] = aq[e] * s + bq[e];
+            o[e] = ak[e] * s + bk[e];
         }
-        if (qk) {
-            const int j = lane * 8;
-            float bb[8], aq[8], bq[8], ak[8], bk[8], a[8], o[8];
-            load8(bp + j, bb);
-            load8(kq + j, aq);
-            load8(mq + j, bq);
-            load8(kk + j, ak);
-            load8(mk + j, bk);
-#pragma unroll
-            for (int e = 0; e < 8; e++) {
-                const float s = silu(zq[e] + bb[e]);
-                a[e] = aq[e] * s + bq[e];
-                o[e] = ak[e] * s + bk[e];
-            }
-            store8(q + r * z + j, a);
-            store8(k + r * z + j, o);
-        }
+        store8(q + r * z + j, a);
+        store8(k + r * z + j, o);
     }
 }
 
@@ -755,9 +735,9 @@ template <typename S> static int cf_stage(cf_state *st, const io_t *io, int stag
         return lt_gemm_run(st->lt, &st->g_v, st->xln, in[CHELA_IN_WV], NULL, st->val,
                            NULL, st->lt_ws, CF_LT_WS, cs);
     case ST_QKV_ACT:
-        qkv_act_kernel<S><<<blocks_for(rows, CF_EW_THREADS / 32), CF_EW_THREADS, 0, cs>>>(
-            (const S *)st->p, np, pf[CHELA_IN_BPROJ], pf[CHELA_IN_BV], pf[CHELA_IN_KAPPA_Q], pf[CHELA_IN_MU_Q], pf[CHELA_IN_KAPPA_K],
-            pf[CHELA_IN_MU_K], rows, z, v, (S *)st->q, (S *)st->k, (S *)st->val);
+        qkv_act_kernel<S><<<blocks_for(rows * (z / 8), CF_EW_THREADS), CF_EW_THREADS, 0, cs>>>(
+            (const S *)st->p, np, pf[CHELA_IN_BPROJ], pf[CHELA_IN_KAPPA_Q], pf[CHELA_IN_MU_Q],
+            pf[CHELA_IN_KAPPA_K], pf[CHELA_IN_MU_K], rows, z, (S *)st->q, (S *)st->k);
         break;
     case ST_LINEAR_ATTN:
         /* gate Ga = P[:, z : z+v] with its bias, np elements a row */
@@ -765,7 +745,8 @@ template <typename S> static int cf_stage(cf_state *st, const io_t *io, int stag
          * H' in stage 7 (v4) */
         return linear_attn_chunked_launch_gated_deferred(
             st->q, st->k, st->val, st->o, B, 1, T, z, v, 1, (const S *)st->p + z, np,
-            pf[CHELA_IN_BPROJ] + z, st->rss, s->dtype, st->la_ws, st->la_ws_bytes, cs);
+            pf[CHELA_IN_BPROJ] + z, pf[CHELA_IN_BV], st->rss, s->dtype, st->la_ws,
+            st->la_ws_bytes, cs);
     case ST_UH_GEMM:
         return lt_gemm_run(st->lt, &st->g_uh, st->o, in[CHELA_IN_UH], NULL, st->h,
                            NULL, st->lt_ws, CF_LT_WS, cs);
@@ -851,8 +832,8 @@ extern "C" void chela_fused_stage_cost(const shape_t *s, int stage, double *flop
         break;
     case ST_PROJ_GEMM: f = 2 * bt * d * np; b = (bt * d + d * np + bt * np) * es; break;
     case ST_V_GEMM: f = 2 * bt * d * v; b = (bt * d + d * v + bt * v) * es; break;
-    case ST_QKV_ACT: f = bt * (6 * z + 4 * v); b = bt * (z + 2 * z + 2 * v) * es; break;
-    case ST_LINEAR_ATTN: f = 4 * bt * z * v + 5 * bt * v; b = bt * (2 * z + 3 * v) * es; break;
+    case ST_QKV_ACT: f = bt * 6 * z; b = bt * (z + 2 * z) * es; break; /* V's SiLU: stage 5 */
+    case ST_LINEAR_ATTN: f = 4 * bt * z * v + 9 * bt * v; b = bt * (2 * z + 3 * v) * es; break;
     case ST_UH_GEMM: f = 2 * bt * v * d; b = (bt * v + v * d + bt * d) * es; break;
     case ST_GATE_OUT_LN2: f = bt * d * 21; b = 6 * bt * d * es + bt * (v / 64) * 4; break;
     case ST_FFN1_GEMM: f = 2 * bt * d * 2 * d; b = (bt * d + 2 * d * d + 2 * bt * d) * es; break;

@@ -41,9 +41,10 @@
  * per point: LM shape (H 16, dk = dv = 64): T <= 4k nseg 1; 8k, 16k, 32k, 64k -> nseg 3, 6, 12,
  * 24 (L = 2752, 384 blocks).  CHELA shape (H 1, dk 128, dv 2048): T <= 8k nseg 1 (256+ blocks);
  * 16k, 32k, 64k -> nseg 2, 4, 8 (L = 8192, 256 blocks).  CHELA_LA_SEG overrides.
- * Pass A parts (v4): sub = the fewest parts per needed segment whose blocks fill 90 % of pass
- * A's resident slots, within the same workspace bound (CHELA_LA_SUB overrides).  CHELA_LA_PLAN=1
- * prints each plan to stderr at setup.
+ * Pass A parts (v4): where pass A's blocks would give the SMs fewer than 1.5 each, each needed
+ * segment is split into the parts that the waves/n cost picks on pass A's occupancy, within
+ * the same workspace bound (CHELA_LA_SUB overrides).  H100: CHELA head 16k -> 3 parts, 32k -> 2,
+ * elsewhere 1.  CHELA_LA_PLAN=1 prints each plan to stderr at setup.
  *
  * Environment: CHELA_LA_VERSION=1|2|3 picks the version (default LAC_DEFAULT_VERSION = 3, which
  * runs where it applies, causal with dv >= 128, and v2 elsewhere); fp32 always runs v1.  CHELA_LA_SEG=<tokens> forces the segment length (rounded up to a multiple of 64).
@@ -229,7 +230,6 @@ __device__ __forceinline__ void lac_prefetch_l2(const void *) {}
 
 __host__ __device__ __forceinline__ int lac_min(int a, int b) { return a < b ? a : b; }
 __host__ __device__ __forceinline__ int lac_max(int a, int b) { return a > b ? a : b; }
-__host__ __device__ __forceinline__ int64_t lac_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* ---- dtype helpers: bf16 / fp16 travel as raw 16-bit words ----------------------------------- */
 template <bool BF16> __device__ __forceinline__ uint16_t lac_cvt(float x) {
@@ -254,6 +254,8 @@ __device__ __forceinline__ void lac_split_bf16(float x, float y, uint32_t &hi, u
 __device__ __forceinline__ uint32_t lac_bf16x2_to_f16x2(uint32_t u) {
     return lac_pack<false>(__uint_as_float(u << 16), __uint_as_float(u & 0xffff0000u));
 }
+/* SiLU with the fast divide (the IEEE one costs ~10 instructions where this runs per element). */
+__device__ __forceinline__ float lac_silu(float x) { return __fdividef(x, 1.0f + __expf(-x)); }
 
 /* Storage per dtype_t value (0 fp32, 1 bf16, 2 fp16), for v1 and the norm pass. */
 template <int DT> struct lac_io {
@@ -286,11 +288,21 @@ struct lac_args {
     const void *gate;       /* norm pass: o *= sigmoid(gate[row*gate_ld + j] + gate_bias[j]) */
     int64_t gate_ld;        /* (NULL: no gate)                                               */
     const float *gate_bias;
+    const float *v_bias;    /* v read as SiLU(v + v_bias[j]) rounded to dtype (NULL: as is)  */
 };
 
 /* ============================================================================================
  * v1: CUDA cores, one value column per thread, per-token recurrence.
  * ========================================================================================== */
+
+/* v1's read of v[row_off + j], through SiLU(v + v_bias[j]) rounded to the dtype when v_bias. */
+template <int DT>
+__device__ __forceinline__ float lac_v1_ld_v(const typename lac_io<DT>::s_t *d_v, int64_t row_off,
+                                             int j, const lac_args &a) {
+    const float x = lac_io<DT>::ld(d_v[row_off + j]);
+    if (!a.v_bias) return x;
+    return lac_io<DT>::ld(lac_io<DT>::st(lac_silu(x + a.v_bias[j])));
+}
 
 /* A pass-A block's place: grid = B*H*ws_per_bh*nslices (slice fastest); part u of (b,h)
  * covers chunks [c_begin, c_end) of segment u / sub (empty past the sequence's end). */
@@ -339,9 +351,8 @@ __global__ void __launch_bounds__(LAC_DVS)
         }
         for (int i = j; i < LAC_V1_TILE * LAC_DVS; i += LAC_DVS) {
             const int r = i / LAC_DVS, c = i % LAC_DVS, t = tt + r;
-            s_v[r][c] = t < t_end
-                            ? lac_io<DT>::ld(d_v[(row0 + t) * a.dv + slice * LAC_DVS + c])
-                            : 0.f;
+            s_v[r][c] = t < t_end ? lac_v1_ld_v<DT>(d_v, (row0 + t) * a.dv, slice * LAC_DVS + c, a)
+                                  : 0.f;
         }
         __syncthreads();
 #pragma unroll 1
@@ -403,7 +414,7 @@ __global__ void __launch_bounds__(LAC_DVS)
             for (int i = j; i < LAC_V1_TILE * LAC_DVS; i += LAC_DVS) {
                 const int r = i / LAC_DVS, c = i % LAC_DVS, t = tt + r;
                 s_v[r][c] = t < t_end
-                                ? lac_io<DT>::ld(d_v[(row0 + t) * a.dv + slice * LAC_DVS + c])
+                                ? lac_v1_ld_v<DT>(d_v, (row0 + t) * a.dv, slice * LAC_DVS + c, a)
                                 : 0.f;
             }
         }
@@ -519,9 +530,35 @@ __device__ __forceinline__ void lac_v2_load_vt(uint32_t vt[4][4], const uint16_t
         lac_ldsm_x4_trans(vt[ks], lac_sa(sv + (16 * ks + p2_row) * LDV + 16 * warp + p2_col));
 }
 
+/* v_bias: V = SiLU(V' + b) applied to the warp's V^T fragments in registers, rounded back to
+ * the 16-bit type (as a separate pass storing V would round it), so that the caller needs no
+ * pass that reads and writes V.  Register r of vt[ks] holds value row gid + 8 (r & 1) of the
+ * warp's 16 (two tokens); b_lo / b_hi are the biases of rows gid and gid + 8.  Rows past T
+ * become SiLU(b), not 0: harmless, as the k rows and A columns they multiply are 0 there. */
+template <bool BF16>
+__device__ __forceinline__ void lac_v_act(uint32_t vt[4][4], float b_lo, float b_hi) {
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+            const float b = (r & 1) ? b_hi : b_lo;
+            const uint32_t u = vt[ks][r];
+            const float x = lac_f32<BF16>((uint16_t)(u & 0xffffu)) + b;
+            const float y = lac_f32<BF16>((uint16_t)(u >> 16)) + b;
+            vt[ks][r] = lac_pack<BF16>(lac_silu(x), lac_silu(y));
+        }
+}
+/* This lane's two biases (value rows gid and gid + 8 of warp w in the slice). */
+__device__ __forceinline__ void lac_v_bias_of(const float *v_bias, int slice, int warp, int gid,
+                                              float &b_lo, float &b_hi) {
+    const float *b = v_bias + slice * LAC_DVS + 16 * warp + gid;
+    b_lo = __ldg(b);
+    b_hi = __ldg(b + 8);
+}
+
 /* Pass A.  grid = B*H*ws_per_bh*nslices (slice fastest), block = 128, dynamic smem
  * lac_v2_state_smem(DK).  Writes ws[bh][u][dv][dk] = (K_u^T V_u)^T for this slice (part u). */
-template <bool BF16, int DK>
+template <bool BF16, int DK, bool VACT>
 __global__ void __launch_bounds__(LAC_THREADS)
     lac_v2_state_kernel(const uint16_t *__restrict__ d_k, const uint16_t *__restrict__ d_v,
                         float *__restrict__ d_states, lac_args a) {
@@ -547,6 +584,8 @@ __global__ void __launch_bounds__(LAC_THREADS)
     float st[DK / 8][4];
 #pragma unroll
     for (int j = 0; j < DK / 8; ++j) st[j][0] = st[j][1] = st[j][2] = st[j][3] = 0.f;
+    float vb_lo = 0.f, vb_hi = 0.f;
+    if (VACT) lac_v_bias_of(a.v_bias, slice, warp, gid, vb_lo, vb_hi);
 
     for (int c = c_begin; c < c_end; ++c) {
         const int stage = (c - c_begin) & 1;
@@ -558,6 +597,7 @@ __global__ void __launch_bounds__(LAC_THREADS)
                                                v_bh, a.dv, c + 1, a.T, tid);
         uint32_t vt[4][4];
         lac_v2_load_vt(vt, s_v + stage * LAC_C * LDV, warp, p2_row, p2_col);
+        if (VACT) lac_v_act<BF16>(vt, vb_lo, vb_hi);
         lac_v2_state_update<BF16, DK>(st, vt, s_k + stage * LAC_C * LDK, p1_row, p1_col);
     }
 
@@ -710,7 +750,7 @@ __device__ __forceinline__ void lac_v2_store_o(const float oacc[8][4], uint16_t 
 /* Pass C.  grid = B*H*nseg*nslices (slice fastest), block = 128, dynamic smem
  * lac_v2_output_smem(DK).  Barriers per chunk: B0 (chunk landed), B1 (A in smem, causal),
  * [Bn (row sums, fused norm)], B2 (O staged). */
-template <bool BF16, int DK, bool CAUSAL>
+template <bool BF16, int DK, bool CAUSAL, bool VACT>
 __global__ void __launch_bounds__(LAC_THREADS, DK == 64 ? 3 : 2)
     lac_v2_output_kernel(const uint16_t *__restrict__ d_q, const uint16_t *__restrict__ d_k,
                          const uint16_t *__restrict__ d_v, uint16_t *__restrict__ d_o,
@@ -747,6 +787,8 @@ __global__ void __launch_bounds__(LAC_THREADS, DK == 64 ? 3 : 2)
 
     lac_v2_load_chunk<DK, true, CAUSAL>(s_q, s_k, s_v, q_bh, k_bh, v_bh, a.dv, c_begin, a.T,
                                         tid);
+    float vb_lo = 0.f, vb_hi = 0.f;
+    if (VACT) lac_v_bias_of(a.v_bias, slice, warp, gid, vb_lo, vb_hi);
 
     /* Incoming state (transposed): segment seg-1's inclusive prefix (causal), the total (not). */
     float st[DK / 8][4];
@@ -850,6 +892,7 @@ __global__ void __launch_bounds__(LAC_THREADS, DK == 64 ? 3 : 2)
         if (CAUSAL) {
             uint32_t vt[4][4], va[4][4]; /* V^T in the input type, and in A's type */
             lac_v2_load_vt(vt, sv, warp, p2_row, p2_col);
+            if (VACT) lac_v_act<BF16>(vt, vb_lo, vb_hi);
 #pragma unroll
             for (int ks = 0; ks < 4; ++ks)
 #pragma unroll
@@ -1062,6 +1105,11 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
     uint16_t *o_bh = d_o + row0 * a.dv + slice * LAC_DVS;
 
     lac_v3_load_chunk<DK>(s_q, s_k, s_v, s_a, q_bh, k_bh, v_bh, a_bh, a.dv, c_begin, a.T, tid);
+    /* v_bias (V's SiLU) rides the GATE copy only, CHELA's path: the plain kernel's schedule
+     * stays as measured. */
+    const bool vact = GATE && a.v_bias != nullptr;
+    float vb_lo = 0.f, vb_hi = 0.f;
+    if (vact) lac_v_bias_of(a.v_bias, slice, warp, gid, vb_lo, vb_hi);
 
     float st[DK / 8][4];
     bool state_nonzero = seg > 0;
@@ -1141,6 +1189,7 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
         {
             uint32_t vt[4][4], va[4][4];
             lac_v2_load_vt(vt, sv, warp, p2_row, p2_col);
+            if (vact) lac_v_act<BF16>(vt, vb_lo, vb_hi);
 #pragma unroll
             for (int ks = 0; ks < 4; ++ks)
 #pragma unroll
@@ -1338,16 +1387,20 @@ const char *lac_shape_reason(int B, int H, int T, int dk, int dv, dtype_t dt) {
  * its pass A kernel. */
 template <bool BF16, int DK> int lac_prepare_v2(int *bps, int *bps_a) {
     const int so = lac_v2_output_smem(DK), ss = lac_v2_state_smem(DK);
-    CUDA_CHECK(cudaFuncSetAttribute(lac_v2_output_kernel<BF16, DK, true>,
+    CUDA_CHECK(cudaFuncSetAttribute(lac_v2_output_kernel<BF16, DK, true, false>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, so));
-    CUDA_CHECK(cudaFuncSetAttribute(lac_v2_output_kernel<BF16, DK, false>,
+    CUDA_CHECK(cudaFuncSetAttribute(lac_v2_output_kernel<BF16, DK, true, true>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, so));
-    CUDA_CHECK(cudaFuncSetAttribute(lac_v2_state_kernel<BF16, DK>,
+    CUDA_CHECK(cudaFuncSetAttribute(lac_v2_output_kernel<BF16, DK, false, false>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, so));
+    CUDA_CHECK(cudaFuncSetAttribute(lac_v2_state_kernel<BF16, DK, false>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, ss));
+    CUDA_CHECK(cudaFuncSetAttribute(lac_v2_state_kernel<BF16, DK, true>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, ss));
     CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-        bps, lac_v2_output_kernel<BF16, DK, true>, LAC_THREADS, (size_t)so));
+        bps, lac_v2_output_kernel<BF16, DK, true, false>, LAC_THREADS, (size_t)so));
     CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-        bps_a, lac_v2_state_kernel<BF16, DK>, LAC_THREADS, (size_t)ss));
+        bps_a, lac_v2_state_kernel<BF16, DK, false>, LAC_THREADS, (size_t)ss));
     return 0;
 }
 template <int DT, int DK> int lac_prepare_v1(int *bps, int *bps_a) {
@@ -1454,23 +1507,25 @@ int lac_make_plan(int B, int H, int T, int dk, int dv, int causal, dtype_t dt, l
     p->nseg = (p->nchunks + seg_chunks - 1) / seg_chunks;
     p->nseg_ws = causal ? p->nseg - 1 : p->nseg;
     /* Pass A splits each needed segment into `sub` parts (a block each, summed by the scan)
-     * until its blocks fill >= 90 % of the resident slots: pass A streams k and v with one
-     * chunk in flight per block, so its bandwidth follows the blocks an SM holds (session 4:
-     * ~1.1 TB/s at 1 block an SM, ~1.4 at 1.7).  Within the workspace bound (ws_per_bh <= the
-     * bound's states, what linear_attn_chunked_workspace promises).  CHELA_LA_SUB=<n> forces
-     * n (parts of at least one chunk; like CHELA_LA_SEG it may exceed that bound). */
+     * when its blocks alone give the SMs fewer than 1.5 each (the rule pass C's segments
+     * follow), by the same waves/n cost on pass A's own occupancy, within the workspace bound
+     * (ws_per_bh <= the bound's states, what linear_attn_chunked_workspace promises).
+     * Measured on the H100 (NOTES.md): CHELA head 16k / 32k (128 / 192 blocks -> 3 / 2 parts,
+     * one wave) 0.528 -> 0.502 and 0.561 -> 0.544 ms; splitting at 64k (224 blocks, 2 parts,
+     * 1.13 waves) cost +0.04 ms, and at the LM shape (256-368 blocks) +0.014-0.02 ms.
+     * CHELA_LA_SUB=<n> forces n (parts of at least one chunk; may exceed the bound). */
     p->sub = 1;
     if (p->nseg_ws > 0) {
         const int nseg_bound = lac_nseg_bound(T, dk, dv);
         const int ws_bound = causal ? nseg_bound - 1 : nseg_bound;
         int sub_max = lac_max(1, ws_bound / p->nseg_ws);
         sub_max = lac_min(sub_max, seg_chunks); /* parts of at least one chunk */
-        const int64_t blocks_a = units * p->nseg_ws, slots_a = (int64_t)sms * bps_a;
-        const int64_t want = (slots_a * 9 / 10 + blocks_a - 1) / blocks_a;
+        const int64_t blocks_a = units * p->nseg_ws;
         const int forced = lac_env_int("CHELA_LA_SUB", 0);
-        p->sub = forced > 0 ? lac_min(forced, seg_chunks)
-                            : lac_min((int)lac_min64(want, INT_MAX), sub_max);
-        if (p->sub < 1) p->sub = 1;
+        if (forced > 0)
+            p->sub = lac_min(forced, seg_chunks);
+        else if (blocks_a * 2 < (int64_t)sms * 3)
+            p->sub = lac_fewest_parts(blocks_a, (int64_t)sms * bps_a, 1, sub_max, 1e30);
     }
     p->sub_chunks = (seg_chunks + p->sub - 1) / p->sub;
     p->ws_per_bh = p->nseg_ws * p->sub;
@@ -1549,26 +1604,39 @@ int lac_launch_scan(const lac_plan *p, const lac_ptrs &d, int64_t nbh, int dk, i
     return 0;
 }
 
+/* Passes A and B of v2 / v3 (nothing when no segment state is needed). */
+template <bool BF16, int DK>
+int lac_launch_states_v2(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int64_t nbh,
+                         cudaStream_t stream) {
+    if (p->ws_per_bh == 0) return 0;
+    const uint16_t *k = (const uint16_t *)d.k, *v = (const uint16_t *)d.v;
+    const unsigned grid = (unsigned)(nbh * p->ws_per_bh * p->nslices);
+    if (a.v_bias)
+        lac_v2_state_kernel<BF16, DK, true><<<grid, LAC_THREADS, lac_v2_state_smem(DK), stream>>>(
+            k, v, d.states, a);
+    else
+        lac_v2_state_kernel<BF16, DK, false><<<grid, LAC_THREADS, lac_v2_state_smem(DK), stream>>>(
+            k, v, d.states, a);
+    CUDA_CHECK(cudaGetLastError());
+    return lac_launch_scan(p, d, nbh, DK, a.dv, stream);
+}
+
 template <bool BF16, int DK>
 int lac_enqueue_v2(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int64_t nbh,
                    int causal, cudaStream_t stream) {
     const uint16_t *q = (const uint16_t *)d.q, *k = (const uint16_t *)d.k,
                    *v = (const uint16_t *)d.v;
-    if (p->ws_per_bh > 0) {
-        const int64_t grid = nbh * p->ws_per_bh * p->nslices;
-        lac_v2_state_kernel<BF16, DK><<<(unsigned)grid, LAC_THREADS, lac_v2_state_smem(DK),
-                                        stream>>>(k, v, d.states, a);
-        CUDA_CHECK(cudaGetLastError());
-        if (lac_launch_scan(p, d, nbh, DK, a.dv, stream)) return -1;
-    }
+    if (lac_launch_states_v2<BF16, DK>(p, d, a, nbh, stream)) return -1;
     const int64_t grid = nbh * p->nseg * p->nslices;
-    if (causal)
-        lac_v2_output_kernel<BF16, DK, true><<<(unsigned)grid, LAC_THREADS, lac_v2_output_smem(DK),
-                                               stream>>>(q, k, v, (uint16_t *)d.o, d.states,
-                                                         d.rowpart, a);
-    else
-        lac_v2_output_kernel<BF16, DK, false><<<(unsigned)grid, LAC_THREADS,
-                                                lac_v2_output_smem(DK), stream>>>(
+    const int so = lac_v2_output_smem(DK);
+    if (causal && a.v_bias)
+        lac_v2_output_kernel<BF16, DK, true, true><<<(unsigned)grid, LAC_THREADS, so, stream>>>(
+            q, k, v, (uint16_t *)d.o, d.states, d.rowpart, a);
+    else if (causal)
+        lac_v2_output_kernel<BF16, DK, true, false><<<(unsigned)grid, LAC_THREADS, so, stream>>>(
+            q, k, v, (uint16_t *)d.o, d.states, d.rowpart, a);
+    else /* not causal: pass C never reads v */
+        lac_v2_output_kernel<BF16, DK, false, false><<<(unsigned)grid, LAC_THREADS, so, stream>>>(
             q, k, v, (uint16_t *)d.o, d.states, d.rowpart, a);
     CUDA_CHECK(cudaGetLastError());
     if (a.norm_mode >= 2) return lac_launch_norm<BF16 ? 1 : 2>(d, a, stream);
@@ -1580,19 +1648,13 @@ int lac_enqueue_v3(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int6
                    cudaStream_t stream) {
     const uint16_t *q = (const uint16_t *)d.q, *k = (const uint16_t *)d.k,
                    *v = (const uint16_t *)d.v;
-    if (p->ws_per_bh > 0) {
-        const int64_t grid = nbh * p->ws_per_bh * p->nslices;
-        lac_v2_state_kernel<BF16, DK><<<(unsigned)grid, LAC_THREADS, lac_v2_state_smem(DK),
-                                        stream>>>(k, v, d.states, a);
-        CUDA_CHECK(cudaGetLastError());
-        if (lac_launch_scan(p, d, nbh, DK, a.dv, stream)) return -1;
-    }
+    if (lac_launch_states_v2<BF16, DK>(p, d, a, nbh, stream)) return -1;
     const int64_t prep_grid = nbh * p->nchunks;
     lac_v3_prep_kernel<BF16, DK><<<(unsigned)prep_grid, LAC_THREADS, lac_v3_prep_smem(DK),
                                    stream>>>(q, k, d.amat, d.q16, a);
     CUDA_CHECK(cudaGetLastError());
     const int64_t grid = nbh * p->nseg * p->nslices;
-    if (a.norm_mode == 3 && a.gate)
+    if ((a.norm_mode == 3 && a.gate) || a.v_bias) /* the copy that carries gate and V's SiLU */
         lac_v3_output_kernel<BF16, DK, true><<<(unsigned)grid, LAC_THREADS,
                                                lac_v3_output_smem(DK), stream>>>(
             BF16 ? d.q16 : q, k, v, d.amat, (uint16_t *)d.o, d.states, d.rowpart, a);
@@ -1631,7 +1693,8 @@ int lac_enqueue_v1(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int6
 /* Enqueues passes A, B, C (and the norm pass) of a plan. */
 int lac_enqueue(const lac_plan *p, const lac_ptrs &d, int B, int H, int T, int dk, int dv,
                 int causal, int rms_norm, float rms_eps, const void *gate, int64_t gate_ld,
-                const float *gate_bias, bool deferred, dtype_t dt, cudaStream_t stream) {
+                const float *gate_bias, const float *v_bias, bool deferred, dtype_t dt,
+                cudaStream_t stream) {
     lac_args a;
     a.rows = (int64_t)B * H * T;
     a.T = T;
@@ -1647,6 +1710,7 @@ int lac_enqueue(const lac_plan *p, const lac_ptrs &d, int B, int H, int T, int d
     a.gate = gate;
     a.gate_ld = gate_ld;
     a.gate_bias = gate_bias;
+    a.v_bias = v_bias;
     a.scale = 1.0f / sqrtf((float)dk);
     a.rms_eps = rms_eps;
     const int64_t nbh = (int64_t)B * H;
@@ -1740,7 +1804,7 @@ extern "C" int linear_attn_chunked_run(void *state, const io_t *io, cudaStream_t
     lac_ptrs d = {io->in[0], io->in[1], io->in[2], io->out, NULL, NULL, NULL, NULL};
     lac_ws_layout(&st->plan, 0, st->d_ws, &d);
     return lac_enqueue(&st->plan, d, s->B, s->H, s->T, s->dk, s->dv, s->causal, 0, 0.f, NULL,
-                       0, NULL, false, s->dtype, stream);
+                       0, NULL, NULL, false, s->dtype, stream);
 }
 
 extern "C" void linear_attn_chunked_teardown(void *state) {
@@ -1764,8 +1828,8 @@ extern "C" size_t linear_attn_chunked_workspace(int B, int H, int T, int dk, int
 static int lac_launch_any(const void *d_q, const void *d_k, const void *d_v, void *d_o, int B,
                           int H, int T, int dk, int dv, int causal, int rms_norm, float rms_eps,
                           const void *d_gate, long long gate_ld, const float *d_gate_bias,
-                          float *d_rss, dtype_t dtype, void *d_workspace, size_t workspace_bytes,
-                          cudaStream_t stream) {
+                          const float *d_v_bias, float *d_rss, dtype_t dtype, void *d_workspace,
+                          size_t workspace_bytes, cudaStream_t stream) {
     const char *why = lac_shape_reason(B, H, T, dk, dv, dtype);
     if (why) BENCH_FAIL("linear_attn_chunked_launch: %s", why);
     const void *ptrs[4] = {d_q, d_k, d_v, d_o};
@@ -1796,7 +1860,7 @@ static int lac_launch_any(const void *d_q, const void *d_k, const void *d_v, voi
     lac_ws_layout(&p, norm_mode, d_workspace, &d);
     if (d_rss) d.rowpart = d_rss;
     return lac_enqueue(&p, d, B, H, T, dk, dv, causal ? 1 : 0, rms_norm, rms_eps, d_gate,
-                       (int64_t)gate_ld, d_gate_bias, d_rss != NULL, dtype, stream);
+                       (int64_t)gate_ld, d_gate_bias, d_v_bias, d_rss != NULL, dtype, stream);
 }
 
 extern "C" int linear_attn_chunked_launch_gated(const void *d_q, const void *d_k,
@@ -1807,17 +1871,21 @@ extern "C" int linear_attn_chunked_launch_gated(const void *d_q, const void *d_k
                                                 dtype_t dtype, void *d_workspace,
                                                 size_t workspace_bytes, cudaStream_t stream) {
     return lac_launch_any(d_q, d_k, d_v, d_o, B, H, T, dk, dv, causal, rms_norm, rms_eps, d_gate,
-                          gate_ld, d_gate_bias, NULL, dtype, d_workspace, workspace_bytes, stream);
+                          gate_ld, d_gate_bias, NULL, NULL, dtype, d_workspace, workspace_bytes,
+                          stream);
 }
 
 extern "C" int linear_attn_chunked_launch_gated_deferred(
     const void *d_q, const void *d_k, const void *d_v, void *d_o, int B, int H, int T, int dk,
     int dv, int causal, const void *d_gate, long long gate_ld, const float *d_gate_bias,
-    float *d_rowsumsq, dtype_t dtype, void *d_workspace, size_t workspace_bytes,
-    cudaStream_t stream) {
+    const float *d_v_bias, float *d_rowsumsq, dtype_t dtype, void *d_workspace,
+    size_t workspace_bytes, cudaStream_t stream) {
     if (!d_rowsumsq) BENCH_FAIL("linear_attn_chunked_launch: deferred norm without a row-sum buffer");
+    if (d_v_bias && ((uintptr_t)d_v_bias & 3u))
+        BENCH_FAIL("linear_attn_chunked_launch: v bias needs 4-byte alignment");
     return lac_launch_any(d_q, d_k, d_v, d_o, B, H, T, dk, dv, causal, 1, 0.f, d_gate, gate_ld,
-                          d_gate_bias, d_rowsumsq, dtype, d_workspace, workspace_bytes, stream);
+                          d_gate_bias, d_v_bias, d_rowsumsq, dtype, d_workspace, workspace_bytes,
+                          stream);
 }
 
 extern "C" int linear_attn_chunked_launch(const void *d_q, const void *d_k, const void *d_v,

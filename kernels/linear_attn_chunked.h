@@ -54,11 +54,15 @@ int linear_attn_chunked_launch_gated(const void *d_q, const void *d_k, const voi
  *   d_rowsumsq[s * B*H*T + row] = sum of O_tj^2 over the 64 columns j of slice s, s < dv/64
  * (fp32, from the fp32 accumulators).  Norm(O) * sigmoid(gate) is then o_t scaled by
  * 1 / sqrt(sum_s d_rowsumsq[s][row] / dv + eps), one scalar a row, which a consumer that is
- * linear in the row (CHELA's M . Uh) can apply to its own output instead. */
+ * linear in the row (CHELA's M . Uh) can apply to its own output instead.
+ * d_v_bias (NULL, or dv fp32 values): the attention uses SiLU(v_tj + d_v_bias[j]), rounded to
+ * the dtype, in place of v_tj, computed as v is read (CHELA's V = SiLU(V' + bv) without a pass
+ * that reads and writes V); d_v itself is not modified. */
 int linear_attn_chunked_launch_gated_deferred(const void *d_q, const void *d_k, const void *d_v,
                                               void *d_o, int B, int H, int T, int dk, int dv,
                                               int causal, const void *d_gate, long long gate_ld,
-                                              const float *d_gate_bias, float *d_rowsumsq,
+                                              const float *d_gate_bias, const float *d_v_bias,
+                                              float *d_rowsumsq,
                                               dtype_t dtype, void *d_workspace,
                                               size_t workspace_bytes, cudaStream_t stream);
 

@@ -204,6 +204,26 @@ START_TEST(chela_layer_small) {
 }
 END_TEST
 
+/* The layer's attention with segments and pass A parts forced, so that V's SiLU (applied as
+ * the attention reads V') runs in pass A as well as pass C: bf16 v = 128 (v3 pass C, v2 pass
+ * A), v = 64 (v2 pass C), fp32 (v1). */
+START_TEST(chela_layer_segments) {
+    const char *a[] = {"--ops", "chela", "--seq", "300,1000", "--batch", "2", "--dim", "64",
+                       "--z", "64", "--v", "128"};
+    const char *g[] = {"--ops", "chela", "--seq", "700", "--batch", "1", "--dim", "64", "--z",
+                       "64", "--v", "64"};
+    const char *f[] = {"--ops", "chela", "--seq", "200", "--batch", "1", "--dim", "128", "--z",
+                       "128", "--v", "256", "--dtype", "fp32"};
+    setenv("CHELA_LA_SEG", "128", 1);
+    setenv("CHELA_LA_SUB", "2", 1);
+    ck_assert_int_eq(sweep_ok("chela_seg", NULL, 12, a), 2);
+    ck_assert_int_eq(sweep_ok("chela_seg_v64", NULL, 12, g), 1);
+    ck_assert_int_eq(sweep_ok("chela_seg_fp32", NULL, 14, f), 1);
+    unsetenv("CHELA_LA_SUB");
+    unsetenv("CHELA_LA_SEG");
+}
+END_TEST
+
 START_TEST(transformer_layer_small) {
     /* d = 256: four heads of 64 (the layer's LayerNorm wants d a multiple of 256) */
     const char *a[] = {"--ops", "transformer", "--seq", "1,37,300,1000", "--batch", "2", "--dim",
@@ -233,6 +253,7 @@ int main(void) {
     tcase_add_test(tc, long_conv_toeplitz_paths);
     tcase_add_test(tc, short_long_conv_forms);
     tcase_add_test(tc, chela_layer_small);
+    tcase_add_test(tc, chela_layer_segments);
     tcase_add_test(tc, transformer_layer_small);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
