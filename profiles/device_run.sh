@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -187,6 +187,27 @@ if [ "$MODE" = parts ]; then
             echo "ncu fft T=$T: rc=$?"
         done
     fi
+fi
+# GPU tests, the two layers with the breakdown, and the attention at both shapes (plans shown).
+if [ "$MODE" = attn ]; then
+    rm -f "$OUT/build.log"
+    (cd $B && timeout 300 ctest -L gpu --output-on-failure) > "$OUT/ctest.log" 2>&1
+    grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion|chela-bench returned|F:gpu" \
+        "$OUT/ctest.log" | tail -20
+    echo "== $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile"
+    timeout 300 $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile \
+        -o "$OUT/layer.csv" 2>> "$OUT/run.log"; echo "rc=$?"
+    cut -d, -f7,11,17,26,27,32,33 "$OUT/layer.csv" | tail -n +2
+    echo "== CHELA_LA_PLAN=1 $BIN --seq 1k..64k --ops linear_attn --variants chunked --heads 1 --dk 128 --dv 2048 --profile"
+    CHELA_LA_PLAN=1 timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked \
+        --heads 1 --dk 128 --dv 2048 --profile -o "$OUT/la_head.csv" 2>> "$OUT/run.log"
+    echo "rc=$?"
+    echo "== CHELA_LA_PLAN=1 $BIN --seq 1k..64k --ops linear_attn --variants chunked --profile"
+    CHELA_LA_PLAN=1 timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked \
+        --profile -o "$OUT/la_lm.csv" 2>> "$OUT/run.log"; echo "rc=$?"
+    cut -d, -f7,11,17,27,32,33 "$OUT/la_head.csv" "$OUT/la_lm.csv" | grep -v variant
+    grep -h "plan" "$OUT/run.log" | grep -v "H=16 T=[124]" | cut -c30-200
+    grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
 fi
 # compute-sanitizer memcheck and racecheck over every variant at small shapes (summary only).
 if [ "$MODE" = san ] && command -v compute-sanitizer >/dev/null; then
