@@ -1816,10 +1816,24 @@ extern "C" void linear_attn_chunked_teardown(void *state) {
 
 /* ---- exported launcher (linear_attn_chunked.h) ---------------------------------------------- */
 
+/* States per (b,h) any plan may keep: the default plan's bound, or more where CHELA_LA_SEG /
+ * CHELA_LA_SUB force shorter segments or more parts (so that callers sizing their workspace
+ * by linear_attn_chunked_workspace follow those overrides too). */
+int lac_states_bound(int T, int dk, int dv) {
+    const int nchunks = (T + LAC_C - 1) / LAC_C;
+    int nseg = lac_nseg_bound(T, dk, dv);
+    const int seg_tokens = lac_env_int("CHELA_LA_SEG", 0);
+    if (seg_tokens > 0) {
+        const int sc = lac_min((seg_tokens + LAC_C - 1) / LAC_C, nchunks);
+        nseg = lac_max(nseg, (nchunks + sc - 1) / sc);
+    }
+    return nseg * lac_max(1, lac_min(lac_env_int("CHELA_LA_SUB", 1), nchunks));
+}
+
 extern "C" size_t linear_attn_chunked_workspace(int B, int H, int T, int dk, int dv) {
     if (lac_shape_reason(B, H, T, dk, dv, DTYPE_BF16)) return 0;
     const size_t states =
-        (size_t)B * H * lac_nseg_bound(T, dk, dv) * dk * dv * sizeof(float); /* causal or not */
+        (size_t)B * H * lac_states_bound(T, dk, dv) * dk * dv * sizeof(float); /* causal or not */
     const size_t rowpart = (size_t)(dv / LAC_DVS) * B * H * T * sizeof(float);
     return lac_align256(states) + lac_align256(rowpart) + lac_v3_bytes(B, H, T, dk, dv, 1);
 }
