@@ -45,6 +45,8 @@
  * segment is split into the parts that the waves/n cost picks on pass A's occupancy, within
  * the same workspace bound (CHELA_LA_SUB overrides).  H100: CHELA head 16k -> 3 parts, 32k -> 2,
  * elsewhere 1.  CHELA_LA_PLAN=1 prints each plan to stderr at setup.
+ * Launches (v4): every pass after a plan's first is launched with programmatic dependent launch
+ * and waits (griddepcontrol.wait) before its first read; CHELA_LA_PDL=0 launches them plainly.
  *
  * Environment: CHELA_LA_VERSION=1|2|3 picks the version (default LAC_DEFAULT_VERSION = 3, which
  * runs where it applies, causal with dv >= 128, and v2 elsewhere); fp32 always runs v1.  CHELA_LA_SEG=<tokens> forces the segment length (rounded up to a multiple of 64).
@@ -224,8 +226,18 @@ __device__ __forceinline__ float lac_shfl_xor(float x, int mask) {
 __device__ __forceinline__ void lac_prefetch_l2(const void *p) {
     asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
 }
+/* Programmatic dependent launch: a kernel launched with the PDL attribute (lac_launch) may be
+ * scheduled while the kernel before it drains; it waits here, before reading anything that
+ * kernel wrote, until that kernel has completed and its writes are visible.  A no-op when
+ * launched without the attribute, and below sm_90. */
+__device__ __forceinline__ void lac_grid_dep_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
 #else
 __device__ __forceinline__ void lac_prefetch_l2(const void *) {}
+__device__ __forceinline__ void lac_grid_dep_wait() {}
 #endif /* LAC_EMULATE */
 
 __host__ __device__ __forceinline__ int lac_min(int a, int b) { return a < b ? a : b; }
@@ -777,6 +789,7 @@ __global__ void __launch_bounds__(LAC_THREADS, DK == 64 ? 3 : 2)
     const int p2_row = (mi >> 1) * 8 + r8, p2_col = (mi & 1) * 8;
 
     const lac_block blk = lac_block_of(a);
+    lac_grid_dep_wait(); /* launched with PDL: pass B's states, prep's A and q16 */
     const int slice = blk.slice, seg = blk.seg;
     const int c_begin = blk.c_begin, c_end = blk.c_end;
     const int64_t bh = blk.bh, row0 = blk.row0;
@@ -987,6 +1000,7 @@ __global__ void __launch_bounds__(LAC_THREADS)
     const int t0 = c * LAC_C;
     const int nvalid = lac_min(LAC_C, a.T - t0);
     const int64_t row0 = bh * a.T + t0;
+    lac_grid_dep_wait(); /* after pass B with PDL: ordered as any stream successor would be */
     lac_load_rows<DK, LDK>(s_q, d_q + row0 * DK, DK, nvalid, tid);
     lac_load_rows<DK, LDK>(s_k, d_k + row0 * DK, DK, nvalid, tid);
     lac_cp_async_commit();
@@ -1095,6 +1109,7 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
     const int p2_row = (mi >> 1) * 8 + r8, p2_col = (mi & 1) * 8;
 
     const lac_block blk = lac_block_of(a);
+    lac_grid_dep_wait(); /* launched with PDL: pass B's states, prep's A and q16 */
     const int slice = blk.slice, seg = blk.seg, nchunks = blk.nchunks;
     const int c_begin = blk.c_begin, c_end = blk.c_end;
     const int64_t bh = blk.bh, row0 = blk.row0;
@@ -1229,6 +1244,7 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
 __global__ void __launch_bounds__(LAC_SCAN_THREADS)
     lac_scan_kernel(float4 *__restrict__ d_states, int64_t vec_per_seg, int64_t total,
                     int ws_per_bh, int sub) {
+    lac_grid_dep_wait(); /* pass A's states */
     const int64_t i = (int64_t)blockIdx.x * LAC_SCAN_THREADS + threadIdx.x;
     if (i >= total) return;
     const int64_t bh = i / vec_per_seg, e = i % vec_per_seg;
@@ -1341,6 +1357,7 @@ struct lac_plan {
     int sub;            /* pass A parts per segment                            */
     int sub_chunks;     /* chunks per pass A part                              */
     int ws_per_bh;      /* states per (b,h) in the workspace: nseg_ws * sub    */
+    bool pdl;           /* launch each pass after the first with PDL            */
     size_t state_bytes; /* B*H*ws_per_bh*dk*dv*4                                */
     size_t rowpart_bytes; /* nslices*B*H*T*4 (norm partials, if used)          */
     size_t amat_bytes;  /* v3: B*H*nchunks*64*64*2 (fp16 A per chunk)             */
@@ -1480,6 +1497,8 @@ int lac_make_plan(int B, int H, int T, int dk, int dv, int causal, dtype_t dt, l
     if (dt == DTYPE_F32) version = 1;
     if (version == 3 && !lac_v3_applies(dv, causal)) version = 2;
     p->version = version;
+    const char *pdl_env = getenv("CHELA_LA_PDL"); /* CHELA_LA_PDL=0: plain launches */
+    p->pdl = !(pdl_env && strcmp(pdl_env, "0") == 0);
     p->nslices = dv / LAC_DVS;
     p->nchunks = (T + LAC_C - 1) / LAC_C;
 
@@ -1593,15 +1612,34 @@ template <int DT> int lac_launch_norm(const lac_ptrs &d, const lac_args &a, cuda
     return 0;
 }
 
+/* kernel<<<grid, block, smem, stream>>>(args...), with programmatic dependent launch when pdl
+ * (the kernel must call lac_grid_dep_wait before reading what earlier kernels wrote): its
+ * blocks may be scheduled as the previous kernel's last blocks exit instead of after its
+ * completion is processed, hiding a launch gap between the passes. */
+template <typename... KArgs, typename... Args>
+int lac_launch(bool pdl, void (*kernel)(KArgs...), unsigned grid, unsigned block, size_t smem,
+               cudaStream_t stream, Args... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(grid);
+    cfg.blockDim = dim3(block);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = pdl ? 1 : 0;
+    CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
+    return 0;
+}
+
 int lac_launch_scan(const lac_plan *p, const lac_ptrs &d, int64_t nbh, int dk, int dv,
                     cudaStream_t stream) {
     if (p->ws_per_bh <= 1) return 0;
     const int64_t vec = (int64_t)dk * dv / 4, total = nbh * vec;
     const int64_t blocks = (total + LAC_SCAN_THREADS - 1) / LAC_SCAN_THREADS;
-    lac_scan_kernel<<<(unsigned)blocks, LAC_SCAN_THREADS, 0, stream>>>(
-        (float4 *)d.states, vec, total, p->ws_per_bh, p->sub);
-    CUDA_CHECK(cudaGetLastError());
-    return 0;
+    return lac_launch(p->pdl, lac_scan_kernel, (unsigned)blocks, LAC_SCAN_THREADS, 0, stream,
+                      (float4 *)d.states, vec, total, p->ws_per_bh, p->sub);
 }
 
 /* Passes A and B of v2 / v3 (nothing when no segment state is needed). */
@@ -1629,16 +1667,21 @@ int lac_enqueue_v2(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int6
     if (lac_launch_states_v2<BF16, DK>(p, d, a, nbh, stream)) return -1;
     const int64_t grid = nbh * p->nseg * p->nslices;
     const int so = lac_v2_output_smem(DK);
+    const bool pdl = p->pdl && p->ws_per_bh > 0; /* the first pass launches plainly */
+    int rc;
     if (causal && a.v_bias)
-        lac_v2_output_kernel<BF16, DK, true, true><<<(unsigned)grid, LAC_THREADS, so, stream>>>(
-            q, k, v, (uint16_t *)d.o, d.states, d.rowpart, a);
+        rc = lac_launch(pdl, lac_v2_output_kernel<BF16, DK, true, true>, (unsigned)grid,
+                        LAC_THREADS, so, stream, q, k, v, (uint16_t *)d.o,
+                        (const float *)d.states, d.rowpart, a);
     else if (causal)
-        lac_v2_output_kernel<BF16, DK, true, false><<<(unsigned)grid, LAC_THREADS, so, stream>>>(
-            q, k, v, (uint16_t *)d.o, d.states, d.rowpart, a);
+        rc = lac_launch(pdl, lac_v2_output_kernel<BF16, DK, true, false>, (unsigned)grid,
+                        LAC_THREADS, so, stream, q, k, v, (uint16_t *)d.o,
+                        (const float *)d.states, d.rowpart, a);
     else /* not causal: pass C never reads v */
-        lac_v2_output_kernel<BF16, DK, false, false><<<(unsigned)grid, LAC_THREADS, so, stream>>>(
-            q, k, v, (uint16_t *)d.o, d.states, d.rowpart, a);
-    CUDA_CHECK(cudaGetLastError());
+        rc = lac_launch(pdl, lac_v2_output_kernel<BF16, DK, false, false>, (unsigned)grid,
+                        LAC_THREADS, so, stream, q, k, v, (uint16_t *)d.o,
+                        (const float *)d.states, d.rowpart, a);
+    if (rc) return rc;
     if (a.norm_mode >= 2) return lac_launch_norm<BF16 ? 1 : 2>(d, a, stream);
     return 0;
 }
@@ -1650,19 +1693,24 @@ int lac_enqueue_v3(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int6
                    *v = (const uint16_t *)d.v;
     if (lac_launch_states_v2<BF16, DK>(p, d, a, nbh, stream)) return -1;
     const int64_t prep_grid = nbh * p->nchunks;
-    lac_v3_prep_kernel<BF16, DK><<<(unsigned)prep_grid, LAC_THREADS, lac_v3_prep_smem(DK),
-                                   stream>>>(q, k, d.amat, d.q16, a);
-    CUDA_CHECK(cudaGetLastError());
+    if (lac_launch(p->pdl && p->ws_per_bh > 0, lac_v3_prep_kernel<BF16, DK>, (unsigned)prep_grid,
+                   LAC_THREADS, lac_v3_prep_smem(DK), stream, q, k, d.amat, d.q16, a))
+        return -1;
     const int64_t grid = nbh * p->nseg * p->nslices;
-    if ((a.norm_mode == 3 && a.gate) || a.v_bias) /* the copy that carries gate and V's SiLU */
-        lac_v3_output_kernel<BF16, DK, true><<<(unsigned)grid, LAC_THREADS,
-                                               lac_v3_output_smem(DK), stream>>>(
-            BF16 ? d.q16 : q, k, v, d.amat, (uint16_t *)d.o, d.states, d.rowpart, a);
+    const uint16_t *qc = BF16 ? d.q16 : q;
+    /* the GATE copy carries the gate and V's SiLU */
+    int rc;
+    if ((a.norm_mode == 3 && a.gate) || a.v_bias)
+        rc = lac_launch(p->pdl, lac_v3_output_kernel<BF16, DK, true>, (unsigned)grid,
+                        LAC_THREADS, lac_v3_output_smem(DK), stream, qc, k, v,
+                        (const uint16_t *)d.amat, (uint16_t *)d.o, (const float *)d.states,
+                        d.rowpart, a);
     else
-        lac_v3_output_kernel<BF16, DK, false><<<(unsigned)grid, LAC_THREADS,
-                                                lac_v3_output_smem(DK), stream>>>(
-            BF16 ? d.q16 : q, k, v, d.amat, (uint16_t *)d.o, d.states, d.rowpart, a);
-    CUDA_CHECK(cudaGetLastError());
+        rc = lac_launch(p->pdl, lac_v3_output_kernel<BF16, DK, false>, (unsigned)grid,
+                        LAC_THREADS, lac_v3_output_smem(DK), stream, qc, k, v,
+                        (const uint16_t *)d.amat, (uint16_t *)d.o, (const float *)d.states,
+                        d.rowpart, a);
+    if (rc) return rc;
     if (a.norm_mode == 2) return lac_launch_norm<BF16 ? 1 : 2>(d, a, stream);
     return 0;
 }
@@ -1781,9 +1829,9 @@ extern "C" int linear_attn_chunked_setup(const shape_t *s, const io_t *io, void 
         const long long units = (long long)s->B * s->H * p->nslices;
         fprintf(stderr,
                 "linear_attn/chunked plan B=%d H=%d T=%d dk=%d dv=%d: v%d, %d segment(s) of %d "
-                "tokens (pass C %lld blocks), pass A %d part(s) a segment (%lld blocks)\n",
+                "tokens (pass C %lld blocks), pass A %d part(s) a segment (%lld blocks), PDL %s\n",
                 s->B, s->H, s->T, s->dk, s->dv, p->version, p->nseg, p->seg_chunks * LAC_C,
-                units * p->nseg, p->sub, units * p->ws_per_bh);
+                units * p->nseg, p->sub, units * p->ws_per_bh, p->pdl ? "on" : "off");
     }
     const size_t bytes = lac_ws_layout(&st->plan, 0, NULL, NULL);
     if (bytes > 0) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -208,6 +208,43 @@ if [ "$MODE" = attn ]; then
     cut -d, -f7,11,17,27,32,33 "$OUT/la_head.csv" "$OUT/la_lm.csv" | grep -v variant
     grep -h "plan" "$OUT/run.log" | grep -v "H=16 T=[124]" | cut -c30-200
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
+fi
+# The attention's passes with and without programmatic dependent launch (CHELA_LA_PDL=0),
+# twice each in alternation at both shapes, GPU tests, and memcheck / racecheck of the PDL
+# launches with segments.
+if [ "$MODE" = pdl ]; then
+    rm -f "$OUT/build.log"
+    (cd $B && timeout 300 ctest -L gpu --output-on-failure) > "$OUT/ctest.log" 2>&1
+    grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion|chela-bench returned|F:gpu" \
+        "$OUT/ctest.log" | tail -20
+    HEAD="--heads 1 --dk 128 --dv 2048"
+    for rep in 1 2; do
+        for pdl in 1 0; do
+            echo "== rep $rep CHELA_LA_PDL=$pdl $BIN --seq 1k..64k --ops linear_attn --variants chunked [$HEAD] --profile"
+            CHELA_LA_PDL=$pdl timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked \
+                $HEAD --profile -o "/tmp/head_${pdl}_$rep.csv" 2>> "$OUT/run.log"; echo "rc=$?"
+            CHELA_LA_PDL=$pdl timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked \
+                --profile -o "/tmp/lm_${pdl}_$rep.csv" 2>> "$OUT/run.log"; echo "rc=$?"
+        done
+    done
+    for pdl in 1 0; do
+        { cat /tmp/head_${pdl}_1.csv; tail -n +2 /tmp/head_${pdl}_2.csv; tail -n +2 /tmp/lm_${pdl}_1.csv;
+          tail -n +2 /tmp/lm_${pdl}_2.csv; } > "$OUT/la_pdl$pdl.csv"
+        echo "PDL=$pdl: T, dk, ms, floor_ratio"
+        cut -d, -f11,13,17,27 "$OUT/la_pdl$pdl.csv" | tail -n +2 | paste -d' ' - - - - - - -
+    done
+    if command -v compute-sanitizer >/dev/null; then
+        for tool in memcheck racecheck; do
+            echo "== compute-sanitizer --tool $tool (CHELA head dv 512, T 3001, CHELA_LA_SEG=512)" \
+                >> "$OUT/sanitizer.txt"
+            CHELA_LA_SEG=512 CHELA_LA_SUB=2 timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 \
+                $BIN --seq 3001 --ops linear_attn,chela --variants chunked,fused --heads 1 --dk 128 \
+                --dv 512 --dim 256 --z 128 --v 512 --warmup 0 --repeat 1 --budget-ms 0 -o /tmp/san.csv \
+                2>&1 | tail -3 >> "$OUT/sanitizer.txt"
+            echo "rc=${PIPESTATUS[0]}" >> "$OUT/sanitizer.txt"
+        done
+        grep -E "^==|rc=|ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer.txt"
+    fi
 fi
 # compute-sanitizer memcheck and racecheck over every variant at small shapes (summary only).
 if [ "$MODE" = san ] && command -v compute-sanitizer >/dev/null; then
