@@ -76,8 +76,10 @@
  *   rounded to bf16 as the stored V was, so qkv_act no longer reads and writes V (2 x 268 MB
  *   at 65536 tokens).  Predicted: qkv_act 0.28 -> ~0.03 ms, the attention +0.02-0.05 ms
  *   (~256 more instructions a thread a chunk, 64 of them MUFU, in a latency-bound kernel):
- *   ~0.2 ms less a call.  The SiLU there uses the fast divide (qkv_act's IEEE one differs by
- *   at most an ulp of fp32 before the bf16 rounding).
+ *   ~0.2 ms less a call.  The SiLU there uses the fast divide, and so do this file's SiLU and
+ *   sigmoid now (the IEEE divide is ~10 instructions an element; ln_shortconv takes 8 SiLUs a
+ *   thread a group, at 2.0x its HBM floor).  Predicted: ln_shortconv and gate_out_ln2 a few %
+ *   faster if their compute phases are part of their time; ffn1_silu (at its floor) unchanged.
  */
 #include <cublasLt.h>
 #include <cuda_bf16.h>
@@ -133,8 +135,11 @@ extern "C" const char *const chela_fused_stage_names[N_STAGES + 1] = {
 
 namespace {
 
-__device__ __forceinline__ float silu(float x) { return x / (1.0f + __expf(-x)); }
-__device__ __forceinline__ float sigm(float x) { return 1.0f / (1.0f + __expf(-x)); }
+/* Fast divides (v5): the IEEE ones cost ~10 instructions each where every element takes one;
+ * __fdividef is within 2 ulp for 1 + e^-x < 2^126 and gives 0 beyond, where the true values
+ * are below 1e-37 (x finite).  The rounding to bf16 after them is 2^-8. */
+__device__ __forceinline__ float silu(float x) { return __fdividef(x, 1.0f + __expf(-x)); }
+__device__ __forceinline__ float sigm(float x) { return __fdividef(1.0f, 1.0f + __expf(-x)); }
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll

@@ -16,13 +16,22 @@ shapes=(
     "--ops long_conv --seq 1,37,130 --dim 5"
     "--ops long_conv,short_long_conv --seq 37,700,2048,2100 --dim 3"
     "--ops chela --seq 300 --dim 64 --z 64 --v 128"
+    "--ops linear_attn --variants chunked --seq 1000 --heads 1 --dk 128 --dv 256"
+    "--ops chela --seq 300 --dim 64 --z 64 --v 128"
+)
+# environment per shape: the last two force segments and pass-A parts (PDL launches, V's SiLU
+# in pass A); the layer's small GEMMs keep cuBLAS off the TMA kernels that racecheck misreads
+envs=("" "" "" "" "" "" ""
+    "CHELA_LA_SEG=128 CHELA_LA_SUB=3"
+    "CHELA_LA_SEG=128 CHELA_LA_SUB=2"
 )
 for tool in memcheck racecheck; do
     i=0
     for s in "${shapes[@]}"; do
         i=$((i + 1))
-        timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 $BIN $common $s -o /tmp/san.csv \
-            > "$OUT/san_${tool}_$i.log" 2>&1
-        echo "$tool [$s]: rc=$? $(grep -E '(ERROR SUMMARY|RACECHECK SUMMARY)' "$OUT/san_${tool}_$i.log" | tail -1)"
+        e=${envs[$((i - 1))]}
+        env $e timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 $BIN $common $s \
+            -o /tmp/san.csv > "$OUT/san_${tool}_$i.log" 2>&1
+        echo "$tool [${e:+$e }$s]: rc=$? $(grep -E '(ERROR SUMMARY|RACECHECK SUMMARY)' "$OUT/san_${tool}_$i.log" | tail -1)"
     done
 done
