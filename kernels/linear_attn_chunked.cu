@@ -136,6 +136,20 @@
  *   end: time fell 28 % for 41 % fewer MMAs, the kernel is still latency-bound.  Bytes rose by
  *   the prep pass: hbm_ratio 1.09-1.12 at T <= 8k (v2 0.98-1.00).
  *
+ * v4 (this file; kernels as v3, plan and launches changed; profiles/NOTES.md "Session 5").
+ *   - Pass A in parts: where its blocks give the SMs fewer than 1.5 each, each needed segment's
+ *     state is summed by several blocks and the scan adds the parts.  Predicted -0.07 / -0.09
+ *     ms at the CHELA head 16k / 64k; measured -0.026 at 16k (0.528 -> 0.502) and -0.017 at 32k,
+ *     and splitting at 64k (a second wave) or at the LM shape (not latency-bound) cost +0.014-
+ *     0.04, hence the 1.5-an-SM rule (fitted to that run).
+ *   - Programmatic dependent launch for every pass after the first: -0.8 to -1.5 % where there
+ *     are three or four passes, within the spread at T <= 4k.
+ *   - v_bias (CHELA's V = SiLU(V' + bv), applied to the V^T fragments after ldmatrix) in pass A
+ *     and in the gated copies of pass C: the layer loses its qkv_act V pass (-0.26 ms) for
+ *     +0.03 ms here.
+ *   Measured (H100, aba0724): CHELA head 0.399 / 0.400 / 0.404 / 0.402 / 0.499 / 0.543 / 0.575
+ *   ms at T = 1k..64k; LM shape 0.204 / 0.257 / 0.203 / 0.272 / 0.290 / 0.300 / 0.306.
+ *
  * Build hooks: LAC_KERNELS_ONLY compiles the kernels without the host code and LAC_EMULATE
  * expects the device primitives (ldmatrix, mma, cp.async, shuffles) from an includer that runs
  * the kernels on the CPU for checking index algebra without a GPU.
