@@ -463,7 +463,7 @@ gate_out_ln2_kernel(const S *__restrict__ h, const float *__restrict__ bh, const
  * row, two block reductions, the 5 parameter vectors read 4 B at a time) measured 0.45 ms
  * against a 0.27 ms floor.  Same formulas and order of operations as v1. */
 template <typename S, int NG>
-__global__ void __launch_bounds__(CF_EW_THREADS)
+__global__ void __launch_bounds__(CF_EW_THREADS, NG <= 4 ? 3 : 2)
 gate_out_ln2_warp_kernel(const S *__restrict__ h, const float *__restrict__ bh,
                          const S *__restrict__ p, const float *__restrict__ bp, int np, int z,
                          int v, const S *__restrict__ x, const float *__restrict__ g2,
