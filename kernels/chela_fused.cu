@@ -83,7 +83,8 @@
  *   Measured (H100, aba0724): qkv_act 0.28 -> 0.020 ms, attention + gate +0.03 ms (0.58-0.60 at
  *   T <= 8k), ln_shortconv 0.267 -> 0.242, gate_out_ln2 0.36 -> 0.343, ffn1_silu 0.178; whole
  *   call 4.17 / 4.26 / 4.62 / 4.70 / 4.98 / 5.25 / 6.29 ms at T = 1k..64k (v4: 4.11 / 4.57 /
- *   4.88 / 4.81 / 5.19 / 5.45 / 6.57).
+ *   4.88 / 4.81 / 5.19 / 5.45 / 6.57).  With gate_out_ln2 at 3 blocks an SM (229b969): 4.04 /
+ *   4.26 / 4.54 / 4.63 / 4.88 / 5.12 / 6.19 ms; profiles/NOTES.md "Session 5".
  */
 #include <cublasLt.h>
 #include <cuda_bf16.h>
