@@ -332,16 +332,23 @@ __device__ __forceinline__ float lac_v1_ld_v(const typename lac_io<DT>::s_t *d_v
 
 /* A pass-A block's place: grid = B*H*ws_per_bh*nslices (slice fastest); part u of (b,h)
  * covers chunks [c_begin, c_end) of segment u / sub (empty past the sequence's end). */
+/* Grids of passes A and C: blockIdx.x = (bh * per_bh + idx) * nslices + slice, the slice
+ * fastest so that the blocks re-reading one chunk's q and k run together. */
+__device__ __forceinline__ void lac_grid_place(const lac_args &a, int per_bh, int &slice,
+                                               int &idx, int64_t &bh) {
+    slice = blockIdx.x % a.nslices;
+    const int rest = blockIdx.x / a.nslices;
+    idx = rest % per_bh;
+    bh = rest / per_bh;
+}
+
 struct lac_part {
     int slice, u, c_begin, c_end;
     int64_t bh;
 };
 __device__ __forceinline__ lac_part lac_part_of(const lac_args &a) {
     lac_part k;
-    k.slice = blockIdx.x % a.nslices;
-    const int rest = blockIdx.x / a.nslices;
-    k.u = rest % a.ws_per_bh;
-    k.bh = rest / a.ws_per_bh;
+    lac_grid_place(a, a.ws_per_bh, k.slice, k.u, k.bh);
     const int nchunks = (a.T + LAC_C - 1) / LAC_C;
     const int seg = k.u / a.sub, part = k.u % a.sub;
     const int seg_end = lac_min((seg + 1) * a.seg_chunks, nchunks);
@@ -685,10 +692,7 @@ struct lac_block {
 };
 __device__ __forceinline__ lac_block lac_block_of(const lac_args &a) {
     lac_block k;
-    k.slice = blockIdx.x % a.nslices;
-    const int rest = blockIdx.x / a.nslices;
-    k.seg = rest % a.nseg;
-    k.bh = rest / a.nseg;
+    lac_grid_place(a, a.nseg, k.slice, k.seg, k.bh);
     k.nchunks = (a.T + LAC_C - 1) / LAC_C;
     k.c_begin = k.seg * a.seg_chunks;
     k.c_end = lac_min(k.c_begin + a.seg_chunks, k.nchunks);

@@ -22,6 +22,12 @@ BIN=$B/chela-bench
 { cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DCHELA_GIT_SHA="$SHA" &&
   cmake --build $B -j 16; } > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 echo "build ok"
+# The GPU tests (ctest -L gpu) into ctest.log, their summary lines to stdout.
+gpu_tests() {
+    (cd $B && timeout 300 ctest -L gpu --output-on-failure) > "$OUT/ctest.log" 2>&1
+    grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion|chela-bench returned|F:gpu" \
+        "$OUT/ctest.log" | tail -20
+}
 if [ "$MODE" = all ] || [ "$MODE" = tests ]; then
     (cd $B && timeout 420 ctest --output-on-failure) > "$OUT/ctest.log" 2>&1
     grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion" "$OUT/ctest.log" | tail -40
@@ -52,8 +58,7 @@ fi
 # Linear attention versions side by side at the CHELA head (CHELA_LA_VERSION), and an Nsight
 # Compute look at each version's output kernel at T = 4k (where its time goes).
 if [ "$MODE" = la ]; then
-    (cd $B && timeout 300 ctest -L gpu --output-on-failure) > "$OUT/ctest.log" 2>&1
-    grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion" "$OUT/ctest.log" | tail -20
+    gpu_tests
     for ver in 2 3; do
         echo "== CHELA_LA_VERSION=$ver $BIN --seq 1k..64k --ops linear_attn --variants chunked --heads 1 --dk 128 --dv 2048 --profile"
         CHELA_LA_VERSION=$ver $BIN --seq 1k..64k --ops linear_attn --variants chunked --heads 1 \
@@ -75,9 +80,7 @@ fi
 # short-long conv and the layers (at most 8 files come back: build.log only on failure).
 if [ "$MODE" = final ]; then
     rm -f "$OUT/build.log"
-    (cd $B && timeout 300 ctest -L gpu --output-on-failure) > "$OUT/ctest.log" 2>&1
-    grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion|chela-bench returned" \
-        "$OUT/ctest.log" | tail -20
+    gpu_tests
     if command -v compute-sanitizer >/dev/null; then
         for tool in memcheck racecheck; do
             for dv in 64 512; do
@@ -103,9 +106,7 @@ fi
 # path forced past its default range to find the crossover, the short-long conv forms, and an
 # Nsight Compute look at the Toeplitz kernel at T = 1k.
 if [ "$MODE" = conv ]; then
-    (cd $B && timeout 300 ctest -L gpu --output-on-failure) > "$OUT/ctest.log" 2>&1
-    grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion|chela-bench returned|F:gpu" \
-        "$OUT/ctest.log" | tail -20
+    gpu_tests
     echo "== $BIN --seq 1k..64k --ops long_conv --profile"
     timeout 150 $BIN --seq 1k..64k --ops long_conv --profile -o "$OUT/conv.csv" \
         2>> "$OUT/run.log"; echo "rc=$?"
@@ -130,9 +131,7 @@ fi
 # GPU tests, then the convolution ops and the two layers over the sweep (no sanitizer, no ncu).
 if [ "$MODE" = sweep ]; then
     rm -f "$OUT/build.log"
-    (cd $B && timeout 300 ctest -L gpu --output-on-failure) > "$OUT/ctest.log" 2>&1
-    grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion|chela-bench returned" \
-        "$OUT/ctest.log" | tail -20
+    gpu_tests
     for op in long_conv short_long_conv; do
         echo "== $BIN --seq 1k..64k --ops $op --profile"
         timeout 150 $BIN --seq 1k..64k --ops $op --profile -o "$OUT/$op.csv" 2>> "$OUT/run.log"
@@ -156,9 +155,7 @@ fi
 # path of long_conv/fast at T = 4k and 16k (the launch after setup's spectrum transform).
 if [ "$MODE" = parts ]; then
     rm -f "$OUT/build.log"
-    (cd $B && timeout 300 ctest -L gpu --output-on-failure) > "$OUT/ctest.log" 2>&1
-    grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion|chela-bench returned|F:gpu" \
-        "$OUT/ctest.log" | tail -20
+    gpu_tests
     HEAD="--heads 1 --dk 128 --dv 2048"
     echo "== CHELA_LA_PLAN=1 $BIN --seq 1k..64k --ops linear_attn --variants chunked $HEAD --profile"
     CHELA_LA_PLAN=1 timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked $HEAD \
@@ -191,9 +188,7 @@ fi
 # GPU tests, the two layers with the breakdown, and the attention at both shapes (plans shown).
 if [ "$MODE" = attn ]; then
     rm -f "$OUT/build.log"
-    (cd $B && timeout 300 ctest -L gpu --output-on-failure) > "$OUT/ctest.log" 2>&1
-    grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion|chela-bench returned|F:gpu" \
-        "$OUT/ctest.log" | tail -20
+    gpu_tests
     echo "== $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile"
     timeout 300 $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile \
         -o "$OUT/layer.csv" 2>> "$OUT/run.log"; echo "rc=$?"
@@ -214,9 +209,7 @@ fi
 # launches with segments.
 if [ "$MODE" = pdl ]; then
     rm -f "$OUT/build.log"
-    (cd $B && timeout 300 ctest -L gpu --output-on-failure) > "$OUT/ctest.log" 2>&1
-    grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion|chela-bench returned|F:gpu" \
-        "$OUT/ctest.log" | tail -20
+    gpu_tests
     HEAD="--heads 1 --dk 128 --dv 2048"
     for rep in 1 2; do
         for pdl in 1 0; do
