@@ -28,6 +28,13 @@ gpu_tests() {
     grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion|chela-bench returned|F:gpu" \
         "$OUT/ctest.log" | tail -20
 }
+# The two layers over the sweep with the breakdown, into layer.csv.
+layer_sweep() {
+    echo "== $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile"
+    timeout 300 $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile \
+        -o "$OUT/layer.csv" 2>> "$OUT/run.log"; echo "rc=$?"
+    cut -d, -f7,11,17,26,27,32,33 "$OUT/layer.csv" | tail -n +2
+}
 if [ "$MODE" = all ] || [ "$MODE" = tests ]; then
     (cd $B && timeout 420 ctest --output-on-failure) > "$OUT/ctest.log" 2>&1
     grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion" "$OUT/ctest.log" | tail -40
@@ -137,10 +144,7 @@ if [ "$MODE" = sweep ]; then
         timeout 150 $BIN --seq 1k..64k --ops $op --profile -o "$OUT/$op.csv" 2>> "$OUT/run.log"
         echo "rc=$?"; cut -d, -f7,11,17,27,32,33 "$OUT/$op.csv" | tail -n +2
     done
-    echo "== $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile"
-    timeout 300 $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile \
-        -o "$OUT/layer.csv" 2>> "$OUT/run.log"; echo "rc=$?"
-    cut -d, -f7,11,17,26,27,32,33 "$OUT/layer.csv" | tail -n +2
+    layer_sweep
     echo "== $BIN --seq 1k..64k --ops linear_attn --variants chunked --heads 1 --dk 128 --dv 2048 --profile"
     timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked --heads 1 --dk 128 \
         --dv 2048 --profile -o "$OUT/la_head.csv" 2>> "$OUT/run.log"; echo "rc=$?"
@@ -189,10 +193,7 @@ fi
 if [ "$MODE" = attn ]; then
     rm -f "$OUT/build.log"
     gpu_tests
-    echo "== $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile"
-    timeout 300 $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile \
-        -o "$OUT/layer.csv" 2>> "$OUT/run.log"; echo "rc=$?"
-    cut -d, -f7,11,17,26,27,32,33 "$OUT/layer.csv" | tail -n +2
+    layer_sweep
     echo "== CHELA_LA_PLAN=1 $BIN --seq 1k..64k --ops linear_attn --variants chunked --heads 1 --dk 128 --dv 2048 --profile"
     CHELA_LA_PLAN=1 timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked \
         --heads 1 --dk 128 --dv 2048 --profile -o "$OUT/la_head.csv" 2>> "$OUT/run.log"
