@@ -139,9 +139,7 @@
 
 #include "bench_check.h"
 #include "dtype_device.cuh" /* to_f32 / from_f32 */
-#include "fft_radix.cuh"
 #include "long_conv_fast.h"
-#include "long_conv_tc.h"
 #include "long_conv_toeplitz.h"
 #include "variant.h"
 
@@ -153,8 +151,8 @@ namespace cg = cooperative_groups;
 
 #define LCF_MAX_THREADS 512
 #define LCF_BLOCK_POINTS 16384 /* most complex points one block holds (128 KiB + padding) */
-#define LCF_TW_LO_BITS FFT_TW_LO_BITS
-#define LCF_TW_LO FFT_TW_LO
+#define LCF_TW_LO_BITS 7
+#define LCF_TW_LO (1 << LCF_TW_LO_BITS)
 /* Single-block transforms of at most this many points (T <= 4k) run a copy of the kernel
  * compiled for 2 resident 512-thread blocks per SM, i.e. at most 64 registers (ptxas spills
  * ~130 bytes): measured 0.59 -> 0.51 ms at 1k, 0.71 -> 0.56 at 2k, 0.93 -> 0.73 at 4k.  At
@@ -166,12 +164,6 @@ namespace cg = cooperative_groups;
  * instead of the FFT; CHELA_LCF_TOEPLITZ_MAX_T=<tokens> overrides (0: never), for measuring the
  * crossover.  The default is the crossover measured on the H100 (profiles/NOTES.md). */
 #define LCF_TOEPLITZ_MAX_T 2048
-
-/* v5: CHELA_LCF_TC=0 sends 16-bit FFT runs back to the fp32 CUDA-core kernel (A/B runs). */
-static int lcf_tc_enabled(void) {
-    const char *e = getenv("CHELA_LCF_TC");
-    return !(e && e[0] == '0' && e[1] == '\0');
-}
 
 static int lcf_toeplitz_max_t(void) {
     const char *e = getenv("CHELA_LCF_TOEPLITZ_MAX_T");
@@ -193,7 +185,6 @@ struct long_conv_fast {
     float2 *d_spec; /* [d][rows][M]: FFT(k)/N in the FFT's position order        */
     float2 *d_tw;   /* [n_hi + 128]: hi table then lo table                      */
     long_conv_toeplitz_t *toep; /* v4: bf16 / fp16 runs at T <= lcf_toeplitz_max_t(), else NULL */
-    int tc;                     /* v5: bf16 / fp16 FFT runs take kernels/long_conv_tc.cu     */
 };
 
 namespace {
@@ -211,6 +202,89 @@ struct lcf_params {
 };
 
 __device__ __forceinline__ int padi(int p) { return p + (p >> 4); }
+__device__ __forceinline__ float2 cadd(float2 a, float2 b) { return make_float2(a.x + b.x, a.y + b.y); }
+__device__ __forceinline__ float2 csub(float2 a, float2 b) { return make_float2(a.x - b.x, a.y - b.y); }
+__device__ __forceinline__ float2 cmul(float2 a, float2 b) {
+    return make_float2(fmaf(a.x, b.x, -a.y * b.y), fmaf(a.x, b.y, a.y * b.x));
+}
+__device__ __forceinline__ float2 conjf2(float2 a) { return make_float2(a.x, -a.y); }
+
+/* cos / sin (2 pi e / 16), e in 0..15, as one flat switch.  Why not recursion: v1 wrote these
+ * as recursive constexpr functions, and since e is an ordinary argument nvcc compiled them as real
+ * recursive calls with a stack frame, called for every twiddle of every in-register DFT (ncu:
+ * local loads/stores, L2 busy with DRAM idle, ~5x the needed instructions).  A switch on a value
+ * that is constant after unrolling folds to a literal. */
+__host__ __device__ __forceinline__ float k16cos(int e) {
+    switch (e & 15) {
+    case 0: return 1.0f;
+    case 1: case 15: return 0.92387953251128674f;
+    case 2: case 14: return 0.70710678118654752f;
+    case 3: case 13: return 0.38268343236508978f;
+    case 4: case 12: return 0.0f;
+    case 5: case 11: return -0.38268343236508978f;
+    case 6: case 10: return -0.70710678118654752f;
+    case 7: case 9: return -0.92387953251128674f;
+    default: return -1.0f;
+    }
+}
+__host__ __device__ __forceinline__ float k16sin(int e) { return k16cos((e + 12) & 15); }
+
+/* a * W_16^e, W = exp(-2 pi i / 16) (INV: exp(+2 pi i / 16)); e is a compile-time constant
+ * after unrolling, so the branches fold and the trivial roots cost no multiplies. */
+template <bool INV> __device__ __forceinline__ float2 wmul16(float2 a, int e) {
+    e &= 15;
+    if (e == 0) return a;
+    if (e == 8) return make_float2(-a.x, -a.y);
+    if (e == 4) return INV ? make_float2(-a.y, a.x) : make_float2(a.y, -a.x);
+    if (e == 12) return INV ? make_float2(a.y, -a.x) : make_float2(-a.y, a.x);
+    const float c = k16cos(e), s = INV ? k16sin(e) : -k16sin(e); /* W = c + i s */
+    return make_float2(a.x * c - a.y * s, a.x * s + a.y * c);
+}
+
+template <int R> __host__ __device__ constexpr int brev(int k) {
+    int r = 0;
+    for (int b = 1; b < R; b <<= 1) {
+        r <<= 1;
+        if (k & b) r |= 1;
+    }
+    return r;
+}
+
+/* In-register R-point DFT (R = 2..16), natural order in and out: radix-2 DIF passes
+ * (template recursion over the pass length, so every index and root is a constant), then the
+ * bit-reversed result renamed into order (free after register allocation). */
+template <int R, int LEN, bool INV> struct dft_pass {
+    static __device__ __forceinline__ void run(float2 (&a)[R]) {
+        constexpr int half = LEN / 2;
+#pragma unroll
+        for (int st = 0; st < R; st += LEN) {
+#pragma unroll
+            for (int j = 0; j < half; j++) {
+                const float2 u = a[st + j], v = a[st + j + half];
+                a[st + j] = cadd(u, v);
+                a[st + j + half] = wmul16<INV>(csub(u, v), j * (16 / LEN));
+            }
+        }
+        dft_pass<R, LEN / 2, INV>::run(a);
+    }
+};
+template <int R, bool INV> struct dft_pass<R, 1, INV> {
+    static __device__ __forceinline__ void run(float2 (&)[R]) {}
+};
+
+template <int R, bool INV> __device__ __forceinline__ void dft(float2 (&a)[R]) {
+    dft_pass<R, R, INV>::run(a);
+    float2 t[R];
+#pragma unroll
+    for (int k = 0; k < R; k++) t[k] = a[brev<R>(k)];
+#pragma unroll
+    for (int k = 0; k < R; k++) a[k] = t[k];
+}
+
+__device__ __forceinline__ float2 twid(const float2 *tw_hi, const float2 *tw_lo, int e) {
+    return cmul(tw_hi[e >> LCF_TW_LO_BITS], tw_lo[e & (LCF_TW_LO - 1)]);
+}
+
 /* a[i] *= w1^i, i = 1..R-1.  The powers are built as a tree (w^i = w^(i - hb) w^hb, hb the
  * highest bit of i) instead of a chain of R-2 dependent products: log2 R products deep, which
  * shortens the latency chain of every stage and rounds less. */
@@ -617,8 +691,6 @@ static int lcf_create_impl(long_conv_fast_t *p, const float *d_taps, cudaStream_
     prm.npairs = 1;
     if (lcf_launch_p<float>(p, prm, (unsigned)p->d * p->P, stream)) return -1;
     CUDA_CHECK(cudaStreamSynchronize(stream));
-    p->tc = lcf_tc_enabled() && long_conv_tc_supports(p->M);
-    if (p->tc && long_conv_tc_prepare(p->P, long_conv_tc_smem(p->M, p->n_hi)) != 0) return -1;
     /* the spectrum stays: fp32 runs always take the FFT */
     if (p->T <= lcf_toeplitz_max_t() &&
         long_conv_toeplitz_create(p->B, p->d, p->T, d_taps, stream, &p->toep) != 0)
@@ -661,23 +733,6 @@ extern "C" int long_conv_fast_run(const long_conv_fast_t *p, const void *d_x, vo
     if (!p) BENCH_FAIL("long_conv_fast: run without create");
     if (p->toep && dtype != DTYPE_F32)
         return long_conv_toeplitz_run(p->toep, d_x, d_y, dtype, d_pre3, stream);
-    if (p->tc && dtype != DTYPE_F32) {
-        long_conv_tc_args_t a = {};
-        a.x = d_x;
-        a.y = d_y;
-        a.pre3 = d_pre3;
-        a.spec = p->d_spec;
-        a.tw = p->d_tw;
-        a.B = p->B;
-        a.d = p->d;
-        a.T = p->T;
-        a.N = p->N;
-        a.P = p->P;
-        a.M = p->M;
-        a.rows = p->rows;
-        a.n_hi = p->n_hi;
-        return long_conv_tc_run(&a, dtype, stream);
-    }
     lcf_params prm = lcf_base_params(p);
     prm.x = d_x;
     prm.y = d_y;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | tcfft
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -263,28 +263,4 @@ if { [ "$MODE" = all ] || [ "$MODE" = ncu ]; } && command -v ncu >/dev/null; the
         done
     done
     done
-fi
-# long_conv/fast v5 (tensor-core FFT stages): the new path at every plan shape first (quick
-# failure output), the sweep beside cuFFT, the same sweep on the fp32 CUDA-core kernel
-# (CHELA_LCF_TC=0), the GPU tests, then the short-long conv and the layers.
-if [ "$MODE" = tcfft ]; then
-    cols() { cut -d, -f7,9,10,11,17,21,27,30,32,33 "$1" | tail -n +2; }
-    echo "== quick: $BIN --ops long_conv --variants fast --seq 3000,5000,9000,20000,40000 --batch 3 --dim 16"
-    timeout 60 $BIN --ops long_conv --variants fast --seq 3000,5000,9000,20000,40000 --batch 3 \
-        --dim 16 -o /tmp/q1.csv 2>> "$OUT/run.log"; echo "rc=$?"; cols /tmp/q1.csv
-    timeout 60 $BIN --ops long_conv --variants fast --seq 4097,40001 --batch 2 --dim 16 \
-        --dtype fp16 -o /tmp/q2.csv 2>> "$OUT/run.log"; echo "rc=$?"; cols /tmp/q2.csv
-    CHELA_LCF_TOEPLITZ_MAX_T=0 timeout 60 $BIN --ops long_conv --variants fast --seq 60,100,200,1000 \
-        --batch 2 --dim 16 -o /tmp/q3.csv 2>> "$OUT/run.log"; echo "rc=$?"; cols /tmp/q3.csv
-    echo "== $BIN --seq 1k..64k --ops long_conv --profile"
-    timeout 150 $BIN --seq 1k..64k --ops long_conv --profile -o "$OUT/conv.csv" \
-        2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/conv.csv"
-    echo "== CHELA_LCF_TC=0 $BIN --seq 4k..64k --ops long_conv --variants fast"
-    CHELA_LCF_TC=0 timeout 100 $BIN --seq 4k..64k --ops long_conv --variants fast \
-        -o "$OUT/conv_fp32k.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/conv_fp32k.csv"
-    gpu_tests
-    echo "== $BIN --seq 1k..64k --ops short_long_conv --profile"
-    timeout 150 $BIN --seq 1k..64k --ops short_long_conv --profile -o "$OUT/slc.csv" \
-        2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/slc.csv"
-    layer_sweep
 fi

@@ -177,36 +177,6 @@ START_TEST(long_conv_toeplitz_paths) {
 }
 END_TEST
 
-/* long_conv_fast v5: 16-bit FFT runs on tensor cores (kernels/long_conv_tc.cu), at every plan
- * shape: R0 = 2 and 4 fused into load and store (T = 3000, 5000), clusters of 2, 4, 8 with the
- * in-block radix-4 pass (9000, 20000, 40000), an odd batch (the last pair's imaginary half
- * empty), odd T (unaligned rows), fp16, the SiLU prologue; forced below the Toeplitz limit,
- * R0 = 1 and 2 with a single 256-point segment pair (T = 100, 200) and T = 60 (M = 128, too
- * small for a 16x16 tile: the fp32 kernel).  d = 16 for the reason given above. */
-START_TEST(long_conv_tc_paths) {
-    const char *a[] = {"--ops", "long_conv", "--variants", "fast", "--seq",
-                       "3000,5000,9000,20000,40000", "--batch", "3", "--dim", "16"};
-    ck_assert_int_eq(sweep_ok("lctc_bf16", NULL, 10, a), 5);
-    const char *b[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "4097,40001",
-                       "--batch", "2", "--dim", "16", "--dtype", "fp16"};
-    ck_assert_int_eq(sweep_ok("lctc_fp16", NULL, 12, b), 2);
-    const char *c[] = {"--ops", "short_long_conv", "--variants", "reparam", "--seq", "5000,9001",
-                       "--batch", "2", "--dim", "16"};
-    ck_assert_int_eq(sweep_ok("lctc_slc", NULL, 10, c), 2);
-    setenv("CHELA_LCF_TOEPLITZ_MAX_T", "0", 1);
-    const char *d[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "60,100,200,1000",
-                       "--batch", "2", "--dim", "16"};
-    ck_assert_int_eq(sweep_ok("lctc_small", NULL, 10, d), 4);
-    unsetenv("CHELA_LCF_TOEPLITZ_MAX_T");
-    /* CHELA_LCF_TC=0: 16-bit runs on the fp32 CUDA-core kernel (the A/B switch) */
-    setenv("CHELA_LCF_TC", "0", 1);
-    const char *e[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "5000,40000",
-                       "--batch", "3", "--dim", "16"};
-    ck_assert_int_eq(sweep_ok("lcf_fp32_kernel_bf16", NULL, 10, e), 2);
-    unsetenv("CHELA_LCF_TC");
-}
-END_TEST
-
 /* Both forms of the short-long conv against the reference (branches form) and so
  * against each other; T below the short kernels' reach and across block edges. */
 START_TEST(short_long_conv_forms) {
@@ -281,7 +251,6 @@ int main(void) {
     tcase_add_test(tc, linear_attn_state_parts);
     tcase_add_test(tc, long_conv_odd_lengths);
     tcase_add_test(tc, long_conv_toeplitz_paths);
-    tcase_add_test(tc, long_conv_tc_paths);
     tcase_add_test(tc, short_long_conv_forms);
     tcase_add_test(tc, chela_layer_small);
     tcase_add_test(tc, chela_layer_segments);
