@@ -128,6 +128,31 @@
  *   its own version index has the numbers).  fp32 runs and T > 2048 keep the FFT above.
  *   Measured (H100, bf16, d = 1024): 0.221 ms at 1k (FFT 0.51), 0.396 at 2k (0.56); forced to
  *   4k the product takes 0.86 ms against the FFT's 0.73, hence the 2048 limit.
+ *
+ * v5 experiment, not kept (commit 6e7b7a9, taken out in the next): the radix-16 stages as
+ *   16x16 complex matrix products on tensor cores (fp16 planar shared memory, ldmatrix /
+ *   stmatrix, mma.m16n8k16) for 16-bit runs.  Predicted ~2-3x fewer instructions a point.
+ *   Measured (bf16, d = 1024): 0.847 ms at T = 4k against this kernel's 0.730, and max_rel_err
+ *   1.6e-2 .. 5.0e-2 from T = 8k (bf16 tolerance 1.56e-2; fp16 intermediates, worst at t = 0
+ *   where outputs are small).  Nsight Compute: 176 thread instructions a point (butterflies gone,
+ *   twiddle lookups, packing and addressing left), IPC 1.92 at 25 % occupancy, 3.7-way bank
+ *   conflicts on the twiddle table.  profiles/NOTES.md has what a next attempt needs.
+ *
+ * v5 (this file).  B = 1 (the 64k point of a 65536-token sweep, any --batch 1 run): the
+ *   imaginary half of every transform carried zeros.  Now channels c, c+1 share one transform,
+ *   z = u_c + i u_c1, and are separated in the spectrum: with A, B the spectra of
+ *   (k_c + k_c1)/2 and (k_c - k_c1)/2 (setup combines the two rows in place),
+ *   Y(k) = A(k) Z(k) + B(k) conj Z(N-k) is the spectrum of (k_c * u_c) + i (k_c1 * u_c1).
+ *   Frequencies k and N-k meet at positions p and M-1-p of cluster blocks r and P-r (the
+ *   mirror rule above); in block 0 (and P = 1) at p and pos(M - k(p)), digits reversed.  The
+ *   fused middle step becomes: span-1 stage, a pass over the (k, N-k) pairs (across DSMEM for
+ *   P > 1), span-1 inverse stage.  Half the transforms.  Predicted ~1.8x at B = 1.
+ *   Measured (H100; CHELA_LCF_XPAIR=0 is the off switch): bf16 d = 1024 T = 64k 2.44 ->
+ *   1.67 ms; fp32 B = 1, T = 1k..64k: 0.022 / 0.040 / 0.099 / 0.199 / 0.456 / 1.070 / 2.370 ->
+ *   0.020 / 0.030 / 0.065 / 0.143 / 0.318 / 0.755 / 1.559 ms (1.4-1.5x from 4k; below that a
+ *   few hundred blocks cannot fill the GPU either way).  The miss against 1.8x: the two span-1
+ *   stages no longer share registers (two more shared-memory passes) and the pair pass adds
+ *   two cluster barriers.  Error fp32 2.4e-5 at 64k (was 1.7e-5; tolerance 5e-5).
  */
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
@@ -165,6 +190,16 @@ namespace cg = cooperative_groups;
  * crossover.  The default is the crossover measured on the H100 (profiles/NOTES.md). */
 #define LCF_TOEPLITZ_MAX_T 2048
 
+/* v5: B = 1 runs pack two channels into one complex transform (see the header);
+ * CHELA_LCF_XPAIR=0 keeps one channel a transform with an empty imaginary half (A/B runs). */
+static int lcf_xpair_for(int B) {
+    const char *e = getenv("CHELA_LCF_XPAIR");
+    return B == 1 && !(e && e[0] == '0' && e[1] == '\0');
+}
+
+/* spectrum rows are stored for this many channels (xpair: d rounded up to even) */
+static int lcf_spec_channels(int B, int d) { return lcf_xpair_for(B) ? (d + 1) & ~1 : d; }
+
 static int lcf_toeplitz_max_t(void) {
     const char *e = getenv("CHELA_LCF_TOEPLITZ_MAX_T");
     if (!e || !*e) return LCF_TOEPLITZ_MAX_T;
@@ -185,6 +220,7 @@ struct long_conv_fast {
     float2 *d_spec; /* [d][rows][M]: FFT(k)/N in the FFT's position order        */
     float2 *d_tw;   /* [n_hi + 128]: hi table then lo table                      */
     long_conv_toeplitz_t *toep; /* v4: bf16 / fp16 runs at T <= lcf_toeplitz_max_t(), else NULL */
+    int xpair;                  /* v5: B = 1, two channels a transform; d_spec holds A, B pairs */
 };
 
 namespace {
@@ -198,6 +234,7 @@ struct lcf_params {
     const float2 *tw;    /* [n_hi + 128]                                                */
     int B, d, T, npairs; /* npairs = ceil(B / 2)                                        */
     int M, log_m, N, rows, n_hi;
+    int xpair;           /* v5: B = 1, two channels a transform (see the header)        */
     float inv_n;
 };
 
@@ -351,6 +388,69 @@ __device__ __forceinline__ float load_u(const Tx *__restrict__ xr, int t, int T,
     return silu(fmaf(p0, x0, fmaf(p1, x1, p2 * x2)));
 }
 
+/* The log_s / 4 hex digits of x (log_s bits) in reverse order: the position, inside one
+ * S-point sub-transform, of frequency x (radix-16 decimation in frequency). */
+__device__ __forceinline__ int rev16(int x, int log_s) {
+    unsigned v = __brev((unsigned)x) >> (32 - log_s); /* bits reversed: digits reversed, and */
+    v = ((v & 0x11111111u) << 3) | ((v & 0x22222222u) << 1) | ((v >> 1) & 0x22222222u) |
+        ((v >> 3) & 0x11111111u); /* ... each digit's own bits put back */
+    return (int)v;
+}
+
+/* v5 (xpair): Z at frequencies k and N-k of z = u_c + i u_c1; A, B the stored spectra of
+ * (k_c + k_c1)/2 and (k_c - k_c1)/2 at k.  Y(k) = A Z(k) + B conj Z(N-k) is the spectrum of
+ * (k_c * u_c) + i (k_c1 * u_c1); Y(N-k) follows with conj(A), conj(B) (real taps). */
+__device__ __forceinline__ void xpair_mul(float2 *zk, float2 *zm, float2 a, float2 b) {
+    const float2 vk = *zk, vm = *zm;
+    *zk = cadd(cmul(a, vk), cmul(b, conjf2(vm)));
+    if (zm != zk) *zm = cadd(cmul(conjf2(a), vm), cmul(conjf2(b), conjf2(vk)));
+}
+
+/* The span-1 stage alone (forward or inverse), for the xpair path, which needs the whole
+ * spectrum in shared memory between the two. */
+template <bool INV> __device__ __forceinline__ void fft_span1(float2 *buf, int M) {
+    for (int w = threadIdx.x; w < M / 16; w += blockDim.x) {
+        float2 a[16];
+#pragma unroll
+        for (int i = 0; i < 16; i++) a[i] = buf[padi(16 * w + i)];
+        dft<16, INV>(a);
+#pragma unroll
+        for (int i = 0; i < 16; i++) buf[padi(16 * w + i)] = a[i];
+    }
+}
+
+/* xpair: every frequency pair (k, N-k) of the cluster's transform once.  P = 1 and rank 0:
+ * both in this block, at positions p and pos(M - k(p)); rank r > 0: position p of block r
+ * and M-1-p of block P-r (the header's mirror rule); block r takes its p < M/2. */
+template <int P>
+__device__ __forceinline__ void xpair_product(float2 *buf, const lcf_params &prm, int rank,
+                                              int cid, cg::cluster_group &cluster) {
+    const int M = prm.M;
+    const int row = rank <= P / 2 ? rank : P - rank;
+    const size_t per_ch = (size_t)prm.rows * M;
+    const float2 *A = prm.spec + (size_t)(2 * cid) * per_ch + (size_t)row * M;
+    const float2 *Bs = A + per_ch;
+    if (P == 1 || rank == 0) {
+        const int r0 = prm.log_m & 3, log_s = prm.log_m - r0;
+        for (int p = threadIdx.x; p < M; p += blockDim.x) {
+            const int k = (p >> log_s) + (rev16(p & ((1 << log_s) - 1), log_s) << r0);
+            const int kn = (M - k) & (M - 1);
+            const int q = ((kn & ((1 << r0) - 1)) << log_s) + rev16(kn >> r0, log_s);
+            if (q < p) continue;
+            xpair_mul(buf + padi(p), buf + padi(q), __ldg(A + p), __ldg(Bs + p));
+        }
+        return;
+    }
+    float2 *other = rank == P / 2 ? buf : cluster.map_shared_rank(buf, P - rank);
+    for (int i = threadIdx.x; i < M / 2; i += blockDim.x) {
+        const int m = M - 1 - i;
+        if (rank <= P / 2) /* own i has frequency k (stored row rank) */
+            xpair_mul(buf + padi(i), other + padi(m), __ldg(A + i), __ldg(Bs + i));
+        else /* own i has N - k, k at the partner's M-1-i (stored row P - rank) */
+            xpair_mul(other + padi(m), buf + padi(i), __ldg(A + m), __ldg(Bs + m));
+    }
+}
+
 /* One cluster of P blocks per (channel c, batch pair).  blockIdx.x = (c * npairs + pair) * P +
  * rank.  Shared memory: buf [M + M/16] float2, tw_hi [n_hi], tw_lo [128]. */
 template <int P, typename Tx, int MINB>
@@ -367,19 +467,35 @@ __global__ void __launch_bounds__(LCF_MAX_THREADS, MINB)
 
     const int cid = blockIdx.x / P;
     const int rank = P > 1 ? (int)(blockIdx.x % P) : 0;
-    const int pair = cid % prm.npairs;
-    const int c = cid / prm.npairs;
-    const int b0 = 2 * pair, b1 = 2 * pair + 1;
     const int T = prm.T;
-    const bool has1 = b1 < prm.B;
+    /* the two real rows of this transform: batch rows b0, b1 of channel c, or (xpair) the
+     * single batch row of channels c and c1 = c + 1 */
+    int c, c1, b0, b1;
+    bool has1;
+    if (prm.xpair) {
+        c = 2 * cid;
+        c1 = c + 1;
+        b0 = b1 = 0;
+        has1 = c1 < prm.d;
+    } else {
+        const int pair = cid % prm.npairs;
+        c = c1 = cid / prm.npairs;
+        b0 = 2 * pair;
+        b1 = 2 * pair + 1;
+        has1 = b1 < prm.B;
+    }
+    if (!has1) { b1 = b0; c1 = c; }
     const Tx *x0r = reinterpret_cast<const Tx *>(prm.x) + ((size_t)b0 * prm.d + c) * T;
-    const Tx *x1r = reinterpret_cast<const Tx *>(prm.x) + ((size_t)(has1 ? b1 : b0) * prm.d + c) * T;
+    const Tx *x1r = reinterpret_cast<const Tx *>(prm.x) + ((size_t)b1 * prm.d + c1) * T;
     const bool has_pre = prm.pre3 != nullptr;
-    float p0 = 0.f, p1 = 0.f, p2 = 0.f;
+    float p0 = 0.f, p1 = 0.f, p2 = 0.f, q0 = 0.f, q1 = 0.f, q2 = 0.f;
     if (has_pre) {
         p0 = __ldg(prm.pre3 + 3 * c);
         p1 = __ldg(prm.pre3 + 3 * c + 1);
         p2 = __ldg(prm.pre3 + 3 * c + 2);
+        q0 = __ldg(prm.pre3 + 3 * c1);
+        q1 = __ldg(prm.pre3 + 3 * c1 + 1);
+        q2 = __ldg(prm.pre3 + 3 * c1 + 2);
     }
 
     cg::cluster_group cluster = cg::this_cluster();
@@ -403,7 +519,7 @@ __global__ void __launch_bounds__(LCF_MAX_THREADS, MINB)
                 for (int n1 = 0; n1 < NH; n1++) {
                     const int t = n2 < hi ? n1 * M + n2 : T; /* T: reads nothing, gives 0 */
                     a[u][n1].x = load_u(x0r, t, T, has_pre, p0, p1, p2);
-                    a[u][n1].y = has1 ? load_u(x1r, t, T, has_pre, p0, p1, p2) : 0.0f;
+                    a[u][n1].y = has1 ? load_u(x1r, t, T, has_pre, q0, q1, q2) : 0.0f;
                 }
             }
 #pragma unroll
@@ -458,7 +574,15 @@ __global__ void __launch_bounds__(LCF_MAX_THREADS, MINB)
         }
         return;
     }
-    {
+    if (prm.xpair) {
+        fft_span1<false>(buf, M);
+        if (P > 1) cluster.sync();
+        else __syncthreads();
+        xpair_product<P>(buf, prm, rank, cid, cluster);
+        if (P > 1) cluster.sync();
+        else __syncthreads();
+        fft_span1<true>(buf, M);
+    } else {
         const bool mirror = P > 1 && rank > P / 2;
         const int row = mirror ? P - rank : rank;
         const float4 *K4 =
@@ -500,7 +624,7 @@ __global__ void __launch_bounds__(LCF_MAX_THREADS, MINB)
 
     /* ---- 5. inverse P-point DFT across the cluster, truncate, write y ---- */
     Tx *y0r = reinterpret_cast<Tx *>(prm.y) + ((size_t)b0 * prm.d + c) * T;
-    Tx *y1r = reinterpret_cast<Tx *>(prm.y) + ((size_t)(has1 ? b1 : b0) * prm.d + c) * T;
+    Tx *y1r = reinterpret_cast<Tx *>(prm.y) + ((size_t)b1 * prm.d + c1) * T;
     {
         const int slice = M / P;
         const int lo = rank * slice, hi = lo + slice;
@@ -644,8 +768,8 @@ extern "C" size_t long_conv_fast_workspace(int B, int d, int T) {
     if (T < 1 || T > LONG_CONV_FAST_MAX_T || d < 1) return 0;
     const lcf_geom g = lcf_geometry(T);
     const size_t toep = T <= lcf_toeplitz_max_t() ? long_conv_toeplitz_workspace(B, d, T) : 0;
-    return (size_t)d * g.rows * g.M * sizeof(float2) + (size_t)(g.n_hi + LCF_TW_LO) * sizeof(float2) +
-           toep;
+    return (size_t)lcf_spec_channels(B, d) * g.rows * g.M * sizeof(float2) +
+           (size_t)(g.n_hi + LCF_TW_LO) * sizeof(float2) + toep;
 }
 
 extern "C" void long_conv_fast_destroy(long_conv_fast_t *p) {
@@ -656,9 +780,26 @@ extern "C" void long_conv_fast_destroy(long_conv_fast_t *p) {
     free(p);
 }
 
+/* xpair: channel pair (2i, 2i+1)'s spectra K0, K1 -> A = (K0 + K1) / 2, B = (K0 - K1) / 2 in
+ * place (FFT is linear: the spectra of (k0 + k1) / 2 and (k0 - k1) / 2). */
+static __global__ void lcf_pair_spectra(float2 *spec, size_t per_ch, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        float2 *a = spec + (i / per_ch) * 2 * per_ch + i % per_ch, *b = a + per_ch;
+        const float2 k0 = *a, k1 = *b;
+        *a = make_float2(0.5f * (k0.x + k1.x), 0.5f * (k0.y + k1.y));
+        *b = make_float2(0.5f * (k0.x - k1.x), 0.5f * (k0.y - k1.y));
+    }
+}
+
 static int lcf_create_impl(long_conv_fast_t *p, const float *d_taps, cudaStream_t stream) {
-    const size_t spec_bytes = (size_t)p->d * p->rows * p->M * sizeof(float2);
+    const int spec_ch = p->xpair ? (p->d + 1) & ~1 : p->d;
+    const size_t per_ch = (size_t)p->rows * p->M;
+    const size_t spec_bytes = (size_t)spec_ch * per_ch * sizeof(float2);
     CUDA_CHECK(cudaMalloc((void **)&p->d_spec, spec_bytes));
+    /* an odd d's pairing channel has zero taps: its spectrum row stays 0 */
+    if (spec_ch > p->d)
+        CUDA_CHECK(cudaMemsetAsync(p->d_spec + (size_t)p->d * per_ch, 0, per_ch * sizeof(float2), stream));
     const int ntw = p->n_hi + LCF_TW_LO;
     CUDA_CHECK(cudaMalloc((void **)&p->d_tw, (size_t)ntw * sizeof(float2)));
     float2 *h_tw = (float2 *)malloc((size_t)ntw * sizeof(float2));
@@ -690,6 +831,12 @@ static int lcf_create_impl(long_conv_fast_t *p, const float *d_taps, cudaStream_
     prm.B = 1;
     prm.npairs = 1;
     if (lcf_launch_p<float>(p, prm, (unsigned)p->d * p->P, stream)) return -1;
+    if (p->xpair) {
+        const size_t n = (size_t)(spec_ch / 2) * per_ch;
+        lcf_pair_spectra<<<(unsigned)((n + 255) / 256 < 4096 ? (n + 255) / 256 : 4096), 256, 0, stream>>>(
+            p->d_spec, per_ch, n);
+        CUDA_CHECK(cudaGetLastError());
+    }
     CUDA_CHECK(cudaStreamSynchronize(stream));
     /* the spectrum stays: fp32 runs always take the FFT */
     if (p->T <= lcf_toeplitz_max_t() &&
@@ -720,6 +867,7 @@ extern "C" int long_conv_fast_create(int B, int d, int T, const float *d_taps,
     p->n_hi = g.n_hi;
     p->threads = g.threads;
     p->smem_bytes = g.smem_bytes;
+    p->xpair = lcf_xpair_for(B);
     if (lcf_create_impl(p, d_taps, stream) != 0) {
         long_conv_fast_destroy(p); /* keeps the recorded error */
         return -1;
@@ -739,7 +887,10 @@ extern "C" int long_conv_fast_run(const long_conv_fast_t *p, const void *d_x, vo
     prm.pre3 = d_pre3;
     prm.B = p->B;
     prm.npairs = (p->B + 1) / 2;
-    const unsigned nblocks = (unsigned)((long long)p->d * prm.npairs * p->P);
+    prm.xpair = p->xpair;
+    /* one cluster a (channel, batch pair), or (xpair) a pair of channels */
+    const long long units = p->xpair ? (p->d + 1) / 2 : (long long)p->d * prm.npairs;
+    const unsigned nblocks = (unsigned)(units * p->P);
     switch (dtype) {
     case DTYPE_BF16: return lcf_launch_p<__nv_bfloat16>(p, prm, nblocks, stream);
     case DTYPE_F16: return lcf_launch_p<__half>(p, prm, nblocks, stream);

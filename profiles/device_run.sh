@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -263,4 +263,25 @@ if { [ "$MODE" = all ] || [ "$MODE" = ncu ]; } && command -v ncu >/dev/null; the
         done
     done
     done
+fi
+# long_conv/fast v5 (two channels a transform at B = 1): GPU tests, the sweep beside cuFFT,
+# B = 1 at every T with the pairing on and off (CHELA_LCF_XPAIR), the short-long conv, the
+# layers (build.log dropped: at most 8 files come back).
+if [ "$MODE" = xpair ]; then
+    rm -f "$OUT/build.log"
+    cols() { cut -d, -f7,9,10,11,17,21,27,30,32,33 "$1" | tail -n +2; }
+    gpu_tests
+    echo "== $BIN --seq 1k..64k --ops long_conv --profile"
+    timeout 150 $BIN --seq 1k..64k --ops long_conv --profile -o "$OUT/conv.csv" \
+        2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/conv.csv"
+    for xp in 1 0; do
+        echo "== CHELA_LCF_XPAIR=$xp $BIN --seq 1k..64k --ops long_conv --variants fast --batch 1 --dtype fp32"
+        CHELA_LCF_XPAIR=$xp timeout 100 $BIN --seq 1k..64k --ops long_conv --variants fast \
+            --batch 1 --dtype fp32 -o "$OUT/b1_xpair$xp.csv" 2>> "$OUT/run.log"; echo "rc=$?"
+        cols "$OUT/b1_xpair$xp.csv"
+    done
+    echo "== $BIN --seq 1k..64k --ops short_long_conv --profile"
+    timeout 150 $BIN --seq 1k..64k --ops short_long_conv --profile -o "$OUT/slc.csv" \
+        2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/slc.csv"
+    layer_sweep
 fi

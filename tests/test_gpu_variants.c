@@ -177,6 +177,30 @@ START_TEST(long_conv_toeplitz_paths) {
 }
 END_TEST
 
+/* long_conv_fast v5: B = 1 packs channels c, c+1 into one transform and separates them in the
+ * spectrum, which pairs frequency k with N-k: inside the block (P = 1 at M = 128 .. 16384,
+ * R0 = 8, 1, 2, 4; cluster rank 0) and across cluster blocks r, P-r (P = 2, 4, 8) including
+ * the self-paired rank P/2; odd d (the last channel paired with zero taps); fp32 and bf16;
+ * the per-channel SiLU prologue (short_long_conv reparam); then CHELA_LCF_XPAIR=0. */
+START_TEST(long_conv_channel_pairs) {
+    const char *a[] = {"--ops", "long_conv", "--variants", "fast", "--seq",
+                       "1,37,100,3000,5000,9000,20000,40000", "--batch", "1", "--dim", "5",
+                       "--dtype", "fp32"};
+    ck_assert_int_eq(sweep_ok("xpair_fp32", NULL, 12, a), 8);
+    const char *b[] = {"--ops", "long_conv", "--variants", "fast", "--seq",
+                       "3000,5000,16384,20000,65536", "--batch", "1", "--dim", "6"};
+    ck_assert_int_eq(sweep_ok("xpair_bf16", NULL, 10, b), 5);
+    const char *c[] = {"--ops", "short_long_conv", "--seq", "5000,40000", "--batch", "1",
+                       "--dim", "7"};
+    ck_assert_int_eq(sweep_ok("xpair_slc", NULL, 8, c), 4); /* branches, reparam */
+    setenv("CHELA_LCF_XPAIR", "0", 1);
+    const char *d[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "5000,40000",
+                       "--batch", "1", "--dim", "5"};
+    ck_assert_int_eq(sweep_ok("xpair_off", NULL, 10, d), 2);
+    unsetenv("CHELA_LCF_XPAIR");
+}
+END_TEST
+
 /* Both forms of the short-long conv against the reference (branches form) and so
  * against each other; T below the short kernels' reach and across block edges. */
 START_TEST(short_long_conv_forms) {
@@ -251,6 +275,7 @@ int main(void) {
     tcase_add_test(tc, linear_attn_state_parts);
     tcase_add_test(tc, long_conv_odd_lengths);
     tcase_add_test(tc, long_conv_toeplitz_paths);
+    tcase_add_test(tc, long_conv_channel_pairs);
     tcase_add_test(tc, short_long_conv_forms);
     tcase_add_test(tc, chela_layer_small);
     tcase_add_test(tc, chela_layer_segments);
