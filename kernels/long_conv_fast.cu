@@ -161,6 +161,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench_check.h"
 #include "dtype_device.cuh" /* to_f32 / from_f32 */
@@ -190,15 +191,17 @@ namespace cg = cooperative_groups;
  * crossover.  The default is the crossover measured on the H100 (profiles/NOTES.md). */
 #define LCF_TOEPLITZ_MAX_T 2048
 
-/* v5: B = 1 runs pack two channels into one complex transform (see the header);
- * CHELA_LCF_XPAIR=0 keeps one channel a transform with an empty imaginary half (A/B runs). */
+/* v5: with an odd B the last batch row packs two channels into one complex transform (see
+ * the header); CHELA_LCF_XPAIR=0 keeps one channel a transform with an empty imaginary half. */
 static int lcf_xpair_for(int B) {
     const char *e = getenv("CHELA_LCF_XPAIR");
-    return B == 1 && !(e && e[0] == '0' && e[1] == '\0');
+    return (B & 1) && !(e && e[0] == '0' && e[1] == '\0');
 }
 
-/* spectrum rows are stored for this many channels (xpair: d rounded up to even) */
-static int lcf_spec_channels(int B, int d) { return lcf_xpair_for(B) ? (d + 1) & ~1 : d; }
+/* clusters of one run: (channel, batch pair)s, and (xpair) channel pairs for the last row */
+static long long lcf_units(int B, int d, int xpair) {
+    return xpair ? (long long)d * (B / 2) + (d + 1) / 2 : (long long)d * ((B + 1) / 2);
+}
 
 static int lcf_toeplitz_max_t(void) {
     const char *e = getenv("CHELA_LCF_TOEPLITZ_MAX_T");
@@ -232,9 +235,9 @@ struct lcf_params {
     const float2 *spec;  /* [d][rows][M]                                                */
     float2 *spec_out;    /* setup: write FFT(u)/N here and stop; NULL at run time       */
     const float2 *tw;    /* [n_hi + 128]                                                */
-    int B, d, T, npairs; /* npairs = ceil(B / 2)                                        */
+    int B, d, T, npairs; /* same-channel batch pairs a channel: ceil(B / 2), xpair B / 2 */
     int M, log_m, N, rows, n_hi;
-    int xpair;           /* v5: B = 1, two channels a transform (see the header)        */
+    int xpair;           /* v5: odd B, the last row two channels a transform (header)   */
     float inv_n;
 };
 
@@ -397,10 +400,12 @@ __device__ __forceinline__ int rev16(int x, int log_s) {
     return (int)v;
 }
 
-/* v5 (xpair): Z at frequencies k and N-k of z = u_c + i u_c1; A, B the stored spectra of
- * (k_c + k_c1)/2 and (k_c - k_c1)/2 at k.  Y(k) = A Z(k) + B conj Z(N-k) is the spectrum of
- * (k_c * u_c) + i (k_c1 * u_c1); Y(N-k) follows with conj(A), conj(B) (real taps). */
-__device__ __forceinline__ void xpair_mul(float2 *zk, float2 *zm, float2 a, float2 b) {
+/* v5 (xpair): Z at frequencies k and N-k of z = u_c + i u_c1; K0, K1 the two channels'
+ * spectra at k; A = (K0 + K1)/2, B = (K0 - K1)/2.  Y(k) = A Z(k) + B conj Z(N-k) is the
+ * spectrum of (k_c * u_c) + i (k_c1 * u_c1); Y(N-k) follows with conj(A), conj(B) (real taps). */
+__device__ __forceinline__ void xpair_mul(float2 *zk, float2 *zm, float2 k0, float2 k1) {
+    const float2 a = make_float2(0.5f * (k0.x + k1.x), 0.5f * (k0.y + k1.y));
+    const float2 b = make_float2(0.5f * (k0.x - k1.x), 0.5f * (k0.y - k1.y));
     const float2 vk = *zk, vm = *zm;
     *zk = cadd(cmul(a, vk), cmul(b, conjf2(vm)));
     if (zm != zk) *zm = cadd(cmul(conjf2(a), vm), cmul(conjf2(b), conjf2(vk)));
@@ -423,13 +428,13 @@ template <bool INV> __device__ __forceinline__ void fft_span1(float2 *buf, int M
  * both in this block, at positions p and pos(M - k(p)); rank r > 0: position p of block r
  * and M-1-p of block P-r (the header's mirror rule); block r takes its p < M/2. */
 template <int P>
-__device__ __forceinline__ void xpair_product(float2 *buf, const lcf_params &prm, int rank,
-                                              int cid, cg::cluster_group &cluster) {
+__device__ __forceinline__ void xpair_product(float2 *buf, const lcf_params &prm, int rank, int c,
+                                              int c1, cg::cluster_group &cluster) {
     const int M = prm.M;
     const int row = rank <= P / 2 ? rank : P - rank;
-    const size_t per_ch = (size_t)prm.rows * M;
-    const float2 *A = prm.spec + (size_t)(2 * cid) * per_ch + (size_t)row * M;
-    const float2 *Bs = A + per_ch;
+    const float2 *A = prm.spec + ((size_t)c * prm.rows + row) * M;  /* K0 */
+    const float2 *Bs = prm.spec + ((size_t)c1 * prm.rows + row) * M; /* K1 */
+    const bool none1 = c1 == c; /* an odd d's last channel: paired with zero taps */
     if (P == 1 || rank == 0) {
         const int r0 = prm.log_m & 3, log_s = prm.log_m - r0;
         for (int p = threadIdx.x; p < M; p += blockDim.x) {
@@ -437,7 +442,7 @@ __device__ __forceinline__ void xpair_product(float2 *buf, const lcf_params &prm
             const int kn = (M - k) & (M - 1);
             const int q = ((kn & ((1 << r0) - 1)) << log_s) + rev16(kn >> r0, log_s);
             if (q < p) continue;
-            xpair_mul(buf + padi(p), buf + padi(q), __ldg(A + p), __ldg(Bs + p));
+            xpair_mul(buf + padi(p), buf + padi(q), __ldg(A + p), none1 ? make_float2(0.f, 0.f) : __ldg(Bs + p));
         }
         return;
     }
@@ -445,15 +450,15 @@ __device__ __forceinline__ void xpair_product(float2 *buf, const lcf_params &prm
     for (int i = threadIdx.x; i < M / 2; i += blockDim.x) {
         const int m = M - 1 - i;
         if (rank <= P / 2) /* own i has frequency k (stored row rank) */
-            xpair_mul(buf + padi(i), other + padi(m), __ldg(A + i), __ldg(Bs + i));
+            xpair_mul(buf + padi(i), other + padi(m), __ldg(A + i), none1 ? make_float2(0.f, 0.f) : __ldg(Bs + i));
         else /* own i has N - k, k at the partner's M-1-i (stored row P - rank) */
-            xpair_mul(other + padi(m), buf + padi(i), __ldg(A + m), __ldg(Bs + m));
+            xpair_mul(other + padi(m), buf + padi(i), __ldg(A + m), none1 ? make_float2(0.f, 0.f) : __ldg(Bs + m));
     }
 }
 
 /* One cluster of P blocks per (channel c, batch pair).  blockIdx.x = (c * npairs + pair) * P +
  * rank.  Shared memory: buf [M + M/16] float2, tw_hi [n_hi], tw_lo [128]. */
-template <int P, typename Tx, int MINB>
+template <int P, typename Tx, int MINB, int R0F>
 __global__ void __launch_bounds__(LCF_MAX_THREADS, MINB)
     lcf_kernel(const lcf_params prm) {
     extern __shared__ float4 lcf_smem[];
@@ -472,10 +477,12 @@ __global__ void __launch_bounds__(LCF_MAX_THREADS, MINB)
      * single batch row of channels c and c1 = c + 1 */
     int c, c1, b0, b1;
     bool has1;
-    if (prm.xpair) {
-        c = 2 * cid;
+    /* xpair (odd B): clusters d * (B / 2) and on pair the last batch row across channels */
+    const bool cross = prm.xpair && cid >= prm.d * prm.npairs;
+    if (cross) {
+        c = 2 * (cid - prm.d * prm.npairs);
         c1 = c + 1;
-        b0 = b1 = 0;
+        b0 = b1 = prm.B - 1;
         has1 = c1 < prm.d;
     } else {
         const int pair = cid % prm.npairs;
@@ -502,43 +509,46 @@ __global__ void __launch_bounds__(LCF_MAX_THREADS, MINB)
     if (P > 1) cluster.sync(); /* every block of the cluster runs, and its tables are in */
     else __syncthreads();
 
-    /* ---- 1. load, P-point DFT across the cluster, twiddle, scatter ----
+    /* ---- 1. load, Q-point DFT over the top digit, twiddle, scatter ----
+     * Q = P R0F: the cluster's digit, times (v6) the block's radix-R0 digit where it is fused
+     * here.  n = SL n1 + n2 (SL = N / Q); only n1 < Q / 2 can hold input (the rest is the zero
+     * padding).  Output k1 goes to block k1 % P, position (k1 / P) SL + n2, times W_N^(k1 n2):
+     * the same positions and values as the separate R0 stage (same DFT, same digit order).
      * LCF_LOAD_UNROLL points per thread are loaded before any is stored, so their HBM latencies
      * overlap (a plain loop waits for each load: stores to shared memory / DSMEM go through
      * generic pointers the compiler cannot move loads above). */
-    constexpr int NH = P == 1 ? 1 : P / 2; /* n1 with possibly nonzero input */
+    constexpr int Q = P * R0F;
+    constexpr int NH = Q == 1 ? 1 : Q / 2; /* n1 with possibly nonzero input */
+    constexpr int UNR = NH <= 2 ? LCF_LOAD_UNROLL : 2;
+    const int SL = prm.N / Q;
     {
-        const int slice = M / P;
+        const int slice = SL / P;
         const int lo = rank * slice, hi = lo + slice;
-        for (int nb = lo + tid; nb < hi; nb += LCF_LOAD_UNROLL * nt) {
-            float2 a[LCF_LOAD_UNROLL][NH];
+        for (int nb = lo + tid; nb < hi; nb += UNR * nt) {
+            float2 a[UNR][NH];
 #pragma unroll
-            for (int u = 0; u < LCF_LOAD_UNROLL; u++) {
+            for (int u = 0; u < UNR; u++) {
                 const int n2 = nb + u * nt;
 #pragma unroll
                 for (int n1 = 0; n1 < NH; n1++) {
-                    const int t = n2 < hi ? n1 * M + n2 : T; /* T: reads nothing, gives 0 */
+                    const int t = n2 < hi ? n1 * SL + n2 : T; /* T: reads nothing, gives 0 */
                     a[u][n1].x = load_u(x0r, t, T, has_pre, p0, p1, p2);
                     a[u][n1].y = has1 ? load_u(x1r, t, T, has_pre, q0, q1, q2) : 0.0f;
                 }
             }
 #pragma unroll
-            for (int u = 0; u < LCF_LOAD_UNROLL; u++) {
+            for (int u = 0; u < UNR; u++) {
                 const int n2 = nb + u * nt;
                 if (n2 >= hi) break;
-                if (P == 1) {
-                    buf[padi(n2)] = a[u][0];
-                } else {
 #pragma unroll
-                    for (int k1 = 0; k1 < P; k1++) {
-                        float2 v = a[u][0];
+                for (int k1 = 0; k1 < Q; k1++) {
+                    float2 v = a[u][0];
 #pragma unroll
-                        for (int n1 = 1; n1 < NH; n1++)
-                            v = cadd(v, wmul16<false>(a[u][n1], (n1 * k1 * (16 / P)) & 15));
-                        v = cmul(v, twid(tw_hi, tw_lo, n2 * k1));
-                        float2 *dst = cluster.map_shared_rank(buf, k1);
-                        dst[padi(n2)] = v;
-                    }
+                    for (int n1 = 1; n1 < NH; n1++)
+                        v = cadd(v, wmul16<false>(a[u][n1], (n1 * k1 * (16 / Q)) & 15));
+                    if (k1) v = cmul(v, twid(tw_hi, tw_lo, n2 * k1));
+                    float2 *dst = P > 1 ? cluster.map_shared_rank(buf, k1 % P) : buf;
+                    dst[padi((k1 / P) * SL + n2)] = v;
                 }
             }
         }
@@ -550,7 +560,7 @@ __global__ void __launch_bounds__(LCF_MAX_THREADS, MINB)
     const int r0 = prm.log_m & 3;
     const int R0 = 1 << r0;
     const int N = prm.N;
-    if (r0) {
+    if (r0 && R0F == 1) {
         fft_first_stage<false>(buf, M, r0, N / M, tw_hi, tw_lo);
         __syncthreads();
     }
@@ -574,11 +584,11 @@ __global__ void __launch_bounds__(LCF_MAX_THREADS, MINB)
         }
         return;
     }
-    if (prm.xpair) {
+    if (cross) {
         fft_span1<false>(buf, M);
         if (P > 1) cluster.sync();
         else __syncthreads();
-        xpair_product<P>(buf, prm, rank, cid, cluster);
+        xpair_product<P>(buf, prm, rank, c, c1, cluster);
         if (P > 1) cluster.sync();
         else __syncthreads();
         fft_span1<true>(buf, M);
@@ -618,48 +628,51 @@ __global__ void __launch_bounds__(LCF_MAX_THREADS, MINB)
         fft_stage<16, true>(buf, M, s, N / (16 * s), tw_hi, tw_lo);
         __syncthreads();
     }
-    if (r0) fft_first_stage<true>(buf, M, r0, N / M, tw_hi, tw_lo);
+    if (r0 && R0F == 1) fft_first_stage<true>(buf, M, r0, N / M, tw_hi, tw_lo);
     if (P > 1) cluster.sync();
     else __syncthreads();
 
-    /* ---- 5. inverse P-point DFT across the cluster, truncate, write y ---- */
+    /* ---- 5. inverse Q-point DFT over the top digit (across the cluster), truncate, write y */
     Tx *y0r = reinterpret_cast<Tx *>(prm.y) + ((size_t)b0 * prm.d + c) * T;
     Tx *y1r = reinterpret_cast<Tx *>(prm.y) + ((size_t)b1 * prm.d + c1) * T;
     {
-        const int slice = M / P;
+        const int slice = SL / P;
         const int lo = rank * slice, hi = lo + slice;
-        if (P == 1) {
+        if (Q == 1) {
             for (int n2 = tid; n2 < T; n2 += nt) {
                 const float2 v = buf[padi(n2)];
                 y0r[n2] = from_f32<Tx>(v.x);
                 if (has1) y1r[n2] = from_f32<Tx>(v.y);
             }
         } else {
-            /* two points per iteration: their 2P DSMEM reads are issued before any y store */
+            /* two points per iteration: their 2Q shared / DSMEM reads are issued before any y
+             * store; only outputs n1 < Q / 2 can be < T */
             for (int nb = lo + tid; nb < hi && nb < T; nb += 2 * nt) {
-                float2 cv[2][P];
+                float2 cv[2][Q];
 #pragma unroll
                 for (int u = 0; u < 2; u++) {
                     const int n2 = nb + u * nt < hi ? nb + u * nt : nb;
 #pragma unroll
-                    for (int k1 = 0; k1 < P; k1++)
-                        cv[u][k1] = cluster.map_shared_rank(buf, k1)[padi(n2)];
+                    for (int k1 = 0; k1 < Q; k1++) {
+                        const float2 *src = P > 1 ? cluster.map_shared_rank(buf, k1 % P) : buf;
+                        cv[u][k1] = src[padi((k1 / P) * SL + n2)];
+                    }
                 }
 #pragma unroll
                 for (int u = 0; u < 2; u++) {
                     const int n2 = nb + u * nt;
                     if (n2 >= hi) break;
 #pragma unroll
-                    for (int k1 = 1; k1 < P; k1++)
+                    for (int k1 = 1; k1 < Q; k1++)
                         cv[u][k1] = cmul(cv[u][k1], conjf2(twid(tw_hi, tw_lo, n2 * k1)));
 #pragma unroll
                     for (int n1 = 0; n1 < NH; n1++) {
-                        const int t = n1 * M + n2;
+                        const int t = n1 * SL + n2;
                         if (t < T) {
                             float2 v = cv[u][0];
 #pragma unroll
-                            for (int k1 = 1; k1 < P; k1++)
-                                v = cadd(v, wmul16<true>(cv[u][k1], (n1 * k1 * (16 / P)) & 15));
+                            for (int k1 = 1; k1 < Q; k1++)
+                                v = cadd(v, wmul16<true>(cv[u][k1], (n1 * k1 * (16 / Q)) & 15));
                             y0r[t] = from_f32<Tx>(v.x);
                             if (has1) y1r[t] = from_f32<Tx>(v.y);
                         }
@@ -676,12 +689,26 @@ struct lcf_geom {
     size_t smem_bytes;
 };
 
+/* Most points a block holds for a transform of N.  v6: N = 16384 (T = 8k) runs as a cluster of
+ * two 8192-point blocks, two blocks an SM (one 139 KiB block before): 0.863 -> 0.831 ms at 8k
+ * on the H100; the same cap at 16k and 32k (clusters of 4 and 8) measured 7 % and 1 % slower.
+ * CHELA_LCF_BLOCK_POINTS=8192 / 16384 forces one cap for every N (experiments).  A cluster
+ * stays <= 8 blocks. */
+static int lcf_block_points(int N) {
+    const char *e = getenv("CHELA_LCF_BLOCK_POINTS");
+    if (e && !strcmp(e, "8192")) return 8192;
+    if (e && !strcmp(e, "16384")) return 16384;
+    return N == 16384 ? 8192 : LCF_BLOCK_POINTS;
+}
+
 static lcf_geom lcf_geometry(int T) {
     lcf_geom g;
     int tp = 64;
     while (tp < T) tp <<= 1;
     g.N = 2 * tp;
-    g.P = g.N > LCF_BLOCK_POINTS ? g.N / LCF_BLOCK_POINTS : 1;
+    int bp = lcf_block_points(g.N);
+    while (g.N / bp > 8) bp *= 2;
+    g.P = g.N > bp ? g.N / bp : 1;
     g.M = g.N / g.P;
     g.log_m = 0;
     while ((1 << g.log_m) < g.M) g.log_m++;
@@ -693,6 +720,30 @@ static lcf_geom lcf_geometry(int T) {
     g.threads = th;
     g.smem_bytes = (size_t)(g.M + g.M / 16 + g.n_hi + LCF_TW_LO) * sizeof(float2);
     return g;
+}
+
+typedef void (*lcf_kernel_fn)(const lcf_params);
+
+/* The kernel copy a plan runs: MINB 2 (64 registers, two 512-thread blocks an SM) where a
+ * block holds <= LCF_SMALL_M points, and (v6) the block's radix-R0 digit fused into load and
+ * store where the combined digit P R0 is <= 8 (larger ones keep the R0 stage: a Q-point DFT
+ * a point on load costs Q / 2 products an output). */
+template <int P, typename Tx> static lcf_kernel_fn lcf_pick(const long_conv_fast_t *p) {
+    const int r0 = 1 << (p->log_m & 3);
+    const int r0f = P * r0 <= 8 ? r0 : 1;
+    if (p->M <= LCF_SMALL_M) {
+        switch (r0f) {
+        case 2: if constexpr (P <= 4) return lcf_kernel<P, Tx, 2, 2>; break;
+        case 4: if constexpr (P <= 2) return lcf_kernel<P, Tx, 2, 4>; break;
+        case 8: if constexpr (P == 1) return lcf_kernel<P, Tx, 2, 8>; break;
+        default: break;
+        }
+        return lcf_kernel<P, Tx, 2, 1>;
+    }
+    if (r0f == 4) { /* M = 16384 = 4 x 16^3 */
+        if constexpr (P <= 2) return lcf_kernel<P, Tx, 1, 4>;
+    }
+    return lcf_kernel<P, Tx, 1, 1>;
 }
 
 template <int P, typename Tx>
@@ -710,11 +761,7 @@ static int lcf_launch(const long_conv_fast_t *p, const lcf_params &prm, unsigned
     attr[0].val.clusterDim.z = 1;
     cfg.attrs = attr;
     cfg.numAttrs = P > 1 ? 1 : 0;
-    constexpr int MINB_SMALL = P == 1 ? 2 : 1; /* the 64-register copy exists for P = 1 only */
-    if (P == 1 && p->M <= LCF_SMALL_M)
-        CUDA_CHECK(cudaLaunchKernelEx(&cfg, lcf_kernel<P, Tx, MINB_SMALL>, prm));
-    else
-        CUDA_CHECK(cudaLaunchKernelEx(&cfg, lcf_kernel<P, Tx, 1>, prm));
+    CUDA_CHECK(cudaLaunchKernelEx(&cfg, lcf_pick<P, Tx>(p), prm));
     CUDA_CHECK(cudaGetLastError());
     return 0;
 }
@@ -731,19 +778,14 @@ static int lcf_launch_p(const long_conv_fast_t *p, const lcf_params &prm, unsign
     BENCH_FAIL("long_conv_fast: no kernel for cluster size %d", p->P);
 }
 
-template <int P, int MINB> static int lcf_set_attrs_minb(size_t smem) {
-    CUDA_CHECK(cudaFuncSetAttribute(lcf_kernel<P, float, MINB>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    CUDA_CHECK(cudaFuncSetAttribute(lcf_kernel<P, __nv_bfloat16, MINB>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    CUDA_CHECK(cudaFuncSetAttribute(lcf_kernel<P, __half, MINB>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+/* the shared-memory attribute of the copies this plan runs, every run dtype */
+template <int P> static int lcf_set_attrs(const long_conv_fast_t *p) {
+    const int smem = (int)p->smem_bytes;
+    CUDA_CHECK(cudaFuncSetAttribute(lcf_pick<P, float>(p), cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    CUDA_CHECK(cudaFuncSetAttribute(lcf_pick<P, __nv_bfloat16>(p),
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    CUDA_CHECK(cudaFuncSetAttribute(lcf_pick<P, __half>(p), cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     return 0;
-}
-
-template <int P> static int lcf_set_attrs(size_t smem) {
-    if (lcf_set_attrs_minb<P, 1>(smem)) return -1;
-    return P == 1 ? lcf_set_attrs_minb<P, (P == 1 ? 2 : 1)>(smem) : 0;
 }
 
 static lcf_params lcf_base_params(const long_conv_fast_t *p) {
@@ -768,8 +810,8 @@ extern "C" size_t long_conv_fast_workspace(int B, int d, int T) {
     if (T < 1 || T > LONG_CONV_FAST_MAX_T || d < 1) return 0;
     const lcf_geom g = lcf_geometry(T);
     const size_t toep = T <= lcf_toeplitz_max_t() ? long_conv_toeplitz_workspace(B, d, T) : 0;
-    return (size_t)lcf_spec_channels(B, d) * g.rows * g.M * sizeof(float2) +
-           (size_t)(g.n_hi + LCF_TW_LO) * sizeof(float2) + toep;
+    return (size_t)d * g.rows * g.M * sizeof(float2) + (size_t)(g.n_hi + LCF_TW_LO) * sizeof(float2) +
+           toep;
 }
 
 extern "C" void long_conv_fast_destroy(long_conv_fast_t *p) {
@@ -780,26 +822,9 @@ extern "C" void long_conv_fast_destroy(long_conv_fast_t *p) {
     free(p);
 }
 
-/* xpair: channel pair (2i, 2i+1)'s spectra K0, K1 -> A = (K0 + K1) / 2, B = (K0 - K1) / 2 in
- * place (FFT is linear: the spectra of (k0 + k1) / 2 and (k0 - k1) / 2). */
-static __global__ void lcf_pair_spectra(float2 *spec, size_t per_ch, size_t n) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        float2 *a = spec + (i / per_ch) * 2 * per_ch + i % per_ch, *b = a + per_ch;
-        const float2 k0 = *a, k1 = *b;
-        *a = make_float2(0.5f * (k0.x + k1.x), 0.5f * (k0.y + k1.y));
-        *b = make_float2(0.5f * (k0.x - k1.x), 0.5f * (k0.y - k1.y));
-    }
-}
-
 static int lcf_create_impl(long_conv_fast_t *p, const float *d_taps, cudaStream_t stream) {
-    const int spec_ch = p->xpair ? (p->d + 1) & ~1 : p->d;
-    const size_t per_ch = (size_t)p->rows * p->M;
-    const size_t spec_bytes = (size_t)spec_ch * per_ch * sizeof(float2);
+    const size_t spec_bytes = (size_t)p->d * p->rows * p->M * sizeof(float2);
     CUDA_CHECK(cudaMalloc((void **)&p->d_spec, spec_bytes));
-    /* an odd d's pairing channel has zero taps: its spectrum row stays 0 */
-    if (spec_ch > p->d)
-        CUDA_CHECK(cudaMemsetAsync(p->d_spec + (size_t)p->d * per_ch, 0, per_ch * sizeof(float2), stream));
     const int ntw = p->n_hi + LCF_TW_LO;
     CUDA_CHECK(cudaMalloc((void **)&p->d_tw, (size_t)ntw * sizeof(float2)));
     float2 *h_tw = (float2 *)malloc((size_t)ntw * sizeof(float2));
@@ -816,10 +841,10 @@ static int lcf_create_impl(long_conv_fast_t *p, const float *d_taps, cudaStream_
     CUDA_CHECK(ce);
 
     switch (p->P) {
-    case 1: if (lcf_set_attrs<1>(p->smem_bytes)) return -1; break;
-    case 2: if (lcf_set_attrs<2>(p->smem_bytes)) return -1; break;
-    case 4: if (lcf_set_attrs<4>(p->smem_bytes)) return -1; break;
-    case 8: if (lcf_set_attrs<8>(p->smem_bytes)) return -1; break;
+    case 1: if (lcf_set_attrs<1>(p)) return -1; break;
+    case 2: if (lcf_set_attrs<2>(p)) return -1; break;
+    case 4: if (lcf_set_attrs<4>(p)) return -1; break;
+    case 8: if (lcf_set_attrs<8>(p)) return -1; break;
     default: BENCH_FAIL("long_conv_fast: bad cluster size %d", p->P);
     }
 
@@ -831,12 +856,6 @@ static int lcf_create_impl(long_conv_fast_t *p, const float *d_taps, cudaStream_
     prm.B = 1;
     prm.npairs = 1;
     if (lcf_launch_p<float>(p, prm, (unsigned)p->d * p->P, stream)) return -1;
-    if (p->xpair) {
-        const size_t n = (size_t)(spec_ch / 2) * per_ch;
-        lcf_pair_spectra<<<(unsigned)((n + 255) / 256 < 4096 ? (n + 255) / 256 : 4096), 256, 0, stream>>>(
-            p->d_spec, per_ch, n);
-        CUDA_CHECK(cudaGetLastError());
-    }
     CUDA_CHECK(cudaStreamSynchronize(stream));
     /* the spectrum stays: fp32 runs always take the FFT */
     if (p->T <= lcf_toeplitz_max_t() &&
@@ -886,11 +905,9 @@ extern "C" int long_conv_fast_run(const long_conv_fast_t *p, const void *d_x, vo
     prm.y = d_y;
     prm.pre3 = d_pre3;
     prm.B = p->B;
-    prm.npairs = (p->B + 1) / 2;
     prm.xpair = p->xpair;
-    /* one cluster a (channel, batch pair), or (xpair) a pair of channels */
-    const long long units = p->xpair ? (p->d + 1) / 2 : (long long)p->d * prm.npairs;
-    const unsigned nblocks = (unsigned)(units * p->P);
+    prm.npairs = p->xpair ? p->B / 2 : (p->B + 1) / 2; /* same-channel pairs a channel */
+    const unsigned nblocks = (unsigned)(lcf_units(p->B, p->d, p->xpair) * p->P);
     switch (dtype) {
     case DTYPE_BF16: return lcf_launch_p<__nv_bfloat16>(p, prm, nblocks, stream);
     case DTYPE_F16: return lcf_launch_p<__half>(p, prm, nblocks, stream);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -280,6 +280,60 @@ if [ "$MODE" = xpair ]; then
             --batch 1 --dtype fp32 -o "$OUT/b1_xpair$xp.csv" 2>> "$OUT/run.log"; echo "rc=$?"
         cols "$OUT/b1_xpair$xp.csv"
     done
+    echo "== $BIN --seq 1k..64k --ops short_long_conv --profile"
+    timeout 150 $BIN --seq 1k..64k --ops short_long_conv --profile -o "$OUT/slc.csv" \
+        2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/slc.csv"
+    layer_sweep
+fi
+# long_conv/fast with 8192-point blocks (CHELA_LCF_BLOCK_POINTS=8192) beside the default, the
+# layers with it, and Nsight Compute on the layer's ln_shortconv kernel (T = 4k) with its stall
+# reasons.
+if [ "$MODE" = bp ]; then
+    rm -f "$OUT/build.log"
+    cols() { cut -d, -f7,9,10,11,17,21,27,30,32,33 "$1" | tail -n +2; }
+    gpu_tests
+    for bp in 16384 8192; do
+        echo "== CHELA_LCF_BLOCK_POINTS=$bp $BIN --seq 1k..64k --ops long_conv --variants fast --profile"
+        CHELA_LCF_BLOCK_POINTS=$bp timeout 100 $BIN --seq 1k..64k --ops long_conv --variants fast \
+            --profile -o "$OUT/conv_bp$bp.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/conv_bp$bp.csv"
+    done
+    if command -v ncu >/dev/null; then
+        CHELA_NO_CEILINGS=1 timeout 200 ncu -k regex:ln_shortconv_tile -c 1 --section SpeedOfLight \
+            --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy \
+            --section SchedulerStats --section LaunchStats \
+            --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio" \
+            $BIN --seq 4096 --ops chela --warmup 0 --repeat 1 --budget-ms 0 -o /tmp/ncu_rows.csv \
+            > "$OUT/ncu-ln.txt" 2>&1
+        echo "ncu rc=$?"
+    fi
+    export CHELA_LCF_BLOCK_POINTS=8192
+    layer_sweep
+fi
+# long_conv/fast v6 (radix-R0 digit fused into load and store, 8k as a cluster of two): GPU
+# tests, compute-sanitizer on the FFT paths, the sweep beside cuFFT, B = 1 in fp32, the
+# short-long conv and the layers.
+if [ "$MODE" = v6 ]; then
+    rm -f "$OUT/build.log"
+    cols() { cut -d, -f7,9,10,11,17,21,27,30,32,33 "$1" | tail -n +2; }
+    gpu_tests
+    if command -v compute-sanitizer >/dev/null; then
+        for tool in memcheck racecheck; do
+            for shp in "3000,9000 --batch 3" "20000,40000 --batch 1"; do
+                echo "== compute-sanitizer --tool $tool long_conv/fast --seq $shp --dim 4" >> "$OUT/sanitizer.txt"
+                timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 $BIN --ops long_conv \
+                    --variants fast --seq $shp --dim 4 --warmup 0 --repeat 1 --budget-ms 0 \
+                    -o /tmp/san.csv 2>&1 | tail -3 >> "$OUT/sanitizer.txt"
+                echo "rc=${PIPESTATUS[0]}" >> "$OUT/sanitizer.txt"
+            done
+        done
+        grep -E "^==|rc=|ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer.txt"
+    fi
+    echo "== $BIN --seq 1k..64k --ops long_conv --profile"
+    timeout 150 $BIN --seq 1k..64k --ops long_conv --profile -o "$OUT/conv.csv" \
+        2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/conv.csv"
+    echo "== $BIN --seq 1k..64k --ops long_conv --variants fast --batch 1 --dtype fp32"
+    timeout 100 $BIN --seq 1k..64k --ops long_conv --variants fast --batch 1 --dtype fp32 \
+        -o "$OUT/b1.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/b1.csv"
     echo "== $BIN --seq 1k..64k --ops short_long_conv --profile"
     timeout 150 $BIN --seq 1k..64k --ops short_long_conv --profile -o "$OUT/slc.csv" \
         2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/slc.csv"

@@ -193,11 +193,40 @@ START_TEST(long_conv_channel_pairs) {
     const char *c[] = {"--ops", "short_long_conv", "--seq", "5000,40000", "--batch", "1",
                        "--dim", "7"};
     ck_assert_int_eq(sweep_ok("xpair_slc", NULL, 8, c), 4); /* branches, reparam */
+    /* odd B > 1: rows 0, 1 share a transform, row 2 of channels c, c+1 another */
+    const char *e[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "3000,9000,40000",
+                       "--batch", "3", "--dim", "5", "--dtype", "fp32"};
+    ck_assert_int_eq(sweep_ok("xpair_b3_fp32", NULL, 12, e), 3);
+    const char *f[] = {"--ops", "long_conv,short_long_conv", "--seq", "5000,20000", "--batch",
+                       "3", "--dim", "6"};
+    ck_assert_int_eq(sweep_ok("xpair_b3_bf16", NULL, 8, f), 8);
     setenv("CHELA_LCF_XPAIR", "0", 1);
     const char *d[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "5000,40000",
                        "--batch", "1", "--dim", "5"};
     ck_assert_int_eq(sweep_ok("xpair_off", NULL, 10, d), 2);
     unsetenv("CHELA_LCF_XPAIR");
+}
+END_TEST
+
+/* CHELA_LCF_BLOCK_POINTS=8192: clusters of 8192-point blocks from T = 4097 (P = 2, 4, 8, and
+ * 16384-point blocks where 8 would not reach), the 64-register copy at every P, the radix-2
+ * digit fused into load and store at P = 2 and 4 (v6), batch pairs and channel pairs; then
+ * =16384, the P = 1 block of 16384 points with its radix-4 digit fused. */
+START_TEST(long_conv_block_points) {
+    setenv("CHELA_LCF_BLOCK_POINTS", "8192", 1);
+    const char *a[] = {"--ops", "long_conv", "--variants", "fast", "--seq",
+                       "4097,9000,20000,40000", "--batch", "2", "--dim", "5"};
+    ck_assert_int_eq(sweep_ok("bp8k_b2", NULL, 10, a), 4);
+    /* not long_conv/fft: cuFFT's fp32 error at t = 0 of T = 40000 is 5.7e-5 of rows whose d = 5
+     * outputs are all ~1e-5 (measured), over the fp32 tolerance for a reason not tested here */
+    const char *b[] = {"--ops", "long_conv,short_long_conv", "--variants", "fast,branches,reparam",
+                       "--seq", "9000,40000", "--batch", "1", "--dim", "5", "--dtype", "fp32"};
+    ck_assert_int_eq(sweep_ok("bp8k_b1_fp32", NULL, 12, b), 6);
+    setenv("CHELA_LCF_BLOCK_POINTS", "16384", 1);
+    const char *c[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "4097,8192",
+                       "--batch", "3", "--dim", "5"};
+    ck_assert_int_eq(sweep_ok("bp16k_b3", NULL, 10, c), 2);
+    unsetenv("CHELA_LCF_BLOCK_POINTS");
 }
 END_TEST
 
@@ -276,6 +305,7 @@ int main(void) {
     tcase_add_test(tc, long_conv_odd_lengths);
     tcase_add_test(tc, long_conv_toeplitz_paths);
     tcase_add_test(tc, long_conv_channel_pairs);
+    tcase_add_test(tc, long_conv_block_points);
     tcase_add_test(tc, short_long_conv_forms);
     tcase_add_test(tc, chela_layer_small);
     tcase_add_test(tc, chela_layer_segments);
