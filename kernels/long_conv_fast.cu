@@ -185,6 +185,7 @@ namespace cg = cooperative_groups;
  * M = 16384 (T = 8k) only one block fits in shared memory anyway and the cap cost 5%. */
 #define LCF_SMALL_M 8192
 #define LCF_LOAD_UNROLL 4 /* points whose loads are in flight together, per thread */
+#define LCF_FUSE_Q 16     /* v6: largest combined digit P R0 done on load and store */
 
 /* v4: the largest T whose 16-bit runs take the Toeplitz product (kernels/long_conv_toeplitz.cu)
  * instead of the FFT; CHELA_LCF_TOEPLITZ_MAX_T=<tokens> overrides (0: never), for measuring the
@@ -456,6 +457,46 @@ __device__ __forceinline__ void xpair_product(float2 *buf, const lcf_params &prm
     }
 }
 
+/* X[k] = sum_j a[j] W_Q^(j k), k < Q, from the Q/2 inputs that can be nonzero (the upper half
+ * is the zero padding): the first decimation-in-frequency split is free, X[2m] =
+ * DFT_(Q/2)(a)[m] and X[2m+1] = DFT_(Q/2)(a[j] W_Q^j)[m].  Q <= 16. */
+template <int Q> __device__ __forceinline__ void dft_half_in(const float2 (&a)[Q / 2], float2 (&x)[Q]) {
+    constexpr int H = Q / 2;
+    float2 e[H], o[H];
+#pragma unroll
+    for (int j = 0; j < H; j++) {
+        e[j] = a[j];
+        o[j] = wmul16<false>(a[j], j * (16 / Q));
+    }
+    if constexpr (H > 1) {
+        dft<H, false>(e);
+        dft<H, false>(o);
+    }
+#pragma unroll
+    for (int m = 0; m < H; m++) {
+        x[2 * m] = e[m];
+        x[2 * m + 1] = o[m];
+    }
+}
+
+/* x[n] = sum_k v[k] W_Q^(-n k) for n < Q/2 only (the outputs past T are dropped): even and odd
+ * k apart, x[n] = IDFT_(Q/2)(v[2m])[n] + W_Q^(-n) IDFT_(Q/2)(v[2m+1])[n].  Q <= 16. */
+template <int Q> __device__ __forceinline__ void idft_half_out(const float2 (&v)[Q], float2 (&x)[Q / 2]) {
+    constexpr int H = Q / 2;
+    float2 e[H], o[H];
+#pragma unroll
+    for (int m = 0; m < H; m++) {
+        e[m] = v[2 * m];
+        o[m] = v[2 * m + 1];
+    }
+    if constexpr (H > 1) {
+        dft<H, true>(e);
+        dft<H, true>(o);
+    }
+#pragma unroll
+    for (int n = 0; n < H; n++) x[n] = cadd(e[n], wmul16<true>(o[n], n * (16 / Q)));
+}
+
 /* One cluster of P blocks per (channel c, batch pair).  blockIdx.x = (c * npairs + pair) * P +
  * rank.  Shared memory: buf [M + M/16] float2, tw_hi [n_hi], tw_lo [128]. */
 template <int P, typename Tx, int MINB, int R0F>
@@ -519,7 +560,7 @@ __global__ void __launch_bounds__(LCF_MAX_THREADS, MINB)
      * generic pointers the compiler cannot move loads above). */
     constexpr int Q = P * R0F;
     constexpr int NH = Q == 1 ? 1 : Q / 2; /* n1 with possibly nonzero input */
-    constexpr int UNR = NH <= 2 ? LCF_LOAD_UNROLL : 2;
+    constexpr int UNR = NH <= 2 ? LCF_LOAD_UNROLL : (NH <= 4 ? 2 : 1);
     const int SL = prm.N / Q;
     {
         const int slice = SL / P;
@@ -540,12 +581,12 @@ __global__ void __launch_bounds__(LCF_MAX_THREADS, MINB)
             for (int u = 0; u < UNR; u++) {
                 const int n2 = nb + u * nt;
                 if (n2 >= hi) break;
+                float2 xk[Q];
+                if constexpr (Q == 1) xk[0] = a[u][0];
+                else dft_half_in<Q>(a[u], xk);
 #pragma unroll
                 for (int k1 = 0; k1 < Q; k1++) {
-                    float2 v = a[u][0];
-#pragma unroll
-                    for (int n1 = 1; n1 < NH; n1++)
-                        v = cadd(v, wmul16<false>(a[u][n1], (n1 * k1 * (16 / Q)) & 15));
+                    float2 v = xk[k1];
                     if (k1) v = cmul(v, twid(tw_hi, tw_lo, n2 * k1));
                     float2 *dst = P > 1 ? cluster.map_shared_rank(buf, k1 % P) : buf;
                     dst[padi((k1 / P) * SL + n2)] = v;
@@ -638,7 +679,7 @@ __global__ void __launch_bounds__(LCF_MAX_THREADS, MINB)
     {
         const int slice = SL / P;
         const int lo = rank * slice, hi = lo + slice;
-        if (Q == 1) {
+        if constexpr (Q == 1) {
             for (int n2 = tid; n2 < T; n2 += nt) {
                 const float2 v = buf[padi(n2)];
                 y0r[n2] = from_f32<Tx>(v.x);
@@ -665,16 +706,14 @@ __global__ void __launch_bounds__(LCF_MAX_THREADS, MINB)
 #pragma unroll
                     for (int k1 = 1; k1 < Q; k1++)
                         cv[u][k1] = cmul(cv[u][k1], conjf2(twid(tw_hi, tw_lo, n2 * k1)));
+                    float2 xo[NH];
+                    idft_half_out<Q>(cv[u], xo);
 #pragma unroll
                     for (int n1 = 0; n1 < NH; n1++) {
                         const int t = n1 * SL + n2;
                         if (t < T) {
-                            float2 v = cv[u][0];
-#pragma unroll
-                            for (int k1 = 1; k1 < Q; k1++)
-                                v = cadd(v, wmul16<true>(cv[u][k1], (n1 * k1 * (16 / Q)) & 15));
-                            y0r[t] = from_f32<Tx>(v.x);
-                            if (has1) y1r[t] = from_f32<Tx>(v.y);
+                            y0r[t] = from_f32<Tx>(xo[n1].x);
+                            if (has1) y1r[t] = from_f32<Tx>(xo[n1].y);
                         }
                     }
                 }
@@ -726,22 +765,22 @@ typedef void (*lcf_kernel_fn)(const lcf_params);
 
 /* The kernel copy a plan runs: MINB 2 (64 registers, two 512-thread blocks an SM) where a
  * block holds <= LCF_SMALL_M points, and (v6) the block's radix-R0 digit fused into load and
- * store where the combined digit P R0 is <= 8 (larger ones keep the R0 stage: a Q-point DFT
- * a point on load costs Q / 2 products an output). */
+ * store where the combined digit P R0 is <= LCF_FUSE_Q (larger ones keep the R0 stage: a
+ * Q-point DFT a point on load and store; 32 would hold 64 complex values a thread). */
 template <int P, typename Tx> static lcf_kernel_fn lcf_pick(const long_conv_fast_t *p) {
     const int r0 = 1 << (p->log_m & 3);
-    const int r0f = P * r0 <= 8 ? r0 : 1;
+    const int r0f = P * r0 <= LCF_FUSE_Q ? r0 : 1;
     if (p->M <= LCF_SMALL_M) {
         switch (r0f) {
-        case 2: if constexpr (P <= 4) return lcf_kernel<P, Tx, 2, 2>; break;
-        case 4: if constexpr (P <= 2) return lcf_kernel<P, Tx, 2, 4>; break;
-        case 8: if constexpr (P == 1) return lcf_kernel<P, Tx, 2, 8>; break;
+        case 2: if constexpr (P * 2 <= LCF_FUSE_Q) return lcf_kernel<P, Tx, 2, 2>; break;
+        case 4: if constexpr (P * 4 <= LCF_FUSE_Q) return lcf_kernel<P, Tx, 2, 4>; break;
+        case 8: if constexpr (P * 8 <= LCF_FUSE_Q) return lcf_kernel<P, Tx, 2, 8>; break;
         default: break;
         }
         return lcf_kernel<P, Tx, 2, 1>;
     }
     if (r0f == 4) { /* M = 16384 = 4 x 16^3 */
-        if constexpr (P <= 2) return lcf_kernel<P, Tx, 1, 4>;
+        if constexpr (P * 4 <= LCF_FUSE_Q) return lcf_kernel<P, Tx, 1, 4>;
     }
     return lcf_kernel<P, Tx, 1, 1>;
 }

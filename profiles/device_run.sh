@@ -318,9 +318,10 @@ if [ "$MODE" = v6 ]; then
     gpu_tests
     if command -v compute-sanitizer >/dev/null; then
         for tool in memcheck racecheck; do
-            for shp in "3000,9000 --batch 3" "20000,40000 --batch 1"; do
+            for shp in "3000,9000,20000 --batch 3" "20000,40000 --batch 1"; do
                 echo "== compute-sanitizer --tool $tool long_conv/fast --seq $shp --dim 4" >> "$OUT/sanitizer.txt"
-                timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 $BIN --ops long_conv \
+                # no ceilings: their cuBLAS GEMM (nvjet_sm90) is racecheck's known false positive
+                CHELA_NO_CEILINGS=1 timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 $BIN --ops long_conv \
                     --variants fast --seq $shp --dim 4 --warmup 0 --repeat 1 --budget-ms 0 \
                     -o /tmp/san.csv 2>&1 | tail -3 >> "$OUT/sanitizer.txt"
                 echo "rc=${PIPESTATUS[0]}" >> "$OUT/sanitizer.txt"
