@@ -138,21 +138,33 @@
  *   twiddle lookups, packing and addressing left), IPC 1.92 at 25 % occupancy, 3.7-way bank
  *   conflicts on the twiddle table.  profiles/NOTES.md has what a next attempt needs.
  *
- * v5 (this file).  B = 1 (the 64k point of a 65536-token sweep, any --batch 1 run): the
- *   imaginary half of every transform carried zeros.  Now channels c, c+1 share one transform,
- *   z = u_c + i u_c1, and are separated in the spectrum: with A, B the spectra of
- *   (k_c + k_c1)/2 and (k_c - k_c1)/2 (setup combines the two rows in place),
- *   Y(k) = A(k) Z(k) + B(k) conj Z(N-k) is the spectrum of (k_c * u_c) + i (k_c1 * u_c1).
+ * v5.  Odd B (B = 1 is the 64k point of a 65536-token sweep, and any --batch 1 run): the last
+ *   row's transform carried zeros in its imaginary half.  Now that row of channels c, c+1
+ *   shares one transform, z = u_c + i u_c1, separated in the spectrum: with K0, K1 the two
+ *   channels' spectra, A = (K0 + K1)/2 and B = (K0 - K1)/2 (formed in the pass from the stored
+ *   rows), Y(k) = A(k) Z(k) + B(k) conj Z(N-k) is the spectrum of (k_c * u_c) + i (k_c1 * u_c1).
  *   Frequencies k and N-k meet at positions p and M-1-p of cluster blocks r and P-r (the
- *   mirror rule above); in block 0 (and P = 1) at p and pos(M - k(p)), digits reversed.  The
- *   fused middle step becomes: span-1 stage, a pass over the (k, N-k) pairs (across DSMEM for
- *   P > 1), span-1 inverse stage.  Half the transforms.  Predicted ~1.8x at B = 1.
- *   Measured (H100; CHELA_LCF_XPAIR=0 is the off switch): bf16 d = 1024 T = 64k 2.44 ->
+ *   mirror rule above); in block 0 (and P = 1) at p and pos(M - k(p)), hex digits reversed.
+ *   The fused middle step becomes: span-1 stage, a pass over the (k, N-k) pairs (across DSMEM
+ *   for P > 1), span-1 inverse stage.  Half the transforms of that row.  Predicted ~1.8x at
+ *   B = 1.  Measured (H100; CHELA_LCF_XPAIR=0 is the off switch): bf16 d = 1024 T = 64k 2.44 ->
  *   1.67 ms; fp32 B = 1, T = 1k..64k: 0.022 / 0.040 / 0.099 / 0.199 / 0.456 / 1.070 / 2.370 ->
  *   0.020 / 0.030 / 0.065 / 0.143 / 0.318 / 0.755 / 1.559 ms (1.4-1.5x from 4k; below that a
  *   few hundred blocks cannot fill the GPU either way).  The miss against 1.8x: the two span-1
  *   stages no longer share registers (two more shared-memory passes) and the pair pass adds
- *   two cluster barriers.  Error fp32 2.4e-5 at 64k (was 1.7e-5; tolerance 5e-5).
+ *   two cluster barriers.  Error fp32 2.5e-5 at 64k (was 1.7e-5; tolerance 5e-5).
+ *
+ * v6 (this file).  (1) The block's radix-R0 digit (M = R0 16^q) was its own shared-memory pass
+ *   that read the zero padding and wrote outputs past T.  It is now done on load together with
+ *   the cluster's digit, as one Q = P R0-point DFT of the Q/2 inputs that can be nonzero (the
+ *   first decimation-in-frequency split is free: two Q/2-point DFTs), and its inverse on store
+ *   for the Q/2 outputs that can be < T; same positions and values, so the spectrum is
+ *   unchanged.  Q <= LCF_FUSE_Q = 16 (64k's 32 keeps the pass).  (2) T = 8k (N = 16384) runs as
+ *   a cluster of two 8192-point blocks, two blocks an SM, instead of one 139 KiB block
+ *   (measured 0.863 -> 0.831 ms alone; the same cap at 16k / 32k was 7 % / 1 % slower, so only
+ *   there).  Predicted 8-12 % from 4k to 32k.  Measured (H100, bf16, d = 1024, 65536 tokens):
+ *   0.725 / 0.855 / 0.979 / 1.249 -> 0.634 / 0.762 / 0.914 / 1.070 ms at 4k / 8k / 16k / 32k;
+ *   64k (B = 1) 1.655.  Error unchanged (3.7-4.2e-3).
  */
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
