@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,15 +97,17 @@ static int parse_int(const char *opt, const char *s, long long lo, long long hi,
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (end != s && (*end == 'k' || *end == 'K') && end[1] == 0 && v <= hi / 1024) {
-        v *= 1024;
+    if (end != s && (*end == 'k' || *end == 'K') && end[1] == 0) {
+        /* the K multiple only where it fits: -2^63 K overflowed here (found by fuzz_cli) */
+        if (errno == 0 && v >= LLONG_MIN / 1024 && v <= LLONG_MAX / 1024) v *= 1024;
+        else errno = ERANGE;
         end++;
     }
-    if (end == s || *end || errno == ERANGE) {
+    if (end == s || *end) {
         snprintf(err, n, "%s: '%s' is not a whole number", opt, s);
         return -1;
     }
-    if (v < lo || v > hi) {
+    if (errno == ERANGE || v < lo || v > hi) {
         snprintf(err, n, "%s: %s is out of range (%lld..%lld)", opt, s, lo, hi);
         return -1;
     }

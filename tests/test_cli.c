@@ -87,6 +87,16 @@ START_TEST(options_parse_and_conflicts) {
     ck_assert_int_eq(opts(&o, err, 2, c6), -1);
     const char *c7[] = {"chela-bench", "--frobnicate"};
     ck_assert_int_eq(opts(&o, err, 2, c7), -1);
+    /* a K multiple past long long (the -2^63 one overflowed before: fuzz_cli) */
+    const char *ck1[] = {"chela-bench", "--dim", "-22222222222222222220K"};
+    ck_assert_int_eq(opts(&o, err, 3, ck1), -1);
+    ck_assert_ptr_nonnull(strstr(err, "out of range"));
+    const char *ck2[] = {"chela-bench", "--dim", "9007199254740993k"};
+    ck_assert_int_eq(opts(&o, err, 3, ck2), -1);
+    ck_assert_ptr_nonnull(strstr(err, "out of range"));
+    const char *ck3[] = {"chela-bench", "--dim", "-2k"};
+    ck_assert_int_eq(opts(&o, err, 3, ck3), -1);
+    ck_assert_ptr_nonnull(strstr(err, "out of range"));
     const char *c8[] = {"chela-bench", "--batch", "-3"};
     ck_assert_int_eq(opts(&o, err, 3, c8), -1);
 }
