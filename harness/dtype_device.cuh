@@ -62,6 +62,18 @@ template <typename T16> __device__ __forceinline__ void load8(const T16 *p, floa
         f[2 * u + 1] = hi16(w[u], (T16 *)nullptr);
     }
 }
+/* 4 consecutive elements -> 4 floats (8-byte aligned for 16-bit types, 16-byte for float) */
+template <typename T16> __device__ __forceinline__ void load4(const T16 *p, float f[4]) {
+    const uint2 raw = *reinterpret_cast<const uint2 *>(p);
+    f[0] = lo16(raw.x, (T16 *)nullptr);
+    f[1] = hi16(raw.x, (T16 *)nullptr);
+    f[2] = lo16(raw.y, (T16 *)nullptr);
+    f[3] = hi16(raw.y, (T16 *)nullptr);
+}
+__device__ __forceinline__ void load4(const float *p, float f[4]) {
+    const float4 v = *reinterpret_cast<const float4 *>(p);
+    f[0] = v.x; f[1] = v.y; f[2] = v.z; f[3] = v.w;
+}
 template <typename T16> __device__ __forceinline__ void store8(T16 *p, const float f[8]) {
     uint4 raw;
     raw.x = pack16(f[0], f[1], (T16 *)nullptr);

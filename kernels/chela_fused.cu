@@ -85,6 +85,14 @@
  *   call 4.17 / 4.26 / 4.62 / 4.70 / 4.98 / 5.25 / 6.29 ms at T = 1k..64k (v4: 4.11 / 4.57 /
  *   4.88 / 4.81 / 5.19 / 5.45 / 6.57).  With gate_out_ln2 at 3 blocks an SM (229b969): 4.04 /
  *   4.26 / 4.54 / 4.63 / 4.88 / 5.12 / 6.19 ms; profiles/NOTES.md "Session 5".
+ * v6.  ln_shortconv's U pass: a lane takes 4 channels x a run of 8 tokens with one 8-byte load
+ *   a staged row and a sliding 3-row window, instead of one channel with 2-byte loads and the
+ *   statistics reloaded per element (Nsight Compute had the kernel issue-bound at 66 % with
+ *   DRAM at 40 %).  Same expressions, bit-identical U.  Predicted 0.24 -> ~0.20 ms.  Measured
+ *   (H100): a first mapping (lanes across channels of one row) 0.48 ms, its stores 16 B pieces
+ *   of 32 channel rows an instruction; with a channel's 4 runs on 4 consecutive lanes (64 B
+ *   store runs, as v3) 0.169 ms at every T (floor 0.136).  Whole call 3.94 / 4.25 / 4.33 /
+ *   4.54 / 4.74 / 4.95 / 5.51 ms at T = 1k..64k with long_conv/fast v6.
  */
 #include <cublasLt.h>
 #include <cuda_bf16.h>
@@ -241,10 +249,10 @@ __device__ __forceinline__ S *ln_tile_group(unsigned char *tile, int pitch, int 
  *   phase 1  warp w loads rows w, w+8, ... and computes their mean and rstd itself (two
  *            passes over shared memory, the v1 formulas), so it needs only __syncwarp;
  *   phase 2  after the one __syncthreads: X~ row-major, a warp per row, 16 B stores;
- *            U, a warp per 8 channels: lane = 8 channels x 4 runs of 8 tokens, X~ of the
+ *            U, a lane per 4 channels x a run of 8 tokens (v6; see phase 2b), X~ of the
  *            10 rows a run needs recomputed from the staged x (the same fp32 expression as
- *            X~'s, before its rounding, as in v1), and each lane's 8 tokens stored as one
- *            16 B vector, so a channel's 32 tokens are one 64 B run (128 B for fp32).
+ *            X~'s, before its rounding, as in v1), each channel's 8 tokens stored as one
+ *            16 B vector (a channel's 32 tokens are 4 such runs, from 4 lanes).
  *            Odd T: scalar stores (the vector store needs T % 8 == 0 for alignment).
  * The dynamic shared memory is CF_LN_ROWS rows of `pitch` bytes, then mean[] and rstd[];
  * the host checks it fits (ln_tile_smem_bytes) and falls back to v1 if not. */
@@ -320,33 +328,65 @@ ln_shortconv_tile_kernel(const S *__restrict__ x, const float *__restrict__ g,
         }
     }
 
-    /* phase 2b: U = SiLU(k3 * X~), [B,d,T] */
-    const int cl = lane & 7, tg = lane >> 3; /* channel in the group, run of 8 tokens */
-    const int tb = t0 + tg * 8;              /* the run's first token */
+    /* phase 2b: U = SiLU(k3 * X~), [B,d,T].  v6: a lane takes 4 channels (half a group) and a
+     * run of 8 tokens: the 10 staged rows the run needs (2 before it for the conv) come as one
+     * 8-byte load each, X~ of a row once a row with its statistics, and the 3-tap conv slides
+     * over them (v3 took one channel a lane: 2-byte loads, each with its own address and
+     * statistics loads, ~2.5x the issue slots the pass's bytes need: Nsight Compute, NOTES).
+     * The same fp32 expressions in the same order as v3, so U is bit-identical.  The 4 runs
+     * of a half group go to 4 consecutive lanes, so each channel's stores form 64 B runs as in
+     * v3 (consecutive lanes on consecutive half groups of one row, conflict-free loads, wrote
+     * 16 B pieces of 32 channel rows an instruction and measured 2x slower: 0.48 ms). */
     const bool vec = T % 8 == 0;
-    for (int gi = warp; gi < ng; gi += nwarps) {
-        const int c = gi * 8 + cl;
-        const float gc = g[c], bc = bta[c];
-        const float k0 = k3[3 * c], k1 = k3[3 * c + 1], k2 = k3[3 * c + 2];
-        float xv[10]; /* X~ at tokens tb-2 .. tb+7, i.e. rows tg*8 .. tg*8+9 */
+    constexpr int RUNS = CF_LN_TT / 8;
+    const int nh = 2 * ng; /* half groups */
+    for (int item = threadIdx.x; item < nh * RUNS; item += blockDim.x) {
+        const int hg = item / RUNS, run = item % RUNS; /* 4 lanes: one channel's 64 B run */
+        const int tb = t0 + run * 8; /* the run's first token */
+        if (tb >= T) continue;
+        const int gi = hg >> 1, c0 = hg * 4; /* group, first channel */
+        const int sub = (hg & 1) * 4;        /* the half inside the staged group */
+        float gc[4], bc[4], k0[4], k1[4], k2[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            gc[e] = g[c0 + e];
+            bc[e] = bta[c0 + e];
+            k0[e] = k3[3 * (c0 + e)];
+            k1[e] = k3[3 * (c0 + e) + 1];
+            k2[e] = k3[3 * (c0 + e) + 2];
+        }
+        float w0[4], w1[4], o[4][8]; /* X~ two rows and one row back; outputs [channel][token] */
 #pragma unroll
         for (int j = 0; j < 10; j++) {
-            const int r = tg * 8 + j, t = t0 - 2 + r;
-            xv[j] = 0.f; /* the conv sees zeros before t = 0 */
-            if (t >= 0 && t < T)
-                xv[j] = (to_f32(ln_tile_group<S>(cf_tile, pitch, r, gi)[cl]) - mean[r]) * rstd[r] *
-                            gc + bc;
+            const int r = run * 8 + j, t = t0 - 2 + r;
+            float xv[4] = {0.f, 0.f, 0.f, 0.f}; /* the conv sees zeros before t = 0 */
+            if (t >= 0 && t < T) {
+                load4(ln_tile_group<S>(cf_tile, pitch, r, gi) + sub, xv);
+                const float m = mean[r], rs = rstd[r];
+#pragma unroll
+                for (int e = 0; e < 4; e++) xv[e] = (xv[e] - m) * rs * gc[e] + bc[e];
+            }
+            if (j >= 2) {
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    o[e][j - 2] = silu(k0[e] * xv[e] + k1[e] * w1[e] + k2[e] * w0[e]);
+            }
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                w0[e] = w1[e];
+                w1[e] = xv[e];
+            }
         }
-        float o[8];
 #pragma unroll
-        for (int i = 0; i < 8; i++) o[i] = silu(k0 * xv[i + 2] + k1 * xv[i + 1] + k2 * xv[i]);
-        S *dst = u + ((size_t)b * d + c) * T + tb;
-        if (vec) {
-            if (tb < T) store8(dst, o); /* T % 8 == 0: the whole run is inside [0, T) */
-        } else {
+        for (int e = 0; e < 4; e++) {
+            S *dst = u + ((size_t)b * d + c0 + e) * T + tb;
+            if (vec) {
+                store8(dst, o[e]); /* T % 8 == 0: the whole run is inside [0, T) */
+            } else {
 #pragma unroll
-            for (int i = 0; i < 8; i++)
-                if (tb + i < T) dst[i] = from_f32<S>(o[i]);
+                for (int i = 0; i < 8; i++)
+                    if (tb + i < T) dst[i] = from_f32<S>(o[e][i]);
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -338,5 +338,11 @@ if [ "$MODE" = v6 ]; then
     echo "== $BIN --seq 1k..64k --ops short_long_conv --profile"
     timeout 150 $BIN --seq 1k..64k --ops short_long_conv --profile -o "$OUT/slc.csv" \
         2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/slc.csv"
+    layer_sweep
+fi
+# chela/fused's ln_shortconv v6 (the U pass a lane per 4 channels): GPU tests, the layers.
+if [ "$MODE" = ln ]; then
+    rm -f "$OUT/build.log"
+    gpu_tests
     layer_sweep
 fi
