@@ -35,11 +35,12 @@
  *
  * Segment length (host plan, lac_make_plan): nseg = 1 when B*H*dv/64 >= 1.5 x SMs (no pass A or
  * B at all); otherwise the fewest segments within 5 % of the best waves/nseg for the measured
- * occupancy, subject to L >= L_min, the length at which one pass over the state workspace costs
- * at most 1/32 of the segment's q,k,v,o bytes: L_min = 1024 for dk = dv = 64, 3904 for dk = 128,
- * dv = 2048.  Predicted plans on an H100 (132 SMs; 3 resp. 2 pass-C blocks per SM), 65536 tokens
- * per point: LM shape (H 16, dk = dv = 64): T <= 4k nseg 1; 8k, 16k, 32k, 64k -> nseg 3, 6, 12,
- * 24 (L = 2752, 384 blocks).  CHELA shape (H 1, dk 128, dv 2048): T <= 8k nseg 1 (256+ blocks);
+ * occupancy counted at most LAC_PLAN_BPS = 2 blocks an SM (v5), subject to L >= L_min, the length
+ * at which one pass over the state workspace costs at most 1/32 of the segment's q,k,v,o bytes:
+ * L_min = 1024 for dk = dv = 64, 3904 for dk = 128, dv = 2048.  Plans on an H100 (132 SMs; 3
+ * resp. 2 pass-C blocks fit an SM), 65536 tokens per point: LM shape (H 16, dk = dv = 64):
+ * T <= 4k nseg 1; 8k, 16k, 32k, 64k -> nseg 2, 4, 8, 16 (L = 4096, 256 blocks; v4 counted 3
+ * blocks an SM: 3, 6, 12, 24 segments of 2752, 384 blocks).  CHELA shape (H 1, dk 128, dv 2048): T <= 8k nseg 1 (256+ blocks);
  * 16k, 32k, 64k -> nseg 2, 4, 8 (L = 8192, 256 blocks).  CHELA_LA_SEG overrides.
  * Pass A parts (v4): where pass A's blocks would give the SMs fewer than 1.5 each, each needed
  * segment is split into the parts that the waves/n cost picks on pass A's occupancy, within
@@ -1497,6 +1498,13 @@ int lac_prepare_cached(int dev, int version, int dk, dtype_t dt, int *bps, int *
     return 0;
 }
 
+/* v5: the segment rule's waves count at most this many resident pass-C blocks an SM.  Blocks
+ * sharing an SM share its throughput, so a third one (the dk = 64 kernel fits 3) adds a wave of
+ * work, not parallelism: at the LM shape (B*H = 32 / 16, H100) 384 blocks (12 / 24 segments,
+ * ~3 an SM) measured 0.305 / 0.315 ms at 32k / 64k, 256 blocks (8 / 16 segments of 4096
+ * tokens, ~2 an SM) 0.290 / 0.297, 128 (one an SM) 0.374 / 0.391 (NOTES.md, session 6). */
+#define LAC_PLAN_BPS 2
+
 /* cost(n) = waves(n) / n of `units` equal blocks each split n ways on `conc` resident slots:
  * the fewest n in nmin..nmax within 5 % of min(best0, the best cost there) (fewer blocks,
  * less workspace); 1 if none is. */
@@ -1555,8 +1563,10 @@ int lac_make_plan(int B, int H, int T, int dk, int dv, int causal, dtype_t dt, l
     } else {
         const int nseg_max = lac_nseg_bound(T, dk, dv);
         int nseg = 1;
+        /* v5: the waves count at most LAC_PLAN_BPS pass-C blocks an SM (see there) */
+        const int bps_plan = lac_min(bps, LAC_PLAN_BPS);
         if (units * 2 < (int64_t)sms * 3 && nseg_max > 1) /* against nseg = 1's cost, 1 */
-            nseg = lac_fewest_parts(units, (int64_t)sms * bps, 2, nseg_max, 1.0);
+            nseg = lac_fewest_parts(units, (int64_t)sms * bps_plan, 2, nseg_max, 1.0);
         seg_chunks = (p->nchunks + nseg - 1) / nseg; /* balance: equal segments */
     }
     if (seg_chunks > p->nchunks) seg_chunks = p->nchunks;
