@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -345,4 +345,28 @@ if [ "$MODE" = ln ]; then
     rm -f "$OUT/build.log"
     gpu_tests
     layer_sweep
+fi
+# issue 5's rows at the final plan: the LM shape beside naive_cumsum, B = 1 over T, and
+# compute-sanitizer on default multi-segment plans (no ceilings: cuBLAS is racecheck's false
+# positive).
+if [ "$MODE" = lmfinal ]; then
+    rm -f "$OUT/build.log"
+    echo "== $BIN --seq 1k..64k --ops linear_attn --profile"
+    timeout 200 $BIN --seq 1k..64k --ops linear_attn --profile -o "$OUT/lm.csv" 2>> "$OUT/run.log"
+    echo "rc=$?"; cut -d, -f7,11,17,27,32,33 "$OUT/lm.csv" | tail -n +2
+    echo "== $BIN --seq 1k..64k --ops linear_attn --variants chunked --batch 1"
+    timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked --batch 1 -o "$OUT/b1.csv" \
+        2>> "$OUT/run.log"; echo "rc=$?"; cut -d, -f11,17,33 "$OUT/b1.csv" | tail -n +2
+    if command -v compute-sanitizer >/dev/null; then
+        for tool in memcheck racecheck; do
+            for shp in "--seq 9000,20000 --batch 1 --heads 4" "--seq 20000 --batch 1 --heads 1 --dk 128 --dv 256"; do
+                echo "== compute-sanitizer --tool $tool linear_attn/chunked $shp" >> "$OUT/sanitizer.txt"
+                CHELA_NO_CEILINGS=1 CHELA_LA_PLAN=1 timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 \
+                    $BIN --ops linear_attn --variants chunked $shp --warmup 0 --repeat 1 \
+                    --budget-ms 0 -o /tmp/san.csv 2>&1 | grep -E "plan|SUMMARY" >> "$OUT/sanitizer.txt"
+                echo "rc=${PIPESTATUS[0]}" >> "$OUT/sanitizer.txt"
+            done
+        done
+        grep -E "^==|rc=|ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer.txt"
+    fi
 fi
