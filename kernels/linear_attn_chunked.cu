@@ -137,7 +137,7 @@
  *   end: time fell 28 % for 41 % fewer MMAs, the kernel is still latency-bound.  Bytes rose by
  *   the prep pass: hbm_ratio 1.09-1.12 at T <= 8k (v2 0.98-1.00).
  *
- * v4 (this file; kernels as v3, plan and launches changed; profiles/NOTES.md "Session 5").
+ * v4 (kernels as v3, plan and launches changed; profiles/NOTES.md "Session 5").
  *   - Pass A in parts: where its blocks give the SMs fewer than 1.5 each, each needed segment's
  *     state is summed by several blocks and the scan adds the parts.  Predicted -0.07 / -0.09
  *     ms at the CHELA head 16k / 64k; measured -0.026 at 16k (0.528 -> 0.502) and -0.017 at 32k,
@@ -150,6 +150,14 @@
  *     +0.03 ms here.
  *   Measured (H100, aba0724): CHELA head 0.399 / 0.400 / 0.404 / 0.402 / 0.499 / 0.543 / 0.575
  *   ms at T = 1k..64k; LM shape 0.204 / 0.257 / 0.203 / 0.272 / 0.290 / 0.300 / 0.306.
+ * v5 (this file; kernels as v4, the segment rule changed; profiles/NOTES.md "Session 6").  The
+ *   rule's waves count at most 2 resident pass-C blocks an SM (LAC_PLAN_BPS): a third block on
+ *   an SM shares its throughput instead of adding any.  A segment sweep at the LM shape
+ *   measured 384 blocks (~3 an SM) 0.305 / 0.315 ms at 32k / 64k, 256 (~2) 0.290 / 0.297, 128
+ *   (1) 0.374 / 0.391.  LM plans 8k..64k: 2, 4, 8, 16 segments of 4096 tokens (256 blocks).
+ *   Measured (H100, aebb5cc and again beside naive_cumsum): LM shape 0.204 / 0.258 / 0.203 /
+ *   0.256 / 0.281 / 0.288 / 0.295 ms (<= 0.30 at every T); CHELA head unchanged (its kernel fits
+ *   2 an SM already): 0.402 / 0.402 / 0.402 / 0.403 / 0.501 / 0.544 / 0.573.
  *
  * Build hooks: LAC_KERNELS_ONLY compiles the kernels without the host code and LAC_EMULATE
  * expects the device primitives (ldmatrix, mma, cp.async, shuffles) from an includer that runs
