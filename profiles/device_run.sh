@@ -35,6 +35,30 @@ layer_sweep() {
         -o "$OUT/layer.csv" 2>> "$OUT/run.log"; echo "rc=$?"
     cut -d, -f7,11,17,26,27,32,33 "$OUT/layer.csv" | tail -n +2
 }
+# The columns worth reading in a run's log: variant, dtype, batch, seq, median, spread,
+# floor ratio, HBM ratio, error, status.
+cols() { cut -d, -f7,9,10,11,17,21,27,30,32,33 "$1" | tail -n +2; }
+# The short-long conv forms over the sweep, into slc.csv.
+slc_sweep() {
+    echo "== $BIN --seq 1k..64k --ops short_long_conv --profile"
+    timeout 150 $BIN --seq 1k..64k --ops short_long_conv --profile -o "$OUT/slc.csv" \
+        2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/slc.csv"
+}
+# compute-sanitizer memcheck and racecheck over chela-bench argument strings, into
+# sanitizer.txt (no ceilings: their cuBLAS GEMM, nvjet_sm90, is racecheck's false positive).
+sanitize() {
+    command -v compute-sanitizer >/dev/null || return 0
+    for tool in memcheck racecheck; do
+        for a in "$@"; do
+            echo "== compute-sanitizer --tool $tool $a" >> "$OUT/sanitizer.txt"
+            CHELA_NO_CEILINGS=1 CHELA_LA_PLAN=1 timeout 150 compute-sanitizer --tool $tool \
+                --error-exitcode 9 $BIN $a --warmup 0 --repeat 1 --budget-ms 0 -o /tmp/san.csv \
+                2>&1 | grep -E "plan|SUMMARY|Error" | head -8 >> "$OUT/sanitizer.txt"
+            echo "rc=${PIPESTATUS[0]}" >> "$OUT/sanitizer.txt"
+        done
+    done
+    grep -E "^==|rc=|ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer.txt"
+}
 if [ "$MODE" = all ] || [ "$MODE" = tests ]; then
     (cd $B && timeout 420 ctest --output-on-failure) > "$OUT/ctest.log" 2>&1
     grep -E "tests passed|Passed|Failed|Skipped|SKIP|FAIL|Assertion" "$OUT/ctest.log" | tail -40
@@ -88,19 +112,8 @@ fi
 if [ "$MODE" = final ]; then
     rm -f "$OUT/build.log"
     gpu_tests
-    if command -v compute-sanitizer >/dev/null; then
-        for tool in memcheck racecheck; do
-            for dv in 64 512; do
-                echo "== compute-sanitizer --tool $tool linear_attn/chunked dk 128 dv $dv" \
-                    >> "$OUT/sanitizer.txt"
-                timeout 120 compute-sanitizer --tool $tool --error-exitcode 9 $BIN --seq 300,3001 \
-                    --ops linear_attn --variants chunked --heads 1 --dk 128 --dv $dv --warmup 0 \
-                    --repeat 1 --budget-ms 0 -o /tmp/san.csv 2>&1 | tail -3 >> "$OUT/sanitizer.txt"
-                echo "rc=${PIPESTATUS[0]}" >> "$OUT/sanitizer.txt"
-            done
-        done
-        grep -E "^==|rc=|ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer.txt"
-    fi
+    sanitize "--ops linear_attn --variants chunked --seq 300,3001 --heads 1 --dk 128 --dv 64" \
+        "--ops linear_attn --variants chunked --seq 300,3001 --heads 1 --dk 128 --dv 512"
     echo "== $BIN --seq 1k..64k --ops short_long_conv --profile"
     timeout 150 $BIN --seq 1k..64k --ops short_long_conv --profile -o "$OUT/slc.csv" \
         2> "$OUT/slc.log"; echo "rc=$?"
@@ -269,7 +282,6 @@ fi
 # layers (build.log dropped: at most 8 files come back).
 if [ "$MODE" = xpair ]; then
     rm -f "$OUT/build.log"
-    cols() { cut -d, -f7,9,10,11,17,21,27,30,32,33 "$1" | tail -n +2; }
     gpu_tests
     echo "== $BIN --seq 1k..64k --ops long_conv --profile"
     timeout 150 $BIN --seq 1k..64k --ops long_conv --profile -o "$OUT/conv.csv" \
@@ -280,9 +292,7 @@ if [ "$MODE" = xpair ]; then
             --batch 1 --dtype fp32 -o "$OUT/b1_xpair$xp.csv" 2>> "$OUT/run.log"; echo "rc=$?"
         cols "$OUT/b1_xpair$xp.csv"
     done
-    echo "== $BIN --seq 1k..64k --ops short_long_conv --profile"
-    timeout 150 $BIN --seq 1k..64k --ops short_long_conv --profile -o "$OUT/slc.csv" \
-        2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/slc.csv"
+    slc_sweep
     layer_sweep
 fi
 # long_conv/fast with 8192-point blocks (CHELA_LCF_BLOCK_POINTS=8192) beside the default, the
@@ -290,7 +300,6 @@ fi
 # reasons.
 if [ "$MODE" = bp ]; then
     rm -f "$OUT/build.log"
-    cols() { cut -d, -f7,9,10,11,17,21,27,30,32,33 "$1" | tail -n +2; }
     gpu_tests
     for bp in 16384 8192; do
         echo "== CHELA_LCF_BLOCK_POINTS=$bp $BIN --seq 1k..64k --ops long_conv --variants fast --profile"
@@ -314,30 +323,16 @@ fi
 # short-long conv and the layers.
 if [ "$MODE" = v6 ]; then
     rm -f "$OUT/build.log"
-    cols() { cut -d, -f7,9,10,11,17,21,27,30,32,33 "$1" | tail -n +2; }
     gpu_tests
-    if command -v compute-sanitizer >/dev/null; then
-        for tool in memcheck racecheck; do
-            for shp in "3000,9000,20000 --batch 3" "20000,40000 --batch 1"; do
-                echo "== compute-sanitizer --tool $tool long_conv/fast --seq $shp --dim 4" >> "$OUT/sanitizer.txt"
-                # no ceilings: their cuBLAS GEMM (nvjet_sm90) is racecheck's known false positive
-                CHELA_NO_CEILINGS=1 timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 $BIN --ops long_conv \
-                    --variants fast --seq $shp --dim 4 --warmup 0 --repeat 1 --budget-ms 0 \
-                    -o /tmp/san.csv 2>&1 | tail -3 >> "$OUT/sanitizer.txt"
-                echo "rc=${PIPESTATUS[0]}" >> "$OUT/sanitizer.txt"
-            done
-        done
-        grep -E "^==|rc=|ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer.txt"
-    fi
+    sanitize "--ops long_conv --variants fast --seq 3000,9000,20000 --batch 3 --dim 4" \
+        "--ops long_conv --variants fast --seq 20000,40000 --batch 1 --dim 4"
     echo "== $BIN --seq 1k..64k --ops long_conv --profile"
     timeout 150 $BIN --seq 1k..64k --ops long_conv --profile -o "$OUT/conv.csv" \
         2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/conv.csv"
     echo "== $BIN --seq 1k..64k --ops long_conv --variants fast --batch 1 --dtype fp32"
     timeout 100 $BIN --seq 1k..64k --ops long_conv --variants fast --batch 1 --dtype fp32 \
         -o "$OUT/b1.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/b1.csv"
-    echo "== $BIN --seq 1k..64k --ops short_long_conv --profile"
-    timeout 150 $BIN --seq 1k..64k --ops short_long_conv --profile -o "$OUT/slc.csv" \
-        2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/slc.csv"
+    slc_sweep
     layer_sweep
 fi
 # chela/fused's ln_shortconv v6 (the U pass a lane per 4 channels): GPU tests, the layers.
@@ -357,16 +352,6 @@ if [ "$MODE" = lmfinal ]; then
     echo "== $BIN --seq 1k..64k --ops linear_attn --variants chunked --batch 1"
     timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked --batch 1 -o "$OUT/b1.csv" \
         2>> "$OUT/run.log"; echo "rc=$?"; cut -d, -f11,17,33 "$OUT/b1.csv" | tail -n +2
-    if command -v compute-sanitizer >/dev/null; then
-        for tool in memcheck racecheck; do
-            for shp in "--seq 9000,20000 --batch 1 --heads 4" "--seq 20000 --batch 1 --heads 1 --dk 128 --dv 256"; do
-                echo "== compute-sanitizer --tool $tool linear_attn/chunked $shp" >> "$OUT/sanitizer.txt"
-                CHELA_NO_CEILINGS=1 CHELA_LA_PLAN=1 timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 \
-                    $BIN --ops linear_attn --variants chunked $shp --warmup 0 --repeat 1 \
-                    --budget-ms 0 -o /tmp/san.csv 2>&1 | grep -E "plan|SUMMARY" >> "$OUT/sanitizer.txt"
-                echo "rc=${PIPESTATUS[0]}" >> "$OUT/sanitizer.txt"
-            done
-        done
-        grep -E "^==|rc=|ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer.txt"
-    fi
+    sanitize "--ops linear_attn --variants chunked --seq 9000,20000 --batch 1 --heads 4" \
+        "--ops linear_attn --variants chunked --seq 20000 --batch 1 --heads 1 --dk 128 --dv 256"
 fi
