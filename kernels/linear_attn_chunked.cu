@@ -177,9 +177,13 @@
 #endif
 #include <string.h>
 
+#include "linear_attn_args.h"
+
 #ifndef LAC_KERNELS_ONLY
 #include "bench_check.h"
 #include "linear_attn_chunked.h"
+#include "linear_attn_wgmma.h"
+#include "pdl_launch.cuh"
 #include "variant.h"
 
 extern "C" {
@@ -188,7 +192,8 @@ DECLARE_VARIANT(linear_attn_chunked);
 #endif
 
 #ifndef LAC_DEFAULT_VERSION
-#define LAC_DEFAULT_VERSION 3 /* 1: CUDA cores, 2: tensor cores, 3: v2 + precomputed A, fp16 S */
+#define LAC_DEFAULT_VERSION 6 /* 1: CUDA cores, 2: tensor cores, 3: v2 + precomputed A, fp16 S, */
+                              /* 6: v3's pass C on wgmma (sm_90a, linear_attn_wgmma.cu)        */
 #endif
 #ifndef LAC_STATE_HILO
 #define LAC_STATE_HILO 1      /* v2 bf16: Q S with S split into bf16 hi + lo (two MMAs)      */
@@ -302,28 +307,6 @@ template <> struct lac_io<0> {
     typedef float s_t;
     static __device__ __forceinline__ float ld(float x) { return x; }
     static __device__ __forceinline__ float st(float x) { return x; }
-};
-
-/* Arguments every kernel of one launch shares (by value). */
-struct lac_args {
-    int64_t rows;   /* B*H*T: token rows, also the pitch of the norm partials               */
-    int T;          /* sequence length                                                       */
-    int dv;         /* value width (o and v row pitch)                                       */
-    int nslices;    /* dv / 64                                                               */
-    int nseg;       /* segments per (b,h): pass C grid                                       */
-    int seg_chunks; /* chunks of LAC_C tokens per segment (the last may be shorter)          */
-    int nseg_ws;    /* segment states pass C reads: nseg-1 (causal) or nseg                  */
-    int sub;        /* pass A parts per segment (several blocks sum one segment's state)     */
-    int sub_chunks; /* chunks per part (the last part of a segment may be shorter or empty)  */
-    int ws_per_bh;  /* states per (b,h) in the workspace: nseg_ws * sub (pass A's grid)       */
-    int norm_mode;  /* 0 none, 1 fused in pass C (one slice), 2 partials for the norm pass,  */
-                    /* 3 partials to the caller and the gate in pass C's store (no norm pass) */
-    float scale;    /* 1/sqrt(dk)                                                            */
-    float rms_eps;
-    const void *gate;       /* norm pass: o *= sigmoid(gate[row*gate_ld + j] + gate_bias[j]) */
-    int64_t gate_ld;        /* (NULL: no gate)                                               */
-    const float *gate_bias;
-    const float *v_bias;    /* v read as SiLU(v + v_bias[j]) rounded to dtype (NULL: as is)  */
 };
 
 /* ============================================================================================
@@ -1388,6 +1371,7 @@ struct lac_plan {
     size_t rowpart_bytes; /* nslices*B*H*T*4 (norm partials, if used)          */
     size_t amat_bytes;  /* v3: B*H*nchunks*64*64*2 (fp16 A per chunk)             */
     size_t q16_bytes;   /* v3, bf16: B*H*T*dk*2 (q as fp16)                        */
+    size_t img_bytes;   /* v6: the per-chunk operand images (lac_v6_image_bytes)     */
 };
 
 int lac_env_int(const char *name, int dflt) {
@@ -1466,6 +1450,15 @@ template <bool BF16, int DK> int lac_prepare_v3(int *bps, int *bps_a) {
     return 0;
 }
 int lac_prepare(int version, int dk, dtype_t dt, int *bps, int *bps_a) {
+    if (version == 6) { /* pass A is v2's */
+        int unused = 0;
+        if (dt == DTYPE_BF16 ? (dk == 64 ? lac_prepare_v2<true, 64>(&unused, bps_a)
+                                         : lac_prepare_v2<true, 128>(&unused, bps_a))
+                             : (dk == 64 ? lac_prepare_v2<false, 64>(&unused, bps_a)
+                                         : lac_prepare_v2<false, 128>(&unused, bps_a)))
+            return -1;
+        return lac_v6_prepare(dt == DTYPE_BF16, dk, bps);
+    }
     if (version == 3) {
         if (dt == DTYPE_BF16) return dk == 64 ? lac_prepare_v3<true, 64>(bps, bps_a)
                                               : lac_prepare_v3<true, 128>(bps, bps_a);
@@ -1490,9 +1483,9 @@ int lac_prepare(int version, int dk, dtype_t dt, int *bps, int *bps_a) {
  * threaded use, as the harness and the layer make. */
 int lac_prepare_cached(int dev, int version, int dk, dtype_t dt, int *bps, int *bps_a) {
     enum { DEVS = 16 };
-    static int cache[DEVS][4][2][3][2]; /* [dev][version][dk 64/128][dtype][bps, bps_a] + 1 */
+    static int cache[DEVS][7][2][3][2]; /* [dev][version][dk 64/128][dtype][bps, bps_a] + 1 */
     const int di = dev, vi = version, ki = dk == 128, ti = (int)dt;
-    if (di < 0 || di >= DEVS || vi < 1 || vi > 3 || ti < 0 || ti > 2)
+    if (di < 0 || di >= DEVS || vi < 1 || vi > 6 || ti < 0 || ti > 2)
         return lac_prepare(version, dk, dt, bps, bps_a);
     int *c = cache[di][vi][ki][ti];
     if (c[0] == 0) {
@@ -1536,28 +1529,33 @@ int lac_fewest_parts(int64_t units, int64_t conc, int nmin, int nmax, double bes
  * recurrence runs (causal). */
 bool lac_v3_applies(int dv, int causal) { return causal && dv >= 2 * LAC_DVS; }
 
-/* Bytes of v3's A and q16 buffers (0 where v3 does not run; q16 counted for any 16-bit dtype). */
+/* Workspace bytes beyond the states of whichever of v3 (A and q16 buffers; q16 counted for any
+ * 16-bit dtype) and v6 (operand images) may run: 0 where neither does. */
 size_t lac_v3_bytes(int B, int H, int T, int dk, int dv, int causal) {
     if (!lac_v3_applies(dv, causal)) return 0;
-    const size_t nchunks = (size_t)(T + LAC_C - 1) / LAC_C;
-    return lac_align256((size_t)B * H * nchunks * LAC_C * LAC_C * 2) +
-           lac_align256((size_t)B * H * T * dk * 2);
+    const int nchunks = (T + LAC_C - 1) / LAC_C;
+    const size_t v3 = lac_align256((size_t)B * H * nchunks * LAC_C * LAC_C * 2) +
+                      lac_align256((size_t)B * H * T * dk * 2);
+    const size_t v6 = lac_align256(lac_v6_image_bytes((int64_t)B * H, nchunks, dk));
+    return v3 > v6 ? v3 : v6;
 }
 
 int lac_make_plan(int B, int H, int T, int dk, int dv, int causal, dtype_t dt, lac_plan *p) {
     memset(p, 0, sizeof(*p));
+    int dev = 0, sms = 0, bps = 0, bps_a = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
     int version = lac_env_int("CHELA_LA_VERSION", LAC_DEFAULT_VERSION);
-    if (version < 1 || version > 3) version = LAC_DEFAULT_VERSION;
+    if (version != 1 && version != 2 && version != 3 && version != 6)
+        version = LAC_DEFAULT_VERSION;
     if (dt == DTYPE_F32) version = 1;
-    if (version == 3 && !lac_v3_applies(dv, causal)) version = 2;
+    if (version == 6 && !lac_v6_usable(dev)) version = 3; /* no sm_90a build or not cc 9.0 */
+    if (version >= 3 && !lac_v3_applies(dv, causal)) version = 2;
     p->version = version;
     const char *pdl_env = getenv("CHELA_LA_PDL"); /* CHELA_LA_PDL=0: plain launches */
     p->pdl = !(pdl_env && strcmp(pdl_env, "0") == 0);
     p->nslices = dv / LAC_DVS;
     p->nchunks = (T + LAC_C - 1) / LAC_C;
 
-    int dev = 0, sms = 0, bps = 0, bps_a = 0;
-    CUDA_CHECK(cudaGetDevice(&dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
     if (lac_prepare_cached(dev, version, dk, dt, &bps, &bps_a)) return -1;
     if (bps < 1 || bps_a < 1)
@@ -1613,6 +1611,7 @@ int lac_make_plan(int B, int H, int T, int dk, int dv, int causal, dtype_t dt, l
         p->amat_bytes = (size_t)B * H * p->nchunks * LAC_C * LAC_C * 2;
         p->q16_bytes = dt == DTYPE_BF16 ? (size_t)B * H * T * dk * 2 : 0;
     }
+    if (version == 6) p->img_bytes = lac_v6_image_bytes((int64_t)B * H, p->nchunks, dk);
     return 0;
 }
 
@@ -1627,16 +1626,18 @@ struct lac_ptrs {
     void *o;
     float *states, *rowpart;
     uint16_t *amat, *q16; /* v3 */
+    uint16_t *images;     /* v6 */
 };
 
-/* Workspace layout of a plan: [states | rowpart (norm_mode 2) | A (v3) | q16 (v3, bf16)],
- * each part 256-byte aligned.  Returns the total bytes and fills d's pointers from base. */
+/* Workspace layout of a plan: [states | rowpart (norm_mode 2) | A (v3) | q16 (v3, bf16) |
+ * images (v6)], each part 256-byte aligned.  Returns the total bytes and fills d's pointers
+ * from base. */
 size_t lac_ws_layout(const lac_plan *p, int norm_mode, void *base, lac_ptrs *d) {
     size_t off = 0;
-    const size_t parts[4] = {p->state_bytes, norm_mode == 2 ? p->rowpart_bytes : 0,
-                             p->amat_bytes, p->q16_bytes};
-    void *ptr[4];
-    for (int i = 0; i < 4; i++) {
+    const size_t parts[5] = {p->state_bytes, norm_mode == 2 ? p->rowpart_bytes : 0,
+                             p->amat_bytes, p->q16_bytes, p->img_bytes};
+    void *ptr[5];
+    for (int i = 0; i < 5; i++) {
         ptr[i] = parts[i] && base ? (char *)base + off : NULL;
         off += lac_align256(parts[i]);
     }
@@ -1645,6 +1646,7 @@ size_t lac_ws_layout(const lac_plan *p, int norm_mode, void *base, lac_ptrs *d) 
         d->rowpart = (float *)ptr[1];
         d->amat = (uint16_t *)ptr[2];
         d->q16 = (uint16_t *)ptr[3];
+        d->images = (uint16_t *)ptr[4];
     }
     return off;
 }
@@ -1668,33 +1670,12 @@ template <int DT> int lac_launch_norm(const lac_ptrs &d, const lac_args &a, cuda
     return 0;
 }
 
-/* kernel<<<grid, block, smem, stream>>>(args...), with programmatic dependent launch when pdl
- * (the kernel must call lac_grid_dep_wait before reading what earlier kernels wrote): its
- * blocks may be scheduled as the previous kernel's last blocks exit instead of after its
- * completion is processed, hiding a launch gap between the passes. */
-template <typename... KArgs, typename... Args>
-int lac_launch(bool pdl, void (*kernel)(KArgs...), unsigned grid, unsigned block, size_t smem,
-               cudaStream_t stream, Args... args) {
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(grid);
-    cfg.blockDim = dim3(block);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = pdl ? 1 : 0;
-    CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
-    return 0;
-}
-
 int lac_launch_scan(const lac_plan *p, const lac_ptrs &d, int64_t nbh, int dk, int dv,
                     cudaStream_t stream) {
     if (p->ws_per_bh <= 1) return 0;
     const int64_t vec = (int64_t)dk * dv / 4, total = nbh * vec;
     const int64_t blocks = (total + LAC_SCAN_THREADS - 1) / LAC_SCAN_THREADS;
-    return lac_launch(p->pdl, lac_scan_kernel, (unsigned)blocks, LAC_SCAN_THREADS, 0, stream,
+    return pdl_launch(p->pdl, lac_scan_kernel, (unsigned)blocks, LAC_SCAN_THREADS, 0, stream,
                       (float4 *)d.states, vec, total, p->ws_per_bh, p->sub);
 }
 
@@ -1726,15 +1707,15 @@ int lac_enqueue_v2(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int6
     const bool pdl = p->pdl && p->ws_per_bh > 0; /* the first pass launches plainly */
     int rc;
     if (causal && a.v_bias)
-        rc = lac_launch(pdl, lac_v2_output_kernel<BF16, DK, true, true>, (unsigned)grid,
+        rc = pdl_launch(pdl, lac_v2_output_kernel<BF16, DK, true, true>, (unsigned)grid,
                         LAC_THREADS, so, stream, q, k, v, (uint16_t *)d.o,
                         (const float *)d.states, d.rowpart, a);
     else if (causal)
-        rc = lac_launch(pdl, lac_v2_output_kernel<BF16, DK, true, false>, (unsigned)grid,
+        rc = pdl_launch(pdl, lac_v2_output_kernel<BF16, DK, true, false>, (unsigned)grid,
                         LAC_THREADS, so, stream, q, k, v, (uint16_t *)d.o,
                         (const float *)d.states, d.rowpart, a);
     else /* not causal: pass C never reads v */
-        rc = lac_launch(pdl, lac_v2_output_kernel<BF16, DK, false, false>, (unsigned)grid,
+        rc = pdl_launch(pdl, lac_v2_output_kernel<BF16, DK, false, false>, (unsigned)grid,
                         LAC_THREADS, so, stream, q, k, v, (uint16_t *)d.o,
                         (const float *)d.states, d.rowpart, a);
     if (rc) return rc;
@@ -1749,7 +1730,7 @@ int lac_enqueue_v3(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int6
                    *v = (const uint16_t *)d.v;
     if (lac_launch_states_v2<BF16, DK>(p, d, a, nbh, stream)) return -1;
     const int64_t prep_grid = nbh * p->nchunks;
-    if (lac_launch(p->pdl && p->ws_per_bh > 0, lac_v3_prep_kernel<BF16, DK>, (unsigned)prep_grid,
+    if (pdl_launch(p->pdl && p->ws_per_bh > 0, lac_v3_prep_kernel<BF16, DK>, (unsigned)prep_grid,
                    LAC_THREADS, lac_v3_prep_smem(DK), stream, q, k, d.amat, d.q16, a))
         return -1;
     const int64_t grid = nbh * p->nseg * p->nslices;
@@ -1757,16 +1738,30 @@ int lac_enqueue_v3(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int6
     /* the GATE copy carries the gate and V's SiLU */
     int rc;
     if ((a.norm_mode == 3 && a.gate) || a.v_bias)
-        rc = lac_launch(p->pdl, lac_v3_output_kernel<BF16, DK, true>, (unsigned)grid,
+        rc = pdl_launch(p->pdl, lac_v3_output_kernel<BF16, DK, true>, (unsigned)grid,
                         LAC_THREADS, lac_v3_output_smem(DK), stream, qc, k, v,
                         (const uint16_t *)d.amat, (uint16_t *)d.o, (const float *)d.states,
                         d.rowpart, a);
     else
-        rc = lac_launch(p->pdl, lac_v3_output_kernel<BF16, DK, false>, (unsigned)grid,
+        rc = pdl_launch(p->pdl, lac_v3_output_kernel<BF16, DK, false>, (unsigned)grid,
                         LAC_THREADS, lac_v3_output_smem(DK), stream, qc, k, v,
                         (const uint16_t *)d.amat, (uint16_t *)d.o, (const float *)d.states,
                         d.rowpart, a);
     if (rc) return rc;
+    if (a.norm_mode == 2) return lac_launch_norm<BF16 ? 1 : 2>(d, a, stream);
+    return 0;
+}
+
+/* v6: passes A and B as v2, then v6's prep and pass C (linear_attn_wgmma.cu). */
+template <bool BF16, int DK>
+int lac_enqueue_v6(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int64_t nbh,
+                   cudaStream_t stream) {
+    if (lac_launch_states_v2<BF16, DK>(p, d, a, nbh, stream)) return -1;
+    const lac_v6_io io = {d.q, d.k, d.v, d.o, d.images, d.states, d.rowpart};
+    const bool gated = (a.norm_mode == 3 && a.gate) || a.v_bias; /* gate and V's SiLU */
+    if (lac_v6_enqueue(BF16, DK, io, a, nbh, p->nchunks, p->pdl && p->ws_per_bh > 0, p->pdl,
+                       gated, stream))
+        return -1;
     if (a.norm_mode == 2) return lac_launch_norm<BF16 ? 1 : 2>(d, a, stream);
     return 0;
 }
@@ -1818,6 +1813,13 @@ int lac_enqueue(const lac_plan *p, const lac_ptrs &d, int B, int H, int T, int d
     a.scale = 1.0f / sqrtf((float)dk);
     a.rms_eps = rms_eps;
     const int64_t nbh = (int64_t)B * H;
+    if (p->version == 6) {
+        if (dt == DTYPE_BF16)
+            return dk == 64 ? lac_enqueue_v6<true, 64>(p, d, a, nbh, stream)
+                            : lac_enqueue_v6<true, 128>(p, d, a, nbh, stream);
+        return dk == 64 ? lac_enqueue_v6<false, 64>(p, d, a, nbh, stream)
+                        : lac_enqueue_v6<false, 128>(p, d, a, nbh, stream);
+    }
     if (p->version == 3) {
         if (dt == DTYPE_BF16)
             return dk == 64 ? lac_enqueue_v3<true, 64>(p, d, a, nbh, stream)
@@ -1905,7 +1907,7 @@ extern "C" int linear_attn_chunked_setup(const shape_t *s, const io_t *io, void 
 extern "C" int linear_attn_chunked_run(void *state, const io_t *io, cudaStream_t stream) {
     const lac_state *st = (const lac_state *)state;
     const shape_t *s = &st->shape;
-    lac_ptrs d = {io->in[0], io->in[1], io->in[2], io->out, NULL, NULL, NULL, NULL};
+    lac_ptrs d = {io->in[0], io->in[1], io->in[2], io->out, NULL, NULL, NULL, NULL, NULL};
     lac_ws_layout(&st->plan, 0, st->d_ws, &d);
     return lac_enqueue(&st->plan, d, s->B, s->H, s->T, s->dk, s->dv, s->causal, 0, 0.f, NULL,
                        0, NULL, NULL, false, s->dtype, stream);
@@ -1974,7 +1976,7 @@ static int lac_launch_any(const void *d_q, const void *d_k, const void *d_v, voi
                    d_workspace ? workspace_bytes : (size_t)0, need);
     if ((uintptr_t)d_workspace & 15u)
         BENCH_FAIL("linear_attn_chunked_launch: workspace must be 16-byte aligned");
-    lac_ptrs d = {d_q, d_k, d_v, d_o, NULL, NULL, NULL, NULL};
+    lac_ptrs d = {d_q, d_k, d_v, d_o, NULL, NULL, NULL, NULL, NULL};
     lac_ws_layout(&p, norm_mode, d_workspace, &d);
     if (d_rss) d.rowpart = d_rss;
     return lac_enqueue(&p, d, B, H, T, dk, dv, causal ? 1 : 0, rms_norm, rms_eps, d_gate,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal | wg
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -354,4 +354,35 @@ if [ "$MODE" = lmfinal ]; then
         2>> "$OUT/run.log"; echo "rc=$?"; cut -d, -f11,17,33 "$OUT/b1.csv" | tail -n +2
     sanitize "--ops linear_attn --variants chunked --seq 9000,20000 --batch 1 --heads 4" \
         "--ops linear_attn --variants chunked --seq 20000 --batch 1 --heads 1 --dk 128 --dv 256"
+fi
+# linear_attn v6 (pass C on wgmma): GPU tests, the CHELA head with v6 (plans printed) and v3
+# beside it, the LM shape, the layer, memcheck / racecheck of v6 with segments, and Nsight
+# Compute on v6's output kernel at the CHELA head, T = 4k.
+if [ "$MODE" = wg ]; then
+    rm -f "$OUT/build.log"
+    gpu_tests
+    HEAD="--heads 1 --dk 128 --dv 2048"
+    for ver in 6 3; do
+        echo "== CHELA_LA_VERSION=$ver CHELA_LA_PLAN=1 $BIN --seq 1k..64k --ops linear_attn --variants chunked $HEAD --profile"
+        CHELA_LA_VERSION=$ver CHELA_LA_PLAN=1 timeout 100 $BIN --seq 1k..64k --ops linear_attn \
+            --variants chunked $HEAD --profile -o "$OUT/la_head_v$ver.csv" 2>> "$OUT/run.log"
+        echo "rc=$?"; cols "$OUT/la_head_v$ver.csv"
+    done
+    grep -h "plan" "$OUT/run.log" | sort -u | cut -c30-200 | head -20
+    echo "== $BIN --seq 1k..64k --ops linear_attn --variants chunked --profile"
+    timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked --profile \
+        -o "$OUT/la_lm.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/la_lm.csv"
+    [ "${WG_QUICK:-0}" = 1 ] && exit 0 # WG_QUICK=1: tests and the attention sweeps only
+    layer_sweep
+    sanitize "--ops linear_attn --variants chunked --seq 1000,20000 --batch 1 --heads 1 --dk 128 --dv 256" \
+        "--ops linear_attn --variants chunked --seq 3001 --batch 2 --heads 1 --dk 64 --dv 128 --dtype fp16"
+    if command -v ncu >/dev/null; then
+        CHELA_NO_CEILINGS=1 timeout 120 ncu -k regex:v6_output_kernel -c 1 --section SpeedOfLight \
+            --section Occupancy --section WarpStateStats --section ComputeWorkloadAnalysis \
+            --section MemoryWorkloadAnalysis $BIN --seq 4k --ops linear_attn --variants chunked \
+            $HEAD --warmup 0 --repeat 1 --budget-ms 0 -o /tmp/ncu.csv > "$OUT/ncu.txt" 2>&1
+        echo "ncu rc=$?"
+        grep -E "Duration|Throughput|Pipe|Issue|Eligible|Occupancy|Registers|Warp Cycles|Stall" "$OUT/ncu.txt" | head -40
+    fi
+    grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
 fi

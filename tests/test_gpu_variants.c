@@ -87,19 +87,26 @@ START_TEST(chela_head_shape) {
 }
 END_TEST
 
-/* v3 (precomputed A, fp16 state) runs where dv >= 128 and causal: both dk, both 16-bit
- * dtypes, tails, several segments (forced by CHELA_LA_SEG), and v2 beside it on one shape. */
+/* v6 (the default on an sm_90a build, cc 9.0) and v3 (precomputed A, fp16 state) run where
+ * dv >= 128 and causal: both dk, both 16-bit dtypes, tails, several segments (forced by
+ * CHELA_LA_SEG), and v2 beside them on one shape.  On other GPUs the default runs v3 twice. */
 START_TEST(linear_attn_v3_shapes) {
     const char *a[] = {"--ops", "linear_attn", "--variants", "chunked", "--seq", "1,65,1000,9000",
                        "--batch", "2", "--heads", "1", "--dk", "64", "--dv", "128"};
-    ck_assert_int_eq(sweep_ok("v3_dk64", NULL, 14, a), 4);
     const char *b[] = {"--ops", "linear_attn", "--variants", "chunked", "--seq", "100,4100",
                        "--batch", "1", "--heads", "2", "--dk", "128", "--dv", "256", "--dtype",
                        "fp16"};
+    ck_assert_int_eq(sweep_ok("v6_dk64", NULL, 14, a), 4);
+    ck_assert_int_eq(sweep_ok("v6_fp16", NULL, 16, b), 2);
+    setenv("CHELA_LA_VERSION", "3", 1);
+    ck_assert_int_eq(sweep_ok("v3_dk64", NULL, 14, a), 4);
     ck_assert_int_eq(sweep_ok("v3_fp16", NULL, 16, b), 2);
+    unsetenv("CHELA_LA_VERSION");
     const char *c[] = {"--ops", "linear_attn", "--variants", "chunked", "--seq", "1000,3001",
                        "--batch", "1", "--heads", "1", "--dk", "128", "--dv", "2048"};
     setenv("CHELA_LA_SEG", "256", 1);
+    ck_assert_int_eq(sweep_ok("v6_segments", NULL, 14, c), 2);
+    setenv("CHELA_LA_VERSION", "3", 1);
     ck_assert_int_eq(sweep_ok("v3_segments", NULL, 14, c), 2);
     setenv("CHELA_LA_VERSION", "2", 1);
     ck_assert_int_eq(sweep_ok("v2_segments", NULL, 14, c), 2);
@@ -107,7 +114,7 @@ START_TEST(linear_attn_v3_shapes) {
     setenv("CHELA_LA_SUB", "3", 1);
     ck_assert_int_eq(sweep_ok("v2_parts", NULL, 14, c), 2);
     unsetenv("CHELA_LA_VERSION");
-    ck_assert_int_eq(sweep_ok("v3_parts", NULL, 14, c), 2);
+    ck_assert_int_eq(sweep_ok("v6_parts", NULL, 14, c), 2);
     unsetenv("CHELA_LA_SUB");
     unsetenv("CHELA_LA_SEG");
 }

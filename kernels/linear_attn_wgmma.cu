@@ -1,0 +1,399 @@
+/* linear_attn/chunked v6: the causal output pass (pass C) on Hopper's warpgroup tensor cores.
+ *
+ * Why (profiles/NOTES.md, session 7): v3's pass C at the CHELA head (dk 128, dv 2048) is 0.40 ms
+ * against a 0.19 ms HBM floor, latency-bound on mma.sync.  Per chunk and 64-column slice each
+ * of its 4 warps reads the whole chunk's q16, k and A through ldmatrix (40 KB a warp, 160 KB a
+ * block, ~1250 cycles of the SM's 128 B/cycle shared-memory port for ~600 cycles of MMA), and
+ * every product is issued as 16x8x16 pieces whose latency 8 warps an SM cannot hide.  A
+ * warpgroup MMA reads its shared-memory operand once for the 4 warps and runs asynchronously.
+ *
+ * The block is v3's (128 threads = one warpgroup, one (b*h, segment, 64-column slice), the
+ * transposed state S^T (64 value rows x dk, fp32) in registers, warp w owning rows 16w..16w+15);
+ * wgmma's register fragments are mma.m16n8k16's per warp (wgmma.cuh), so v3's fragment code
+ * carries over.  Per chunk of 64 tokens:
+ *   O1^T = fp16(2^p S^T / sqrt(dk)) Q16^T     m64n64k16 x dk/16, A = state (registers), B = q16
+ *   O2^T = V^T A^T                            m64n64k16 x 4,  A = V^T (registers), B = A tile
+ *   S^T += V^T K                              m64n{dk}k16 x 4, A = V^T (registers), B = k^T
+ *   O^T  = 2^-p O1^T + O2^T, staged and stored as v3 (gate and row sums as v3).
+ * The first two are one commit group and the state update a second: the output's epilogue
+ * runs while the state update is still on the tensor cores.
+ * B operands must sit in shared memory in wgmma's canonical layout; a prep kernel (one block a
+ * chunk, as v3's) writes each chunk's three tiles in exactly that layout (no swizzle, K-major,
+ * wg_kmajor_index): q16 (N = 64 tokens, K = dk), A = mask(Q K^T)/sqrt(dk) in fp16 (N = t,
+ * K = s) and k^T (N = dk, K = 64 tokens), 40 KB a chunk at dk 128 (v3 wrote 24 KB: A and q16),
+ * so pass C loads them as one contiguous 16-byte-piece copy.  V stays in padded rows for v3's
+ * ldmatrix.trans into the A-operand registers (and V's SiLU for CHELA, as v3).
+ * Numerics as v3: fp16 state operand after a per-row power-of-two scale, fp16 A, fp32
+ * accumulation everywhere, state kept in fp32.
+ *
+ * Shared memory (dk 128): images 2 x 40 KB, v 2 x 9 KB, O staging 9 KB, row sums 1 KB:
+ * 110,592 B, two blocks an SM as v3.
+ *
+ * Build: this file is compiled for sm_90a only (CMakeLists.txt), the one target that has wgmma;
+ * lac_v6_usable() says on the host whether that happened and the device is cc 9.0.  It includes
+ * linear_attn_chunked.cu's kernels (LAC_KERNELS_ONLY) for the shared device helpers; every
+ * kernel there has internal linkage, so nothing clashes with that file's own copy. */
+#define LAC_KERNELS_ONLY
+#include "linear_attn_chunked.cu"
+
+#include "bench_check.h"
+#include "linear_attn_wgmma.h"
+#include "pdl_launch.cuh"
+#include "wgmma.cuh"
+
+namespace {
+
+/* One chunk's operand images, offsets in 16-bit elements. */
+template <int DK> struct lac_v6_img {
+    static constexpr int Q = 0;                           /* q16: N = 64 tokens, K = dk   */
+    static constexpr int A = LAC_C * DK;                  /* A:   N = 64 (t), K = 64 (s)  */
+    static constexpr int KT = LAC_C * DK + LAC_C * LAC_C; /* k^T: N = dk, K = 64 (s)      */
+    static constexpr int ELEMS = 2 * LAC_C * DK + LAC_C * LAC_C;
+    /* Byte steps between core-matrix columns along K (LBO = 16 N): */
+    static constexpr uint32_t LBO_Q = 16 * LAC_C, LBO_A = 16 * LAC_C, LBO_KT = 16 * DK;
+};
+
+constexpr int lac_v6_prep_smem(int dk) {
+    return 2 * LAC_C * (dk + LAC_PAD) * 2 + LAC_C * (LAC_C + LAC_PAD) * 2;
+}
+constexpr int lac_v6_output_smem(int dk) {
+    return 2 * (2 * LAC_C * dk + LAC_C * LAC_C) * 2 /* images: two stages            */
+           + 2 * LAC_C * (LAC_DVS + LAC_PAD) * 2    /* v rows: two stages            */
+           + LAC_C * (LAC_DVS + LAC_PAD) * 2        /* O staging                     */
+           + LAC_WARPS * LAC_C * 4;                 /* per-warp row sums of squares  */
+}
+
+/* Piece p (16 bytes = 8 consecutive k) of an N x K image: its column n and first k. */
+template <int N> __device__ __forceinline__ void lac_v6_piece(int p, int &n, int &k8) {
+    const int cm = p >> 3; /* core matrix, N direction innermost (wg_kmajor_index) */
+    n = (cm % (N / 8)) * 8 + (p & 7);
+    k8 = (cm / (N / 8)) * 8;
+}
+
+/* Prep.  grid = B*H*nchunks, block = 128, dynamic smem lac_v6_prep_smem(DK).  Writes chunk c's
+ * three images to d_img[(bh * nchunks + c) * ELEMS ...]; rows past T are zero (q, k rows are
+ * zero-filled, so A's rows and columns there are too). */
+template <bool BF16, int DK>
+__global__ void __launch_bounds__(LAC_THREADS)
+    lac_v6_prep_kernel(const uint16_t *__restrict__ d_q, const uint16_t *__restrict__ d_k,
+                       uint16_t *__restrict__ d_img, lac_args a) {
+    typedef lac_v6_img<DK> I;
+    constexpr int LDK = DK + LAC_PAD, LDA = LAC_C + LAC_PAD;
+    LAC_DYNAMIC_SMEM(lac_smem);
+    uint16_t *s_q = reinterpret_cast<uint16_t *>(lac_smem); /* [C][LDK]                   */
+    uint16_t *s_k = s_q + LAC_C * LDK;                      /* [C][LDK]                   */
+    uint16_t *s_a = s_k + LAC_C * LDK;                      /* [C][LDA] fp16 A[t][s]      */
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int gid = lane >> 2, tig = lane & 3, mi = lane >> 3, r8 = lane & 7;
+    const int p1_row = (mi & 1) * 8 + r8, p1_col = (mi >> 1) * 8;
+    const int p2_row = (mi >> 1) * 8 + r8, p2_col = (mi & 1) * 8;
+    const int nchunks = (a.T + LAC_C - 1) / LAC_C;
+    const int c = blockIdx.x % nchunks;
+    const int64_t bh = blockIdx.x / nchunks;
+    const int t0 = c * LAC_C;
+    const int nvalid = lac_min(LAC_C, a.T - t0);
+    const int64_t row0 = bh * a.T + t0;
+    lac_grid_dep_wait(); /* after pass B with PDL: ordered as any stream successor would be */
+    lac_load_rows<DK, LDK>(s_q, d_q + row0 * DK, DK, nvalid, tid);
+    lac_load_rows<DK, LDK>(s_k, d_k + row0 * DK, DK, nvalid, tid);
+    lac_cp_async_commit();
+    lac_cp_async_wait_all();
+    __syncthreads();
+
+    /* Rows 16w..16w+15 of A = mask(Q K^T)/sqrt(dk), as v3's prep; n-tiles right of the
+     * diagonal are not computed and stored as 0. */
+    float sacc[8][4];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) sacc[j][0] = sacc[j][1] = sacc[j][2] = sacc[j][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < DK / 16; ++kk) {
+        uint32_t af[4];
+        lac_ldsm_x4(af, lac_sa(s_q + (16 * warp + p1_row) * LDK + 16 * kk + p1_col));
+#pragma unroll
+        for (int jp = 0; jp < 4; ++jp) {
+            if (jp <= warp) {
+                uint32_t bf[4];
+                lac_ldsm_x4(bf, lac_sa(s_k + (16 * jp + p2_row) * LDK + 16 * kk + p2_col));
+                lac_mma<BF16>(sacc[2 * jp], af, bf[0], bf[1]);
+                lac_mma<BF16>(sacc[2 * jp + 1], af, bf[2], bf[3]);
+            }
+        }
+    }
+    const int ta = 16 * warp + gid, tb = ta + 8;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const int s0 = 8 * j + 2 * tig;
+        *reinterpret_cast<uint32_t *>(s_a + ta * LDA + s0) =
+            lac_pack<false>(s0 <= ta ? sacc[j][0] * a.scale : 0.f,
+                            s0 + 1 <= ta ? sacc[j][1] * a.scale : 0.f);
+        *reinterpret_cast<uint32_t *>(s_a + tb * LDA + s0) =
+            lac_pack<false>(s0 <= tb ? sacc[j][2] * a.scale : 0.f,
+                            s0 + 1 <= tb ? sacc[j][3] * a.scale : 0.f);
+    }
+    __syncthreads(); /* A complete */
+
+    /* The images, one 16-byte piece a thread per step, consecutive pieces to consecutive
+     * threads (coalesced stores). */
+    uint16_t *img = d_img + (bh * nchunks + c) * (int64_t)I::ELEMS;
+    for (int p = tid; p < LAC_C * DK / 8; p += LAC_THREADS) { /* q16: row n = token */
+        int n, k8;
+        lac_v6_piece<LAC_C>(p, n, k8);
+        uint4 u = *reinterpret_cast<const uint4 *>(s_q + n * LDK + k8);
+        if (BF16)
+            u = make_uint4(lac_bf16x2_to_f16x2(u.x), lac_bf16x2_to_f16x2(u.y),
+                           lac_bf16x2_to_f16x2(u.z), lac_bf16x2_to_f16x2(u.w));
+        *reinterpret_cast<uint4 *>(img + I::Q + 8 * p) = u;
+    }
+    for (int p = tid; p < LAC_C * LAC_C / 8; p += LAC_THREADS) { /* A: row n = target t */
+        int n, k8;
+        lac_v6_piece<LAC_C>(p, n, k8);
+        *reinterpret_cast<uint4 *>(img + I::A + 8 * p) =
+            *reinterpret_cast<const uint4 *>(s_a + n * LDA + k8);
+    }
+    for (int p = tid; p < DK * LAC_C / 8; p += LAC_THREADS) { /* k^T: column n = dk index */
+        int n, s8;
+        lac_v6_piece<DK>(p, n, s8);
+        uint32_t w[4]; /* 32 lanes read 32 consecutive columns of one k row: no conflicts */
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            w[i] = (uint32_t)s_k[(s8 + 2 * i) * LDK + n] |
+                   ((uint32_t)s_k[(s8 + 2 * i + 1) * LDK + n] << 16);
+            if (BF16) w[i] = lac_bf16x2_to_f16x2(w[i]);
+        }
+        *reinterpret_cast<uint4 *>(img + I::KT + 8 * p) = make_uint4(w[0], w[1], w[2], w[3]);
+    }
+}
+
+/* Chunk c's images (one contiguous copy) and this slice's v rows (one cp.async group). */
+template <int DK>
+__device__ __forceinline__ void lac_v6_load_chunk(uint16_t *simg, uint16_t *sv,
+                                                  const uint16_t *img_bh, const uint16_t *v_bh,
+                                                  int dv, int c, int T, int tid) {
+    constexpr int PIECES = lac_v6_img<DK>::ELEMS / 8;
+    static_assert(PIECES % LAC_THREADS == 0, "image pieces must split evenly over threads");
+    const uint16_t *g = img_bh + (int64_t)c * lac_v6_img<DK>::ELEMS;
+#pragma unroll
+    for (int i = 0; i < PIECES / LAC_THREADS; ++i) {
+        const int p = tid + i * LAC_THREADS;
+        lac_cp_async16(lac_sa(simg + 8 * p), g + 8 * p, 16);
+    }
+    const int t0 = c * LAC_C;
+    lac_load_rows<LAC_DVS, LAC_DVS + LAC_PAD>(sv, v_bh + (int64_t)t0 * dv, dv,
+                                              lac_min(LAC_C, T - t0), tid);
+    lac_cp_async_commit();
+}
+
+template <int R> __device__ __forceinline__ void lac_pin_u32(uint32_t (&x)[R][4]) {
+#pragma unroll
+    for (int i = 0; i < R; ++i)
+        asm volatile("" : "+r"(x[i][0]), "+r"(x[i][1]), "+r"(x[i][2]), "+r"(x[i][3])::"memory");
+}
+
+/* Pass C, v6 (causal).  grid = B*H*nseg*nslices (slice fastest), block = 128 (one warpgroup),
+ * dynamic smem lac_v6_output_smem(DK).  Barriers per chunk: B0 (chunk landed), B2 (O staged).
+ * GATE: the copy that carries norm_mode 3's gate and V's SiLU (CHELA's path), as v3. */
+template <bool BF16, int DK, bool GATE>
+__global__ void __launch_bounds__(LAC_THREADS, 2)
+    lac_v6_output_kernel(const uint16_t *__restrict__ d_img, const uint16_t *__restrict__ d_v,
+                         uint16_t *__restrict__ d_o, const float *__restrict__ d_states,
+                         float *__restrict__ d_rowpart, lac_args a) {
+    typedef lac_v6_img<DK> I;
+    constexpr int LDV = LAC_DVS + LAC_PAD, LDO = LAC_DVS + LAC_PAD;
+    LAC_DYNAMIC_SMEM(lac_smem);
+    uint16_t *s_img = reinterpret_cast<uint16_t *>(lac_smem); /* [2][ELEMS] images        */
+    uint16_t *s_v = s_img + 2 * I::ELEMS;                     /* [2][C][LDV]              */
+    uint16_t *s_o = s_v + 2 * LAC_C * LDV;                    /* [C][LDO]  O[t][dv]       */
+    float *s_rss = reinterpret_cast<float *>(s_o + LAC_C * LDO); /* [WARPS][C]            */
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int gid = lane >> 2, tig = lane & 3, mi = lane >> 3, r8 = lane & 7;
+    const int p2_row = (mi >> 1) * 8 + r8, p2_col = (mi & 1) * 8;
+
+    const lac_block blk = lac_block_of(a);
+    lac_grid_dep_wait(); /* launched with PDL: pass B's states, prep's images */
+    const int slice = blk.slice, seg = blk.seg, nchunks = blk.nchunks;
+    const int c_begin = blk.c_begin, c_end = blk.c_end;
+    const int64_t bh = blk.bh, row0 = blk.row0;
+    const uint16_t *img_bh = d_img + bh * nchunks * (int64_t)I::ELEMS;
+    const uint16_t *v_bh = d_v + row0 * a.dv + slice * LAC_DVS;
+    uint16_t *o_bh = d_o + row0 * a.dv + slice * LAC_DVS;
+
+    lac_v6_load_chunk<DK>(s_img, s_v, img_bh, v_bh, a.dv, c_begin, a.T, tid);
+    const bool vact = GATE && a.v_bias != nullptr;
+    float vb_lo = 0.f, vb_hi = 0.f;
+    if (vact) lac_v_bias_of(a.v_bias, slice, warp, gid, vb_lo, vb_hi);
+
+    float st[DK / 8][4];
+    bool state_nonzero = lac_v2_state_in<DK>(st, d_states, a, bh, seg - 1, slice, warp, gid, tig);
+    float o1[8][4], o2[8][4]; /* written by wgmma (scale-d 0 on each chunk's first k-step) */
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) o1[j][e] = o2[j][e] = 0.f;
+    const uint32_t img_sa = lac_sa(s_img);
+
+    for (int c = c_begin; c < c_end; ++c) {
+        const int stage = (c - c_begin) & 1;
+        const uint16_t *sv = s_v + stage * LAC_C * LDV;
+        lac_cp_async_wait_all();
+        wg_fence_proxy_smem(); /* this thread's cp.async writes -> the async proxy wgmma reads */
+        __syncthreads();       /* B0: chunk c landed; chunk c-1's buffers and O staging free */
+        if (c + 1 < c_end)
+            lac_v6_load_chunk<DK>(s_img + (stage ^ 1) * I::ELEMS, s_v + (stage ^ 1) * LAC_C * LDV,
+                                  img_bh, v_bh, a.dv, c + 1, a.T, tid);
+        const int t0 = c * LAC_C;
+        const int nvalid = lac_min(LAC_C, a.T - t0);
+        if (GATE && a.norm_mode == 3 && a.gate && tid < nvalid) /* rows this chunk's store reads */
+            lac_prefetch_l2(static_cast<const uint16_t *>(a.gate) + (row0 + t0 + tid) * a.gate_ld +
+                            slice * LAC_DVS);
+        const uint32_t base = img_sa + (uint32_t)(stage * I::ELEMS * 2);
+        const uint32_t q_sa = base + I::Q * 2, a_sa = base + I::A * 2, kt_sa = base + I::KT * 2;
+
+        /* The state as fp16 A-fragments, row r scaled by 2^p_r (v3's scaling); zeros on a
+         * sequence's first chunk, so that O1 is issued unconditionally (a branch around it
+         * makes ptxas fence the warpgroup's registers at the merge). */
+        uint32_t af[DK / 16][4];
+        float ia = 1.f, ib = 1.f;
+        {
+            float ma = 0.f, mb = 0.f;
+#pragma unroll
+            for (int j = 0; j < DK / 8; ++j) {
+                ma = fmaxf(ma, fmaxf(fabsf(st[j][0]), fabsf(st[j][1])));
+                mb = fmaxf(mb, fmaxf(fabsf(st[j][2]), fabsf(st[j][3])));
+            }
+#pragma unroll
+            for (int m = 1; m < 4; m <<= 1) {
+                ma = fmaxf(ma, lac_shfl_xor(ma, m));
+                mb = fmaxf(mb, lac_shfl_xor(mb, m));
+            }
+            const int pa = lac_fp16_scale_exp(ma * a.scale), pb = lac_fp16_scale_exp(mb * a.scale);
+            const float sa_ = state_nonzero ? a.scale * lac_exp2i(pa) : 0.f;
+            const float sb_ = state_nonzero ? a.scale * lac_exp2i(pb) : 0.f;
+#pragma unroll
+            for (int kk = 0; kk < DK / 16; ++kk)
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    const float *x = st[2 * kk + h];
+                    af[kk][2 * h] = lac_pack<false>(x[0] * sa_, x[1] * sa_);
+                    af[kk][2 * h + 1] = lac_pack<false>(x[2] * sb_, x[3] * sb_);
+                }
+            ia = lac_exp2i(-pa);
+            ib = lac_exp2i(-pb);
+        }
+        uint32_t va[4][4]; /* V^T, rounded to the input type (SiLU), then as fp16 */
+        lac_v2_load_vt(va, sv, warp, p2_row, p2_col);
+        if (vact) lac_v_act<BF16>(va, vb_lo, vb_hi);
+        if (BF16)
+#pragma unroll
+            for (int ks = 0; ks < 4; ++ks)
+#pragma unroll
+                for (int r = 0; r < 4; ++r) va[ks][r] = lac_bf16x2_to_f16x2(va[ks][r]);
+
+        /* Every register operand is final before the fence (the pins keep the compiler from
+         * sinking their computation past it). */
+        lac_pin_u32<DK / 16>(af);
+        lac_pin_u32<4>(va);
+        wg_pin<DK / 8>(st);
+        wg_pin<8>(o1);
+        wg_pin<8>(o2);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < DK / 16; ++kk)
+            wgmma_rs<false, 64>(o1, af[kk], wg_desc(q_sa + 2 * kk * I::LBO_Q, I::LBO_Q, 128),
+                                kk > 0);
+#pragma unroll
+        for (int ks = 0; ks < 4; ++ks)
+            wgmma_rs<false, 64>(o2, va[ks], wg_desc(a_sa + 2 * ks * I::LBO_A, I::LBO_A, 128),
+                                ks > 0);
+        wg_commit();
+#pragma unroll
+        for (int ks = 0; ks < 4; ++ks)
+            wgmma_rs<false, DK>(st, va[ks], wg_desc(kt_sa + 2 * ks * I::LBO_KT, I::LBO_KT, 128), 1);
+        wg_commit();
+        wg_wait<1>(); /* O1, O2 done; the state update may still run */
+        wg_pin<8>(o1);
+        wg_pin<8>(o2);
+        lac_pin_u32<DK / 16>(af);
+
+        float oacc[8][4];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            oacc[j][0] = fmaf(o1[j][0], ia, o2[j][0]);
+            oacc[j][1] = fmaf(o1[j][1], ia, o2[j][1]);
+            oacc[j][2] = fmaf(o1[j][2], ib, o2[j][2]);
+            oacc[j][3] = fmaf(o1[j][3], ib, o2[j][3]);
+        }
+        if (a.norm_mode != 0) lac_v2_row_sumsq(oacc, s_rss, warp, gid, tig);
+        lac_v2_store_o<BF16, GATE>(oacc, s_o, s_rss, o_bh, d_rowpart, a, slice, row0, t0, nvalid,
+                                   tid, warp, gid, tig);
+        wg_wait<0>(); /* the state update; its V^T operand registers are free after this */
+        wg_pin<DK / 8>(st);
+        lac_pin_u32<4>(va);
+        state_nonzero = true;
+    }
+}
+
+template <bool BF16, int DK> int lac_v6_prepare_t(int *bps) {
+    const int so = lac_v6_output_smem(DK);
+    CUDA_CHECK(cudaFuncSetAttribute(lac_v6_output_kernel<BF16, DK, false>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, so));
+    CUDA_CHECK(cudaFuncSetAttribute(lac_v6_output_kernel<BF16, DK, true>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, so));
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        bps, lac_v6_output_kernel<BF16, DK, false>, LAC_THREADS, (size_t)so));
+    return 0;
+}
+
+template <bool BF16, int DK>
+int lac_v6_enqueue_t(const lac_v6_io &io, const lac_args &a, int64_t nbh, int nchunks,
+                     bool prep_pdl, bool pdl, bool gated, cudaStream_t stream) {
+    const uint16_t *q = (const uint16_t *)io.q, *k = (const uint16_t *)io.k;
+    static_assert(lac_v6_prep_smem(128) <= 48 * 1024, "prep fits the default smem limit");
+    if (pdl_launch(prep_pdl, lac_v6_prep_kernel<BF16, DK>, (unsigned)(nbh * nchunks),
+                   LAC_THREADS, lac_v6_prep_smem(DK), stream, q, k, io.images, a))
+        return -1;
+    const unsigned grid = (unsigned)(nbh * a.nseg * a.nslices);
+    void (*kern)(const uint16_t *, const uint16_t *, uint16_t *, const float *, float *,
+                 lac_args) = gated ? lac_v6_output_kernel<BF16, DK, true>
+                                   : lac_v6_output_kernel<BF16, DK, false>;
+    return pdl_launch(pdl, kern, grid, LAC_THREADS, lac_v6_output_smem(DK), stream,
+                      (const uint16_t *)io.images, (const uint16_t *)io.v, (uint16_t *)io.o,
+                      io.states, io.rowpart, a);
+}
+
+} /* namespace */
+
+bool lac_v6_usable(int dev) {
+#if defined(CHELA_WGMMA_BUILT)
+    int major = 0, minor = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
+        return false;
+    return major == 9 && minor == 0;
+#else
+    (void)dev;
+    return false;
+#endif
+}
+
+size_t lac_v6_image_bytes(int64_t nbh, int nchunks, int dk) {
+    return (size_t)nbh * nchunks * (size_t)(2 * LAC_C * dk + LAC_C * LAC_C) * 2;
+}
+
+int lac_v6_prepare(bool bf16, int dk, int *bps) {
+    if (bf16) return dk == 64 ? lac_v6_prepare_t<true, 64>(bps) : lac_v6_prepare_t<true, 128>(bps);
+    return dk == 64 ? lac_v6_prepare_t<false, 64>(bps) : lac_v6_prepare_t<false, 128>(bps);
+}
+
+int lac_v6_enqueue(bool bf16, int dk, const lac_v6_io &io, const lac_args &a, int64_t nbh,
+                   int nchunks, bool prep_pdl, bool pdl, bool gated, cudaStream_t stream) {
+    if (bf16)
+        return dk == 64 ? lac_v6_enqueue_t<true, 64>(io, a, nbh, nchunks, prep_pdl, pdl, gated,
+                                                     stream)
+                        : lac_v6_enqueue_t<true, 128>(io, a, nbh, nchunks, prep_pdl, pdl, gated,
+                                                      stream);
+    return dk == 64 ? lac_v6_enqueue_t<false, 64>(io, a, nbh, nchunks, prep_pdl, pdl, gated, stream)
+                    : lac_v6_enqueue_t<false, 128>(io, a, nbh, nchunks, prep_pdl, pdl, gated,
+                                                   stream);
+}

@@ -1,0 +1,43 @@
+/* linear_attn_wgmma.h: linear_attn/chunked v6, the causal output pass on Hopper's warpgroup
+ * tensor cores (kernels/linear_attn_wgmma.cu), as linear_attn_chunked.cu's host code calls it.
+ * That file plans, runs passes A and B and the norm pass; this one adds v6's prep and pass C.
+ * C++ only (both callers are .cu files). */
+#ifndef CHELA_LINEAR_ATTN_WGMMA_H
+#define CHELA_LINEAR_ATTN_WGMMA_H
+
+#include <cuda_runtime_api.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "linear_attn_args.h"
+
+/* Whether v6 can run on device dev: its translation unit was built for sm_90a (CMake does so
+ * when the architectures list names 90) and dev is compute capability 9.0, the only one that
+ * runs sm_90a code.  Never launches anything. */
+bool lac_v6_usable(int dev);
+
+/* Sets the v6 kernels' shared-memory limits and returns the resident pass-C blocks an SM in
+ * *bps.  bf16: bf16 inputs (else fp16); dk 64 or 128.  0, or -1 after bench_set_error(). */
+int lac_v6_prepare(bool bf16, int dk, int *bps);
+
+/* Workspace bytes of v6's per-chunk operand images for nbh sequences of nchunks chunks. */
+size_t lac_v6_image_bytes(int64_t nbh, int nchunks, int dk);
+
+/* The buffers one v6 launch reads and writes (device pointers). */
+struct lac_v6_io {
+    const void *q, *k, *v;
+    void *o;
+    uint16_t *images;     /* lac_v6_image_bytes of workspace                        */
+    const float *states;  /* segment states after pass B (NULL when nseg == 1)      */
+    float *rowpart;       /* norm partials (norm_mode 2 or 3), else unused          */
+};
+
+/* Enqueues v6's prep and pass C on stream for nbh sequences (passes A and B, if any, are
+ * already enqueued; pdl: launch both with programmatic dependent launch, prep_pdl for the
+ * prep, which is the plan's first kernel when there are no segment states).  gated picks the
+ * pass-C copy that carries the gate of norm_mode 3 and V's SiLU.  0, or -1 after
+ * bench_set_error(). */
+int lac_v6_enqueue(bool bf16, int dk, const lac_v6_io &io, const lac_args &a, int64_t nbh,
+                   int nchunks, bool prep_pdl, bool pdl, bool gated, cudaStream_t stream);
+
+#endif
