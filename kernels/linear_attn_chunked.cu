@@ -1450,15 +1450,7 @@ template <bool BF16, int DK> int lac_prepare_v3(int *bps, int *bps_a) {
     return 0;
 }
 int lac_prepare(int version, int dk, dtype_t dt, int *bps, int *bps_a) {
-    if (version == 6) { /* pass A is v2's */
-        int unused = 0;
-        if (dt == DTYPE_BF16 ? (dk == 64 ? lac_prepare_v2<true, 64>(&unused, bps_a)
-                                         : lac_prepare_v2<true, 128>(&unused, bps_a))
-                             : (dk == 64 ? lac_prepare_v2<false, 64>(&unused, bps_a)
-                                         : lac_prepare_v2<false, 128>(&unused, bps_a)))
-            return -1;
-        return lac_v6_prepare(dt == DTYPE_BF16, dk, bps);
-    }
+    if (version == 6) return lac_v6_prepare(dt == DTYPE_BF16, dk, bps, bps_a);
     if (version == 3) {
         if (dt == DTYPE_BF16) return dk == 64 ? lac_prepare_v3<true, 64>(bps, bps_a)
                                               : lac_prepare_v3<true, 128>(bps, bps_a);
@@ -1752,16 +1744,15 @@ int lac_enqueue_v3(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int6
     return 0;
 }
 
-/* v6: passes A and B as v2, then v6's prep and pass C (linear_attn_wgmma.cu). */
+/* v6 (linear_attn_wgmma.cu): prep, pass A, the scan, pass C. */
 template <bool BF16, int DK>
 int lac_enqueue_v6(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int64_t nbh,
                    cudaStream_t stream) {
-    if (lac_launch_states_v2<BF16, DK>(p, d, a, nbh, stream)) return -1;
-    const lac_v6_io io = {d.q, d.k, d.v, d.o, d.images, d.states, d.rowpart};
+    const lac_v6_io io = {d.q, d.k, d.v, d.o, d.images, d.states, d.rowpart, p->pdl};
+    if (lac_v6_enqueue_front(BF16, DK, io, a, nbh, p->nchunks, stream)) return -1;
+    if (lac_launch_scan(p, d, nbh, DK, a.dv, stream)) return -1;
     const bool gated = (a.norm_mode == 3 && a.gate) || a.v_bias; /* gate and V's SiLU */
-    if (lac_v6_enqueue(BF16, DK, io, a, nbh, p->nchunks, p->pdl && p->ws_per_bh > 0, p->pdl,
-                       gated, stream))
-        return -1;
+    if (lac_v6_enqueue_output(BF16, DK, io, a, nbh, gated, stream)) return -1;
     if (a.norm_mode == 2) return lac_launch_norm<BF16 ? 1 : 2>(d, a, stream);
     return 0;
 }

@@ -334,8 +334,103 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
     }
 }
 
-template <bool BF16, int DK> int lac_v6_prepare_t(int *bps) {
-    const int so = lac_v6_output_smem(DK);
+constexpr int lac_v6_state_smem(int dk) {
+    return 2 * dk * LAC_C * 2 + 2 * LAC_C * (LAC_DVS + LAC_PAD) * 2; /* k^T images, v rows */
+}
+
+/* Pass A, v6.  grid = B*H*ws_per_bh*nslices (slice fastest), block = 128 (one warpgroup),
+ * dynamic smem lac_v6_state_smem(DK).  As v2's pass A (part u of a segment, the transposed
+ * state of this slice into ws[bh][u][dv][dk]), with S^T += V^T K as 4 wgmma a chunk whose B
+ * is the prep's k^T image (so the prep runs first): v2's warps each read the whole k tile
+ * through ldmatrix, 4x the shared-memory traffic. */
+template <bool BF16, int DK>
+__global__ void __launch_bounds__(LAC_THREADS)
+    lac_v6_state_kernel(const uint16_t *__restrict__ d_img, const uint16_t *__restrict__ d_v,
+                        float *__restrict__ d_states, lac_args a) {
+    typedef lac_v6_img<DK> I;
+    constexpr int LDV = LAC_DVS + LAC_PAD, KTE = DK * LAC_C; /* k^T image elements */
+    LAC_DYNAMIC_SMEM(lac_smem);
+    uint16_t *s_kt = reinterpret_cast<uint16_t *>(lac_smem); /* [2][KTE]                 */
+    uint16_t *s_v = s_kt + 2 * KTE;                           /* [2][C][LDV]              */
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int gid = lane >> 2, tig = lane & 3, mi = lane >> 3, r8 = lane & 7;
+    const int p2_row = (mi >> 1) * 8 + r8, p2_col = (mi & 1) * 8;
+
+    const lac_part blk = lac_part_of(a);
+    lac_grid_dep_wait(); /* launched with PDL after the prep: its images */
+    const int slice = blk.slice, c_begin = blk.c_begin, c_end = blk.c_end;
+    const int64_t bh = blk.bh;
+    const int nchunks = (a.T + LAC_C - 1) / LAC_C;
+    const uint16_t *img_bh = d_img + bh * nchunks * (int64_t)I::ELEMS + I::KT;
+    const uint16_t *v_bh = d_v + bh * a.T * a.dv + slice * LAC_DVS;
+    auto load = [&](int c, int stg) {
+        const uint16_t *g = img_bh + (int64_t)c * I::ELEMS;
+        uint16_t *d = s_kt + stg * KTE;
+#pragma unroll
+        for (int i = 0; i < KTE / 8 / LAC_THREADS; ++i) {
+            const int p = tid + i * LAC_THREADS;
+            lac_cp_async16(lac_sa(d + 8 * p), g + 8 * p, 16);
+        }
+        const int t0 = c * LAC_C;
+        lac_load_rows<LAC_DVS, LAC_DVS + LAC_PAD>(s_v + stg * LAC_C * LDV,
+                                                  v_bh + (int64_t)t0 * a.dv, a.dv,
+                                                  lac_min(LAC_C, a.T - t0), tid);
+        lac_cp_async_commit();
+    };
+    if (c_begin < c_end) load(c_begin, 0);
+    float st[DK / 8][4];
+#pragma unroll
+    for (int j = 0; j < DK / 8; ++j) st[j][0] = st[j][1] = st[j][2] = st[j][3] = 0.f;
+    const bool vact = a.v_bias != nullptr;
+    float vb_lo = 0.f, vb_hi = 0.f;
+    if (vact) lac_v_bias_of(a.v_bias, slice, warp, gid, vb_lo, vb_hi);
+    const uint32_t kt_base = lac_sa(s_kt);
+
+    for (int c = c_begin; c < c_end; ++c) {
+        const int stage = (c - c_begin) & 1;
+        lac_cp_async_wait_all();
+        wg_fence_proxy_smem();
+        __syncthreads(); /* chunk c landed; chunk c-1's buffers are free (its wgmma waited) */
+        if (c + 1 < c_end) load(c + 1, stage ^ 1);
+        uint32_t va[4][4];
+        lac_v2_load_vt(va, s_v + stage * LAC_C * LDV, warp, p2_row, p2_col);
+        if (vact) lac_v_act<BF16>(va, vb_lo, vb_hi);
+        if (BF16)
+#pragma unroll
+            for (int ks = 0; ks < 4; ++ks)
+#pragma unroll
+                for (int r = 0; r < 4; ++r) va[ks][r] = lac_bf16x2_to_f16x2(va[ks][r]);
+        lac_pin_u32<4>(va);
+        wg_pin<DK / 8>(st);
+        wg_fence();
+        const uint32_t kt_sa = kt_base + (uint32_t)(stage * KTE * 2);
+#pragma unroll
+        for (int ks = 0; ks < 4; ++ks)
+            wgmma_rs<false, DK>(st, va[ks], wg_desc(kt_sa + 2 * ks * I::LBO_KT, I::LBO_KT, 128), 1);
+        wg_commit();
+        wg_wait<0>();
+        wg_pin<DK / 8>(st);
+        lac_pin_u32<4>(va);
+    }
+
+    /* As v2: thread holds S^T rows (gid, gid+8) of its warp, columns 8j+2tig..+1. */
+    float *dst = d_states +
+                 ((bh * a.ws_per_bh + blk.u) * a.dv + slice * LAC_DVS + warp * 16 + gid) * DK +
+                 2 * tig;
+#pragma unroll
+    for (int j = 0; j < DK / 8; ++j) {
+        *reinterpret_cast<float2 *>(dst + 8 * j) = make_float2(st[j][0], st[j][1]);
+        *reinterpret_cast<float2 *>(dst + 8 * DK + 8 * j) = make_float2(st[j][2], st[j][3]);
+    }
+}
+
+template <bool BF16, int DK> int lac_v6_prepare_t(int *bps, int *bps_a) {
+    const int so = lac_v6_output_smem(DK), ss = lac_v6_state_smem(DK);
+    CUDA_CHECK(cudaFuncSetAttribute(lac_v6_state_kernel<BF16, DK>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, ss));
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        bps_a, lac_v6_state_kernel<BF16, DK>, LAC_THREADS, (size_t)ss));
     CUDA_CHECK(cudaFuncSetAttribute(lac_v6_output_kernel<BF16, DK, false>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, so));
     CUDA_CHECK(cudaFuncSetAttribute(lac_v6_output_kernel<BF16, DK, true>,
@@ -346,20 +441,30 @@ template <bool BF16, int DK> int lac_v6_prepare_t(int *bps) {
 }
 
 template <bool BF16, int DK>
-int lac_v6_enqueue_t(const lac_v6_io &io, const lac_args &a, int64_t nbh, int nchunks,
-                     bool prep_pdl, bool pdl, bool gated, cudaStream_t stream) {
+int lac_v6_enqueue_front_t(const lac_v6_io &io, const lac_args &a, int64_t nbh, int nchunks,
+                           cudaStream_t stream) {
     const uint16_t *q = (const uint16_t *)io.q, *k = (const uint16_t *)io.k;
     static_assert(lac_v6_prep_smem(128) <= 48 * 1024, "prep fits the default smem limit");
-    if (pdl_launch(prep_pdl, lac_v6_prep_kernel<BF16, DK>, (unsigned)(nbh * nchunks),
-                   LAC_THREADS, lac_v6_prep_smem(DK), stream, q, k, io.images, a))
+    if (pdl_launch(false, lac_v6_prep_kernel<BF16, DK>, (unsigned)(nbh * nchunks), LAC_THREADS,
+                   lac_v6_prep_smem(DK), stream, q, k, io.images, a))
         return -1;
+    if (a.ws_per_bh == 0) return 0;
+    return pdl_launch(io.pdl, lac_v6_state_kernel<BF16, DK>,
+                      (unsigned)(nbh * a.ws_per_bh * a.nslices), LAC_THREADS,
+                      lac_v6_state_smem(DK), stream, (const uint16_t *)io.images,
+                      (const uint16_t *)io.v, io.states_out, a);
+}
+
+template <bool BF16, int DK>
+int lac_v6_enqueue_output_t(const lac_v6_io &io, const lac_args &a, int64_t nbh, bool gated,
+                            cudaStream_t stream) {
     const unsigned grid = (unsigned)(nbh * a.nseg * a.nslices);
     void (*kern)(const uint16_t *, const uint16_t *, uint16_t *, const float *, float *,
                  lac_args) = gated ? lac_v6_output_kernel<BF16, DK, true>
                                    : lac_v6_output_kernel<BF16, DK, false>;
-    return pdl_launch(pdl, kern, grid, LAC_THREADS, lac_v6_output_smem(DK), stream,
+    return pdl_launch(io.pdl, kern, grid, LAC_THREADS, lac_v6_output_smem(DK), stream,
                       (const uint16_t *)io.images, (const uint16_t *)io.v, (uint16_t *)io.o,
-                      io.states, io.rowpart, a);
+                      (const float *)io.states_out, io.rowpart, a);
 }
 
 } /* namespace */
@@ -381,19 +486,28 @@ size_t lac_v6_image_bytes(int64_t nbh, int nchunks, int dk) {
     return (size_t)nbh * nchunks * (size_t)(2 * LAC_C * dk + LAC_C * LAC_C) * 2;
 }
 
-int lac_v6_prepare(bool bf16, int dk, int *bps) {
-    if (bf16) return dk == 64 ? lac_v6_prepare_t<true, 64>(bps) : lac_v6_prepare_t<true, 128>(bps);
-    return dk == 64 ? lac_v6_prepare_t<false, 64>(bps) : lac_v6_prepare_t<false, 128>(bps);
+int lac_v6_prepare(bool bf16, int dk, int *bps, int *bps_a) {
+    if (bf16)
+        return dk == 64 ? lac_v6_prepare_t<true, 64>(bps, bps_a)
+                        : lac_v6_prepare_t<true, 128>(bps, bps_a);
+    return dk == 64 ? lac_v6_prepare_t<false, 64>(bps, bps_a)
+                    : lac_v6_prepare_t<false, 128>(bps, bps_a);
 }
 
-int lac_v6_enqueue(bool bf16, int dk, const lac_v6_io &io, const lac_args &a, int64_t nbh,
-                   int nchunks, bool prep_pdl, bool pdl, bool gated, cudaStream_t stream) {
+int lac_v6_enqueue_front(bool bf16, int dk, const lac_v6_io &io, const lac_args &a,
+                         int64_t nbh, int nchunks, cudaStream_t stream) {
     if (bf16)
-        return dk == 64 ? lac_v6_enqueue_t<true, 64>(io, a, nbh, nchunks, prep_pdl, pdl, gated,
-                                                     stream)
-                        : lac_v6_enqueue_t<true, 128>(io, a, nbh, nchunks, prep_pdl, pdl, gated,
-                                                      stream);
-    return dk == 64 ? lac_v6_enqueue_t<false, 64>(io, a, nbh, nchunks, prep_pdl, pdl, gated, stream)
-                    : lac_v6_enqueue_t<false, 128>(io, a, nbh, nchunks, prep_pdl, pdl, gated,
-                                                   stream);
+        return dk == 64 ? lac_v6_enqueue_front_t<true, 64>(io, a, nbh, nchunks, stream)
+                        : lac_v6_enqueue_front_t<true, 128>(io, a, nbh, nchunks, stream);
+    return dk == 64 ? lac_v6_enqueue_front_t<false, 64>(io, a, nbh, nchunks, stream)
+                    : lac_v6_enqueue_front_t<false, 128>(io, a, nbh, nchunks, stream);
+}
+
+int lac_v6_enqueue_output(bool bf16, int dk, const lac_v6_io &io, const lac_args &a,
+                          int64_t nbh, bool gated, cudaStream_t stream) {
+    if (bf16)
+        return dk == 64 ? lac_v6_enqueue_output_t<true, 64>(io, a, nbh, gated, stream)
+                        : lac_v6_enqueue_output_t<true, 128>(io, a, nbh, gated, stream);
+    return dk == 64 ? lac_v6_enqueue_output_t<false, 64>(io, a, nbh, gated, stream)
+                    : lac_v6_enqueue_output_t<false, 128>(io, a, nbh, gated, stream);
 }

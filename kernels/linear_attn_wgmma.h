@@ -16,28 +16,33 @@
  * runs sm_90a code.  Never launches anything. */
 bool lac_v6_usable(int dev);
 
-/* Sets the v6 kernels' shared-memory limits and returns the resident pass-C blocks an SM in
- * *bps.  bf16: bf16 inputs (else fp16); dk 64 or 128.  0, or -1 after bench_set_error(). */
-int lac_v6_prepare(bool bf16, int dk, int *bps);
+/* Sets the v6 kernels' shared-memory limits and returns the resident blocks an SM of pass C in
+ * *bps and of pass A in *bps_a.  bf16: bf16 inputs (else fp16); dk 64 or 128.  0, or -1 after
+ * bench_set_error(). */
+int lac_v6_prepare(bool bf16, int dk, int *bps, int *bps_a);
 
 /* Workspace bytes of v6's per-chunk operand images for nbh sequences of nchunks chunks. */
 size_t lac_v6_image_bytes(int64_t nbh, int nchunks, int dk);
 
-/* The buffers one v6 launch reads and writes (device pointers). */
+/* The buffers one v6 launch reads and writes (device pointers), and whether the kernels after
+ * the plan's first are launched with programmatic dependent launch. */
 struct lac_v6_io {
     const void *q, *k, *v;
     void *o;
-    uint16_t *images;     /* lac_v6_image_bytes of workspace                        */
-    const float *states;  /* segment states after pass B (NULL when nseg == 1)      */
-    float *rowpart;       /* norm partials (norm_mode 2 or 3), else unused          */
+    uint16_t *images;     /* lac_v6_image_bytes of workspace                           */
+    float *states_out;    /* segment states: pass A writes, pass C reads after the scan */
+    float *rowpart;       /* norm partials (norm_mode 2 or 3), else unused             */
+    bool pdl;
 };
 
-/* Enqueues v6's prep and pass C on stream for nbh sequences (passes A and B, if any, are
- * already enqueued; pdl: launch both with programmatic dependent launch, prep_pdl for the
- * prep, which is the plan's first kernel when there are no segment states).  gated picks the
- * pass-C copy that carries the gate of norm_mode 3 and V's SiLU.  0, or -1 after
- * bench_set_error(). */
-int lac_v6_enqueue(bool bf16, int dk, const lac_v6_io &io, const lac_args &a, int64_t nbh,
-                   int nchunks, bool prep_pdl, bool pdl, bool gated, cudaStream_t stream);
+/* The front of a v6 plan: the prep (the plan's first kernel: plain launch), then pass A when
+ * a.ws_per_bh > 0 (its part states, for the caller's scan).  0, or -1 after bench_set_error(). */
+int lac_v6_enqueue_front(bool bf16, int dk, const lac_v6_io &io, const lac_args &a,
+                         int64_t nbh, int nchunks, cudaStream_t stream);
+
+/* v6's pass C, after the scan.  gated picks the copy that carries the gate of norm_mode 3 and
+ * V's SiLU.  0, or -1 after bench_set_error(). */
+int lac_v6_enqueue_output(bool bf16, int dk, const lac_v6_io &io, const lac_args &a,
+                          int64_t nbh, bool gated, cudaStream_t stream);
 
 #endif

@@ -377,9 +377,9 @@ if [ "$MODE" = wg ]; then
     sanitize "--ops linear_attn --variants chunked --seq 1000,20000 --batch 1 --heads 1 --dk 128 --dv 256" \
         "--ops linear_attn --variants chunked --seq 3001 --batch 2 --heads 1 --dk 64 --dv 128 --dtype fp16"
     if command -v ncu >/dev/null; then
-        CHELA_NO_CEILINGS=1 timeout 120 ncu -k regex:v6_output_kernel -c 1 --section SpeedOfLight \
+        CHELA_NO_CEILINGS=1 timeout 120 ncu -k regex:"v6_(output|state)_kernel" -c 2 --section SpeedOfLight \
             --section Occupancy --section WarpStateStats --section ComputeWorkloadAnalysis \
-            --section MemoryWorkloadAnalysis $BIN --seq 4k --ops linear_attn --variants chunked \
+            --section MemoryWorkloadAnalysis $BIN --seq 64k --ops linear_attn --variants chunked \
             $HEAD --warmup 0 --repeat 1 --budget-ms 0 -o /tmp/ncu.csv > "$OUT/ncu.txt" 2>&1
         echo "ncu rc=$?"
         grep -E "Duration|Throughput|Pipe|Issue|Eligible|Occupancy|Registers|Warp Cycles|Stall" "$OUT/ncu.txt" | head -40
