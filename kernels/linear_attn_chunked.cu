@@ -712,7 +712,7 @@ __device__ __forceinline__ lac_block lac_block_of(const lac_args &a) {
  * 16-byte rows; with norm_mode >= 2 the block's row sums go to the norm partials.  GATE (v3
  * only: v2's dk = 64 kernel spilled with it, and the LM shape runs there) applies norm_mode 3's
  * gate on the way out; v2 leaves it to a gate-only pass. */
-template <bool BF16, bool GATE>
+template <bool BF16, bool GATE, bool STMATRIX = false>
 __device__ __forceinline__ void lac_v2_store_o(const float oacc[8][4], uint16_t *s_o,
                                                const float *s_rss, uint16_t *o_bh,
                                                float *d_rowpart, const lac_args &a, int slice,
@@ -741,13 +741,24 @@ __device__ __forceinline__ void lac_v2_store_o(const float oacc[8][4], uint16_t 
 #pragma unroll
         for (int e = 0; e < 8; ++e) gb[e] = __ldg(a.gate_bias + col + e);
     }
+    if (STMATRIX) { /* v6 (sm_90): 4 transposing matrix stores instead of 32 2-byte ones */
+        const int mi = (tid & 31) >> 3, j = tid & 7;
 #pragma unroll
-    for (int nt = 0; nt < 8; ++nt) {
-        const int t = 8 * nt + 2 * tig;
-        s_o[t * LDO + dvl] = lac_cvt<BF16>(oacc[nt][0]);
-        s_o[(t + 1) * LDO + dvl] = lac_cvt<BF16>(oacc[nt][1]);
-        s_o[t * LDO + dvl + 8] = lac_cvt<BF16>(oacc[nt][2]);
-        s_o[(t + 1) * LDO + dvl + 8] = lac_cvt<BF16>(oacc[nt][3]);
+        for (int nt = 0; nt < 8; nt += 2)
+            stsm_x4_trans(lac_sa(s_o + (8 * (nt + (mi >> 1)) + j) * LDO + 16 * warp + 8 * (mi & 1)),
+                          lac_pack<BF16>(oacc[nt][0], oacc[nt][1]),
+                          lac_pack<BF16>(oacc[nt][2], oacc[nt][3]),
+                          lac_pack<BF16>(oacc[nt + 1][0], oacc[nt + 1][1]),
+                          lac_pack<BF16>(oacc[nt + 1][2], oacc[nt + 1][3]));
+    } else {
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) {
+            const int t = 8 * nt + 2 * tig;
+            s_o[t * LDO + dvl] = lac_cvt<BF16>(oacc[nt][0]);
+            s_o[(t + 1) * LDO + dvl] = lac_cvt<BF16>(oacc[nt][1]);
+            s_o[t * LDO + dvl + 8] = lac_cvt<BF16>(oacc[nt][2]);
+            s_o[(t + 1) * LDO + dvl + 8] = lac_cvt<BF16>(oacc[nt][3]);
+        }
     }
     __syncthreads(); /* B2: O staged */
 #pragma unroll

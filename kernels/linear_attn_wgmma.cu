@@ -60,7 +60,8 @@ constexpr int lac_v6_output_smem(int dk) {
     return 2 * (2 * LAC_C * dk + LAC_C * LAC_C) * 2 /* images: two stages            */
            + 2 * LAC_C * (LAC_DVS + LAC_PAD) * 2    /* v rows: two stages            */
            + LAC_C * (LAC_DVS + LAC_PAD) * 2        /* O staging                     */
-           + LAC_WARPS * LAC_C * 4;                 /* per-warp row sums of squares  */
+           + LAC_WARPS * LAC_C * 4                  /* per-warp row sums of squares  */
+           + 2 * 8;                                 /* the images' mbarriers         */
 }
 
 /* Piece p (16 bytes = 8 consecutive k) of an N x K image: its column n and first k. */
@@ -165,18 +166,15 @@ __global__ void __launch_bounds__(LAC_THREADS)
     }
 }
 
-/* Chunk c's images (one contiguous copy) and this slice's v rows (one cp.async group). */
-template <int DK>
-__device__ __forceinline__ void lac_v6_load_chunk(uint16_t *simg, uint16_t *sv,
-                                                  const uint16_t *img_bh, const uint16_t *v_bh,
-                                                  int dv, int c, int T, int tid) {
-    constexpr int PIECES = lac_v6_img<DK>::ELEMS / 8;
-    static_assert(PIECES % LAC_THREADS == 0, "image pieces must split evenly over threads");
-    const uint16_t *g = img_bh + (int64_t)c * lac_v6_img<DK>::ELEMS;
-#pragma unroll
-    for (int i = 0; i < PIECES / LAC_THREADS; ++i) {
-        const int p = tid + i * LAC_THREADS;
-        lac_cp_async16(lac_sa(simg + 8 * p), g + 8 * p, 16);
+/* Chunk c's images, `bytes` from src (one bulk copy issued by thread 0, completing on bar),
+ * and this slice's v rows (cp.async, one group). */
+__device__ __forceinline__ void lac_v6_load_chunk(uint32_t simg, uint32_t bar, const uint16_t *src,
+                                                  uint32_t bytes, uint16_t *sv,
+                                                  const uint16_t *v_bh, int dv, int c, int T,
+                                                  int tid) {
+    if (tid == 0) {
+        mbar_expect_tx(bar, bytes);
+        bulk_g2s(simg, src, bytes, bar);
     }
     const int t0 = c * LAC_C;
     lac_load_rows<LAC_DVS, LAC_DVS + LAC_PAD>(sv, v_bh + (int64_t)t0 * dv, dv,
@@ -219,7 +217,17 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
     const uint16_t *v_bh = d_v + row0 * a.dv + slice * LAC_DVS;
     uint16_t *o_bh = d_o + row0 * a.dv + slice * LAC_DVS;
 
-    lac_v6_load_chunk<DK>(s_img, s_v, img_bh, v_bh, a.dv, c_begin, a.T, tid);
+    const uint32_t img_sa = lac_sa(s_img);
+    const uint32_t bar_sa = lac_sa(s_rss + LAC_WARPS * LAC_C); /* [2] mbarriers, 8-aligned */
+    constexpr uint32_t IMG_BYTES = I::ELEMS * 2;
+    if (tid == 0) {
+        mbar_init(bar_sa, 1);
+        mbar_init(bar_sa + 8, 1);
+    }
+    __syncthreads(); /* the barriers initialised before anyone waits on them */
+    if (c_begin < c_end)
+        lac_v6_load_chunk(img_sa, bar_sa, img_bh + (int64_t)c_begin * I::ELEMS, IMG_BYTES, s_v,
+                          v_bh, a.dv, c_begin, a.T, tid);
     const bool vact = GATE && a.v_bias != nullptr;
     float vb_lo = 0.f, vb_hi = 0.f;
     if (vact) lac_v_bias_of(a.v_bias, slice, warp, gid, vb_lo, vb_hi);
@@ -231,17 +239,17 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
     for (int j = 0; j < 8; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) o1[j][e] = o2[j][e] = 0.f;
-    const uint32_t img_sa = lac_sa(s_img);
 
     for (int c = c_begin; c < c_end; ++c) {
         const int stage = (c - c_begin) & 1;
         const uint16_t *sv = s_v + stage * LAC_C * LDV;
         lac_cp_async_wait_all();
-        wg_fence_proxy_smem(); /* this thread's cp.async writes -> the async proxy wgmma reads */
-        __syncthreads();       /* B0: chunk c landed; chunk c-1's buffers and O staging free */
+        __syncthreads(); /* B0: v of chunk c landed; chunk c-1's buffers and O staging free */
         if (c + 1 < c_end)
-            lac_v6_load_chunk<DK>(s_img + (stage ^ 1) * I::ELEMS, s_v + (stage ^ 1) * LAC_C * LDV,
-                                  img_bh, v_bh, a.dv, c + 1, a.T, tid);
+            lac_v6_load_chunk(img_sa + (stage ^ 1) * IMG_BYTES, bar_sa + 8 * (stage ^ 1),
+                              img_bh + (int64_t)(c + 1) * I::ELEMS, IMG_BYTES,
+                              s_v + (stage ^ 1) * LAC_C * LDV, v_bh, a.dv, c + 1, a.T, tid);
+        mbar_wait(bar_sa + 8 * stage, ((c - c_begin) >> 1) & 1); /* chunk c's images */
         const int t0 = c * LAC_C;
         const int nvalid = lac_min(LAC_C, a.T - t0);
         if (GATE && a.norm_mode == 3 && a.gate && tid < nvalid) /* rows this chunk's store reads */
@@ -325,8 +333,8 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
             oacc[j][3] = fmaf(o1[j][3], ib, o2[j][3]);
         }
         if (a.norm_mode != 0) lac_v2_row_sumsq(oacc, s_rss, warp, gid, tig);
-        lac_v2_store_o<BF16, GATE>(oacc, s_o, s_rss, o_bh, d_rowpart, a, slice, row0, t0, nvalid,
-                                   tid, warp, gid, tig);
+        lac_v2_store_o<BF16, GATE, true>(oacc, s_o, s_rss, o_bh, d_rowpart, a, slice, row0, t0,
+                                         nvalid, tid, warp, gid, tig);
         wg_wait<0>(); /* the state update; its V^T operand registers are free after this */
         wg_pin<DK / 8>(st);
         lac_pin_u32<4>(va);
@@ -335,7 +343,7 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
 }
 
 constexpr int lac_v6_state_smem(int dk) {
-    return 2 * dk * LAC_C * 2 + 2 * LAC_C * (LAC_DVS + LAC_PAD) * 2; /* k^T images, v rows */
+    return 2 * dk * LAC_C * 2 + 2 * LAC_C * (LAC_DVS + LAC_PAD) * 2 + 2 * 8; /* k^T, v, mbarriers */
 }
 
 /* Pass A, v6.  grid = B*H*ws_per_bh*nslices (slice fastest), block = 128 (one warpgroup),
@@ -364,19 +372,17 @@ __global__ void __launch_bounds__(LAC_THREADS)
     const int nchunks = (a.T + LAC_C - 1) / LAC_C;
     const uint16_t *img_bh = d_img + bh * nchunks * (int64_t)I::ELEMS + I::KT;
     const uint16_t *v_bh = d_v + bh * a.T * a.dv + slice * LAC_DVS;
+    const uint32_t kt_base = lac_sa(s_kt);
+    const uint32_t bar_sa = lac_sa(s_v + 2 * LAC_C * LDV); /* [2] mbarriers, 8-aligned */
+    if (tid == 0) {
+        mbar_init(bar_sa, 1);
+        mbar_init(bar_sa + 8, 1);
+    }
+    __syncthreads();
     auto load = [&](int c, int stg) {
-        const uint16_t *g = img_bh + (int64_t)c * I::ELEMS;
-        uint16_t *d = s_kt + stg * KTE;
-#pragma unroll
-        for (int i = 0; i < KTE / 8 / LAC_THREADS; ++i) {
-            const int p = tid + i * LAC_THREADS;
-            lac_cp_async16(lac_sa(d + 8 * p), g + 8 * p, 16);
-        }
-        const int t0 = c * LAC_C;
-        lac_load_rows<LAC_DVS, LAC_DVS + LAC_PAD>(s_v + stg * LAC_C * LDV,
-                                                  v_bh + (int64_t)t0 * a.dv, a.dv,
-                                                  lac_min(LAC_C, a.T - t0), tid);
-        lac_cp_async_commit();
+        lac_v6_load_chunk(kt_base + stg * KTE * 2, bar_sa + 8 * stg,
+                          img_bh + (int64_t)c * I::ELEMS, KTE * 2, s_v + stg * LAC_C * LDV, v_bh,
+                          a.dv, c, a.T, tid);
     };
     if (c_begin < c_end) load(c_begin, 0);
     float st[DK / 8][4];
@@ -385,14 +391,13 @@ __global__ void __launch_bounds__(LAC_THREADS)
     const bool vact = a.v_bias != nullptr;
     float vb_lo = 0.f, vb_hi = 0.f;
     if (vact) lac_v_bias_of(a.v_bias, slice, warp, gid, vb_lo, vb_hi);
-    const uint32_t kt_base = lac_sa(s_kt);
 
     for (int c = c_begin; c < c_end; ++c) {
         const int stage = (c - c_begin) & 1;
         lac_cp_async_wait_all();
-        wg_fence_proxy_smem();
-        __syncthreads(); /* chunk c landed; chunk c-1's buffers are free (its wgmma waited) */
+        __syncthreads(); /* v of chunk c landed; chunk c-1's buffers are free (wgmma waited) */
         if (c + 1 < c_end) load(c + 1, stage ^ 1);
+        mbar_wait(bar_sa + 8 * stage, ((c - c_begin) >> 1) & 1); /* chunk c's k^T image */
         uint32_t va[4][4];
         lac_v2_load_vt(va, s_v + stage * LAC_C * LDV, warp, p2_row, p2_col);
         if (vact) lac_v_act<BF16>(va, vb_lo, vb_hi);

@@ -33,6 +33,20 @@ __device__ __forceinline__ void ldsm_x4_trans(uint32_t r[4], uint32_t addr) {
                  : "memory");
 }
 
+/* Stores four 8x8 b16 matrices transposed (sm_90): register i of lane l holds row l/4,
+ * elements 2(l%4), 2(l%4)+1 of matrix i (an mma D fragment packed to 16 bits); lanes
+ * 8i..8i+7 give the shared addresses of the 8 destination rows of matrix i, each of which
+ * receives one column of it. */
+__device__ __forceinline__ void stsm_x4_trans(uint32_t addr, uint32_t r0, uint32_t r1, uint32_t r2,
+                                              uint32_t r3) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(
+                     addr),
+                 "r"(r0), "r"(r1), "r"(r2), "r"(r3)
+                 : "memory");
+#endif
+}
+
 /* d += a b, m16n8k16, bf16 (BF16) or fp16 operands, fp32 accumulators. */
 template <bool BF16>
 __device__ __forceinline__ void mma_16816(float d[4], const uint32_t a[4], uint32_t b0,

@@ -68,6 +68,37 @@ __device__ __forceinline__ void wg_fence_proxy_smem() {
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 #endif
 }
+/* Bulk copies into shared memory completed on an mbarrier (sm_90: the copy engine moves a
+ * contiguous run of bytes, one instruction from one thread, instead of a cp.async per 16 bytes
+ * per thread; its writes belong to the async proxy, which wgmma reads, so no proxy fence).
+ *   mbar_init       one thread, before the block's first barrier; count = expected arrivals
+ *   mbar_expect_tx  the issuing thread's arrival, announcing the bytes the copies will bring
+ *   bulk_g2s        dst, src 16-byte aligned, bytes a multiple of 16
+ *   mbar_wait       every consumer, with the phase parity of the use it waits for */
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
+                 : "memory");
+}
+__device__ __forceinline__ void bulk_g2s(uint32_t dst, const void *src, uint32_t bytes,
+                                         uint32_t bar) {
+    asm volatile(
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
+        ::"r"(dst), "l"(src), "r"(bytes), "r"(bar)
+        : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+    asm volatile(
+        "{\n.reg .pred done;\nLAB_WAIT:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra LAB_WAIT;\n}\n" ::"r"(bar),
+        "r"(parity)
+        : "memory");
+}
+
 /* Keeps the compiler from moving or reading accumulators while a wgmma may write them. */
 template <int ROWS> __device__ __forceinline__ void wg_pin(float (&d)[ROWS][4]) {
 #pragma unroll

@@ -374,6 +374,10 @@ if [ "$MODE" = wg ]; then
         -o "$OUT/la_lm.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/la_lm.csv"
     [ "${WG_QUICK:-0}" = 1 ] && exit 0 # WG_QUICK=1: tests and the attention sweeps only
     layer_sweep
+    echo "== CHELA_LA_VERSION=3 $BIN --seq 4k,64k --ops chela --breakdown (the layer's attention on v3)"
+    CHELA_LA_VERSION=3 timeout 100 $BIN --seq 4k,64k --ops chela --breakdown -o "$OUT/layer_v3.csv" \
+        2>> "$OUT/run.log"; echo "rc=$?"
+    grep -h "linear_attn_gate" "$OUT/layer.csv" "$OUT/layer_v3.csv" | cut -d, -f7,11,17,26,27
     sanitize "--ops linear_attn --variants chunked --seq 1000,20000 --batch 1 --heads 1 --dk 128 --dv 256" \
         "--ops linear_attn --variants chunked --seq 3001 --batch 2 --heads 1 --dk 64 --dv 128 --dtype fp16"
     if command -v ncu >/dev/null; then
@@ -382,7 +386,13 @@ if [ "$MODE" = wg ]; then
             --section MemoryWorkloadAnalysis $BIN --seq 64k --ops linear_attn --variants chunked \
             $HEAD --warmup 0 --repeat 1 --budget-ms 0 -o /tmp/ncu.csv > "$OUT/ncu.txt" 2>&1
         echo "ncu rc=$?"
-        grep -E "Duration|Throughput|Pipe|Issue|Eligible|Occupancy|Registers|Warp Cycles|Stall" "$OUT/ncu.txt" | head -40
+        CHELA_NO_CEILINGS=1 timeout 120 ncu -k regex:"v6_output_kernel" -c 1 --section SpeedOfLight \
+            --section Occupancy --section WarpStateStats --section ComputeWorkloadAnalysis \
+            --section MemoryWorkloadAnalysis $BIN --seq 4k --ops chela --warmup 0 --repeat 1 \
+            --budget-ms 0 -o /tmp/ncu2.csv > "$OUT/ncu_layer.txt" 2>&1
+        echo "ncu (layer) rc=$?"
+        grep -hE "Duration|Throughput|Issue Slots|Registers|Warp Cycles Per Issued|highest-utilized" \
+            "$OUT/ncu.txt" "$OUT/ncu_layer.txt" | cut -c1-110 | head -40
     fi
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
 fi
