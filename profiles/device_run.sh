@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal | wg
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal | wg | wgfinal
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -394,5 +394,24 @@ if [ "$MODE" = wg ]; then
         grep -hE "Duration|Throughput|Issue Slots|Registers|Warp Cycles Per Issued|highest-utilized" \
             "$OUT/ncu.txt" "$OUT/ncu_layer.txt" | cut -c1-110 | head -40
     fi
+    grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
+fi
+# v6 at its final code: GPU tests, the CHELA head twice (the numbers for issue 5), the LM shape,
+# the layer, and memcheck / racecheck of v6 with segments and pass-A parts.
+if [ "$MODE" = wgfinal ]; then
+    rm -f "$OUT/build.log"
+    gpu_tests
+    HEAD="--heads 1 --dk 128 --dv 2048"
+    for rep in 1 2; do
+        echo "== rep $rep CHELA_LA_PLAN=1 $BIN --seq 1k..64k --ops linear_attn --variants chunked $HEAD --profile"
+        CHELA_LA_PLAN=1 timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked $HEAD \
+            --profile -o "$OUT/la_head_$rep.csv" 2>> "$OUT/run.log"; echo "rc=$?"
+        cols "$OUT/la_head_$rep.csv"
+    done
+    echo "== $BIN --seq 1k..64k --ops linear_attn --variants chunked --profile"
+    timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked --profile \
+        -o "$OUT/la_lm.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/la_lm.csv"
+    layer_sweep
+    CHELA_LA_SUB=3 sanitize "--ops linear_attn --variants chunked --seq 1000,20000 --batch 1 --heads 1 --dk 128 --dv 256"
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
 fi
