@@ -49,8 +49,9 @@
  * Launches (v4): every pass after a plan's first is launched with programmatic dependent launch
  * and waits (griddepcontrol.wait) before its first read; CHELA_LA_PDL=0 launches them plainly.
  *
- * Environment: CHELA_LA_VERSION=1|2|3 picks the version (default LAC_DEFAULT_VERSION = 3, which
- * runs where it applies, causal with dv >= 128, and v2 elsewhere); fp32 always runs v1.  CHELA_LA_SEG=<tokens> forces the segment length (rounded up to a multiple of 64).
+ * Environment: CHELA_LA_VERSION=1|2|3|6 picks the version (default LAC_DEFAULT_VERSION = 6,
+ * which runs where it applies: causal with dv >= 128, 16-bit, an sm_90a build on a cc 9.0 GPU;
+ * else v3 where that applies and v2 elsewhere); fp32 always runs v1.  CHELA_LA_SEG=<tokens> forces the segment length (rounded up to a multiple of 64).
  *
  * ---- version index ---------------------------------------------------------------------------
  *
@@ -158,6 +159,19 @@
  *   Measured (H100, aebb5cc and again beside naive_cumsum): LM shape 0.204 / 0.258 / 0.203 /
  *   0.256 / 0.281 / 0.288 / 0.295 ms (<= 0.30 at every T); CHELA head unchanged (its kernel fits
  *   2 an SM already): 0.402 / 0.402 / 0.402 / 0.403 / 0.501 / 0.544 / 0.573.
+ * v6 (default on an sm_90a build on cc 9.0; kernels/linear_attn_wgmma.cu, profiles/NOTES.md
+ *   "Session 7").  Where v3 applies, its passes A and C on Hopper's warpgroup MMA (wgmma):
+ *   v3's warps each read the chunk's q16, k and A through ldmatrix (4x the shared-memory
+ *   traffic of one warpgroup read) and issued 16x8x16 pieces that 8 warps an SM could not keep
+ *   busy.  The prep writes each chunk's q16, A and k^T in wgmma's canonical B layout (40 KB a
+ *   chunk at dk 128), fetched by one bulk copy on an mbarrier; the state and V^T stay the
+ *   A operand in registers (v3's fragments); O is staged with stmatrix; pass A is the state
+ *   update alone, 4 chunks in flight.  Predicted (pass C, T <= 8k): ~0.25-0.30 ms, the MMA time
+ *   falling ~3x but the per-chunk scalar work (state to fp16, V^T, the store) staying.
+ *   Measured (H100): CHELA head 0.274 / 0.272 / 0.269 / 0.273 / 0.339 / 0.381 / 0.393 ms at
+ *   T = 1k..64k (v3 in the same session 0.40-0.57); the layer's gated copy 0.54 ms at T <= 8k
+ *   (v3 0.59).  ptxas (sm_90a): pass C 225 registers (gated copy 255, 12 B spill), pass A 135,
+ *   prep 60; no spills elsewhere.
  *
  * Build hooks: LAC_KERNELS_ONLY compiles the kernels without the host code and LAC_EMULATE
  * expects the device primitives (ldmatrix, mma, cp.async, shuffles) from an includer that runs

@@ -7,9 +7,10 @@
  * sqrt(mean_j(o_tj^2) + rms_eps) over all dv columns (RMSNorm without gain).
  * Supported: dk in {64, 128}; dv a multiple of 64 in 64..2048; any B, H, T >= 1.
  *
- * Environment (read at every launch / setup): CHELA_LA_VERSION=1|2|3 selects the version
- * (1 CUDA cores, 2 tensor cores, 3 = default: v2 with A = Q K^T precomputed once per chunk and
- * an fp16 state, where causal with dv >= 128; fp32 always runs v1); CHELA_LA_SEG=<tokens>
+ * Environment (read at every launch / setup): CHELA_LA_VERSION=1|2|3|6 selects the version
+ * (1 CUDA cores, 2 tensor cores, 3: v2 with A = Q K^T precomputed once per chunk and an fp16
+ * state, where causal with dv >= 128; 6 = default: v3 on Hopper's wgmma, where v3 applies on a
+ * cc 9.0 GPU with the sm_90a unit built, else v3; fp32 always runs v1); CHELA_LA_SEG=<tokens>
  * forces the segment length of the scan (tuning; it may need more workspace than
  * linear_attn_chunked_workspace() reports, the launcher then fails with a message). */
 #ifndef CHELA_LINEAR_ATTN_CHUNKED_H
@@ -26,7 +27,7 @@ extern "C" {
 
 /* Device workspace bytes the launcher needs for this problem (any causal / rms_norm / dtype):
  * the fp32 segment states, the per-slice row sums of squares of the RMSNorm, and v3's per-chunk
- * A and fp16 copy of q. */
+ * A and fp16 copy of q or v6's per-chunk operand images, whichever is larger. */
 size_t linear_attn_chunked_workspace(int B, int H, int T, int dk, int dv);
 
 /* Enqueues the whole op on `stream` (no allocation, no synchronisation).  d_workspace holds at
