@@ -1023,26 +1023,21 @@ __device__ __forceinline__ int lac_swz64(int r, int c) {
     return r * LAC_C + ((((c >> 3) ^ r) & 7) << 3) + (c & 7);
 }
 
-/* Prep.  grid = B*H*nchunks, block = 128, dynamic smem lac_v3_prep_smem(DK). */
+/* The prep kernels' common part (v3, v6): block (bh, chunk c) of grid B*H*nchunks loads the
+ * chunk's q and k rows into s_q, s_k (pitch DK + LAC_PAD, zero past T) and writes
+ * A = mask(Q K^T)/sqrt(dk) as fp16 rows of pitch lda to a_dst (global or shared memory); warp w
+ * computes rows 16w..16w+15, and the n-tiles right of the diagonal are stored as 0 without
+ * being computed. */
 template <bool BF16, int DK>
-__global__ void __launch_bounds__(LAC_THREADS)
-    lac_v3_prep_kernel(const uint16_t *__restrict__ d_q, const uint16_t *__restrict__ d_k,
-                       uint16_t *__restrict__ d_a, uint16_t *__restrict__ d_q16, lac_args a) {
+__device__ __forceinline__ void lac_prep_chunk(const uint16_t *d_q, const uint16_t *d_k,
+                                               uint16_t *s_q, uint16_t *s_k, const lac_args &a,
+                                               int64_t row0, int nvalid, uint16_t *a_dst,
+                                               int lda) {
     constexpr int LDK = DK + LAC_PAD;
-    LAC_DYNAMIC_SMEM(lac_smem);
-    uint16_t *s_q = reinterpret_cast<uint16_t *>(lac_smem); /* [C][LDK] */
-    uint16_t *s_k = s_q + LAC_C * LDK;                      /* [C][LDK] */
-
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int gid = lane >> 2, tig = lane & 3, mi = lane >> 3, r8 = lane & 7;
     const int p1_row = (mi & 1) * 8 + r8, p1_col = (mi >> 1) * 8;
     const int p2_row = (mi >> 1) * 8 + r8, p2_col = (mi & 1) * 8;
-    const int nchunks = (a.T + LAC_C - 1) / LAC_C;
-    const int c = blockIdx.x % nchunks;
-    const int64_t bh = blockIdx.x / nchunks;
-    const int t0 = c * LAC_C;
-    const int nvalid = lac_min(LAC_C, a.T - t0);
-    const int64_t row0 = bh * a.T + t0;
     lac_grid_dep_wait(); /* after pass B with PDL: ordered as any stream successor would be */
     lac_load_rows<DK, LDK>(s_q, d_q + row0 * DK, DK, nvalid, tid);
     lac_load_rows<DK, LDK>(s_k, d_k + row0 * DK, DK, nvalid, tid);
@@ -1050,7 +1045,6 @@ __global__ void __launch_bounds__(LAC_THREADS)
     lac_cp_async_wait_all();
     __syncthreads();
 
-    /* Rows 16w..16w+15 of A; n-tiles right of the diagonal are zero and not computed. */
     float sacc[8][4];
 #pragma unroll
     for (int j = 0; j < 8; ++j) sacc[j][0] = sacc[j][1] = sacc[j][2] = sacc[j][3] = 0.f;
@@ -1068,18 +1062,37 @@ __global__ void __launch_bounds__(LAC_THREADS)
             }
         }
     }
-    uint16_t *dst = d_a + (bh * nchunks + c) * (int64_t)(LAC_C * LAC_C);
     const int ta = 16 * warp + gid, tb = ta + 8;
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
         const int s0 = 8 * j + 2 * tig;
-        *reinterpret_cast<uint32_t *>(dst + ta * LAC_C + s0) =
+        *reinterpret_cast<uint32_t *>(a_dst + ta * lda + s0) =
             lac_pack<false>(s0 <= ta ? sacc[j][0] * a.scale : 0.f,
                             s0 + 1 <= ta ? sacc[j][1] * a.scale : 0.f);
-        *reinterpret_cast<uint32_t *>(dst + tb * LAC_C + s0) =
+        *reinterpret_cast<uint32_t *>(a_dst + tb * lda + s0) =
             lac_pack<false>(s0 <= tb ? sacc[j][2] * a.scale : 0.f,
                             s0 + 1 <= tb ? sacc[j][3] * a.scale : 0.f);
     }
+}
+
+/* Prep.  grid = B*H*nchunks, block = 128, dynamic smem lac_v3_prep_smem(DK). */
+template <bool BF16, int DK>
+__global__ void __launch_bounds__(LAC_THREADS)
+    lac_v3_prep_kernel(const uint16_t *__restrict__ d_q, const uint16_t *__restrict__ d_k,
+                       uint16_t *__restrict__ d_a, uint16_t *__restrict__ d_q16, lac_args a) {
+    constexpr int LDK = DK + LAC_PAD;
+    LAC_DYNAMIC_SMEM(lac_smem);
+    uint16_t *s_q = reinterpret_cast<uint16_t *>(lac_smem); /* [C][LDK] */
+    uint16_t *s_k = s_q + LAC_C * LDK;                      /* [C][LDK] */
+    const int tid = threadIdx.x;
+    const int nchunks = (a.T + LAC_C - 1) / LAC_C;
+    const int c = blockIdx.x % nchunks;
+    const int64_t bh = blockIdx.x / nchunks;
+    const int t0 = c * LAC_C;
+    const int nvalid = lac_min(LAC_C, a.T - t0);
+    const int64_t row0 = bh * a.T + t0;
+    lac_prep_chunk<BF16, DK>(d_q, d_k, s_q, s_k, a, row0, nvalid,
+                             d_a + (bh * nchunks + c) * (int64_t)(LAC_C * LAC_C), LAC_C);
     if (BF16) { /* q16 rows of this chunk, 8 elements a thread per step */
         for (int p = tid; p < nvalid * (DK / 8); p += LAC_THREADS) {
             const int r = p / (DK / 8), c8 = (p % (DK / 8)) * 8;

@@ -85,53 +85,13 @@ __global__ void __launch_bounds__(LAC_THREADS)
     uint16_t *s_k = s_q + LAC_C * LDK;                      /* [C][LDK]                   */
     uint16_t *s_a = s_k + LAC_C * LDK;                      /* [C][LDA] fp16 A[t][s]      */
 
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int gid = lane >> 2, tig = lane & 3, mi = lane >> 3, r8 = lane & 7;
-    const int p1_row = (mi & 1) * 8 + r8, p1_col = (mi >> 1) * 8;
-    const int p2_row = (mi >> 1) * 8 + r8, p2_col = (mi & 1) * 8;
+    const int tid = threadIdx.x;
     const int nchunks = (a.T + LAC_C - 1) / LAC_C;
     const int c = blockIdx.x % nchunks;
     const int64_t bh = blockIdx.x / nchunks;
     const int t0 = c * LAC_C;
-    const int nvalid = lac_min(LAC_C, a.T - t0);
     const int64_t row0 = bh * a.T + t0;
-    lac_grid_dep_wait(); /* after pass B with PDL: ordered as any stream successor would be */
-    lac_load_rows<DK, LDK>(s_q, d_q + row0 * DK, DK, nvalid, tid);
-    lac_load_rows<DK, LDK>(s_k, d_k + row0 * DK, DK, nvalid, tid);
-    lac_cp_async_commit();
-    lac_cp_async_wait_all();
-    __syncthreads();
-
-    /* Rows 16w..16w+15 of A = mask(Q K^T)/sqrt(dk), as v3's prep; n-tiles right of the
-     * diagonal are not computed and stored as 0. */
-    float sacc[8][4];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) sacc[j][0] = sacc[j][1] = sacc[j][2] = sacc[j][3] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < DK / 16; ++kk) {
-        uint32_t af[4];
-        lac_ldsm_x4(af, lac_sa(s_q + (16 * warp + p1_row) * LDK + 16 * kk + p1_col));
-#pragma unroll
-        for (int jp = 0; jp < 4; ++jp) {
-            if (jp <= warp) {
-                uint32_t bf[4];
-                lac_ldsm_x4(bf, lac_sa(s_k + (16 * jp + p2_row) * LDK + 16 * kk + p2_col));
-                lac_mma<BF16>(sacc[2 * jp], af, bf[0], bf[1]);
-                lac_mma<BF16>(sacc[2 * jp + 1], af, bf[2], bf[3]);
-            }
-        }
-    }
-    const int ta = 16 * warp + gid, tb = ta + 8;
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-        const int s0 = 8 * j + 2 * tig;
-        *reinterpret_cast<uint32_t *>(s_a + ta * LDA + s0) =
-            lac_pack<false>(s0 <= ta ? sacc[j][0] * a.scale : 0.f,
-                            s0 + 1 <= ta ? sacc[j][1] * a.scale : 0.f);
-        *reinterpret_cast<uint32_t *>(s_a + tb * LDA + s0) =
-            lac_pack<false>(s0 <= tb ? sacc[j][2] * a.scale : 0.f,
-                            s0 + 1 <= tb ? sacc[j][3] * a.scale : 0.f);
-    }
+    lac_prep_chunk<BF16, DK>(d_q, d_k, s_q, s_k, a, row0, lac_min(LAC_C, a.T - t0), s_a, LDA);
     __syncthreads(); /* A complete */
 
     /* The images, one 16-byte piece a thread per step, consecutive pieces to consecutive

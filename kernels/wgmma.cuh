@@ -113,99 +113,32 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[N / 8][4], const uint32_t (&
                                          uint64_t desc_b, int scale_d);
 
 #if CHELA_WGMMA_ON
+/* One specialisation per (operand type, N): the accumulator list is N/2 registers long. */
 #define WG_D4(j) "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
-template <> __device__ __forceinline__ void wgmma_rs<false, 64>(float (&d)[8][4],
-                                                          const uint32_t (&a)[4],
-                                                          uint64_t desc_b, int scale_d) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-        "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
-        : WG_D4(0),
-          WG_D4(1),
-          WG_D4(2),
-          WG_D4(3),
-          WG_D4(4),
-          WG_D4(5),
-          WG_D4(6),
-          WG_D4(7)
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d)
-        : "memory");
-}
-template <> __device__ __forceinline__ void wgmma_rs<true, 64>(float (&d)[8][4],
-                                                          const uint32_t (&a)[4],
-                                                          uint64_t desc_b, int scale_d) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-        "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
-        : WG_D4(0),
-          WG_D4(1),
-          WG_D4(2),
-          WG_D4(3),
-          WG_D4(4),
-          WG_D4(5),
-          WG_D4(6),
-          WG_D4(7)
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d)
-        : "memory");
-}
-template <> __device__ __forceinline__ void wgmma_rs<false, 128>(float (&d)[16][4],
-                                                          const uint32_t (&a)[4],
-                                                          uint64_t desc_b, int scale_d) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-        "{%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
-        : WG_D4(0),
-          WG_D4(1),
-          WG_D4(2),
-          WG_D4(3),
-          WG_D4(4),
-          WG_D4(5),
-          WG_D4(6),
-          WG_D4(7),
-          WG_D4(8),
-          WG_D4(9),
-          WG_D4(10),
-          WG_D4(11),
-          WG_D4(12),
-          WG_D4(13),
-          WG_D4(14),
-          WG_D4(15)
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d)
-        : "memory");
-}
-template <> __device__ __forceinline__ void wgmma_rs<true, 128>(float (&d)[16][4],
-                                                          const uint32_t (&a)[4],
-                                                          uint64_t desc_b, int scale_d) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-        "{%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
-        : WG_D4(0),
-          WG_D4(1),
-          WG_D4(2),
-          WG_D4(3),
-          WG_D4(4),
-          WG_D4(5),
-          WG_D4(6),
-          WG_D4(7),
-          WG_D4(8),
-          WG_D4(9),
-          WG_D4(10),
-          WG_D4(11),
-          WG_D4(12),
-          WG_D4(13),
-          WG_D4(14),
-          WG_D4(15)
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d)
-        : "memory");
-}
+#define WG_D32 WG_D4(0), WG_D4(1), WG_D4(2), WG_D4(3), WG_D4(4), WG_D4(5), WG_D4(6), WG_D4(7)
+#define WG_D64 WG_D32, WG_D4(8), WG_D4(9), WG_D4(10), WG_D4(11), WG_D4(12), WG_D4(13), \
+               WG_D4(14), WG_D4(15)
+#define WG_R32 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+#define WG_R64 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+#define WG_RS(BF, TY, N, DREGS, DLIST, A0, A1, A2, A3, DESC, SCALE)                                \
+    template <> __device__ __forceinline__ void wgmma_rs<BF, N>(                                  \
+        float(&d)[N / 8][4], const uint32_t(&a)[4], uint64_t desc_b, int scale_d) {                \
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " SCALE ", 0;\n"                             \
+                     "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TY "." TY " " DREGS        \
+                     "{" A0 ", " A1 ", " A2 ", " A3 "}, " DESC ", p, 1, 1, 0;\n}\n"                \
+                     : DLIST                                                                      \
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d)      \
+                     : "memory");                                                                 \
+    }
+WG_RS(false, "f16", 64, WG_R32, WG_D32, "%32", "%33", "%34", "%35", "%36", "%37")
+WG_RS(true, "bf16", 64, WG_R32, WG_D32, "%32", "%33", "%34", "%35", "%36", "%37")
+WG_RS(false, "f16", 128, WG_R64, WG_D64, "%64", "%65", "%66", "%67", "%68", "%69")
+WG_RS(true, "bf16", 128, WG_R64, WG_D64, "%64", "%65", "%66", "%67", "%68", "%69")
+#undef WG_RS
+#undef WG_R64
+#undef WG_R32
+#undef WG_D64
+#undef WG_D32
 #undef WG_D4
 #else
 template <bool BF16, int N>
