@@ -49,6 +49,7 @@
 #include "bench_check.h"
 #include "dtype_device.cuh"
 #include "reference.h"
+#include "lt_tune.h"
 #include "softmax_attn_flash.h"
 #include "variant.h"
 
@@ -253,6 +254,16 @@ int gemm_setup(layer_state *st, int i, dtype_t dt, long long M, long long N, lon
     return rc;
 }
 
+/* GEMM i's algorithm: the fastest of cuBLASLt's candidates, timed on these operands (as the
+ * CHELA layer's products are: lt_tune.h). */
+int gemm_tune(layer_state *st, int i, const void *W, const void *X, const void *C, void *D,
+              const char *what) {
+    gemm_t *g = &st->g[i];
+    const lt_call_t call = {g->op, g->la, g->lb, g->lc, g->lc, W, X,
+                            g->beta != 0.0f ? C : NULL, D, g->beta, st->d_ws, LT_WS_BYTES, what};
+    return lt_tune(st->lt, &call, 0, &g->algo);
+}
+
 /* Enqueues GEMM i: D = X W + bias (+ C when beta = 1), all row-major. */
 int gemm_run(const layer_state *st, int i, const io_t *io, const void *W, const void *X,
              const void *C, void *D, cudaStream_t stream) {
@@ -301,6 +312,18 @@ template <typename T> int setup_impl(const shape_t *s, const io_t *io, layer_sta
                       bias[TRANSFORMER_IN_B1], 0.0f, TRANSFORMER_IN_B1) ||
         gemm_setup<T>(st, G_FF2, s->dtype, M, d, 4 * d, CUBLASLT_EPILOGUE_BIAS,
                       bias[TRANSFORMER_IN_B2], 1.0f, TRANSFORMER_IN_B2))
+        return -1;
+    /* Tuning operands: the state's buffers with random values, the op's weights; any buffer
+     * of the right size stands in for C and for the run's output. */
+    void *acts[] = {st->d_xln, st->d_a, st->d_y, st->d_yln};
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++)
+        if (lt_fill_random(acts[i], md, s->dtype, 0x7EA0u + (unsigned)i, 0)) return -1;
+    if (lt_fill_random(st->d_h, 4 * md, s->dtype, 0x7EA9u, 0)) return -1;
+    const void *const *in = io->in;
+    if (gemm_tune(st, G_QKV, in[TRANSFORMER_IN_WQKV], st->d_xln, NULL, st->d_qkv, "transformer qkv") ||
+        gemm_tune(st, G_O, in[TRANSFORMER_IN_WO], st->d_a, st->d_xln, st->d_y, "transformer o") ||
+        gemm_tune(st, G_FF1, in[TRANSFORMER_IN_W1], st->d_yln, NULL, st->d_h, "transformer ffn1") ||
+        gemm_tune(st, G_FF2, in[TRANSFORMER_IN_W2], st->d_h, st->d_y, st->d_a, "transformer ffn2"))
         return -1;
     return softmax_attn_flash_prepare(s->dk, s->dtype);
 }

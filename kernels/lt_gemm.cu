@@ -11,6 +11,7 @@
 
 #include "bench_check.h"
 #include "lt_gemm.h"
+#include "lt_tune.h"
 
 static cudaDataType_t lt_type(dtype_t dt) {
     return dt == DTYPE_BF16 ? CUDA_R_16BF : dt == DTYPE_F16 ? CUDA_R_16F : CUDA_R_32F;
@@ -85,6 +86,17 @@ extern "C" int lt_gemm_run(cublasLtHandle_t h, const lt_gemm_t *g, const void *A
     CUBLAS_CHECK(cublasLtMatmul(h, g->op, &alpha, B, g->a, A, g->b, &g->beta, C ? C : D, g->d, D,
                                 g->d, &g->algo, ws, ws_bytes, stream));
     return 0;
+}
+
+extern "C" int lt_gemm_tune(cublasLtHandle_t h, lt_gemm_t *g, const void *A, const void *B,
+                            const void *C, void *D, const float *bias, void *ws, size_t ws_bytes,
+                            cudaStream_t stream, const char *what) {
+    if (bias)
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(g->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                    &bias, sizeof bias));
+    const lt_call_t call = {g->op, g->a, g->b, g->d, g->d, B, A, g->beta != 0.0f ? C : NULL,
+                            D, g->beta, ws, ws_bytes, what};
+    return lt_tune(h, &call, stream, &g->algo);
 }
 
 extern "C" void lt_gemm_destroy(lt_gemm_t *g) {

@@ -7,7 +7,8 @@
  * batch).  a_trans says A is stored transposed, as [K,M] row-major with row stride lda:
  * that is how the CHELA layer multiplies its [d,T] convolution output by a weight
  * without a transpose pass.  The algorithm is chosen once by cuBLASLt's heuristic at
- * create time, for the workspace size given, so running never allocates. */
+ * create time, for the workspace size given, so running never allocates; lt_gemm_tune may
+ * then replace it by the fastest of the heuristic's candidates, timed. */
 #ifndef CHELA_LT_GEMM_H
 #define CHELA_LT_GEMM_H
 
@@ -44,6 +45,11 @@ int lt_gemm_create(cublasLtHandle_t h, const lt_gemm_shape_t *g, dtype_t dt, siz
 int lt_gemm_run(cublasLtHandle_t h, const lt_gemm_t *g, const void *A, const void *B,
                 const void *C, void *D, const float *bias, void *ws, size_t ws_bytes,
                 cudaStream_t stream);
+/* Replaces the heuristic's first algorithm by the fastest of its candidates, timed on these
+ * operands (lt_tune.h); what names the product in the plan line. */
+int lt_gemm_tune(cublasLtHandle_t h, lt_gemm_t *g, const void *A, const void *B, const void *C,
+                 void *D, const float *bias, void *ws, size_t ws_bytes, cudaStream_t stream,
+                 const char *what);
 void lt_gemm_destroy(lt_gemm_t *g);
 
 #ifdef __cplusplus

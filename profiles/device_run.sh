@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal | wg | wgfinal
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal | wg | wgfinal | lt
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -413,5 +413,31 @@ if [ "$MODE" = wgfinal ]; then
         -o "$OUT/la_lm.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/la_lm.csv"
     layer_sweep
     CHELA_LA_SUB=3 sanitize "--ops linear_attn --variants chunked --seq 1000,20000 --batch 1 --heads 1 --dk 128 --dv 256"
+    grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
+fi
+# cuBLASLt candidates timed at setup (lt_tune): the layers with the choices printed, the same
+# without tuning (A/B), and Nsight Compute's per-instruction stall samples of the gated
+# attention kernel at T = 4k (the source page as CSV).
+if [ "$MODE" = lt ]; then
+    rm -f "$OUT/build.log"
+    gpu_tests
+    CHELA_LT_PLAN=1 layer_sweep
+    grep -h "lt_tune" "$OUT/run.log" | sort | uniq -c | head -60
+    echo "== CHELA_LT_TUNE=0 $BIN --seq 1k,2k,4k,64k --ops chela,transformer --breakdown"
+    CHELA_LT_TUNE=0 timeout 200 $BIN --seq 1k,2k,4k,64k --ops chela,transformer --breakdown \
+        -o "$OUT/layer_notune.csv" 2>> "$OUT/run.log"; echo "rc=$?"
+    cut -d, -f7,11,17 "$OUT/layer_notune.csv" | tail -n +2
+    if command -v ncu >/dev/null; then
+        CHELA_NO_CEILINGS=1 timeout 200 ncu --set full --import-source no -k regex:"v6_output_kernel" \
+            -c 1 -o /tmp/gated $BIN --seq 4k --ops chela --warmup 0 --repeat 1 --budget-ms 0 \
+            -o /tmp/ncu2.csv > "$OUT/ncu_gated.txt" 2>&1
+        echo "ncu rc=$?"
+        ncu --import /tmp/gated.ncu-rep --page source --print-source sass --csv \
+            > "$OUT/gated_sass.csv" 2>> "$OUT/ncu_gated.txt"
+        echo "source page rc=$? $(wc -l < "$OUT/gated_sass.csv") lines"
+        ncu --import /tmp/gated.ncu-rep --page details >> "$OUT/ncu_gated.txt" 2>&1
+        grep -hE "Duration|Issue Slots|Registers|Warp Cycles Per Issued|Stall|highest" \
+            "$OUT/ncu_gated.txt" | cut -c1-120 | head -30
+    fi
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
 fi

@@ -1,0 +1,128 @@
+/* lt_tune.cu: the fastest of cuBLASLt's heuristic candidates, by timing (lt_tune.h). */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_check.h"
+#include "lt_tune.h"
+
+namespace {
+
+#define LT_TUNE_REPS 4   /* calls a timed round                                    */
+#define LT_TUNE_ROUNDS 2 /* rounds a candidate; its time is the fastest round's    */
+
+__device__ __forceinline__ float lt_hash_unit(size_t i, unsigned seed) {
+    unsigned x = (unsigned)i * 0x9E3779B1u ^ (unsigned)(i >> 32) * 0x85EBCA77u ^ seed;
+    x ^= x >> 16;
+    x *= 0x7FEB352Du;
+    x ^= x >> 15;
+    x *= 0x846CA68Bu;
+    x ^= x >> 16;
+    return (float)(x >> 8) * (2.0f / 16777216.0f) - 1.0f; /* [-1, 1) */
+}
+
+template <typename T> __device__ __forceinline__ T lt_from_f32(float f);
+template <> __device__ __forceinline__ float lt_from_f32<float>(float f) { return f; }
+template <> __device__ __forceinline__ __nv_bfloat16 lt_from_f32<__nv_bfloat16>(float f) {
+    return __float2bfloat16(f);
+}
+template <> __device__ __forceinline__ __half lt_from_f32<__half>(float f) { return __float2half(f); }
+
+template <typename T> __global__ void lt_fill_kernel(T *p, size_t n, unsigned seed) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        p[i] = lt_from_f32<T>(lt_hash_unit(i, seed));
+}
+
+/* One timed round of a candidate: the mean of LT_TUNE_REPS calls, in ms; < 0 when cuBLASLt
+ * refuses the candidate (its state is cleared: a refusal is not an error of the run). */
+float lt_time_round(cublasLtHandle_t h, const lt_call_t *c, const cublasLtMatmulAlgo_t *algo,
+                    cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1) {
+    const float one = 1.0f;
+    const void *C = c->C ? c->C : c->D;
+    if (cudaEventRecord(e0, s) != cudaSuccess) return -1.0f;
+    for (int r = 0; r < LT_TUNE_REPS; r++)
+        if (cublasLtMatmul(h, c->op, &one, c->A, c->a, c->B, c->b, &c->beta, C, c->c, c->D, c->d,
+                           algo, c->ws, c->ws_bytes, s) != CUBLAS_STATUS_SUCCESS)
+            return -1.0f;
+    float ms = 0.0f;
+    if (cudaEventRecord(e1, s) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
+        cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
+        return -1.0f;
+    return ms / LT_TUNE_REPS;
+}
+
+int lt_env_flag(const char *name, int dflt) {
+    const char *v = getenv(name);
+    if (!v || !*v) return dflt;
+    return strcmp(v, "0") != 0;
+}
+
+} // namespace
+
+extern "C" int lt_fill_random(void *p, size_t n, dtype_t dt, unsigned seed, cudaStream_t stream) {
+    const unsigned blocks = (unsigned)(n / 256 + 1 < 4096 ? n / 256 + 1 : 4096);
+    if (dt == DTYPE_BF16)
+        lt_fill_kernel<<<blocks, 256, 0, stream>>>((__nv_bfloat16 *)p, n, seed);
+    else if (dt == DTYPE_F16)
+        lt_fill_kernel<<<blocks, 256, 0, stream>>>((__half *)p, n, seed);
+    else
+        lt_fill_kernel<<<blocks, 256, 0, stream>>>((float *)p, n, seed);
+    CUDA_CHECK(cudaGetLastError());
+    return 0;
+}
+
+extern "C" int lt_tune(cublasLtHandle_t h, const lt_call_t *c, cudaStream_t stream,
+                       cublasLtMatmulAlgo_t *algo) {
+    if (!lt_env_flag("CHELA_LT_TUNE", 1)) return 0;
+    cublasLtMatmulPreference_t pref;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    const size_t ws = c->ws_bytes;
+    cublasLtMatmulHeuristicResult_t res[LT_TUNE_CANDIDATES];
+    int found = 0;
+    cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatmulAlgoGetHeuristic(h, c->op, c->a, c->b, c->c, c->d, pref,
+                                            LT_TUNE_CANDIDATES, res, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st != CUBLAS_STATUS_SUCCESS || found < 2) return 0; /* nothing to choose between */
+
+    cudaEvent_t e0, e1;
+    CUDA_CHECK(cudaEventCreate(&e0));
+    if (cudaEventCreate(&e1) != cudaSuccess) {
+        cudaEventDestroy(e0);
+        CUDA_CHECK(cudaGetLastError());
+    }
+    /* Candidate i's time: the fastest of its rounds; rounds go over all candidates in turn,
+     * so that a clock ramp or a neighbour's burst does not favour one of them. */
+    float best_ms[LT_TUNE_CANDIDATES];
+    for (int i = 0; i < found; i++) {
+        best_ms[i] = -1.0f;
+        if (res[i].state != CUBLAS_STATUS_SUCCESS) continue;
+        best_ms[i] = lt_time_round(h, c, &res[i].algo, stream, e0, e1); /* warm-up */
+    }
+    for (int r = 0; r < LT_TUNE_ROUNDS; r++)
+        for (int i = 0; i < found; i++) {
+            if (best_ms[i] < 0.0f) continue;
+            const float ms = lt_time_round(h, c, &res[i].algo, stream, e0, e1);
+            if (ms >= 0.0f && (r == 0 || ms < best_ms[i])) best_ms[i] = ms;
+        }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    /* A refused candidate may leave a sticky launch error behind only if the device itself
+     * failed; anything else is cleared here and the check below reports real faults. */
+    (void)cudaGetLastError();
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    int pick = -1;
+    for (int i = 0; i < found; i++)
+        if (best_ms[i] >= 0.0f && (pick < 0 || best_ms[i] < best_ms[pick])) pick = i;
+    if (pick < 0) return 0;
+    *algo = res[pick].algo;
+    if (lt_env_flag("CHELA_LT_PLAN", 0))
+        fprintf(stderr, "lt_tune %s: candidate %d of %d, %.4f ms (heuristic's first %.4f ms)\n",
+                c->what ? c->what : "gemm", pick, found, best_ms[pick], best_ms[0]);
+    return 0;
+}

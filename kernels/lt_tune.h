@@ -1,0 +1,50 @@
+/* lt_tune.h: picks, by timing, the fastest of cuBLASLt's heuristic candidates for one matmul.
+ *
+ * cuBLASLt's heuristic ranks its kernels by a model; its first answer is not always the
+ * fastest on the GPU at hand (on the H100, at the CHELA layer's N = 2048, K = 1024 products,
+ * its first pick ran at ~700 TFLOP/s while N = 1024, K = 2048 ran at ~790).  Both layers
+ * plan every GEMM through lt_tune at setup, so the comparison between them stays even.
+ *
+ * Timing runs at setup on the caller's buffers (A and B filled with random values first,
+ * by lt_fill_random where they are the op's own scratch: zeros draw less power and run
+ * faster, which could rank kernels wrongly).  CHELA_LT_TUNE=0 keeps the heuristic's first
+ * answer; CHELA_LT_PLAN=1 prints each choice to stderr. */
+#ifndef CHELA_LT_TUNE_H
+#define CHELA_LT_TUNE_H
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+#include <stddef.h>
+
+#include "shape.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One cublasLtMatmul call, in cuBLAS's own (column-major) terms. */
+typedef struct {
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t a, b, c, d;
+    const void *A, *B, *C; /* C: NULL when beta is 0 (D is passed) */
+    void *D;
+    float beta;
+    void *ws;
+    size_t ws_bytes;
+    const char *what; /* a name for the plan line */
+} lt_call_t;
+
+#define LT_TUNE_CANDIDATES 8 /* heuristic answers timed */
+
+/* *algo: in, the heuristic's first answer (kept when tuning is off or nothing beats it);
+ * out, the fastest candidate.  Returns 0, or -1 after bench_set_error (a CUDA error). */
+int lt_tune(cublasLtHandle_t h, const lt_call_t *call, cudaStream_t stream,
+            cublasLtMatmulAlgo_t *algo);
+
+/* Fills n elements of dtype dt with values uniform in [-1, 1) (a hash of the index and seed). */
+int lt_fill_random(void *p, size_t n, dtype_t dt, unsigned seed, cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
