@@ -142,6 +142,53 @@ __device__ __forceinline__ void lac_v6_load_chunk(uint32_t simg, uint32_t bar, c
     lac_cp_async_commit();
 }
 
+template <int N> __device__ __forceinline__ void lac_cp_async_wait_n() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+/* The gate of chunk rows [0, nvalid) and this slice's 64 columns into the O staging tile (one
+ * cp.async group), each warp copying the 16 columns that it alone reads back and overwrites
+ * (lac_v6_gate_o), so that the tile needs no block barrier: 64 rows x 2 pieces a warp. */
+__device__ __forceinline__ void lac_v6_load_gate(uint16_t *s_o, const uint16_t *g, int64_t ld_g,
+                                                 int nvalid, int warp, int lane) {
+    constexpr int LDO = LAC_DVS + LAC_PAD;
+#pragma unroll
+    for (int i = 0; i < 2 * LAC_C / 32; ++i) {
+        const int p = lane + 32 * i, r = p >> 1, col = 16 * warp + 8 * (p & 1);
+        const bool ok = r < nvalid;
+        lac_cp_async16(lac_sa(s_o + r * LDO + col), ok ? g + r * ld_g + col : g, ok ? 16 : 0);
+    }
+    lac_cp_async_commit();
+}
+
+/* O *= sigmoid(G + b) in registers: gf holds the gate as V^T's fragments (lac_v2_load_vt on
+ * the staged tile), which are the accumulator positions of oacc (register r of k-step ks:
+ * value row gid + 8 (r & 1), tokens 16 ks + 8 (r >> 1) + 2 tig, +1 = oacc[2 ks + (r >> 1)]
+ * [2 (r & 1)], [+1]).  nb_lo / nb_hi: -log2(e) times the biases of rows gid and gid + 8, so
+ * that e^-(g+b) is one FMA and one ex2.  O is rounded once, when staged (the store-loop gate
+ * of v3 rounded O, then O * sigmoid). */
+template <bool BF16>
+__device__ __forceinline__ void lac_v6_gate_o(float oacc[8][4], const uint32_t gf[4][4],
+                                              float nb_lo, float nb_hi) {
+    constexpr float NLOG2E = -1.4426950408889634f;
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+            float *o = oacc[2 * ks + (r >> 1)] + 2 * (r & 1);
+            const float nb = (r & 1) ? nb_hi : nb_lo;
+            const uint32_t u = gf[ks][r];
+            const float g0 = lac_f32<BF16>((uint16_t)(u & 0xffffu));
+            const float g1 = lac_f32<BF16>((uint16_t)(u >> 16));
+            float e0, e1;
+            asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(e0) : "f"(fmaf(g0, NLOG2E, nb)));
+            asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(e1) : "f"(fmaf(g1, NLOG2E, nb)));
+            /* 1 + e in (1, inf]: the fast divide is exact to 2 ulp up to 2^126, 0 beyond */
+            o[0] = __fdividef(o[0], 1.0f + e0);
+            o[1] = __fdividef(o[1], 1.0f + e1);
+        }
+}
+
 template <int R> __device__ __forceinline__ void lac_pin_u32(uint32_t (&x)[R][4]) {
 #pragma unroll
     for (int i = 0; i < R; ++i)
@@ -150,7 +197,10 @@ template <int R> __device__ __forceinline__ void lac_pin_u32(uint32_t (&x)[R][4]
 
 /* Pass C, v6 (causal).  grid = B*H*nseg*nslices (slice fastest), block = 128 (one warpgroup),
  * dynamic smem lac_v6_output_smem(DK).  Barriers per chunk: B0 (chunk landed), B2 (O staged).
- * GATE: the copy that carries norm_mode 3's gate and V's SiLU (CHELA's path), as v3. */
+ * GATE: the copy that carries norm_mode 3's gate and V's SiLU (CHELA's path).  The gate tile
+ * of a chunk is copied into the O staging tile as the chunk starts and applied to O in
+ * registers before O is staged (v3's store loop loaded it into registers held across the
+ * staging barrier: 255 registers with spills, and its loads' latency exposed each chunk). */
 template <bool BF16, int DK, bool GATE>
 __global__ void __launch_bounds__(LAC_THREADS, 2)
     lac_v6_output_kernel(const uint16_t *__restrict__ d_img, const uint16_t *__restrict__ d_v,
@@ -191,6 +241,15 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
     const bool vact = GATE && a.v_bias != nullptr;
     float vb_lo = 0.f, vb_hi = 0.f;
     if (vact) lac_v_bias_of(a.v_bias, slice, warp, gid, vb_lo, vb_hi);
+    const bool gated = GATE && a.norm_mode == 3 && a.gate;
+    const uint16_t *gate_bh =
+        gated ? static_cast<const uint16_t *>(a.gate) + row0 * a.gate_ld + slice * LAC_DVS : nullptr;
+    float nb_lo = 0.f, nb_hi = 0.f;
+    if (gated) {
+        lac_v_bias_of(a.gate_bias, slice, warp, gid, nb_lo, nb_hi);
+        nb_lo *= -1.4426950408889634f;
+        nb_hi *= -1.4426950408889634f;
+    }
 
     float st[DK / 8][4];
     bool state_nonzero = lac_v2_state_in<DK>(st, d_states, a, bh, seg - 1, slice, warp, gid, tig);
@@ -205,16 +264,18 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
         const uint16_t *sv = s_v + stage * LAC_C * LDV;
         lac_cp_async_wait_all();
         __syncthreads(); /* B0: v of chunk c landed; chunk c-1's buffers and O staging free */
+        const int t0 = c * LAC_C;
+        const int nvalid = lac_min(LAC_C, a.T - t0);
+        if (gated) { /* this chunk's gate (its group before v's of c+1); the next one's rows to L2 */
+            lac_v6_load_gate(s_o, gate_bh + t0 * a.gate_ld, a.gate_ld, nvalid, warp, lane);
+            if (c + 1 < c_end && tid < lac_min(LAC_C, a.T - t0 - LAC_C))
+                lac_prefetch_l2(gate_bh + (t0 + LAC_C + tid) * a.gate_ld);
+        }
         if (c + 1 < c_end)
             lac_v6_load_chunk(img_sa + (stage ^ 1) * IMG_BYTES, bar_sa + 8 * (stage ^ 1),
                               img_bh + (int64_t)(c + 1) * I::ELEMS, IMG_BYTES,
                               s_v + (stage ^ 1) * LAC_C * LDV, v_bh, a.dv, c + 1, a.T, tid);
         mbar_wait(bar_sa + 8 * stage, ((c - c_begin) >> 1) & 1); /* chunk c's images */
-        const int t0 = c * LAC_C;
-        const int nvalid = lac_min(LAC_C, a.T - t0);
-        if (GATE && a.norm_mode == 3 && a.gate && tid < nvalid) /* rows this chunk's store reads */
-            lac_prefetch_l2(static_cast<const uint16_t *>(a.gate) + (row0 + t0 + tid) * a.gate_ld +
-                            slice * LAC_DVS);
         const uint32_t base = img_sa + (uint32_t)(stage * I::ELEMS * 2);
         const uint32_t q_sa = base + I::Q * 2, a_sa = base + I::A * 2, kt_sa = base + I::KT * 2;
 
@@ -292,9 +353,20 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
             oacc[j][2] = fmaf(o1[j][2], ib, o2[j][2]);
             oacc[j][3] = fmaf(o1[j][3], ib, o2[j][3]);
         }
-        if (a.norm_mode != 0) lac_v2_row_sumsq(oacc, s_rss, warp, gid, tig);
-        lac_v2_store_o<BF16, GATE, true>(oacc, s_o, s_rss, o_bh, d_rowpart, a, slice, row0, t0,
-                                         nvalid, tid, warp, gid, tig);
+        if (a.norm_mode != 0) lac_v2_row_sumsq(oacc, s_rss, warp, gid, tig); /* of O, ungated */
+        if (gated) { /* the warp's own gate columns landed (v of c+1 may still be in flight) */
+            if (c + 1 < c_end)
+                lac_cp_async_wait_n<1>();
+            else
+                lac_cp_async_wait_n<0>();
+            __syncwarp();
+            uint32_t gf[4][4];
+            lac_v2_load_vt(gf, s_o, warp, p2_row, p2_col);
+            lac_v6_gate_o<BF16>(oacc, gf, nb_lo, nb_hi);
+            __syncwarp(); /* every lane's gate read before any lane stages O over it */
+        }
+        lac_v2_store_o<BF16, false, true>(oacc, s_o, s_rss, o_bh, d_rowpart, a, slice, row0, t0,
+                                          nvalid, tid, warp, gid, tig);
         wg_wait<0>(); /* the state update; its V^T operand registers are free after this */
         wg_pin<DK / 8>(st);
         lac_pin_u32<4>(va);
@@ -308,9 +380,6 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
 constexpr int lac_v6_state_smem(int dk) {
     return LAC_V6_A_STAGES * (dk * LAC_C * 2 + LAC_C * (LAC_DVS + LAC_PAD) * 2) /* k^T, v    */
            + LAC_V6_A_STAGES * 8;                                             /* mbarriers */
-}
-template <int N> __device__ __forceinline__ void lac_cp_async_wait_n() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
 /* Pass A, v6.  grid = B*H*ws_per_bh*nslices (slice fastest), block = 128 (one warpgroup),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal | wg | wgfinal | lt
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal | wg | wgfinal | lt | gate
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -438,6 +438,27 @@ if [ "$MODE" = lt ]; then
         ncu --import /tmp/gated.ncu-rep --page details >> "$OUT/ncu_gated.txt" 2>&1
         grep -hE "Duration|Issue Slots|Registers|Warp Cycles Per Issued|Stall|highest" \
             "$OUT/ncu_gated.txt" | cut -c1-120 | head -30
+    fi
+    grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
+fi
+# The gated attention's gate staged through shared memory: GPU tests, the layers (GEMM choices
+# printed), memcheck / racecheck of the layer at z = 128, and the gated kernel's stall samples.
+if [ "$MODE" = gate ]; then
+    rm -f "$OUT/build.log"
+    gpu_tests
+    CHELA_LT_PLAN=1 layer_sweep
+    grep -h "lt_tune" "$OUT/run.log" | sort | uniq -c | head -70 > "$OUT/lt_plan.txt"
+    sanitize "--ops chela --seq 70,1000 --batch 1 --dim 128 --z 128 --v 256"
+    if command -v ncu >/dev/null; then
+        CHELA_NO_CEILINGS=1 timeout 200 ncu --set full --import-source no -k regex:"v6_output_kernel" \
+            -c 1 -o /tmp/gated $BIN --seq 4k --ops chela --warmup 0 --repeat 1 --budget-ms 0 \
+            -o /tmp/ncu2.csv > "$OUT/ncu_gated.txt" 2>&1
+        echo "ncu rc=$?"
+        ncu --import /tmp/gated.ncu-rep --page source --print-source sass --csv \
+            > "$OUT/gated_sass.csv" 2>> "$OUT/ncu_gated.txt"
+        ncu --import /tmp/gated.ncu-rep --page details >> "$OUT/ncu_gated.txt" 2>&1
+        grep -hE "Duration|Issue Slots|Registers|Warp Cycles Per Issued|highest" \
+            "$OUT/ncu_gated.txt" | cut -c1-120 | head -12
     fi
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
 fi

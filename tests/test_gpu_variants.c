@@ -261,6 +261,10 @@ START_TEST(chela_layer_small) {
     const char *f[] = {"--ops", "chela", "--seq", "5,200", "--batch", "1", "--dim", "128",
                        "--z", "128", "--v", "256", "--dtype", "fp32"};
     ck_assert_int_eq(sweep_ok("chela_fp32", NULL, 14, f), 2);
+    /* z = 128 in bf16: the CHELA head's attention kernels (dk 128, gated) with tails */
+    const char *h[] = {"--ops", "chela", "--seq", "70,1000", "--batch", "1", "--dim", "128",
+                       "--z", "128", "--v", "256"};
+    ck_assert_int_eq(sweep_ok("chela_z128", NULL, 12, h), 2);
 }
 END_TEST
 
@@ -279,6 +283,9 @@ START_TEST(chela_layer_segments) {
     ck_assert_int_eq(sweep_ok("chela_seg", NULL, 12, a), 2);
     ck_assert_int_eq(sweep_ok("chela_seg_v64", NULL, 12, g), 1);
     ck_assert_int_eq(sweep_ok("chela_seg_fp32", NULL, 14, f), 1);
+    const char *h[] = {"--ops", "chela", "--seq", "1000", "--batch", "2", "--dim", "128", "--z",
+                       "128", "--v", "256"};
+    ck_assert_int_eq(sweep_ok("chela_seg_z128", NULL, 12, h), 1);
     unsetenv("CHELA_LA_SUB");
     unsetenv("CHELA_LA_SEG");
 }
