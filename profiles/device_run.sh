@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal | wg | wgfinal | lt | gate
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal | wg | wgfinal | lt | gate | gate2
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -459,6 +459,32 @@ if [ "$MODE" = gate ]; then
         ncu --import /tmp/gated.ncu-rep --page details >> "$OUT/ncu_gated.txt" 2>&1
         grep -hE "Duration|Issue Slots|Registers|Warp Cycles Per Issued|highest" \
             "$OUT/ncu_gated.txt" | cut -c1-120 | head -12
+    fi
+    grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
+fi
+# After the single-call tuning: GPU tests, the layers, the CHELA head and LM attention sweeps,
+# and racecheck of the layer at z = 128 with and without tuning (the app's own last lines kept).
+if [ "$MODE" = gate2 ]; then
+    rm -f "$OUT/build.log"
+    gpu_tests
+    CHELA_LT_PLAN=1 layer_sweep
+    grep -h "lt_tune" "$OUT/run.log" | sort | uniq -c | head -70 > "$OUT/lt_plan.txt"
+    HEAD="--heads 1 --dk 128 --dv 2048"
+    echo "== $BIN --seq 1k..64k --ops linear_attn --variants chunked $HEAD --profile"
+    timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked $HEAD --profile \
+        -o "$OUT/la_head.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/la_head.csv"
+    echo "== $BIN --seq 1k..64k --ops linear_attn --variants chunked --profile"
+    timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked --profile \
+        -o "$OUT/la_lm.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/la_lm.csv"
+    if command -v compute-sanitizer >/dev/null; then
+        for tune in 0 1; do
+            echo "== CHELA_LT_TUNE=$tune racecheck --ops chela --seq 1000 --dim 128 --z 128 --v 256" | tee -a "$OUT/sanitizer.txt"
+            CHELA_LT_TUNE=$tune CHELA_NO_CEILINGS=1 timeout 240 compute-sanitizer --tool racecheck \
+                --error-exitcode 9 $BIN --ops chela --seq 1000 --batch 1 --dim 128 --z 128 --v 256 \
+                --warmup 0 --repeat 1 --budget-ms 0 -o /tmp/san.csv > /tmp/san.log 2>&1
+            echo "rc=$?" | tee -a "$OUT/sanitizer.txt"
+            grep -v "^=========     " /tmp/san.log | tail -12 | cut -c1-200 | tee -a "$OUT/sanitizer.txt"
+        done
     fi
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
 fi
