@@ -1,6 +1,4 @@
 /* lt_tune.cu: the fastest of cuBLASLt's heuristic candidates, by timing (lt_tune.h). */
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,29 +15,6 @@ namespace {
 #define LT_TUNE_ROUNDS 7 /* samples a candidate, interleaved; its time is their median     */
 #define LT_TUNE_MARGIN 0.97f /* another candidate replaces the heuristic's first only when it
                               * is 3 % faster                                               */
-
-__device__ __forceinline__ float lt_hash_unit(size_t i, unsigned seed) {
-    unsigned x = (unsigned)i * 0x9E3779B1u ^ (unsigned)(i >> 32) * 0x85EBCA77u ^ seed;
-    x ^= x >> 16;
-    x *= 0x7FEB352Du;
-    x ^= x >> 15;
-    x *= 0x846CA68Bu;
-    x ^= x >> 16;
-    return (float)(x >> 8) * (2.0f / 16777216.0f) - 1.0f; /* [-1, 1) */
-}
-
-template <typename T> __device__ __forceinline__ T lt_from_f32(float f);
-template <> __device__ __forceinline__ float lt_from_f32<float>(float f) { return f; }
-template <> __device__ __forceinline__ __nv_bfloat16 lt_from_f32<__nv_bfloat16>(float f) {
-    return __float2bfloat16(f);
-}
-template <> __device__ __forceinline__ __half lt_from_f32<__half>(float f) { return __float2half(f); }
-
-template <typename T> __global__ void lt_fill_kernel(T *p, size_t n, unsigned seed) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x)
-        p[i] = lt_from_f32<T>(lt_hash_unit(i, seed));
-}
 
 /* One timed round of a candidate: the mean of LT_TUNE_REPS calls, in ms; < 0 when cuBLASLt
  * refuses the candidate (its state is cleared: a refusal is not an error of the run). */
@@ -66,18 +41,6 @@ int lt_env_flag(const char *name, int dflt) {
 }
 
 } // namespace
-
-extern "C" int lt_fill_random(void *p, size_t n, dtype_t dt, unsigned seed, cudaStream_t stream) {
-    const unsigned blocks = (unsigned)(n / 256 + 1 < 4096 ? n / 256 + 1 : 4096);
-    if (dt == DTYPE_BF16)
-        lt_fill_kernel<<<blocks, 256, 0, stream>>>((__nv_bfloat16 *)p, n, seed);
-    else if (dt == DTYPE_F16)
-        lt_fill_kernel<<<blocks, 256, 0, stream>>>((__half *)p, n, seed);
-    else
-        lt_fill_kernel<<<blocks, 256, 0, stream>>>((float *)p, n, seed);
-    CUDA_CHECK(cudaGetLastError());
-    return 0;
-}
 
 extern "C" int lt_tune(cublasLtHandle_t h, const lt_call_t *c, cudaStream_t stream,
                        cublasLtMatmulAlgo_t *algo) {

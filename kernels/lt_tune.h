@@ -5,10 +5,10 @@
  * its first pick ran at ~700 TFLOP/s while N = 1024, K = 2048 ran at ~790).  Both layers
  * plan every GEMM through lt_tune at setup, so the comparison between them stays even.
  *
- * Timing runs at setup on the caller's buffers (A and B filled with random values first,
- * by lt_fill_random where they are the op's own scratch: zeros draw less power and run
- * faster, which could rank kernels wrongly).  CHELA_LT_TUNE=0 keeps the heuristic's first
- * answer; CHELA_LT_PLAN=1 prints each choice to stderr. */
+ * Timing runs at setup on the caller's buffers, which should hold the op's own activations
+ * (both layers run one forward pass first): the GPU's clock follows its power, its power the
+ * operands' bits, and random operands ranked candidates differently from the real ones.
+ * CHELA_LT_TUNE=0 keeps the heuristic's first answer; CHELA_LT_PLAN=1 prints each choice. */
 #ifndef CHELA_LT_TUNE_H
 #define CHELA_LT_TUNE_H
 
@@ -40,9 +40,6 @@ typedef struct {
  * out, the fastest candidate.  Returns 0, or -1 after bench_set_error (a CUDA error). */
 int lt_tune(cublasLtHandle_t h, const lt_call_t *call, cudaStream_t stream,
             cublasLtMatmulAlgo_t *algo);
-
-/* Fills n elements of dtype dt with values uniform in [-1, 1) (a hash of the index and seed). */
-int lt_fill_random(void *p, size_t n, dtype_t dt, unsigned seed, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

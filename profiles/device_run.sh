@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal | wg | wgfinal | lt | gate | gate2
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal | wg | wgfinal | lt | gate | gate2 | tune2
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -486,5 +486,18 @@ if [ "$MODE" = gate2 ]; then
             grep -v "^=========     " /tmp/san.log | tail -12 | cut -c1-200 | tee -a "$OUT/sanitizer.txt"
         done
     fi
+    grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
+fi
+# GEMMs tuned on each layer's own activations: GPU tests, the layers (choices printed), and the
+# layers again with the heuristic's first answers (CHELA_LT_TUNE=0), for the A/B.
+if [ "$MODE" = tune2 ]; then
+    rm -f "$OUT/build.log"
+    gpu_tests
+    CHELA_LT_PLAN=1 layer_sweep
+    grep -h "lt_tune" "$OUT/run.log" | sort | uniq -c | head -70 > "$OUT/lt_plan.txt"
+    echo "== CHELA_LT_TUNE=0 $BIN --seq 1k..64k --ops chela,transformer"
+    CHELA_LT_TUNE=0 timeout 200 $BIN --seq 1k..64k --ops chela,transformer \
+        -o "$OUT/layer_notune.csv" 2>> "$OUT/run.log"; echo "rc=$?"
+    cut -d, -f7,11,17 "$OUT/layer_notune.csv" | tail -n +2
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
 fi
