@@ -322,7 +322,10 @@ template <typename T> int run_impl(const layer_state *st, const io_t *io, cudaSt
  * io->out, which the harness poisons before it verifies), then each GEMM's algorithm is timed
  * on them (gemm_tune), as the CHELA layer's are. */
 template <typename T> int tune_impl(layer_state *st, const io_t *io) {
+    if (!lt_tune_enabled()) return 0;
+    /* done before setup returns: the harness's stream need not wait on the legacy stream */
     if (run_impl<T>(st, io, 0)) return -1;
+    CUDA_CHECK(cudaStreamSynchronize(0));
     const void *const *in = io->in;
     if (gemm_tune(st, G_QKV, in[TRANSFORMER_IN_WQKV], st->d_xln, NULL, st->d_qkv, "transformer qkv") ||
         gemm_tune(st, G_O, in[TRANSFORMER_IN_WO], st->d_a, in[TRANSFORMER_IN_X], st->d_y,

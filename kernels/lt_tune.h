@@ -36,6 +36,10 @@ typedef struct {
 
 #define LT_TUNE_CANDIDATES 8 /* heuristic answers timed */
 
+/* Whether tuning is on (CHELA_LT_TUNE unset or not "0"): callers skip the forward pass that
+ * prepares their operands when it is off. */
+int lt_tune_enabled(void);
+
 /* *algo: in, the heuristic's first answer (kept when tuning is off or nothing beats it);
  * out, the fastest candidate.  Returns 0, or -1 after bench_set_error (a CUDA error). */
 int lt_tune(cublasLtHandle_t h, const lt_call_t *call, cudaStream_t stream,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal | wg | wgfinal | lt | gate | gate2 | tune2
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal | wg | wgfinal | lt | gate | gate2 | tune2 | tune3
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -499,5 +499,23 @@ if [ "$MODE" = tune2 ]; then
     CHELA_LT_TUNE=0 timeout 200 $BIN --seq 1k..64k --ops chela,transformer \
         -o "$OUT/layer_notune.csv" 2>> "$OUT/run.log"; echo "rc=$?"
     cut -d, -f7,11,17 "$OUT/layer_notune.csv" | tail -n +2
+    grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
+fi
+# The session's final code: GPU tests, the layers (GEMM choices printed) and the A/B without
+# tuning, the CHELA head, and racecheck / memcheck of the layer at z = 128.
+if [ "$MODE" = tune3 ]; then
+    rm -f "$OUT/build.log"
+    gpu_tests
+    CHELA_LT_PLAN=1 layer_sweep
+    grep -h "lt_tune" "$OUT/run.log" | sort | uniq -c | head -70 > "$OUT/lt_plan.txt"
+    echo "== CHELA_LT_TUNE=0 $BIN --seq 1k..64k --ops chela,transformer"
+    CHELA_LT_TUNE=0 timeout 200 $BIN --seq 1k..64k --ops chela,transformer \
+        -o "$OUT/layer_notune.csv" 2>> "$OUT/run.log"; echo "rc=$?"
+    cut -d, -f7,11,17,33 "$OUT/layer_notune.csv" | tail -n +2
+    HEAD="--heads 1 --dk 128 --dv 2048"
+    echo "== $BIN --seq 1k..64k --ops linear_attn --variants chunked $HEAD --profile"
+    timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked $HEAD --profile \
+        -o "$OUT/la_head.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/la_head.csv"
+    sanitize "--ops chela --seq 70,1000 --batch 1 --dim 128 --z 128 --v 256"
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
 fi
