@@ -53,8 +53,12 @@ sanitize() {
             echo "== compute-sanitizer --tool $tool $a" >> "$OUT/sanitizer.txt"
             CHELA_NO_CEILINGS=1 CHELA_LA_PLAN=1 timeout 150 compute-sanitizer --tool $tool \
                 --error-exitcode 9 $BIN $a --warmup 0 --repeat 1 --budget-ms 0 -o /tmp/san.csv \
-                2>&1 | grep -E "plan|SUMMARY|Error" | head -8 >> "$OUT/sanitizer.txt"
-            echo "rc=${PIPESTATUS[0]}" >> "$OUT/sanitizer.txt"
+                > /tmp/san.log 2>&1
+            rc=$?
+            grep -E "plan|SUMMARY|Error" /tmp/san.log | head -8 >> "$OUT/sanitizer.txt"
+            # a failing run's own last words (the app's, not the sanitizer's)
+            [ $rc = 0 ] || grep -v "^=========" /tmp/san.log | tail -6 | cut -c1-250 >> "$OUT/sanitizer.txt"
+            echo "rc=$rc" >> "$OUT/sanitizer.txt"
         done
     done
     grep -E "^==|rc=|ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer.txt"
