@@ -93,6 +93,17 @@
  *   of 32 channel rows an instruction; with a channel's 4 runs on 4 consecutive lanes (64 B
  *   store runs, as v3) 0.169 ms at every T (floor 0.136).  Whole call 3.94 / 4.25 / 4.33 /
  *   4.54 / 4.74 / 4.95 / 5.51 ms at T = 1k..64k with long_conv/fast v6.
+ * v7.  Two changes outside this file's kernels.  (1) Each cuBLASLt product's algorithm is the
+ *   fastest of the heuristic's 8 candidates, timed at setup on this layer's own activations
+ *   (lt_tune.h; the Transformer baseline's GEMMs likewise).  Predicted from the breakdown: the
+ *   N = 2048, K = 1024 products (V, FFN1) ran at ~700 TFLOP/s against uh's ~790, so ~0.05 ms
+ *   each.  (2) The gated attention (v6 pass C) stages the gate tile in shared memory as a chunk
+ *   starts and applies it to O in registers (no spills; the gate's loads off the epilogue's
+ *   critical path).  Measured (H100, aa92619): FFN1 0.393 -> 0.342 ms, uh 0.346 -> 0.335, V
+ *   0.39-0.40 -> 0.35-0.40, proj 0.773 -> 0.79-0.85 (the tuner's pick for the batched op-T
+ *   product runs slower in the harness's isolated timing than in its own: not understood);
+ *   the gated attention 0.534-0.542 -> 0.42-0.43 ms at T <= 8k and 0.723 -> 0.632 at 64k;
+ *   whole call 3.73 / 3.97 / 4.18 / 4.32 / 4.53 / 4.82 / 5.30 ms at T = 1k..64k.
  */
 #include <cublasLt.h>
 #include <cuda_bf16.h>
