@@ -45,13 +45,15 @@ slc_sweep() {
         2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/slc.csv"
 }
 # compute-sanitizer memcheck and racecheck over chela-bench argument strings, into
-# sanitizer.txt (no ceilings: their cuBLAS GEMM, nvjet_sm90, is racecheck's false positive).
+# sanitizer.txt (no ceilings: their cuBLAS GEMM, nvjet_sm90, is racecheck's false positive;
+# no GEMM tuning: racecheck's host memory grew to 130 GB over its ~650 cuBLAS launches a point
+# and the kernel killed the process, 9ed2956).
 sanitize() {
     command -v compute-sanitizer >/dev/null || return 0
     for tool in memcheck racecheck; do
         for a in "$@"; do
             echo "== compute-sanitizer --tool $tool $a" >> "$OUT/sanitizer.txt"
-            CHELA_NO_CEILINGS=1 CHELA_LA_PLAN=1 timeout 150 compute-sanitizer --tool $tool \
+            CHELA_NO_CEILINGS=1 CHELA_LT_TUNE=0 CHELA_LA_PLAN=1 timeout 150 compute-sanitizer --tool $tool \
                 --error-exitcode 9 $BIN $a --warmup 0 --repeat 1 --budget-ms 0 -o /tmp/san.csv \
                 > /tmp/san.log 2>&1
             rc=$?
