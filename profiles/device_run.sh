@@ -421,64 +421,55 @@ if [ "$MODE" = wgfinal ]; then
     CHELA_LA_SUB=3 sanitize "--ops linear_attn --variants chunked --seq 1000,20000 --batch 1 --heads 1 --dk 128 --dv 256"
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
 fi
-# cuBLASLt candidates timed at setup (lt_tune): the layers with the choices printed, the same
-# without tuning (A/B), and Nsight Compute's per-instruction stall samples of the gated
-# attention kernel at T = 4k (the source page as CSV).
-if [ "$MODE" = lt ]; then
-    rm -f "$OUT/build.log"
-    gpu_tests
+# Session 8's helpers: the layers with cuBLASLt's choices printed (lt_plan.txt), the layers
+# untuned (CHELA_LT_TUNE=0) for the A/B, the CHELA head sweep, and Nsight Compute's
+# per-instruction stall samples of the gated attention kernel at T = 4k (the source page as CSV).
+tuned_layers() {
     CHELA_LT_PLAN=1 layer_sweep
-    grep -h "lt_tune" "$OUT/run.log" | sort | uniq -c | head -60
-    echo "== CHELA_LT_TUNE=0 $BIN --seq 1k,2k,4k,64k --ops chela,transformer --breakdown"
-    CHELA_LT_TUNE=0 timeout 200 $BIN --seq 1k,2k,4k,64k --ops chela,transformer --breakdown \
+    grep -h "lt_tune" "$OUT/run.log" | sort | uniq -c | head -70 > "$OUT/lt_plan.txt"
+}
+untuned_layers() { # $1: the --seq list, then extra flags
+    local seq=$1
+    shift
+    echo "== CHELA_LT_TUNE=0 $BIN --seq $seq --ops chela,transformer $*"
+    CHELA_LT_TUNE=0 timeout 200 $BIN --seq "$seq" --ops chela,transformer "$@" \
         -o "$OUT/layer_notune.csv" 2>> "$OUT/run.log"; echo "rc=$?"
-    cut -d, -f7,11,17 "$OUT/layer_notune.csv" | tail -n +2
-    if command -v ncu >/dev/null; then
-        CHELA_NO_CEILINGS=1 timeout 200 ncu --set full --import-source no -k regex:"v6_output_kernel" \
-            -c 1 -o /tmp/gated $BIN --seq 4k --ops chela --warmup 0 --repeat 1 --budget-ms 0 \
-            -o /tmp/ncu2.csv > "$OUT/ncu_gated.txt" 2>&1
-        echo "ncu rc=$?"
-        ncu --import /tmp/gated.ncu-rep --page source --print-source sass --csv \
-            > "$OUT/gated_sass.csv" 2>> "$OUT/ncu_gated.txt"
-        echo "source page rc=$? $(wc -l < "$OUT/gated_sass.csv") lines"
-        ncu --import /tmp/gated.ncu-rep --page details >> "$OUT/ncu_gated.txt" 2>&1
-        grep -hE "Duration|Issue Slots|Registers|Warp Cycles Per Issued|Stall|highest" \
-            "$OUT/ncu_gated.txt" | cut -c1-120 | head -30
-    fi
-    grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
-fi
-# The gated attention's gate staged through shared memory: GPU tests, the layers (GEMM choices
-# printed), memcheck / racecheck of the layer at z = 128, and the gated kernel's stall samples.
-if [ "$MODE" = gate ]; then
-    rm -f "$OUT/build.log"
-    gpu_tests
-    CHELA_LT_PLAN=1 layer_sweep
-    grep -h "lt_tune" "$OUT/run.log" | sort | uniq -c | head -70 > "$OUT/lt_plan.txt"
-    sanitize "--ops chela --seq 70,1000 --batch 1 --dim 128 --z 128 --v 256"
-    if command -v ncu >/dev/null; then
-        CHELA_NO_CEILINGS=1 timeout 200 ncu --set full --import-source no -k regex:"v6_output_kernel" \
-            -c 1 -o /tmp/gated $BIN --seq 4k --ops chela --warmup 0 --repeat 1 --budget-ms 0 \
-            -o /tmp/ncu2.csv > "$OUT/ncu_gated.txt" 2>&1
-        echo "ncu rc=$?"
-        ncu --import /tmp/gated.ncu-rep --page source --print-source sass --csv \
-            > "$OUT/gated_sass.csv" 2>> "$OUT/ncu_gated.txt"
-        ncu --import /tmp/gated.ncu-rep --page details >> "$OUT/ncu_gated.txt" 2>&1
-        grep -hE "Duration|Issue Slots|Registers|Warp Cycles Per Issued|highest" \
-            "$OUT/ncu_gated.txt" | cut -c1-120 | head -12
-    fi
-    grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
-fi
-# After the single-call tuning: GPU tests, the layers, the CHELA head and LM attention sweeps,
-# and racecheck of the layer at z = 128 with and without tuning (the app's own last lines kept).
-if [ "$MODE" = gate2 ]; then
-    rm -f "$OUT/build.log"
-    gpu_tests
-    CHELA_LT_PLAN=1 layer_sweep
-    grep -h "lt_tune" "$OUT/run.log" | sort | uniq -c | head -70 > "$OUT/lt_plan.txt"
-    HEAD="--heads 1 --dk 128 --dv 2048"
-    echo "== $BIN --seq 1k..64k --ops linear_attn --variants chunked $HEAD --profile"
-    timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked $HEAD --profile \
+    cut -d, -f7,11,17,33 "$OUT/layer_notune.csv" | tail -n +2
+}
+head_sweep() { # $1: extra flags (--profile)
+    local HEAD="--heads 1 --dk 128 --dv 2048"
+    echo "== $BIN --seq 1k..64k --ops linear_attn --variants chunked $HEAD $*"
+    timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked $HEAD "$@" \
         -o "$OUT/la_head.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/la_head.csv"
+}
+gated_ncu() {
+    command -v ncu >/dev/null || return 0
+    CHELA_NO_CEILINGS=1 timeout 200 ncu --set full --import-source no -k regex:"v6_output_kernel" \
+        -c 1 -o /tmp/gated $BIN --seq 4k --ops chela --warmup 0 --repeat 1 --budget-ms 0 \
+        -o /tmp/ncu2.csv > "$OUT/ncu_gated.txt" 2>&1
+    echo "ncu rc=$?"
+    ncu --import /tmp/gated.ncu-rep --page source --print-source sass --csv \
+        > "$OUT/gated_sass.csv" 2>> "$OUT/ncu_gated.txt"
+    ncu --import /tmp/gated.ncu-rep --page details >> "$OUT/ncu_gated.txt" 2>&1
+    grep -hE "Duration|Issue Slots|Registers|Warp Cycles Per Issued|highest" \
+        "$OUT/ncu_gated.txt" | cut -c1-120 | head -12
+}
+# lt: the tuner's first form with the A/B at four points and the gated kernel's stalls;
+# gate: the gate through shared memory, with the layer's sanitizer run; gate2: the attention
+# sweeps beside the layers, and racecheck with and without tuning; tune2: the A/B over the sweep;
+# tune3: the session's final code (A/B, the CHELA head, the layer's sanitizer run).
+LAYER_Z128="--ops chela --seq 70,1000 --batch 1 --dim 128 --z 128 --v 256"
+case "$MODE" in
+lt | gate | gate2 | tune2 | tune3)
+    rm -f "$OUT/build.log"
+    gpu_tests
+    tuned_layers ;;
+esac
+case "$MODE" in
+lt) untuned_layers 1k,2k,4k,64k --breakdown; gated_ncu ;;
+gate) sanitize "$LAYER_Z128"; gated_ncu ;;
+gate2)
+    head_sweep --profile
     echo "== $BIN --seq 1k..64k --ops linear_attn --variants chunked --profile"
     timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked --profile \
         -o "$OUT/la_lm.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/la_lm.csv"
@@ -491,37 +482,10 @@ if [ "$MODE" = gate2 ]; then
             echo "rc=$?" | tee -a "$OUT/sanitizer.txt"
             grep -v "^=========     " /tmp/san.log | tail -12 | cut -c1-200 | tee -a "$OUT/sanitizer.txt"
         done
-    fi
-    grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
-fi
-# GEMMs tuned on each layer's own activations: GPU tests, the layers (choices printed), and the
-# layers again with the heuristic's first answers (CHELA_LT_TUNE=0), for the A/B.
-if [ "$MODE" = tune2 ]; then
-    rm -f "$OUT/build.log"
-    gpu_tests
-    CHELA_LT_PLAN=1 layer_sweep
-    grep -h "lt_tune" "$OUT/run.log" | sort | uniq -c | head -70 > "$OUT/lt_plan.txt"
-    echo "== CHELA_LT_TUNE=0 $BIN --seq 1k..64k --ops chela,transformer"
-    CHELA_LT_TUNE=0 timeout 200 $BIN --seq 1k..64k --ops chela,transformer \
-        -o "$OUT/layer_notune.csv" 2>> "$OUT/run.log"; echo "rc=$?"
-    cut -d, -f7,11,17 "$OUT/layer_notune.csv" | tail -n +2
-    grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
-fi
-# The session's final code: GPU tests, the layers (GEMM choices printed) and the A/B without
-# tuning, the CHELA head, and racecheck / memcheck of the layer at z = 128.
-if [ "$MODE" = tune3 ]; then
-    rm -f "$OUT/build.log"
-    gpu_tests
-    CHELA_LT_PLAN=1 layer_sweep
-    grep -h "lt_tune" "$OUT/run.log" | sort | uniq -c | head -70 > "$OUT/lt_plan.txt"
-    echo "== CHELA_LT_TUNE=0 $BIN --seq 1k..64k --ops chela,transformer"
-    CHELA_LT_TUNE=0 timeout 200 $BIN --seq 1k..64k --ops chela,transformer \
-        -o "$OUT/layer_notune.csv" 2>> "$OUT/run.log"; echo "rc=$?"
-    cut -d, -f7,11,17,33 "$OUT/layer_notune.csv" | tail -n +2
-    HEAD="--heads 1 --dk 128 --dv 2048"
-    echo "== $BIN --seq 1k..64k --ops linear_attn --variants chunked $HEAD --profile"
-    timeout 100 $BIN --seq 1k..64k --ops linear_attn --variants chunked $HEAD --profile \
-        -o "$OUT/la_head.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/la_head.csv"
-    sanitize "--ops chela --seq 70,1000 --batch 1 --dim 128 --z 128 --v 256"
-    grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
-fi
+    fi ;;
+tune2) untuned_layers 1k..64k ;;
+tune3) untuned_layers 1k..64k; head_sweep --profile; sanitize "$LAYER_Z128" ;;
+esac
+case "$MODE" in
+lt | gate | gate2 | tune2 | tune3) grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head ;;
+esac
