@@ -257,10 +257,11 @@ int gemm_setup(layer_state *st, int i, dtype_t dt, long long M, long long N, lon
 /* GEMM i's algorithm: the fastest of cuBLASLt's candidates, timed on these operands (as the
  * CHELA layer's products are: lt_tune.h). */
 int gemm_tune(layer_state *st, int i, const void *W, const void *X, const void *C, void *D,
-              const char *what) {
+              const char *what, lt_prologue_fn prologue, void *prologue_ctx) {
     gemm_t *g = &st->g[i];
     const lt_call_t call = {g->op, g->la, g->lb, g->lc, g->lc, W, X,
-                            g->beta != 0.0f ? C : NULL, D, g->beta, st->d_ws, LT_WS_BYTES, what};
+                            g->beta != 0.0f ? C : NULL, D, g->beta, st->d_ws, LT_WS_BYTES, what,
+                            prologue, prologue_ctx};
     return lt_tune(st->lt, &call, 0, &g->algo);
 }
 
@@ -316,46 +317,77 @@ template <typename T> int setup_impl(const shape_t *s, const io_t *io, layer_sta
     return softmax_attn_flash_prepare(s->dk, s->dtype);
 }
 
-template <typename T> int run_impl(const layer_state *st, const io_t *io, cudaStream_t stream);
+/* The forward pass as steps; a GEMM is tuned running after the step before it (its place in
+ * the layer, as the CHELA layer's products are: chela_fused.cu). */
+enum { S_LN1 = 0, S_QKV, S_ATTN, S_O, S_LN2, S_FF1, S_FF2, N_STEPS };
+
+template <typename T>
+int run_step(const layer_state *st, const io_t *io, int step, cudaStream_t stream) {
+    const shape_t *s = io->shape;
+    const long long M = (long long)s->B * s->T, d = s->d, L = s->T, D = s->dk;
+    const void *const *in = io->in;
+    const float *const *f = (const float *const *)io->in;
+    /* Head h of row t: q at column h*D of qkv's row, k at d + h*D, v at 2d + h*D. */
+    const T *qkv = (const T *)st->d_qkv;
+    const sa_layout_t lin = {L * 3 * d, D, 3 * d}, lout = {L * d, D, d};
+    switch (step) {
+    case S_LN1:
+        return layer_norm<T>(in[TRANSFORMER_IN_X], st->d_xln, f[TRANSFORMER_IN_LN1_G],
+                             f[TRANSFORMER_IN_LN1_B], M, s->d, stream);
+    case S_QKV:
+        return gemm_run(st, G_QKV, io, in[TRANSFORMER_IN_WQKV], st->d_xln, NULL, st->d_qkv, stream);
+    case S_ATTN:
+        return softmax_attn_flash_launch(qkv, qkv + d, qkv + 2 * d, lin, st->d_a, lout, s->B, s->H,
+                                         s->T, s->dk, s->dtype, stream);
+    case S_O:
+        return gemm_run(st, G_O, io, in[TRANSFORMER_IN_WO], st->d_a, in[TRANSFORMER_IN_X], st->d_y,
+                        stream);
+    case S_LN2:
+        return layer_norm<T>(st->d_y, st->d_yln, f[TRANSFORMER_IN_LN2_G], f[TRANSFORMER_IN_LN2_B],
+                             M, s->d, stream);
+    case S_FF1:
+        return gemm_run(st, G_FF1, io, in[TRANSFORMER_IN_W1], st->d_yln, NULL, st->d_h, stream);
+    case S_FF2:
+        return gemm_run(st, G_FF2, io, in[TRANSFORMER_IN_W2], st->d_h, st->d_y, io->out, stream);
+    default: BENCH_FAIL("transformer/layer: no step %d", step);
+    }
+}
+
+template <typename T> int run_impl(const layer_state *st, const io_t *io, cudaStream_t stream) {
+    for (int k = 0; k < N_STEPS; k++)
+        if (run_step<T>(st, io, k, stream)) return -1;
+    return 0;
+}
+
+struct step_ctx {
+    const layer_state *st;
+    const io_t *io;
+    int step;
+};
+template <typename T> int run_step_ctx(void *ctx, cudaStream_t stream) {
+    const step_ctx *c = (const step_ctx *)ctx;
+    return run_step<T>(c->st, c->io, c->step, stream);
+}
 
 /* After setup: one forward pass fills the buffers with this layer's own activations (and
  * io->out, which the harness poisons before it verifies), then each GEMM's algorithm is timed
- * on them (gemm_tune), as the CHELA layer's are. */
+ * on them (gemm_tune) after the step before it. */
 template <typename T> int tune_impl(layer_state *st, const io_t *io) {
     if (!lt_tune_enabled()) return 0;
     /* done before setup returns: the harness's stream need not wait on the legacy stream */
     if (run_impl<T>(st, io, 0)) return -1;
     CUDA_CHECK(cudaStreamSynchronize(0));
     const void *const *in = io->in;
-    if (gemm_tune(st, G_QKV, in[TRANSFORMER_IN_WQKV], st->d_xln, NULL, st->d_qkv, "transformer qkv") ||
+    step_ctx ln1 = {st, io, S_LN1}, attn = {st, io, S_ATTN}, ln2 = {st, io, S_LN2},
+             ff1 = {st, io, S_FF1};
+    if (gemm_tune(st, G_QKV, in[TRANSFORMER_IN_WQKV], st->d_xln, NULL, st->d_qkv,
+                  "transformer qkv", run_step_ctx<T>, &ln1) ||
         gemm_tune(st, G_O, in[TRANSFORMER_IN_WO], st->d_a, in[TRANSFORMER_IN_X], st->d_y,
-                  "transformer o") ||
-        gemm_tune(st, G_FF1, in[TRANSFORMER_IN_W1], st->d_yln, NULL, st->d_h, "transformer ffn1") ||
-        gemm_tune(st, G_FF2, in[TRANSFORMER_IN_W2], st->d_h, st->d_y, io->out, "transformer ffn2"))
-        return -1;
-    return 0;
-}
-
-template <typename T> int run_impl(const layer_state *st, const io_t *io, cudaStream_t stream) {
-    const shape_t *s = io->shape;
-    const long long M = (long long)s->B * s->T, d = s->d, L = s->T, D = s->dk;
-    const void *const *in = io->in;
-    const float *const *f = (const float *const *)io->in;
-    if (layer_norm<T>(in[TRANSFORMER_IN_X], st->d_xln, f[TRANSFORMER_IN_LN1_G],
-                      f[TRANSFORMER_IN_LN1_B], M, s->d, stream) ||
-        gemm_run(st, G_QKV, io, in[TRANSFORMER_IN_WQKV], st->d_xln, NULL, st->d_qkv, stream))
-        return -1;
-    /* Head h of row t: q at column h*D of qkv's row, k at d + h*D, v at 2d + h*D. */
-    const T *qkv = (const T *)st->d_qkv;
-    const sa_layout_t lin = {L * 3 * d, D, 3 * d}, lout = {L * d, D, d};
-    if (softmax_attn_flash_launch(qkv, qkv + d, qkv + 2 * d, lin, st->d_a, lout, s->B, s->H,
-                                  s->T, s->dk, s->dtype, stream) ||
-        gemm_run(st, G_O, io, in[TRANSFORMER_IN_WO], st->d_a, in[TRANSFORMER_IN_X], st->d_y,
-                 stream) ||
-        layer_norm<T>(st->d_y, st->d_yln, f[TRANSFORMER_IN_LN2_G], f[TRANSFORMER_IN_LN2_B], M,
-                      s->d, stream) ||
-        gemm_run(st, G_FF1, io, in[TRANSFORMER_IN_W1], st->d_yln, NULL, st->d_h, stream) ||
-        gemm_run(st, G_FF2, io, in[TRANSFORMER_IN_W2], st->d_h, st->d_y, io->out, stream))
+                  "transformer o", run_step_ctx<T>, &attn) ||
+        gemm_tune(st, G_FF1, in[TRANSFORMER_IN_W1], st->d_yln, NULL, st->d_h, "transformer ffn1",
+                  run_step_ctx<T>, &ln2) ||
+        gemm_tune(st, G_FF2, in[TRANSFORMER_IN_W2], st->d_h, st->d_y, io->out, "transformer ffn2",
+                  run_step_ctx<T>, &ff1))
         return -1;
     return 0;
 }

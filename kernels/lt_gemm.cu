@@ -90,12 +90,13 @@ extern "C" int lt_gemm_run(cublasLtHandle_t h, const lt_gemm_t *g, const void *A
 
 extern "C" int lt_gemm_tune(cublasLtHandle_t h, lt_gemm_t *g, const void *A, const void *B,
                             const void *C, void *D, const float *bias, void *ws, size_t ws_bytes,
-                            cudaStream_t stream, const char *what) {
+                            cudaStream_t stream, const char *what, lt_prologue_fn prologue,
+                            void *prologue_ctx) {
     if (bias)
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(g->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                     &bias, sizeof bias));
     const lt_call_t call = {g->op, g->a, g->b, g->d, g->d, B, A, g->beta != 0.0f ? C : NULL,
-                            D, g->beta, ws, ws_bytes, what};
+                            D, g->beta, ws, ws_bytes, what, prologue, prologue_ctx};
     return lt_tune(h, &call, stream, &g->algo);
 }
 

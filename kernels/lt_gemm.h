@@ -16,6 +16,7 @@
 #include <cuda_runtime_api.h>
 #include <stddef.h>
 
+#include "lt_tune.h"
 #include "shape.h"
 
 #ifdef __cplusplus
@@ -46,10 +47,11 @@ int lt_gemm_run(cublasLtHandle_t h, const lt_gemm_t *g, const void *A, const voi
                 const void *C, void *D, const float *bias, void *ws, size_t ws_bytes,
                 cudaStream_t stream);
 /* Replaces the heuristic's first algorithm by the fastest of its candidates, timed on these
- * operands (lt_tune.h); what names the product in the plan line. */
+ * operands (lt_tune.h); what names the product in the plan line; prologue (may be NULL)
+ * enqueues what runs before it in the caller's sequence. */
 int lt_gemm_tune(cublasLtHandle_t h, lt_gemm_t *g, const void *A, const void *B, const void *C,
                  void *D, const float *bias, void *ws, size_t ws_bytes, cudaStream_t stream,
-                 const char *what);
+                 const char *what, lt_prologue_fn prologue, void *prologue_ctx);
 void lt_gemm_destroy(lt_gemm_t *g);
 
 #ifdef __cplusplus

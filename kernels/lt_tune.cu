@@ -64,13 +64,20 @@ struct lt_sweeper {
     }
 };
 
-/* One timed round of a candidate: the mean of LT_TUNE_REPS calls, in ms; < 0 when cuBLASLt
- * refuses the candidate (its state is cleared: a refusal is not an error of the run). */
+#define LT_PROLOGUE_FAILED -2.0f
+
+/* One timed round of a candidate: the mean of LT_TUNE_REPS calls, in ms; -1 when cuBLASLt
+ * refuses the candidate (not an error of the run), LT_PROLOGUE_FAILED when the caller's
+ * prologue did (an error: bench_set_error has the reason). */
 float lt_time_round(cublasLtHandle_t h, const lt_call_t *c, const cublasLtMatmulAlgo_t *algo,
                     cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1, const lt_sweeper &sw) {
     const float one = 1.0f;
     const void *C = c->C ? c->C : c->D;
-    sw.sweep(s);
+    if (c->prologue) {
+        if (c->prologue(c->prologue_ctx, s)) return LT_PROLOGUE_FAILED;
+    } else {
+        sw.sweep(s);
+    }
     if (cudaEventRecord(e0, s) != cudaSuccess) return -1.0f;
     for (int r = 0; r < LT_TUNE_REPS; r++)
         if (cublasLtMatmul(h, c->op, &one, c->A, c->a, c->B, c->b, &c->beta, C, c->c, c->D, c->d,
@@ -119,19 +126,28 @@ extern "C" int lt_tune(cublasLtHandle_t h, const lt_call_t *c, cudaStream_t stre
     /* Candidate i's time: the median of its rounds; rounds go over all candidates in turn,
      * so that a clock ramp or a neighbour's burst does not favour one of them. */
     lt_sweeper sw;
-    sw.init();
+    if (!c->prologue) sw.init();
     float t[LT_TUNE_CANDIDATES][LT_TUNE_ROUNDS], score[LT_TUNE_CANDIDATES];
-    for (int i = 0; i < found; i++) {
+    bool failed = false;
+    for (int i = 0; i < found && !failed; i++) {
         score[i] = res[i].state == CUBLAS_STATUS_SUCCESS ? 0.0f : -1.0f;
         for (int w = 0; w < LT_TUNE_WARM && score[i] >= 0.0f; w++) /* warm-up */
             score[i] = lt_time_round(h, c, &res[i].algo, stream, e0, e1, sw);
+        failed = score[i] == LT_PROLOGUE_FAILED;
     }
-    for (int r = 0; r < LT_TUNE_ROUNDS; r++)
-        for (int i = 0; i < found; i++) {
+    for (int r = 0; r < LT_TUNE_ROUNDS && !failed; r++)
+        for (int i = 0; i < found && !failed; i++) {
             if (score[i] < 0.0f) continue;
             t[i][r] = lt_time_round(h, c, &res[i].algo, stream, e0, e1, sw);
             if (t[i][r] < 0.0f) score[i] = -1.0f;
+            failed = t[i][r] == LT_PROLOGUE_FAILED;
         }
+    if (failed) {
+        cudaEventDestroy(e0);
+        cudaEventDestroy(e1);
+        sw.release();
+        return -1;
+    }
     for (int i = 0; i < found; i++) {
         if (score[i] < 0.0f) continue;
         float *x = t[i]; /* insertion sort of LT_TUNE_ROUNDS values */

@@ -22,6 +22,10 @@
 extern "C" {
 #endif
 
+/* Enqueues what runs before the product in the caller's own sequence (0, or -1 after
+ * bench_set_error). */
+typedef int (*lt_prologue_fn)(void *ctx, cudaStream_t stream);
+
 /* One cublasLtMatmul call, in cuBLAS's own (column-major) terms. */
 typedef struct {
     cublasLtMatmulDesc_t op;
@@ -32,6 +36,11 @@ typedef struct {
     void *ws;
     size_t ws_bytes;
     const char *what; /* a name for the plan line */
+    /* Run, untimed, before each sample: the product is timed in its context (the cache and
+     * clock state its producer leaves), as the whole layer runs it.  NULL: an L2 sweep instead,
+     * as the harness does between the samples of one stage. */
+    lt_prologue_fn prologue;
+    void *prologue_ctx;
 } lt_call_t;
 
 #define LT_TUNE_CANDIDATES 8 /* heuristic answers timed */
