@@ -94,8 +94,8 @@
  *   store runs, as v3) 0.169 ms at every T (floor 0.136).  Whole call 3.94 / 4.25 / 4.33 /
  *   4.54 / 4.74 / 4.95 / 5.51 ms at T = 1k..64k with long_conv/fast v6.
  * v7.  Two changes outside this file's kernels.  (1) Each cuBLASLt product's algorithm is the
- *   fastest of the heuristic's 8 candidates, timed at setup on this layer's own activations
- *   (lt_tune.h; the Transformer baseline's GEMMs likewise).  Predicted from the breakdown: the
+ *   fastest of the heuristic's 8 candidates, timed at setup on this layer's own activations,
+ *   each sample after the stage before it (lt_tune.h; the Transformer's GEMMs likewise).  Predicted from the breakdown: the
  *   N = 2048, K = 1024 products (V, FFN1) ran at ~700 TFLOP/s against uh's ~790, so ~0.05 ms
  *   each.  (2) The gated attention (v6 pass C) stages the gate tile in shared memory as a chunk
  *   starts and applies it to O in registers (no spills; the gate's loads off the epilogue's
