@@ -8,7 +8,7 @@
 
 namespace {
 
-/* Timing as the harness times (an L2 sweep, then one call a sample, the host waiting on it):
+/* Timing as the harness times (one call a sample, the host waiting on it):
  * back-to-back calls ran the GPU at its power limit, where the H100 (933ff56, 8da5b07) ranked
  * candidates differently from the harness (its picks for proj then ran 5-10 % slower there). */
 #define LT_TUNE_REPS 1   /* calls a timed sample                                            */
@@ -19,65 +19,16 @@ namespace {
 #define LT_TUNE_MARGIN 0.97f /* another candidate replaces the heuristic's first only when it
                               * is 3 % faster                                               */
 
-/* Reads p[0, n) once (a sum nobody uses but the compiler cannot drop): the harness's own L2
- * sweep between samples, so that each timed call starts, as there, without the previous
- * call's output lines in L2 (their write-back would be charged to the next call). */
-__global__ void lt_sweep_kernel(const uint4 *__restrict__ p, size_t n, unsigned *sink) {
-    unsigned acc = 0;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        const uint4 v = p[i];
-        acc ^= v.x ^ v.y ^ v.z ^ v.w;
-    }
-    if (acc == 0x9E3779B9u) *sink = acc;
-}
-
-struct lt_sweeper {
-    uint4 *buf = nullptr;
-    size_t n = 0;
-    unsigned *sink = nullptr;
-    /* 2x L2 bytes; without the memory the samples run unswept (noted nowhere: it only shifts
-     * which candidate wins by the write-back of one output's tail) */
-    void init() {
-        int dev = 0, l2 = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev) != cudaSuccess || l2 <= 0)
-            return;
-        const size_t bytes = 2 * (size_t)l2;
-        if (cudaMalloc(&buf, bytes) != cudaSuccess || cudaMalloc(&sink, sizeof *sink) != cudaSuccess) {
-            (void)cudaGetLastError();
-            release();
-            return;
-        }
-        n = bytes / sizeof(uint4);
-        (void)cudaMemset(buf, 0, bytes);
-    }
-    void sweep(cudaStream_t s) const {
-        if (buf) lt_sweep_kernel<<<1024, 256, 0, s>>>(buf, n, sink);
-    }
-    void release() {
-        cudaFree(buf);
-        cudaFree(sink);
-        buf = nullptr;
-        sink = nullptr;
-        n = 0;
-    }
-};
-
 #define LT_PROLOGUE_FAILED -2.0f
 
 /* One timed round of a candidate: the mean of LT_TUNE_REPS calls, in ms; -1 when cuBLASLt
  * refuses the candidate (not an error of the run), LT_PROLOGUE_FAILED when the caller's
  * prologue did (an error: bench_set_error has the reason). */
 float lt_time_round(cublasLtHandle_t h, const lt_call_t *c, const cublasLtMatmulAlgo_t *algo,
-                    cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1, const lt_sweeper &sw) {
+                    cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1) {
     const float one = 1.0f;
     const void *C = c->C ? c->C : c->D;
-    if (c->prologue) {
-        if (c->prologue(c->prologue_ctx, s)) return LT_PROLOGUE_FAILED;
-    } else {
-        sw.sweep(s);
-    }
+    if (c->prologue && c->prologue(c->prologue_ctx, s)) return LT_PROLOGUE_FAILED;
     if (cudaEventRecord(e0, s) != cudaSuccess) return -1.0f;
     for (int r = 0; r < LT_TUNE_REPS; r++)
         if (cublasLtMatmul(h, c->op, &one, c->A, c->a, c->B, c->b, &c->beta, C, c->c, c->D, c->d,
@@ -125,27 +76,24 @@ extern "C" int lt_tune(cublasLtHandle_t h, const lt_call_t *c, cudaStream_t stre
     }
     /* Candidate i's time: the median of its rounds; rounds go over all candidates in turn,
      * so that a clock ramp or a neighbour's burst does not favour one of them. */
-    lt_sweeper sw;
-    if (!c->prologue) sw.init();
     float t[LT_TUNE_CANDIDATES][LT_TUNE_ROUNDS], score[LT_TUNE_CANDIDATES];
     bool failed = false;
     for (int i = 0; i < found && !failed; i++) {
         score[i] = res[i].state == CUBLAS_STATUS_SUCCESS ? 0.0f : -1.0f;
         for (int w = 0; w < LT_TUNE_WARM && score[i] >= 0.0f; w++) /* warm-up */
-            score[i] = lt_time_round(h, c, &res[i].algo, stream, e0, e1, sw);
+            score[i] = lt_time_round(h, c, &res[i].algo, stream, e0, e1);
         failed = score[i] == LT_PROLOGUE_FAILED;
     }
     for (int r = 0; r < LT_TUNE_ROUNDS && !failed; r++)
         for (int i = 0; i < found && !failed; i++) {
             if (score[i] < 0.0f) continue;
-            t[i][r] = lt_time_round(h, c, &res[i].algo, stream, e0, e1, sw);
+            t[i][r] = lt_time_round(h, c, &res[i].algo, stream, e0, e1);
             if (t[i][r] < 0.0f) score[i] = -1.0f;
             failed = t[i][r] == LT_PROLOGUE_FAILED;
         }
     if (failed) {
         cudaEventDestroy(e0);
         cudaEventDestroy(e1);
-        sw.release();
         return -1;
     }
     for (int i = 0; i < found; i++) {
@@ -161,7 +109,6 @@ extern "C" int lt_tune(cublasLtHandle_t h, const lt_call_t *c, cudaStream_t stre
     }
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
-    sw.release();
     CUDA_CHECK(cudaStreamSynchronize(stream));
     CUDA_CHECK(cudaGetLastError());
     int pick = score[0] >= 0.0f ? 0 : -1;

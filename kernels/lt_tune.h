@@ -36,9 +36,8 @@ typedef struct {
     void *ws;
     size_t ws_bytes;
     const char *what; /* a name for the plan line */
-    /* Run, untimed, before each sample: the product is timed in its context (the cache and
-     * clock state its producer leaves), as the whole layer runs it.  NULL: an L2 sweep instead,
-     * as the harness does between the samples of one stage. */
+    /* Run, untimed, before each sample (NULL: nothing): the product is timed in its context
+     * (the cache and clock state its producer leaves), as the whole layer runs it. */
     lt_prologue_fn prologue;
     void *prologue_ctx;
 } lt_call_t;
