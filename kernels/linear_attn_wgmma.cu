@@ -189,12 +189,6 @@ __device__ __forceinline__ void lac_v6_gate_o(float oacc[8][4], const uint32_t g
         }
 }
 
-template <int R> __device__ __forceinline__ void lac_pin_u32(uint32_t (&x)[R][4]) {
-#pragma unroll
-    for (int i = 0; i < R; ++i)
-        asm volatile("" : "+r"(x[i][0]), "+r"(x[i][1]), "+r"(x[i][2]), "+r"(x[i][3])::"memory");
-}
-
 /* Pass C, v6 (causal).  grid = B*H*nseg*nslices (slice fastest), block = 128 (one warpgroup),
  * dynamic smem lac_v6_output_smem(DK).  Barriers per chunk: B0 (chunk landed), B2 (O staged).
  * GATE: the copy that carries norm_mode 3's gate and V's SiLU (CHELA's path).  The gate tile
@@ -321,8 +315,8 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
 
         /* Every register operand is final before the fence (the pins keep the compiler from
          * sinking their computation past it). */
-        lac_pin_u32<DK / 16>(af);
-        lac_pin_u32<4>(va);
+        wg_pin_u32<DK / 16>(af);
+        wg_pin_u32<4>(va);
         wg_pin<DK / 8>(st);
         wg_pin<8>(o1);
         wg_pin<8>(o2);
@@ -343,7 +337,7 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
         wg_wait<1>(); /* O1, O2 done; the state update may still run */
         wg_pin<8>(o1);
         wg_pin<8>(o2);
-        lac_pin_u32<DK / 16>(af);
+        wg_pin_u32<DK / 16>(af);
 
         float oacc[8][4];
 #pragma unroll
@@ -369,7 +363,7 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
                                           nvalid, tid, warp, gid, tig);
         wg_wait<0>(); /* the state update; its V^T operand registers are free after this */
         wg_pin<DK / 8>(st);
-        lac_pin_u32<4>(va);
+        wg_pin_u32<4>(va);
         state_nonzero = true;
     }
 }
@@ -448,7 +442,7 @@ __global__ void __launch_bounds__(LAC_THREADS)
             for (int ks = 0; ks < 4; ++ks)
 #pragma unroll
                 for (int r = 0; r < 4; ++r) va[ks][r] = lac_bf16x2_to_f16x2(va[ks][r]);
-        lac_pin_u32<4>(va);
+        wg_pin_u32<4>(va);
         wg_pin<DK / 8>(st);
         wg_fence();
         const uint32_t kt_sa = kt_base + (uint32_t)(stage * KTE * 2);
@@ -458,7 +452,7 @@ __global__ void __launch_bounds__(LAC_THREADS)
         wg_commit();
         wg_wait<0>();
         wg_pin<DK / 8>(st);
-        lac_pin_u32<4>(va);
+        wg_pin_u32<4>(va);
     }
 
     /* As v2: thread holds S^T rows (gid, gid+8) of its warp, columns 8j+2tig..+1. */

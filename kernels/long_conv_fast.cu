@@ -122,7 +122,7 @@
  *   through DSMEM and B = 1 wastes the imaginary half: pack two channels (real-signal split)
  *   or a 2-kernel four-step path; (d) tf32/fp16 tensor-core DFT stages for bf16 runs.
  *
- * v4 (this file).  bf16 / fp16 runs with T <= 2048 (LCF_TOEPLITZ_MAX_T) do not take the FFT at
+ * v4 (this file).  bf16 / fp16 runs with T <= 2048 (lcf_toeplitz_max_t) do not take the FFT at
  *   all: kernels/long_conv_toeplitz.cu computes the convolution as a lower-triangular Toeplitz
  *   matrix times u on tensor cores (T MACs per output instead of ~10 log2(2T) CUDA-core flops;
  *   its own version index has the numbers).  fp32 runs and T > 2048 keep the FFT above.
@@ -200,9 +200,9 @@ namespace cg = cooperative_groups;
 #define LCF_FUSE_Q 16     /* v6: largest combined digit P R0 done on load and store */
 
 /* v4: the largest T whose 16-bit runs take the Toeplitz product (kernels/long_conv_toeplitz.cu)
- * instead of the FFT; CHELA_LCF_TOEPLITZ_MAX_T=<tokens> overrides (0: never), for measuring the
- * crossover.  The default is the crossover measured on the H100 (profiles/NOTES.md). */
-#define LCF_TOEPLITZ_MAX_T 2048
+ * instead of the FFT: the engine's default for the batch (2048, or 4096 where its wgmma kernel
+ * runs and B >= 16: the crossovers measured on the H100, profiles/NOTES.md);
+ * CHELA_LCF_TOEPLITZ_MAX_T=<tokens> overrides (0: never), for measuring the crossover. */
 
 /* v5: with an odd B the last batch row packs two channels into one complex transform (see
  * the header); CHELA_LCF_XPAIR=0 keeps one channel a transform with an empty imaginary half. */
@@ -216,12 +216,12 @@ static long long lcf_units(int B, int d, int xpair) {
     return xpair ? (long long)d * (B / 2) + (d + 1) / 2 : (long long)d * ((B + 1) / 2);
 }
 
-static int lcf_toeplitz_max_t(void) {
+static int lcf_toeplitz_max_t(int B) {
     const char *e = getenv("CHELA_LCF_TOEPLITZ_MAX_T");
-    if (!e || !*e) return LCF_TOEPLITZ_MAX_T;
+    if (!e || !*e) return long_conv_toeplitz_default_max_t(B);
     char *end = NULL;
     const long v = strtol(e, &end, 10);
-    if (*end || v < 0) return LCF_TOEPLITZ_MAX_T; /* malformed: the default, as documented */
+    if (*end || v < 0) return long_conv_toeplitz_default_max_t(B); /* malformed: the default */
     return v > LONG_CONV_TOEPLITZ_MAX_T ? LONG_CONV_TOEPLITZ_MAX_T : (int)v;
 }
 
@@ -860,7 +860,7 @@ static lcf_params lcf_base_params(const long_conv_fast_t *p) {
 extern "C" size_t long_conv_fast_workspace(int B, int d, int T) {
     if (T < 1 || T > LONG_CONV_FAST_MAX_T || d < 1) return 0;
     const lcf_geom g = lcf_geometry(T);
-    const size_t toep = T <= lcf_toeplitz_max_t() ? long_conv_toeplitz_workspace(B, d, T) : 0;
+    const size_t toep = T <= lcf_toeplitz_max_t(B) ? long_conv_toeplitz_workspace(B, d, T) : 0;
     return (size_t)d * g.rows * g.M * sizeof(float2) + (size_t)(g.n_hi + LCF_TW_LO) * sizeof(float2) +
            toep;
 }
@@ -909,7 +909,7 @@ static int lcf_create_impl(long_conv_fast_t *p, const float *d_taps, cudaStream_
     if (lcf_launch_p<float>(p, prm, (unsigned)p->d * p->P, stream)) return -1;
     CUDA_CHECK(cudaStreamSynchronize(stream));
     /* the spectrum stays: fp32 runs always take the FFT */
-    if (p->T <= lcf_toeplitz_max_t() &&
+    if (p->T <= lcf_toeplitz_max_t(p->B) &&
         long_conv_toeplitz_create(p->B, p->d, p->T, d_taps, stream, &p->toep) != 0)
         return -1;
     return 0;

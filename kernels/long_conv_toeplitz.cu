@@ -108,6 +108,8 @@
 #include "bench_check.h"
 #include "dtype_device.cuh"
 #include "long_conv_toeplitz.h"
+#include "long_conv_toeplitz_io.cuh"
+#include "long_conv_toeplitz_wgmma.h"
 #include "mma_sync.cuh"
 
 #define LCT_THREADS 128
@@ -128,20 +130,10 @@ struct long_conv_toeplitz {
     float *d_inv_scale;     /* [d], 1 / scale (a power of two)                             */
     uint16_t *d_u16;        /* [B,d,T] fp16: u = SiLU(pre3 * x) when run with the prologue  */
     int v4;                 /* the resident kernel runs (T <= 2048; CHELA_LCT_VERSION=3: no) */
+    int nt5, tg5;           /* v5 (wgmma) runs with this batch tile and staged length; 0: not */
 };
 
 namespace {
-
-/* One argument struct for the kernel; shapes in the comments. */
-struct lct_params {
-    const void *x;          /* [B,d,T] run dtype                                           */
-    void *y;                /* [B,d,T] run dtype                                           */
-    const uint16_t *rows;   /* [d][2 TW] fp16 tap rows                                     */
-    const float *inv_scale; /* [d]                                                         */
-    int B, d, T, TW, base;
-    int ntt, nbt;           /* token tiles (of BM), batch tiles (of NT)                    */
-    int vec;                /* rows of x and y start 16-byte aligned: 16-byte accesses     */
-};
 
 struct lct_geom {
     int Tp, TW, base;
@@ -156,34 +148,6 @@ static lct_geom lct_geometry(int T) {
 }
 
 __device__ __forceinline__ float lct_silu(float v) { return v / (1.0f + __expf(-v)); }
-__device__ __forceinline__ uint16_t lct_bits(__nv_bfloat16 v) { return __bfloat16_as_ushort(v); }
-__device__ __forceinline__ uint16_t lct_bits(__half v) { return __half_as_ushort(v); }
-
-/* 8 tokens (s .. s+7) of one u row, raw in the input type; zeros past T and past B. */
-template <typename Tin>
-__device__ __forceinline__ uint4 lct_load_group(const lct_params &prm, int c, int b, int s) {
-    uint4 raw = make_uint4(0u, 0u, 0u, 0u);
-    if (b >= prm.B || s >= prm.T) return raw;
-    const Tin *xr = static_cast<const Tin *>(prm.x) + ((size_t)b * prm.d + c) * prm.T;
-    if (prm.vec && s + 8 <= prm.T) return __ldg(reinterpret_cast<const uint4 *>(xr + s));
-    uint32_t w[4] = {0u, 0u, 0u, 0u};
-#pragma unroll
-    for (int e = 0; e < 8; e++)
-        if (s + e < prm.T) w[e / 2] |= (uint32_t)lct_bits(xr[s + e]) << (16 * (e & 1));
-    return make_uint4(w[0], w[1], w[2], w[3]);
-}
-
-/* The MMA operand (fp16) of 8 raw tokens: fp16 input as is; bf16 two at a time through fp32
- * (a shift, a mask and one cvt.rn.f16x2.f32 per pair: this runs once per token per block). */
-__device__ __forceinline__ uint32_t lct_bf16x2_to_f16x2(uint32_t w) {
-    const __half2 h = __floats2half2_rn(__uint_as_float(w << 16), __uint_as_float(w & 0xffff0000u));
-    return *reinterpret_cast<const uint32_t *>(&h);
-}
-template <typename Tin> __device__ __forceinline__ uint4 lct_operand(uint4 raw) {
-    if (std::is_same<Tin, __half>::value) return raw;
-    return make_uint4(lct_bf16x2_to_f16x2(raw.x), lct_bf16x2_to_f16x2(raw.y),
-                      lct_bf16x2_to_f16x2(raw.z), lct_bf16x2_to_f16x2(raw.w));
-}
 
 /* The short-conv + SiLU prologue as its own pass, once per token: u = SiLU(p0 x_t + p1 x_{t-1}
  * + p2 x_{t-2}) as fp16, [B,d,T].  (v2 did it inside the product kernel, where each u chunk is
@@ -286,39 +250,6 @@ __device__ __forceinline__ void lct_chunk_diag(float (&acc)[MT][NB][4], const ui
                                  bf[nb / 2][(nb & 1) * 2 + 1]);
         }
     }
-}
-
-/* The accumulators times 1/scale, rounded, transposed into shared memory [batch row][token]
- * (rows bl0 + 8 nb + 2 q (+1), tokens tl0 + 16 mt + g (+8); conflict-free for pitch = 8 mod 64). */
-template <int MT, int NB, typename Tout>
-__device__ __forceinline__ void lct_acc_to_smem(const float (&acc)[MT][NB][4], float isc,
-                                                uint16_t *os, int pitch, int bl0, int tl0, int g,
-                                                int q) {
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++) {
-        const int tl = tl0 + 16 * mt + g;
-#pragma unroll
-        for (int nb = 0; nb < NB; nb++) {
-            const int bl = bl0 + 8 * nb + 2 * q;
-            os[bl * pitch + tl] = lct_bits(from_f32<Tout>(acc[mt][nb][0] * isc));
-            os[(bl + 1) * pitch + tl] = lct_bits(from_f32<Tout>(acc[mt][nb][1] * isc));
-            os[bl * pitch + tl + 8] = lct_bits(from_f32<Tout>(acc[mt][nb][2] * isc));
-            os[(bl + 1) * pitch + tl + 8] = lct_bits(from_f32<Tout>(acc[mt][nb][3] * isc));
-        }
-    }
-}
-
-/* 8 outputs t .. t+7 of one y row: one 16-byte store, or element by element at a tail. */
-template <typename Tout>
-__device__ __forceinline__ void lct_store8(const lct_params &prm, int b, int c, int t, uint4 v) {
-    Tout *yr = static_cast<Tout *>(prm.y) + ((size_t)b * prm.d + c) * prm.T;
-    if (prm.vec && t + 8 <= prm.T) {
-        *reinterpret_cast<uint4 *>(yr + t) = v;
-        return;
-    }
-    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-    for (int e = 0; e < 8 && t + e < prm.T; e++)
-        *reinterpret_cast<uint16_t *>(yr + t + e) = (uint16_t)(w[e / 2] >> (16 * (e & 1)));
 }
 
 template <int NT, typename Tin, typename Tout>
@@ -613,6 +544,12 @@ static int lct_launch(const long_conv_toeplitz_t *p, lct_params prm, cudaStream_
 /* NT: the batch tile, as wide as B allows (wider tiles reuse each A fragment more). */
 template <typename Tin, typename Tout>
 static int lct_launch_nt(const long_conv_toeplitz_t *p, const lct_params &prm, cudaStream_t stream) {
+    if (p->nt5) { /* v5, kernels/long_conv_toeplitz_wgmma.cu */
+        lct_params p5 = prm;
+        p5.nbt = (p->B + p->nt5 - 1) / p->nt5;
+        return lcw_launch(p->nt5, std::is_same<Tin, __half>::value,
+                          std::is_same<Tout, __nv_bfloat16>::value, p5, stream);
+    }
     switch (p->v4 ? lcr_nt(p->B, p->T) : 0) {
     case 64: return lcr_launch<64, Tin, Tout>(p, prm, stream);
     case 32: return lcr_launch<32, Tin, Tout>(p, prm, stream);
@@ -635,12 +572,38 @@ static int lct_run_prologue(const long_conv_toeplitz_t *p, const void *d_x, cons
     return 0;
 }
 
+/* CHELA_LCT_VERSION=3 or 4 keeps an older kernel (v4 where its resident tile fits, else v3);
+ * anything else (or unset): the newest this device runs. */
+static int lct_version(void) {
+    const char *e = getenv("CHELA_LCT_VERSION");
+    if (e && !strcmp(e, "3")) return 3;
+    if (e && !strcmp(e, "4")) return 4;
+    return 5;
+}
+
+/* v5 needs the sm_90a build and a compute capability 9.0 device (the current one). */
+static bool lct_v5_here(void) {
+    int dev = 0;
+    return cudaGetDevice(&dev) == cudaSuccess && lcw_usable(dev);
+}
+
 } // namespace
+
+extern "C" int long_conv_toeplitz_default_max_t(int B) {
+    return lct_version() >= 5 && lct_v5_here() && B >= 16 ? LONG_CONV_TOEPLITZ_V5_MAX_T : 2048;
+}
 
 extern "C" size_t long_conv_toeplitz_workspace(int B, int d, int T) {
     if (B < 1 || d < 1 || T < 1 || T > LONG_CONV_TOEPLITZ_MAX_T) return 0;
     const lct_geom g = lct_geometry(T);
-    return (size_t)d * 2 * g.TW * sizeof(uint16_t) + (size_t)d * sizeof(float) +
+    int tw = g.TW;
+    const int nt5 = lcw_nt(B, T);
+    if (nt5) { /* v5's rows are longer; counted whether or not this device runs it */
+        int tg, base, tw5;
+        lcw_geometry(nt5, T, &tg, &base, &tw5);
+        if (tw5 > tw) tw = tw5;
+    }
+    return (size_t)d * 2 * tw * sizeof(uint16_t) + (size_t)d * sizeof(float) +
            (size_t)B * d * T * sizeof(uint16_t);
 }
 
@@ -658,9 +621,9 @@ static int lct_create_impl(long_conv_toeplitz_t *p, const float *d_taps, cudaStr
     CUDA_CHECK(cudaMalloc((void **)&p->d_inv_scale, (size_t)p->d * sizeof(float)));
     CUDA_CHECK(cudaMalloc((void **)&p->d_u16, (size_t)p->B * p->d * p->T * sizeof(uint16_t)));
     if (lct_set_smem<16>(p->TW) || lct_set_smem<32>(p->TW) || lct_set_smem<64>(p->TW)) return -1;
-    const char *ver = getenv("CHELA_LCT_VERSION");
-    p->v4 = lcr_nt(p->B, p->T) != 0 && !(ver && !strcmp(ver, "3"));
-    if (p->v4) {
+    if (p->nt5) {
+        if (lcw_prepare(p->nt5, p->TW, p->tg5)) return -1;
+    } else if (p->v4) {
         switch (lcr_nt(p->B, p->T)) {
         case 64: if (lcr_set_smem<64>(p->T, p->TW)) return -1; break;
         case 32: if (lcr_set_smem<32>(p->T, p->TW)) return -1; break;
@@ -690,6 +653,10 @@ extern "C" int long_conv_toeplitz_create(int B, int d, int T, const float *d_tap
     p->Tp = g.Tp;
     p->TW = g.TW;
     p->base = g.base;
+    const int ver = lct_version();
+    p->v4 = ver >= 4 && lcr_nt(B, T) != 0;
+    if (ver >= 5 && lct_v5_here()) p->nt5 = lcw_nt(B, T);
+    if (p->nt5) lcw_geometry(p->nt5, T, &p->tg5, &p->base, &p->TW);
     if (lct_create_impl(p, d_taps, stream) != 0) {
         long_conv_toeplitz_destroy(p); /* keeps the recorded error */
         return -1;
@@ -705,6 +672,7 @@ extern "C" int long_conv_toeplitz_run(const long_conv_toeplitz_t *p, const void 
         BENCH_FAIL("long_conv_toeplitz: dtype must be bf16 or fp16 (fp32 takes the FFT path)");
     lct_params prm = {};
     prm.x = d_x;
+    prm.tg = p->tg5;
     prm.y = d_y;
     prm.rows = p->d_rows;
     prm.inv_scale = p->d_inv_scale;

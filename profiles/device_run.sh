@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal | wg | wgfinal | lt | gate | gate2 | tune2 | tune3
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal | wg | wgfinal | lt | gate | gate2 | tune2 | tune3 | lcw
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -489,3 +489,33 @@ esac
 case "$MODE" in
 lt | gate | gate2 | tune2 | tune3) grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head ;;
 esac
+# lcw (session 9): the Toeplitz product on wgmma (long_conv_toeplitz v5): the GPU tests, the long
+# conv over the sweep, v4 beside it at 1k / 2k and the FFT path at 4k (the A/B), the short-long
+# conv forms, the layers, Nsight Compute on the kernel at 2k, and its sanitizer runs.
+lcw_ncu() {
+    command -v ncu >/dev/null || return 0
+    CHELA_NO_CEILINGS=1 timeout 200 ncu --set full -k regex:"lcw_kernel" -c 1 -o /tmp/lcw \
+        $BIN --seq 2k --ops long_conv --variants fast --warmup 0 --repeat 1 --budget-ms 0 \
+        -o /tmp/ncu3.csv > "$OUT/ncu_lcw.txt" 2>&1
+    echo "ncu rc=$?"
+    ncu --import /tmp/lcw.ncu-rep --page details >> "$OUT/ncu_lcw.txt" 2>&1
+    grep -hE "Duration|Issue Slots|Registers|Warp Cycles Per Issued|Tensor|highest|Throughput" \
+        "$OUT/ncu_lcw.txt" | cut -c1-120 | head -24
+}
+if [ "$MODE" = lcw ]; then
+    rm -f "$OUT/build.log"
+    gpu_tests
+    echo "== $BIN --seq 1k..64k --ops long_conv --profile"
+    timeout 120 $BIN --seq 1k..64k --ops long_conv --profile -o "$OUT/conv.csv" 2>> "$OUT/run.log"
+    echo "rc=$?"; cols "$OUT/conv.csv"
+    echo "== CHELA_LCT_VERSION=4 $BIN --seq 1k,2k --ops long_conv --variants fast; CHELA_LCF_TOEPLITZ_MAX_T=2048 --seq 4k"
+    CHELA_LCT_VERSION=4 timeout 60 $BIN --seq 1k,2k --ops long_conv --variants fast \
+        -o "$OUT/conv_v4.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/conv_v4.csv"
+    CHELA_LCF_TOEPLITZ_MAX_T=2048 timeout 60 $BIN --seq 4k --ops long_conv --variants fast \
+        -o "$OUT/conv_fft4k.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/conv_fft4k.csv"
+    slc_sweep
+    layer_sweep
+    lcw_ncu
+    sanitize "--ops long_conv,short_long_conv --seq 300,2100,4000 --batch 17 --dim 4"
+    grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
+fi

@@ -160,8 +160,9 @@ END_TEST
 
 /* long_conv_fast v4 hands 16-bit runs at short T to the Toeplitz product: forced up to 16384
  * here, across its token tiles (128 / 256 / 512 for batch tiles 64 / 32 / 16), partial batch
- * tiles, fp16, and the SiLU prologue (short_long_conv); then the FFT path in bf16 at a T the
- * Toeplitz path would take by default. */
+ * tiles, fp16, and the SiLU prologue (short_long_conv); the same shapes through the older
+ * kernels; then the FFT path in bf16 at a T the Toeplitz path would take by default; then
+ * the default range of the wgmma kernel. */
 START_TEST(long_conv_toeplitz_paths) {
     setenv("CHELA_LCF_TOEPLITZ_MAX_T", "16384", 1);
     const char *a[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "1,63,65,300,2100",
@@ -176,11 +177,22 @@ START_TEST(long_conv_toeplitz_paths) {
     const char *c[] = {"--ops", "long_conv,short_long_conv", "--seq", "64,700", "--batch", "70",
                        "--dim", "16"};
     ck_assert_int_eq(sweep_ok("lct_b70", NULL, 8, c), 8); /* fft, fast, branches, reparam */
+    /* v4 and v3 kept by CHELA_LCT_VERSION (v5, the wgmma kernel, is the default on sm_90) */
+    setenv("CHELA_LCT_VERSION", "4", 1);
+    ck_assert_int_eq(sweep_ok("lct_v4_b2", NULL, 10, a), 5);
+    setenv("CHELA_LCT_VERSION", "3", 1);
+    ck_assert_int_eq(sweep_ok("lct_v3_b20_fp16", NULL, 12, b), 2);
+    unsetenv("CHELA_LCT_VERSION");
     setenv("CHELA_LCF_TOEPLITZ_MAX_T", "0", 1);
     const char *d[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "1000", "--batch",
                        "2", "--dim", "5"};
     ck_assert_int_eq(sweep_ok("lcf_fft_bf16", NULL, 10, d), 1);
     unsetenv("CHELA_LCF_TOEPLITZ_MAX_T");
+    /* the default range: v5 takes B >= 16 up to T = 4096 (batch tile 16, four m-tiles a group,
+     * a partial last group at 4000), with and without the prologue */
+    const char *e[] = {"--ops", "long_conv,short_long_conv", "--variants", "fast,reparam", "--seq",
+                       "3000,4000,4096", "--batch", "16", "--dim", "3"};
+    ck_assert_int_eq(sweep_ok("lct_v5_default", NULL, 10, e), 6);
 }
 END_TEST
 

@@ -1,0 +1,32 @@
+/* long_conv_toeplitz_wgmma.h: long_conv_toeplitz v5, the Toeplitz product on Hopper's warpgroup
+ * tensor cores (kernels/long_conv_toeplitz_wgmma.cu), as kernels/long_conv_toeplitz.cu's host
+ * code calls it.  C++ only (its one caller is a .cu file). */
+#ifndef CHELA_LONG_CONV_TOEPLITZ_WGMMA_H
+#define CHELA_LONG_CONV_TOEPLITZ_WGMMA_H
+
+#include <cuda_runtime_api.h>
+
+#include "long_conv_toeplitz_io.cuh"
+
+/* Whether v5 can run on device dev: its translation unit was built for sm_90a and dev is
+ * compute capability 9.0.  Never launches anything. */
+bool lcw_usable(int dev);
+
+/* v5's batch tile (the wgmma's N: 64, 32 or 16) for B rows of T tokens, or 0 where the block's
+ * u (NT rows x Tg tokens, fp16) would not fit its 128 KiB: v5 then does not run. */
+int lcw_nt(int B, int T);
+
+/* The tap-row geometry v5 needs for batch tile nt: u staged for tg tokens (T rounded up to whole
+ * groups of m-tiles), and the E / O rows' base and length (long_conv_toeplitz.cu's layout). */
+void lcw_geometry(int nt, int T, int *tg, int *base, int *tw);
+
+/* Sets the shared-memory limit of the kernels for batch tile nt.  0, or -1 after
+ * bench_set_error(). */
+int lcw_prepare(int nt, int tw, int tg);
+
+/* Enqueues y = K u for prm (prm.tg, prm.TW and prm.base from lcw_geometry).  u_half: x holds
+ * fp16 (the prologue's u, or an fp16 run), else bf16; y_bf16: y is bf16, else fp16.  0, or -1
+ * after bench_set_error(). */
+int lcw_launch(int nt, bool u_half, bool y_bf16, const lct_params &prm, cudaStream_t stream);
+
+#endif
