@@ -241,16 +241,10 @@ typedef uint32_t lac_saddr;
 __device__ __forceinline__ lac_saddr lac_sa(const void *p) { return smem_u32(p); }
 /* 16-byte global->shared copy; src_bytes = 0 zero-fills the destination (rows past T). */
 __device__ __forceinline__ void lac_cp_async16(lac_saddr dst, const void *src, int src_bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-                 "r"(src_bytes)
-                 : "memory");
+    cp_async16(dst, src, src_bytes);
 }
-__device__ __forceinline__ void lac_cp_async_commit() {
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-__device__ __forceinline__ void lac_cp_async_wait_all() {
-    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-}
+__device__ __forceinline__ void lac_cp_async_commit() { cp_async_commit(); }
+__device__ __forceinline__ void lac_cp_async_wait_all() { cp_async_wait<0>(); }
 /* ldmatrix and mma.sync come from mma_sync.cuh (fragment layouts there). */
 __device__ __forceinline__ void lac_ldsm_x4(uint32_t r[4], lac_saddr addr) { ldsm_x4(r, addr); }
 __device__ __forceinline__ void lac_ldsm_x4_trans(uint32_t r[4], lac_saddr addr) {

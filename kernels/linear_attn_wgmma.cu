@@ -142,9 +142,7 @@ __device__ __forceinline__ void lac_v6_load_chunk(uint32_t simg, uint32_t bar, c
     lac_cp_async_commit();
 }
 
-template <int N> __device__ __forceinline__ void lac_cp_async_wait_n() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
+template <int N> __device__ __forceinline__ void lac_cp_async_wait_n() { cp_async_wait<N>(); }
 
 /* The gate of chunk rows [0, nvalid) and this slice's 64 columns into the O staging tile (one
  * cp.async group), each warp copying the 16 columns that it alone reads back and overwrites

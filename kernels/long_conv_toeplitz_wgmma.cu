@@ -22,8 +22,8 @@
  * loaded; wgmma.wait_group 1 frees the buffer of step k - 1 before it is overwritten.
  * Warps: 3 consumer warpgroups + 1 loader warpgroup (512 threads, so 128 registers a thread: a
  * fifth warpgroup would cap them at 96 and spill the accumulators).  The loaders stage u in
- * token order, 64-token chunks, each completed on its own mbarrier (two 16 KiB rounds in
- * flight); a consumer waits for the chunk of the highest token its next two steps read.  So
+ * token order, 64-token chunks, each completed on its own mbarrier (cp.async, four 16 KiB
+ * rounds in flight, bf16 converted to fp16 in place as a round lands); a consumer waits for the chunk of the highest token its next two steps read.  So
  * the block's compute starts after its first chunk, not after all of u.  The Tg / 64G groups
  * of a block are dealt longest first to the warpgroups in a snake (0 1 2 2 1 0 0 1 2 ...).
  * Epilogue per m-tile: accumulators x (1 / channel scale) -> run dtype -> the warpgroup's
@@ -41,6 +41,8 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include <type_traits>
+
 #include "bench_check.h"
 #include "long_conv_toeplitz_wgmma.h"
 #include "mma_sync.cuh"
@@ -53,7 +55,8 @@ constexpr int LCW_LOADERS = 128;                            /* loader threads (a
 constexpr int LCW_THREADS = 128 * LCW_WGS + LCW_LOADERS;   /* 512: 128 registers a thread  */
 constexpr size_t LCW_SMEM_MAX = 227 * 1024;                 /* an H100 block's shared memory */
 constexpr int LCW_SPITCH = 72;                              /* staging pitch, = 8 (mod 64)  */
-constexpr int LCW_PF = 2; /* (row, 16 tokens) pairs a loader stages a round; two rounds in flight */
+constexpr int LCW_PF = 4;    /* (row, 16 tokens) pairs a loader stages a round: 16 KiB a block */
+constexpr int LCW_DEPTH = 4; /* rounds in flight (cp.async groups)                            */
 
 /* m-tiles a group: the largest whose wgmma pipeline ptxas keeps without serialising (it does
  * serialise 4 x m64n32 with 64 accumulators, not 3, nor 2 x m64n64) */
@@ -150,37 +153,54 @@ template <int NT> __device__ __forceinline__ void lcw_pair_at(int p, int &n, int
     s = (ti / (NT / 8)) * 64 + (l / 8) * 16;
 }
 
+/* Loader: round p0's copies, each piece straight to its place in u, raw (cp.async; zero-filled
+ * past B or T).  A piece that is partial (T not a multiple of 8, rows not 16-byte aligned) is
+ * loaded and stored raw by the thread itself.  One cp.async group a round. */
 template <int NT, typename Tin>
-__device__ __forceinline__ void lcw_load_round(uint4 (&r)[LCW_PF][2], const lct_params &prm, int c,
-                                               int b0, int p0, int lt, int npairs) {
+__device__ __forceinline__ void lcw_issue_round(const lct_params &prm, uint16_t *us, int c, int b0,
+                                                int p0, int lt, int npairs) {
 #pragma unroll
     for (int k = 0; k < LCW_PF; ++k) {
         const int p = p0 + lt + LCW_LOADERS * k;
+        if (p >= npairs) continue;
         int n, s;
         lcw_pair_at<NT>(p, n, s);
-        if (p < npairs) {
-            r[k][0] = lct_load_group<Tin>(prm, c, b0 + n, s);
-            r[k][1] = lct_load_group<Tin>(prm, c, b0 + n, s + 8);
+        const int b = b0 + n;
+        const Tin *xr = static_cast<const Tin *>(prm.x) + ((size_t)b * prm.d + c) * prm.T;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int sp = s + 8 * h;
+            uint4 *dst = reinterpret_cast<uint4 *>(us) + (sp / 8) * NT + n;
+            if (b >= prm.B || sp >= prm.T)
+                cp_async16(smem_u32(dst), prm.x, 0);
+            else if (prm.vec && sp + 8 <= prm.T)
+                cp_async16(smem_u32(dst), xr + sp, 16);
+            else
+                *dst = lct_load_group<Tin>(prm, c, b, sp);
         }
     }
+    cp_async_commit();
 }
 
-/* Stores a round as fp16 operands, then arrives on each chunk the round completes. */
+/* Loader: round p0 has landed (this thread's pieces): bf16 converted in place to the fp16
+ * operand, everything made visible to wgmma (async proxy), then an arrival on each chunk the
+ * round completes. */
 template <int NT, typename Tin>
-__device__ __forceinline__ void lcw_store_round(const uint4 (&r)[LCW_PF][2], uint16_t *us, int p0,
-                                                int lt, int npairs, int nchunks, uint32_t bar_sa) {
-    uint4 *dst = reinterpret_cast<uint4 *>(us);
+__device__ __forceinline__ void lcw_finish_round(uint16_t *us, int p0, int lt, int npairs,
+                                                 int nchunks, uint32_t bar_sa) {
+    if (!std::is_same<Tin, __half>::value) {
 #pragma unroll
-    for (int k = 0; k < LCW_PF; ++k) {
-        const int p = p0 + lt + LCW_LOADERS * k;
-        int n, s;
-        lcw_pair_at<NT>(p, n, s);
-        if (p < npairs) {
-            dst[(s / 8) * NT + n] = lct_operand<Tin>(r[k][0]);
-            dst[(s / 8 + 1) * NT + n] = lct_operand<Tin>(r[k][1]);
+        for (int k = 0; k < LCW_PF; ++k) {
+            const int p = p0 + lt + LCW_LOADERS * k;
+            if (p >= npairs) continue;
+            int n, s;
+            lcw_pair_at<NT>(p, n, s);
+            uint4 *dst = reinterpret_cast<uint4 *>(us) + (s / 8) * NT + n;
+            dst[0] = lct_operand<Tin>(dst[0]);
+            dst[NT] = lct_operand<Tin>(dst[NT]);
         }
     }
-    wg_fence_proxy_smem(); /* the generic-proxy stores, before wgmma reads them */
+    wg_fence_proxy_smem();
     const int j_end = min(nchunks, (p0 + LCW_LOADERS * LCW_PF) / (4 * NT));
     for (int j = p0 / (4 * NT); j < j_end; ++j) mbar_arrive(bar_sa + 8 * j);
 }
@@ -210,19 +230,21 @@ __global__ void __launch_bounds__(LCW_THREADS, 1) lcw_kernel(const lct_params pr
         /* Loaders.  Pair p (a row's 16 tokens, two pieces) in token order: 32 pairs = 8 rows x
          * 64 tokens, so a warp reads 128 contiguous bytes of each of 8 rows and writes 4 runs of
          * 128 contiguous bytes of shared memory; chunk j = pairs [4 NT j, 4 NT (j + 1)).  A round
-         * = LCW_PF pairs a thread (16 KiB a block); round k + 1's loads are issued before round
-         * k's stores, so two rounds are in flight. */
+         * = LCW_PF pairs a thread (16 KiB a block) as cp.async, LCW_DEPTH rounds in flight; a
+         * round that has landed is converted in place and released. */
         const int lt = tid - 128 * LCW_WGS, npairs = NT * (Tg / 16);
         constexpr int ROUND = LCW_LOADERS * LCW_PF;
         const int nrounds = (npairs + ROUND - 1) / ROUND;
-        uint4 ra[LCW_PF][2], rb[LCW_PF][2];
-        lcw_load_round<NT, Tin>(ra, prm, c, b0, 0, lt, npairs);
-        for (int k = 0; k < nrounds; k += 2) {
-            if (k + 1 < nrounds) lcw_load_round<NT, Tin>(rb, prm, c, b0, (k + 1) * ROUND, lt, npairs);
-            lcw_store_round<NT, Tin>(ra, us, k * ROUND, lt, npairs, nchunks, bar_sa);
-            if (k + 1 >= nrounds) break;
-            if (k + 2 < nrounds) lcw_load_round<NT, Tin>(ra, prm, c, b0, (k + 2) * ROUND, lt, npairs);
-            lcw_store_round<NT, Tin>(rb, us, (k + 1) * ROUND, lt, npairs, nchunks, bar_sa);
+        for (int k = 0; k < nrounds + LCW_DEPTH - 1; ++k) {
+            if (k < nrounds)
+                lcw_issue_round<NT, Tin>(prm, us, c, b0, k * ROUND, lt, npairs);
+            else
+                cp_async_commit(); /* an empty group keeps the count */
+            if (k >= LCW_DEPTH - 1) {
+                cp_async_wait<LCW_DEPTH - 1>();
+                lcw_finish_round<NT, Tin>(us, (k - LCW_DEPTH + 1) * ROUND, lt, npairs, nchunks,
+                                          bar_sa);
+            }
         }
         return;
     }

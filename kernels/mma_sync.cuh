@@ -16,6 +16,21 @@ __device__ __forceinline__ uint32_t smem_u32(const void *p) {
     return (uint32_t)__cvta_generic_to_shared(p);
 }
 
+/* 16-byte global->shared copy (cp.async, sm_80); src_bytes < 16 zero-fills the rest of the
+ * destination (0: all of it).  Completion per thread: cp_async_commit() closes a group,
+ * cp_async_wait<N>() waits until at most N of the thread's groups are still in flight. */
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+                 "r"(src_bytes)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
 /* Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i, register i of lane l
  * receives row l/4, elements 2(l%4), 2(l%4)+1 of matrix i. */
 __device__ __forceinline__ void ldsm_x4(uint32_t r[4], uint32_t addr) {

@@ -499,6 +499,8 @@ lcw_ncu() {
         -o /tmp/ncu3.csv > "$OUT/ncu_lcw.txt" 2>&1
     echo "ncu rc=$?"
     ncu --import /tmp/lcw.ncu-rep --page details >> "$OUT/ncu_lcw.txt" 2>&1
+    ncu --import /tmp/lcw.ncu-rep --page source --print-source sass --csv \
+        > "$OUT/lcw_sass.csv" 2>> "$OUT/ncu_lcw.txt"
     grep -hE "Duration|Issue Slots|Registers|Warp Cycles Per Issued|Tensor|highest|Throughput" \
         "$OUT/ncu_lcw.txt" | cut -c1-120 | head -24
 }
@@ -513,9 +515,8 @@ if [ "$MODE" = lcw ]; then
         -o "$OUT/conv_v4.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/conv_v4.csv"
     CHELA_LCF_TOEPLITZ_MAX_T=2048 timeout 60 $BIN --seq 4k --ops long_conv --variants fast \
         -o "$OUT/conv_fft4k.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/conv_fft4k.csv"
-    slc_sweep
-    layer_sweep
+    [ "${LCW_QUICK:-0}" = 1 ] || { slc_sweep; layer_sweep; }
     lcw_ncu
-    sanitize "--ops long_conv,short_long_conv --seq 300,2100,4000 --batch 17 --dim 4"
+    [ "${LCW_QUICK:-0}" = 1 ] || sanitize "--ops long_conv,short_long_conv --seq 300,2100,4000 --batch 17 --dim 4"
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
 fi
