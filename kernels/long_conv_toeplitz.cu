@@ -590,7 +590,7 @@ static bool lct_v5_here(void) {
 } // namespace
 
 extern "C" int long_conv_toeplitz_default_max_t(int B) {
-    return lct_version() >= 5 && lct_v5_here() && B >= 16 ? LONG_CONV_TOEPLITZ_V5_MAX_T : 2048;
+    return lct_version() >= 5 && lct_v5_here() && B >= 8 ? LONG_CONV_TOEPLITZ_V5_MAX_T : 2048;
 }
 
 extern "C" size_t long_conv_toeplitz_workspace(int B, int d, int T) {

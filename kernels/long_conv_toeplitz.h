@@ -22,12 +22,12 @@ typedef struct long_conv_toeplitz long_conv_toeplitz_t;
 /* Largest T the Toeplitz engine accepts (its work grows as T per output; the FFT is used above). */
 #define LONG_CONV_TOEPLITZ_MAX_T 16384
 
-/* Longest T v5 (the wgmma kernel) stages whole; with B >= 16 it beats the FFT path there
- * (profiles/NOTES.md), with fewer rows its batch tile of 16 is mostly padding. */
+/* Longest T long_conv_fast hands v5 (the wgmma kernel) by default, where B >= 8 fills its
+ * 8-row blocks (profiles/NOTES.md has the crossover with the FFT path). */
 #define LONG_CONV_TOEPLITZ_V5_MAX_T 4096
 
 /* The largest T long_conv_fast should hand this engine by default for a batch of B: 4096 where
- * v5 runs on the current device and B >= 16, else 2048 (the crossovers measured on the H100). */
+ * v5 runs on the current device and B >= 8, else 2048 (the crossovers measured on the H100). */
 int long_conv_toeplitz_default_max_t(int B);
 
 /* Device bytes of the per-channel fp16 tap rows and scales, and the prologue's fp16 u [B,d,T]. */

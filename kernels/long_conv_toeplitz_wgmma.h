@@ -12,8 +12,8 @@
  * compute capability 9.0.  Never launches anything. */
 bool lcw_usable(int dev);
 
-/* v5's batch tile (the wgmma's N: 64, 32 or 16) for B rows of T tokens, or 0 where the block's
- * u (NT rows x Tg tokens, fp16) would not fit its 128 KiB: v5 then does not run. */
+/* v5's batch tile (8 rows a block, whatever B) for T tokens, or 0 where the block's staged u
+ * would not fit an H100's 227 KiB of shared memory (T > ~13k): v5 then does not run. */
 int lcw_nt(int B, int T);
 
 /* The tap-row geometry v5 needs for batch tile nt: u staged for tg tokens (T rounded up to whole

@@ -501,7 +501,7 @@ lcw_ncu() {
     ncu --import /tmp/lcw.ncu-rep --page details >> "$OUT/ncu_lcw.txt" 2>&1
     ncu --import /tmp/lcw.ncu-rep --page source --print-source sass --csv \
         > "$OUT/lcw_sass.csv" 2>> "$OUT/ncu_lcw.txt"
-    grep -hE "Duration|Issue Slots|Registers|Warp Cycles Per Issued|Tensor|highest|Throughput" \
+    grep -hE "Duration|Issue Slots|Registers|Warp Cycles Per Issued|Tensor|highest|Throughput|Eligible|Occupancy" \
         "$OUT/ncu_lcw.txt" | cut -c1-120 | head -24
 }
 if [ "$MODE" = lcw ]; then
@@ -515,6 +515,9 @@ if [ "$MODE" = lcw ]; then
         -o "$OUT/conv_v4.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/conv_v4.csv"
     CHELA_LCF_TOEPLITZ_MAX_T=2048 timeout 60 $BIN --seq 4k --ops long_conv --variants fast \
         -o "$OUT/conv_fft4k.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/conv_fft4k.csv"
+    echo "== CHELA_LCF_TOEPLITZ_MAX_T=8192 $BIN --seq 8k --ops long_conv --variants fast"
+    CHELA_LCF_TOEPLITZ_MAX_T=8192 timeout 60 $BIN --seq 8k --ops long_conv --variants fast \
+        -o "$OUT/conv_v5_8k.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/conv_v5_8k.csv"
     [ "${LCW_QUICK:-0}" = 1 ] || { slc_sweep; layer_sweep; }
     lcw_ncu
     [ "${LCW_QUICK:-0}" = 1 ] || sanitize "--ops long_conv,short_long_conv --seq 300,2100,4000 --batch 17 --dim 4"
