@@ -94,6 +94,10 @@
  *   tap words spill.  CHELA_LCT_VERSION=3 selects v3 at every T.
  *   Tried: NT x T up to 65536 tokens (one 177 KB block an SM, so 2k gets NT = 32 without the
  *   spill): 0.310 ms at 1k and 0.438 at 2k, worse than two blocks an SM; not kept.
+ * v5 (kernels/long_conv_toeplitz_wgmma.cu, sm_90a).  wgmma m64n64k16: a block of 8 batch rows,
+ *   one wgmma a lag for 8 m-tiles.  Measured 0.202 ms at 1k, 0.345 at 2k, 0.633 at 4k (a tie
+ *   with the FFT path, so the default range there is 4096 for B >= 8).  The default where it
+ *   runs; CHELA_LCT_VERSION=4 (or 3) keeps this file's kernels.
  */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
