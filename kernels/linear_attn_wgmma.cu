@@ -508,18 +508,7 @@ int lac_v6_enqueue_output_t(const lac_v6_io &io, const lac_args &a, int64_t nbh,
 
 } /* namespace */
 
-bool lac_v6_usable(int dev) {
-#if defined(CHELA_WGMMA_BUILT)
-    int major = 0, minor = 0;
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
-        return false;
-    return major == 9 && minor == 0;
-#else
-    (void)dev;
-    return false;
-#endif
-}
+bool lac_v6_usable(int dev) { return wg_unit_usable(dev); }
 
 size_t lac_v6_image_bytes(int64_t nbh, int nchunks, int dk) {
     return (size_t)nbh * nchunks * (size_t)(2 * LAC_C * dk + LAC_C * LAC_C) * 2;

@@ -176,18 +176,7 @@ template <typename Tin, typename Tout> int lcw_prepare_t(size_t bytes) {
 
 } // namespace
 
-bool lcw_usable(int dev) {
-#if defined(CHELA_WGMMA_BUILT)
-    int major = 0, minor = 0;
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
-        return false;
-    return major == 9 && minor == 0;
-#else
-    (void)dev;
-    return false;
-#endif
-}
+bool lcw_usable(int dev) { return wg_unit_usable(dev); }
 
 void lcw_geometry(int nt, int T, int *tg, int *base, int *tw) {
     (void)nt;

@@ -37,6 +37,25 @@
 #define CHELA_WGMMA_ON 0
 #endif
 
+/* Host side: whether this translation unit's wgmma kernels can run on device dev: the unit was
+ * built for sm_90a (CMake defines CHELA_WGMMA_BUILT then) and dev is compute capability 9.0,
+ * the only one that runs sm_90a code.  Never launches anything. */
+#ifdef __CUDACC__
+#include <cuda_runtime_api.h>
+static inline bool wg_unit_usable(int dev) {
+#if defined(CHELA_WGMMA_BUILT)
+    int major = 0, minor = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
+        return false;
+    return major == 9 && minor == 0;
+#else
+    (void)dev;
+    return false;
+#endif
+}
+#endif
+
 /* Index (in 16-bit elements) of element (n, k) of an N x K tile in the layout above. */
 __host__ __device__ constexpr int wg_kmajor_index(int n, int k, int N) {
     return ((k >> 3) * (N >> 3) + (n >> 3)) * 64 + (n & 7) * 8 + (k & 7);
