@@ -109,11 +109,6 @@ __device__ __forceinline__ void bulk_g2s(uint32_t dst, const void *src, uint32_t
         ::"r"(dst), "l"(src), "r"(bytes), "r"(bar)
         : "memory");
 }
-/* A plain arrival (release): the arriving thread's earlier writes are visible to whoever waits
- * on this phase; threads that wrote shared memory for wgmma fence the async proxy first. */
-__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
-}
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
     asm volatile(
         "{\n.reg .pred done;\nLAB_WAIT:\n"
@@ -137,14 +132,8 @@ template <int R> __device__ __forceinline__ void wg_pin_u32(uint32_t (&x)[R][4])
         asm volatile("" : "+r"(x[i][0]), "+r"(x[i][1]), "+r"(x[i][2]), "+r"(x[i][3])::"memory");
 }
 
-/* A barrier of `threads` threads (a multiple of 32) on hardware barrier `id` (1..15; 0 is
- * __syncthreads'): one warpgroup or a role's warps synchronise without the rest of the block. */
-__device__ __forceinline__ void named_bar_sync(int id, int threads) {
-    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
-
 /* D (64 x N, fp32) = A (64 x 16, registers) B (16 x N, shared, desc_b) + (scale_d ? D : 0);
- * BF16 picks bf16 operands, else fp16.  N = 16, 32, 64 or 128. */
+ * BF16 picks bf16 operands, else fp16.  N = 64 or 128. */
 template <bool BF16, int N>
 __device__ __forceinline__ void wgmma_rs(float (&d)[N / 8][4], const uint32_t (&a)[4],
                                          uint64_t desc_b, int scale_d);
@@ -152,13 +141,9 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[N / 8][4], const uint32_t (&
 #if CHELA_WGMMA_ON
 /* One specialisation per (operand type, N): the accumulator list is N/2 registers long. */
 #define WG_D4(j) "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
-#define WG_D8 WG_D4(0), WG_D4(1)
-#define WG_D16 WG_D8, WG_D4(2), WG_D4(3)
 #define WG_D32 WG_D4(0), WG_D4(1), WG_D4(2), WG_D4(3), WG_D4(4), WG_D4(5), WG_D4(6), WG_D4(7)
 #define WG_D64 WG_D32, WG_D4(8), WG_D4(9), WG_D4(10), WG_D4(11), WG_D4(12), WG_D4(13), \
                WG_D4(14), WG_D4(15)
-#define WG_R8 "{%0, %1, %2, %3, %4, %5, %6, %7}, "
-#define WG_R16 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
 #define WG_R32 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
 #define WG_R64 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
 #define WG_RS(BF, TY, N, DREGS, DLIST, A0, A1, A2, A3, DESC, SCALE)                                \
@@ -171,8 +156,6 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[N / 8][4], const uint32_t (&
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d)      \
                      : "memory");                                                                 \
     }
-WG_RS(false, "f16", 16, WG_R8, WG_D8, "%8", "%9", "%10", "%11", "%12", "%13")
-WG_RS(false, "f16", 32, WG_R16, WG_D16, "%16", "%17", "%18", "%19", "%20", "%21")
 WG_RS(false, "f16", 64, WG_R32, WG_D32, "%32", "%33", "%34", "%35", "%36", "%37")
 WG_RS(true, "bf16", 64, WG_R32, WG_D32, "%32", "%33", "%34", "%35", "%36", "%37")
 WG_RS(false, "f16", 128, WG_R64, WG_D64, "%64", "%65", "%66", "%67", "%68", "%69")
@@ -180,12 +163,8 @@ WG_RS(true, "bf16", 128, WG_R64, WG_D64, "%64", "%65", "%66", "%67", "%68", "%69
 #undef WG_RS
 #undef WG_R64
 #undef WG_R32
-#undef WG_R16
-#undef WG_R8
 #undef WG_D64
 #undef WG_D32
-#undef WG_D16
-#undef WG_D8
 #undef WG_D4
 #else
 template <bool BF16, int N>
