@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal | wg | wgfinal | lt | gate | gate2 | tune2 | tune3 | lcw
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal | wg | wgfinal | lt | gate | gate2 | tune2 | tune3 | lcw | sched
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -521,5 +521,20 @@ if [ "$MODE" = lcw ]; then
     [ "${LCW_QUICK:-0}" = 1 ] || { slc_sweep; layer_sweep; }
     lcw_ncu
     [ "${LCW_QUICK:-0}" = 1 ] || sanitize "--ops long_conv,short_long_conv --seq 300,2100,4000 --batch 17 --dim 4"
+    grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
+fi
+# sched (session 10): long_conv_toeplitz v5's schedules (CHELA_LCW_SCHED, the table in
+# kernels/long_conv_toeplitz_wgmma.cu) at 1k / 2k / 4k after the GPU tests, each schedule's rows in
+# sched.tar, and Nsight Compute on the default at 2k.  SCHEDS overrides the list.
+if [ "$MODE" = sched ]; then
+    rm -f "$OUT/build.log"
+    gpu_tests
+    for s in ${SCHEDS:-0 1 2 3 4}; do
+        echo "== CHELA_LCW_SCHED=$s $BIN --seq 1k,2k,4k --ops long_conv --variants fast --profile"
+        CHELA_LCW_SCHED=$s timeout 90 $BIN --seq 1k,2k,4k --ops long_conv --variants fast --profile \
+            -o /tmp/sched$s.csv 2>> "$OUT/run.log"; echo "rc=$?"; cols /tmp/sched$s.csv
+    done
+    (cd /tmp && tar cf "$OUT/sched.tar" sched*.csv)
+    lcw_ncu
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
 fi
