@@ -40,6 +40,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <type_traits>
 
@@ -55,56 +56,58 @@ constexpr int LCW_G = 8;                   /* m-tiles a group = column blocks of
 constexpr int LCW_N = LCW_NT * LCW_G;      /* the wgmma's N                                    */
 constexpr int LCW_ZERO = 64 * (LCW_G - 1); /* zero tokens staged before u (tiles not started)  */
 constexpr int LCW_THREADS = 128;           /* one warpgroup                                    */
-constexpr int LCW_SPITCH = 72;             /* separate y staging's pitch (tokens), 8 (mod 64)  */
 constexpr size_t LCW_SMEM_MAX = 227 * 1024;
 
-/* Shared memory: [taps E | O][u: (ZERO + Tg) tokens x 8 rows], and unless y is staged in the
- * consumed u (REUSE), [y staging: G tiles x 8 rows]. */
-size_t lcw_smem_bytes(int tw, int tg, bool reuse) {
-    return (size_t)2 * tw * 2 + (size_t)(LCW_ZERO + tg) * LCW_NT * 2 +
-           (reuse ? 0 : (size_t)LCW_G * LCW_NT * LCW_SPITCH * 2);
+/* Shared memory: [taps E | O][u: (ZERO + Tg) tokens x 8 rows] (y is staged in u's place). */
+size_t lcw_smem_bytes(int tw, int tg) {
+    return (size_t)2 * tw * 2 + (size_t)(LCW_ZERO + tg) * LCW_NT * 2;
 }
 
 /* The Toeplitz fragment at word w0 of the tap rows (v4's algebra: m = dlt + g - 2q for the
  * rows g, m + 8 for rows g + 8, m - 8 for columns 2q + 8, and the fourth register = the first). */
-__device__ __forceinline__ void lcw_frag(uint32_t (&a)[4], const uint32_t *tapw, int w0) {
-    a[0] = tapw[w0];
-    a[1] = tapw[w0 - 4];
-    a[2] = tapw[w0 + 4];
+__device__ __forceinline__ void lcw_frag(uint32_t (&a)[4], const uint32_t *f, int w0) {
+    a[0] = f[w0];
+    a[1] = f[w0 - 4];
+    a[2] = f[w0 + 4];
     a[3] = a[0];
 }
 
-/* U consecutive steps' fragments from step k0 (word w0 + 8 k a step; steps past the group's last
- * read its last words again, in bounds, for wgmmas never issued). */
+/* U consecutive steps' fragments, the first at word pointer f (8 words, 16 taps, a step).  The
+ * prefetch after a group's last step reads up to 8 U + 4 words past its last fragment: still
+ * inside the O row or the staged u behind it (lcw_geometry), and never fed to a wgmma. */
 template <int U>
-__device__ __forceinline__ void lcw_frags(uint32_t (&a)[U][4], const uint32_t *tapw, int w0,
-                                          int w0_last, int k0) {
+__device__ __forceinline__ void lcw_frags(uint32_t (&a)[U][4], const uint32_t *f) {
 #pragma unroll
-    for (int i = 0; i < U; ++i) lcw_frag(a[i], tapw, min(w0 + 8 * (k0 + i), w0_last));
+    for (int i = 0; i < U; ++i) lcw_frag(a[i], f, 8 * i);
 }
 
+/* U wgmmas, step i's B at descriptor (dhi, dlo + 16 i): only the 32-bit start-address half moves
+ * (shared addresses stay below 2^18, so the 14-bit field never carries into the next). */
 template <int U>
 __device__ __forceinline__ void lcw_mma(float (&acc)[LCW_G][4], const uint32_t (&a)[U][4],
-                                        uint64_t desc, int k0) {
+                                        uint32_t dlo, uint32_t dhi) {
     wg_fence();
 #pragma unroll
-    for (int i = 0; i < U; ++i) wgmma_rs<false, LCW_N>(acc, a[i], desc + 16 * (k0 + i), 1);
+    for (int i = 0; i < U; ++i)
+        wgmma_rs<false, LCW_N>(acc, a[i], ((uint64_t)dhi << 32) | (uint64_t)(dlo + 16u * i), 1);
     wg_commit();
 }
 
-/* U: steps (wgmmas) a commit group; two groups of fragments alternate, so up to 2 U wgmmas are in
- * flight while the next U fragments load.  REUSE: y is staged in the u tokens the group just
+/* U: steps (wgmmas) a commit group; two sets of fragments alternate, so up to 2 U wgmmas are in
+ * flight while the next U fragments load.  y is staged in the u tokens the group has just
  * finished with (groups run from the last down, and group tm0 reads no token >= tm0 + 512). */
-template <typename Tin, typename Tout, int U, bool REUSE>
+template <typename Tin, typename Tout, int U>
 __global__ void __launch_bounds__(LCW_THREADS) lcw_kernel(const lct_params prm) {
     extern __shared__ __align__(16) unsigned char lcw_smem[];
     const int T = prm.T, TW = prm.TW, Tg = prm.tg;
     uint16_t *taps = reinterpret_cast<uint16_t *>(lcw_smem);
     uint16_t *us = taps + 2 * TW;
-    uint16_t *stg = us + (size_t)(LCW_ZERO + Tg) * LCW_NT;
     uint4 *up = reinterpret_cast<uint4 *>(us); /* piece ((ZERO + s) / 8) * 8 + n = ZERO + p */
     const int tid = threadIdx.x;
     const int bt = blockIdx.x % prm.nbt, c = blockIdx.x / prm.nbt, b0 = bt * LCW_NT;
+    /* a thread's batch row in staging and in the stores: pieces tid + 128 j, row tid % 8 */
+    const int my_b = b0 + tid % LCW_NT;
+    const bool my_row = my_b < prm.B;
 
     /* Stage: taps; zeros; u as raw pieces (cp.async, zero-filled past B or T; a partial piece
      * by hand), then bf16 converted in place to the fp16 operand. */
@@ -113,16 +116,18 @@ __global__ void __launch_bounds__(LCW_THREADS) lcw_kernel(const lct_params prm) 
         for (int i = tid; i < TW / 4; i += LCW_THREADS)
             cp_async16(smem_u32(reinterpret_cast<uint4 *>(taps) + i), src + i, 16);
         for (int i = tid; i < LCW_ZERO; i += LCW_THREADS) up[i] = make_uint4(0u, 0u, 0u, 0u);
+        const Tin *xr = static_cast<const Tin *>(prm.x) + ((size_t)(my_row ? my_b : 0) * prm.d + c) * T;
+        const int whole = my_row && prm.vec ? T / 8 * 8 : 0; /* tokens in whole 16-byte pieces */
+        const int last = my_row ? T : 0;                       /* tokens that are not zeros      */
         for (int p = tid; p < Tg; p += LCW_THREADS) {
-            const int n = p % LCW_NT, s = (p / LCW_NT) * 8, b = b0 + n;
+            const int s = (p / LCW_NT) * 8;
             uint4 *dst = up + LCW_ZERO + p;
-            const Tin *xr = static_cast<const Tin *>(prm.x) + ((size_t)b * prm.d + c) * prm.T;
-            if (b >= prm.B || s >= T)
-                cp_async16(smem_u32(dst), prm.x, 0);
-            else if (prm.vec && s + 8 <= T)
+            if (s < whole)
                 cp_async16(smem_u32(dst), xr + s, 16);
+            else if (s >= last)
+                cp_async16(smem_u32(dst), prm.x, 0);
             else
-                *dst = lct_load_group<Tin>(prm, c, b, s);
+                *dst = lct_load_group<Tin>(prm, c, my_b, s);
         }
         cp_async_commit();
         cp_async_wait<0>();
@@ -137,6 +142,7 @@ __global__ void __launch_bounds__(LCW_THREADS) lcw_kernel(const lct_params prm) 
     const uint32_t *tapw = reinterpret_cast<const uint32_t *>(taps);
     const float isc = prm.inv_scale[c];
     const uint64_t desc_u = wg_desc(smem_u32(us), 128, 1024);
+    const uint32_t dhi = (uint32_t)(desc_u >> 32);
     for (int grp = Tg / (64 * LCW_G) - 1; grp >= 0; --grp) {
         const int tm0 = grp * 64 * LCW_G;
         float acc[LCW_G][4];
@@ -149,99 +155,70 @@ __global__ void __launch_bounds__(LCW_THREADS) lcw_kernel(const lct_params prm) 
          * s_i = tm0 + 64 i - dlt, staged at ZERO + s_i: the descriptor starts at token 16 k of
          * the staged run (16 units of 16 bytes a step) and steps 1024 bytes a block.  Steps:
          * tm0 / 16 + 4 G (dlt down to -48), a multiple of 32, so of 2 U. */
-        const int w0 = ((prm.base - tm0 - 64 * (LCW_G - 1) - 16 * warp) >> 1) + lane_off;
-        const int w0_last = ((prm.base + 48 - 16 * warp) >> 1) + lane_off;
+        int w = ((prm.base - tm0 - 64 * (LCW_G - 1) - 16 * warp) >> 1) + lane_off;
         const int nsteps = tm0 / 16 + 4 * LCW_G;
+        uint32_t dlo = (uint32_t)desc_u;
         uint32_t a[2][U][4];
-        lcw_frags<U>(a[0], tapw, w0, w0_last, 0);
+        lcw_frags<U>(a[0], tapw + w);
         for (int k = 0; k < nsteps; k += 2 * U) {
-            lcw_mma<U>(acc, a[0], desc_u, k);
+            lcw_mma<U>(acc, a[0], dlo, dhi);
             wg_wait<1>();
             wg_pin_u32<U>(a[1]); /* its wgmmas are done */
-            lcw_frags<U>(a[1], tapw, w0, w0_last, k + U);
-            lcw_mma<U>(acc, a[1], desc_u, k + U);
+            lcw_frags<U>(a[1], tapw + w + 8 * U);
+            lcw_mma<U>(acc, a[1], dlo + 16u * U, dhi);
             wg_wait<1>();
             wg_pin_u32<U>(a[0]);
-            lcw_frags<U>(a[0], tapw, w0, w0_last, k + 2 * U);
+            lcw_frags<U>(a[0], tapw + w + 16 * U);
+            w += 16 * U;
+            dlo += 32u * U;
         }
         wg_wait<0>();
         wg_pin<LCW_G>(acc);
 
-        /* y: the G tiles (64 tokens x 8 rows each) scaled, rounded, transposed into staging, then
-         * 16-byte rows */
-        if (REUSE) {
-            /* u's own piece layout [token / 8][row][8 tokens]: a warp's 2-byte stores fall in 16
-             * distinct words; every warp's share of the group's last wgmmas has read u first */
-            __syncthreads();
-            uint16_t *ys = us + (size_t)(LCW_ZERO + tm0) * LCW_NT;
+        /* y: the G tiles (64 tokens x 8 rows each) scaled, rounded and transposed into u's own
+         * piece layout [token / 8][row][8 tokens] (a warp's 2-byte stores fall in 16 distinct
+         * words), once every warp's share of the group's last wgmmas has read u; then 16-byte
+         * rows of y */
+        __syncthreads();
+        uint16_t *ys = us + (size_t)(LCW_ZERO + tm0) * LCW_NT;
 #pragma unroll
-            for (int i = 0; i < LCW_G; ++i)
+        for (int i = 0; i < LCW_G; ++i)
 #pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int tgi = 8 * i + 2 * warp + (e >> 1), row = 2 * q + (e & 1);
-                    ys[tgi * 64 + row * 8 + g] = lct_bits(from_f32<Tout>(acc[i][e] * isc));
-                }
-            __syncthreads();
+            for (int e = 0; e < 4; ++e) {
+                const int tgi = 8 * i + 2 * warp + (e >> 1), row = 2 * q + (e & 1);
+                ys[tgi * 64 + row * 8 + g] = lct_bits(from_f32<Tout>(acc[i][e] * isc));
+            }
+        __syncthreads();
+        if (my_row)
             for (int p = tid; p < 64 * LCW_G; p += LCW_THREADS) {
-                const int b = b0 + p % LCW_NT, t = tm0 + (p / LCW_NT) * 8;
-                if (b < prm.B && t < T) lct_store8<Tout>(prm, b, c, t, up[LCW_ZERO + tm0 + p]);
+                const int t = tm0 + (p / LCW_NT) * 8;
+                if (t < T) lct_store8<Tout>(prm, my_b, c, t, up[LCW_ZERO + tm0 + p]);
             }
-        } else {
-#pragma unroll
-            for (int i = 0; i < LCW_G; ++i)
-                lct_acc_to_smem<1, 1, Tout>(*reinterpret_cast<const float(*)[1][1][4]>(&acc[i]), isc,
-                                            stg + i * LCW_NT * LCW_SPITCH, LCW_SPITCH, 0, 16 * warp, g, q);
-            __syncthreads();
-            for (int gi = tid; gi < LCW_G * LCW_NT * 8; gi += LCW_THREADS) {
-                const int i = gi / (LCW_NT * 8), row = (gi / 8) % LCW_NT, t = tm0 + 64 * i + (gi % 8) * 8;
-                const int b = b0 + row;
-                if (b < prm.B && t < T)
-                    lct_store8<Tout>(prm, b, c, t,
-                                     *reinterpret_cast<const uint4 *>(stg + (i * LCW_NT + row) * LCW_SPITCH +
-                                                                      (gi % 8) * 8));
-            }
-            __syncthreads();
-        }
     }
 }
 
-/* The schedules built, for the A/B (CHELA_LCW_SCHED): U steps a commit group, y staged apart (0)
- * or in u (1). */
-struct lcw_sched {
-    int u, reuse;
-};
-constexpr lcw_sched LCW_SCHEDS[] = {{1, 0}, {1, 1}, {2, 1}, {4, 1}, {8, 1}};
-constexpr int LCW_NSCHED = (int)(sizeof LCW_SCHEDS / sizeof LCW_SCHEDS[0]);
-constexpr int LCW_SCHED_DEFAULT = 3;
-
-int lcw_sched_index(void) {
-    static int idx = -1;
-    if (idx < 0) {
-        const char *e = getenv("CHELA_LCW_SCHED");
-        idx = LCW_SCHED_DEFAULT;
-        if (e && e[0] >= '0' && e[0] < '0' + LCW_NSCHED && !e[1]) idx = e[0] - '0';
+/* Steps a commit group: 4, or CHELA_LCW_U = 2 | 8 (the A/B of NOTES, session 10). */
+int lcw_u(void) {
+    static int u = 0;
+    if (!u) {
+        const char *e = getenv("CHELA_LCW_U");
+        u = e && (!strcmp(e, "2") || !strcmp(e, "8")) ? atoi(e) : 4;
     }
-    return idx;
+    return u;
 }
 
 typedef void (*lcw_fn)(lct_params);
 
-/* The kernel of schedule s for one (u type, y type). */
-template <typename Tin, typename Tout> lcw_fn lcw_kernel_of(int s) {
-    switch (s) {
-    case 0: return lcw_kernel<Tin, Tout, 1, false>;
-    case 1: return lcw_kernel<Tin, Tout, 1, true>;
-    case 2: return lcw_kernel<Tin, Tout, 2, true>;
-    case 3: return lcw_kernel<Tin, Tout, 4, true>;
-    default: return lcw_kernel<Tin, Tout, 8, true>;
-    }
+template <typename Tin, typename Tout> lcw_fn lcw_kernel_of(int u) {
+    return u == 2 ? lcw_kernel<Tin, Tout, 2> : u == 8 ? lcw_kernel<Tin, Tout, 8> : lcw_kernel<Tin, Tout, 4>;
 }
 
 /* The kernel a run takes: u_half / y_bf16 as lcw_launch's; NULL for bf16 u with fp16 y. */
-lcw_fn lcw_pick(bool u_half, bool y_bf16, int s) {
-    if (!u_half && y_bf16) return lcw_kernel_of<__nv_bfloat16, __nv_bfloat16>(s);
-    if (u_half && y_bf16) return lcw_kernel_of<__half, __nv_bfloat16>(s);
-    if (u_half) return lcw_kernel_of<__half, __half>(s);
+lcw_fn lcw_pick(bool u_half, bool y_bf16) {
+    const int u = lcw_u();
+    if (!u_half && y_bf16) return lcw_kernel_of<__nv_bfloat16, __nv_bfloat16>(u);
+    if (u_half && y_bf16) return lcw_kernel_of<__half, __nv_bfloat16>(u);
+    if (u_half) return lcw_kernel_of<__half, __half>(u);
     return NULL;
 }
 
@@ -263,16 +240,15 @@ int lcw_nt(int B, int T) {
     (void)B;
     int tg, base, tw;
     lcw_geometry(LCW_NT, T, &tg, &base, &tw);
-    return lcw_smem_bytes(tw, tg, LCW_SCHEDS[lcw_sched_index()].reuse) <= LCW_SMEM_MAX ? LCW_NT : 0;
+    return lcw_smem_bytes(tw, tg) <= LCW_SMEM_MAX ? LCW_NT : 0;
 }
 
 int lcw_prepare(int nt, int tw, int tg) {
     if (nt != LCW_NT) BENCH_FAIL("long_conv_toeplitz v5: batch tile %d", nt);
-    const int s = lcw_sched_index();
-    const int bytes = (int)lcw_smem_bytes(tw, tg, LCW_SCHEDS[s].reuse);
+    const int bytes = (int)lcw_smem_bytes(tw, tg);
     const bool combos[3][2] = {{false, true}, {true, true}, {true, false}};
     for (const auto &cb : combos)
-        CUDA_CHECK(cudaFuncSetAttribute(lcw_pick(cb[0], cb[1], s),
+        CUDA_CHECK(cudaFuncSetAttribute(lcw_pick(cb[0], cb[1]),
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     return 0;
 }
@@ -281,10 +257,9 @@ int lcw_launch(int nt, bool u_half, bool y_bf16, const lct_params &prm, cudaStre
     if (nt != LCW_NT) BENCH_FAIL("long_conv_toeplitz v5: batch tile %d", nt);
     const long long nblocks = (long long)prm.d * prm.nbt;
     if (nblocks > 0x7fffffffLL) BENCH_FAIL("long_conv_toeplitz v5: grid of %lld blocks", nblocks);
-    const int s = lcw_sched_index();
-    const lcw_fn fn = lcw_pick(u_half, y_bf16, s);
+    const lcw_fn fn = lcw_pick(u_half, y_bf16);
     if (!fn) BENCH_FAIL("long_conv_toeplitz v5: bf16 u with fp16 y is not a combination any run makes");
-    fn<<<(unsigned)nblocks, LCW_THREADS, lcw_smem_bytes(prm.TW, prm.tg, LCW_SCHEDS[s].reuse), stream>>>(prm);
+    fn<<<(unsigned)nblocks, LCW_THREADS, lcw_smem_bytes(prm.TW, prm.tg), stream>>>(prm);
     CUDA_CHECK(cudaGetLastError());
     return 0;
 }

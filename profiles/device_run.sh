@@ -523,15 +523,15 @@ if [ "$MODE" = lcw ]; then
     [ "${LCW_QUICK:-0}" = 1 ] || sanitize "--ops long_conv,short_long_conv --seq 300,2100,4000 --batch 17 --dim 4"
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
 fi
-# sched (session 10): long_conv_toeplitz v5's schedules (CHELA_LCW_SCHED, the table in
-# kernels/long_conv_toeplitz_wgmma.cu) at 1k / 2k / 4k after the GPU tests, each schedule's rows in
-# sched.tar, and Nsight Compute on the default at 2k.  SCHEDS overrides the list.
+# sched (session 10): long_conv_toeplitz v5's steps a commit group (CHELA_LCW_U, SCHEDS lists the
+# values) at 1k / 2k / 4k after the GPU tests, each one's rows in sched.tar, and Nsight Compute on
+# the default at 2k.
 if [ "$MODE" = sched ]; then
     rm -f "$OUT/build.log"
     gpu_tests
-    for s in ${SCHEDS:-0 1 2 3 4}; do
-        echo "== CHELA_LCW_SCHED=$s $BIN --seq 1k,2k,4k --ops long_conv --variants fast --profile"
-        CHELA_LCW_SCHED=$s timeout 90 $BIN --seq 1k,2k,4k --ops long_conv --variants fast --profile \
+    for s in ${SCHEDS:-2 4 8}; do
+        echo "== CHELA_LCW_U=$s $BIN --seq 1k,2k,4k --ops long_conv --variants fast --profile"
+        CHELA_LCW_U=$s timeout 90 $BIN --seq 1k,2k,4k --ops long_conv --variants fast --profile \
             -o /tmp/sched$s.csv 2>> "$OUT/run.log"; echo "rc=$?"; cols /tmp/sched$s.csv
     done
     (cd /tmp && tar cf "$OUT/sched.tar" sched*.csv)
