@@ -58,10 +58,6 @@ constexpr int LCW_ZERO = 64 * (LCW_G - 1); /* zero tokens staged before u (tiles
 constexpr int LCW_THREADS = 128;           /* one warpgroup                                    */
 constexpr size_t LCW_SMEM_MAX = 227 * 1024;
 
-/* Shared memory: [taps E | O][u: (ZERO + Tg) tokens x 8 rows] (y is staged in u's place). */
-size_t lcw_smem_bytes(int tw, int tg) {
-    return (size_t)2 * tw * 2 + (size_t)(LCW_ZERO + tg) * LCW_NT * 2;
-}
 
 /* The Toeplitz fragment at word w0 of the tap rows (v4's algebra: m = dlt + g - 2q for the
  * rows g, m + 8 for rows g + 8, m - 8 for columns 2q + 8, and the fourth register = the first). */
@@ -93,11 +89,27 @@ __device__ __forceinline__ void lcw_mma(float (&acc)[LCW_G][4], const uint32_t (
     wg_commit();
 }
 
+/* A barrier over the 128 threads of warpgroup wg (named barrier 1 + wg; 0 is __syncthreads'),
+ * with immediate ids so that ptxas reserves 3 barriers, not 16; the block's own for W = 1. */
+template <int W> __device__ __forceinline__ void lcw_wg_sync(int wg) {
+    if (W == 1)
+        __syncthreads();
+    else if (wg == 0)
+        asm volatile("bar.sync 1, 128;\n" ::: "memory");
+    else
+        asm volatile("bar.sync 2, 128;\n" ::: "memory");
+}
+
 /* U: steps (wgmmas) a commit group; two sets of fragments alternate, so up to 2 U wgmmas are in
- * flight while the next U fragments load.  y is staged in the u tokens the group has just
- * finished with (groups run from the last down, and group tm0 reads no token >= tm0 + 512). */
-template <typename Tin, typename Tout, int U>
-__global__ void __launch_bounds__(LCW_THREADS) lcw_kernel(const lct_params prm) {
+ * flight while the next U fragments load.
+ * W: warpgroups a block, sharing the staged u and taps.  W = 1 runs the groups from the last down
+ * and stages y in the u tokens the group has just finished with (group tm0 reads no token
+ * >= tm0 + 512), so a block is taps + u only.  W = 2 deals the groups out in snake order (of the
+ * groups from the last down, warpgroup 0 takes ranks 0, 3, 4, 7, ..., warpgroup 1 ranks 1, 2, 5,
+ * 6, ...: equal steps for 4 k groups, as group g runs 32 (g + 1) steps) and stages y in a tile of
+ * its own, since the other warpgroup may still read any token. */
+template <typename Tin, typename Tout, int U, int W>
+__global__ void __launch_bounds__(LCW_THREADS *W) lcw_kernel(const lct_params prm) {
     extern __shared__ __align__(16) unsigned char lcw_smem[];
     const int T = prm.T, TW = prm.TW, Tg = prm.tg;
     uint16_t *taps = reinterpret_cast<uint16_t *>(lcw_smem);
@@ -113,13 +125,13 @@ __global__ void __launch_bounds__(LCW_THREADS) lcw_kernel(const lct_params prm) 
      * by hand), then bf16 converted in place to the fp16 operand. */
     {
         const uint4 *src = reinterpret_cast<const uint4 *>(prm.rows + (size_t)c * 2 * TW);
-        for (int i = tid; i < TW / 4; i += LCW_THREADS)
+        for (int i = tid; i < TW / 4; i += LCW_THREADS * W)
             cp_async16(smem_u32(reinterpret_cast<uint4 *>(taps) + i), src + i, 16);
-        for (int i = tid; i < LCW_ZERO; i += LCW_THREADS) up[i] = make_uint4(0u, 0u, 0u, 0u);
+        for (int i = tid; i < LCW_ZERO; i += LCW_THREADS * W) up[i] = make_uint4(0u, 0u, 0u, 0u);
         const Tin *xr = static_cast<const Tin *>(prm.x) + ((size_t)(my_row ? my_b : 0) * prm.d + c) * T;
         const int whole = my_row && prm.vec ? T / 8 * 8 : 0; /* tokens in whole 16-byte pieces */
         const int last = my_row ? T : 0;                       /* tokens that are not zeros      */
-        for (int p = tid; p < Tg; p += LCW_THREADS) {
+        for (int p = tid; p < Tg; p += LCW_THREADS * W) {
             const int s = (p / LCW_NT) * 8;
             uint4 *dst = up + LCW_ZERO + p;
             if (s < whole)
@@ -132,19 +144,22 @@ __global__ void __launch_bounds__(LCW_THREADS) lcw_kernel(const lct_params prm) 
         cp_async_commit();
         cp_async_wait<0>();
         if (!std::is_same<Tin, __half>::value)
-            for (int p = tid; p < Tg; p += LCW_THREADS) up[LCW_ZERO + p] = lct_operand<Tin>(up[LCW_ZERO + p]);
+            for (int p = tid; p < Tg; p += LCW_THREADS * W) up[LCW_ZERO + p] = lct_operand<Tin>(up[LCW_ZERO + p]);
         wg_fence_proxy_smem(); /* the generic-proxy writes, before wgmma reads them */
     }
     __syncthreads();
 
-    const int warp = tid / 32, lane = tid % 32, g = lane / 4, q = lane % 4;
+    const int wg = tid / LCW_THREADS, wtid = tid % LCW_THREADS;
+    const int warp = wtid / 32, lane = tid % 32, g = lane / 4, q = lane % 4;
     const int lane_off = (g & 1) ? TW / 2 + (2 * q - g - 1) / 2 : (2 * q - g) / 2;
     const uint32_t *tapw = reinterpret_cast<const uint32_t *>(taps);
     const float isc = prm.inv_scale[c];
     const uint64_t desc_u = wg_desc(smem_u32(us), 128, 1024);
     const uint32_t dhi = (uint32_t)(desc_u >> 32);
-    for (int grp = Tg / (64 * LCW_G) - 1; grp >= 0; --grp) {
-        const int tm0 = grp * 64 * LCW_G;
+    const int ngroups = Tg / (64 * LCW_G);
+    int skip_a = W == 1 ? 1 : wg ? 1 : 3, skip_b = W == 1 ? 1 : 4 - skip_a;
+    for (int rank = W == 1 ? 0 : wg; rank < ngroups; rank += skip_a) {
+        const int tm0 = (ngroups - 1 - rank) * 64 * LCW_G;
         float acc[LCW_G][4];
 #pragma unroll
         for (int i = 0; i < LCW_G; ++i)
@@ -175,12 +190,13 @@ __global__ void __launch_bounds__(LCW_THREADS) lcw_kernel(const lct_params prm) 
         wg_wait<0>();
         wg_pin<LCW_G>(acc);
 
-        /* y: the G tiles (64 tokens x 8 rows each) scaled, rounded and transposed into u's own
-         * piece layout [token / 8][row][8 tokens] (a warp's 2-byte stores fall in 16 distinct
-         * words), once every warp's share of the group's last wgmmas has read u; then 16-byte
-         * rows of y */
-        __syncthreads();
-        uint16_t *ys = us + (size_t)(LCW_ZERO + tm0) * LCW_NT;
+        /* y: the G tiles (64 tokens x 8 rows each) scaled, rounded and transposed into u's piece
+         * layout [token / 8][row][8 tokens] (a warp's 2-byte stores fall in 16 distinct words),
+         * then 16-byte rows of y.  The first barrier: W = 1, every warp's share of the group's
+         * last wgmmas has read u; W = 2, the warpgroup's last group is out of its tile. */
+        uint4 *yp = W == 1 ? up + LCW_ZERO + tm0 : up + LCW_ZERO + Tg + 64 * LCW_G * wg;
+        uint16_t *ys = reinterpret_cast<uint16_t *>(yp);
+        lcw_wg_sync<W>(wg);
 #pragma unroll
         for (int i = 0; i < LCW_G; ++i)
 #pragma unroll
@@ -188,37 +204,51 @@ __global__ void __launch_bounds__(LCW_THREADS) lcw_kernel(const lct_params prm) 
                 const int tgi = 8 * i + 2 * warp + (e >> 1), row = 2 * q + (e & 1);
                 ys[tgi * 64 + row * 8 + g] = lct_bits(from_f32<Tout>(acc[i][e] * isc));
             }
-        __syncthreads();
+        lcw_wg_sync<W>(wg);
         if (my_row)
-            for (int p = tid; p < 64 * LCW_G; p += LCW_THREADS) {
+            for (int p = wtid; p < 64 * LCW_G; p += LCW_THREADS) {
                 const int t = tm0 + (p / LCW_NT) * 8;
-                if (t < T) lct_store8<Tout>(prm, my_b, c, t, up[LCW_ZERO + tm0 + p]);
+                if (t < T) lct_store8<Tout>(prm, my_b, c, t, yp[p]);
             }
+        const int sk = skip_a;
+        skip_a = skip_b;
+        skip_b = sk;
     }
 }
 
-/* Steps a commit group: 4, or CHELA_LCW_U = 2 | 8 (the A/B of NOTES, session 10). */
-int lcw_u(void) {
-    static int u = 0;
-    if (!u) {
-        const char *e = getenv("CHELA_LCW_U");
-        u = e && (!strcmp(e, "2") || !strcmp(e, "8")) ? atoi(e) : 4;
-    }
-    return u;
+/* Steps a commit group (U) and warpgroups a block (W): U = 4, W = 2 where a block has 4 or more
+ * groups (T > 1536), else 1; CHELA_LCW_U = 2 | 8 (W = 1) and CHELA_LCW_W = 1 | 2 (U = 4) force
+ * one, for the A/B of NOTES, session 10. */
+struct lcw_shape {
+    int u, w;
+};
+lcw_shape lcw_shape_for(int tg) {
+    const char *eu = getenv("CHELA_LCW_U"), *ew = getenv("CHELA_LCW_W");
+    if (eu && (!strcmp(eu, "2") || !strcmp(eu, "8"))) return {atoi(eu), 1};
+    if (ew && (!strcmp(ew, "1") || !strcmp(ew, "2"))) return {4, atoi(ew)};
+    return {4, tg / (64 * LCW_G) >= 4 ? 2 : 1};
+}
+
+/* Shared memory: [taps E | O][u: (ZERO + Tg) tokens x 8 rows], and for W = 2 a y tile
+ * (64 G tokens x 8 rows) a warpgroup. */
+size_t lcw_smem_bytes(int tw, int tg, int w) {
+    return (size_t)2 * tw * 2 + (size_t)(LCW_ZERO + tg) * LCW_NT * 2 +
+           (w > 1 ? (size_t)w * 64 * LCW_G * LCW_NT * 2 : 0);
 }
 
 typedef void (*lcw_fn)(lct_params);
 
-template <typename Tin, typename Tout> lcw_fn lcw_kernel_of(int u) {
-    return u == 2 ? lcw_kernel<Tin, Tout, 2> : u == 8 ? lcw_kernel<Tin, Tout, 8> : lcw_kernel<Tin, Tout, 4>;
+template <typename Tin, typename Tout> lcw_fn lcw_kernel_of(lcw_shape sh) {
+    if (sh.w == 2) return lcw_kernel<Tin, Tout, 4, 2>;
+    return sh.u == 2 ? lcw_kernel<Tin, Tout, 2, 1>
+                     : sh.u == 8 ? lcw_kernel<Tin, Tout, 8, 1> : lcw_kernel<Tin, Tout, 4, 1>;
 }
 
 /* The kernel a run takes: u_half / y_bf16 as lcw_launch's; NULL for bf16 u with fp16 y. */
-lcw_fn lcw_pick(bool u_half, bool y_bf16) {
-    const int u = lcw_u();
-    if (!u_half && y_bf16) return lcw_kernel_of<__nv_bfloat16, __nv_bfloat16>(u);
-    if (u_half && y_bf16) return lcw_kernel_of<__half, __nv_bfloat16>(u);
-    if (u_half) return lcw_kernel_of<__half, __half>(u);
+lcw_fn lcw_pick(bool u_half, bool y_bf16, lcw_shape sh) {
+    if (!u_half && y_bf16) return lcw_kernel_of<__nv_bfloat16, __nv_bfloat16>(sh);
+    if (u_half && y_bf16) return lcw_kernel_of<__half, __nv_bfloat16>(sh);
+    if (u_half) return lcw_kernel_of<__half, __half>(sh);
     return NULL;
 }
 
@@ -240,15 +270,16 @@ int lcw_nt(int B, int T) {
     (void)B;
     int tg, base, tw;
     lcw_geometry(LCW_NT, T, &tg, &base, &tw);
-    return lcw_smem_bytes(tw, tg) <= LCW_SMEM_MAX ? LCW_NT : 0;
+    return lcw_smem_bytes(tw, tg, lcw_shape_for(tg).w) <= LCW_SMEM_MAX ? LCW_NT : 0;
 }
 
 int lcw_prepare(int nt, int tw, int tg) {
     if (nt != LCW_NT) BENCH_FAIL("long_conv_toeplitz v5: batch tile %d", nt);
-    const int bytes = (int)lcw_smem_bytes(tw, tg);
+    const lcw_shape sh = lcw_shape_for(tg);
+    const int bytes = (int)lcw_smem_bytes(tw, tg, sh.w);
     const bool combos[3][2] = {{false, true}, {true, true}, {true, false}};
     for (const auto &cb : combos)
-        CUDA_CHECK(cudaFuncSetAttribute(lcw_pick(cb[0], cb[1]),
+        CUDA_CHECK(cudaFuncSetAttribute(lcw_pick(cb[0], cb[1], sh),
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     return 0;
 }
@@ -257,9 +288,10 @@ int lcw_launch(int nt, bool u_half, bool y_bf16, const lct_params &prm, cudaStre
     if (nt != LCW_NT) BENCH_FAIL("long_conv_toeplitz v5: batch tile %d", nt);
     const long long nblocks = (long long)prm.d * prm.nbt;
     if (nblocks > 0x7fffffffLL) BENCH_FAIL("long_conv_toeplitz v5: grid of %lld blocks", nblocks);
-    const lcw_fn fn = lcw_pick(u_half, y_bf16);
+    const lcw_shape sh = lcw_shape_for(prm.tg);
+    const lcw_fn fn = lcw_pick(u_half, y_bf16, sh);
     if (!fn) BENCH_FAIL("long_conv_toeplitz v5: bf16 u with fp16 y is not a combination any run makes");
-    fn<<<(unsigned)nblocks, LCW_THREADS, lcw_smem_bytes(prm.TW, prm.tg), stream>>>(prm);
+    fn<<<(unsigned)nblocks, LCW_THREADS * sh.w, lcw_smem_bytes(prm.TW, prm.tg, sh.w), stream>>>(prm);
     CUDA_CHECK(cudaGetLastError());
     return 0;
 }

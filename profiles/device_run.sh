@@ -523,18 +523,22 @@ if [ "$MODE" = lcw ]; then
     [ "${LCW_QUICK:-0}" = 1 ] || sanitize "--ops long_conv,short_long_conv --seq 300,2100,4000 --batch 17 --dim 4"
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
 fi
-# sched (session 10): long_conv_toeplitz v5's steps a commit group (CHELA_LCW_U, SCHEDS lists the
-# values) at 1k / 2k / 4k after the GPU tests, each one's rows in sched.tar, and Nsight Compute on
-# the default at 2k.
+# sched (session 10): long_conv_toeplitz v5's shapes at 1k / 2k / 4k after the GPU tests: each word of
+# SCHEDS is one environment setting (CHELA_LCW_U / CHELA_LCW_W; "-" the default), each one's rows in
+# sched.tar; Nsight Compute on the default at 2k; compute-sanitizer on the long conv forms.
 if [ "$MODE" = sched ]; then
     rm -f "$OUT/build.log"
     gpu_tests
-    for s in ${SCHEDS:-2 4 8}; do
-        echo "== CHELA_LCW_U=$s $BIN --seq 1k,2k,4k --ops long_conv --variants fast --profile"
-        CHELA_LCW_U=$s timeout 90 $BIN --seq 1k,2k,4k --ops long_conv --variants fast --profile \
-            -o /tmp/sched$s.csv 2>> "$OUT/run.log"; echo "rc=$?"; cols /tmp/sched$s.csv
+    i=0
+    for s in ${SCHEDS:--}; do
+        i=$((i + 1))
+        [ "$s" = - ] && s=CHELA_LCW_DEFAULT=1
+        echo "== $s $BIN --seq 1k,2k,4k --ops long_conv --variants fast --profile"
+        env "$s" timeout 90 $BIN --seq 1k,2k,4k --ops long_conv --variants fast --profile \
+            -o /tmp/sched$i.csv 2>> "$OUT/run.log"; echo "rc=$?"; cols /tmp/sched$i.csv
     done
     (cd /tmp && tar cf "$OUT/sched.tar" sched*.csv)
     lcw_ncu
+    [ "${LCW_QUICK:-0}" = 1 ] || sanitize "--ops long_conv,short_long_conv --seq 300,2100,4000 --batch 17 --dim 4"
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
 fi
