@@ -157,8 +157,8 @@ __global__ void __launch_bounds__(LCW_THREADS *W) lcw_kernel(const lct_params pr
     const uint64_t desc_u = wg_desc(smem_u32(us), 128, 1024);
     const uint32_t dhi = (uint32_t)(desc_u >> 32);
     const int ngroups = Tg / (64 * LCW_G);
-    int skip_a = W == 1 ? 1 : wg ? 1 : 3, skip_b = W == 1 ? 1 : 4 - skip_a;
-    for (int rank = W == 1 ? 0 : wg; rank < ngroups; rank += skip_a) {
+    int step = W == 1 ? 1 : wg ? 1 : 3; /* to this warpgroup's next rank: 3, 1, 3, ... or 1, 3, ... */
+    for (int rank = W == 1 ? 0 : wg; rank < ngroups; rank += step, step = W == 1 ? 1 : 4 - step) {
         const int tm0 = (ngroups - 1 - rank) * 64 * LCW_G;
         float acc[LCW_G][4];
 #pragma unroll
@@ -210,9 +210,6 @@ __global__ void __launch_bounds__(LCW_THREADS *W) lcw_kernel(const lct_params pr
                 const int t = tm0 + (p / LCW_NT) * 8;
                 if (t < T) lct_store8<Tout>(prm, my_b, c, t, yp[p]);
             }
-        const int sk = skip_a;
-        skip_a = skip_b;
-        skip_b = sk;
     }
 }
 
