@@ -213,8 +213,8 @@ __global__ void __launch_bounds__(LCW_THREADS *W) lcw_kernel(const lct_params pr
     }
 }
 
-/* Steps a commit group (U) and warpgroups a block (W): U = 4, W = 2 where a block has 4 or more
- * groups (T > 1536), else 1; CHELA_LCW_U = 2 | 8 (W = 1) and CHELA_LCW_W = 1 | 2 (U = 4) force
+/* Steps a commit group (U) and warpgroups a block (W): U = 4, W = 2 where a block has 8 or more
+ * groups (T > 3584; at 2k two warpgroups a block were slower, NOTES), else 1; CHELA_LCW_U = 2 | 8 (W = 1) and CHELA_LCW_W = 1 | 2 (U = 4) force
  * one, for the A/B of NOTES, session 10. */
 struct lcw_shape {
     int u, w;
@@ -223,7 +223,7 @@ lcw_shape lcw_shape_for(int tg) {
     const char *eu = getenv("CHELA_LCW_U"), *ew = getenv("CHELA_LCW_W");
     if (eu && (!strcmp(eu, "2") || !strcmp(eu, "8"))) return {atoi(eu), 1};
     if (ew && (!strcmp(ew, "1") || !strcmp(ew, "2"))) return {4, atoi(ew)};
-    return {4, tg / (64 * LCW_G) >= 4 ? 2 : 1};
+    return {4, tg / (64 * LCW_G) >= 8 ? 2 : 1};
 }
 
 /* Shared memory: [taps E | O][u: (ZERO + Tg) tokens x 8 rows], and for W = 2 a y tile

@@ -494,8 +494,8 @@ esac
 # conv forms, the layers, Nsight Compute on the kernel at 2k, and its sanitizer runs.
 lcw_ncu() {
     command -v ncu >/dev/null || return 0
-    CHELA_NO_CEILINGS=1 timeout 200 ncu --set full -k regex:"lcw_kernel" -c 1 -o /tmp/lcw \
-        $BIN --seq 2k --ops long_conv --variants fast --warmup 0 --repeat 1 --budget-ms 0 \
+    CHELA_NO_CEILINGS=1 timeout 200 ncu --set full -k regex:"lcw_kernel" -c 1 -f -o /tmp/lcw \
+        $BIN --seq ${NCU_SEQ:-2k} --ops long_conv --variants fast --warmup 0 --repeat 1 --budget-ms 0 \
         -o /tmp/ncu3.csv > "$OUT/ncu_lcw.txt" 2>&1
     echo "ncu rc=$?"
     ncu --import /tmp/lcw.ncu-rep --page details >> "$OUT/ncu_lcw.txt" 2>&1
@@ -525,7 +525,7 @@ if [ "$MODE" = lcw ]; then
 fi
 # sched (session 10): long_conv_toeplitz v5's shapes at 1k / 2k / 4k after the GPU tests: each word of
 # SCHEDS is one environment setting (CHELA_LCW_U / CHELA_LCW_W; "-" the default), each one's rows in
-# sched.tar; Nsight Compute on the default at 2k; compute-sanitizer on the long conv forms.
+# sched.tar; Nsight Compute on the default at NCU_SEQ (2k); compute-sanitizer on the long conv forms.
 if [ "$MODE" = sched ]; then
     rm -f "$OUT/build.log"
     gpu_tests
