@@ -100,15 +100,15 @@ template <int W> __device__ __forceinline__ void lcw_wg_sync(int wg) {
         asm volatile("bar.sync 2, 128;\n" ::: "memory");
 }
 
-/* U: steps (wgmmas) a commit group; two sets of fragments alternate, so up to 2 U wgmmas are in
- * flight while the next U fragments load.
+/* U: steps (wgmmas) a commit group; S = 2 or 3 sets of fragments rotate, so up to 2 U wgmmas are
+ * in flight while later fragments load.
  * W: warpgroups a block, sharing the staged u and taps.  W = 1 runs the groups from the last down
  * and stages y in the u tokens the group has just finished with (group tm0 reads no token
  * >= tm0 + 512), so a block is taps + u only.  W = 2 deals the groups out in snake order (of the
  * groups from the last down, warpgroup 0 takes ranks 0, 3, 4, 7, ..., warpgroup 1 ranks 1, 2, 5,
  * 6, ...: equal steps for 4 k groups, as group g runs 32 (g + 1) steps) and stages y in a tile of
  * its own, since the other warpgroup may still read any token. */
-template <typename Tin, typename Tout, int U, int W>
+template <typename Tin, typename Tout, int U, int W, int S>
 __global__ void __launch_bounds__(LCW_THREADS *W) lcw_kernel(const lct_params prm) {
     extern __shared__ __align__(16) unsigned char lcw_smem[];
     const int T = prm.T, TW = prm.TW, Tg = prm.tg;
@@ -173,19 +173,48 @@ __global__ void __launch_bounds__(LCW_THREADS *W) lcw_kernel(const lct_params pr
         int w = ((prm.base - tm0 - 64 * (LCW_G - 1) - 16 * warp) >> 1) + lane_off;
         const int nsteps = tm0 / 16 + 4 * LCW_G;
         uint32_t dlo = (uint32_t)desc_u;
-        uint32_t a[2][U][4];
-        lcw_frags<U>(a[0], tapw + w);
-        for (int k = 0; k < nsteps; k += 2 * U) {
-            lcw_mma<U>(acc, a[0], dlo, dhi);
-            wg_wait<1>();
-            wg_pin_u32<U>(a[1]); /* its wgmmas are done */
+        if constexpr (S == 2) {
+            uint32_t a[2][U][4];
+            lcw_frags<U>(a[0], tapw + w);
+            for (int k = 0; k < nsteps; k += 2 * U) {
+                lcw_mma<U>(acc, a[0], dlo, dhi);
+                wg_wait<1>();
+                wg_pin_u32<U>(a[1]); /* its wgmmas are done */
+                lcw_frags<U>(a[1], tapw + w + 8 * U);
+                lcw_mma<U>(acc, a[1], dlo + 16u * U, dhi);
+                wg_wait<1>();
+                wg_pin_u32<U>(a[0]);
+                lcw_frags<U>(a[0], tapw + w + 16 * U);
+                w += 16 * U;
+                dlo += 32u * U;
+            }
+        } else {
+            /* three sets: batch j's fragments were loaded while batch j - 1 was issued, so the
+             * loads' latency is behind a whole batch; the set of batch j - 1 (done at wait 1)
+             * takes batch j + 2 */
+            uint32_t a[3][U][4];
+            lcw_frags<U>(a[0], tapw + w);
             lcw_frags<U>(a[1], tapw + w + 8 * U);
-            lcw_mma<U>(acc, a[1], dlo + 16u * U, dhi);
-            wg_wait<1>();
-            wg_pin_u32<U>(a[0]);
-            lcw_frags<U>(a[0], tapw + w + 16 * U);
-            w += 16 * U;
-            dlo += 32u * U;
+            const int nb = nsteps / U;
+            for (int j = 0;; j += 3) {
+                lcw_mma<U>(acc, a[0], dlo, dhi);
+                wg_wait<1>();
+                wg_pin_u32<U>(a[2]);
+                lcw_frags<U>(a[2], tapw + w + 16 * U);
+                if (j + 1 >= nb) break;
+                lcw_mma<U>(acc, a[1], dlo + 16u * U, dhi);
+                wg_wait<1>();
+                wg_pin_u32<U>(a[0]);
+                lcw_frags<U>(a[0], tapw + w + 24 * U);
+                if (j + 2 >= nb) break;
+                lcw_mma<U>(acc, a[2], dlo + 32u * U, dhi);
+                wg_wait<1>();
+                wg_pin_u32<U>(a[1]);
+                lcw_frags<U>(a[1], tapw + w + 32 * U);
+                if (j + 3 >= nb) break;
+                w += 24 * U;
+                dlo += 48u * U;
+            }
         }
         wg_wait<0>();
         wg_pin<LCW_G>(acc);
@@ -215,15 +244,16 @@ __global__ void __launch_bounds__(LCW_THREADS *W) lcw_kernel(const lct_params pr
 
 /* Steps a commit group (U) and warpgroups a block (W): U = 4, W = 2 where a block has 8 or more
  * groups (T > 3584; at 2k two warpgroups a block were slower, NOTES), else 1; CHELA_LCW_U = 2 | 8 (W = 1) and CHELA_LCW_W = 1 | 2 (U = 4) force
- * one, for the A/B of NOTES, session 10. */
+ * one, and CHELA_LCW_SETS = 3 takes three fragment sets (U = 4), for the A/B of NOTES, session 10. */
 struct lcw_shape {
-    int u, w;
+    int u, w, sets;
 };
 lcw_shape lcw_shape_for(int tg) {
-    const char *eu = getenv("CHELA_LCW_U"), *ew = getenv("CHELA_LCW_W");
-    if (eu && (!strcmp(eu, "2") || !strcmp(eu, "8"))) return {atoi(eu), 1};
-    if (ew && (!strcmp(ew, "1") || !strcmp(ew, "2"))) return {4, atoi(ew)};
-    return {4, tg / (64 * LCW_G) >= 8 ? 2 : 1};
+    const char *eu = getenv("CHELA_LCW_U"), *ew = getenv("CHELA_LCW_W"), *es = getenv("CHELA_LCW_SETS");
+    const int sets = es && !strcmp(es, "3") ? 3 : 2;
+    if (eu && (!strcmp(eu, "2") || !strcmp(eu, "8"))) return {atoi(eu), 1, 2};
+    if (ew && (!strcmp(ew, "1") || !strcmp(ew, "2"))) return {4, atoi(ew), sets};
+    return {4, tg / (64 * LCW_G) >= 8 ? 2 : 1, sets};
 }
 
 /* Shared memory: [taps E | O][u: (ZERO + Tg) tokens x 8 rows], and for W = 2 a y tile
@@ -236,9 +266,10 @@ size_t lcw_smem_bytes(int tw, int tg, int w) {
 typedef void (*lcw_fn)(lct_params);
 
 template <typename Tin, typename Tout> lcw_fn lcw_kernel_of(lcw_shape sh) {
-    if (sh.w == 2) return lcw_kernel<Tin, Tout, 4, 2>;
-    return sh.u == 2 ? lcw_kernel<Tin, Tout, 2, 1>
-                     : sh.u == 8 ? lcw_kernel<Tin, Tout, 8, 1> : lcw_kernel<Tin, Tout, 4, 1>;
+    if (sh.sets == 3) return sh.w == 2 ? lcw_kernel<Tin, Tout, 4, 2, 3> : lcw_kernel<Tin, Tout, 4, 1, 3>;
+    if (sh.w == 2) return lcw_kernel<Tin, Tout, 4, 2, 2>;
+    return sh.u == 2 ? lcw_kernel<Tin, Tout, 2, 1, 2>
+                     : sh.u == 8 ? lcw_kernel<Tin, Tout, 8, 1, 2> : lcw_kernel<Tin, Tout, 4, 1, 2>;
 }
 
 /* The kernel a run takes: u_half / y_bf16 as lcw_launch's; NULL for bf16 u with fp16 y. */
