@@ -242,18 +242,21 @@ __global__ void __launch_bounds__(LCW_THREADS *W) lcw_kernel(const lct_params pr
     }
 }
 
-/* Steps a commit group (U) and warpgroups a block (W): U = 4, W = 2 where a block has 8 or more
- * groups (T > 3584; at 2k two warpgroups a block were slower, NOTES), else 1; CHELA_LCW_U = 2 | 8 (W = 1) and CHELA_LCW_W = 1 | 2 (U = 4) force
- * one, and CHELA_LCW_SETS = 3 takes three fragment sets (U = 4), for the A/B of NOTES, session 10. */
+/* Steps a commit group (U), warpgroups a block (W) and fragment sets (S): U = 4; W = 2 where a
+ * block has 8 or more groups (T > 3584; at 2k two warpgroups a block were slower, NOTES), else 1;
+ * S = 3 from 4 groups (T > 1536), else 2 (its 106 registers cost a block an SM at 1k).  For the
+ * A/B of NOTES, session 10: CHELA_LCW_U = 2 | 8 (W = 1, S = 2), CHELA_LCW_W = 1 | 2 and
+ * CHELA_LCW_SETS = 2 | 3 (U = 4). */
 struct lcw_shape {
     int u, w, sets;
 };
 lcw_shape lcw_shape_for(int tg) {
     const char *eu = getenv("CHELA_LCW_U"), *ew = getenv("CHELA_LCW_W"), *es = getenv("CHELA_LCW_SETS");
-    const int sets = es && !strcmp(es, "3") ? 3 : 2;
+    const int groups = tg / (64 * LCW_G);
+    const int sets = es && (!strcmp(es, "2") || !strcmp(es, "3")) ? atoi(es) : groups >= 4 ? 3 : 2;
     if (eu && (!strcmp(eu, "2") || !strcmp(eu, "8"))) return {atoi(eu), 1, 2};
     if (ew && (!strcmp(ew, "1") || !strcmp(ew, "2"))) return {4, atoi(ew), sets};
-    return {4, tg / (64 * LCW_G) >= 8 ? 2 : 1, sets};
+    return {4, groups >= 8 ? 2 : 1, sets};
 }
 
 /* Shared memory: [taps E | O][u: (ZERO + Tg) tokens x 8 rows], and for W = 2 a y tile
