@@ -96,24 +96,28 @@ __device__ __forceinline__ void lcw_mma(float (&acc)[LCW_G][4], const uint32_t (
 }
 
 /* A barrier over the 128 threads of warpgroup wg (named barrier 1 + wg; 0 is __syncthreads'),
- * with immediate ids so that ptxas reserves 3 barriers, not 16; the block's own for W = 1. */
+ * with immediate ids so that ptxas reserves W + 1 barriers, not 16; the block's own for W = 1. */
 template <int W> __device__ __forceinline__ void lcw_wg_sync(int wg) {
     if (W == 1)
         __syncthreads();
     else if (wg == 0)
         asm volatile("bar.sync 1, 128;\n" ::: "memory");
-    else
+    else if (W == 2 || wg == 1)
         asm volatile("bar.sync 2, 128;\n" ::: "memory");
+    else if (wg == 2)
+        asm volatile("bar.sync 3, 128;\n" ::: "memory");
+    else
+        asm volatile("bar.sync 4, 128;\n" ::: "memory");
 }
 
 /* U: steps (wgmmas) a commit group; S = 2 or 3 sets of fragments rotate, so up to 2 U wgmmas are
  * in flight while later fragments load.
  * W: warpgroups a block, sharing the staged u and taps.  W = 1 runs the groups from the last down
  * and stages y in the u tokens the group has just finished with (group tm0 reads no token
- * >= tm0 + 512), so a block is taps + u only.  W = 2 deals the groups out in snake order (of the
- * groups from the last down, warpgroup 0 takes ranks 0, 3, 4, 7, ..., warpgroup 1 ranks 1, 2, 5,
- * 6, ...: equal steps for 4 k groups, as group g runs 32 (g + 1) steps) and stages y in a tile of
- * its own, since the other warpgroup may still read any token. */
+ * >= tm0 + 512), so a block is taps + u only.  W = 2, 4 deal the groups out in snake order (of
+ * the groups from the last down, warpgroup w takes ranks w, 2 W - 1 - w, 2 W + w, ...: for W = 2
+ * ranks 0, 3, 4, 7 and 1, 2, 5, 6, equal steps for 2 W k groups, as group g runs 32 (g + 1)
+ * steps) and stage y in a tile each, since another warpgroup may still read any token. */
 template <typename Tin, typename Tout, int U, int W, int S>
 __global__ void __launch_bounds__(LCW_THREADS *W) lcw_kernel(const lct_params prm) {
     extern __shared__ __align__(16) unsigned char lcw_smem[];
@@ -163,8 +167,8 @@ __global__ void __launch_bounds__(LCW_THREADS *W) lcw_kernel(const lct_params pr
     const uint64_t desc_u = wg_desc(smem_u32(us), 128, 1024);
     const uint32_t dhi = (uint32_t)(desc_u >> 32);
     const int ngroups = Tg / (64 * LCW_G);
-    int step = W == 1 ? 1 : wg ? 1 : 3; /* to this warpgroup's next rank: 3, 1, 3, ... or 1, 3, ... */
-    for (int rank = W == 1 ? 0 : wg; rank < ngroups; rank += step, step = W == 1 ? 1 : 4 - step) {
+    int step = 2 * (W - wg) - 1; /* to this warpgroup's next rank: 2 (W - wg) - 1, 2 wg + 1, ... */
+    for (int rank = wg; rank < ngroups; rank += step, step = 2 * W - step) {
         const int tm0 = (ngroups - 1 - rank) * 64 * LCW_G;
         float acc[LCW_G][4];
 #pragma unroll
@@ -228,7 +232,7 @@ __global__ void __launch_bounds__(LCW_THREADS *W) lcw_kernel(const lct_params pr
         /* y: the G tiles (64 tokens x 8 rows each) scaled, rounded and transposed into u's piece
          * layout [token / 8][row][8 tokens] (a warp's 2-byte stores fall in 16 distinct words),
          * then 16-byte rows of y.  The first barrier: W = 1, every warp's share of the group's
-         * last wgmmas has read u; W = 2, the warpgroup's last group is out of its tile. */
+         * last wgmmas has read u; W > 1, the warpgroup's last group is out of its tile. */
         uint4 *yp = W == 1 ? up + LCW_ZERO + tm0 : up + LCW_ZERO + Tg + 64 * LCW_G * wg;
         uint16_t *ys = reinterpret_cast<uint16_t *>(yp);
         lcw_wg_sync<W>(wg);
@@ -248,11 +252,12 @@ __global__ void __launch_bounds__(LCW_THREADS *W) lcw_kernel(const lct_params pr
     }
 }
 
-/* Steps a commit group (U), warpgroups a block (W) and fragment sets (S): U = 4; W = 2 where a
- * block has 8 or more groups (T > 3584; at 2k two warpgroups a block were slower, NOTES), else 1;
+/* Steps a commit group (U), warpgroups a block (W) and fragment sets (S): U = 4; W = 4 from 16
+ * groups a block (T > 7680), 2 from 8 (T > 3584; at 2k two warpgroups a block were slower, NOTES),
+ * else 1;
  * S = 3 from 4 groups (T > 1536), else 2 (its 106 registers cost a block an SM at 1k).  For the
- * A/B of NOTES, session 10: CHELA_LCW_U = 2 | 8 (W = 1, S = 2), CHELA_LCW_W = 1 | 2 and
- * CHELA_LCW_SETS = 2 | 3 (U = 4). */
+ * A/B of NOTES, session 10: CHELA_LCW_U = 2 | 8 (W = 1, S = 2), CHELA_LCW_W = 1 | 2 | 4 (4 with
+ * S = 3 only) and CHELA_LCW_SETS = 2 | 3 (U = 4). */
 struct lcw_shape {
     int u, w, sets;
 };
@@ -261,11 +266,12 @@ lcw_shape lcw_shape_for(int tg) {
     const int groups = tg / (64 * LCW_G);
     const int sets = es && (!strcmp(es, "2") || !strcmp(es, "3")) ? atoi(es) : groups >= 4 ? 3 : 2;
     if (eu && (!strcmp(eu, "2") || !strcmp(eu, "8"))) return {atoi(eu), 1, 2};
-    if (ew && (!strcmp(ew, "1") || !strcmp(ew, "2"))) return {4, atoi(ew), sets};
-    return {4, groups >= 8 ? 2 : 1, sets};
+    if (ew && (!strcmp(ew, "1") || !strcmp(ew, "2") || (!strcmp(ew, "4") && sets == 3)))
+        return {4, atoi(ew), sets};
+    return {4, groups >= 16 ? 4 : groups >= 8 ? 2 : 1, sets};
 }
 
-/* Shared memory: [taps E | O][u: (ZERO + Tg) tokens x 8 rows], and for W = 2 a y tile
+/* Shared memory: [taps E | O][u: (ZERO + Tg) tokens x 8 rows], and for W > 1 a y tile
  * (64 G tokens x 8 rows) a warpgroup. */
 size_t lcw_smem_bytes(int tw, int tg, int w) {
     return (size_t)2 * tw * 2 + (size_t)(LCW_ZERO + tg) * LCW_NT * 2 +
@@ -275,7 +281,9 @@ size_t lcw_smem_bytes(int tw, int tg, int w) {
 typedef void (*lcw_fn)(lct_params);
 
 template <typename Tin, typename Tout> lcw_fn lcw_kernel_of(lcw_shape sh) {
-    if (sh.sets == 3) return sh.w == 2 ? lcw_kernel<Tin, Tout, 4, 2, 3> : lcw_kernel<Tin, Tout, 4, 1, 3>;
+    if (sh.sets == 3)
+        return sh.w == 4 ? lcw_kernel<Tin, Tout, 4, 4, 3>
+                         : sh.w == 2 ? lcw_kernel<Tin, Tout, 4, 2, 3> : lcw_kernel<Tin, Tout, 4, 1, 3>;
     if (sh.w == 2) return lcw_kernel<Tin, Tout, 4, 2, 2>;
     return sh.u == 2 ? lcw_kernel<Tin, Tout, 2, 1, 2>
                      : sh.u == 8 ? lcw_kernel<Tin, Tout, 8, 1, 2> : lcw_kernel<Tin, Tout, 4, 1, 2>;

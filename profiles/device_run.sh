@@ -521,7 +521,13 @@ if [ "$MODE" = lcw ]; then
     [ "${LCW_QUICK:-0}" = 1 ] || { slc_sweep; layer_sweep; }
     lcw_ncu
     [ "${LCW_QUICK:-0}" = 1 ] || sanitize "--ops long_conv,short_long_conv --seq 300,2100,4000 --batch 17 --dim 4"
+    # session 10: v5 forced past its default range (two and four warpgroups a block)
+    [ "${LCW_QUICK:-0}" = 1 ] || CHELA_LCF_TOEPLITZ_MAX_T=8192 \
+        sanitize "--ops long_conv --variants fast --seq 7000,8192 --batch 9 --dim 4"
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
+    # at most 8 files come back from a run: the small ones in one tar
+    (cd "$OUT" && tar cf extras.tar --remove-files gpu.txt ctest.log run.log conv_v4.csv conv_fft4k.csv \
+        conv_v5_8k.csv $(ls ncu_lcw.txt sanitizer.txt 2> /dev/null))
 fi
 # sched (session 10): long_conv_toeplitz v5's shapes at 1k / 2k / 4k after the GPU tests: each word of
 # SCHEDS is one environment setting (CHELA_LCW_U / CHELA_LCW_W; "-" the default), each one's rows in
