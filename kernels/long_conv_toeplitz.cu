@@ -96,8 +96,10 @@
  *   spill): 0.310 ms at 1k and 0.438 at 2k, worse than two blocks an SM; not kept.
  * v5 (kernels/long_conv_toeplitz_wgmma.cu, sm_90a).  wgmma m64n64k16: a block of 8 batch rows,
  *   one wgmma a lag for 8 m-tiles.  Measured 0.202 ms at 1k, 0.345 at 2k, 0.633 at 4k (a tie
- *   with the FFT path, so the default range there is 4096 for B >= 8).  The default where it
- *   runs; CHELA_LCT_VERSION=4 (or 3) keeps this file's kernels.
+ *   with the FFT path, so the default range there is 4096 for B >= 8); session 10's schedule
+ *   (4 wgmmas a commit group, 2-3 fragment sets, 2 warpgroups a block at 4k, leaner loops):
+ *   0.190 / 0.261 / 0.418 ms.  The default where it runs; CHELA_LCT_VERSION=4 (or 3) keeps this
+ *   file's kernels.
  */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
