@@ -62,6 +62,8 @@ constexpr int LCW_G = 8;                   /* m-tiles a group = column blocks of
 constexpr int LCW_N = LCW_NT * LCW_G;      /* the wgmma's N                                    */
 constexpr int LCW_ZERO = 64 * (LCW_G - 1); /* zero tokens staged before u (tiles not started)  */
 constexpr int LCW_THREADS = 128;           /* one warpgroup                                    */
+constexpr int LCW_U = 4;                   /* steps (wgmmas) a commit group                    */
+constexpr int LCP_W = 4;                   /* warpgroups a persistent block                    */
 constexpr size_t LCW_SMEM_MAX = 227 * 1024;
 
 
@@ -110,183 +112,294 @@ template <int W> __device__ __forceinline__ void lcw_wg_sync(int wg) {
         asm volatile("bar.sync 4, 128;\n" ::: "memory");
 }
 
-/* U: steps (wgmmas) a commit group; S = 2 or 3 sets of fragments rotate, so up to 2 U wgmmas are
- * in flight while later fragments load.
- * W: warpgroups a block, sharing the staged u and taps.  W = 1 runs the groups from the last down
- * and stages y in the u tokens the group has just finished with (group tm0 reads no token
- * >= tm0 + 512), so a block is taps + u only.  W = 2, 4 deal the groups out in snake order (of
- * the groups from the last down, warpgroup w takes ranks w, 2 W - 1 - w, 2 W + w, ...: for W = 2
- * ranks 0, 3, 4, 7 and 1, 2, 5, 6, equal steps for 2 W k groups, as group g runs 32 (g + 1)
- * steps) and stage y in a tile each, since another warpgroup may still read any token. */
-template <typename Tin, typename Tout, int U, int W, int S>
+/* ---- staging ---------------------------------------------------------------------------------
+ * One 8-row tile's u into up (its zero ramp first, ZERO pieces, written elsewhere): raw pieces by
+ * cp.async, zero-filled past B or T, a partial piece by hand.  NTHR threads; a thread's pieces are
+ * tid + NTHR j, always batch row b0 + tid % 8, so its row pointer is computed once. */
+template <typename Tin, int NTHR>
+__device__ __forceinline__ void lcw_stage_u(uint4 *up, const lct_params &prm, int c, int b0, int tid) {
+    const int my_b = b0 + tid % LCW_NT;
+    const bool my_row = my_b < prm.B;
+    const Tin *xr = static_cast<const Tin *>(prm.x) + ((size_t)(my_row ? my_b : 0) * prm.d + c) * prm.T;
+    const int whole = my_row && prm.vec ? prm.T / 8 * 8 : 0; /* tokens in whole 16-byte pieces */
+    const int last = my_row ? prm.T : 0;                       /* tokens that are not zeros      */
+    for (int p = tid; p < prm.tg; p += NTHR) {
+        const int s = (p / LCW_NT) * 8;
+        uint4 *dst = up + LCW_ZERO + p;
+        if (s < whole)
+            cp_async16(smem_u32(dst), xr + s, 16);
+        else if (s >= last)
+            cp_async16(smem_u32(dst), prm.x, 0);
+        else
+            *dst = lct_load_group<Tin>(prm, c, my_b, s);
+    }
+}
+
+/* The same thread's pieces, once its copies have landed: bf16 to the fp16 operand in place. */
+template <typename Tin, int NTHR>
+__device__ __forceinline__ void lcw_convert_u(uint4 *up, int tg, int tid) {
+    if (!std::is_same<Tin, __half>::value)
+        for (int p = tid; p < tg; p += NTHR) up[LCW_ZERO + p] = lct_operand<Tin>(up[LCW_ZERO + p]);
+}
+
+/* Channel c's tap rows (E | O, TW words) by cp.async. */
+template <int NTHR>
+__device__ __forceinline__ void lcw_stage_taps(uint16_t *taps, const lct_params &prm, int c, int tid) {
+    const uint4 *src = reinterpret_cast<const uint4 *>(prm.rows + (size_t)c * 2 * prm.TW);
+    for (int i = tid; i < prm.TW / 4; i += NTHR)
+        cp_async16(smem_u32(reinterpret_cast<uint4 *>(taps) + i), src + i, 16);
+}
+
+template <int NTHR> __device__ __forceinline__ void lcw_zero_ramp(uint4 *up, int tid) {
+    for (int i = tid; i < LCW_ZERO; i += NTHR) up[i] = make_uint4(0u, 0u, 0u, 0u);
+}
+
+/* ---- one group --------------------------------------------------------------------------------
+ * Step k: lag dlt = tm0 + 64 (G - 1) - 16 k; column block i reads tokens s_i = tm0 + 64 i - dlt,
+ * staged at ZERO + s_i: the descriptor starts at token 16 k of the staged run (16 units of 16 bytes
+ * a step) and steps 1024 bytes a block.  Steps: tm0 / 16 + 4 G (dlt down to -48), a multiple of
+ * 32, so of 2 U.  w: step 0's fragment word (lcw_group_word); dlo, dhi: the tile's descriptor. */
+__device__ __forceinline__ int lcw_group_word(int base, int tm0, int warp, int lane_off) {
+    return ((base - tm0 - 64 * (LCW_G - 1) - 16 * warp) >> 1) + lane_off;
+}
+
+template <int U, int S>
+__device__ __forceinline__ void lcw_group(float (&acc)[LCW_G][4], const uint32_t *tapw, int w,
+                                          uint32_t dlo, uint32_t dhi, int nsteps) {
+#pragma unroll
+    for (int i = 0; i < LCW_G; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[i][e] = 0.0f;
+    wg_pin<LCW_G>(acc);
+    if constexpr (S == 2) {
+        uint32_t a[2][U][4];
+        lcw_frags<U>(a[0], tapw + w);
+        for (int k = 0; k < nsteps; k += 2 * U) {
+            lcw_mma<U>(acc, a[0], dlo, dhi);
+            wg_wait<1>();
+            wg_pin_u32<U>(a[1]); /* its wgmmas are done */
+            lcw_frags<U>(a[1], tapw + w + 8 * U);
+            lcw_mma<U>(acc, a[1], dlo + 16u * U, dhi);
+            wg_wait<1>();
+            wg_pin_u32<U>(a[0]);
+            lcw_frags<U>(a[0], tapw + w + 16 * U);
+            w += 16 * U;
+            dlo += 32u * U;
+        }
+    } else {
+        /* three sets: batch j's fragments were loaded while batch j - 1 was issued, so the
+         * loads' latency is behind a whole batch; the set of batch j - 1 (done at wait 1)
+         * takes batch j + 2 */
+        uint32_t a[3][U][4];
+        lcw_frags<U>(a[0], tapw + w);
+        lcw_frags<U>(a[1], tapw + w + 8 * U);
+        const int nb = nsteps / U;
+        for (int j = 0;; j += 3) {
+            lcw_mma<U>(acc, a[0], dlo, dhi);
+            wg_wait<1>();
+            wg_pin_u32<U>(a[2]);
+            lcw_frags<U>(a[2], tapw + w + 16 * U);
+            if (j + 1 >= nb) break;
+            lcw_mma<U>(acc, a[1], dlo + 16u * U, dhi);
+            wg_wait<1>();
+            wg_pin_u32<U>(a[0]);
+            lcw_frags<U>(a[0], tapw + w + 24 * U);
+            if (j + 2 >= nb) break;
+            lcw_mma<U>(acc, a[2], dlo + 32u * U, dhi);
+            wg_wait<1>();
+            wg_pin_u32<U>(a[1]);
+            lcw_frags<U>(a[1], tapw + w + 32 * U);
+            if (j + 3 >= nb) break;
+            w += 24 * U;
+            dlo += 48u * U;
+        }
+    }
+    wg_wait<0>();
+    wg_pin<LCW_G>(acc);
+}
+
+/* y of a group: the G tiles (64 tokens x 8 rows each) scaled, rounded and transposed into the
+ * tile yp in u's piece layout [token / 8][row][8 tokens] (a warp's 2-byte stores fall in 16
+ * distinct words), then 16-byte rows of y (rows b0 + wtid % 8).  The first barrier: for a tile in
+ * u (W = 1), every warp's share of the group's last wgmmas has read it; for a tile of its own, the
+ * warpgroup's last group is out of it. */
+template <typename Tout, int W>
+__device__ __forceinline__ void lcw_store_group(const float (&acc)[LCW_G][4], float isc, uint4 *yp,
+                                                const lct_params &prm, int c, int b0, int tm0,
+                                                int wg, int wtid) {
+    const int warp = wtid / 32, g = (wtid % 32) / 4, q = wtid % 4;
+    uint16_t *ys = reinterpret_cast<uint16_t *>(yp);
+    lcw_wg_sync<W>(wg);
+#pragma unroll
+    for (int i = 0; i < LCW_G; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int tgi = 8 * i + 2 * warp + (e >> 1), row = 2 * q + (e & 1);
+            ys[tgi * 64 + row * 8 + g] = lct_bits(from_f32<Tout>(acc[i][e] * isc));
+        }
+    lcw_wg_sync<W>(wg);
+    const int my_b = b0 + wtid % LCW_NT;
+    if (my_b < prm.B)
+        for (int p = wtid; p < 64 * LCW_G; p += LCW_THREADS) {
+            const int t = tm0 + (p / LCW_NT) * 8;
+            if (t < prm.T) lct_store8<Tout>(prm, my_b, c, t, yp[p]);
+        }
+}
+
+/* The lane's offset into the tap rows (v4's fragment algebra: E rows for even g, O for odd). */
+__device__ __forceinline__ int lcw_lane_off(int TW, int lane) {
+    const int g = lane / 4, q = lane % 4;
+    return (g & 1) ? TW / 2 + (2 * q - g - 1) / 2 : (2 * q - g) / 2;
+}
+
+/* ---- the kernels ------------------------------------------------------------------------------
+ * lcw_kernel: a block per (channel, 8 batch rows), W warpgroups sharing its staged u.  W = 1 runs
+ * the groups from the last down and stages y in the u tokens the group has just finished with
+ * (group tm0 reads no token >= tm0 + 512), so a block is taps + u only.  W = 2, 4 deal the groups
+ * out in snake order (of the groups from the last down, warpgroup w takes ranks w, 2 W - 1 - w,
+ * 2 W + w, ...: for W = 2 ranks 0, 3, 4, 7 and 1, 2, 5, 6, equal steps for 2 W k groups, as group g
+ * runs 32 (g + 1) steps) and stage y in a tile each, since another warpgroup may still read any
+ * token. */
+template <typename Tin, typename Tout, int W, int S>
 __global__ void __launch_bounds__(LCW_THREADS *W) lcw_kernel(const lct_params prm) {
+    constexpr int U = LCW_U, NTHR = LCW_THREADS * W;
     extern __shared__ __align__(16) unsigned char lcw_smem[];
-    const int T = prm.T, TW = prm.TW, Tg = prm.tg;
+    const int TW = prm.TW, Tg = prm.tg;
     uint16_t *taps = reinterpret_cast<uint16_t *>(lcw_smem);
     uint16_t *us = taps + 2 * TW;
     uint4 *up = reinterpret_cast<uint4 *>(us); /* piece ((ZERO + s) / 8) * 8 + n = ZERO + p */
     const int tid = threadIdx.x;
     const int bt = blockIdx.x % prm.nbt, c = blockIdx.x / prm.nbt, b0 = bt * LCW_NT;
-    /* a thread's batch row in staging and in the stores: pieces tid + 128 j, row tid % 8 */
-    const int my_b = b0 + tid % LCW_NT;
-    const bool my_row = my_b < prm.B;
 
-    /* Stage: taps; zeros; u as raw pieces (cp.async, zero-filled past B or T; a partial piece
-     * by hand), then bf16 converted in place to the fp16 operand. */
-    {
-        const uint4 *src = reinterpret_cast<const uint4 *>(prm.rows + (size_t)c * 2 * TW);
-        for (int i = tid; i < TW / 4; i += LCW_THREADS * W)
-            cp_async16(smem_u32(reinterpret_cast<uint4 *>(taps) + i), src + i, 16);
-        for (int i = tid; i < LCW_ZERO; i += LCW_THREADS * W) up[i] = make_uint4(0u, 0u, 0u, 0u);
-        const Tin *xr = static_cast<const Tin *>(prm.x) + ((size_t)(my_row ? my_b : 0) * prm.d + c) * T;
-        const int whole = my_row && prm.vec ? T / 8 * 8 : 0; /* tokens in whole 16-byte pieces */
-        const int last = my_row ? T : 0;                       /* tokens that are not zeros      */
-        for (int p = tid; p < Tg; p += LCW_THREADS * W) {
-            const int s = (p / LCW_NT) * 8;
-            uint4 *dst = up + LCW_ZERO + p;
-            if (s < whole)
-                cp_async16(smem_u32(dst), xr + s, 16);
-            else if (s >= last)
-                cp_async16(smem_u32(dst), prm.x, 0);
-            else
-                *dst = lct_load_group<Tin>(prm, c, my_b, s);
-        }
-        cp_async_commit();
-        cp_async_wait<0>();
-        if (!std::is_same<Tin, __half>::value)
-            for (int p = tid; p < Tg; p += LCW_THREADS * W) up[LCW_ZERO + p] = lct_operand<Tin>(up[LCW_ZERO + p]);
-        wg_fence_proxy_smem(); /* the generic-proxy writes, before wgmma reads them */
-    }
+    lcw_stage_taps<NTHR>(taps, prm, c, tid);
+    lcw_zero_ramp<NTHR>(up, tid);
+    lcw_stage_u<Tin, NTHR>(up, prm, c, b0, tid);
+    cp_async_commit();
+    cp_async_wait<0>();
+    lcw_convert_u<Tin, NTHR>(up, Tg, tid);
+    wg_fence_proxy_smem(); /* the generic-proxy writes, before wgmma reads them */
     __syncthreads();
 
-    const int wg = tid / LCW_THREADS, wtid = tid % LCW_THREADS;
-    const int warp = wtid / 32, lane = tid % 32, g = lane / 4, q = lane % 4;
-    const int lane_off = (g & 1) ? TW / 2 + (2 * q - g - 1) / 2 : (2 * q - g) / 2;
+    const int wg = tid / LCW_THREADS, wtid = tid % LCW_THREADS, warp = wtid / 32;
+    const int lane_off = lcw_lane_off(TW, tid % 32);
     const uint32_t *tapw = reinterpret_cast<const uint32_t *>(taps);
     const float isc = prm.inv_scale[c];
     const uint64_t desc_u = wg_desc(smem_u32(us), 128, 1024);
-    const uint32_t dhi = (uint32_t)(desc_u >> 32);
     const int ngroups = Tg / (64 * LCW_G);
     int step = 2 * (W - wg) - 1; /* to this warpgroup's next rank: 2 (W - wg) - 1, 2 wg + 1, ... */
     for (int rank = wg; rank < ngroups; rank += step, step = 2 * W - step) {
         const int tm0 = (ngroups - 1 - rank) * 64 * LCW_G;
         float acc[LCW_G][4];
-#pragma unroll
-        for (int i = 0; i < LCW_G; ++i)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) acc[i][e] = 0.0f;
-        wg_pin<LCW_G>(acc);
-        /* Step k: lag dlt = tm0 + 64 (G - 1) - 16 k; column block i reads tokens
-         * s_i = tm0 + 64 i - dlt, staged at ZERO + s_i: the descriptor starts at token 16 k of
-         * the staged run (16 units of 16 bytes a step) and steps 1024 bytes a block.  Steps:
-         * tm0 / 16 + 4 G (dlt down to -48), a multiple of 32, so of 2 U. */
-        int w = ((prm.base - tm0 - 64 * (LCW_G - 1) - 16 * warp) >> 1) + lane_off;
-        const int nsteps = tm0 / 16 + 4 * LCW_G;
-        uint32_t dlo = (uint32_t)desc_u;
-        if constexpr (S == 2) {
-            uint32_t a[2][U][4];
-            lcw_frags<U>(a[0], tapw + w);
-            for (int k = 0; k < nsteps; k += 2 * U) {
-                lcw_mma<U>(acc, a[0], dlo, dhi);
-                wg_wait<1>();
-                wg_pin_u32<U>(a[1]); /* its wgmmas are done */
-                lcw_frags<U>(a[1], tapw + w + 8 * U);
-                lcw_mma<U>(acc, a[1], dlo + 16u * U, dhi);
-                wg_wait<1>();
-                wg_pin_u32<U>(a[0]);
-                lcw_frags<U>(a[0], tapw + w + 16 * U);
-                w += 16 * U;
-                dlo += 32u * U;
-            }
-        } else {
-            /* three sets: batch j's fragments were loaded while batch j - 1 was issued, so the
-             * loads' latency is behind a whole batch; the set of batch j - 1 (done at wait 1)
-             * takes batch j + 2 */
-            uint32_t a[3][U][4];
-            lcw_frags<U>(a[0], tapw + w);
-            lcw_frags<U>(a[1], tapw + w + 8 * U);
-            const int nb = nsteps / U;
-            for (int j = 0;; j += 3) {
-                lcw_mma<U>(acc, a[0], dlo, dhi);
-                wg_wait<1>();
-                wg_pin_u32<U>(a[2]);
-                lcw_frags<U>(a[2], tapw + w + 16 * U);
-                if (j + 1 >= nb) break;
-                lcw_mma<U>(acc, a[1], dlo + 16u * U, dhi);
-                wg_wait<1>();
-                wg_pin_u32<U>(a[0]);
-                lcw_frags<U>(a[0], tapw + w + 24 * U);
-                if (j + 2 >= nb) break;
-                lcw_mma<U>(acc, a[2], dlo + 32u * U, dhi);
-                wg_wait<1>();
-                wg_pin_u32<U>(a[1]);
-                lcw_frags<U>(a[1], tapw + w + 32 * U);
-                if (j + 3 >= nb) break;
-                w += 24 * U;
-                dlo += 48u * U;
-            }
-        }
-        wg_wait<0>();
-        wg_pin<LCW_G>(acc);
-
-        /* y: the G tiles (64 tokens x 8 rows each) scaled, rounded and transposed into u's piece
-         * layout [token / 8][row][8 tokens] (a warp's 2-byte stores fall in 16 distinct words),
-         * then 16-byte rows of y.  The first barrier: W = 1, every warp's share of the group's
-         * last wgmmas has read u; W > 1, the warpgroup's last group is out of its tile. */
+        lcw_group<U, S>(acc, tapw, lcw_group_word(prm.base, tm0, warp, lane_off), (uint32_t)desc_u,
+                        (uint32_t)(desc_u >> 32), tm0 / 16 + 4 * LCW_G);
         uint4 *yp = W == 1 ? up + LCW_ZERO + tm0 : up + LCW_ZERO + Tg + 64 * LCW_G * wg;
-        uint16_t *ys = reinterpret_cast<uint16_t *>(yp);
-        lcw_wg_sync<W>(wg);
-#pragma unroll
-        for (int i = 0; i < LCW_G; ++i)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int tgi = 8 * i + 2 * warp + (e >> 1), row = 2 * q + (e & 1);
-                ys[tgi * 64 + row * 8 + g] = lct_bits(from_f32<Tout>(acc[i][e] * isc));
-            }
-        lcw_wg_sync<W>(wg);
-        if (my_row)
-            for (int p = wtid; p < 64 * LCW_G; p += LCW_THREADS) {
-                const int t = tm0 + (p / LCW_NT) * 8;
-                if (t < T) lct_store8<Tout>(prm, my_b, c, t, yp[p]);
-            }
+        lcw_store_group<Tout, W>(acc, isc, yp, prm, c, b0, tm0, wg, wtid);
     }
 }
 
-/* Steps a commit group (U), warpgroups a block (W) and fragment sets (S): U = 4; W = 4 from 16
- * groups a block (T > 7680), 2 from 8 (T > 3584; at 2k two warpgroups a block were slower, NOTES),
- * else 1;
- * S = 3 from 4 groups (T > 1536), else 2 (its 106 registers cost a block an SM at 1k).  For the
- * A/B of NOTES, session 10: CHELA_LCW_U = 2 | 8 (W = 1, S = 2), CHELA_LCW_W = 1 | 2 | 4 (4 with
- * S = 3 only) and CHELA_LCW_SETS = 2 | 3 (U = 4). */
-struct lcw_shape {
-    int u, w, sets;
-};
-lcw_shape lcw_shape_for(int tg) {
-    const char *eu = getenv("CHELA_LCW_U"), *ew = getenv("CHELA_LCW_W"), *es = getenv("CHELA_LCW_SETS");
-    const int groups = tg / (64 * LCW_G);
-    const int sets = es && (!strcmp(es, "2") || !strcmp(es, "3")) ? atoi(es) : groups >= 4 ? 3 : 2;
-    if (eu && (!strcmp(eu, "2") || !strcmp(eu, "8"))) return {atoi(eu), 1, 2};
-    if (ew && (!strcmp(ew, "1") || !strcmp(ew, "2") || (!strcmp(ew, "4") && sets == 3)))
-        return {4, atoi(ew), sets};
-    return {4, groups >= 16 ? 4 : groups >= 8 ? 2 : 1, sets};
+/* lcp_kernel: persistent, LCP_W = 4 warpgroups a block, one block an SM, with the staged taps and
+ * u double-buffered.  An item is (channel, K consecutive 8-row tiles); a block takes a contiguous
+ * run of items and, while its warpgroups work on one, cp.async brings the next into the other
+ * buffer.  Why: one-shot blocks of identical work run in lockstep, so every SM stages at once
+ * (HBM busy, tensor pipes idle) and then computes at once (the reverse); Nsight Compute at 2k put
+ * ~26 % of stall samples in staging.  The item's units (tile k, group g) are dealt out in the snake
+ * order above over the units sorted by steps (rank r: g = groups - 1 - r / K, k = r % K); each
+ * warpgroup stages y in a tile of its own. */
+template <typename Tin, typename Tout, int K>
+__global__ void __launch_bounds__(LCW_THREADS *LCP_W) lcp_kernel(const lct_params prm) {
+    constexpr int U = LCW_U, W = LCP_W, NTHR = LCW_THREADS * LCP_W;
+    extern __shared__ __align__(16) unsigned char lcw_smem[];
+    const int TW = prm.TW, Tg = prm.tg;
+    const int upieces = LCW_ZERO + Tg; /* 16-byte pieces of one tile's staged u */
+    uint16_t *taps0 = reinterpret_cast<uint16_t *>(lcw_smem);
+    uint4 *u0 = reinterpret_cast<uint4 *>(taps0 + 4 * TW); /* [buffer][tile] */
+    uint4 *ytile = u0 + 2 * K * upieces;                  /* [warpgroup]    */
+    const int tid = threadIdx.x;
+    const int nbq = (prm.nbt + K - 1) / K;
+    const long long nitems = (long long)prm.d * nbq;
+    const int first = (int)(nitems * blockIdx.x / gridDim.x);
+    const int last = (int)(nitems * (blockIdx.x + 1) / gridDim.x);
+    if (first >= last) return;
+
+    auto stage = [&](int buf, int item) {
+        const int c = item / nbq, bq = item % nbq;
+        lcw_stage_taps<NTHR>(taps0 + buf * 2 * TW, prm, c, tid);
+#pragma unroll
+        for (int k = 0; k < K; ++k)
+            lcw_stage_u<Tin, NTHR>(u0 + (buf * K + k) * upieces, prm, c, (bq * K + k) * LCW_NT, tid);
+        cp_async_commit();
+    };
+    auto land = [&](int buf) { /* this thread's copies, converted; then everyone's, to wgmma */
+        cp_async_wait<0>();
+#pragma unroll
+        for (int k = 0; k < K; ++k) lcw_convert_u<Tin, NTHR>(u0 + (buf * K + k) * upieces, Tg, tid);
+        wg_fence_proxy_smem();
+        __syncthreads();
+    };
+    for (int k = 0; k < 2 * K; ++k) lcw_zero_ramp<NTHR>(u0 + k * upieces, tid);
+    stage(0, first);
+    land(0);
+
+    const int wg = tid / LCW_THREADS, wtid = tid % LCW_THREADS, warp = wtid / 32;
+    const int lane_off = lcw_lane_off(TW, tid % 32);
+    const int ngroups = Tg / (64 * LCW_G), nunits = ngroups * K;
+    uint4 *yp = ytile + 64 * LCW_G * wg;
+    int buf = 0;
+    for (int item = first; item < last; ++item, buf ^= 1) {
+        if (item + 1 < last) stage(buf ^ 1, item + 1); /* its buffer's last reader passed land() */
+        const int c = item / nbq, bq = item % nbq;
+        const uint32_t *tapw = reinterpret_cast<const uint32_t *>(taps0 + buf * 2 * TW);
+        const float isc = prm.inv_scale[c];
+        int step = 2 * (W - wg) - 1;
+        for (int rank = wg; rank < nunits; rank += step, step = 2 * W - step) {
+            const int g = ngroups - 1 - rank / K, k = rank % K, b0 = (bq * K + k) * LCW_NT;
+            if (b0 >= prm.B) continue; /* a tile past B (the warpgroup's threads agree) */
+            const int tm0 = g * 64 * LCW_G;
+            const uint64_t desc = wg_desc(smem_u32(u0 + (buf * K + k) * upieces), 128, 1024);
+            float acc[LCW_G][4];
+            lcw_group<U, 3>(acc, tapw, lcw_group_word(prm.base, tm0, warp, lane_off), (uint32_t)desc,
+                            (uint32_t)(desc >> 32), tm0 / 16 + 4 * LCW_G);
+            lcw_store_group<Tout, W>(acc, isc, yp, prm, c, b0, tm0, wg, wtid);
+        }
+        if (item + 1 < last) land(buf ^ 1);
+    }
 }
 
-/* Shared memory: [taps E | O][u: (ZERO + Tg) tokens x 8 rows], and for W > 1 a y tile
- * (64 G tokens x 8 rows) a warpgroup. */
-size_t lcw_smem_bytes(int tw, int tg, int w) {
-    return (size_t)2 * tw * 2 + (size_t)(LCW_ZERO + tg) * LCW_NT * 2 +
-           (w > 1 ? (size_t)w * 64 * LCW_G * LCW_NT * 2 : 0);
+/* The plan of a run.  k > 0: lcp_kernel with K = k tiles an item, from 4 groups (T > 1536) where
+ * its double buffers fit (K = 2 below 8 groups, so an item has 8 units for 4 warpgroups; else 1).
+ * Else lcw_kernel with w warpgroups a block (4 from 16 groups, 2 from 8, else 1) and s fragment
+ * sets (3 from 4 groups, else 2: its 106 registers cost a block an SM at 1k).  For the A/B of NOTES,
+ * session 10: CHELA_LCW_PERSIST=0 keeps lcw_kernel, CHELA_LCW_W=1|2|4 forces it with that W, and
+ * CHELA_LCW_SETS=2|3 its fragment sets at W = 1 (more warpgroups always take 3). */
+struct lcw_shape {
+    int k, w, sets;
+};
+
+size_t lcw_smem_bytes(int tw, int tg, lcw_shape sh) {
+    const size_t upieces = (size_t)(LCW_ZERO + tg) * LCW_NT * 2, ytile = (size_t)64 * LCW_G * LCW_NT * 2;
+    if (sh.k) return (size_t)4 * tw * 2 + 2 * sh.k * upieces + LCP_W * ytile;
+    return (size_t)2 * tw * 2 + upieces + (sh.w > 1 ? sh.w * ytile : 0);
+}
+
+lcw_shape lcw_shape_for(int tw, int tg) {
+    const char *ew = getenv("CHELA_LCW_W"), *es = getenv("CHELA_LCW_SETS"), *ep = getenv("CHELA_LCW_PERSIST");
+    const int groups = tg / (64 * LCW_G);
+    const bool forced_w = ew && (!strcmp(ew, "1") || !strcmp(ew, "2") || !strcmp(ew, "4"));
+    if (!forced_w && !(ep && !strcmp(ep, "0")) && groups >= 4)
+        for (int k = groups < 8 ? 2 : 1; k >= 1; --k)
+            if (lcw_smem_bytes(tw, tg, {k, LCP_W, 3}) <= LCW_SMEM_MAX) return {k, LCP_W, 3};
+    const int w = forced_w ? atoi(ew) : groups >= 16 ? 4 : groups >= 8 ? 2 : 1;
+    const int sets = w > 1 ? 3 : es && (!strcmp(es, "2") || !strcmp(es, "3")) ? atoi(es) : groups >= 4 ? 3 : 2;
+    return {0, w, sets};
 }
 
 typedef void (*lcw_fn)(lct_params);
 
 template <typename Tin, typename Tout> lcw_fn lcw_kernel_of(lcw_shape sh) {
-    if (sh.sets == 3)
-        return sh.w == 4 ? lcw_kernel<Tin, Tout, 4, 4, 3>
-                         : sh.w == 2 ? lcw_kernel<Tin, Tout, 4, 2, 3> : lcw_kernel<Tin, Tout, 4, 1, 3>;
-    if (sh.w == 2) return lcw_kernel<Tin, Tout, 4, 2, 2>;
-    return sh.u == 2 ? lcw_kernel<Tin, Tout, 2, 1, 2>
-                     : sh.u == 8 ? lcw_kernel<Tin, Tout, 8, 1, 2> : lcw_kernel<Tin, Tout, 4, 1, 2>;
+    if (sh.k) return sh.k == 2 ? lcp_kernel<Tin, Tout, 2> : lcp_kernel<Tin, Tout, 1>;
+    if (sh.w == 4) return lcw_kernel<Tin, Tout, 4, 3>;
+    if (sh.w == 2) return lcw_kernel<Tin, Tout, 2, 3>;
+    return sh.sets == 3 ? lcw_kernel<Tin, Tout, 1, 3> : lcw_kernel<Tin, Tout, 1, 2>;
 }
 
 /* The kernel a run takes: u_half / y_bf16 as lcw_launch's; NULL for bf16 u with fp16 y. */
@@ -295,6 +408,29 @@ lcw_fn lcw_pick(bool u_half, bool y_bf16, lcw_shape sh) {
     if (u_half && y_bf16) return lcw_kernel_of<__half, __nv_bfloat16>(sh);
     if (u_half) return lcw_kernel_of<__half, __half>(sh);
     return NULL;
+}
+
+/* lcp_kernel's grid: as many blocks as are resident at once (the occupancy query for fn at bytes,
+ * times the SMs), kept for the next launch of the same kernel and size. */
+int lcp_grid(lcw_fn fn, int bytes, int *blocks) {
+    static struct {
+        lcw_fn fn;
+        int bytes, dev, blocks;
+    } memo[16];
+    static int nmemo = 0;
+    int dev = 0, nsm = 0, per_sm = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    for (int i = 0; i < nmemo; i++)
+        if (memo[i].fn == fn && memo[i].bytes == bytes && memo[i].dev == dev) {
+            *blocks = memo[i].blocks;
+            return 0;
+        }
+    CUDA_CHECK(cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev));
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, LCW_THREADS * LCP_W, bytes));
+    if (per_sm < 1) BENCH_FAIL("long_conv_toeplitz v5: a persistent block of %d bytes does not fit an SM", bytes);
+    *blocks = nsm * per_sm;
+    if (nmemo < 16) memo[nmemo++] = {fn, bytes, dev, *blocks};
+    return 0;
 }
 
 } // namespace
@@ -315,13 +451,13 @@ int lcw_nt(int B, int T) {
     (void)B;
     int tg, base, tw;
     lcw_geometry(LCW_NT, T, &tg, &base, &tw);
-    return lcw_smem_bytes(tw, tg, lcw_shape_for(tg).w) <= LCW_SMEM_MAX ? LCW_NT : 0;
+    return lcw_smem_bytes(tw, tg, lcw_shape_for(tw, tg)) <= LCW_SMEM_MAX ? LCW_NT : 0;
 }
 
 int lcw_prepare(int nt, int tw, int tg) {
     if (nt != LCW_NT) BENCH_FAIL("long_conv_toeplitz v5: batch tile %d", nt);
-    const lcw_shape sh = lcw_shape_for(tg);
-    const int bytes = (int)lcw_smem_bytes(tw, tg, sh.w);
+    const lcw_shape sh = lcw_shape_for(tw, tg);
+    const int bytes = (int)lcw_smem_bytes(tw, tg, sh);
     const bool combos[3][2] = {{false, true}, {true, true}, {true, false}};
     for (const auto &cb : combos) { /* only raised: another plan of a longer T may share the kernel */
         const lcw_fn fn = lcw_pick(cb[0], cb[1], sh);
@@ -337,10 +473,18 @@ int lcw_launch(int nt, bool u_half, bool y_bf16, const lct_params &prm, cudaStre
     if (nt != LCW_NT) BENCH_FAIL("long_conv_toeplitz v5: batch tile %d", nt);
     const long long nblocks = (long long)prm.d * prm.nbt;
     if (nblocks > 0x7fffffffLL) BENCH_FAIL("long_conv_toeplitz v5: grid of %lld blocks", nblocks);
-    const lcw_shape sh = lcw_shape_for(prm.tg);
+    const lcw_shape sh = lcw_shape_for(prm.TW, prm.tg);
     const lcw_fn fn = lcw_pick(u_half, y_bf16, sh);
     if (!fn) BENCH_FAIL("long_conv_toeplitz v5: bf16 u with fp16 y is not a combination any run makes");
-    fn<<<(unsigned)nblocks, LCW_THREADS * sh.w, lcw_smem_bytes(prm.TW, prm.tg, sh.w), stream>>>(prm);
+    const int bytes = (int)lcw_smem_bytes(prm.TW, prm.tg, sh);
+    if (sh.k) {
+        int blocks = 0;
+        if (lcp_grid(fn, bytes, &blocks)) return -1;
+        const long long items = (long long)prm.d * ((prm.nbt + sh.k - 1) / sh.k);
+        fn<<<(unsigned)(items < blocks ? items : blocks), LCW_THREADS * LCP_W, bytes, stream>>>(prm);
+    } else {
+        fn<<<(unsigned)nblocks, LCW_THREADS * sh.w, bytes, stream>>>(prm);
+    }
     CUDA_CHECK(cudaGetLastError());
     return 0;
 }

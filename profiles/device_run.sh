@@ -545,6 +545,6 @@ if [ "$MODE" = sched ]; then
     done
     (cd /tmp && tar cf "$OUT/sched.tar" sched*.csv)
     lcw_ncu
-    [ "${LCW_QUICK:-0}" = 1 ] || sanitize "--ops long_conv,short_long_conv --seq 300,2100,4000 --batch 17 --dim 4"
+    [ "${LCW_QUICK:-0}" = 1 ] || sanitize "--ops long_conv,short_long_conv --seq 300,2048,2100,4000 --batch 17 --dim 4"
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
 fi
