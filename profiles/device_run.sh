@@ -520,7 +520,7 @@ if [ "$MODE" = lcw ]; then
         -o "$OUT/conv_v5_8k.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/conv_v5_8k.csv"
     [ "${LCW_QUICK:-0}" = 1 ] || { slc_sweep; layer_sweep; }
     lcw_ncu
-    [ "${LCW_QUICK:-0}" = 1 ] || sanitize "--ops long_conv,short_long_conv --seq 300,2100,4000 --batch 17 --dim 4"
+    [ "${LCW_QUICK:-0}" = 1 ] || sanitize "--ops long_conv,short_long_conv --seq 300,2048,2100,4000 --batch 17 --dim 4"
     # session 10: v5 forced past its default range (two and four warpgroups a block)
     [ "${LCW_QUICK:-0}" = 1 ] || CHELA_LCF_TOEPLITZ_MAX_T=8192 \
         sanitize "--ops long_conv --variants fast --seq 7000,8192 --batch 9 --dim 4"
