@@ -37,6 +37,13 @@
  * 3 x m64n32k16; Nsight Compute at 2k: tensor pipe 40 %, issue 50 %; measured 0.224 / 0.385 /
  * 0.931 ms at 1k / 2k / 4k (v4 0.218 / 0.393; FFT at 4k 0.633).
  *
+ * Tried (session 10, 3ce9add, not kept): persistent blocks of 4 warpgroups with taps and u
+ * double-buffered, the next item's cp.async under this one's product, to break the lockstep in
+ * which every SM stages at once.  0.309 / 0.461 ms at 2k / 4k against 0.262 / 0.423: each item
+ * boundary drained the block's tensor pipe (the last groups' epilogues, the in-place bf16
+ * conversion and a block barrier, all at once), where two one-shot blocks an SM cover each
+ * other's boundaries.
+ *
  * Work: a group executes 8 (tm0 / 16 + 32) tile-steps, of which the causal ones are the useful
  * sum; executed MMA flops 2 x 64 x 8 x 16 x tile-steps: 103 / 172 / 309 GFLOP at 1k / 2k / 4k
  * (useful 71 / 83 / 92 %).  Measured (H100, session 10): 0.192 / 0.264 / 0.423 ms, 540 / 650 /
@@ -63,7 +70,6 @@ constexpr int LCW_N = LCW_NT * LCW_G;      /* the wgmma's N                     
 constexpr int LCW_ZERO = 64 * (LCW_G - 1); /* zero tokens staged before u (tiles not started)  */
 constexpr int LCW_THREADS = 128;           /* one warpgroup                                    */
 constexpr int LCW_U = 4;                   /* steps (wgmmas) a commit group                    */
-constexpr int LCP_W = 4;                   /* warpgroups a persistent block                    */
 constexpr size_t LCW_SMEM_MAX = 227 * 1024;
 
 
@@ -297,106 +303,31 @@ __global__ void __launch_bounds__(LCW_THREADS *W) lcw_kernel(const lct_params pr
     }
 }
 
-/* lcp_kernel: persistent, LCP_W = 4 warpgroups a block, one block an SM, with the staged taps and
- * u double-buffered.  An item is (channel, K consecutive 8-row tiles); a block takes a contiguous
- * run of items and, while its warpgroups work on one, cp.async brings the next into the other
- * buffer.  Why: one-shot blocks of identical work run in lockstep, so every SM stages at once
- * (HBM busy, tensor pipes idle) and then computes at once (the reverse); Nsight Compute at 2k put
- * ~26 % of stall samples in staging.  The item's units (tile k, group g) are dealt out in the snake
- * order above over the units sorted by steps (rank r: g = groups - 1 - r / K, k = r % K); each
- * warpgroup stages y in a tile of its own. */
-template <typename Tin, typename Tout, int K>
-__global__ void __launch_bounds__(LCW_THREADS *LCP_W) lcp_kernel(const lct_params prm) {
-    constexpr int U = LCW_U, W = LCP_W, NTHR = LCW_THREADS * LCP_W;
-    extern __shared__ __align__(16) unsigned char lcw_smem[];
-    const int TW = prm.TW, Tg = prm.tg;
-    const int upieces = LCW_ZERO + Tg; /* 16-byte pieces of one tile's staged u */
-    uint16_t *taps0 = reinterpret_cast<uint16_t *>(lcw_smem);
-    uint4 *u0 = reinterpret_cast<uint4 *>(taps0 + 4 * TW); /* [buffer][tile] */
-    uint4 *ytile = u0 + 2 * K * upieces;                  /* [warpgroup]    */
-    const int tid = threadIdx.x;
-    const int nbq = (prm.nbt + K - 1) / K;
-    const long long nitems = (long long)prm.d * nbq;
-    const int first = (int)(nitems * blockIdx.x / gridDim.x);
-    const int last = (int)(nitems * (blockIdx.x + 1) / gridDim.x);
-    if (first >= last) return;
-
-    auto stage = [&](int buf, int item) {
-        const int c = item / nbq, bq = item % nbq;
-        lcw_stage_taps<NTHR>(taps0 + buf * 2 * TW, prm, c, tid);
-#pragma unroll
-        for (int k = 0; k < K; ++k)
-            lcw_stage_u<Tin, NTHR>(u0 + (buf * K + k) * upieces, prm, c, (bq * K + k) * LCW_NT, tid);
-        cp_async_commit();
-    };
-    auto land = [&](int buf) { /* this thread's copies, converted; then everyone's, to wgmma */
-        cp_async_wait<0>();
-#pragma unroll
-        for (int k = 0; k < K; ++k) lcw_convert_u<Tin, NTHR>(u0 + (buf * K + k) * upieces, Tg, tid);
-        wg_fence_proxy_smem();
-        __syncthreads();
-    };
-    for (int k = 0; k < 2 * K; ++k) lcw_zero_ramp<NTHR>(u0 + k * upieces, tid);
-    stage(0, first);
-    land(0);
-
-    const int wg = tid / LCW_THREADS, wtid = tid % LCW_THREADS, warp = wtid / 32;
-    const int lane_off = lcw_lane_off(TW, tid % 32);
-    const int ngroups = Tg / (64 * LCW_G), nunits = ngroups * K;
-    uint4 *yp = ytile + 64 * LCW_G * wg;
-    int buf = 0;
-    for (int item = first; item < last; ++item, buf ^= 1) {
-        if (item + 1 < last) stage(buf ^ 1, item + 1); /* its buffer's last reader passed land() */
-        const int c = item / nbq, bq = item % nbq;
-        const uint32_t *tapw = reinterpret_cast<const uint32_t *>(taps0 + buf * 2 * TW);
-        const float isc = prm.inv_scale[c];
-        int step = 2 * (W - wg) - 1;
-        for (int rank = wg; rank < nunits; rank += step, step = 2 * W - step) {
-            const int g = ngroups - 1 - rank / K, k = rank % K, b0 = (bq * K + k) * LCW_NT;
-            if (b0 >= prm.B) continue; /* a tile past B (the warpgroup's threads agree) */
-            const int tm0 = g * 64 * LCW_G;
-            const uint64_t desc = wg_desc(smem_u32(u0 + (buf * K + k) * upieces), 128, 1024);
-            float acc[LCW_G][4];
-            lcw_group<U, 3>(acc, tapw, lcw_group_word(prm.base, tm0, warp, lane_off), (uint32_t)desc,
-                            (uint32_t)(desc >> 32), tm0 / 16 + 4 * LCW_G);
-            lcw_store_group<Tout, W>(acc, isc, yp, prm, c, b0, tm0, wg, wtid);
-        }
-        if (item + 1 < last) land(buf ^ 1);
-    }
-}
-
-/* The plan of a run.  k > 0: lcp_kernel with K = k tiles an item, from 4 groups (T > 1536) where
- * its double buffers fit (K = 2 below 8 groups, so an item has 8 units for 4 warpgroups; else 1).
- * Else lcw_kernel with w warpgroups a block (4 from 16 groups, 2 from 8, else 1) and s fragment
- * sets (3 from 4 groups, else 2: its 106 registers cost a block an SM at 1k).  For the A/B of NOTES,
- * session 10: CHELA_LCW_PERSIST=0 keeps lcw_kernel, CHELA_LCW_W=1|2|4 forces it with that W, and
- * CHELA_LCW_SETS=2|3 its fragment sets at W = 1 (more warpgroups always take 3). */
+/* The plan of a run: w warpgroups a block (4 from 16 groups, 2 from 8, else 1) and s fragment sets
+ * (3 from 4 groups, else 2: its 106 registers cost a block an SM at 1k).  For the A/B of NOTES,
+ * session 10: CHELA_LCW_W=1|2|4 forces w, CHELA_LCW_SETS=2|3 the sets at w = 1 (more warpgroups
+ * always take 3). */
 struct lcw_shape {
-    int k, w, sets;
+    int w, sets;
 };
 
 size_t lcw_smem_bytes(int tw, int tg, lcw_shape sh) {
     const size_t upieces = (size_t)(LCW_ZERO + tg) * LCW_NT * 2, ytile = (size_t)64 * LCW_G * LCW_NT * 2;
-    if (sh.k) return (size_t)4 * tw * 2 + 2 * sh.k * upieces + LCP_W * ytile;
     return (size_t)2 * tw * 2 + upieces + (sh.w > 1 ? sh.w * ytile : 0);
 }
 
-lcw_shape lcw_shape_for(int tw, int tg) {
-    const char *ew = getenv("CHELA_LCW_W"), *es = getenv("CHELA_LCW_SETS"), *ep = getenv("CHELA_LCW_PERSIST");
+lcw_shape lcw_shape_for(int tg) {
+    const char *ew = getenv("CHELA_LCW_W"), *es = getenv("CHELA_LCW_SETS");
     const int groups = tg / (64 * LCW_G);
     const bool forced_w = ew && (!strcmp(ew, "1") || !strcmp(ew, "2") || !strcmp(ew, "4"));
-    if (!forced_w && !(ep && !strcmp(ep, "0")) && groups >= 4)
-        for (int k = groups < 8 ? 2 : 1; k >= 1; --k)
-            if (lcw_smem_bytes(tw, tg, {k, LCP_W, 3}) <= LCW_SMEM_MAX) return {k, LCP_W, 3};
     const int w = forced_w ? atoi(ew) : groups >= 16 ? 4 : groups >= 8 ? 2 : 1;
     const int sets = w > 1 ? 3 : es && (!strcmp(es, "2") || !strcmp(es, "3")) ? atoi(es) : groups >= 4 ? 3 : 2;
-    return {0, w, sets};
+    return {w, sets};
 }
 
 typedef void (*lcw_fn)(lct_params);
 
 template <typename Tin, typename Tout> lcw_fn lcw_kernel_of(lcw_shape sh) {
-    if (sh.k) return sh.k == 2 ? lcp_kernel<Tin, Tout, 2> : lcp_kernel<Tin, Tout, 1>;
     if (sh.w == 4) return lcw_kernel<Tin, Tout, 4, 3>;
     if (sh.w == 2) return lcw_kernel<Tin, Tout, 2, 3>;
     return sh.sets == 3 ? lcw_kernel<Tin, Tout, 1, 3> : lcw_kernel<Tin, Tout, 1, 2>;
@@ -408,29 +339,6 @@ lcw_fn lcw_pick(bool u_half, bool y_bf16, lcw_shape sh) {
     if (u_half && y_bf16) return lcw_kernel_of<__half, __nv_bfloat16>(sh);
     if (u_half) return lcw_kernel_of<__half, __half>(sh);
     return NULL;
-}
-
-/* lcp_kernel's grid: as many blocks as are resident at once (the occupancy query for fn at bytes,
- * times the SMs), kept for the next launch of the same kernel and size. */
-int lcp_grid(lcw_fn fn, int bytes, int *blocks) {
-    static struct {
-        lcw_fn fn;
-        int bytes, dev, blocks;
-    } memo[16];
-    static int nmemo = 0;
-    int dev = 0, nsm = 0, per_sm = 0;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    for (int i = 0; i < nmemo; i++)
-        if (memo[i].fn == fn && memo[i].bytes == bytes && memo[i].dev == dev) {
-            *blocks = memo[i].blocks;
-            return 0;
-        }
-    CUDA_CHECK(cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev));
-    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, LCW_THREADS * LCP_W, bytes));
-    if (per_sm < 1) BENCH_FAIL("long_conv_toeplitz v5: a persistent block of %d bytes does not fit an SM", bytes);
-    *blocks = nsm * per_sm;
-    if (nmemo < 16) memo[nmemo++] = {fn, bytes, dev, *blocks};
-    return 0;
 }
 
 } // namespace
@@ -451,12 +359,12 @@ int lcw_nt(int B, int T) {
     (void)B;
     int tg, base, tw;
     lcw_geometry(LCW_NT, T, &tg, &base, &tw);
-    return lcw_smem_bytes(tw, tg, lcw_shape_for(tw, tg)) <= LCW_SMEM_MAX ? LCW_NT : 0;
+    return lcw_smem_bytes(tw, tg, lcw_shape_for(tg)) <= LCW_SMEM_MAX ? LCW_NT : 0;
 }
 
 int lcw_prepare(int nt, int tw, int tg) {
     if (nt != LCW_NT) BENCH_FAIL("long_conv_toeplitz v5: batch tile %d", nt);
-    const lcw_shape sh = lcw_shape_for(tw, tg);
+    const lcw_shape sh = lcw_shape_for(tg);
     const int bytes = (int)lcw_smem_bytes(tw, tg, sh);
     const bool combos[3][2] = {{false, true}, {true, true}, {true, false}};
     for (const auto &cb : combos) { /* only raised: another plan of a longer T may share the kernel */
@@ -473,18 +381,11 @@ int lcw_launch(int nt, bool u_half, bool y_bf16, const lct_params &prm, cudaStre
     if (nt != LCW_NT) BENCH_FAIL("long_conv_toeplitz v5: batch tile %d", nt);
     const long long nblocks = (long long)prm.d * prm.nbt;
     if (nblocks > 0x7fffffffLL) BENCH_FAIL("long_conv_toeplitz v5: grid of %lld blocks", nblocks);
-    const lcw_shape sh = lcw_shape_for(prm.TW, prm.tg);
+    const lcw_shape sh = lcw_shape_for(prm.tg);
     const lcw_fn fn = lcw_pick(u_half, y_bf16, sh);
     if (!fn) BENCH_FAIL("long_conv_toeplitz v5: bf16 u with fp16 y is not a combination any run makes");
     const int bytes = (int)lcw_smem_bytes(prm.TW, prm.tg, sh);
-    if (sh.k) {
-        int blocks = 0;
-        if (lcp_grid(fn, bytes, &blocks)) return -1;
-        const long long items = (long long)prm.d * ((prm.nbt + sh.k - 1) / sh.k);
-        fn<<<(unsigned)(items < blocks ? items : blocks), LCW_THREADS * LCP_W, bytes, stream>>>(prm);
-    } else {
-        fn<<<(unsigned)nblocks, LCW_THREADS * sh.w, bytes, stream>>>(prm);
-    }
+    fn<<<(unsigned)nblocks, LCW_THREADS * sh.w, bytes, stream>>>(prm);
     CUDA_CHECK(cudaGetLastError());
     return 0;
 }
