@@ -72,7 +72,6 @@ constexpr int LCW_THREADS = 128;           /* one warpgroup                     
 constexpr int LCW_U = 4;                   /* steps (wgmmas) a commit group                    */
 constexpr size_t LCW_SMEM_MAX = 227 * 1024;
 
-
 /* The Toeplitz fragment at word w0 of the tap rows (v4's algebra: m = dlt + g - 2q for the
  * rows g, m + 8 for rows g + 8, m - 8 for columns 2q + 8, and the fourth register = the first). */
 __device__ __forceinline__ void lcw_frag(uint32_t (&a)[4], const uint32_t *f, int w0) {
@@ -83,8 +82,10 @@ __device__ __forceinline__ void lcw_frag(uint32_t (&a)[4], const uint32_t *f, in
 }
 
 /* U consecutive steps' fragments, the first at word pointer f (8 words, 16 taps, a step).  The
- * prefetch after a group's last step reads up to 8 U + 4 words past its last fragment: still
- * inside the O row or the staged u behind it (lcw_geometry), and never fed to a wgmma. */
+ * prefetch after a group's last step reads up to 8 U + 4 words past its last fragment with two
+ * sets, 16 U + 4 with three (tg + 207 and tg + 239 words from the E row's start, against TW =
+ * tg + 224, lcw_geometry): the O row's end, or the staged zero ramp right behind it, inside the
+ * block's shared memory either way, and never fed to a wgmma. */
 template <int U>
 __device__ __forceinline__ void lcw_frags(uint32_t (&a)[U][4], const uint32_t *f) {
 #pragma unroll
