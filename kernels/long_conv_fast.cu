@@ -165,6 +165,16 @@
  *   there).  Predicted 8-12 % from 4k to 32k.  Measured (H100, bf16, d = 1024, 65536 tokens):
  *   0.725 / 0.855 / 0.979 / 1.249 -> 0.634 / 0.762 / 0.914 / 1.070 ms at 4k / 8k / 16k / 32k;
  *   64k (B = 1) 1.655.  Error unchanged (3.7-4.2e-3).
+ *
+ * v7 (this file).  8192-point blocks (T = 4k single blocks, T = 8k clusters of two) on a wide
+ *   grid run a third copy: 256 threads, __launch_bounds__(256, 3), so three blocks an SM (25 KiB
+ *   under the 227 KiB of shared memory) at up to 85 registers with no spill, where the 512-thread
+ *   copy holds two at 64 registers with ~130 bytes of spill.  Each thread then does two of the
+ *   block's 512 radix-16 columns a stage.  A session 6 probe measured bf16 4k 0.638 -> 0.616 and
+ *   8k 0.766 -> 0.725 ms, and fp32 B = 1 (512-2048 blocks) 7-12 % slower: a grid of a few waves
+ *   loses more to the half-size blocks' longer tail than it gains.  The rule therefore takes the
+ *   narrow copy only when the grid is at least LCF_NARROW_MIN_WAVES waves of three blocks an SM;
+ *   CHELA_LCF_NARROW=0 / 1 forces it off / on (A/B).
  */
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
@@ -196,6 +206,10 @@ namespace cg = cooperative_groups;
  * ~130 bytes): measured 0.59 -> 0.51 ms at 1k, 0.71 -> 0.56 at 2k, 0.93 -> 0.73 at 4k.  At
  * M = 16384 (T = 8k) only one block fits in shared memory anyway and the cap cost 5%. */
 #define LCF_SMALL_M 8192
+/* v7: the narrow copy for 8192-point blocks on a wide grid (header) */
+#define LCF_NARROW_THREADS 256
+#define LCF_NARROW_MINB 3
+#define LCF_NARROW_MIN_WAVES 8
 #define LCF_LOAD_UNROLL 4 /* points whose loads are in flight together, per thread */
 #define LCF_FUSE_Q 16     /* v6: largest combined digit P R0 done on load and store */
 
@@ -512,7 +526,7 @@ template <int Q> __device__ __forceinline__ void idft_half_out(const float2 (&v)
 /* One cluster of P blocks per (channel c, batch pair).  blockIdx.x = (c * npairs + pair) * P +
  * rank.  Shared memory: buf [M + M/16] float2, tw_hi [n_hi], tw_lo [128]. */
 template <int P, typename Tx, int MINB, int R0F>
-__global__ void __launch_bounds__(LCF_MAX_THREADS, MINB)
+__global__ void __launch_bounds__(MINB == LCF_NARROW_MINB ? LCF_NARROW_THREADS : LCF_MAX_THREADS, MINB)
     lcf_kernel(const lcf_params prm) {
     extern __shared__ float4 lcf_smem[];
     float2 *buf = reinterpret_cast<float2 *>(lcf_smem);
@@ -752,6 +766,18 @@ static int lcf_block_points(int N) {
     return N == 16384 ? 8192 : LCF_BLOCK_POINTS;
 }
 
+/* v7: whether a plan of nblocks 8192-point blocks runs the narrow copy (header) */
+static int lcf_narrow_for(long long nblocks, int *narrow) {
+    const char *e = getenv("CHELA_LCF_NARROW");
+    if (e && !strcmp(e, "0")) return *narrow = 0, 0;
+    if (e && !strcmp(e, "1")) return *narrow = 1, 0;
+    int dev, sms;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    *narrow = nblocks >= (long long)LCF_NARROW_MIN_WAVES * LCF_NARROW_MINB * sms;
+    return 0;
+}
+
 static lcf_geom lcf_geometry(int T) {
     lcf_geom g;
     int tp = 64;
@@ -782,6 +808,12 @@ typedef void (*lcf_kernel_fn)(const lcf_params);
 template <int P, typename Tx> static lcf_kernel_fn lcf_pick(const long_conv_fast_t *p) {
     const int r0 = 1 << (p->log_m & 3);
     const int r0f = P * r0 <= LCF_FUSE_Q ? r0 : 1;
+    /* v7: 8192 = 2 x 16^3 points, so R0 = 2; clusters of 1 and 2 (T = 4k, 8k) are the ones
+     * with 8192-point blocks by default (CHELA_LCF_BLOCK_POINTS=8192 gives larger P the
+     * 512-thread copy) */
+    if (p->threads == LCF_NARROW_THREADS && p->M == LCF_SMALL_M && r0f == 2) {
+        if constexpr (P <= 2) return lcf_kernel<P, Tx, LCF_NARROW_MINB, 2>;
+    }
     if (p->M <= LCF_SMALL_M) {
         switch (r0f) {
         case 2: if constexpr (P * 2 <= LCF_FUSE_Q) return lcf_kernel<P, Tx, 2, 2>; break;
@@ -938,6 +970,14 @@ extern "C" int long_conv_fast_create(int B, int d, int T, const float *d_taps,
     p->threads = g.threads;
     p->smem_bytes = g.smem_bytes;
     p->xpair = lcf_xpair_for(B);
+    if (g.M == LCF_SMALL_M && g.P <= 2) {
+        int narrow;
+        if (lcf_narrow_for(lcf_units(B, d, p->xpair) * g.P, &narrow) != 0) {
+            free(p);
+            return -1;
+        }
+        if (narrow) p->threads = LCF_NARROW_THREADS;
+    }
     if (lcf_create_impl(p, d_taps, stream) != 0) {
         long_conv_fast_destroy(p); /* keeps the recorded error */
         return -1;

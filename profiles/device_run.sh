@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # device_run.sh OUTDIR [SHA] [MODE]: build, test and benchmark on a GPU machine in one go.
-#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal | wg | wgfinal | lt | gate | gate2 | tune2 | tune3 | lcw | sched
+#   MODE: all (default) | tests | bench | layer | ncu | la | final | conv | sweep | san | parts | attn | pdl | xpair | bp | v6 | ln | lmfinal | wg | wgfinal | lt | gate | gate2 | tune2 | tune3 | lcw | sched | narrow | record
 # Check and pkg-config may be missing there: Debian packages in .debs/ are
 # unpacked into a private prefix (see TOOLING notes in profiles/NOTES.md).
 set -uo pipefail
@@ -547,4 +547,54 @@ if [ "$MODE" = sched ]; then
     lcw_ncu
     [ "${LCW_QUICK:-0}" = 1 ] || sanitize "--ops long_conv,short_long_conv --seq 300,2048,2100,4000 --batch 17 --dim 4"
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
+fi
+# narrow (session 11): the GPU tests; long_conv_fast v7's narrow copy against the 512-thread one
+# (CHELA_LCF_NARROW=0) twice, at 8k, at 4k on the FFT path and at fp32 B = 1, where the rule keeps
+# the wide copy; then the layers' whole calls at 2k / 4k, default sampling and 20 samples only,
+# beside an nvidia-smi trace of SM clock, power and clock-event reasons (smi.csv, marks.txt).
+if [ "$MODE" = narrow ]; then
+    rm -f "$OUT/build.log"
+    gpu_tests
+    for rep in 1 2; do for nar in 0 dflt; do
+        e=CHELA_LCF_NARROW=$nar; [ $nar = dflt ] && e=CHELA_LCF_NARROW_UNSET=1
+        echo "== rep $rep $e: 8k bf16; 4k bf16 FFT path; fp32 B = 1 4k, 8k"
+        env $e timeout 60 $BIN --seq 8k --ops long_conv --variants fast -o /tmp/n8.csv 2>> "$OUT/run.log"
+        env $e CHELA_LCF_TOEPLITZ_MAX_T=2048 timeout 60 $BIN --seq 4k --ops long_conv --variants fast \
+            -o /tmp/n4.csv 2>> "$OUT/run.log"
+        env $e timeout 60 $BIN --seq 4k,8k --ops long_conv --variants fast --dtype fp32 --batch 1 \
+            -o /tmp/nf.csv 2>> "$OUT/run.log"
+        for f in n8 n4 nf; do cols /tmp/$f.csv; tail -n +2 /tmp/$f.csv | sed "s/^/$rep,$nar,/" >> /tmp/narrow_ab.txt; done
+    done; done
+    head -1 /tmp/n8.csv | sed 's/^/rep,narrow,/' > "$OUT/narrow_ab.csv"; cat /tmp/narrow_ab.txt >> "$OUT/narrow_ab.csv"
+    q=clocks_event_reasons.active
+    nvidia-smi --query-gpu=timestamp,$q --format=csv > /dev/null 2>&1 || q=clocks_throttle_reasons.active
+    nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu,$q --format=csv -lms 20 \
+        > "$OUT/smi.csv" 2>&1 &
+    SMI=$!
+    for op in chela transformer; do for T in 2k 4k; do for how in default short; do
+        extra=""; [ $how = short ] && extra="--repeat 20 --budget-ms 0"
+        echo "start $op $T $how $(date +%Y/%m/%d\ %H:%M:%S.%N)" >> "$OUT/marks.txt"
+        timeout 90 $BIN --seq $T --ops $op $extra -o /tmp/clk.csv 2>> "$OUT/run.log"
+        echo "end $op $T $how $(date +%Y/%m/%d\ %H:%M:%S.%N)" >> "$OUT/marks.txt"
+        tail -n +2 /tmp/clk.csv | sed "s/^/$how,/" >> /tmp/clk_all.txt
+        echo "$op $T $how: $(cut -d, -f7,11,16,17,18,19,20 /tmp/clk.csv | tail -n +2)"
+    done; done; done
+    kill $SMI
+    head -1 /tmp/clk.csv | sed 's/^/sampling,/' > "$OUT/clock_ab.csv"; cat /tmp/clk_all.txt >> "$OUT/clock_ab.csv"
+    grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
+    (cd "$OUT" && tar cf extras.tar --remove-files gpu.txt ctest.log run.log marks.txt)
+fi
+# record (session 11): the sweeps of record after a build: long_conv, short_long_conv and both
+# layers with the breakdown, then compute-sanitizer on the long conv forms and the narrow copy.
+if [ "$MODE" = record ]; then
+    rm -f "$OUT/build.log"
+    echo "== $BIN --seq 1k..64k --ops long_conv --profile"
+    timeout 120 $BIN --seq 1k..64k --ops long_conv --profile -o "$OUT/conv.csv" 2>> "$OUT/run.log"
+    echo "rc=$?"; cols "$OUT/conv.csv"
+    slc_sweep
+    layer_sweep
+    sanitize "--ops long_conv,short_long_conv --seq 300,2048,2100,4000 --batch 17 --dim 4"
+    CHELA_LCF_NARROW=1 sanitize "--ops long_conv,short_long_conv --seq 3000,8192 --batch 3 --dim 4"
+    grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
+    (cd "$OUT" && tar cf extras.tar --remove-files gpu.txt run.log $(ls sanitizer.txt 2> /dev/null))
 fi

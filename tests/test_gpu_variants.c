@@ -228,6 +228,24 @@ START_TEST(long_conv_channel_pairs) {
 }
 END_TEST
 
+/* long_conv_fast v7: the narrow copy of 8192-point blocks (256 threads, three blocks an SM),
+ * which the default takes only on grids of many waves, forced on for small ones: single
+ * blocks (T = 3000, 4096) and clusters of two (5000, 8192), an odd B (same-channel pairs and
+ * channel pairs), the prologue, fp32 and bf16; then forced off at the same bf16 shapes. */
+START_TEST(long_conv_narrow_copy) {
+    setenv("CHELA_LCF_NARROW", "1", 1);
+    const char *a[] = {"--ops", "long_conv,short_long_conv", "--seq", "3000,4096,5000,8192",
+                       "--batch", "3", "--dim", "6"};
+    ck_assert_int_eq(sweep_ok("narrow_bf16", NULL, 8, a), 16); /* fft, fast, branches, reparam */
+    const char *b[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "3000,8192",
+                       "--batch", "1", "--dim", "5", "--dtype", "fp32"};
+    ck_assert_int_eq(sweep_ok("narrow_fp32_b1", NULL, 12, b), 2);
+    setenv("CHELA_LCF_NARROW", "0", 1);
+    ck_assert_int_eq(sweep_ok("narrow_off_bf16", NULL, 8, a), 16);
+    unsetenv("CHELA_LCF_NARROW");
+}
+END_TEST
+
 /* CHELA_LCF_BLOCK_POINTS=8192: clusters of 8192-point blocks from T = 4097 (P = 2, 4, 8, and
  * 16384-point blocks where 8 would not reach), the 64-register copy at every P, the radix-2
  * digit fused into load and store at P = 2 and 4 (v6), batch pairs and channel pairs; then
@@ -339,6 +357,7 @@ int main(void) {
     tcase_add_test(tc, long_conv_odd_lengths);
     tcase_add_test(tc, long_conv_toeplitz_paths);
     tcase_add_test(tc, long_conv_channel_pairs);
+    tcase_add_test(tc, long_conv_narrow_copy);
     tcase_add_test(tc, long_conv_block_points);
     tcase_add_test(tc, short_long_conv_forms);
     tcase_add_test(tc, chela_layer_small);
