@@ -30,7 +30,7 @@ typedef struct {
     const csv_row_t *base, *cur;
     verdict_t v;
     double ratio;
-    char why[96];
+    char why[128];
 } result_t;
 
 static int same_num(double a, double b) { return (isnan(a) && isnan(b)) || a == b; }
@@ -72,6 +72,14 @@ static void judge(const options_t *o, result_t *r) {
     } else if (-up > o->max_slowdown && bp10 > np90 && -up > noise) {
         r->v = V_FASTER;
         snprintf(r->why, sizeof r->why, "%.1f%%", 100 * up);
+    }
+    /* A time moves with the clock it ran at (sm_clock_mhz: the median over the row's samples,
+     * clock_probe.h): say so beside a verdict, which stays the time's. */
+    if (r->v != V_SAME && b->sm_clock_mhz > 0 && n->sm_clock_mhz > 0 &&
+        fabs(n->sm_clock_mhz / b->sm_clock_mhz - 1) > 0.03) {
+        size_t l = strlen(r->why);
+        snprintf(r->why + l, sizeof r->why - l, "%sSM clock %.0f -> %.0f MHz", l ? "; " : "",
+                 b->sm_clock_mhz, n->sm_clock_mhz);
     }
     double hb = b->hbm_read_bytes + b->hbm_write_bytes, hn = n->hbm_read_bytes + n->hbm_write_bytes;
     if (!isnan(hb) && !isnan(hn) && hb > 0) {

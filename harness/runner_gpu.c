@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "bench_check.h"
+#include "clock_probe.h"
 #include "hbm_counters.h"
 #include "nvtx_ranges.h"
 #include "runner.h"
@@ -270,7 +271,9 @@ static int verify_variant(sweep_t *sw, const variant_t *v, void *state, const io
 }
 
 /* Cold timing: warm-up, then samples with L2 swept before each, until at least
- * --repeat samples and (noise under 0.5% or the point's budget spent). */
+ * --repeat samples and (noise under 0.5% or the point's budget spent).  Each sample's SM
+ * clock is stamped around it (clock_probe.h, outside its events): the row's sm_clock_mhz
+ * is their median, and a spread of more than 5 % is said in the note. */
 /* stage < 0: the whole variant; else its stage alone (--breakdown). */
 static int run_once(const variant_t *v, void *state, const io_t *io, int stage, cudaStream_t st) {
     return stage < 0 ? v->run(state, io, st) : v->run_stage(state, io, stage, st);
@@ -279,25 +282,32 @@ static int run_once(const variant_t *v, void *state, const io_t *io, int stage, 
 static int time_variant(sweep_t *sw, const variant_t *v, void *state, const io_t *io,
                         const char *range, int stage, csv_row_t *r) {
     cudaEvent_t a, b;
-    double t[MAX_SAMPLES], scratch[MAX_SAMPLES];
-    int n = 0;
+    static double t[MAX_SAMPLES], scratch[MAX_SAMPLES], mhz[MAX_SAMPLES];
+    static unsigned tag; /* unique over the process, so that no stale stamp matches */
+    int n = 0, n_mhz = 0;
+    clock_probe_t *clk = clock_probe_create();
+    if (!clk) return -1;
     CUDA_CHECK(cudaEventCreate(&a));
     CUDA_CHECK(cudaEventCreate(&b));
     for (int i = 0; i < sw->o->warmup; i++)
-        if (run_once(v, state, io, stage, sw->stream)) return -1;
+        if (run_once(v, state, io, stage, sw->stream)) goto fail;
     CUDA_CHECK(cudaStreamSynchronize(sw->stream));
     double start = now_ms();
     for (;;) {
-        if (l2_flush(&sw->flush, sw->stream)) return -1;
+        if (l2_flush(&sw->flush, sw->stream)) goto fail;
+        ++tag;
+        if (clock_probe_stamp(clk, 0, tag, sw->stream)) goto fail;
         nvtx_push(range);
         CUDA_CHECK(cudaEventRecord(a, sw->stream));
         int rc = run_once(v, state, io, stage, sw->stream);
         CUDA_CHECK(cudaEventRecord(b, sw->stream));
         nvtx_pop();
-        if (rc) return -1;
+        if (rc || clock_probe_stamp(clk, 1, tag, sw->stream)) goto fail;
         CUDA_CHECK(cudaEventSynchronize(b));
         float ms;
         CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+        const double f = clock_probe_mhz(clk, tag, sw->stream);
+        if (f == f) mhz[n_mhz++] = f;
         t[n++] = ms;
         if (n >= MAX_SAMPLES || sw->interrupted) break;
         if (n >= sw->o->repeat) {
@@ -308,6 +318,7 @@ static int time_variant(sweep_t *sw, const variant_t *v, void *state, const io_t
             }
         }
     }
+    clock_probe_destroy(clk);
     CUDA_CHECK(cudaGetLastError());
     CUDA_CHECK(cudaEventDestroy(a));
     CUDA_CHECK(cudaEventDestroy(b));
@@ -318,7 +329,19 @@ static int time_variant(sweep_t *sw, const variant_t *v, void *state, const io_t
     r->p90_ms = st.p90;
     r->min_ms = st.min;
     r->stdrel = st.stdrel;
+    if (n_mhz > 0) {
+        stats_t c = stats_compute(mhz, n_mhz); /* sorts mhz */
+        r->sm_clock_mhz = c.median;
+        const double lo = mhz[0], hi = mhz[n_mhz - 1];
+        size_t len = strlen(r->note);
+        if (hi > 1.05 * lo && len < sizeof r->note)
+            snprintf(r->note + len, sizeof r->note - len, "%sSM clock %.0f-%.0f MHz over the samples",
+                     len ? "; " : "", lo, hi);
+    }
     return 0;
+fail:
+    clock_probe_destroy(clk);
+    return -1;
 }
 
 /* One more run with CUPTI counting DRAM bytes, L2 swept first (read-only, so no
@@ -357,6 +380,8 @@ static int run_stages(sweep_t *sw, const variant_t *v, void *state, const io_t *
         char range[160];
         snprintf(range, sizeof range, "%s T=%d B=%d", r->variant, io->shape->T, io->shape->B);
         bench_clear_error();
+        snprintf(r->note, sizeof r->note, "stage %d of %d; verified as part of %s", i + 1,
+                 n_stages, v->name);
         if (time_variant(sw, v, state, io, range, i, r)) {
             snprintf(r->status, sizeof r->status, "fail:cuda");
             snprintf(r->note, sizeof r->note, "while timing: %s", bench_last_error());
@@ -365,8 +390,6 @@ static int run_stages(sweep_t *sw, const variant_t *v, void *state, const io_t *
             break;
         }
         snprintf(r->status, sizeof r->status, "ok");
-        snprintf(r->note, sizeof r->note, "stage %d of %d; verified as part of %s", i + 1,
-                 n_stages, v->name);
         if (sw->o->profile) profile_variant(sw, v, state, io, range, i, r);
     }
     return n;

@@ -29,6 +29,9 @@ expect 0 "0 SLOWER.*-> ok" -- "$BASE" "$work/noisy.csv"
 edit 'NR>1 && $7=="linear_attn/chunked" && $11==4096 {$17*=1.10; $18*=1.10; $19*=1.10; $20*=1.10} 1' slow.csv
 expect 1 "^SLOWER +linear_attn/chunked .*4096" -- "$BASE" "$work/slow.csv"
 expect 0 "-> ok" -- --max-slowdown 15% "$BASE" "$work/slow.csv"
+# the same row slower at a lower SM clock (column 4): the verdict stays, the clock is said
+edit 'NR>1 && $7=="linear_attn/chunked" && $11==4096 {$17*=1.10; $18*=1.10; $19*=1.10; $20*=1.10; $4=$4*0.85} 1' slowclk.csv
+expect 1 "^SLOWER +linear_attn/chunked .*4096.*SM clock [0-9]+ -> [0-9]+ MHz" -- "$BASE" "$work/slowclk.csv"
 # newly failing verification
 edit 'NR>1 && $7=="long_conv/fft" && $11==1024 {$33="fail:wrong"; $17=$18=$19=$20=""} 1' broken.csv
 expect 1 "^BROKEN +long_conv/fft" -- "$BASE" "$work/broken.csv"

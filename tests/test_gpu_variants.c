@@ -34,6 +34,9 @@ static int sweep_ok(const char *label, const char *allowed, int argc, const char
     for (int i = 0; i < nrows; i++) {
         const csv_row_t *r = &rows[i];
         if (!strcmp(r->status, "ok")) {
+            /* the SM clock stamped around the samples (clock_probe.h): a real clock */
+            ck_assert_msg(r->sm_clock_mhz > 100 && r->sm_clock_mhz < 10000,
+                          "%s: %s T=%g: sm_clock_mhz %g", label, r->variant, r->seq, r->sm_clock_mhz);
             n_ok++;
             continue;
         }
