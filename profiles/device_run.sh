@@ -33,7 +33,7 @@ layer_sweep() {
     echo "== $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile"
     timeout 300 $BIN --seq 1k..64k --ops chela,transformer --breakdown --profile \
         -o "$OUT/layer.csv" 2>> "$OUT/run.log"; echo "rc=$?"
-    cut -d, -f7,11,17,26,27,32,33 "$OUT/layer.csv" | tail -n +2
+    cut -d, -f4,7,11,17,26,27,32,33 "$OUT/layer.csv" | tail -n +2
 }
 # The columns worth reading in a run's log: variant, dtype, batch, seq, median, spread,
 # floor ratio, HBM ratio, error, status.
@@ -584,17 +584,22 @@ if [ "$MODE" = narrow ]; then
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
     (cd "$OUT" && tar cf extras.tar --remove-files gpu.txt ctest.log run.log marks.txt)
 fi
-# record (session 11): the sweeps of record after a build: long_conv, short_long_conv and both
-# layers with the breakdown, then compute-sanitizer on the long conv forms and the narrow copy.
+# record (session 11): the GPU tests, then the sweeps of record: long_conv, short_long_conv, both
+# layers with the breakdown, both layers again at 20 samples a point (layer_short.csv: before the
+# power cap bites), then compute-sanitizer on the narrow FFT copy.
 if [ "$MODE" = record ]; then
     rm -f "$OUT/build.log"
+    gpu_tests
     echo "== $BIN --seq 1k..64k --ops long_conv --profile"
     timeout 120 $BIN --seq 1k..64k --ops long_conv --profile -o "$OUT/conv.csv" 2>> "$OUT/run.log"
     echo "rc=$?"; cols "$OUT/conv.csv"
     slc_sweep
     layer_sweep
-    sanitize "--ops long_conv,short_long_conv --seq 300,2048,2100,4000 --batch 17 --dim 4"
+    echo "== $BIN --seq 1k..64k --ops chela,transformer --repeat 20 --budget-ms 0"
+    timeout 200 $BIN --seq 1k..64k --ops chela,transformer --repeat 20 --budget-ms 0 \
+        -o "$OUT/layer_short.csv" 2>> "$OUT/run.log"; echo "rc=$?"
+    cut -d, -f4,7,11,17,18,19,34 "$OUT/layer_short.csv" | tail -n +2
     CHELA_LCF_NARROW=1 sanitize "--ops long_conv,short_long_conv --seq 3000,8192 --batch 3 --dim 4"
     grep -hE "fail|skip" "$OUT/run.log" | cut -c1-250 | head
-    (cd "$OUT" && tar cf extras.tar --remove-files gpu.txt run.log $(ls sanitizer.txt 2> /dev/null))
+    (cd "$OUT" && tar cf extras.tar --remove-files gpu.txt ctest.log run.log $(ls sanitizer.txt 2> /dev/null))
 fi
