@@ -38,6 +38,12 @@ layer_sweep() {
 # The columns worth reading in a run's log: variant, dtype, batch, seq, median, spread,
 # floor ratio, HBM ratio, error, status.
 cols() { cut -d, -f7,9,10,11,17,21,27,30,32,33 "$1" | tail -n +2; }
+# The long conv over the sweep, into conv.csv.
+conv_sweep() {
+    echo "== $BIN --seq 1k..64k --ops long_conv --profile"
+    timeout 120 $BIN --seq 1k..64k --ops long_conv --profile -o "$OUT/conv.csv" 2>> "$OUT/run.log"
+    echo "rc=$?"; cols "$OUT/conv.csv"
+}
 # The short-long conv forms over the sweep, into slc.csv.
 slc_sweep() {
     echo "== $BIN --seq 1k..64k --ops short_long_conv --profile"
@@ -507,9 +513,7 @@ lcw_ncu() {
 if [ "$MODE" = lcw ]; then
     rm -f "$OUT/build.log"
     gpu_tests
-    echo "== $BIN --seq 1k..64k --ops long_conv --profile"
-    timeout 120 $BIN --seq 1k..64k --ops long_conv --profile -o "$OUT/conv.csv" 2>> "$OUT/run.log"
-    echo "rc=$?"; cols "$OUT/conv.csv"
+    conv_sweep
     echo "== CHELA_LCT_VERSION=4 $BIN --seq 1k,2k --ops long_conv --variants fast; CHELA_LCF_TOEPLITZ_MAX_T=2048 --seq 4k"
     CHELA_LCT_VERSION=4 timeout 60 $BIN --seq 1k,2k --ops long_conv --variants fast \
         -o "$OUT/conv_v4.csv" 2>> "$OUT/run.log"; echo "rc=$?"; cols "$OUT/conv_v4.csv"
@@ -590,9 +594,7 @@ fi
 if [ "$MODE" = record ]; then
     rm -f "$OUT/build.log"
     gpu_tests
-    echo "== $BIN --seq 1k..64k --ops long_conv --profile"
-    timeout 120 $BIN --seq 1k..64k --ops long_conv --profile -o "$OUT/conv.csv" 2>> "$OUT/run.log"
-    echo "rc=$?"; cols "$OUT/conv.csv"
+    conv_sweep
     slc_sweep
     layer_sweep
     echo "== $BIN --seq 1k..64k --ops chela,transformer --repeat 20 --budget-ms 0"
