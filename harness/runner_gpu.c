@@ -282,7 +282,7 @@ static int run_once(const variant_t *v, void *state, const io_t *io, int stage, 
 static int time_variant(sweep_t *sw, const variant_t *v, void *state, const io_t *io,
                         const char *range, int stage, csv_row_t *r) {
     cudaEvent_t a, b;
-    static double t[MAX_SAMPLES], scratch[MAX_SAMPLES], mhz[MAX_SAMPLES];
+    double t[MAX_SAMPLES], scratch[MAX_SAMPLES], mhz[MAX_SAMPLES];
     static unsigned tag; /* unique over the process, so that no stale stamp matches */
     int n = 0, n_mhz = 0;
     clock_probe_t *clk = clock_probe_create();

@@ -167,8 +167,8 @@
  *   64k (B = 1) 1.655.  Error unchanged (3.7-4.2e-3).
  *
  * v7 (this file).  8192-point blocks (T = 4k single blocks, T = 8k clusters of two) on a wide
- *   grid run a third copy: 256 threads, __launch_bounds__(256, 3), so three blocks an SM (25 KiB
- *   under the 227 KiB of shared memory) at up to 85 registers with no spill, where the 512-thread
+ *   grid run a third copy: 256 threads, __launch_bounds__(256, 3), so three blocks an SM (3 x 70 KiB,
+ *   within the 227 KiB of shared memory) at up to 85 registers with no spill, where the 512-thread
  *   copy holds two at 64 registers with ~130 bytes of spill.  Each thread then does two of the
  *   block's 512 radix-16 columns a stage.  A session 6 probe measured bf16 4k 0.638 -> 0.616 and
  *   8k 0.766 -> 0.725 ms, and fp32 B = 1 (512-2048 blocks) 7-12 % slower: a grid of a few waves
