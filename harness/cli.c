@@ -221,6 +221,7 @@ int options_parse(int argc, char **argv, options_t *o, char *err, size_t n) {
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             o->out = NEXT();
             if (!o->out || !*o->out) { snprintf(err, n, "-o needs a file name"); return -1; }
+            o->out_given = 1;
         } else if (a[0] == '-' && a[1]) {
             snprintf(err, n, "unknown option '%s' (see --help)", a);
             return -1;

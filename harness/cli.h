@@ -33,6 +33,7 @@ typedef struct {
     int breakdown; /* --breakdown: one more row per stage of a staged variant */
     uint64_t seed;
     const char *out;
+    int out_given;          /* -o was on the command line */
     /* compare */
     double max_slowdown;   /* fraction, default 0.05 */
     double hbm_tolerance;  /* fraction, default 0.02 */

@@ -583,7 +583,7 @@ int plot_main(const options_t *o)
         fprintf(stderr, "chela-bench: plot needs a results file: chela-bench plot results.csv [-o DIR]\n");
         return 2;
     }
-    const char *dir = (o->out && strcmp(o->out, "results.csv")) ? o->out : "plots";
+    const char *dir = o->out_given ? o->out : "plots";
     csv_row_t *rows = NULL;
     int n_rows = 0;
     for (int a = 0; a < o->n_args; a++) {
