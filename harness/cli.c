@@ -30,7 +30,9 @@ void options_defaults(options_t *o) {
     o->hbm_tolerance = 0.02;
 }
 
-/* "5%", "5" (percent) or "0.05" (a fraction below 1). */
+/* One unit rule: the value is a percentage, with or without its '%' sign ("5%",
+ * "5" and "0.5" are 5 %, 5 % and 0.5 %).  The old rule read a bare value below 1 as
+ * a fraction, so 0.99 meant 99 % while 1 meant 1 %. */
 static int parse_percent(const char *opt, const char *s, double *out, char *err, size_t n) {
     char *end;
     if (!s) {
@@ -44,7 +46,7 @@ static int parse_percent(const char *opt, const char *s, double *out, char *err,
         snprintf(err, n, "%s: '%s' is not a percentage (e.g. 5%%)", opt, s);
         return -1;
     }
-    *out = (pct || v >= 1) ? v / 100 : v;
+    *out = v / 100;
     return 0;
 }
 
@@ -54,11 +56,13 @@ void print_usage(void) {
         "       chela-bench plot results.csv [-o DIR]\n"
         "       chela-bench compare BASE.csv NEW.csv [--max-slowdown 5%] [--hbm-tolerance 2%]\n"
         "                           [--allow-missing] [--allow-device-mismatch]\n"
+        "                           (percentages: 5, 5% and 0.5 mean 5 %, 5 % and 0.5 %)\n"
         "       chela-bench --list | --help | --version\n"
         "\n"
         "sweep:\n"
         "  --seq SPEC          lengths: 1k..64k (powers of two), 1k..8k:1k (step), 1024,3000,4k\n"
-        "                      (k = 1024; default 1k..64k on the GPU, 256..2k on the CPU)\n"
+        "                      (k = 1024; each length 1..64M, at most 256 of them, SPEC at most\n"
+        "                      511 characters; default 1k..64k on the GPU, 256..1k on the CPU)\n"
         "  --ops LIST          linear_attn,long_conv,short_long_conv,softmax_attn,chela,\n"
         "                      transformer (default all)\n"
         "  --variants LIST     keep variants whose name contains one of these substrings\n"
@@ -77,7 +81,7 @@ void print_usage(void) {
         "  --backend B         auto (default: the GPU if present, else the CPU references), cuda, cpu\n"
         "  --device N          CUDA device index (default 0)\n"
         "  --warmup N          untimed runs before timing (default 3)\n"
-        "  --repeat N          minimum timed samples (default 20)\n"
+        "  --repeat N          minimum timed samples (default 20; 5 on the CPU backend)\n"
         "  --budget-ms MS      extra time per point to drive the noise under 0.5% (default 500)\n"
         "  --profile           also count HBM bytes per variant with CUPTI (a separate run)\n"
         "  --breakdown         also time each stage of a multi-stage variant (chela/fused):\n"
@@ -136,6 +140,27 @@ static int parse_ops(const char *s, unsigned *mask, char *err, size_t n) {
     return 0;
 }
 
+/* Which subcommands an option means something to. */
+enum { FOR_RUN = 1, FOR_PLOT = 2, FOR_COMPARE = 4, FOR_ANY = 7 };
+static int option_scope(const char *a) {
+    static const char *const compare_only[] = {"--max-slowdown", "--hbm-tolerance",
+                                               "--allow-missing", "--allow-device-mismatch"};
+    if (!strcmp(a, "-o") || !strcmp(a, "--output")) return FOR_RUN | FOR_PLOT;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h") || !strcmp(a, "--version") || !strcmp(a, "--list"))
+        return FOR_ANY;
+    for (size_t k = 0; k < sizeof compare_only / sizeof compare_only[0]; k++)
+        if (!strcmp(a, compare_only[k])) return FOR_COMPARE;
+    return FOR_RUN;
+}
+
+static void note_if_ignored(options_t *o, const char *a) {
+    int cmd = o->command == CMD_PLOT ? FOR_PLOT : o->command == CMD_COMPARE ? FOR_COMPARE : FOR_RUN;
+    if (a[0] != '-' || (option_scope(a) & cmd)) return;
+    for (int k = 0; k < o->n_ignored; k++)
+        if (!strcmp(o->ignored[k], a)) return;
+    if (o->n_ignored < (int)(sizeof o->ignored / sizeof o->ignored[0])) o->ignored[o->n_ignored++] = a;
+}
+
 int options_parse(int argc, char **argv, options_t *o, char *err, size_t n) {
     int head_dim_given = 0, dkdv_given = 0, i = 1;
     long long v;
@@ -152,6 +177,7 @@ int options_parse(int argc, char **argv, options_t *o, char *err, size_t n) {
     } while (0)
     for (; i < argc; i++) {
         const char *a = argv[i];
+        note_if_ignored(o, a);
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) o->command = CMD_HELP;
         else if (!strcmp(a, "--version")) o->command = CMD_VERSION;
         else if (!strcmp(a, "--list")) o->command = CMD_LIST;
@@ -174,25 +200,31 @@ int options_parse(int argc, char **argv, options_t *o, char *err, size_t n) {
             }
         } else if (!strcmp(a, "--tokens")) INT("--tokens", 1, 1LL << 34, o->tokens);
         else if (!strcmp(a, "--batch")) INT("--batch", 1, 1 << 20, o->batch);
-        else if (!strcmp(a, "--heads")) INT("--heads", 1, 4096, o->heads);
+        else if (!strcmp(a, "--heads")) {
+            INT("--heads", 1, 4096, o->heads);
+            o->attn_shape_given = 1;
+        }
         else if (!strcmp(a, "--head-dim")) {
             INT("--head-dim", 1, 4096, o->dk);
             o->dv = o->dk;
-            head_dim_given = 1;
+            head_dim_given = o->attn_shape_given = 1;
         } else if (!strcmp(a, "--dk")) {
             INT("--dk", 1, 4096, o->dk);
-            dkdv_given = 1;
+            dkdv_given = o->attn_shape_given = 1;
         } else if (!strcmp(a, "--dv")) {
             INT("--dv", 1, 65536, o->dv);
-            dkdv_given = 1;
+            dkdv_given = o->attn_shape_given = 1;
         } else if (!strcmp(a, "--dim")) {
             INT("--dim", 1, 65536, o->dim);
             o->dim_given = 1;
         }
-        else if (!strcmp(a, "--z")) INT("--z", 1, 4096, o->z);
+        else if (!strcmp(a, "--z")) {
+            INT("--z", 1, 4096, o->z);
+            o->z_given = 1;
+        }
         else if (!strcmp(a, "--v")) {
             INT("--v", 1, 65536, o->v);
-            o->v_given = 1;
+            o->v_given = o->z_given = 1;
         }
         else if (!strcmp(a, "--noncausal")) o->causal = 0;
         else if (!strcmp(a, "--backend")) {
@@ -204,9 +236,15 @@ int options_parse(int argc, char **argv, options_t *o, char *err, size_t n) {
                 snprintf(err, n, "--backend: '%s' is not auto, cuda or cpu", s ? s : "");
                 return -1;
             }
-        } else if (!strcmp(a, "--device")) INT("--device", 0, 1023, o->device);
+        } else if (!strcmp(a, "--device")) {
+            INT("--device", 0, 1023, o->device);
+            o->device_given = 1;
+        }
         else if (!strcmp(a, "--warmup")) INT("--warmup", 0, 1000, o->warmup);
-        else if (!strcmp(a, "--repeat")) INT("--repeat", 1, 100000, o->repeat);
+        else if (!strcmp(a, "--repeat")) {
+            INT("--repeat", 1, 100000, o->repeat);
+            o->repeat_given = 1;
+        }
         else if (!strcmp(a, "--budget-ms")) INT("--budget-ms", 0, 3600000, o->budget_ms);
         else if (!strcmp(a, "--seed")) INT("--seed", 0, (1LL << 62), o->seed);
         else if (!strcmp(a, "--profile")) o->profile = 1;

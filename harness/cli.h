@@ -24,6 +24,7 @@ typedef struct {
     int heads, dk, dv;      /* attention ops */
     int dim, z, v;          /* conv ops / chela; 0 = default */
     int dim_given, v_given;
+    int repeat_given, device_given, attn_shape_given, z_given; /* for the notes below */
     int causal;
     backend_t backend;
     int device;
@@ -41,6 +42,10 @@ typedef struct {
     /* plot / compare operands */
     const char *args[4];
     int n_args;
+    /* Options given that the chosen subcommand ignores (e.g. --seq with plot), in
+     * order, for one note each on stderr; never an error. */
+    const char *ignored[8];
+    int n_ignored;
 } options_t;
 
 void options_defaults(options_t *o);

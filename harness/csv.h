@@ -42,10 +42,15 @@ typedef struct csv_writer csv_writer;
  * directory is not writable) before any work is done. */
 csv_writer *csv_open(const char *path, char *err, size_t err_len);
 int csv_write_row(csv_writer *w, const csv_row_t *r); /* flushed at once */
-/* Renames the temp file onto path.  Returns 0, or -1 with err. */
+/* Renames the temp file onto path.  Returns 0, or -1 with err naming the first
+ * failed write's cause (the temp file is then removed). */
 int csv_close(csv_writer *w, char *err, size_t err_len);
 /* Removes the temp file (nothing is left behind). */
 void csv_abort(csv_writer *w);
+/* NULL while every write succeeded, else the first failure's cause (strerror). */
+const char *csv_write_error(const csv_writer *w);
+/* The temp file being filled, or NULL when written in place (FIFO, device). */
+const char *csv_temp_path(const csv_writer *w);
 
 /* Formats one row (no newline) into buf. */
 int csv_format_row(const csv_row_t *r, char *buf, size_t len);

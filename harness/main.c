@@ -31,6 +31,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "chela-bench: %s\n", err);
         return 2;
     }
+    static const char *const cmd_name[] = {"run", "plot", "compare", "--list", "--help",
+                                           "--version"};
+    for (int k = 0; k < o.n_ignored; k++)
+        fprintf(stderr, "chela-bench: note: %s does nothing for %s\n", o.ignored[k],
+                cmd_name[o.command]);
     switch (o.command) {
     case CMD_HELP: print_usage(); return 0;
     case CMD_VERSION:

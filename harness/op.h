@@ -99,6 +99,11 @@ typedef struct {
      * (factor sqrt(n)), and the branches form of short_long_conv rounds twice (verify.c
      * says what was measured and why). */
     double tol_scale;
+    /* NULL, or a check of the op's own shape rules (not an implementation's): NULL when
+     * the shape is one the op is defined for, else why not ("d = 100 is not a multiple
+     * of the head dim 64").  Such a point is a skip:shape row for every variant and the
+     * reference, never a failure. */
+    const char *(*shape_problem)(const shape_t *s, char *buf, size_t len);
 } op_desc_t;
 
 const op_desc_t *op_get(op_id id);

@@ -6,6 +6,7 @@
  * written once, in their storage types (tensor_bytes); a variant that re-reads
  * or materialises intermediates shows it as hbm_ratio > 1. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "op.h"
@@ -249,6 +250,13 @@ static double tf_cost(const shape_t *s, const sample_t *m) {
                        sample_tsum(m) * 2.0 * d + m->n_t * 4.0 * d * m->n_col);
 }
 
+/* The Transformer layer's heads are d / 64 wide-64 heads: d must split into them. */
+static const char *tf_shape_problem(const shape_t *s, char *buf, size_t len) {
+    if (s->dk > 0 && s->d % s->dk == 0 && s->H * s->dk == s->d) return NULL;
+    snprintf(buf, len, "d = %d is not a multiple of the head dim %d", s->d, s->dk);
+    return buf;
+}
+
 static const op_desc_t OPS[OP_COUNT] = {
     [OP_LINEAR_ATTN] = {.id = OP_LINEAR_ATTN, .name = "linear_attn", .describe = la_describe,
                         .flops = la_flops, .reference_cost = la_cost,
@@ -277,7 +285,8 @@ static const op_desc_t OPS[OP_COUNT] = {
                         .reference = ref_transformer, .seq_count = conv_seqs,
                         .col_count = conv_cols, .out_index = chela_out_index,
                         .gpu_oracle = "transformer/oracle_fp32",
-                        .tol_scale = 2.8284 /* sqrt(8) rounded intermediates, verify.c */},
+                        .tol_scale = 2.8284 /* sqrt(8) rounded intermediates, verify.c */,
+                        .shape_problem = tf_shape_problem},
 };
 
 double op_ideal_bytes(const op_desc_t *op, const shape_t *s) { return generic_ideal_bytes(op, s); }

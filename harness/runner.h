@@ -14,7 +14,11 @@
 
 /* CPU backend caps: the default CPU sweep, the dims it uses, and the most
  * reference work one point may cost before it is skipped as too large. */
-#define CPU_DEFAULT_SEQ "256..2k"
+#define CPU_DEFAULT_SEQ "256..1k"
+/* The CPU backend's minimum samples a point when --repeat is not given: enough for a
+ * p10 / p90 that compare can judge, while the default CPU sweep stays well under a
+ * minute (about 20 s on one core of a 2-core CI machine). */
+#define CPU_DEFAULT_REPEAT 5
 #define CPU_DEFAULT_DIM 256
 #define CPU_MAX_MACS 8e9
 /* Multiply-adds the CPU reference may spend verifying one GPU op point. */
@@ -34,6 +38,7 @@ typedef struct sweep {
     int n_rows, n_fail, n_skip;
     int sticky;              /* a CUDA error that poisons the context: stop */
     int interrupted;
+    int write_failed;        /* a row could not be written (disk full, ...): stop */
 } sweep_t;
 
 int run_sweep(const options_t *o);
@@ -44,9 +49,17 @@ void row_context(const sweep_t *sw, csv_row_t *r, const op_desc_t *op, const sha
                  const char *variant, const char *role);
 void row_emit(sweep_t *sw, csv_row_t *r);
 int variant_selected(const options_t *o, const variant_t *v);
+/* 0 when every name of --variants matches at least one variant the backend would run
+ * among the --ops selected, else -1 with a one-line message naming the filter. */
+int filters_check(const options_t *o, int use_gpu, char *err, size_t len);
+/* Writes a skip:shape row for the point's variants (or its reference on the CPU)
+ * and returns 1 when the op is not defined for the shape; 0 otherwise. */
+int skip_if_shape_undefined(sweep_t *sw, const op_desc_t *op, const shape_t *s);
 void run_point_gpu(sweep_t *sw, const op_desc_t *op, const shape_t *s);
 void run_point_cpu(sweep_t *sw, const op_desc_t *op, const shape_t *s);
 const char *git_sha(void);
 double now_ms(void);
+/* 1 once SIGINT, SIGTERM or SIGHUP has asked the sweep to stop (sweep.c). */
+int sweep_interrupted(void);
 
 #endif

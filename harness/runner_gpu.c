@@ -448,7 +448,7 @@ void run_point_gpu(sweep_t *sw, const op_desc_t *op, const shape_t *s) {
     int nv = 0;
     for (int i = 0; i < N_VARIANTS && nv < 64; i++)
         if (VARIANTS[i].op == op->id && variant_selected(sw->o, &VARIANTS[i])) vs[nv++] = &VARIANTS[i];
-    if (!nv) return;
+    if (!nv || skip_if_shape_undefined(sw, op, s)) return;
 
     tensor_desc_t in[OP_MAX_INPUTS], out;
     int n_in = op->describe(s, in, &out);
@@ -477,7 +477,7 @@ void run_point_gpu(sweep_t *sw, const op_desc_t *op, const shape_t *s) {
     } else {
         oracle_t orc = {.op = op, .s = s, .io = &io, .stream = sw->stream};
         csv_row_t stage_rows[MAX_STAGES];
-        for (int k = 0; k < nv && !sw->sticky && !sw->interrupted; k++) {
+        for (int k = 0; k < nv && !sw->sticky && !sw->interrupted && !sw->write_failed; k++) {
             int n_stage = 0;
             row_context(sw, &r, op, s, vs[k]->name, vs[k]->role);
             if (variant_n_stages(vs[k]) > MAX_STAGES) {

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Parses n at *p, advances *p.  Returns 0 or -1 with err set. */
-static int parse_num(const char **p, long long *val, const char *item, char *err, size_t n) {
+/* Parses n at *p, advances *p; what names it in a message ("sequence length", "step").
+ * Returns 0 or -1 with err set. */
+static int parse_num(const char **p, long long *val, const char *item, const char *what, char *err,
+                     size_t n) {
     const char *s = *p;
     if (!isdigit((unsigned char)*s)) {
         snprintf(err, n, "--seq: '%s': expected a number at '%s'", item, *s ? s : "(end)");
@@ -31,7 +33,7 @@ static int parse_num(const char **p, long long *val, const char *item, char *err
         return -1;
     }
     if (v == 0) {
-        snprintf(err, n, "--seq: '%s': sequence length must be at least 1", item);
+        snprintf(err, n, "--seq: '%s': %s must be at least 1 (got 0)", item, what);
         return -1;
     }
     *val = v;
@@ -53,7 +55,7 @@ static int push(int *out, int *count, int max_out, long long v, char *err, size_
 static int parse_item(const char *item, int *out, int *count, int max_out, char *err, size_t n) {
     const char *p = item;
     long long a, b, step = 0;
-    if (parse_num(&p, &a, item, err, n)) return -1;
+    if (parse_num(&p, &a, item, "a sequence length", err, n)) return -1;
     if (*p == 0) return push(out, count, max_out, a, err, n);
     if (strncmp(p, "..", 2) != 0) {
         snprintf(err, n, "--seq: '%s': unexpected '%s' (write 1k..64k, 1k..8k:1k or 1024,2k)",
@@ -61,10 +63,10 @@ static int parse_item(const char *item, int *out, int *count, int max_out, char 
         return -1;
     }
     p += 2;
-    if (parse_num(&p, &b, item, err, n)) return -1;
+    if (parse_num(&p, &b, item, "a sequence length", err, n)) return -1;
     if (*p == ':') {
         p++;
-        if (parse_num(&p, &step, item, err, n)) return -1;
+        if (parse_num(&p, &step, item, "the step", err, n)) return -1;
     }
     if (*p != 0) {
         snprintf(err, n, "--seq: '%s': unexpected '%s' after the range", item, p);

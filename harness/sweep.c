@@ -5,24 +5,59 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench_check.h"
 #include "hbm_counters.h"
 #include "nvtx_ranges.h"
 #include "runner.h"
 
+/* SIGINT, SIGTERM and SIGHUP end the sweep after the current point, and the rows
+ * finished so far land in a valid CSV.  The handlers are installed with sigaction
+ * (no SA_RESETHAND) and stay installed until the process exits, so a second signal
+ * during the wind-down (closing the profiler, renaming the CSV) changes nothing;
+ * before, signal() was reset to SIG_DFL ahead of the close, and a second Ctrl-C
+ * killed the process with no CSV and its temp file left behind.  A third signal is
+ * a user who wants out now: the handler removes the temp file (unlink and _exit are
+ * async-signal-safe) and exits 1. */
 static volatile sig_atomic_t g_interrupted = 0;
-static void on_sigint(int sig) {
+static const char *volatile g_temp_path = NULL; /* set once the CSV is open */
+
+static void on_stop_signal(int sig) {
     (void)sig;
-    g_interrupted = 1;
+    if (++g_interrupted >= 3) {
+        static const char msg[] = "chela-bench: third signal: stopping now, no CSV written\n";
+        const char *tmp = g_temp_path;
+        if (tmp) unlink(tmp);
+        (void)!write(2, msg, sizeof msg - 1);
+        _exit(1);
+    }
 }
 
-/* Returns 1 if a CUDA device is usable, else 0 with the reason in why. */
+int sweep_interrupted(void) { return g_interrupted != 0; }
+
+static void set_stop_handlers(void (*fn)(int)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fn;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART; /* a write or wait in progress finishes, then the loop stops */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+/* Returns 1 if a CUDA device is usable, else 0 with the reason in why.  With no
+ * driver installed the runtime reports "CUDA driver version is insufficient", which
+ * sends a user hunting for a driver upgrade: cudaDriverGetVersion gives 0 then. */
 static int gpu_present(char *why, size_t n) {
-    int count = 0;
+    int count = 0, driver = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) {
-        snprintf(why, n, "%s", cudaGetErrorString(e));
+        if (cudaDriverGetVersion(&driver) == cudaSuccess && driver == 0)
+            snprintf(why, n, "no NVIDIA driver found");
+        else
+            snprintf(why, n, "%s", cudaGetErrorString(e));
         (void)cudaGetLastError();
         return 0;
     }
@@ -31,6 +66,23 @@ static int gpu_present(char *why, size_t n) {
         return 0;
     }
     return 1;
+}
+
+/* Options that the chosen backend or ops leave unused: one note each, never an error. */
+static void note_unused_options(const options_t *o, int use_gpu) {
+    if (!use_gpu) {
+        if (o->profile) fprintf(stderr, "chela-bench: note: --profile does nothing on the cpu backend\n");
+        if (o->breakdown)
+            fprintf(stderr, "chela-bench: note: --breakdown does nothing on the cpu backend\n");
+        if (o->device_given)
+            fprintf(stderr, "chela-bench: note: --device does nothing on the cpu backend\n");
+    }
+    unsigned attn = (1u << OP_LINEAR_ATTN) | (1u << OP_SOFTMAX_ATTN);
+    if (o->attn_shape_given && o->op_mask && !(o->op_mask & attn))
+        fprintf(stderr, "chela-bench: note: --heads/--head-dim/--dk/--dv shape the attention ops "
+                        "only (chela takes --z/--v; transformer has d/64 heads of 64)\n");
+    if (o->z_given && o->op_mask && !(o->op_mask & (1u << OP_CHELA)))
+        fprintf(stderr, "chela-bench: note: --z/--v shape chela only, which --ops leaves out\n");
 }
 
 static int open_gpu(sweep_t *sw) {
@@ -71,45 +123,50 @@ int run_sweep(const options_t *o) {
     sweep_t sw = {.o = o};
     char why[256] = "", err[512];
     options_t local = *o;
+    sw.o = &local;
 
-    /* The output path first: an unwritable -o fails before any work is done. */
+    if (o->backend == BACKEND_CPU) sw.use_gpu = 0;
+    else if (gpu_present(why, sizeof why)) sw.use_gpu = 1;
+    else if (o->backend == BACKEND_CUDA) {
+        fprintf(stderr, "chela-bench: --backend cuda: no usable GPU (%s)\n", why);
+        return 2;
+    }
+    /* Filters that select nothing are mistakes: refused before a CSV is touched. */
+    if (filters_check(o, sw.use_gpu, err, sizeof err)) {
+        fprintf(stderr, "chela-bench: %s\n", err);
+        return 2;
+    }
+    /* The output next: an unusable -o (a directory, a FIFO nobody reads, a full disk)
+     * fails here, before any work is done. */
     sw.csv = csv_open(o->out, err, sizeof err);
     if (!sw.csv) {
         fprintf(stderr, "chela-bench: %s\n", err);
         return 2;
     }
-    if (o->backend == BACKEND_CPU) sw.use_gpu = 0;
-    else if (gpu_present(why, sizeof why)) sw.use_gpu = 1;
-    else if (o->backend == BACKEND_CUDA) {
-        fprintf(stderr, "chela-bench: --backend cuda: no usable GPU (%s)\n", why);
-        csv_abort(sw.csv);
-        return 2;
-    } else {
+    g_temp_path = csv_temp_path(sw.csv);
+    set_stop_handlers(on_stop_signal);
+    /* a closed stderr pipe (chela-bench ... | head) must not kill it mid-file */
+    signal(SIGPIPE, SIG_IGN);
+    if (!sw.use_gpu && o->backend != BACKEND_CPU)
         fprintf(stderr,
                 "chela-bench: no usable GPU (%s): running the CPU reference backend instead "
                 "(double precision, one thread, B = 1, dim %d, sweep %s unless --seq is given). "
                 "Rows say backend=cpu; these are CPU timings, not GPU results.\n",
                 why, o->dim_given ? o->dim : CPU_DEFAULT_DIM, CPU_DEFAULT_SEQ);
-    }
-    if (!o->seq_given) {
+    note_unused_options(o, sw.use_gpu);
+    if (!o->seq_given)
         local.n_seq = seq_parse(sw.use_gpu ? "1k..64k" : CPU_DEFAULT_SEQ, local.seq,
                                 SEQ_MAX_POINTS, err, sizeof err);
-        sw.o = &local;
-    }
+    if (!sw.use_gpu && !o->repeat_given) local.repeat = CPU_DEFAULT_REPEAT;
     if (sw.use_gpu && open_gpu(&sw)) {
         fprintf(stderr, "chela-bench: GPU setup failed: %s\n", bench_last_error());
         csv_abort(sw.csv);
         return 1;
     }
-    /* SIGINT / SIGTERM end the sweep after the current point, keeping a valid CSV;
-     * a closed stderr pipe (chela-bench ... | head) must not kill it mid-file. */
-    signal(SIGINT, on_sigint);
-    signal(SIGTERM, on_sigint);
-    signal(SIGPIPE, SIG_IGN);
 
-    for (int i = 0; i < sw.o->n_seq && !sw.sticky && !g_interrupted; i++) {
+    for (int i = 0; i < sw.o->n_seq && !sw.sticky && !g_interrupted && !sw.write_failed; i++) {
         fprintf(stderr, "T = %d\n", sw.o->seq[i]);
-        for (int op = 0; op < OP_COUNT && !sw.sticky && !g_interrupted; op++) {
+        for (int op = 0; op < OP_COUNT && !sw.sticky && !g_interrupted && !sw.write_failed; op++) {
             if (o->op_mask && !(o->op_mask & (1u << op))) continue;
             shape_t s = make_shape(sw.o, (op_id)op, sw.o->seq[i], !sw.use_gpu);
             if (sw.use_gpu) run_point_gpu(&sw, op_get((op_id)op), &s);
@@ -117,11 +174,11 @@ int run_sweep(const options_t *o) {
             sw.interrupted = g_interrupted;
         }
     }
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
     if (sw.profiler) hbm_counters_close(sw.profiler);
     if (sw.use_gpu) l2_flusher_free(&sw.flush);
-    if (csv_close(sw.csv, err, sizeof err)) {
+    int closed = csv_close(sw.csv, err, sizeof err);
+    g_temp_path = NULL; /* the handlers stay: a late signal still only sets the flag */
+    if (closed) { /* a failed write stopped the sweep: its cause, and nothing half-written */
         fprintf(stderr, "chela-bench: %s\n", err);
         return 2;
     }
