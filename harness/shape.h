@@ -37,6 +37,9 @@ typedef struct {
     int v;        /* chela: value width (default 2d)                                */
     int causal;   /* 1 = causal (the default), 0 = bidirectional (linear_attn only) */
     dtype_t dtype;/* storage type of activations; accumulation is always fp32+      */
+    /* The variant's settings for this run (settings.h; NULL = every one "auto").  Read
+     * with settings_get(s->set, "name"); the ops and references ignore it. */
+    const struct settings *set;
 } shape_t;
 
 /* Size of the middle short kernel of the short-long conv: k_m = 2*floor(log10 T)+1

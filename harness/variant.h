@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "op.h"
+#include "settings.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -48,6 +49,12 @@ typedef struct {
     const char *const *stage_names; /* NULL-terminated; NULL when no stages */
     int (*run_stage)(void *state, const io_t *io, int stage, cudaStream_t stream);
     void (*stage_cost)(const shape_t *s, int stage, double *flops, double *bytes);
+    /* Its settings (settings.h), NULL-name terminated; NULL when it has none. */
+    const setting_def_t *settings;
+    /* What setup resolved for this shape and these settings, for the row's `config`
+     * column: the path taken and every choice the planner made ("v6 seg=512 sub=1
+     * pdl=1", "fft block=8192 narrow=1"), as name=value words. */
+    void (*config)(const void *state, char *buf, size_t len);
 } variant_t;
 
 extern const variant_t VARIANTS[];
@@ -62,7 +69,8 @@ extern const int N_VARIANTS;
     size_t P##_workspace_bytes(const shape_t *s);                          \
     int P##_setup(const shape_t *s, const io_t *io, void **state);         \
     int P##_run(void *state, const io_t *io, cudaStream_t stream);         \
-    void P##_teardown(void *state)
+    void P##_teardown(void *state);                                        \
+    void P##_config(const void *state, char *buf, size_t len)
 
 /* A variant with stages also defines P##_stage_names, P##_run_stage and P##_stage_cost. */
 #define DECLARE_STAGED_VARIANT(P)                                                      \

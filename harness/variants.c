@@ -20,6 +20,37 @@ DECLARE_VARIANT(short_long_conv_reparam);
 DECLARE_STAGED_VARIANT(chela_fused);
 DECLARE_VARIANT(chela_oracle_fp32);
 
+/* ---- settings (settings.h): each one's default is "auto", the tuned behaviour ---- */
+static const setting_def_t LA_CHUNKED_SETTINGS[] = {
+    {"la_version", "auto|1|2|3|6",
+     "kernel version: auto = 6 (wgmma) on an sm_90a build at cc 9.0, else 3; fp32 runs 1"},
+    {"la_seg", "auto|64..1048576",
+     "tokens a pass-C segment holds: auto = one segment unless B*H leaves SMs idle"},
+    {"la_sub", "auto|1..4096", "pass-A parts a segment: auto = split only when blocks < 1.5 an SM"},
+    {"la_pdl", "auto|0|1", "programmatic dependent launch between passes: auto = 1"},
+    {NULL, NULL, NULL},
+};
+static const setting_def_t LC_FAST_SETTINGS[] = {
+    {"lcf_toeplitz_max_t", "auto|0..65536",
+     "largest T of the Toeplitz tensor-core path (16-bit runs): auto = 4096 where the wgmma "
+     "kernel runs and B >= 8, else 2048; 0 = always the FFT"},
+    {"lct_version", "auto|3|4|5",
+     "Toeplitz kernel: auto = 5 (wgmma) where it runs, 4 or 3 the older mma.sync kernels"},
+    {"lcw_w", "auto|1|2|4", "wgmma Toeplitz: warpgroups a block (auto: 4 from 16 groups, 2 from 8)"},
+    {"lcw_sets", "auto|2|3", "wgmma Toeplitz: fragment sets at one warpgroup (auto: 3 from 4 groups)"},
+    {"lcf_xpair", "auto|0|1", "FFT: an odd batch's last row packs two channels a transform (auto = 1)"},
+    {"lcf_block_points", "auto|8192|16384",
+     "FFT points one block holds: auto = 8192 at T = 8k, else 16384"},
+    {"lcf_narrow", "auto|0|1",
+     "FFT 8192-point blocks as a 256-thread copy, three an SM: auto = on grids of >= 8 waves"},
+    {NULL, NULL, NULL},
+};
+static const setting_def_t LAYER_SETTINGS[] = {
+    {"lt_tune", "auto|0|1",
+     "time cuBLASLt's first 8 candidates for each GEMM at setup and keep the fastest (auto = 1)"},
+    {NULL, NULL, NULL},
+};
+
 #define ROW(NAME, OP, ROLE, FILE, P)                                                     \
     {.name = NAME, .op = OP, .role = ROLE, .where = FILE, .supports = P##_supports,      \
      .workspace_bytes = P##_workspace_bytes, .setup = P##_setup, .run = P##_run,         \
