@@ -51,39 +51,39 @@ static const setting_def_t LAYER_SETTINGS[] = {
     {NULL, NULL, NULL},
 };
 
-#define ROW(NAME, OP, ROLE, FILE, P)                                                     \
+#define ROW(NAME, OP, ROLE, FILE, P, SETTINGS)                                           \
     {.name = NAME, .op = OP, .role = ROLE, .where = FILE, .supports = P##_supports,      \
      .workspace_bytes = P##_workspace_bytes, .setup = P##_setup, .run = P##_run,         \
-     .teardown = P##_teardown}
+     .teardown = P##_teardown, .settings = SETTINGS}
 /* A variant with stages (--breakdown): its stage table too. */
-#define ROW_STAGED(NAME, OP, ROLE, FILE, P)                                              \
+#define ROW_STAGED(NAME, OP, ROLE, FILE, P, SETTINGS)                                    \
     {.name = NAME, .op = OP, .role = ROLE, .where = FILE, .supports = P##_supports,      \
      .workspace_bytes = P##_workspace_bytes, .setup = P##_setup, .run = P##_run,         \
-     .teardown = P##_teardown, .stage_names = P##_stage_names, \
-     .run_stage = P##_run_stage, .stage_cost = P##_stage_cost}
+     .teardown = P##_teardown, .stage_names = P##_stage_names,                           \
+     .run_stage = P##_run_stage, .stage_cost = P##_stage_cost, .settings = SETTINGS}
 
 const variant_t VARIANTS[] = {
     ROW("linear_attn/chunked", OP_LINEAR_ATTN, "kernel", "kernels/linear_attn_chunked.cu",
-        linear_attn_chunked),
+        linear_attn_chunked, LA_CHUNKED_SETTINGS),
     ROW("linear_attn/naive_cumsum", OP_LINEAR_ATTN, "baseline",
-        "baselines/linear_attn_naive_cumsum.cu", linear_attn_naive_cumsum),
-    ROW("long_conv/fft", OP_LONG_CONV, "baseline", "baselines/long_conv_fft.cu", long_conv_fft),
-    ROW("long_conv/fast", OP_LONG_CONV, "kernel", "kernels/long_conv_fast.cu", long_conv_fast_var),
+        "baselines/linear_attn_naive_cumsum.cu", linear_attn_naive_cumsum, NULL),
+    ROW("long_conv/fft", OP_LONG_CONV, "baseline", "baselines/long_conv_fft.cu", long_conv_fft, NULL),
+    ROW("long_conv/fast", OP_LONG_CONV, "kernel", "kernels/long_conv_fast.cu", long_conv_fast_var, LC_FAST_SETTINGS),
     ROW("short_long_conv/branches", OP_SHORT_LONG_CONV, "kernel", "kernels/short_long_conv.cu",
-        short_long_conv_branches),
+        short_long_conv_branches, NULL),
     ROW("short_long_conv/reparam", OP_SHORT_LONG_CONV, "kernel", "kernels/short_long_conv.cu",
-        short_long_conv_reparam),
+        short_long_conv_reparam, NULL),
     ROW("softmax_attn/naive", OP_SOFTMAX_ATTN, "baseline", "baselines/softmax_attn_naive.cu",
-        softmax_attn_naive),
+        softmax_attn_naive, NULL),
     ROW("softmax_attn/flash", OP_SOFTMAX_ATTN, "baseline", "baselines/softmax_attn_flash.cu",
-        softmax_attn_flash),
+        softmax_attn_flash, NULL),
     ROW("transformer/layer", OP_TRANSFORMER, "baseline", "baselines/transformer_layer.cu",
-        transformer_layer),
+        transformer_layer, LAYER_SETTINGS),
     ROW("transformer/oracle_fp32", OP_TRANSFORMER, "oracle", "harness/oracle_transformer.cu",
-        transformer_oracle_fp32),
-    ROW_STAGED("chela/fused", OP_CHELA, "kernel", "kernels/chela_fused.cu", chela_fused),
+        transformer_oracle_fp32, NULL),
+    ROW_STAGED("chela/fused", OP_CHELA, "kernel", "kernels/chela_fused.cu", chela_fused, LAYER_SETTINGS),
     ROW("chela/oracle_fp32", OP_CHELA, "oracle", "harness/oracle_chela.cu",
-        chela_oracle_fp32),
+        chela_oracle_fp32, NULL),
 };
 const int N_VARIANTS = (int)(sizeof VARIANTS / sizeof VARIANTS[0]);
 
