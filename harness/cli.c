@@ -86,6 +86,10 @@ void print_usage(void) {
         "  --profile           also count HBM bytes per variant with CUPTI (a separate run)\n"
         "  --breakdown         also time each stage of a multi-stage variant (chela/fused):\n"
         "                      one more row per stage, role 'stage', variant 'NAME:STAGE'\n"
+        "  --set NAME=V[,V...] a variant setting (see --list); a list sweeps it, one row per\n"
+        "                      value (several --set: every combination); default auto\n"
+        "  --no-ceilings       skip measuring the copy / GEMM ceilings (floor columns empty;\n"
+        "                      for runs under ncu or nsys)\n"
         "  --no-check          skip verification against the CPU reference (rows note it)\n"
         "  --seed N            input seed (default 20240612)\n"
         "  -o FILE             results CSV (default results.csv; written whole or not at all)\n",
@@ -249,6 +253,21 @@ int options_parse(int argc, char **argv, options_t *o, char *err, size_t n) {
         else if (!strcmp(a, "--seed")) INT("--seed", 0, (1LL << 62), o->seed);
         else if (!strcmp(a, "--profile")) o->profile = 1;
         else if (!strcmp(a, "--breakdown")) o->breakdown = 1;
+        else if (!strcmp(a, "--no-ceilings")) o->no_ceilings = 1;
+        else if (!strcmp(a, "--set")) {
+            const char *kv = NEXT();
+            const char *eq = kv ? strchr(kv, '=') : NULL;
+            if (!kv || !eq || eq == kv || !eq[1]) {
+                snprintf(err, n, "--set needs name=value[,value...] (see --list for the names)");
+                return -1;
+            }
+            if (o->n_set == (int)(sizeof o->set_args / sizeof o->set_args[0])) {
+                snprintf(err, n, "--set: at most %d of them",
+                         (int)(sizeof o->set_args / sizeof o->set_args[0]));
+                return -1;
+            }
+            o->set_args[o->n_set++] = kv;
+        }
         else if (!strcmp(a, "--max-slowdown")) {
             if (parse_percent(a, NEXT(), &o->max_slowdown, err, n)) return -1;
         } else if (!strcmp(a, "--hbm-tolerance")) {

@@ -32,6 +32,11 @@ typedef struct {
     double budget_ms;       /* per point, beyond the minimum repeats */
     int profile, check;
     int breakdown; /* --breakdown: one more row per stage of a staged variant */
+    int no_ceilings; /* --no-ceilings: skip the copy / GEMM ceiling measurement (floors empty) */
+    /* --set name=value[,value...] as given, in order (settings.h; checked against the
+     * variant table by the sweep, which knows which variants run) */
+    const char *set_args[8];
+    int n_set;
     uint64_t seed;
     const char *out;
     int out_given;          /* -o was on the command line */

@@ -29,6 +29,14 @@ typedef struct {
     double max_abs_err, max_rel_err;
     char status[96];
     char note[256];
+    /* schema 2 */
+    double causal;          /* 1 causal, 0 not; NaN where a schema-1 file had no column */
+    char pass[8];           /* fwd (bwd, fwdbwd: the training passes) */
+    char config[256];       /* what ran: the variant's resolved path and choices, then
+                             * "(set a=1 b=2)" for the settings given with --set */
+    double peak_mem_bytes;  /* device bytes the point held: inputs, output, what the
+                             * variant's setup and first run allocated */
+    char build[160];        /* the build: arch list, nvcc and library versions */
 } csv_row_t;
 
 /* A row with every numeric cell empty and every string "". */

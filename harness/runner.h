@@ -9,6 +9,7 @@
 #include "csv.h"
 #include "gpu_util.h"
 #include "op.h"
+#include "sweep_settings.h"
 #include "variant.h"
 #include "verify.h"
 
@@ -39,6 +40,7 @@ typedef struct sweep {
     int sticky;              /* a CUDA error that poisons the context: stop */
     int interrupted;
     int write_failed;        /* a row could not be written (disk full, ...): stop */
+    set_axes_t axes;         /* --set: the settings axes every variant is swept over */
 } sweep_t;
 
 int run_sweep(const options_t *o);

@@ -395,8 +395,31 @@ static int run_stages(sweep_t *sw, const variant_t *v, void *state, const io_t *
     return n;
 }
 
+/* config: what setup resolved, then the settings the user set ("(set la_seg=512)"). */
+static void row_config(const variant_t *v, const void *state, const shape_t *s, csv_row_t *r) {
+    char set[160];
+    size_t k;
+    r->config[0] = 0;
+    if (v->config) v->config(state, r->config, sizeof r->config);
+    settings_format(s->set, 1, set, sizeof set);
+    k = strlen(r->config);
+    if (set[0]) snprintf(r->config + k, sizeof r->config - k, "%s(set %s)", k ? " " : "", set);
+    for (char *c = r->config; *c; c++) /* a cell never holds the separator */
+        if (*c == ',') *c = ';';
+}
+
+static size_t free_device_bytes(void) {
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return free_b;
+}
+
 static void run_variant(sweep_t *sw, const variant_t *v, const io_t *io, size_t out_elems,
-                        oracle_t *orc, csv_row_t *r, csv_row_t *stage_rows, int *n_stage_rows) {
+                        oracle_t *orc, csv_row_t *r, csv_row_t *stage_rows, int *n_stage_rows,
+                        double io_bytes) {
     *n_stage_rows = 0;
     const shape_t *s = io->shape;
     const char *why = v->supports(s);
@@ -417,6 +440,7 @@ static void run_variant(sweep_t *sw, const variant_t *v, const io_t *io, size_t 
     snprintf(range, sizeof range, "%s T=%d B=%d", v->name, s->T, s->B);
     void *state = NULL;
     bench_clear_error();
+    const size_t free_before = free_device_bytes();
     if (v->setup(s, io, &state)) {
         snprintf(r->status, sizeof r->status, "fail:setup");
         snprintf(r->note, sizeof r->note, "%s", bench_last_error());
@@ -424,9 +448,15 @@ static void run_variant(sweep_t *sw, const variant_t *v, const io_t *io, size_t 
         v->teardown(state);
         return;
     }
+    row_config(v, state, s, r);
     nvtx_push(range);
     int bad = verify_variant(sw, v, state, io, out_elems, orc, r);
     nvtx_pop();
+    /* What the point holds: its inputs and output, and what setup and the first run took
+     * (cuFFT plans, workspaces, cuBLAS's lazily made workspace), at the driver's 2 MiB
+     * granularity.  The oracle's buffers are gone by now. */
+    const size_t free_after = free_device_bytes();
+    r->peak_mem_bytes = io_bytes + (free_before > free_after ? (double)(free_before - free_after) : 0);
     if (!bad) {
         if (time_variant(sw, v, state, io, range, -1, r)) {
             snprintf(r->status, sizeof r->status, "fail:cuda");
@@ -478,16 +508,27 @@ void run_point_gpu(sweep_t *sw, const op_desc_t *op, const shape_t *s) {
         oracle_t orc = {.op = op, .s = s, .io = &io, .stream = sw->stream};
         csv_row_t stage_rows[MAX_STAGES];
         for (int k = 0; k < nv && !sw->sticky && !sw->interrupted && !sw->write_failed; k++) {
-            int n_stage = 0;
-            row_context(sw, &r, op, s, vs[k]->name, vs[k]->role);
-            if (variant_n_stages(vs[k]) > MAX_STAGES) {
-                snprintf(r.status, sizeof r.status, "fail:setup");
-                snprintf(r.note, sizeof r.note, "%d stages > %d", variant_n_stages(vs[k]), MAX_STAGES);
-            } else {
-                run_variant(sw, vs[k], &io, out.elems, &orc, &r, stage_rows, &n_stage);
+            /* one row per combination of the --set axes this variant declares */
+            const int combos = set_combos(&sw->axes, vs[k]);
+            for (int c = 0; c < combos && !sw->sticky && !sw->interrupted && !sw->write_failed; c++) {
+                settings_t set;
+                set_combo(&sw->axes, vs[k], c, &set);
+                shape_t sc = *s;
+                sc.set = &set;
+                io_t ioc = io;
+                ioc.shape = &sc;
+                int n_stage = 0;
+                row_context(sw, &r, op, &sc, vs[k]->name, vs[k]->role);
+                if (variant_n_stages(vs[k]) > MAX_STAGES) {
+                    snprintf(r.status, sizeof r.status, "fail:setup");
+                    snprintf(r.note, sizeof r.note, "%d stages > %d", variant_n_stages(vs[k]),
+                             MAX_STAGES);
+                } else {
+                    run_variant(sw, vs[k], &ioc, out.elems, &orc, &r, stage_rows, &n_stage, need);
+                }
+                row_emit(sw, &r);
+                for (int i = 0; i < n_stage; i++) row_emit(sw, &stage_rows[i]);
             }
-            row_emit(sw, &r);
-            for (int i = 0; i < n_stage; i++) row_emit(sw, &stage_rows[i]);
         }
         oracle_free(&orc);
     }

@@ -71,6 +71,7 @@ static int gpu_present(char *why, size_t n) {
 /* Options that the chosen backend or ops leave unused: one note each, never an error. */
 static void note_unused_options(const options_t *o, int use_gpu) {
     if (!use_gpu) {
+        if (o->n_set) fprintf(stderr, "chela-bench: note: --set does nothing on the cpu backend\n");
         if (o->profile) fprintf(stderr, "chela-bench: note: --profile does nothing on the cpu backend\n");
         if (o->breakdown)
             fprintf(stderr, "chela-bench: note: --breakdown does nothing on the cpu backend\n");
@@ -90,10 +91,9 @@ static int open_gpu(sweep_t *sw) {
     fprintf(stderr, "chela-bench: %s (%d SMs, %.0f MB L2, %.1f GiB), measuring ceilings...\n",
             sw->dev.name, sw->dev.sm_count, sw->dev.l2_bytes / 1e6,
             sw->dev.total_mem / (1024.0 * 1024 * 1024));
-    /* Under ncu/nsys the ceiling GEMMs would be profiled too: CHELA_NO_CEILINGS=1
-     * skips them (floor columns stay empty). */
-    const char *nc = getenv("CHELA_NO_CEILINGS");
-    if (nc && *nc && strcmp(nc, "0") != 0) sw->dev.sm_clock_mhz = gpu_measure_sm_clock_mhz();
+    /* Under ncu/nsys the ceiling GEMMs would be profiled too: --no-ceilings skips them
+     * (floor columns stay empty). */
+    if (sw->o->no_ceilings) sw->dev.sm_clock_mhz = gpu_measure_sm_clock_mhz();
     else if (gpu_measure_ceilings(&sw->dev)) return -1;
     fprintf(stderr,
             "chela-bench: SM clock %.0f MHz as found (peak %.0f); copy %.0f GB/s (read+write); "
@@ -133,6 +133,10 @@ int run_sweep(const options_t *o) {
     }
     /* Filters that select nothing are mistakes: refused before a CSV is touched. */
     if (filters_check(o, sw.use_gpu, err, sizeof err)) {
+        fprintf(stderr, "chela-bench: %s\n", err);
+        return 2;
+    }
+    if (set_axes_parse(o, variant_selected, &sw.axes, err, sizeof err)) {
         fprintf(stderr, "chela-bench: %s\n", err);
         return 2;
     }
