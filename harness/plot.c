@@ -7,17 +7,23 @@
  * points; a skipped or failed point is a NaN row followed by a blank line, a
  * gap in the line, never a zero) and runs plots/<chart>.gp on it twice, once
  * for .png and once for .svg.  The scripts take -e "in=..; out=..; title=..;
- * n=..; dts=..; xmin=..; xmax=.." (and ceil=.. for bandwidth). */
+ * n=..; dts=..; xmin=..; xmax=.." (and ceil=.. for bandwidth).  Everything goes
+ * to -o DIR, by default ./charts (never plots/: run from the repository root
+ * that would overwrite the committed charts; `-o plots` regenerates them).
+ *
+ * Text from the results file (op, variant, device, dtype...) reaches gnuplot
+ * only through plot_text() (labels, titles) and plot_stem() (file names);
+ * the files themselves are made whole-or-not-at-all by plot_out.c. */
 #include "plot.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "csv.h"
@@ -30,19 +36,6 @@ typedef struct {
     const csv_row_t *pt[PLOT_MAX_POINTS];
     int n, n_ok;
 } series_t;
-
-typedef struct {
-    const char *dir;      /* output directory */
-    const char *scripts;  /* folder holding the .gp files */
-    int charts;
-} plot_ctx_t;
-
-static void fail_line(const char *fmt, const char *a, const char *b)
-{
-    fprintf(stderr, "chela-bench: ");
-    fprintf(stderr, fmt, a, b);
-    fputc('\n', stderr);
-}
 
 static int same_num(double a, double b) { return (isnan(a) && isnan(b)) || a == b; }
 static int is_ok(const csv_row_t *r) { return !strcmp(r->status, "ok"); }
@@ -92,119 +85,6 @@ static int cmp_seq(const void *a, const void *b)
     return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-/* ---- running gnuplot ---------------------------------------------------- */
-
-static int find_gnuplot(void)
-{
-    const char *path = getenv("PATH");
-    if (!path || !*path) return 0;
-    char buf[4096];
-    const char *p = path;
-    while (*p) {
-        const char *e = strchr(p, ':');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n > 0 && n < sizeof buf - 16) {
-            memcpy(buf, p, n);
-            strcpy(buf + n, "/gnuplot");
-            if (access(buf, X_OK) == 0) return 1;
-        }
-        if (!e) break;
-        p = e + 1;
-    }
-    return 0;
-}
-
-static int file_exists(const char *dir, const char *name)
-{
-    char buf[4096];
-    struct stat st;
-    if ((size_t)snprintf(buf, sizeof buf, "%s/%s", dir, name) >= sizeof buf) return 0;
-    return stat(buf, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* $CHELA_PLOT_DIR, then plots/ beside or above the binary, then ./plots. */
-static const char *find_scripts(void)
-{
-    static char buf[4096];
-    const char *env = getenv("CHELA_PLOT_DIR");
-    if (env && *env) return file_exists(env, "time.gp") ? env : NULL;
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = '\0';
-        static const char *rel[] = {"/plots", "/../plots", "/../../plots"};
-        for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-            snprintf(buf, sizeof buf, "%s%s", exe, rel[i]);
-            if (file_exists(buf, "time.gp")) return buf;
-        }
-    }
-#ifdef CHELA_SOURCE_DIR
-    snprintf(buf, sizeof buf, "%s/plots", CHELA_SOURCE_DIR);
-    if (file_exists(buf, "time.gp")) return buf;
-#endif
-    if (file_exists("plots", "time.gp")) return "plots";
-    return NULL;
-}
-
-static int mkdirs(const char *dir)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-    struct stat st;
-    return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
-}
-
-/* gnuplot strings are single-quoted; keep the title's quotes out. */
-static void gp_quote_safe(char *s)
-{
-    for (; *s; s++)
-        if (*s == '\'' || *s == '\n') *s = ' ';
-}
-
-/* Renders <dir>/<stem>.png and .svg from <dir>/<stem>.dat with <script>. */
-static int render(plot_ctx_t *c, const char *script, const char *stem, const char *vars)
-{
-    static const char *ext[] = {"png", "svg"};
-    char gp[4096], dat[4096], out[4096], log[4096], expr[16384];
-    snprintf(gp, sizeof gp, "%s/%s", c->scripts, script);
-    snprintf(dat, sizeof dat, "%s/%s.dat", c->dir, stem);
-    snprintf(log, sizeof log, "%s/%s.log", c->dir, stem);
-    for (int k = 0; k < 2; k++) {
-        snprintf(out, sizeof out, "%s/%s.%s", c->dir, stem, ext[k]);
-        snprintf(expr, sizeof expr, "in='%s'; out='%s'; %s", dat, out, vars);
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid < 0) {
-            fail_line("cannot start gnuplot: %s%s", strerror(errno), "");
-            return -1;
-        }
-        if (pid == 0) {
-            if (!freopen(log, "w", stdout) || dup2(fileno(stdout), 2) < 0) _exit(126);
-            execlp("gnuplot", "gnuplot", "-e", expr, gp, (char *)NULL);
-            _exit(127);
-        }
-        int st = 0;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
-        struct stat sb;
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || stat(out, &sb) != 0 || sb.st_size == 0) {
-            fail_line("gnuplot failed on %s (see %s)", out, log);
-            return -1;
-        }
-    }
-    remove(log);
-    c->charts++;
-    return 0;
-}
-
 /* ---- charts --------------------------------------------------------------- */
 
 typedef struct {
@@ -215,11 +95,12 @@ typedef struct {
     char title_ctx[384]; /* "H100 80GB HBM3, bf16, H=16 d_k=64 d_v=64, 65536 tokens" */
 } opset_t;
 
-static void label_for(const opset_t *g, const csv_row_t *r, char *buf, size_t len)
+/* ", shape, dtype, device": whichever of them vary within the chart */
+static void label_suffix(const opset_t *g, const csv_row_t *r, char *buf, size_t len)
 {
     char shp[96];
     size_t k;
-    snprintf(buf, len, "%s", short_variant(r->variant));
+    buf[0] = '\0';
     if (g->shapes_vary) {
         shape_str(r, shp, sizeof shp);
         k = strlen(buf);
@@ -233,6 +114,23 @@ static void label_for(const opset_t *g, const csv_row_t *r, char *buf, size_t le
         k = strlen(buf);
         snprintf(buf + k, len - k, ", %s", short_device(r->device));
     }
+}
+
+/* "chunked[, shape...]": the legend label of a series (plot_text'ed on write) */
+static void label_for(const opset_t *g, const csv_row_t *r, char *buf, size_t len)
+{
+    char suffix[256];
+    label_suffix(g, r, suffix, sizeof suffix);
+    snprintf(buf, len, "%s%s", short_variant(r->variant), suffix);
+}
+
+/* A legend label or column header in a .dat file: a tab, newline, '#' or '"'
+ * from the CSV would split or hide the row, so it goes through plot_text. */
+static void put_label(FILE *f, const char *label)
+{
+    char clean[512];
+    plot_text(clean, sizeof clean, label);
+    fputs(clean, f);
 }
 
 static const char *dash_for(const csv_row_t *r)
@@ -287,7 +185,8 @@ static int count_good(const series_t *s, value_fn fn)
 static int write_block(FILE *f, const char *label, const series_t *s, value_fn fn)
 {
     int good = 0;
-    fprintf(f, "%s\ty\tlo\thi\n", label);
+    put_label(f, label);
+    fprintf(f, "\ty\tlo\thi\n");
     for (int i = 0; i < s->n; i++) {
         const csv_row_t *r = s->pt[i];
         double lo, hi, y = fn(r, &lo, &hi);
@@ -303,13 +202,30 @@ static int write_block(FILE *f, const char *label, const series_t *s, value_fn f
     return good;
 }
 
-static FILE *open_dat(plot_ctx_t *c, const char *stem)
+/* The title, subtitle and axis range every chart script takes. */
+static void common_vars(gp_expr_t *e, const opset_t *g, const char *title, int n, const char *dts)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s.dat", c->dir, stem);
-    FILE *f = fopen(path, "w");
-    if (!f) fail_line("cannot write %s: %s", path, strerror(errno));
-    return f;
+    gx_init(e);
+    gx_str(e, "title", title);
+    gx_str(e, "sub", g->title_ctx);
+    gx_num(e, "n", n);
+    if (dts) {
+        gx_str(e, "dts", dts);
+        gx_num(e, "xmin", g->xmin);
+        gx_num(e, "xmax", g->xmax);
+    }
+}
+
+/* Closes the .dat and renders it, or drops it when it holds nothing to draw. */
+static int finish_chart(plot_ctx_t *c, chart_t *ch, FILE *f, int drawable, const char *script,
+                        const gp_expr_t *vars)
+{
+    if (chart_dat_done(c, ch, f)) return -1;
+    if (!drawable) {
+        chart_abort(c, ch);
+        return 0;
+    }
+    return chart_render(c, ch, script, vars);
 }
 
 static void append(char *buf, size_t len, const char *word)
@@ -318,13 +234,16 @@ static void append(char *buf, size_t len, const char *word)
     snprintf(buf + k, len - k, "%s%s", k ? " " : "", word);
 }
 
+/* ceiling: the bandwidth chart's copy ceiling (GB/s, 0 = none), NAN for other charts */
 static int chart_series(plot_ctx_t *c, const opset_t *g, const char *chart, const char *op,
-                        value_fn fn, const char *ytitle, const char *extra)
+                        value_fn fn, const char *ytitle, double ceiling)
 {
-    char stem[128], dts[512] = "", label[256], vars[2048], title[512];
+    char dts[512] = "", label[512], title[512], script[64];
+    const char *parts[] = {chart, op};
     int blocks = 0;
-    snprintf(stem, sizeof stem, "%s_%s", chart, op);
-    FILE *f = open_dat(c, stem);
+    chart_t ch;
+    if (chart_begin(c, &ch, parts, 2)) return -1;
+    FILE *f = chart_dat(c, &ch);
     if (!f) return -1;
     for (int i = 0; i < g->n; i++) {
         if (count_good(g->s[i], fn) == 0) continue; /* nothing to draw */
@@ -362,21 +281,19 @@ static int chart_series(plot_ctx_t *c, const opset_t *g, const char *chart, cons
             blocks++;
         }
     }
-    fclose(f);
     snprintf(title, sizeof title, "%s: %s", op, ytitle);
-    gp_quote_safe(title);
-    snprintf(vars, sizeof vars, "title='%s'; sub='%s'; n=%d; dts='%s'; xmin=%g; xmax=%g; %s", title, g->title_ctx, blocks, dts,
-             g->xmin, g->xmax, extra ? extra : "");
-    char script[64];
     snprintf(script, sizeof script, "%s.gp", chart);
-    return render(c, script, stem, vars);
+    gp_expr_t vars;
+    common_vars(&vars, g, title, blocks, dts);
+    if (!isnan(ceiling)) gx_num(&vars, "ceil", ceiling);
+    return finish_chart(c, &ch, f, blocks > 0, script, &vars);
 }
 
 static int chart_speedup(plot_ctx_t *c, const opset_t *g, const char *op)
 {
-    char stem[128], dts[512] = "", label[256], vars[2048], title[512];
+    char dts[512] = "", label[512], suffix[256], title[512];
+    const char *parts[] = {"speedup", op};
     int blocks = 0, kdash = 0;
-    snprintf(stem, sizeof stem, "speedup_%s", op);
     /* pairs first: no pair, no chart */
     for (int i = 0; i < g->n; i++)
         for (int j = 0; j < g->n; j++)
@@ -384,7 +301,9 @@ static int chart_speedup(plot_ctx_t *c, const opset_t *g, const char *op)
                 same_shape(g->s[i]->key, g->s[j]->key))
                 blocks++;
     if (blocks == 0) return 0;
-    FILE *f = open_dat(c, stem);
+    chart_t ch;
+    if (chart_begin(c, &ch, parts, 2)) return -1;
+    FILE *f = chart_dat(c, &ch);
     if (!f) return -1;
     int good_total = 0;
     blocks = 0;
@@ -394,15 +313,10 @@ static int chart_speedup(plot_ctx_t *c, const opset_t *g, const char *op)
         for (int j = 0; j < g->n; j++) {
             const series_t *b = g->s[j];
             if (strcmp(b->key->role, "baseline") || !same_shape(k->key, b->key)) continue;
-            char base[128];
-            label_for(g, k->key, label, sizeof label);
-            size_t len = strlen(label);
-            const char *comma = strchr(label, ',');
             /* "chunked vs naive_cumsum[, shape]" */
-            snprintf(base, sizeof base, "%s", comma ? comma : "");
-            snprintf(label + (comma ? (size_t)(comma - label) : len),
-                     sizeof label - (comma ? (size_t)(comma - label) : len), " vs %s%s",
-                     short_variant(b->key->variant), base);
+            label_suffix(g, k->key, suffix, sizeof suffix);
+            snprintf(label, sizeof label, "%s vs %s%s", short_variant(k->key->variant),
+                     short_variant(b->key->variant), suffix);
             double seq[PLOT_MAX_POINTS], y[PLOT_MAX_POINTS];
             int good = 0;
             for (int p = 0; p < k->n; p++) {
@@ -417,7 +331,8 @@ static int chart_speedup(plot_ctx_t *c, const opset_t *g, const char *op)
                 }
             }
             if (good == 0) continue;
-            fprintf(f, "%s\ty\tlo\thi\n", label);
+            put_label(f, label);
+            fprintf(f, "\ty\tlo\thi\n");
             for (int p = 0; p < k->n; p++) {
                 if (isfinite(y[p])) fprintf(f, "%.6g\t%.6g\t%.6g\t%.6g\n", seq[p], y[p], y[p], y[p]);
                 else fprintf(f, "%.6g\tNaN\tNaN\tNaN\n\n", seq[p]);
@@ -429,18 +344,10 @@ static int chart_speedup(plot_ctx_t *c, const opset_t *g, const char *op)
             blocks++;
         }
     }
-    fclose(f);
-    if (good_total == 0) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s.dat", c->dir, stem);
-        remove(path);
-        return 0;
-    }
     snprintf(title, sizeof title, "%s: speed-up of CHELA kernels over baselines", op);
-    gp_quote_safe(title);
-    snprintf(vars, sizeof vars, "title='%s'; sub='%s'; n=%d; dts='%s'; xmin=%g; xmax=%g", title, g->title_ctx,
-             blocks, dts, g->xmin, g->xmax);
-    return render(c, "speedup.gp", stem, vars);
+    gp_expr_t vars;
+    common_vars(&vars, g, title, blocks, dts);
+    return finish_chart(c, &ch, f, good_total > 0, "speedup.gp", &vars);
 }
 
 /* (5) --breakdown rows (role "stage", variant "NAME:STAGE"): for each staged variant,
@@ -461,16 +368,16 @@ static int chart_breakdown(plot_ctx_t *c, const opset_t *g, series_t *all, int n
                 same_shape(all[i].key, whole) && all[i].n_ok > 0)
                 st[ns++] = &all[i];
         if (ns == 0) continue;
-        char stem[160], vars[2048], title[512], names[1024] = "";
-        snprintf(stem, sizeof stem, "breakdown_%s_%s", op, short_variant(whole->variant));
-        for (char *q = stem; *q; q++)
-            if (*q == '/' || *q == ':') *q = '_';
-        FILE *f = open_dat(c, stem);
+        char title[512];
+        const char *parts[] = {"breakdown", op, short_variant(whole->variant)};
+        chart_t ch;
+        if (chart_begin(c, &ch, parts, 3)) return -1;
+        FILE *f = chart_dat(c, &ch);
         if (!f) return -1;
         fprintf(f, "T");
         for (int k = 0; k < ns; k++) {
-            fprintf(f, "\t%s", st[k]->key->variant + strlen(prefix));
-            append(names, sizeof names, st[k]->key->variant + strlen(prefix));
+            fputc('\t', f);
+            put_label(f, st[k]->key->variant + strlen(prefix));
         }
         fprintf(f, "\twhole\n");
         int bars = 0;
@@ -492,17 +399,10 @@ static int chart_breakdown(plot_ctx_t *c, const opset_t *g, series_t *all, int n
             fprintf(f, "\t%.6g\n", wr->median_ms);
             bars++;
         }
-        fclose(f);
-        if (bars == 0) {
-            char path[4096];
-            snprintf(path, sizeof path, "%s/%s.dat", c->dir, stem);
-            remove(path);
-            continue;
-        }
         snprintf(title, sizeof title, "%s: where the time goes, stage by stage", whole->variant);
-        gp_quote_safe(title);
-        snprintf(vars, sizeof vars, "title='%s'; sub='%s'; n=%d", title, g->title_ctx, ns);
-        if (render(c, "breakdown.gp", stem, vars)) return -1;
+        gp_expr_t vars;
+        common_vars(&vars, g, title, ns, NULL);
+        if (finish_chart(c, &ch, f, bars > 0, "breakdown.gp", &vars)) return -1;
     }
     return 0;
 }
@@ -564,101 +464,152 @@ static int plot_op(plot_ctx_t *c, series_t *all, int n_all, const char *op)
     if (g.n == 0) return 0;
     build_title(&g);
     if (chart_breakdown(c, &g, all, n_all, op)) return -1;
-    gp_quote_safe(g.title_ctx);
-    if (chart_series(c, &g, "time", op, v_time, "time per call", NULL)) return -1;
+    if (chart_series(c, &g, "time", op, v_time, "time per call", NAN)) return -1;
     if (chart_speedup(c, &g, op)) return -1;
-    if (has_bw) {
-        char extra[64];
-        snprintf(extra, sizeof extra, "ceil=%.6g", isfinite(ceil_gbps) ? ceil_gbps : 0.0);
-        if (chart_series(c, &g, "bandwidth", op, v_gbps, "achieved bandwidth", extra)) return -1;
-    }
-    if (has_hbm && chart_series(c, &g, "hbm", op, v_hbm, "measured vs ideal HBM traffic", NULL)) return -1;
+    if (has_bw && chart_series(c, &g, "bandwidth", op, v_gbps, "achieved bandwidth",
+                               isfinite(ceil_gbps) ? ceil_gbps : 0.0))
+        return -1;
+    if (has_hbm && chart_series(c, &g, "hbm", op, v_hbm, "measured vs ideal HBM traffic", NAN)) return -1;
     return 0;
 }
 
-int plot_main(const options_t *o)
+/* Reads every file; a file of only skipped or failed rows is fine (gaps) as
+ * long as some file has an ok row.  Returns the row count, or -1 after one line. */
+static int read_all(const options_t *o, csv_row_t **out)
 {
-    char err[512];
-    if (o->n_args < 1) {
-        fprintf(stderr, "chela-bench: plot needs a results file: chela-bench plot results.csv [-o DIR]\n");
-        return 2;
-    }
-    const char *dir = o->out_given ? o->out : "plots";
+    char err[512], names[512] = "";
     csv_row_t *rows = NULL;
-    int n_rows = 0;
+    int n_rows = 0, n_ok = 0;
     for (int a = 0; a < o->n_args; a++) {
         csv_row_t *part = NULL;
         int n = csv_read(o->args[a], &part, err, sizeof err);
         if (n < 0) {
-            fprintf(stderr, "chela-bench: %s\n", err);
+            plot_fail("%s", err);
             free(rows);
-            return 2;
+            return -1;
         }
-        int ok = 0;
-        for (int i = 0; i < n; i++) ok += is_ok(&part[i]);
-        if (ok == 0) {
-            fail_line("no ok rows to plot in %s%s", o->args[a], "");
-            free(part);
-            free(rows);
-            return 2;
-        }
+        for (int i = 0; i < n; i++) n_ok += is_ok(&part[i]);
         csv_row_t *grown = realloc(rows, (size_t)(n_rows + n + 1) * sizeof *rows);
         if (!grown) {
-            fail_line("out of memory%s%s", "", "");
+            plot_fail("out of memory");
             free(part);
             free(rows);
-            return 2;
+            return -1;
         }
         rows = grown;
         if (n) memcpy(rows + n_rows, part, (size_t)n * sizeof *rows);
         n_rows += n;
         free(part);
+        size_t k = strlen(names);
+        snprintf(names + k, sizeof names - k, "%s%s", a ? ", " : "", o->args[a]);
     }
-    if (!find_gnuplot()) {
-        fail_line("gnuplot not found: install gnuplot-nox (Debian) or gnuplot%s%s", "", "");
+    if (n_ok == 0) {
+        plot_fail("no ok rows to plot in %s", names);
         free(rows);
-        return 2;
+        return -1;
     }
-    plot_ctx_t c = {dir, find_scripts(), 0};
-    if (!c.scripts) {
-        fail_line("gnuplot scripts (plots/*.gp) not found: set CHELA_PLOT_DIR to the source tree's plots/%s%s", "", "");
-        free(rows);
-        return 2;
-    }
-    if (strchr(dir, '\'') || strchr(c.scripts, '\'')) {
-        fail_line("output directory %s must not contain a quote%s", dir, "");
-        free(rows);
-        return 2;
-    }
-    if (mkdirs(dir) != 0) {
-        fail_line("cannot create output directory %s: %s", dir, strerror(errno));
-        free(rows);
-        return 2;
-    }
+    *out = rows;
+    return n_rows;
+}
 
+static int mkdirs(const char *dir)
+{
+    char buf[4096];
+    if ((size_t)snprintf(buf, sizeof buf, "%s", dir) >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+/* gnuplot found, the scripts found (absolute), the output directory made and
+ * open.  Returns 0, or -1 after one line. */
+static int open_ctx(plot_ctx_t *c, const char *dir)
+{
+    memset(c, 0, sizeof *c);
+    c->dirfd = -1;
+    c->dir = dir;
+    if (!gp_found()) {
+        plot_fail("gnuplot not found: install gnuplot-nox (Debian) or gnuplot");
+        return -1;
+    }
+    c->scripts = gp_find_scripts();
+    if (!c->scripts) {
+        plot_fail("gnuplot scripts (plots/*.gp) not found: set CHELA_PLOT_DIR to the source tree's plots/");
+        return -1;
+    }
+    if (mkdirs(dir) != 0 || (c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        plot_fail("cannot create output directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void close_ctx(plot_ctx_t *c)
+{
+    if (c->dirfd >= 0) close(c->dirfd);
+    free((char *)c->scripts);
+    free(c->stems);
+}
+
+/* Rows into series keyed by op, variant, role and shape; NULL when out of memory. */
+static series_t *group(const csv_row_t *rows, int n_rows, int *n_series)
+{
     series_t *series = calloc(PLOT_MAX_SERIES, sizeof *series);
-    int n_series = 0, rc = 0;
-    for (int i = 0; i < n_rows && series; i++) {
+    *n_series = 0;
+    if (!series) return NULL;
+    for (int i = 0; i < n_rows; i++) {
         const csv_row_t *r = &rows[i];
         if (!isfinite(r->seq) || !r->op[0]) continue;
         int k = 0;
-        while (k < n_series && !same_series(series[k].key, r)) k++;
-        if (k == n_series) {
-            if (n_series == PLOT_MAX_SERIES) continue;
-            series[n_series++].key = r;
+        while (k < *n_series && !same_series(series[k].key, r)) k++;
+        if (k == *n_series) {
+            if (*n_series == PLOT_MAX_SERIES) continue;
+            series[(*n_series)++].key = r;
         }
         if (series[k].n < PLOT_MAX_POINTS) {
             series[k].pt[series[k].n++] = r;
             series[k].n_ok += is_ok(r);
         }
     }
-    if (!series) {
-        fail_line("out of memory%s%s", "", "");
+    for (int k = 0; k < *n_series; k++)
+        qsort(series[k].pt, (size_t)series[k].n, sizeof series[k].pt[0], cmp_seq);
+    return series;
+}
+
+int plot_main(const options_t *o)
+{
+    if (o->n_args < 1) {
+        plot_fail("plot needs a results file: chela-bench plot results.csv [-o DIR]");
+        return 2;
+    }
+    /* not plots/: run from the repository root, that would overwrite the
+     * committed charts (regenerate those with -o plots) */
+    const char *dir = o->out_given ? o->out : "charts";
+    csv_row_t *rows = NULL;
+    int n_rows = read_all(o, &rows);
+    if (n_rows < 0) return 2;
+    plot_ctx_t c;
+    if (open_ctx(&c, dir)) {
+        close_ctx(&c);
         free(rows);
         return 2;
     }
-    for (int k = 0; k < n_series; k++)
-        qsort(series[k].pt, (size_t)series[k].n, sizeof series[k].pt[0], cmp_seq);
+    /* a write past the file size limit is an error to report, not a kill */
+    signal(SIGXFSZ, SIG_IGN);
+    int n_series = 0, rc = 0;
+    series_t *series = group(rows, n_rows, &n_series);
+    if (!series) {
+        plot_fail("out of memory");
+        rc = 2;
+    }
     /* one chart set per op family, in order of first appearance */
     for (int k = 0; k < n_series && rc == 0; k++) {
         int seen = 0;
@@ -667,6 +618,7 @@ int plot_main(const options_t *o)
     }
     if (rc == 0) printf("plot: wrote %d charts (png + svg) to %s/\n", c.charts, dir);
     free(series);
+    close_ctx(&c);
     free(rows);
     return rc;
 }

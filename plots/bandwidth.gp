@@ -1,7 +1,12 @@
 # bandwidth.gp: achieved GB/s (ideal bytes / median time) vs sequence length,
 # with the measured copy ceiling (ideal bytes / floor) as a dashed line (ceil=0: none).
 # gnuplot -e "in='bandwidth_op.dat'; out='bandwidth_op.png'; title='...'; n=3; dts='1 2 2'; xmin=1024; xmax=65536; ceil=2998" bandwidth.gp
-load sprintf('%s/common.gp', system(sprintf('dirname "%s"', ARG0)))
+# common.gp sits beside this script: its folder found by string slicing, never a
+# shell (`system("dirname ...")` ran whatever quotes or $(...) the path held)
+gpdir = ARG0; gpk = strlen(gpdir)
+while (gpk > 0 && gpdir[gpk:gpk] ne '/') { gpk = gpk - 1 }
+gpdir = gpk > 1 ? gpdir[1:gpk-1] : (gpk == 1 ? '' : '.')
+load (gpdir[1:1] eq '/' || gpdir eq '' ? '' : './') . gpdir . '/common.gp'
 if (!exists("ceil")) ceil = 0
 set ylabel 'Achieved bandwidth (GB/s), log scale'
 # log scale: baselines at 1% of the ceiling stay readable beside kernels near it

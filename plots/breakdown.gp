@@ -2,7 +2,12 @@
 # per sequence length, stages bottom-up in the order they run; the black diamond is the
 # whole variant's own median (stages run back to back in one call).
 # gnuplot -e "in='breakdown_chela_fused.dat'; out='x.png'; title='...'; sub='...'; n=12" breakdown.gp
-load sprintf('%s/common.gp', system(sprintf('dirname "%s"', ARG0)))
+# common.gp sits beside this script: its folder found by string slicing, never a
+# shell (`system("dirname ...")` ran whatever quotes or $(...) the path held)
+gpdir = ARG0; gpk = strlen(gpdir)
+while (gpk > 0 && gpdir[gpk:gpk] ne '/') { gpk = gpk - 1 }
+gpdir = gpk > 1 ? gpdir[1:gpk-1] : (gpk == 1 ? '' : '.')
+load (gpdir[1:1] eq '/' || gpdir eq '' ? '' : './') . gpdir . '/common.gp'
 unset logscale x
 set xrange [*:*]
 set xtics () auto

@@ -1,6 +1,11 @@
 # speedup.gp: baseline time / kernel time vs sequence length (same op, same shape).
 # gnuplot -e "in='speedup_op.dat'; out='speedup_op.png'; title='...'; n=1; dts='1'; xmin=1024; xmax=65536" speedup.gp
-load sprintf('%s/common.gp', system(sprintf('dirname "%s"', ARG0)))
+# common.gp sits beside this script: its folder found by string slicing, never a
+# shell (`system("dirname ...")` ran whatever quotes or $(...) the path held)
+gpdir = ARG0; gpk = strlen(gpdir)
+while (gpk > 0 && gpdir[gpk:gpk] ne '/') { gpk = gpk - 1 }
+gpdir = gpk > 1 ? gpdir[1:gpk-1] : (gpk == 1 ? '' : '.')
+load (gpdir[1:1] eq '/' || gpdir eq '' ? '' : './') . gpdir . '/common.gp'
 set logscale y 10
 set ytics (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 set ylabel 'Speed-up over baseline (x), log scale'
