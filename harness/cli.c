@@ -53,7 +53,7 @@ static int parse_percent(const char *opt, const char *s, double *out, char *err,
 void print_usage(void) {
     fputs(
         "usage: chela-bench [run] [options]      run ops over a sequence sweep, write CSV\n"
-        "       chela-bench plot results.csv [-o DIR]\n"
+        "       chela-bench plot results.csv... [-o DIR]   (charts; default ./charts)\n"
         "       chela-bench compare BASE.csv NEW.csv [--max-slowdown 5%] [--hbm-tolerance 2%]\n"
         "                           [--allow-missing] [--allow-device-mismatch]\n"
         "                           (percentages: 5, 5% and 0.5 mean 5 %, 5 % and 0.5 %)\n"
