@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "build_describe.h"
 #include "build_info.h"
 #include "cli.h"
 #include "compare.h"
@@ -16,10 +17,14 @@ static void list_variants(void) {
         const op_desc_t *d = op_get((op_id)op);
         printf("%-20s %-30s %-9s %s\n", d->name, "reference", "reference",
                "harness/ref_*.c (the cpu backend)");
-        for (int i = 0; i < N_VARIANTS; i++)
-            if (VARIANTS[i].op == (op_id)op)
-                printf("%-20s %-30s %-9s %s\n", "", VARIANTS[i].name, VARIANTS[i].role,
-                       VARIANTS[i].where);
+        for (int i = 0; i < N_VARIANTS; i++) {
+            const variant_t *v = &VARIANTS[i];
+            if (v->op != (op_id)op) continue;
+            printf("%-20s %-30s %-9s %s\n", "", v->name, v->role, v->where);
+            for (int k = 0; v->settings && v->settings[k].name; k++)
+                printf("%-20s   --set %s=%s (default auto)\n%-20s       %s\n", "",
+                       v->settings[k].name, v->settings[k].values, "", v->settings[k].help);
+        }
     }
 }
 
@@ -39,8 +44,8 @@ int main(int argc, char **argv) {
     switch (o.command) {
     case CMD_HELP: print_usage(); return 0;
     case CMD_VERSION:
-        printf("chela-bench %s (git %s)\nbuilt with %s\n", CHELA_VERSION, git_sha(),
-               CHELA_BUILD_FLAGS);
+        printf("chela-bench %s (git %s)\nbuilt with %s\nlibraries: %s\n", CHELA_VERSION,
+               git_sha(), CHELA_BUILD_FLAGS, build_describe());
         return 0;
     case CMD_LIST: list_variants(); return 0;
     case CMD_PLOT: return plot_main(&o);

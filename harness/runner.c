@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "bench_check.h"
+#include "build_describe.h"
 #include "reference.h"
 #include "stats.h"
 
@@ -93,6 +94,9 @@ void row_context(const sweep_t *sw, csv_row_t *r, const op_desc_t *op, const sha
     r->dk = conv ? NAN : cell(s->dk);
     r->dv = conv ? NAN : cell(s->dv);
     r->dim = cell(s->d);
+    r->causal = s->causal ? 1 : 0;
+    snprintf(r->pass, sizeof r->pass, "fwd");
+    snprintf(r->build, sizeof r->build, "%s", build_describe());
     r->flops = op->flops(s);
     r->ideal_bytes = op_ideal_bytes(op, s);
 }

@@ -1,0 +1,8 @@
+/* build_describe.h: the build and the CUDA library versions, one line (build_describe.c). */
+#ifndef CHELA_BUILD_DESCRIBE_H
+#define CHELA_BUILD_DESCRIBE_H
+
+/* "sm 90 (wgmma unit 90a-real) nvcc 13.0.88; cudart 13000; driver 0; cublasLt 130000; cufft 12000" */
+const char *build_describe(void);
+
+#endif
