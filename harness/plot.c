@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "csv.h"
+#include "row_settings.h"
 
 #define PLOT_MAX_SERIES 128
 #define PLOT_MAX_POINTS 64
@@ -41,16 +42,22 @@ static int same_num(double a, double b) { return (isnan(a) && isnan(b)) || a == 
 static int is_ok(const csv_row_t *r) { return !strcmp(r->status, "ok"); }
 static int finite_pos(double x) { return isfinite(x) && x > 0; }
 
+/* Rows measured alike: shape, dtype, device, causality and pass (a schema-1 row reads as
+ * causal NaN and pass "", so two schema-1 files still pair with each other). */
 static int same_shape(const csv_row_t *a, const csv_row_t *b)
 {
     return same_num(a->heads, b->heads) && same_num(a->dk, b->dk) && same_num(a->dv, b->dv) &&
-           same_num(a->dim, b->dim) && !strcmp(a->dtype, b->dtype) && !strcmp(a->device, b->device);
+           same_num(a->dim, b->dim) && !strcmp(a->dtype, b->dtype) && !strcmp(a->device, b->device) &&
+           same_num(a->causal, b->causal) && !strcmp(a->pass, b->pass);
 }
 
+/* One line of a chart: one variant at one shape and one set of user-set settings. */
 static int same_series(const csv_row_t *a, const csv_row_t *b)
 {
+    char sa[256], sb[256];
     return !strcmp(a->op, b->op) && !strcmp(a->variant, b->variant) && !strcmp(a->role, b->role) &&
-           same_shape(a, b);
+           same_shape(a, b) &&
+           !strcmp(row_user_settings(a, sa, sizeof sa), row_user_settings(b, sb, sizeof sb));
 }
 
 static void shape_str(const csv_row_t *r, char *buf, size_t len)
@@ -113,6 +120,19 @@ static void label_suffix(const opset_t *g, const csv_row_t *r, char *buf, size_t
     if (g->devices_vary) {
         k = strlen(buf);
         snprintf(buf + k, len - k, ", %s", short_device(r->device));
+    }
+    char set[256];
+    if (row_user_settings(r, set, sizeof set)[0]) { /* a --set sweep: one line per value */
+        k = strlen(buf);
+        snprintf(buf + k, len - k, ", %s", set);
+    }
+    if (r->causal == 0) {
+        k = strlen(buf);
+        snprintf(buf + k, len - k, ", non-causal");
+    }
+    if (r->pass[0] && strcmp(r->pass, "fwd")) {
+        k = strlen(buf);
+        snprintf(buf + k, len - k, ", %s", r->pass);
     }
 }
 
