@@ -16,15 +16,26 @@
 
 /* Runs one sweep and checks every row: ok, or a skip whose variant and status
  * prefix are listed in allowed ("variant=status-prefix;..."). Returns ok rows. */
+/* The settings (space-separated name=value words, --set each) of the current test step:
+ * what CHELA_* environment variables did before settings existed. */
+static char g_settings[256];
+static void set_settings(const char *words) { snprintf(g_settings, sizeof g_settings, "%s", words); }
+
 static int sweep_ok(const char *label, const char *allowed, int argc, const char **argv) {
     options_t o;
-    char err[512], path[64];
+    char err[512], path[64], words[256];
     snprintf(path, sizeof path, "gpu_%s.csv", label);
     options_defaults(&o);
     const char *args[64] = {"chela-bench", "--backend", "cuda", "--warmup", "1", "--repeat", "3",
                             "--budget-ms", "0", "-o", path};
     int n = 11;
     for (int i = 0; i < argc; i++) args[n++] = argv[i];
+    snprintf(words, sizeof words, "%s", g_settings);
+    char *save = NULL;
+    for (char *w = strtok_r(words, " ", &save); w && n < 62; w = strtok_r(NULL, " ", &save)) {
+        args[n++] = "--set";
+        args[n++] = w;
+    }
     ck_assert_msg(options_parse(n, (char **)args, &o, err, sizeof err) == 0, "%s", err);
     int rc = run_sweep(&o);
     csv_row_t *rows = NULL;
@@ -37,6 +48,11 @@ static int sweep_ok(const char *label, const char *allowed, int argc, const char
             /* the SM clock stamped around the samples (clock_probe.h): a real clock */
             ck_assert_msg(r->sm_clock_mhz > 100 && r->sm_clock_mhz < 10000,
                           "%s: %s T=%g: sm_clock_mhz %g", label, r->variant, r->seq, r->sm_clock_mhz);
+            /* every row says what ran (the variant's resolved config) and what it held */
+            ck_assert_msg(r->config[0] && r->config[0] != '(', "%s: %s T=%g: config '%s'", label,
+                          r->variant, r->seq, r->config);
+            ck_assert_msg(r->peak_mem_bytes > 0, "%s: %s: peak_mem_bytes %g", label, r->variant,
+                          r->peak_mem_bytes);
             n_ok++;
             continue;
         }
@@ -92,7 +108,7 @@ END_TEST
 
 /* v6 (the default on an sm_90a build, cc 9.0) and v3 (precomputed A, fp16 state) run where
  * dv >= 128 and causal: both dk, both 16-bit dtypes, tails, several segments (forced by
- * CHELA_LA_SEG), and v2 beside them on one shape.  On other GPUs the default runs v3 twice. */
+ * --set la_seg), and v2 beside them on one shape.  On other GPUs the default runs v3 twice. */
 START_TEST(linear_attn_v3_shapes) {
     const char *a[] = {"--ops", "linear_attn", "--variants", "chunked", "--seq", "1,65,1000,9000",
                        "--batch", "2", "--heads", "1", "--dk", "64", "--dv", "128"};
@@ -101,25 +117,25 @@ START_TEST(linear_attn_v3_shapes) {
                        "fp16"};
     ck_assert_int_eq(sweep_ok("v6_dk64", NULL, 14, a), 4);
     ck_assert_int_eq(sweep_ok("v6_fp16", NULL, 16, b), 2);
-    setenv("CHELA_LA_VERSION", "3", 1);
+    set_settings("la_version=3");
     ck_assert_int_eq(sweep_ok("v3_dk64", NULL, 14, a), 4);
     ck_assert_int_eq(sweep_ok("v3_fp16", NULL, 16, b), 2);
-    unsetenv("CHELA_LA_VERSION");
+    set_settings("");
     const char *c[] = {"--ops", "linear_attn", "--variants", "chunked", "--seq", "1000,3001",
                        "--batch", "1", "--heads", "1", "--dk", "128", "--dv", "2048"};
-    setenv("CHELA_LA_SEG", "256", 1);
+    set_settings("la_seg=256");
     ck_assert_int_eq(sweep_ok("v6_segments", NULL, 14, c), 2);
-    setenv("CHELA_LA_VERSION", "3", 1);
+    set_settings("la_version=3 la_seg=256");
     ck_assert_int_eq(sweep_ok("v3_segments", NULL, 14, c), 2);
-    setenv("CHELA_LA_VERSION", "2", 1);
+    set_settings("la_version=2 la_seg=256");
     ck_assert_int_eq(sweep_ok("v2_segments", NULL, 14, c), 2);
     /* pass A split 3 ways per 4-chunk segment: parts of 2, 2 and 0 chunks (an empty part) */
-    setenv("CHELA_LA_SUB", "3", 1);
+    set_settings("la_version=2 la_seg=256 la_sub=3");
     ck_assert_int_eq(sweep_ok("v2_parts", NULL, 14, c), 2);
-    unsetenv("CHELA_LA_VERSION");
+    set_settings("la_seg=256 la_sub=3");
     ck_assert_int_eq(sweep_ok("v6_parts", NULL, 14, c), 2);
-    unsetenv("CHELA_LA_SUB");
-    unsetenv("CHELA_LA_SEG");
+    set_settings("la_seg=256");
+    set_settings("");
 }
 END_TEST
 
@@ -130,14 +146,14 @@ START_TEST(linear_attn_state_parts) {
                        "--batch", "2", "--heads", "1", "--head-dim", "64", "--noncausal"};
     const char *b[] = {"--ops", "linear_attn", "--variants", "chunked", "--seq", "700,3001",
                        "--batch", "1", "--heads", "2", "--head-dim", "64", "--dtype", "fp32"};
-    setenv("CHELA_LA_SEG", "320", 1);
-    setenv("CHELA_LA_SUB", "2", 1);
+    set_settings("la_seg=320");
+    set_settings("la_seg=320 la_sub=2");
     ck_assert_int_eq(sweep_ok("parts_noncausal", NULL, 13, a), 2);
     ck_assert_int_eq(sweep_ok("parts_fp32", NULL, 14, b), 2);
-    setenv("CHELA_LA_SUB", "5", 1);
+    set_settings("la_seg=320 la_sub=5");
     ck_assert_int_eq(sweep_ok("parts5_noncausal", NULL, 13, a), 2);
-    unsetenv("CHELA_LA_SUB");
-    unsetenv("CHELA_LA_SEG");
+    set_settings("la_seg=320");
+    set_settings("");
 }
 END_TEST
 
@@ -167,7 +183,7 @@ END_TEST
  * kernels; then the FFT path in bf16 at a T the Toeplitz path would take by default; then
  * the default range of the wgmma kernel. */
 START_TEST(long_conv_toeplitz_paths) {
-    setenv("CHELA_LCF_TOEPLITZ_MAX_T", "16384", 1);
+    set_settings("lcf_toeplitz_max_t=16384");
     const char *a[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "1,63,65,300,2100",
                        "--batch", "2", "--dim", "5"};
     ck_assert_int_eq(sweep_ok("lct_b2", NULL, 10, a), 5);
@@ -180,17 +196,17 @@ START_TEST(long_conv_toeplitz_paths) {
     const char *c[] = {"--ops", "long_conv,short_long_conv", "--seq", "64,700", "--batch", "70",
                        "--dim", "16"};
     ck_assert_int_eq(sweep_ok("lct_b70", NULL, 8, c), 8); /* fft, fast, branches, reparam */
-    /* v4 and v3 kept by CHELA_LCT_VERSION (v5, the wgmma kernel, is the default on sm_90) */
-    setenv("CHELA_LCT_VERSION", "4", 1);
+    /* v4 and v3 kept by --set lct_version (v5, the wgmma kernel, is the default on sm_90) */
+    set_settings("lcf_toeplitz_max_t=16384 lct_version=4");
     ck_assert_int_eq(sweep_ok("lct_v4_b2", NULL, 10, a), 5);
-    setenv("CHELA_LCT_VERSION", "3", 1);
+    set_settings("lcf_toeplitz_max_t=16384 lct_version=3");
     ck_assert_int_eq(sweep_ok("lct_v3_b20_fp16", NULL, 12, b), 2);
-    unsetenv("CHELA_LCT_VERSION");
-    setenv("CHELA_LCF_TOEPLITZ_MAX_T", "0", 1);
+    set_settings("lcf_toeplitz_max_t=16384");
+    set_settings("lcf_toeplitz_max_t=0");
     const char *d[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "1000", "--batch",
                        "2", "--dim", "5"};
     ck_assert_int_eq(sweep_ok("lcf_fft_bf16", NULL, 10, d), 1);
-    unsetenv("CHELA_LCF_TOEPLITZ_MAX_T");
+    set_settings("");
     /* the default range: v5 takes B >= 16 up to T = 4096 (batch tile 16, four m-tiles a group,
      * a partial last group at 3000), with and without the prologue; d = 16 for the reason above
      * (at d = 3 one (b, t) of 48,000 read 3.6e-2 at T = 4000, all three outputs near 0.003) */
@@ -204,7 +220,7 @@ END_TEST
  * spectrum, which pairs frequency k with N-k: inside the block (P = 1 at M = 128 .. 16384,
  * R0 = 8, 1, 2, 4; cluster rank 0) and across cluster blocks r, P-r (P = 2, 4, 8) including
  * the self-paired rank P/2; odd d (the last channel paired with zero taps); fp32 and bf16;
- * the per-channel SiLU prologue (short_long_conv reparam); then CHELA_LCF_XPAIR=0. */
+ * the per-channel SiLU prologue (short_long_conv reparam); then --set lcf_xpair=0. */
 START_TEST(long_conv_channel_pairs) {
     const char *a[] = {"--ops", "long_conv", "--variants", "fast", "--seq",
                        "1,37,100,3000,5000,9000,20000,40000", "--batch", "1", "--dim", "5",
@@ -223,11 +239,11 @@ START_TEST(long_conv_channel_pairs) {
     const char *f[] = {"--ops", "long_conv,short_long_conv", "--seq", "5000,20000", "--batch",
                        "3", "--dim", "6"};
     ck_assert_int_eq(sweep_ok("xpair_b3_bf16", NULL, 8, f), 8);
-    setenv("CHELA_LCF_XPAIR", "0", 1);
+    set_settings("lcf_xpair=0");
     const char *d[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "5000,40000",
                        "--batch", "1", "--dim", "5"};
     ck_assert_int_eq(sweep_ok("xpair_off", NULL, 10, d), 2);
-    unsetenv("CHELA_LCF_XPAIR");
+    set_settings("");
 }
 END_TEST
 
@@ -236,25 +252,25 @@ END_TEST
  * blocks (T = 3000, 4096) and clusters of two (5000, 8192), an odd B (same-channel pairs and
  * channel pairs), the prologue, fp32 and bf16; then forced off at the same bf16 shapes. */
 START_TEST(long_conv_narrow_copy) {
-    setenv("CHELA_LCF_NARROW", "1", 1);
+    set_settings("lcf_narrow=1");
     const char *a[] = {"--ops", "long_conv,short_long_conv", "--seq", "3000,4096,5000,8192",
                        "--batch", "3", "--dim", "6"};
     ck_assert_int_eq(sweep_ok("narrow_bf16", NULL, 8, a), 16); /* fft, fast, branches, reparam */
     const char *b[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "3000,8192",
                        "--batch", "1", "--dim", "5", "--dtype", "fp32"};
     ck_assert_int_eq(sweep_ok("narrow_fp32_b1", NULL, 12, b), 2);
-    setenv("CHELA_LCF_NARROW", "0", 1);
+    set_settings("lcf_narrow=0");
     ck_assert_int_eq(sweep_ok("narrow_off_bf16", NULL, 8, a), 16);
-    unsetenv("CHELA_LCF_NARROW");
+    set_settings("");
 }
 END_TEST
 
-/* CHELA_LCF_BLOCK_POINTS=8192: clusters of 8192-point blocks from T = 4097 (P = 2, 4, 8, and
+/* --set lcf_block_points=8192: clusters of 8192-point blocks from T = 4097 (P = 2, 4, 8, and
  * 16384-point blocks where 8 would not reach), the 64-register copy at every P, the radix-2
  * digit fused into load and store at P = 2 and 4 (v6), batch pairs and channel pairs; then
  * =16384, the P = 1 block of 16384 points with its radix-4 digit fused. */
 START_TEST(long_conv_block_points) {
-    setenv("CHELA_LCF_BLOCK_POINTS", "8192", 1);
+    set_settings("lcf_block_points=8192");
     const char *a[] = {"--ops", "long_conv", "--variants", "fast", "--seq",
                        "4097,9000,20000,40000", "--batch", "2", "--dim", "5"};
     ck_assert_int_eq(sweep_ok("bp8k_b2", NULL, 10, a), 4);
@@ -263,11 +279,11 @@ START_TEST(long_conv_block_points) {
     const char *b[] = {"--ops", "long_conv,short_long_conv", "--variants", "fast,branches,reparam",
                        "--seq", "9000,40000", "--batch", "1", "--dim", "5", "--dtype", "fp32"};
     ck_assert_int_eq(sweep_ok("bp8k_b1_fp32", NULL, 12, b), 6);
-    setenv("CHELA_LCF_BLOCK_POINTS", "16384", 1);
+    set_settings("lcf_block_points=16384");
     const char *c[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "4097,8192",
                        "--batch", "3", "--dim", "5"};
     ck_assert_int_eq(sweep_ok("bp16k_b3", NULL, 10, c), 2);
-    unsetenv("CHELA_LCF_BLOCK_POINTS");
+    set_settings("");
 }
 END_TEST
 
@@ -300,9 +316,9 @@ START_TEST(chela_layer_small) {
                        "--z", "128", "--v", "256"};
     ck_assert_int_eq(sweep_ok("chela_z128", NULL, 12, h), 2);
     /* with the GEMMs' timing at setup off, setup runs no forward pass of its own */
-    setenv("CHELA_LT_TUNE", "0", 1);
+    set_settings("lt_tune=0");
     ck_assert_int_eq(sweep_ok("chela_z128_untuned", NULL, 12, h), 2);
-    unsetenv("CHELA_LT_TUNE");
+    set_settings("");
 }
 END_TEST
 
@@ -316,16 +332,16 @@ START_TEST(chela_layer_segments) {
                        "64", "--v", "64"};
     const char *f[] = {"--ops", "chela", "--seq", "200", "--batch", "1", "--dim", "128", "--z",
                        "128", "--v", "256", "--dtype", "fp32"};
-    setenv("CHELA_LA_SEG", "128", 1);
-    setenv("CHELA_LA_SUB", "2", 1);
+    set_settings("la_seg=128");
+    set_settings("la_seg=128 la_sub=2");
     ck_assert_int_eq(sweep_ok("chela_seg", NULL, 12, a), 2);
     ck_assert_int_eq(sweep_ok("chela_seg_v64", NULL, 12, g), 1);
     ck_assert_int_eq(sweep_ok("chela_seg_fp32", NULL, 14, f), 1);
     const char *h[] = {"--ops", "chela", "--seq", "1000", "--batch", "2", "--dim", "128", "--z",
                        "128", "--v", "256"};
     ck_assert_int_eq(sweep_ok("chela_seg_z128", NULL, 12, h), 1);
-    unsetenv("CHELA_LA_SUB");
-    unsetenv("CHELA_LA_SEG");
+    set_settings("la_seg=128");
+    set_settings("");
 }
 END_TEST
 
@@ -334,9 +350,9 @@ START_TEST(transformer_layer_small) {
     const char *a[] = {"--ops", "transformer", "--seq", "1,37,300,1000", "--batch", "2", "--dim",
                        "256"};
     ck_assert_int_eq(sweep_ok("transformer", NULL, 8, a), 4);
-    setenv("CHELA_LT_TUNE", "0", 1);
+    set_settings("lt_tune=0");
     ck_assert_int_eq(sweep_ok("transformer_untuned", NULL, 8, a), 4);
-    unsetenv("CHELA_LT_TUNE");
+    set_settings("");
 }
 END_TEST
 
