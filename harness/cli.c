@@ -57,6 +57,7 @@ void print_usage(void) {
         "       chela-bench compare BASE.csv NEW.csv [--max-slowdown 5%] [--hbm-tolerance 2%]\n"
         "                           [--allow-missing] [--allow-device-mismatch]\n"
         "                           (percentages: 5, 5% and 0.5 mean 5 %, 5 % and 0.5 %)\n"
+        "       chela-bench show results.csv [--cols a,b,...] [--where col=value|col~text]...\n"
         "       chela-bench --list | --help | --version\n"
         "\n"
         "sweep:\n"
@@ -145,11 +146,12 @@ static int parse_ops(const char *s, unsigned *mask, char *err, size_t n) {
 }
 
 /* Which subcommands an option means something to. */
-enum { FOR_RUN = 1, FOR_PLOT = 2, FOR_COMPARE = 4, FOR_ANY = 7 };
+enum { FOR_RUN = 1, FOR_PLOT = 2, FOR_COMPARE = 4, FOR_SHOW = 8, FOR_ANY = 15 };
 static int option_scope(const char *a) {
     static const char *const compare_only[] = {"--max-slowdown", "--hbm-tolerance",
                                                "--allow-missing", "--allow-device-mismatch"};
     if (!strcmp(a, "-o") || !strcmp(a, "--output")) return FOR_RUN | FOR_PLOT;
+    if (!strcmp(a, "--cols") || !strcmp(a, "--where")) return FOR_SHOW;
     if (!strcmp(a, "--help") || !strcmp(a, "-h") || !strcmp(a, "--version") || !strcmp(a, "--list"))
         return FOR_ANY;
     for (size_t k = 0; k < sizeof compare_only / sizeof compare_only[0]; k++)
@@ -158,7 +160,10 @@ static int option_scope(const char *a) {
 }
 
 static void note_if_ignored(options_t *o, const char *a) {
-    int cmd = o->command == CMD_PLOT ? FOR_PLOT : o->command == CMD_COMPARE ? FOR_COMPARE : FOR_RUN;
+    int cmd = o->command == CMD_PLOT      ? FOR_PLOT
+              : o->command == CMD_COMPARE ? FOR_COMPARE
+              : o->command == CMD_SHOW    ? FOR_SHOW
+                                          : FOR_RUN;
     if (a[0] != '-' || (option_scope(a) & cmd)) return;
     for (int k = 0; k < o->n_ignored; k++)
         if (!strcmp(o->ignored[k], a)) return;
@@ -172,6 +177,7 @@ int options_parse(int argc, char **argv, options_t *o, char *err, size_t n) {
         if (!strcmp(argv[1], "run")) i = 2;
         else if (!strcmp(argv[1], "plot")) o->command = CMD_PLOT, i = 2;
         else if (!strcmp(argv[1], "compare")) o->command = CMD_COMPARE, i = 2;
+        else if (!strcmp(argv[1], "show")) o->command = CMD_SHOW, i = 2;
     }
 #define NEXT() (i + 1 < argc ? argv[++i] : NULL)
 #define INT(opt, lo, hi, dst)                                          \
@@ -254,6 +260,25 @@ int options_parse(int argc, char **argv, options_t *o, char *err, size_t n) {
         else if (!strcmp(a, "--profile")) o->profile = 1;
         else if (!strcmp(a, "--breakdown")) o->breakdown = 1;
         else if (!strcmp(a, "--no-ceilings")) o->no_ceilings = 1;
+        else if (!strcmp(a, "--cols")) {
+            o->show_cols = NEXT();
+            if (!o->show_cols || !*o->show_cols) {
+                snprintf(err, n, "--cols needs a comma list of column names");
+                return -1;
+            }
+        } else if (!strcmp(a, "--where")) {
+            const char *w = NEXT();
+            if (!w || !strpbrk(w, "=~") || strpbrk(w, "=~") == w) {
+                snprintf(err, n, "--where needs column=value or column~text");
+                return -1;
+            }
+            if (o->n_where == (int)(sizeof o->where / sizeof o->where[0])) {
+                snprintf(err, n, "--where: at most %d of them",
+                         (int)(sizeof o->where / sizeof o->where[0]));
+                return -1;
+            }
+            o->where[o->n_where++] = w;
+        }
         else if (!strcmp(a, "--set")) {
             const char *kv = NEXT();
             const char *eq = kv ? strchr(kv, '=') : NULL;
@@ -282,7 +307,8 @@ int options_parse(int argc, char **argv, options_t *o, char *err, size_t n) {
         } else if (a[0] == '-' && a[1]) {
             snprintf(err, n, "unknown option '%s' (see --help)", a);
             return -1;
-        } else if ((o->command == CMD_PLOT || o->command == CMD_COMPARE) && o->n_args < 4) {
+        } else if ((o->command == CMD_PLOT || o->command == CMD_COMPARE || o->command == CMD_SHOW) &&
+                   o->n_args < 4) {
             o->args[o->n_args++] = a;
         } else {
             snprintf(err, n, "unexpected argument '%s' (see --help)", a);

@@ -9,7 +9,7 @@
 #include "shape.h"
 
 typedef enum { BACKEND_AUTO = 0, BACKEND_CUDA, BACKEND_CPU } backend_t;
-typedef enum { CMD_RUN = 0, CMD_PLOT, CMD_COMPARE, CMD_LIST, CMD_HELP, CMD_VERSION } command_t;
+typedef enum { CMD_RUN = 0, CMD_PLOT, CMD_COMPARE, CMD_LIST, CMD_HELP, CMD_VERSION, CMD_SHOW } command_t;
 
 typedef struct {
     command_t command;
@@ -44,7 +44,11 @@ typedef struct {
     double max_slowdown;   /* fraction, default 0.05 */
     double hbm_tolerance;  /* fraction, default 0.02 */
     int allow_missing, allow_device_mismatch;
-    /* plot / compare operands */
+    /* show */
+    const char *show_cols;   /* --cols a,b,c (NULL: a default set) */
+    const char *where[8];    /* --where col=value (exact) or col~text (contains), ANDed */
+    int n_where;
+    /* plot / compare / show operands */
     const char *args[4];
     int n_args;
     /* Options given that the chosen subcommand ignores (e.g. --seq with plot), in

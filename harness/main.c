@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "compare.h"
 #include "plot.h"
+#include "show.h"
 #include "runner.h"
 
 static void list_variants(void) {
@@ -37,7 +38,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     static const char *const cmd_name[] = {"run", "plot", "compare", "--list", "--help",
-                                           "--version"};
+                                           "--version", "show"};
     for (int k = 0; k < o.n_ignored; k++)
         fprintf(stderr, "chela-bench: note: %s does nothing for %s\n", o.ignored[k],
                 cmd_name[o.command]);
@@ -50,6 +51,7 @@ int main(int argc, char **argv) {
     case CMD_LIST: list_variants(); return 0;
     case CMD_PLOT: return plot_main(&o);
     case CMD_COMPARE: return compare_main(&o);
+    case CMD_SHOW: return show_main(&o);
     default: return run_sweep(&o);
     }
 }
