@@ -16,8 +16,7 @@
 set -uo pipefail
 usage="usage: run_experiments.sh OUTDIR [SHA] EXP...  (EXP: gpu-tests or profiles/experiments/*.txt)"
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
-mkdir -p "$1" && OUT=$(cd "$1" && pwd) || exit 2
-shift
+mkdir -p "$1" && OUTDIR=$(cd "$1" && pwd) && shift || exit 2
 exps=()
 for a in "$@"; do [ -f "$a" ] && a=$(cd "$(dirname "$a")" && pwd)/$(basename "$a"); exps+=("$a"); done
 cd "$(dirname "$0")/.." || exit 2
@@ -41,15 +40,15 @@ if compgen -G "${DEBS:=.debs}/*.deb" > /dev/null; then
     export PKG_CONFIG_PATH=$P/usr/lib/$A/pkgconfig PKG_CONFIG_SYSROOT_DIR=$P
 fi
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,power.limit,temperature.gpu \
-    --format=csv 2>&1 | tee "$OUT/gpu.txt"
+    --format=csv 2>&1 | tee "$OUTDIR/gpu.txt"
 { cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCHELA_GIT_SHA="$SHA" &&
-    cmake --build "$BUILD" -j "$(nproc)"; } > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+    cmake --build "$BUILD" -j "$(nproc)"; } > "$OUTDIR/build.log" 2>&1 || { tail -40 "$OUTDIR/build.log"; exit 1; }
 echo "build ok: $SHA"
 if [ -n "${SMI_MS:-}" ]; then
     q=clocks_event_reasons.active # older drivers: clocks_throttle_reasons.active
     nvidia-smi --query-gpu=timestamp,$q --format=csv > /dev/null 2>&1 || q=clocks_throttle_reasons.active
     nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu,$q --format=csv -lms "$SMI_MS" \
-        > "$OUT/smi.csv" 2>&1 &
+        > "$OUTDIR/smi.csv" 2>&1 &
     SMI=$!
     trap 'kill $SMI 2> /dev/null' EXIT
 fi
@@ -59,42 +58,43 @@ run_line() { # EXP N WORD...: one line of an experiment file
     shift 2
     while [ $# -gt 0 ] && [[ $1 =~ ^[A-Za-z_][A-Za-z0-9_]*= ]]; do envs+=("$1"); shift; done
     case ${1:-} in compare | show | sanitize | ncu) kind=$1; shift ;; esac
-    local log=$OUT/$exp.log one=(--no-ceilings --warmup 0 --repeat 1 --budget-ms 0)
-    local E=(env ${envs[@]+"${envs[@]}"})
-    echo "== [$exp:$n $(date -u +%T)] ${envs[*]} ${kind#run} $*" | tee -a "$log"
+    local log=$OUTDIR/$exp.log one=(--no-ceilings --warmup 0 --repeat 1 --budget-ms 0)
+    local E=(env ${envs[@]+"${envs[@]}"}) pre="${envs[*]:+${envs[*]} }"
+    [ "$kind" = run ] || pre+="$kind "
+    echo "== [$exp:$n $(date -u +%T)] $pre$*" | tee -a "$log"
     case $kind in
     run)
         while [ $# -gt 0 ]; do
-            if [ "$1" = -o ] && [ $# -gt 1 ]; then out=$2; [[ $out == /* ]] || out=$OUT/$out; shift 2; continue; fi
+            if [ "$1" = -o ] && [ $# -gt 1 ]; then out=$2; [[ $out == /* ]] || out=$OUTDIR/$out; shift 2; continue; fi
             args+=("$1"); shift
         done
-        "${E[@]}" timeout "$TMO" "$BIN" "${args[@]}" -o "${out:=$OUT/$exp-$n.csv}" 2>> "$log"
+        "${E[@]}" timeout "$TMO" "$BIN" "${args[@]}" -o "${out:=$OUTDIR/$exp-$n.csv}" 2>> "$log"
         rc=$? && echo "rc=$rc" | tee -a "$log"
         [ -s "$out" ] && "$BIN" show "$out" --cols "$COLS" ;;
     compare | show)
-        for w in "$@"; do [[ $w != -* && -e $OUT/$w ]] && w=$OUT/$w; args+=("$w"); done
-        "${E[@]}" "$BIN" "$kind" "${args[@]}" 2>> "$log" | tee -a "$OUT/$exp.$kind.txt"
-        rc=${PIPESTATUS[0]} && echo "rc=$rc" | tee -a "$OUT/$exp.$kind.txt" "$log"
+        for w in "$@"; do [[ $w != -* && -e $OUTDIR/$w ]] && w=$OUTDIR/$w; args+=("$w"); done
+        "${E[@]}" "$BIN" "$kind" "${args[@]}" 2>> "$log" | tee -a "$OUTDIR/$exp.$kind.txt"
+        rc=${PIPESTATUS[0]} && echo "rc=$rc" | tee -a "$OUTDIR/$exp.$kind.txt" "$log"
         [ "$kind" = compare ] && [ "$rc" = 1 ] && rc=0 ;;
     sanitize)
         for w in memcheck racecheck; do
-            echo "== [$exp:$n] ${envs[*]} compute-sanitizer --tool $w chela-bench $*" >> "$OUT/$exp.sanitizer.txt"
+            echo "== [$exp:$n] ${pre%sanitize }compute-sanitizer --tool $w chela-bench $*" >> "$OUTDIR/$exp.sanitizer.txt"
             "${E[@]}" timeout "$TMO" compute-sanitizer --tool $w --error-exitcode 9 "$BIN" "$@" "${one[@]}" \
-                -o "$OUT/$exp-$n-san.csv" > "$OUT/.san.log" 2>&1
+                -o "$OUTDIR/$exp-$n-san.csv" > "$OUTDIR/.san.log" 2>&1
             rc=$?
             # the summaries; a failing run's own last words (the program's, not the sanitizer's)
-            { grep -E "SUMMARY" "$OUT/.san.log"; [ $rc = 0 ] || grep -v "^=========" "$OUT/.san.log" | tail -6 |
-                cut -c1-250; echo "rc=$rc"; } >> "$OUT/$exp.sanitizer.txt"
-            echo "$w rc=$rc $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/.san.log" | tail -1)"
+            { grep -E "SUMMARY" "$OUTDIR/.san.log"; [ $rc = 0 ] || grep -v "^=========" "$OUTDIR/.san.log" | tail -6 |
+                cut -c1-250; echo "rc=$rc"; } >> "$OUTDIR/$exp.sanitizer.txt"
+            echo "$w rc=$rc $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUTDIR/.san.log" | tail -1)"
             [ $rc = 0 ] || fails=$((fails + 1))
         done
-        rm -f "$OUT/.san.log"
+        rm -f "$OUTDIR/.san.log"
         return ;;
     ncu)
         while [ $# -gt 0 ] && [ "$1" != -- ]; do nopts+=("$1"); shift; done
         [ $# -gt 0 ] && shift
-        out=$OUT/$exp-$n.ncu.txt
-        "${E[@]}" timeout "$TMO" ncu ${nopts[@]+"${nopts[@]}"} "$BIN" "$@" "${one[@]}" -o "$OUT/$exp-$n-ncu.csv" \
+        out=$OUTDIR/$exp-$n.ncu.txt
+        "${E[@]}" timeout "$TMO" ncu ${nopts[@]+"${nopts[@]}"} "$BIN" "$@" "${one[@]}" -o "$OUTDIR/$exp-$n-ncu.csv" \
             > "$out" 2>&1
         rc=$? && echo "ncu rc=$rc: $(grep -c . "$out") lines in $(basename "$out")"
         if grep -q dram__bytes "$out"; then python3 profiles/ncu_bytes.py "$out"; fi ;;
@@ -103,20 +103,18 @@ run_line() { # EXP N WORD...: one line of an experiment file
 }
 for e in "${exps[@]}"; do
     if [ "$e" = gpu-tests ]; then
-        (cd "$BUILD" && timeout 900 ctest -L gpu --output-on-failure) > "$OUT/ctest.log" 2>&1
+        (cd "$BUILD" && timeout 900 ctest -L gpu --output-on-failure) > "$OUTDIR/ctest.log" 2>&1
         rc=$? && echo "== gpu-tests rc=$rc"
-        grep -E "tests passed|Failed|Skipped|\*\*\*" "$OUT/ctest.log" | tail -20
-        [ $rc = 0 ] || fails=$((fails + 1))
-        continue
+        grep -E "tests passed|Failed|Skipped|\*\*\*" "$OUTDIR/ctest.log" | tail -20
+        [ $rc = 0 ] || fails=$((fails + 1)); continue
     fi
     f=$e && [ -f "$EXPDIR/$e.txt" ] && f=$EXPDIR/$e.txt
     name=$(basename "$f" .txt) n=0
     while IFS= read -r line || [ -n "$line" ]; do
-        n=$((n + 1))
-        read -ra w <<< "${line%%#*}"
+        n=$((n + 1)) && read -ra w <<< "${line%%#*}"
         [ ${#w[@]} -gt 0 ] && run_line "$name" "$n" "${w[@]}" < /dev/null
     done < "$f"
-    grep -hE "fail|skip" "$OUT/$name.log" 2> /dev/null | cut -c1-250 | head
+    grep -hE "fail|skip" "$OUTDIR/$name.log" 2> /dev/null | cut -c1-250 | head
 done
-echo "done: $fails failed line(s); results in $OUT"
+echo "done: $fails failed line(s); results in $OUTDIR"
 [ $fails = 0 ]
