@@ -12,6 +12,7 @@
 #include "build_describe.h"
 #include "reference.h"
 #include "stats.h"
+#include "stop_signal.h"
 
 double now_ms(void) {
     struct timespec ts;
@@ -279,7 +280,7 @@ void run_point_cpu(sweep_t *sw, const op_desc_t *op, const shape_t *s) {
             goto done;
         }
         times[n++] = thread_cpu_ms() - t0;
-        if (n >= MAX_SAMPLES || sweep_interrupted()) break;
+        if (n >= MAX_SAMPLES || stop_requested()) break;
         if (n < sw->o->repeat) continue;
         double sorted[MAX_SAMPLES];
         memcpy(sorted, times, (size_t)n * sizeof times[0]);

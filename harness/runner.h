@@ -61,7 +61,5 @@ void run_point_gpu(sweep_t *sw, const op_desc_t *op, const shape_t *s);
 void run_point_cpu(sweep_t *sw, const op_desc_t *op, const shape_t *s);
 const char *git_sha(void);
 double now_ms(void);
-/* 1 once SIGINT, SIGTERM or SIGHUP has asked the sweep to stop (sweep.c). */
-int sweep_interrupted(void);
 
 #endif

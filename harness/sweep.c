@@ -11,41 +11,7 @@
 #include "hbm_counters.h"
 #include "nvtx_ranges.h"
 #include "runner.h"
-
-/* SIGINT, SIGTERM and SIGHUP end the sweep after the current point, and the rows
- * finished so far land in a valid CSV.  The handlers are installed with sigaction
- * (no SA_RESETHAND) and stay installed until the process exits, so a second signal
- * during the wind-down (closing the profiler, renaming the CSV) changes nothing;
- * before, signal() was reset to SIG_DFL ahead of the close, and a second Ctrl-C
- * killed the process with no CSV and its temp file left behind.  A third signal is
- * a user who wants out now: the handler removes the temp file (unlink and _exit are
- * async-signal-safe) and exits 1. */
-static volatile sig_atomic_t g_interrupted = 0;
-static const char *volatile g_temp_path = NULL; /* set once the CSV is open */
-
-static void on_stop_signal(int sig) {
-    (void)sig;
-    if (++g_interrupted >= 3) {
-        static const char msg[] = "chela-bench: third signal: stopping now, no CSV written\n";
-        const char *tmp = g_temp_path;
-        if (tmp) unlink(tmp);
-        (void)!write(2, msg, sizeof msg - 1);
-        _exit(1);
-    }
-}
-
-int sweep_interrupted(void) { return g_interrupted != 0; }
-
-static void set_stop_handlers(void (*fn)(int)) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = fn;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART; /* a write or wait in progress finishes, then the loop stops */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-}
+#include "stop_signal.h"
 
 /* Returns 1 if a CUDA device is usable, else 0 with the reason in why.  With no
  * driver installed the runtime reports "CUDA driver version is insufficient", which
@@ -147,8 +113,7 @@ int run_sweep(const options_t *o) {
         fprintf(stderr, "chela-bench: %s\n", err);
         return 2;
     }
-    g_temp_path = csv_temp_path(sw.csv);
-    set_stop_handlers(on_stop_signal);
+    stop_signals_install(csv_temp_path(sw.csv));
     /* a closed stderr pipe (chela-bench ... | head) must not kill it mid-file */
     signal(SIGPIPE, SIG_IGN);
     if (!sw.use_gpu && o->backend != BACKEND_CPU)
@@ -168,20 +133,20 @@ int run_sweep(const options_t *o) {
         return 1;
     }
 
-    for (int i = 0; i < sw.o->n_seq && !sw.sticky && !g_interrupted && !sw.write_failed; i++) {
+    for (int i = 0; i < sw.o->n_seq && !sw.sticky && !stop_requested() && !sw.write_failed; i++) {
         fprintf(stderr, "T = %d\n", sw.o->seq[i]);
-        for (int op = 0; op < OP_COUNT && !sw.sticky && !g_interrupted && !sw.write_failed; op++) {
+        for (int op = 0; op < OP_COUNT && !sw.sticky && !stop_requested() && !sw.write_failed; op++) {
             if (o->op_mask && !(o->op_mask & (1u << op))) continue;
             shape_t s = make_shape(sw.o, (op_id)op, sw.o->seq[i], !sw.use_gpu);
             if (sw.use_gpu) run_point_gpu(&sw, op_get((op_id)op), &s);
             else run_point_cpu(&sw, op_get((op_id)op), &s);
-            sw.interrupted = g_interrupted;
+            sw.interrupted = stop_requested();
         }
     }
     if (sw.profiler) hbm_counters_close(sw.profiler);
     if (sw.use_gpu) l2_flusher_free(&sw.flush);
     int closed = csv_close(sw.csv, err, sizeof err);
-    g_temp_path = NULL; /* the handlers stay: a late signal still only sets the flag */
+    stop_signals_forget_temp(); /* the handlers stay: a late signal only sets the flag */
     if (closed) { /* a failed write stopped the sweep: its cause, and nothing half-written */
         fprintf(stderr, "chela-bench: %s\n", err);
         return 2;
@@ -189,7 +154,7 @@ int run_sweep(const options_t *o) {
     fprintf(stderr, "chela-bench: wrote %d rows to %s (%d failed, %d skipped)%s\n", sw.n_rows,
             o->out, sw.n_fail, sw.n_skip,
             sw.sticky ? "; stopped early: the CUDA context is unusable after an error" :
-            g_interrupted ? "; interrupted: rows finished so far are kept" : "");
+            stop_requested() ? "; interrupted: rows finished so far are kept" : "");
     if (sw.profile_note[0]) fprintf(stderr, "chela-bench: HBM columns empty: %s\n", sw.profile_note);
-    return (sw.n_fail || sw.sticky || g_interrupted) ? 1 : 0;
+    return (sw.n_fail || sw.sticky || stop_requested()) ? 1 : 0;
 }
