@@ -401,14 +401,15 @@ int csv_read(const char *path, csv_row_t **rows, char *err, size_t err_len) {
     int n = 0, cap = 0, got;
     for (;;) {
         if (n == cap) {
-            csv_row_t *grown = cap < (1 << 29) ? realloc(out, (size_t)(cap ? cap * 2 : 64) * sizeof *out) : NULL;
+            int grown_cap = cap ? 2 * cap : 64;
+            csv_row_t *grown = cap < (1 << 29) ? realloc(out, (size_t)grown_cap * sizeof *out) : NULL;
             if (!grown) {
                 snprintf(err, err_len, "%s: out of memory at line %ld", path, rd->line);
                 got = -1;
                 break;
             }
             out = grown;
-            cap = cap ? cap * 2 : 64;
+            cap = grown_cap;
         }
         if ((got = csv_reader_next(rd, &out[n], err, err_len)) <= 0) break;
         n++;
