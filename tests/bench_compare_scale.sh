@@ -46,6 +46,9 @@ if [ -x /usr/bin/time ]; then
     secs=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, t, ":"); s = 0; for (k = 1; k <= n; k++) s = s * 60 + t[k]; print s}' "$work/err")
     rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$work/err")
     echo "  wall: ${secs} s   max RSS: ${rss} MiB   exit: $rc"
+    # what the process holds before compare reads a byte (the CUDA libraries it links)
+    /usr/bin/time -v "$B" --version >/dev/null 2>"$work/err0" || true
+    echo "  max RSS of 'chela-bench --version' alone: $(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$work/err0") MiB"
 else
     # no GNU time: wall clock only
     start=$(date +%s.%N)
