@@ -63,11 +63,44 @@ const char *csv_temp_path(const csv_writer *w);
 /* Formats one row (no newline) into buf. */
 int csv_format_row(const csv_row_t *r, char *buf, size_t len);
 
+/* ---------------- reading ----------------
+ * A file is read by its header's names, not its positions: the columns may come
+ * in any order and unknown extra columns are read past, so a file of a later
+ * schema that only adds columns maps onto csv_row_t unchanged.  A header that
+ * lacks a column this build needs is refused, naming it.  Every row's schema
+ * cell must be one this build reads (csv_schema_readable, the one place that
+ * says so).  A later line that is not a row and has a cell "schema" is a
+ * header again (concatenated files) and maps the rows after it. */
+
+/* How one header's cells map onto csv_row_t. */
+typedef struct csv_layout csv_layout;
+/* Maps a header line (newline optional).  NULL with a one-line reason in err
+ * (a missing or repeated column, out of memory). */
+csv_layout *csv_layout_new(const char *header, char *err, size_t err_len);
+void csv_layout_free(csv_layout *l);
+
+/* Whether rows of this schema number can be read by this build. */
+int csv_schema_readable(double schema);
+
+/* Parses one data line (newline optional) against a layout: 0 with *r filled,
+ * or -1 with a one-line reason (column count, schema, number). */
+int csv_parse_row(const csv_layout *l, const char *line, csv_row_t *r, char *err, size_t err_len);
+
+/* A results file read one row at a time, in constant memory. */
+typedef struct csv_reader csv_reader;
+/* Opens path and maps its header.  NULL with a one-line message naming the file
+ * (missing, a directory, empty, not a results header). */
+csv_reader *csv_reader_open(const char *path, char *err, size_t err_len);
+/* The next row: 1, 0 at the end, or -1 with a message naming file and line. */
+int csv_reader_next(csv_reader *rd, csv_row_t *r, char *err, size_t err_len);
+/* The line number (from 1) of the row csv_reader_next last returned. */
+long csv_reader_line(const csv_reader *rd);
+void csv_reader_close(csv_reader *rd);
+
 /* Reads a whole results file.  Returns the number of rows (>= 0) with *rows
  * malloc'ed, or -1 with a one-line message naming the file, line and problem
- * (missing file, wrong schema, wrong column count, non-numeric number). */
+ * (missing file, a directory, wrong header or schema, wrong column count,
+ * non-numeric number). */
 int csv_read(const char *path, csv_row_t **rows, char *err, size_t err_len);
-/* Parses one data line against the v1 header. */
-int csv_parse_row(const char *line, csv_row_t *r, char *err, size_t err_len);
 
 #endif

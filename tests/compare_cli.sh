@@ -62,6 +62,83 @@ edit 'NR>1 {$7=$7"x"} 1' disjoint.csv
 expect 2 "no ok rows" -- "$BASE" "$work/disjoint.csv"
 expect 2 "percentage" -- --max-slowdown lots "$BASE" "$BASE"
 expect 2 "needs BASE.csv NEW.csv" -- "$BASE"
+# unusable input is said in one line: exit 2, the file, the line, the problem
+expect1() { # like expect, and the output is that one line
+    local out
+    out=$("$B" compare "${@:4}" 2>&1)
+    if [ "$(printf '%s\n' "$out" | wc -l)" -ne 1 ]; then
+        fail=$((fail + 1))
+        echo "FAIL: compare ${*:4} said more than one line"
+        printf '%s\n' "$out" | head -3
+    else
+        expect "$@"
+    fi
+}
+# an ok row must carry a usable time (median 17, p10 18, p90 19)
+edit 'NR==3 {$17=""} 1' med_empty.csv
+expect1 2 "med_empty.csv:3: status ok but median_ms is empty" -- "$BASE" "$work/med_empty.csv"
+expect1 2 "med_empty.csv:3: status ok but median_ms" -- "$work/med_empty.csv" "$BASE"
+edit 'NR==4 {$17=-$17} 1' med_neg.csv
+expect1 2 "med_neg.csv:4: status ok but median_ms is -[0-9.]+, not a positive time" -- "$BASE" "$work/med_neg.csv"
+edit 'NR==5 {$17=0} 1' med_zero.csv
+expect1 2 "med_zero.csv:5: status ok but median_ms is 0" -- "$BASE" "$work/med_zero.csv"
+edit 'NR==6 {$17="inf"} 1' med_inf.csv
+expect1 2 "med_inf.csv:6: status ok but median_ms is inf" -- "$BASE" "$work/med_inf.csv"
+edit 'NR==7 {$18=-1} 1' p10_neg.csv
+expect1 2 "p10_neg.csv:7: status ok but p10_ms is -1" -- "$BASE" "$work/p10_neg.csv"
+edit 'NR==8 {$19="-inf"} 1' p90_inf.csv
+expect1 2 "p90_inf.csv:8: status ok but p90_ms is -inf" -- "$BASE" "$work/p90_inf.csv"
+# a row that is not ok may have no time at all
+edit 'NR==9 {$33="skip:oom"; $17=$18=$19=""} 1' skip_empty.csv
+expect 1 "BROKEN" -- "$BASE" "$work/skip_empty.csv"
+# a directory is said to be one (fopen() opens it; only the read fails)
+mkdir "$work/dir.csv"
+expect1 2 "dir.csv: is a directory" -- "$BASE" "$work/dir.csv"
+expect1 2 "dir.csv: is a directory" -- "$work/dir.csv" "$BASE"
+# a wrong column count is the real count, however many
+edit 'NR==3 {for (i = 35; i <= 100; i++) $i = "x"} 1' cols100.csv
+expect1 2 ":3: 100 columns, expected 34" -- "$BASE" "$work/cols100.csv"
+
+# columns are read by the header's names: any order, unknown extra columns read past
+awk -F, '{for (i = NF; i >= 1; i--) printf "%s%s", $i, (i > 1 ? "," : "\n")}' "$BASE" > "$work/reversed.csv"
+expect 0 "0 SLOWER, 0 BROKEN, 0 MISSING -> ok" -- "$BASE" "$work/reversed.csv"
+expect 0 "0 SLOWER, 0 BROKEN, 0 MISSING -> ok" -- "$work/reversed.csv" "$BASE"
+edit 'NR==1 {$0 = $0 ",causal,pass"} NR>1 {$0 = $0 ",0,fwd"} 1' extra.csv
+expect 0 "0 SLOWER, 0 BROKEN, 0 MISSING -> ok" -- "$BASE" "$work/extra.csv"
+# the reordered file still judges: its one slow row is found by name
+awk -F, -v OFS=, 'NR>1 && $7=="linear_attn/chunked" && $11==4096 {$17*=1.10; $18*=1.10; $19*=1.10; $20*=1.10} 1' \
+    "$BASE" | awk -F, '{for (i = NF; i >= 1; i--) printf "%s%s", $i, (i > 1 ? "," : "\n")}' > "$work/rev_slow.csv"
+expect 1 "^SLOWER +linear_attn/chunked .*4096" -- "$BASE" "$work/rev_slow.csv"
+# a header without a column this build needs is refused, naming it
+awk -F, '{for (i = 1; i <= NF; i++) if (i != 17) printf "%s%s", $i, (i < NF ? "," : "\n")}' "$BASE" > "$work/no_median.csv"
+expect1 2 "no_median.csv: not a chela-bench results file \(header has no 'median_ms' column\)" -- "$BASE" "$work/no_median.csv"
+awk -F, '{for (i = 1; i <= NF; i++) if (i != 7) printf "%s%s", $i, (i < NF ? "," : "\n")}' "$BASE" > "$work/no_variant.csv"
+expect1 2 "header has no 'variant' column" -- "$work/no_variant.csv" "$BASE"
+edit 'NR==1 {$20="seq"} 1' twice.csv
+expect1 2 "header names column 'seq' twice" -- "$BASE" "$work/twice.csv"
+# every row's schema is checked, wherever the column is
+awk -F, -v OFS=, 'NR==5 {$NF=2} 1' "$work/reversed.csv" > "$work/rev_schema2.csv"
+expect1 2 "rev_schema2.csv:5: schema '2', this build reads schema 1" -- "$BASE" "$work/rev_schema2.csv"
+# concatenated files repeat the header mid-file, even in another order
+{ cat "$BASE"; cat "$work/rev_slow.csv"; } > "$work/concat.csv"
+expect 0 "concat.csv: 35 rows repeating the key of an earlier row ignored \(the first wins\)" -- "$BASE" "$work/concat.csv"
+expect 0 "32 compared: 32 SAME.*-> ok" -- "$BASE" "$work/concat.csv"
+{ cat "$BASE"; head -1 "$work/no_median.csv"; } > "$work/concat_bad.csv"
+expect1 2 "concat_bad.csv:37: header has no 'median_ms' column" -- "$BASE" "$work/concat_bad.csv"
+# duplicate keys: the first row wins, stderr says how many were ignored
+{ cat "$BASE"; tail -n +2 "$work/slow.csv"; } > "$work/dup_base.csv"
+expect 0 "dup_base.csv: 35 rows repeating the key" -- "$work/dup_base.csv" "$BASE"
+expect 0 "^32 compared: 32 SAME" -- "$work/dup_base.csv" "$BASE"
+
+# scale: rows match by a hash of the key, not row against row (which took a
+# minute and a half at this size): 100k rows each, in reverse order, well
+# within a generous limit (tests/bench_compare_scale.sh times a million)
+awk -F, -v OFS=, 'NR==1 {print; next} NR==2 {for (i = 1; i <= 100000; i++) {$11 = i; print}}' "$BASE" > "$work/big_base.csv"
+{ head -1 "$work/big_base.csv"; tail -n +2 "$work/big_base.csv" | tac; } > "$work/big_new.csv"
+out=$(timeout 20 "$B" compare "$work/big_base.csv" "$work/big_new.csv" 2>&1 | tail -1)
+if [ "$out" = "100000 compared: 100000 SAME, 0 FASTER, 0 SLOWER, 0 BROKEN, 0 MISSING -> ok" ]; then ok; else
+    bad "100k-row compare did not finish within 20 s or said: $out"; fi
+
 # very large file: 100k rows parse and compare without trouble
 { cat "$BASE"; for i in $(seq 1 3000); do tail -n +2 "$BASE"; done; } > "$work/large.csv"
 expect 0 "-> ok" -- "$BASE" "$work/large.csv"
