@@ -38,6 +38,7 @@
 #include "csv.h"
 #include "intern.h"
 #include "keyhash.h"
+#include "row_settings.h"
 
 typedef enum { V_BROKEN = 0, V_MISSING, V_SLOWER, V_FASTER, V_SAME } verdict_t;
 static const char *VNAME[] = {"BROKEN", "MISSING", "SLOWER", "FASTER", "SAME"};
@@ -47,7 +48,7 @@ static const char *VNAME[] = {"BROKEN", "MISSING", "SLOWER", "FASTER", "SAME"};
 /* The atoms of a key, by column. */
 enum {
     K_DEVICE, K_BACKEND, K_OP, K_VARIANT, K_DTYPE, K_BATCH, K_SEQ, K_HEADS, K_DK, K_DV, K_DIM,
-    K_COUNT
+    K_CAUSAL, K_PASS, K_SETTINGS, K_COUNT
 };
 
 /* A number as an atom: one NaN (an empty cell matches an empty cell) and one zero. */
@@ -72,10 +73,10 @@ static uint64_t name_atom(intern_t *names, const char *s, int add) {
     return add ? intern_add(names, s) : intern_find(names, s);
 }
 
-/* The match key: the columns that say two rows measured the same thing.  To
- * match on another column (causal, pass, settings once the schema has them),
- * give it a K_ index above and a line here; nothing else changes.  Returns 0
- * when a string has no atom (see name_atom). */
+/* The match key: the columns that say two rows measured the same thing: the shape,
+ * causality, the pass and the settings the user set (row_settings.h).  To match on
+ * another column, give it a K_ index above and a line here; nothing else changes.
+ * Returns 0 when a string has no atom (see name_atom). */
 static int key_of(const csv_row_t *r, int use_device, intern_t *names, int add,
                   uint64_t k[K_COUNT]) {
     k[K_DEVICE] = use_device ? name_atom(names, r->device, add) : 1;
@@ -89,7 +90,13 @@ static int key_of(const csv_row_t *r, int use_device, intern_t *names, int add,
     k[K_DK] = num_atom(r->dk);
     k[K_DV] = num_atom(r->dv);
     k[K_DIM] = num_atom(r->dim);
-    return k[K_DEVICE] && k[K_BACKEND] && k[K_OP] && k[K_VARIANT] && k[K_DTYPE];
+    /* schema 2: a schema-1 row reads as causal 1, pass fwd and no settings (csv.c) */
+    char set[256];
+    k[K_CAUSAL] = num_atom(r->causal);
+    k[K_PASS] = name_atom(names, r->pass, add);
+    k[K_SETTINGS] = name_atom(names, row_user_settings(r, set, sizeof set), add);
+    return k[K_DEVICE] && k[K_BACKEND] && k[K_OP] && k[K_VARIANT] && k[K_DTYPE] && k[K_PASS] &&
+           k[K_SETTINGS];
 }
 
 /* ---------------- judging ---------------- */
@@ -156,6 +163,7 @@ typedef struct {
     stats_t s;
     double new_median; /* NEW's, once matched */
     uint32_t why;      /* the verdict's reason, interned in whys; 0 = none */
+    uint32_t config;   /* BASE's resolved config, interned in whys; 0 = none */
     uint8_t ok, matched, verdict;
 } base_t;
 
@@ -211,7 +219,11 @@ static int add_base(cmp_t *c, const csv_row_t *r) {
         c->base = grown;
         c->cap = cap;
     }
-    c->base[id] = (base_t){stats_of(r), NAN, 0, (uint8_t)is_ok(r), 0, V_MISSING};
+    char cfg[256];
+    uint32_t config = 0;
+    if (row_resolved_config(r, cfg, sizeof cfg)[0] && !(config = intern_add(&c->whys, cfg)))
+        return -1;
+    c->base[id] = (base_t){stats_of(r), NAN, 0, config, (uint8_t)is_ok(r), 0, V_MISSING};
     return 0;
 }
 
@@ -227,9 +239,16 @@ static int match_new(cmp_t *c, const csv_row_t *r) {
     }
     b->matched = 1;
     if (!b->ok) return 0; /* nothing measured to regress from */
-    char why[128];
+    char why[512], cfg[256];
     stats_t n = stats_of(r);
     b->verdict = (uint8_t)judge(c->o, &b->s, &n, r->status, why, sizeof why);
+    /* what ran changed (a plan, a kernel version): said beside the verdict, which stays
+     * the time's; a schema-1 side has no config and says nothing */
+    const char *was = b->config ? intern_str(&c->whys, b->config) : NULL;
+    if (was && row_resolved_config(r, cfg, sizeof cfg)[0] && strcmp(was, cfg)) {
+        size_t l = strlen(why);
+        snprintf(why + l, sizeof why - l, "%sconfig %s -> %s", l ? "; " : "", was, cfg);
+    }
     b->new_median = r->median_ms;
     c->common++;
     if (why[0] && !(b->why = intern_add(&c->whys, why))) return -1;

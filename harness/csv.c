@@ -19,29 +19,38 @@ typedef struct {
     col_kind kind;
     size_t offset;
     size_t size; /* for strings */
+    int since;   /* the schema that added it: a file of an older schema may lack it */
 } col_t;
 
-#define S(f) {#f, COL_STR, offsetof(csv_row_t, f), sizeof(((csv_row_t *)0)->f)}
-#define N(f) {#f, COL_NUM, offsetof(csv_row_t, f), 0}
-/* A reader needs every column here in a file's header (csv_layout_new); a
- * column a later schema adds will need a flag that lets older files lack it. */
+#define S(f) {#f, COL_STR, offsetof(csv_row_t, f), sizeof(((csv_row_t *)0)->f), 1}
+#define N(f) {#f, COL_NUM, offsetof(csv_row_t, f), 0, 1}
+#define S2(f) {#f, COL_STR, offsetof(csv_row_t, f), sizeof(((csv_row_t *)0)->f), 2}
+#define N2(f) {#f, COL_NUM, offsetof(csv_row_t, f), 0, 2}
+/* A reader needs every schema-1 column in a file's header (csv_layout_new); the columns
+ * schema 2 appended may be absent (a schema-1 file) and then keep csv_row_init's
+ * defaults: causal 1, pass fwd, config and build empty, peak_mem_bytes not measured. */
 static const col_t COLS[] = {
-    {"schema", COL_NUM, (size_t)-1, 0}, /* written from CSV_SCHEMA, checked on read */
+    {"schema", COL_NUM, (size_t)-1, 0, 1}, /* written from CSV_SCHEMA, checked on read */
     S(git_sha), S(device), N(sm_clock_mhz), S(backend), S(op), S(variant), S(role), S(dtype),
     N(batch), N(seq), N(heads), N(dk), N(dv), N(dim),
     N(samples), N(median_ms), N(p10_ms), N(p90_ms), N(min_ms), N(stdrel),
     N(flops), N(ideal_bytes), N(tflops), N(gbps), N(floor_ms), N(floor_ratio),
     N(hbm_read_bytes), N(hbm_write_bytes), N(hbm_ratio), N(max_abs_err), N(max_rel_err),
     S(status), S(note),
+    N2(causal), S2(pass), S2(config), N2(peak_mem_bytes), S2(build),
 };
 #undef S
 #undef N
+#undef S2
+#undef N2
 #define NCOLS ((int)(sizeof COLS / sizeof COLS[0]))
 
 void csv_row_init(csv_row_t *r) {
     memset(r, 0, sizeof *r);
     for (int i = 1; i < NCOLS; i++)
         if (COLS[i].kind == COL_NUM) *(double *)((char *)r + COLS[i].offset) = NAN;
+    r->causal = 1; /* what every schema-1 row but --noncausal linear attention measured */
+    strcpy(r->pass, "fwd");
 }
 
 const char *csv_header(void) {
@@ -168,7 +177,8 @@ struct csv_layout {
 
 /* The one place that says which schema numbers this build reads: a file of a
  * later schema whose extra columns the reader can skip is accepted here. */
-int csv_schema_readable(double schema) { return schema == CSV_SCHEMA; }
+int csv_schema_readable(double schema) { return schema == 1 || schema == CSV_SCHEMA; }
+
 
 /* Length of a line without its line break. */
 static size_t line_len(const char *line) {
@@ -220,7 +230,7 @@ csv_layout *csv_layout_new(const char *header, char *err, size_t err_len) {
         }
     }
     for (int k = 0; k < NCOLS; k++)
-        if (!seen[k]) {
+        if (!seen[k] && COLS[k].since == 1) {
             snprintf(err, err_len, "header has no '%s' column", COLS[k].name);
             free(l);
             return NULL;
@@ -230,13 +240,23 @@ csv_layout *csv_layout_new(const char *header, char *err, size_t err_len) {
 
 void csv_layout_free(csv_layout *l) { free(l); }
 
+int csv_cell(const csv_row_t *r, const char *name, char *buf, size_t len) {
+    int k = find_col(name, strlen(name));
+    if (k < 0) return -1;
+    if (k == 0) snprintf(buf, len, "%d", CSV_SCHEMA);
+    else if (COLS[k].kind == COL_STR) snprintf(buf, len, "%s", (const char *)r + COLS[k].offset);
+    else put_num(buf, len, *(const double *)((const char *)r + COLS[k].offset));
+    return 0;
+}
+
+
 /* ---------------- reading: one row ---------------- */
 
 static int put_cell(int k, const char *cell, size_t len, csv_row_t *r, char *err, size_t err_len) {
     if (k == 0) {
         double s;
         if (parse_num(cell, len, &s) || !csv_schema_readable(s)) {
-            snprintf(err, err_len, "schema '%.*s', this build reads schema %d",
+            snprintf(err, err_len, "schema '%.*s', this build reads schemas 1 to %d",
                      (int)(len < 40 ? len : 40), cell, CSV_SCHEMA);
             return -1;
         }

@@ -1,4 +1,5 @@
-/* csv.h: the results file, schema v1 (DESIGN.md).
+/* csv.h: the results file, schema 2 (DESIGN.md): schema 1's columns, then causal, pass,
+ * config, peak_mem_bytes and build.
  *
  * One row per variant x shape whatever its status; the header is always
  * present; context (device, git sha) is repeated on every row so files
@@ -11,7 +12,7 @@
 
 #include <stdio.h>
 
-#define CSV_SCHEMA 1
+#define CSV_SCHEMA 2
 
 typedef struct {
     char git_sha[48];
@@ -79,8 +80,10 @@ typedef struct csv_layout csv_layout;
 csv_layout *csv_layout_new(const char *header, char *err, size_t err_len);
 void csv_layout_free(csv_layout *l);
 
-/* Whether rows of this schema number can be read by this build. */
+/* Whether rows of this schema number can be read by this build (1 and 2). */
 int csv_schema_readable(double schema);
+/* One cell of r by its column name, as the writer prints it; -1 for an unknown name. */
+int csv_cell(const csv_row_t *r, const char *name, char *buf, size_t len);
 
 /* Parses one data line (newline optional) against a layout: 0 with *r filled,
  * or -1 with a one-line reason (column count, schema, number). */

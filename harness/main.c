@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "compare.h"
 #include "plot.h"
+#include "show.h"
 #include "runner.h"
 
 static void list_variants(void) {
@@ -50,9 +51,7 @@ int main(int argc, char **argv) {
     case CMD_LIST: list_variants(); return 0;
     case CMD_PLOT: return plot_main(&o);
     case CMD_COMPARE: return compare_main(&o);
-    case CMD_SHOW:
-        fprintf(stderr, "chela-bench: show is not built yet\n");
-        return 2;
+    case CMD_SHOW: return show_main(&o);
     default: return run_sweep(&o);
     }
 }

@@ -103,8 +103,18 @@ expect1 2 ":3: 100 columns, expected 34" -- "$BASE" "$work/cols100.csv"
 awk -F, '{for (i = NF; i >= 1; i--) printf "%s%s", $i, (i > 1 ? "," : "\n")}' "$BASE" > "$work/reversed.csv"
 expect 0 "0 SLOWER, 0 BROKEN, 0 MISSING -> ok" -- "$BASE" "$work/reversed.csv"
 expect 0 "0 SLOWER, 0 BROKEN, 0 MISSING -> ok" -- "$work/reversed.csv" "$BASE"
-edit 'NR==1 {$0 = $0 ",causal,pass"} NR>1 {$0 = $0 ",0,fwd"} 1' extra.csv
+edit 'NR==1 {$0 = $0 ",future_a,future_b"} NR>1 {$0 = $0 ",0,x"} 1' extra.csv
 expect 0 "0 SLOWER, 0 BROKEN, 0 MISSING -> ok" -- "$BASE" "$work/extra.csv"
+# schema 2 against schema 1: a schema-1 row reads as causal, fwd, no settings; a changed
+# config is said beside the verdict; rows of other causality, pass or settings do not match
+edit 'NR==1 {$0 = $0 ",causal,pass,config,peak_mem_bytes,build"} NR>1 {$1 = 2; $0 = $0 ",1,fwd,v6 seg=4096,1e9,sm 90"} 1' s2.csv
+expect 0 "0 SLOWER, 0 BROKEN, 0 MISSING -> ok" -- "$BASE" "$work/s2.csv"
+awk -F, -v OFS=, 'NR>1 && $7=="linear_attn/chunked" && $11==4096 {$37="v3 seg=4096"; $17*=1.2; $18*=1.2; $19*=1.2; $20*=1.2} 1' "$work/s2.csv" > "$work/s2cfg.csv"
+expect 1 "SLOWER .*config v6 seg=4096 -> v3 seg=4096" -- "$work/s2.csv" "$work/s2cfg.csv"
+awk -F, -v OFS=, 'NR>1 {$35="0"} 1' "$work/s2.csv" > "$work/s2nc.csv"
+expect 2 "no ok rows" -- "$work/s2.csv" "$work/s2nc.csv"
+awk -F, -v OFS=, 'NR>1 {$37="v6 seg=4096 (set la_seg=4096)"} 1' "$work/s2.csv" > "$work/s2set.csv"
+expect 2 "no ok rows" -- "$work/s2.csv" "$work/s2set.csv"
 # the reordered file still judges: its one slow row is found by name
 awk -F, -v OFS=, 'NR>1 && $7=="linear_attn/chunked" && $11==4096 {$17*=1.10; $18*=1.10; $19*=1.10; $20*=1.10} 1' \
     "$BASE" | awk -F, '{for (i = NF; i >= 1; i--) printf "%s%s", $i, (i > 1 ? "," : "\n")}' > "$work/rev_slow.csv"
@@ -117,8 +127,8 @@ expect1 2 "header has no 'variant' column" -- "$work/no_variant.csv" "$BASE"
 edit 'NR==1 {$20="seq"} 1' twice.csv
 expect1 2 "header names column 'seq' twice" -- "$BASE" "$work/twice.csv"
 # every row's schema is checked, wherever the column is
-awk -F, -v OFS=, 'NR==5 {$NF=2} 1' "$work/reversed.csv" > "$work/rev_schema2.csv"
-expect1 2 "rev_schema2.csv:5: schema '2', this build reads schema 1" -- "$BASE" "$work/rev_schema2.csv"
+awk -F, -v OFS=, 'NR==5 {$NF=3} 1' "$work/reversed.csv" > "$work/rev_schema3.csv"
+expect1 2 "rev_schema3.csv:5: schema '3', this build reads schemas 1 to 2" -- "$BASE" "$work/rev_schema3.csv"
 # concatenated files repeat the header mid-file, even in another order
 { cat "$BASE"; cat "$work/rev_slow.csv"; } > "$work/concat.csv"
 expect 0 "concat.csv: 35 rows repeating the key of an earlier row ignored \(the first wins\)" -- "$BASE" "$work/concat.csv"
@@ -142,5 +152,19 @@ if [ "$out" = "100000 compared: 100000 SAME, 0 FASTER, 0 SLOWER, 0 BROKEN, 0 MIS
 # very large file: 100k rows parse and compare without trouble
 { cat "$BASE"; for i in $(seq 1 3000); do tail -n +2 "$BASE"; done; } > "$work/large.csv"
 expect 0 "-> ok" -- "$BASE" "$work/large.csv"
+
+# --- show: columns by header name, whatever their order --------------------------
+out=$("$B" show "$BASE" --cols variant,seq,median_ms --where variant=linear_attn/chunked 2>&1); rc=$?
+rows=$(printf '%s\n' "$out" | tail -n +2 | wc -l)
+want=$(awk -F, '$7 == "linear_attn/chunked"' "$BASE" | wc -l)
+[ $rc -eq 0 ] && [ "$rows" -eq "$want" ] && printf '%s\n' "$out" | head -1 | grep -q '^variant  *seq  *median_ms$' &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: show --cols/--where: rc=$rc, $rows rows (want $want)"; }
+rev=$("$B" show "$work/reversed.csv" --cols variant,seq,median_ms --where variant=linear_attn/chunked 2>&1)
+[ "$rev" = "$out" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: show differs on a reordered file"; }
+"$B" show "$BASE" --where 'variant~naive' --cols variant | tail -n +2 | grep -qv naive &&
+    { fail=$((fail + 1)); echo "FAIL: show --where col~text"; } || pass=$((pass + 1))
+err=$("$B" show "$BASE" --cols variant,nonesuch 2>&1 >/dev/null); rc=$?
+[ $rc -eq 2 ] && [ "$(printf '%s\n' "$err" | grep -c .)" -eq 1 ] && [[ $err == *nonesuch* ]] &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: show unknown column: rc=$rc $err"; }
 
 finish

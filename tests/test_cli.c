@@ -108,8 +108,9 @@ START_TEST(csv_golden_header) {
                      "schema,git_sha,device,sm_clock_mhz,backend,op,variant,role,dtype,batch,seq,"
                      "heads,dk,dv,dim,samples,median_ms,p10_ms,p90_ms,min_ms,stdrel,flops,"
                      "ideal_bytes,tflops,gbps,floor_ms,floor_ratio,hbm_read_bytes,hbm_write_bytes,"
-                     "hbm_ratio,max_abs_err,max_rel_err,status,note");
-    ck_assert_int_eq(CSV_SCHEMA, 1);
+                     "hbm_ratio,max_abs_err,max_rel_err,status,note,causal,pass,config,"
+                     "peak_mem_bytes,build");
+    ck_assert_int_eq(CSV_SCHEMA, 2);
 }
 END_TEST
 
@@ -197,7 +198,7 @@ START_TEST(csv_rejects_malformed) {
     snprintf(text, sizeof text, "%s\n%s\n", csv_header(), bad);
     ck_assert_int_eq(read_text(text, err), -1);
     ck_assert_ptr_nonnull(strstr(err, "median_ms"));
-    snprintf(text, sizeof text, "%s\n2%s\n", csv_header(), good + 1); /* schema 2 */
+    snprintf(text, sizeof text, "%s\n3%s\n", csv_header(), good + 1); /* schema 3: unknown */
     ck_assert_int_eq(read_text(text, err), -1);
     ck_assert_ptr_nonnull(strstr(err, "schema"));
     /* concatenated files: a repeated header is fine */
