@@ -174,6 +174,7 @@ struct layer_state {
     void *d_xln, *d_qkv, *d_a, *d_y, *d_yln, *d_h; /* run dtype */
     void *d_bias_act[N_GEMM]; /* biases rounded to the run dtype, only on the fallback path */
     gemm_t g[N_GEMM];
+    int lt_tune; /* the setting lt_tune, resolved: time the GEMMs' candidates at setup */
 };
 
 cudaDataType cuda_type(dtype_t t) { return t == DTYPE_F16 ? CUDA_R_16F : CUDA_R_16BF; }
@@ -373,7 +374,7 @@ template <typename T> int run_step_ctx(void *ctx, cudaStream_t stream) {
  * io->out, which the harness poisons before it verifies), then each GEMM's algorithm is timed
  * on them (gemm_tune) after the step before it. */
 template <typename T> int tune_impl(layer_state *st, const io_t *io) {
-    if (!lt_tune_enabled()) return 0;
+    if (!st->lt_tune) return 0;
     /* done before setup returns: the harness's stream need not wait on the legacy stream */
     if (run_impl<T>(st, io, 0)) return -1;
     CUDA_CHECK(cudaStreamSynchronize(0));
@@ -416,6 +417,7 @@ int transformer_layer_setup(const shape_t *s, const io_t *io, void **state) {
     *state = NULL;
     layer_state *st = (layer_state *)calloc(1, sizeof(layer_state));
     if (!st) BENCH_FAIL("transformer/layer: out of host memory");
+    st->lt_tune = lt_tune_resolve(settings_get(s->set, "lt_tune"));
     const int rc = s->dtype == DTYPE_F16
                        ? (setup_impl<__half>(s, io, st) || tune_impl<__half>(st, io))
                        : (setup_impl<__nv_bfloat16>(s, io, st) || tune_impl<__nv_bfloat16>(st, io));

@@ -639,6 +639,7 @@ typedef struct {
     int ln_pitch;       /* v3 ln_shortconv tile row pitch in bytes; 0: v1's general path  */
     size_t ln_smem;     /* ... and its dynamic shared memory                                */
     int go_ng;          /* v3 gate_out_ln2: groups of 8 a lane; 0: v1's block-a-row path    */
+    int lt_tune;        /* the setting lt_tune, resolved: time the GEMMs' candidates at setup */
 } cf_state;
 
 static size_t cf_buffer_bytes(const shape_t *s) {
@@ -737,6 +738,9 @@ extern "C" int chela_fused_setup(const shape_t *s, const io_t *io, void **state)
     if (!st) BENCH_FAIL("chela/fused: out of host memory");
     *state = st;
     st->s = *s;
+    st->s.set = NULL; /* resolved here; never read after setup */
+    /* The layer's one setting; its engines (attention, long conv) run their defaults. */
+    st->lt_tune = lt_tune_resolve(settings_get(s->set, "lt_tune"));
     st->np = s->z + s->v + 2 * s->d;
     st->k_m = shape_km(s->T);
     st->es = dtype_size(s->dtype);
@@ -904,7 +908,7 @@ static int cf_run_stages(void *ctx, cudaStream_t cs) {
     return 0;
 }
 static int cf_tune_gemms(cf_state *st, const io_t *io) {
-    if (!lt_tune_enabled()) return 0;
+    if (!st->lt_tune) return 0;
     /* done before setup returns: the harness's stream need not wait on the legacy stream */
     if (chela_fused_run(st, io, 0)) return -1;
     CUDA_CHECK(cudaStreamSynchronize(0));
