@@ -658,7 +658,7 @@ extern "C" const char *chela_fused_supports(const shape_t *s) {
 
 extern "C" size_t chela_fused_workspace_bytes(const shape_t *s) {
     return cf_buffer_bytes(s) + CF_LT_WS + linear_attn_chunked_workspace(s->B, 1, s->T, s->z, s->v) +
-           long_conv_fast_workspace(s->B, s->d, s->T) + (size_t)s->d * s->T * sizeof(float) +
+           long_conv_fast_workspace(s->B, s->d, s->T, NULL) + (size_t)s->d * s->T * sizeof(float) +
            (size_t)(s->v / 64) * s->B * s->T * sizeof(float);
 }
 
@@ -768,7 +768,7 @@ extern "C" int chela_fused_setup(const shape_t *s, const io_t *io, void **state)
     int rc = slc_merge_kernels((const float *)io->in[CHELA_IN_KLONG],
                                (const float *)io->in[CHELA_IN_K3B], (const float *)io->in[CHELA_IN_KM],
                                st->k_m, s->d, s->T, kc, 0);
-    if (!rc) rc = long_conv_fast_create(s->B, s->d, s->T, kc, 0, &st->conv);
+    if (!rc) rc = long_conv_fast_create(s->B, s->d, s->T, kc, NULL, 0, &st->conv);
     if (!rc) {
         cudaError_t e = cudaDeviceSynchronize();
         if (e != cudaSuccess) {
