@@ -640,6 +640,7 @@ typedef struct {
     size_t ln_smem;     /* ... and its dynamic shared memory                                */
     int go_ng;          /* v3 gate_out_ln2: groups of 8 a lane; 0: v1's block-a-row path    */
     int lt_tune;        /* the setting lt_tune, resolved: time the GEMMs' candidates at setup */
+    char la_cfg[64];    /* the attention's plan, "la=v6 seg=8192 sub=1 pdl=1" (config column) */
 } cf_state;
 
 static size_t cf_buffer_bytes(const shape_t *s) {
@@ -777,8 +778,26 @@ extern "C" int chela_fused_setup(const shape_t *s, const io_t *io, void **state)
         }
     }
     cudaFree(kc);
+    /* the plan the attention's launcher makes at every call (all auto), for the config column */
+    if (!rc)
+        rc = linear_attn_chunked_describe(s->B, 1, s->T, s->z, s->v, 1, s->dtype, "la=",
+                                          st->la_cfg, sizeof st->la_cfg);
     if (!rc) rc = cf_tune_gemms(st, io);
     return rc;
+}
+
+/* "lt_tune=1 la=v6 seg=8192 sub=1 pdl=1 lc=fft N=16384 block=8192 P=2 threads=512 narrow=0
+ * xpair=0 ln=v3 go=v3": the GEMM tuning, the attention's and the long conv's plans, and the
+ * ln_shortconv / gate_out_ln2 copies cf_pick_paths chose (v3's tiles, or v1's general kernels). */
+extern "C" void chela_fused_config(const void *state, char *buf, size_t len) {
+    const cf_state *st = (const cf_state *)state;
+    if (!len) return;
+    buf[0] = 0;
+    if (!st) return;
+    char lc[128];
+    long_conv_fast_describe(st->conv, st->s.dtype, lc, sizeof lc);
+    snprintf(buf, len, "lt_tune=%d %s lc=%s ln=%s go=%s", st->lt_tune, st->la_cfg, lc,
+             st->ln_pitch ? "v3" : "v1", st->go_ng ? "v3" : "v1");
 }
 
 template <typename S> static int cf_stage(cf_state *st, const io_t *io, int stage, cudaStream_t cs) {
