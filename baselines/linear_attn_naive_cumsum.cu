@@ -49,6 +49,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "bench_check.h"
@@ -414,4 +415,18 @@ extern "C" int linear_attn_naive_cumsum_run(void *state, const io_t *io, cudaStr
     case DTYPE_F32: return la_run_typed<float>(st, io, stream);
     }
     BENCH_FAIL("linear_attn/naive_cumsum: unknown dtype %d", (int)st->s.dtype);
+}
+
+/* "cumsum chunks=8 state_vec=1 out_vec=1": every token's state in HBM, the reduce-then-scan's
+ * chunks of LA_CHUNK tokens, and whether the scan / contraction run their float4 copies. */
+extern "C" void linear_attn_naive_cumsum_config(const void *state, char *buf, size_t len) {
+    const la_state_t *st = (const la_state_t *)state;
+    if (!len) return;
+    buf[0] = 0;
+    if (!st) return;
+    const int dv = st->s.dv;
+    const bool state_vec = LA_STATE_VEC && (dv % 4 == 0); /* la_run_typed's choices */
+    const bool out_vec = LA_CONTRACT_VEC && (dv % 4 == 0) && (32 % (dv / 4) == 0);
+    snprintf(buf, len, "cumsum chunks=%d state_vec=%d out_vec=%d", st->n_chunks, state_vec ? 1 : 0,
+             out_vec ? 1 : 0);
 }

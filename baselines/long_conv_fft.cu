@@ -43,6 +43,7 @@
 #include <cufft.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "bench_check.h"
@@ -388,4 +389,13 @@ extern "C" int long_conv_fft_run(void *state, const io_t *io, cudaStream_t strea
     case DTYPE_F32: return lc_run_typed<float>(st, io, stream);
     }
     BENCH_FAIL("long_conv/fft: unknown dtype %d", (int)st->s.dtype);
+}
+
+/* "cufft N=2048 vec=1": the cuFFT transform length (2 x the 7-smooth m >= T) and whether the
+ * pad / truncate passes move 8 samples a thread as vectors. */
+extern "C" void long_conv_fft_config(const void *state, char *buf, size_t len) {
+    const lc_state_t *st = (const lc_state_t *)state;
+    if (!len) return;
+    buf[0] = 0;
+    if (st) snprintf(buf, len, "cufft N=%d vec=%d", st->N, lc_vec(st->s.T, st->N) ? 1 : 0);
 }

@@ -67,6 +67,7 @@
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "bench_check.h"
@@ -538,6 +539,7 @@ flash_fwd_v2(const T *__restrict__ d_q, const T *__restrict__ d_k, const T *__re
 
 struct flash_state {
     int version; /* SA_FLASH_VERSION at build time, kept for debugging */
+    int D;       /* head width: the tile shape of the config column   */
 };
 
 template <typename T, int D, bool PACKED> int prepare_v2_one() {
@@ -644,6 +646,7 @@ int softmax_attn_flash_setup(const shape_t *s, const io_t *io, void **state) {
     flash_state *st = (flash_state *)calloc(1, sizeof(flash_state));
     if (!st) BENCH_FAIL("softmax_attn/flash: out of host memory");
     st->version = kVersion;
+    st->D = s->dk;
     *state = st;
     return 0;
 }
@@ -659,5 +662,20 @@ int softmax_attn_flash_run(void *state, const io_t *io, cudaStream_t stream) {
 }
 
 void softmax_attn_flash_teardown(void *state) { free(state); }
+
+void softmax_attn_flash_describe(int D, char *buf, size_t len) {
+    if (kVersion == 1)
+        snprintf(buf, len, "warp-row warps=%d", V1_WARPS);
+    else
+        snprintf(buf, len, "fa2 Br=%d Bc=%d", BM, D == 64 ? fcfg<64>::BN : fcfg<128>::BN);
+}
+
+void softmax_attn_flash_config(const void *state, char *buf, size_t len) {
+    const flash_state *st = (const flash_state *)state;
+    if (st)
+        softmax_attn_flash_describe(st->D, buf, len);
+    else if (len)
+        buf[0] = 0;
+}
 
 } // extern "C"

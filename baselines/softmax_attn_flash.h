@@ -41,6 +41,10 @@ int softmax_attn_flash_launch(const void *q, const void *k, const void *v, sa_la
                               void *o, sa_layout_t out, int B, int H, int T, int D, dtype_t dt,
                               cudaStream_t s);
 
+/* The kernel the launcher runs at head width D, as config words: "fa2 Br=128 Bc=64" (the
+ * FlashAttention-2 forward on mma.sync, query and key tile rows), or "warp-row warps=8" (v1). */
+void softmax_attn_flash_describe(int D, char *buf, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

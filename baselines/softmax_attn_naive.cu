@@ -46,6 +46,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "bench_check.h"
@@ -66,6 +67,7 @@ struct naive_state {
     void *d_ws;        /* cuBLAS workspace                       */
     float *d_s;        /* scores, [B*H][T][T] fp32               */
     void *d_p;         /* probabilities, [B*H][T][T] run dtype   */
+    int per, f32;      /* heads a cuBLAS call; fp32 run (pedantic GEMMs): config column */
 };
 
 __device__ __forceinline__ void store_val(float *p, float x) { *p = x; }
@@ -166,6 +168,8 @@ int setup_impl(const shape_t *s, naive_state *st) {
     CUDA_CHECK(cudaMalloc(&st->d_p, n_scores * dtype_size(s->dtype)));
     CUDA_CHECK(cudaMalloc(&st->d_ws, CUBLAS_WS_BYTES));
     CUBLAS_CHECK(cublasCreate(&st->handle));
+    st->per = heads_per_call(s);
+    st->f32 = s->dtype == DTYPE_F32;
     return 0;
 }
 
@@ -273,5 +277,16 @@ int softmax_attn_naive_run(void *state, const io_t *io, cudaStream_t stream) {
 }
 
 void softmax_attn_naive_teardown(void *state) { destroy_state((naive_state *)state); }
+
+/* "cublas-gemm+softmax compute=32f heads_per_call=16": two strided-batched cuBLAS GEMMs around
+ * the row softmax, their compute type (32f_pedantic for fp32 runs: no TF32), heads a call. */
+void softmax_attn_naive_config(const void *state, char *buf, size_t len) {
+    const naive_state *st = (const naive_state *)state;
+    if (!len) return;
+    buf[0] = 0;
+    if (st)
+        snprintf(buf, len, "cublas-gemm+softmax compute=%s heads_per_call=%d",
+                 st->f32 ? "32f_pedantic" : "32f", st->per);
+}
 
 } // extern "C"

@@ -44,6 +44,7 @@
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "bench_check.h"
@@ -174,6 +175,8 @@ struct layer_state {
     void *d_xln, *d_qkv, *d_a, *d_y, *d_yln, *d_h; /* run dtype */
     void *d_bias_act[N_GEMM]; /* biases rounded to the run dtype, only on the fallback path */
     gemm_t g[N_GEMM];
+    int lt_tune; /* the setting lt_tune, resolved: time the GEMMs' candidates at setup */
+    int D;       /* head width, for the config column's attention tiles               */
 };
 
 cudaDataType cuda_type(dtype_t t) { return t == DTYPE_F16 ? CUDA_R_16F : CUDA_R_16BF; }
@@ -373,7 +376,7 @@ template <typename T> int run_step_ctx(void *ctx, cudaStream_t stream) {
  * io->out, which the harness poisons before it verifies), then each GEMM's algorithm is timed
  * on them (gemm_tune) after the step before it. */
 template <typename T> int tune_impl(layer_state *st, const io_t *io) {
-    if (!lt_tune_enabled()) return 0;
+    if (!st->lt_tune) return 0;
     /* done before setup returns: the harness's stream need not wait on the legacy stream */
     if (run_impl<T>(st, io, 0)) return -1;
     CUDA_CHECK(cudaStreamSynchronize(0));
@@ -416,6 +419,8 @@ int transformer_layer_setup(const shape_t *s, const io_t *io, void **state) {
     *state = NULL;
     layer_state *st = (layer_state *)calloc(1, sizeof(layer_state));
     if (!st) BENCH_FAIL("transformer/layer: out of host memory");
+    st->lt_tune = lt_tune_resolve(settings_get(s->set, "lt_tune"));
+    st->D = s->dk;
     const int rc = s->dtype == DTYPE_F16
                        ? (setup_impl<__half>(s, io, st) || tune_impl<__half>(st, io))
                        : (setup_impl<__nv_bfloat16>(s, io, st) || tune_impl<__nv_bfloat16>(st, io));
@@ -436,5 +441,20 @@ int transformer_layer_run(void *state, const io_t *io, cudaStream_t stream) {
 }
 
 void transformer_layer_teardown(void *state) { destroy_state((layer_state *)state); }
+
+/* "lt_tune=1 attn=fa2 Br=128 Bc=64 bias_fp32=4": the GEMM tuning, the attention kernel's tiles
+ * and how many GEMMs take the fp32 bias (the others a copy rounded to the run dtype, where
+ * cuBLASLt had no algorithm for fp32: gemm_setup). */
+void transformer_layer_config(const void *state, char *buf, size_t len) {
+    const layer_state *st = (const layer_state *)state;
+    if (!len) return;
+    buf[0] = 0;
+    if (!st) return;
+    char attn[64];
+    softmax_attn_flash_describe(st->D, attn, sizeof attn);
+    int fp32_bias = 0;
+    for (int i = 0; i < N_GEMM; i++) fp32_bias += st->g[i].bias == NULL;
+    snprintf(buf, len, "lt_tune=%d attn=%s bias_fp32=%d", st->lt_tune, attn, fp32_bias);
+}
 
 } // extern "C"

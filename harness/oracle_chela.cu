@@ -79,6 +79,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "bench_check.h"
@@ -119,6 +120,7 @@ static_assert(LA_ZG % 4 == 0, "float4 groups");
 struct oracle_state {
     cublasHandle_t handle;
     void *d_ws;      /* cuBLAS workspace                                     */
+    int G;           /* the scan's threads a value column (config column)    */
     /* fp32 copies of the GEMM weights, row-major [in, out] as in the inputs */
     float *d_wproj;  /* [d, np] */
     float *d_wv;     /* [d, v]  */
@@ -470,6 +472,7 @@ int alloc_f32(float **p, size_t elems) {
 }
 
 int setup_impl(const shape_t *s, const io_t *io, oracle_state *st) {
+    st->G = la_group(s->z);
     const size_t N = (size_t)s->B * s->T, d = (size_t)s->d, z = (size_t)s->z, v = (size_t)s->v;
     const size_t np = (size_t)n_proj(s);
     if (alloc_f32(&st->d_wproj, d * np) || alloc_f32(&st->d_wv, d * v) ||
@@ -622,5 +625,14 @@ int chela_oracle_fp32_run(void *state, const io_t *io, cudaStream_t stream) {
 }
 
 void chela_oracle_fp32_teardown(void *state) { destroy_state((oracle_state *)state); }
+
+/* "fp32 gemm=32f_pedantic conv=direct attn=scan G=4": the definition in fp32, no shortcut
+ * (header); G threads a value column in the scan. */
+void chela_oracle_fp32_config(const void *state, char *buf, size_t len) {
+    const oracle_state *st = (const oracle_state *)state;
+    if (!len) return;
+    buf[0] = 0;
+    if (st) snprintf(buf, len, "fp32 gemm=32f_pedantic conv=direct attn=scan G=%d", st->G);
+}
 
 } // extern "C"

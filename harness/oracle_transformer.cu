@@ -30,6 +30,7 @@
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "bench_check.h"
@@ -363,5 +364,12 @@ int transformer_oracle_fp32_run(void *state, const io_t *io, cudaStream_t stream
 }
 
 void transformer_oracle_fp32_teardown(void *state) { destroy_state((oracle_state *)state); }
+
+/* "fp32 gemm=32f_pedantic attn=warp-online gelu=erf": the definition in fp32 (header). */
+void transformer_oracle_fp32_config(const void *state, char *buf, size_t len) {
+    if (!len) return;
+    buf[0] = 0;
+    if (state) snprintf(buf, len, "fp32 gemm=32f_pedantic attn=warp-online gelu=erf");
+}
 
 } // extern "C"

@@ -54,13 +54,14 @@ static const setting_def_t LAYER_SETTINGS[] = {
 #define ROW(NAME, OP, ROLE, FILE, P, SETTINGS)                                           \
     {.name = NAME, .op = OP, .role = ROLE, .where = FILE, .supports = P##_supports,      \
      .workspace_bytes = P##_workspace_bytes, .setup = P##_setup, .run = P##_run,         \
-     .teardown = P##_teardown, .settings = SETTINGS}
+     .teardown = P##_teardown, .settings = SETTINGS, .config = P##_config}
 /* A variant with stages (--breakdown): its stage table too. */
 #define ROW_STAGED(NAME, OP, ROLE, FILE, P, SETTINGS)                                    \
     {.name = NAME, .op = OP, .role = ROLE, .where = FILE, .supports = P##_supports,      \
      .workspace_bytes = P##_workspace_bytes, .setup = P##_setup, .run = P##_run,         \
      .teardown = P##_teardown, .stage_names = P##_stage_names,                           \
-     .run_stage = P##_run_stage, .stage_cost = P##_stage_cost, .settings = SETTINGS}
+     .run_stage = P##_run_stage, .stage_cost = P##_stage_cost, .settings = SETTINGS,     \
+     .config = P##_config}
 
 const variant_t VARIANTS[] = {
     ROW("linear_attn/chunked", OP_LINEAR_ATTN, "kernel", "kernels/linear_attn_chunked.cu",

@@ -639,6 +639,8 @@ typedef struct {
     int ln_pitch;       /* v3 ln_shortconv tile row pitch in bytes; 0: v1's general path  */
     size_t ln_smem;     /* ... and its dynamic shared memory                                */
     int go_ng;          /* v3 gate_out_ln2: groups of 8 a lane; 0: v1's block-a-row path    */
+    int lt_tune;        /* the setting lt_tune, resolved: time the GEMMs' candidates at setup */
+    char la_cfg[64];    /* the attention's plan, "la=v6 seg=8192 sub=1 pdl=1" (config column) */
 } cf_state;
 
 static size_t cf_buffer_bytes(const shape_t *s) {
@@ -657,7 +659,7 @@ extern "C" const char *chela_fused_supports(const shape_t *s) {
 
 extern "C" size_t chela_fused_workspace_bytes(const shape_t *s) {
     return cf_buffer_bytes(s) + CF_LT_WS + linear_attn_chunked_workspace(s->B, 1, s->T, s->z, s->v) +
-           long_conv_fast_workspace(s->B, s->d, s->T) + (size_t)s->d * s->T * sizeof(float) +
+           long_conv_fast_workspace(s->B, s->d, s->T, NULL) + (size_t)s->d * s->T * sizeof(float) +
            (size_t)(s->v / 64) * s->B * s->T * sizeof(float);
 }
 
@@ -737,6 +739,9 @@ extern "C" int chela_fused_setup(const shape_t *s, const io_t *io, void **state)
     if (!st) BENCH_FAIL("chela/fused: out of host memory");
     *state = st;
     st->s = *s;
+    st->s.set = NULL; /* resolved here; never read after setup */
+    /* The layer's one setting; its engines (attention, long conv) run their defaults. */
+    st->lt_tune = lt_tune_resolve(settings_get(s->set, "lt_tune"));
     st->np = s->z + s->v + 2 * s->d;
     st->k_m = shape_km(s->T);
     st->es = dtype_size(s->dtype);
@@ -764,7 +769,7 @@ extern "C" int chela_fused_setup(const shape_t *s, const io_t *io, void **state)
     int rc = slc_merge_kernels((const float *)io->in[CHELA_IN_KLONG],
                                (const float *)io->in[CHELA_IN_K3B], (const float *)io->in[CHELA_IN_KM],
                                st->k_m, s->d, s->T, kc, 0);
-    if (!rc) rc = long_conv_fast_create(s->B, s->d, s->T, kc, 0, &st->conv);
+    if (!rc) rc = long_conv_fast_create(s->B, s->d, s->T, kc, NULL, 0, &st->conv);
     if (!rc) {
         cudaError_t e = cudaDeviceSynchronize();
         if (e != cudaSuccess) {
@@ -773,8 +778,26 @@ extern "C" int chela_fused_setup(const shape_t *s, const io_t *io, void **state)
         }
     }
     cudaFree(kc);
+    /* the plan the attention's launcher makes at every call (all auto), for the config column */
+    if (!rc)
+        rc = linear_attn_chunked_describe(s->B, 1, s->T, s->z, s->v, 1, s->dtype, "la=",
+                                          st->la_cfg, sizeof st->la_cfg);
     if (!rc) rc = cf_tune_gemms(st, io);
     return rc;
+}
+
+/* "lt_tune=1 la=v6 seg=8192 sub=1 pdl=1 lc=fft N=16384 block=8192 P=2 threads=512 narrow=0
+ * xpair=0 ln=v3 go=v3": the GEMM tuning, the attention's and the long conv's plans, and the
+ * ln_shortconv / gate_out_ln2 copies cf_pick_paths chose (v3's tiles, or v1's general kernels). */
+extern "C" void chela_fused_config(const void *state, char *buf, size_t len) {
+    const cf_state *st = (const cf_state *)state;
+    if (!len) return;
+    buf[0] = 0;
+    if (!st) return;
+    char lc[128];
+    long_conv_fast_describe(st->conv, st->s.dtype, lc, sizeof lc);
+    snprintf(buf, len, "lt_tune=%d %s lc=%s ln=%s go=%s", st->lt_tune, st->la_cfg, lc,
+             st->ln_pitch ? "v3" : "v1", st->go_ng ? "v3" : "v1");
 }
 
 template <typename S> static int cf_stage(cf_state *st, const io_t *io, int stage, cudaStream_t cs) {
@@ -904,7 +927,7 @@ static int cf_run_stages(void *ctx, cudaStream_t cs) {
     return 0;
 }
 static int cf_tune_gemms(cf_state *st, const io_t *io) {
-    if (!lt_tune_enabled()) return 0;
+    if (!st->lt_tune) return 0;
     /* done before setup returns: the harness's stream need not wait on the legacy stream */
     if (chela_fused_run(st, io, 0)) return -1;
     CUDA_CHECK(cudaStreamSynchronize(0));

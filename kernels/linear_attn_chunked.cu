@@ -41,21 +41,25 @@
  * resp. 2 pass-C blocks fit an SM), 65536 tokens per point: LM shape (H 16, dk = dv = 64):
  * T <= 4k nseg 1; 8k, 16k, 32k, 64k -> nseg 2, 4, 8, 16 (L = 4096, 256 blocks; v4 counted 3
  * blocks an SM: 3, 6, 12, 24 segments of 2752, 384 blocks).  CHELA shape (H 1, dk 128, dv 2048): T <= 8k nseg 1 (256+ blocks);
- * 16k, 32k, 64k -> nseg 2, 4, 8 (L = 8192, 256 blocks).  CHELA_LA_SEG overrides.
+ * 16k, 32k, 64k -> nseg 2, 4, 8 (L = 8192, 256 blocks).  --set la_seg=<tokens> overrides.
  * Pass A parts (v4): where pass A's blocks would give the SMs fewer than 1.5 each, each needed
  * segment is split into the parts that the waves/n cost picks on pass A's occupancy, within
- * the same workspace bound (CHELA_LA_SUB overrides).  H100: CHELA head 16k -> 3 parts, 32k -> 2,
- * elsewhere 1.  CHELA_LA_PLAN=1 prints each plan to stderr at setup.
+ * the same workspace bound (--set la_sub=<n> overrides).  H100: CHELA head 16k -> 3 parts,
+ * 32k -> 2, elsewhere 1.  The variant's config column reports each plan (version, segment
+ * length, parts, PDL).
  * Launches (v4): every pass after a plan's first is launched with programmatic dependent launch
- * and waits (griddepcontrol.wait) before its first read; CHELA_LA_PDL=0 launches them plainly.
+ * and waits (griddepcontrol.wait) before its first read; --set la_pdl=0 launches them plainly.
  *
- * Environment: CHELA_LA_VERSION=1|2|3|6 picks the version (default LAC_DEFAULT_VERSION = 6,
- * which runs where it applies: causal with dv >= 128, 16-bit, an sm_90a build on a cc 9.0 GPU;
- * else v3 where that applies and v2 elsewhere); fp32 always runs v1.  CHELA_LA_SEG=<tokens> forces the segment length (rounded up to a multiple of 64).
+ * Settings (harness/variants.c; resolved once at setup into lac_opts, nothing reads the
+ * environment): la_version=1|2|3|6 picks the version (auto: LAC_DEFAULT_VERSION = 6, which runs
+ * where it applies: causal with dv >= 128, 16-bit, an sm_90a build on a cc 9.0 GPU; else v3
+ * where that applies and v2 elsewhere); fp32 always runs v1.  la_seg=<tokens> forces the
+ * segment length (rounded up to a multiple of 64).  The exported launchers (the CHELA layer)
+ * always plan with every setting auto.
  *
  * ---- version index ---------------------------------------------------------------------------
  *
- * v1 (CHELA_LA_VERSION=1; also the fp32 path).  The obviously-correct rung, CUDA cores only,
+ * v1 (la_version=1; also the fp32 path).  The obviously-correct rung, CUDA cores only,
  *   same passes and workspace layout as v2.  A block is 64 threads, thread j owning value column
  *   slice*64 + j and its state column S[:, j] (dk fp32 registers).  Tokens go through shared
  *   memory 16 at a time as fp32; per token the thread does S[:,j] += k_t v_tj (causal) then
@@ -1406,12 +1410,20 @@ struct lac_plan {
     size_t img_bytes;   /* v6: the per-chunk operand images (lac_v6_image_bytes)     */
 };
 
-int lac_env_int(const char *name, int dflt) {
-    const char *s = getenv(name);
-    if (!s || !*s) return dflt;
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    return (end && *end == '\0' && v > 0 && v < INT_MAX) ? (int)v : dflt;
+/* The variant's settings (harness/variants.c), resolved at setup; SETTING_AUTO (or any value
+ * outside a field's range) leaves the choice to lac_make_plan. */
+struct lac_opts {
+    int version; /* la_version: 1|2|3|6                      */
+    int seg;     /* la_seg: tokens a segment, > 0            */
+    int sub;     /* la_sub: pass A parts a segment, > 0      */
+    int pdl;     /* la_pdl: 0 plain launches, 1 PDL          */
+};
+const lac_opts LAC_OPTS_AUTO = {SETTING_AUTO, SETTING_AUTO, SETTING_AUTO, SETTING_AUTO};
+
+lac_opts lac_opts_from(const settings_t *set) {
+    const lac_opts o = {settings_get(set, "la_version"), settings_get(set, "la_seg"),
+                        settings_get(set, "la_sub"), settings_get(set, "la_pdl")};
+    return o;
 }
 
 size_t lac_align256(size_t n) { return (n + 255) & ~(size_t)255; }
@@ -1564,19 +1576,19 @@ size_t lac_v3_bytes(int B, int H, int T, int dk, int dv, int causal) {
     return v3 > v6 ? v3 : v6;
 }
 
-int lac_make_plan(int B, int H, int T, int dk, int dv, int causal, dtype_t dt, lac_plan *p) {
+int lac_make_plan(int B, int H, int T, int dk, int dv, int causal, dtype_t dt, const lac_opts &o,
+                  lac_plan *p) {
     memset(p, 0, sizeof(*p));
     int dev = 0, sms = 0, bps = 0, bps_a = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
-    int version = lac_env_int("CHELA_LA_VERSION", LAC_DEFAULT_VERSION);
+    int version = o.version;
     if (version != 1 && version != 2 && version != 3 && version != 6)
         version = LAC_DEFAULT_VERSION;
     if (dt == DTYPE_F32) version = 1;
     if (version == 6 && !lac_v6_usable(dev)) version = 3; /* no sm_90a build or not cc 9.0 */
     if (version >= 3 && !lac_v3_applies(dv, causal)) version = 2;
     p->version = version;
-    const char *pdl_env = getenv("CHELA_LA_PDL"); /* CHELA_LA_PDL=0: plain launches */
-    p->pdl = !(pdl_env && strcmp(pdl_env, "0") == 0);
+    p->pdl = o.pdl != 0; /* la_pdl=0: plain launches */
     p->nslices = dv / LAC_DVS;
     p->nchunks = (T + LAC_C - 1) / LAC_C;
 
@@ -1585,7 +1597,7 @@ int lac_make_plan(int B, int H, int T, int dk, int dv, int causal, dtype_t dt, l
     if (bps < 1 || bps_a < 1)
         BENCH_FAIL("linear_attn/chunked v%d: pass A or C kernel cannot be resident", version);
 
-    const int seg_tokens = lac_env_int("CHELA_LA_SEG", 0);
+    const int seg_tokens = o.seg > 0 ? o.seg : 0;
     const int64_t units = (int64_t)B * H * p->nslices;
     int seg_chunks;
     if (seg_tokens > 0) {
@@ -1610,7 +1622,7 @@ int lac_make_plan(int B, int H, int T, int dk, int dv, int causal, dtype_t dt, l
      * Measured on the H100 (NOTES.md): CHELA head 16k / 32k (128 / 192 blocks -> 3 / 2 parts,
      * one wave) 0.528 -> 0.502 and 0.561 -> 0.544 ms; splitting at 64k (224 blocks, 2 parts,
      * 1.13 waves) cost +0.04 ms, and at the LM shape (256-368 blocks) +0.014-0.02 ms.
-     * CHELA_LA_SUB=<n> forces n (parts of at least one chunk; may exceed the bound). */
+     * la_sub=<n> forces n (parts of at least one chunk; may exceed the bound). */
     p->sub = 1;
     if (p->nseg_ws > 0) {
         const int nseg_bound = lac_nseg_bound(T, dk, dv);
@@ -1618,7 +1630,7 @@ int lac_make_plan(int B, int H, int T, int dk, int dv, int causal, dtype_t dt, l
         int sub_max = lac_max(1, ws_bound / p->nseg_ws);
         sub_max = lac_min(sub_max, seg_chunks); /* parts of at least one chunk */
         const int64_t blocks_a = units * p->nseg_ws;
-        const int forced = lac_env_int("CHELA_LA_SUB", 0);
+        const int forced = o.sub > 0 ? o.sub : 0;
         if (forced > 0)
             p->sub = lac_min(forced, seg_chunks);
         else if (blocks_a * 2 < (int64_t)sms * 3)
@@ -1883,12 +1895,24 @@ extern "C" const char *linear_attn_chunked_supports(const shape_t *s) {
     return lac_shape_reason(s->B, s->H, s->T, s->dk, s->dv, s->dtype);
 }
 
-/* Upper bound of what setup allocates (the plan's nseg never exceeds lac_nseg_bound unless
- * CHELA_LA_SEG forces shorter segments). */
+/* States per (b,h) any plan under o may keep: the default plan's bound, or more where la_seg /
+ * la_sub force shorter segments or more parts. */
+static int lac_states_bound(int T, int dk, int dv, const lac_opts &o) {
+    const int nchunks = (T + LAC_C - 1) / LAC_C;
+    int nseg = lac_nseg_bound(T, dk, dv);
+    if (o.seg > 0) {
+        const int sc = lac_min((o.seg + LAC_C - 1) / LAC_C, nchunks);
+        nseg = lac_max(nseg, (nchunks + sc - 1) / sc);
+    }
+    return nseg * lac_max(1, lac_min(o.sub > 0 ? o.sub : 1, nchunks));
+}
+
+/* Upper bound of what setup allocates under the run's settings (all auto: the default plan's
+ * states, nseg <= lac_nseg_bound; causal plans keep one state fewer a part). */
 extern "C" size_t linear_attn_chunked_workspace_bytes(const shape_t *s) {
     if (lac_shape_reason(s->B, s->H, s->T, s->dk, s->dv, s->dtype)) return 0;
-    const int nseg = lac_nseg_bound(s->T, s->dk, s->dv);
-    const int nws = s->causal ? nseg - 1 : nseg;
+    const int bound = lac_states_bound(s->T, s->dk, s->dv, lac_opts_from(s->set));
+    const int nws = s->causal ? bound - 1 : bound;
     return lac_align256((size_t)s->B * s->H * nws * s->dk * s->dv * sizeof(float)) +
            lac_v3_bytes(s->B, s->H, s->T, s->dk, s->dv, s->causal);
 }
@@ -1901,18 +1925,11 @@ extern "C" int linear_attn_chunked_setup(const shape_t *s, const io_t *io, void 
     lac_state *st = (lac_state *)calloc(1, sizeof(lac_state));
     if (!st) BENCH_FAIL("linear_attn/chunked: out of host memory");
     st->shape = *s;
-    if (lac_make_plan(s->B, s->H, s->T, s->dk, s->dv, s->causal, s->dtype, &st->plan)) {
+    st->shape.set = NULL; /* resolved here, into the plan; never read after setup */
+    if (lac_make_plan(s->B, s->H, s->T, s->dk, s->dv, s->causal, s->dtype, lac_opts_from(s->set),
+                      &st->plan)) {
         free(st);
         return -1;
-    }
-    if (lac_env_int("CHELA_LA_PLAN", 0)) {
-        const lac_plan *p = &st->plan;
-        const long long units = (long long)s->B * s->H * p->nslices;
-        fprintf(stderr,
-                "linear_attn/chunked plan B=%d H=%d T=%d dk=%d dv=%d: v%d, %d segment(s) of %d "
-                "tokens (pass C %lld blocks), pass A %d part(s) a segment (%lld blocks), PDL %s\n",
-                s->B, s->H, s->T, s->dk, s->dv, p->version, p->nseg, p->seg_chunks * LAC_C,
-                units * p->nseg, p->sub, units * p->ws_per_bh, p->pdl ? "on" : "off");
     }
     const size_t bytes = lac_ws_layout(&st->plan, 0, NULL, NULL);
     if (bytes > 0) {
@@ -1943,26 +1960,37 @@ extern "C" void linear_attn_chunked_teardown(void *state) {
     free(st);
 }
 
+/* "v6 seg=8192 sub=2 pdl=1": the version that runs, the segment length in tokens (T rounded up
+ * to a chunk when there is one segment), pass A's parts a segment, PDL. */
+static void lac_plan_words(const lac_plan *p, const char *prefix, char *buf, size_t len) {
+    snprintf(buf, len, "%sv%d seg=%d sub=%d pdl=%d", prefix, p->version, p->seg_chunks * LAC_C,
+             p->sub, p->pdl ? 1 : 0);
+}
+
+extern "C" void linear_attn_chunked_config(const void *state, char *buf, size_t len) {
+    if (!len) return;
+    buf[0] = 0;
+    if (state) lac_plan_words(&((const lac_state *)state)->plan, "", buf, len);
+}
+
 /* ---- exported launcher (linear_attn_chunked.h) ---------------------------------------------- */
 
-/* States per (b,h) any plan may keep: the default plan's bound, or more where CHELA_LA_SEG /
- * CHELA_LA_SUB force shorter segments or more parts (so that callers sizing their workspace
- * by linear_attn_chunked_workspace follow those overrides too). */
-int lac_states_bound(int T, int dk, int dv) {
-    const int nchunks = (T + LAC_C - 1) / LAC_C;
-    int nseg = lac_nseg_bound(T, dk, dv);
-    const int seg_tokens = lac_env_int("CHELA_LA_SEG", 0);
-    if (seg_tokens > 0) {
-        const int sc = lac_min((seg_tokens + LAC_C - 1) / LAC_C, nchunks);
-        nseg = lac_max(nseg, (nchunks + sc - 1) / sc);
-    }
-    return nseg * lac_max(1, lac_min(lac_env_int("CHELA_LA_SUB", 1), nchunks));
+extern "C" int linear_attn_chunked_describe(int B, int H, int T, int dk, int dv, int causal,
+                                            dtype_t dtype, const char *prefix, char *buf,
+                                            size_t len) {
+    if (len) buf[0] = 0;
+    const char *why = lac_shape_reason(B, H, T, dk, dv, dtype);
+    if (why) BENCH_FAIL("linear_attn_chunked_describe: %s", why);
+    lac_plan p;
+    if (lac_make_plan(B, H, T, dk, dv, causal ? 1 : 0, dtype, LAC_OPTS_AUTO, &p)) return -1;
+    if (len) lac_plan_words(&p, prefix ? prefix : "", buf, len);
+    return 0;
 }
 
 extern "C" size_t linear_attn_chunked_workspace(int B, int H, int T, int dk, int dv) {
     if (lac_shape_reason(B, H, T, dk, dv, DTYPE_BF16)) return 0;
     const size_t states =
-        (size_t)B * H * lac_states_bound(T, dk, dv) * dk * dv * sizeof(float); /* causal or not */
+        (size_t)B * H * lac_states_bound(T, dk, dv, LAC_OPTS_AUTO) * dk * dv * sizeof(float);
     const size_t rowpart = (size_t)(dv / LAC_DVS) * B * H * T * sizeof(float);
     return lac_align256(states) + lac_align256(rowpart) + lac_v3_bytes(B, H, T, dk, dv, 1);
 }
@@ -1990,12 +2018,11 @@ static int lac_launch_any(const void *d_q, const void *d_k, const void *d_v, voi
     if (d_rss && ((uintptr_t)d_rss & 3u))
         BENCH_FAIL("linear_attn_chunked_launch: row sums of squares need 4-byte alignment");
     lac_plan p;
-    if (lac_make_plan(B, H, T, dk, dv, causal ? 1 : 0, dtype, &p)) return -1;
+    if (lac_make_plan(B, H, T, dk, dv, causal ? 1 : 0, dtype, LAC_OPTS_AUTO, &p)) return -1;
     const int norm_mode = d_rss ? 3 : lac_norm_mode(&p, rms_norm, d_gate != NULL);
     const size_t need = lac_ws_layout(&p, norm_mode, NULL, NULL);
     if (need > 0 && (!d_workspace || need > workspace_bytes))
-        BENCH_FAIL("linear_attn_chunked_launch: workspace %zu B < %zu B needed (CHELA_LA_SEG "
-                   "or CHELA_LA_SUB beyond the default plan?)",
+        BENCH_FAIL("linear_attn_chunked_launch: workspace %zu B < %zu B needed",
                    d_workspace ? workspace_bytes : (size_t)0, need);
     if ((uintptr_t)d_workspace & 15u)
         BENCH_FAIL("linear_attn_chunked_launch: workspace must be 16-byte aligned");

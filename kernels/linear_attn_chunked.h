@@ -7,12 +7,11 @@
  * sqrt(mean_j(o_tj^2) + rms_eps) over all dv columns (RMSNorm without gain).
  * Supported: dk in {64, 128}; dv a multiple of 64 in 64..2048; any B, H, T >= 1.
  *
- * Environment (read at every launch / setup): CHELA_LA_VERSION=1|2|3|6 selects the version
- * (1 CUDA cores, 2 tensor cores, 3: v2 with A = Q K^T precomputed once per chunk and an fp16
- * state, where causal with dv >= 128; 6 = default: v3 on Hopper's wgmma, where v3 applies on a
- * cc 9.0 GPU with the sm_90a unit built, else v3; fp32 always runs v1); CHELA_LA_SEG=<tokens>
- * forces the segment length of the scan (tuning; it may need more workspace than
- * linear_attn_chunked_workspace() reports, the launcher then fails with a message). */
+ * The launchers below plan with every setting of the variant linear_attn/chunked auto: the
+ * version (v6 = v3 on Hopper's wgmma where v3 applies on a cc 9.0 GPU with the sm_90a unit
+ * built, else v3: causal with dv >= 128; v2 elsewhere; fp32 always v1), the segment length of
+ * the scan, pass A's parts and PDL as the planner picks them (linear_attn_chunked.cu).  The
+ * variant's own --set la_version / la_seg / la_sub / la_pdl apply to the variant alone. */
 #ifndef CHELA_LINEAR_ATTN_CHUNKED_H
 #define CHELA_LINEAR_ATTN_CHUNKED_H
 
@@ -24,6 +23,13 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The plan the launchers make for this problem, as config words after prefix (NULL: none):
+ * "<prefix>v6 seg=8192 sub=1 pdl=1" (the CHELA layer's config column, with prefix "la=").
+ * Plans (device attributes, cached kernel attributes), launches nothing.
+ * Returns 0, or -1 after bench_set_error() (buf then holds ""). */
+int linear_attn_chunked_describe(int B, int H, int T, int dk, int dv, int causal, dtype_t dtype,
+                                 const char *prefix, char *buf, size_t len);
 
 /* Device workspace bytes the launcher needs for this problem (any causal / rms_norm / dtype):
  * the fp32 segment states, the per-slice row sums of squares of the RMSNorm, and v3's per-chunk

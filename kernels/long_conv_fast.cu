@@ -147,7 +147,7 @@
  *   mirror rule above); in block 0 (and P = 1) at p and pos(M - k(p)), hex digits reversed.
  *   The fused middle step becomes: span-1 stage, a pass over the (k, N-k) pairs (across DSMEM
  *   for P > 1), span-1 inverse stage.  Half the transforms of that row.  Predicted ~1.8x at
- *   B = 1.  Measured (H100; CHELA_LCF_XPAIR=0 is the off switch): bf16 d = 1024 T = 64k 2.44 ->
+ *   B = 1.  Measured (H100; --set lcf_xpair=0 is the off switch): bf16 d = 1024 T = 64k 2.44 ->
  *   1.67 ms; fp32 B = 1, T = 1k..64k: 0.022 / 0.040 / 0.099 / 0.199 / 0.456 / 1.070 / 2.370 ->
  *   0.020 / 0.030 / 0.065 / 0.143 / 0.318 / 0.755 / 1.559 ms (1.4-1.5x from 4k; below that a
  *   few hundred blocks cannot fill the GPU either way).  The miss against 1.8x: the two span-1
@@ -174,7 +174,7 @@
  *   8k 0.766 -> 0.725 ms, and fp32 B = 1 (512-2048 blocks) 7-12 % slower: a grid of a few waves
  *   loses more to the half-size blocks' longer tail than it gains.  The rule therefore takes the
  *   narrow copy only when the grid is at least LCF_NARROW_MIN_WAVES waves of three blocks an SM;
- *   CHELA_LCF_NARROW=0 / 1 forces it off / on (A/B).  Measured on the H100 (0a78227, two
+ *   --set lcf_narrow=0 / 1 forces it off / on (A/B).  Measured on the H100 (0a78227, two
  *   alternating repeats): bf16 8k 0.766 / 0.761 -> 0.725 / 0.721 ms, bf16 4k on the FFT path
  *   0.639 / 0.638 -> 0.613 / 0.616; fp32 B = 1 at 4k / 8k kept the wide copy (unchanged).
  */
@@ -184,8 +184,8 @@
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "bench_check.h"
 #include "dtype_device.cuh" /* to_f32 / from_f32 */
@@ -215,16 +215,10 @@ namespace cg = cooperative_groups;
 #define LCF_LOAD_UNROLL 4 /* points whose loads are in flight together, per thread */
 #define LCF_FUSE_Q 16     /* v6: largest combined digit P R0 done on load and store */
 
-/* v4: the largest T whose 16-bit runs take the Toeplitz product (kernels/long_conv_toeplitz.cu)
- * instead of the FFT: the engine's default for the batch (2048, or 4096 where its wgmma kernel
- * runs and B >= 16: the crossovers measured on the H100, profiles/NOTES.md);
- * CHELA_LCF_TOEPLITZ_MAX_T=<tokens> overrides (0: never), for measuring the crossover. */
-
 /* v5: with an odd B the last batch row packs two channels into one complex transform (see
- * the header); CHELA_LCF_XPAIR=0 keeps one channel a transform with an empty imaginary half. */
-static int lcf_xpair_for(int B) {
-    const char *e = getenv("CHELA_LCF_XPAIR");
-    return (B & 1) && !(e && e[0] == '0' && e[1] == '\0');
+ * the header); --set lcf_xpair=0 keeps one channel a transform with an empty imaginary half. */
+static int lcf_xpair_for(int B, const long_conv_fast_opts_t *o) {
+    return (B & 1) && !(o && o->xpair == 0);
 }
 
 /* clusters of one run: (channel, batch pair)s, and (xpair) channel pairs for the last row */
@@ -232,13 +226,15 @@ static long long lcf_units(int B, int d, int xpair) {
     return xpair ? (long long)d * (B / 2) + (d + 1) / 2 : (long long)d * ((B + 1) / 2);
 }
 
-static int lcf_toeplitz_max_t(int B) {
-    const char *e = getenv("CHELA_LCF_TOEPLITZ_MAX_T");
-    if (!e || !*e) return long_conv_toeplitz_default_max_t(B);
-    char *end = NULL;
-    const long v = strtol(e, &end, 10);
-    if (*end || v < 0) return long_conv_toeplitz_default_max_t(B); /* malformed: the default */
-    return v > LONG_CONV_TOEPLITZ_MAX_T ? LONG_CONV_TOEPLITZ_MAX_T : (int)v;
+/* v4: the largest T whose 16-bit runs take the Toeplitz product (kernels/long_conv_toeplitz.cu)
+ * instead of the FFT: the engine's default for the batch (2048, or 4096 where its wgmma kernel
+ * runs and B >= 8: the crossovers measured on the H100, profiles/NOTES.md); --set
+ * lcf_toeplitz_max_t=<tokens> overrides (0: never), for measuring the crossover. */
+static int lcf_toeplitz_max_t(int B, const long_conv_fast_opts_t *o) {
+    if (!o || o->toeplitz_max_t < 0)
+        return long_conv_toeplitz_default_max_t(B, o ? &o->toep : NULL);
+    return o->toeplitz_max_t > LONG_CONV_TOEPLITZ_MAX_T ? LONG_CONV_TOEPLITZ_MAX_T
+                                                        : o->toeplitz_max_t;
 }
 
 /* The engine's plan: everything run() needs, made in create(). */
@@ -253,6 +249,7 @@ struct long_conv_fast {
     float2 *d_tw;   /* [n_hi + 128]: hi table then lo table                      */
     long_conv_toeplitz_t *toep; /* v4: bf16 / fp16 runs at T <= lcf_toeplitz_max_t(), else NULL */
     int xpair;                  /* v5: B = 1, two channels a transform; d_spec holds A, B pairs */
+    int narrow;                 /* v7: the 256-thread copy of 8192-point blocks               */
 };
 
 namespace {
@@ -759,20 +756,17 @@ struct lcf_geom {
 /* Most points a block holds for a transform of N.  v6: N = 16384 (T = 8k) runs as a cluster of
  * two 8192-point blocks, two blocks an SM (one 139 KiB block before): 0.863 -> 0.831 ms at 8k
  * on the H100; the same cap at 16k and 32k (clusters of 4 and 8) measured 7 % and 1 % slower.
- * CHELA_LCF_BLOCK_POINTS=8192 / 16384 forces one cap for every N (experiments).  A cluster
+ * --set lcf_block_points=8192 / 16384 forces one cap for every N (experiments).  A cluster
  * stays <= 8 blocks. */
-static int lcf_block_points(int N) {
-    const char *e = getenv("CHELA_LCF_BLOCK_POINTS");
-    if (e && !strcmp(e, "8192")) return 8192;
-    if (e && !strcmp(e, "16384")) return 16384;
+static int lcf_block_points(int N, const long_conv_fast_opts_t *o) {
+    if (o && (o->block_points == 8192 || o->block_points == 16384)) return o->block_points;
     return N == 16384 ? 8192 : LCF_BLOCK_POINTS;
 }
 
-/* v7: whether a plan of nblocks 8192-point blocks runs the narrow copy (header) */
-static int lcf_narrow_for(long long nblocks, int *narrow) {
-    const char *e = getenv("CHELA_LCF_NARROW");
-    if (e && !strcmp(e, "0")) return *narrow = 0, 0;
-    if (e && !strcmp(e, "1")) return *narrow = 1, 0;
+/* v7: whether a plan of nblocks 8192-point blocks runs the narrow copy (header; --set
+ * lcf_narrow=0 / 1 forces it) */
+static int lcf_narrow_for(long long nblocks, const long_conv_fast_opts_t *o, int *narrow) {
+    if (o && (o->narrow == 0 || o->narrow == 1)) return *narrow = o->narrow, 0;
     int dev, sms;
     CUDA_CHECK(cudaGetDevice(&dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
@@ -780,12 +774,12 @@ static int lcf_narrow_for(long long nblocks, int *narrow) {
     return 0;
 }
 
-static lcf_geom lcf_geometry(int T) {
+static lcf_geom lcf_geometry(int T, const long_conv_fast_opts_t *o) {
     lcf_geom g;
     int tp = 64;
     while (tp < T) tp <<= 1;
     g.N = 2 * tp;
-    int bp = lcf_block_points(g.N);
+    int bp = lcf_block_points(g.N, o);
     while (g.N / bp > 8) bp *= 2;
     g.P = g.N > bp ? g.N / bp : 1;
     g.M = g.N / g.P;
@@ -811,7 +805,7 @@ template <int P, typename Tx> static lcf_kernel_fn lcf_pick(const long_conv_fast
     const int r0 = 1 << (p->log_m & 3);
     const int r0f = P * r0 <= LCF_FUSE_Q ? r0 : 1;
     /* v7: 8192 = 2 x 16^3 points, so R0 = 2; clusters of 1 and 2 (T = 4k, 8k) are the ones
-     * with 8192-point blocks by default (CHELA_LCF_BLOCK_POINTS=8192 gives larger P the
+     * with 8192-point blocks by default (lcf_block_points=8192 gives larger P the
      * 512-thread copy) */
     if (p->threads == LCF_NARROW_THREADS && p->M == LCF_SMALL_M && r0f == 2) {
         if constexpr (P <= 2) return lcf_kernel<P, Tx, LCF_NARROW_MINB, 2>;
@@ -891,10 +885,22 @@ static lcf_params lcf_base_params(const long_conv_fast_t *p) {
 } // namespace
 
 /* ---- engine API ------------------------------------------------------------------------------ */
-extern "C" size_t long_conv_fast_workspace(int B, int d, int T) {
+extern "C" void long_conv_fast_opts_from(const struct settings *set, long_conv_fast_opts_t *o) {
+    o->toeplitz_max_t = settings_get(set, "lcf_toeplitz_max_t");
+    o->xpair = settings_get(set, "lcf_xpair");
+    o->block_points = settings_get(set, "lcf_block_points");
+    o->narrow = settings_get(set, "lcf_narrow");
+    o->toep.version = settings_get(set, "lct_version");
+    o->toep.lcw_w = settings_get(set, "lcw_w");
+    o->toep.lcw_sets = settings_get(set, "lcw_sets");
+}
+
+extern "C" size_t long_conv_fast_workspace(int B, int d, int T, const long_conv_fast_opts_t *o) {
     if (T < 1 || T > LONG_CONV_FAST_MAX_T || d < 1) return 0;
-    const lcf_geom g = lcf_geometry(T);
-    const size_t toep = T <= lcf_toeplitz_max_t(B) ? long_conv_toeplitz_workspace(B, d, T) : 0;
+    const lcf_geom g = lcf_geometry(T, o);
+    const size_t toep = T <= lcf_toeplitz_max_t(B, o)
+                            ? long_conv_toeplitz_workspace(B, d, T, o ? &o->toep : NULL)
+                            : 0;
     return (size_t)d * g.rows * g.M * sizeof(float2) + (size_t)(g.n_hi + LCF_TW_LO) * sizeof(float2) +
            toep;
 }
@@ -907,7 +913,8 @@ extern "C" void long_conv_fast_destroy(long_conv_fast_t *p) {
     free(p);
 }
 
-static int lcf_create_impl(long_conv_fast_t *p, const float *d_taps, cudaStream_t stream) {
+static int lcf_create_impl(long_conv_fast_t *p, const float *d_taps,
+                           const long_conv_fast_opts_t *o, cudaStream_t stream) {
     const size_t spec_bytes = (size_t)p->d * p->rows * p->M * sizeof(float2);
     CUDA_CHECK(cudaMalloc((void **)&p->d_spec, spec_bytes));
     const int ntw = p->n_hi + LCF_TW_LO;
@@ -943,19 +950,21 @@ static int lcf_create_impl(long_conv_fast_t *p, const float *d_taps, cudaStream_
     if (lcf_launch_p<float>(p, prm, (unsigned)p->d * p->P, stream)) return -1;
     CUDA_CHECK(cudaStreamSynchronize(stream));
     /* the spectrum stays: fp32 runs always take the FFT */
-    if (p->T <= lcf_toeplitz_max_t(p->B) &&
-        long_conv_toeplitz_create(p->B, p->d, p->T, d_taps, stream, &p->toep) != 0)
+    if (p->T <= lcf_toeplitz_max_t(p->B, o) &&
+        long_conv_toeplitz_create(p->B, p->d, p->T, d_taps, o ? &o->toep : NULL, stream,
+                                  &p->toep) != 0)
         return -1;
     return 0;
 }
 
 extern "C" int long_conv_fast_create(int B, int d, int T, const float *d_taps,
-                                     cudaStream_t stream, long_conv_fast_t **out) {
+                                     const long_conv_fast_opts_t *o, cudaStream_t stream,
+                                     long_conv_fast_t **out) {
     *out = NULL;
     if (B < 1 || d < 1 || T < 1) BENCH_FAIL("long_conv_fast: empty shape B=%d d=%d T=%d", B, d, T);
     if (T > LONG_CONV_FAST_MAX_T)
         BENCH_FAIL("long_conv_fast: T = %d > %d is not supported", T, LONG_CONV_FAST_MAX_T);
-    const lcf_geom g = lcf_geometry(T);
+    const lcf_geom g = lcf_geometry(T, o);
     const long long nblocks = (long long)d * ((B + 1) / 2) * g.P;
     if (nblocks > 0x7fffffffLL) BENCH_FAIL("long_conv_fast: grid of %lld blocks too large", nblocks);
     long_conv_fast_t *p = (long_conv_fast_t *)calloc(1, sizeof *p);
@@ -971,21 +980,32 @@ extern "C" int long_conv_fast_create(int B, int d, int T, const float *d_taps,
     p->n_hi = g.n_hi;
     p->threads = g.threads;
     p->smem_bytes = g.smem_bytes;
-    p->xpair = lcf_xpair_for(B);
+    p->xpair = lcf_xpair_for(B, o);
     if (g.M == LCF_SMALL_M && g.P <= 2) {
-        int narrow;
-        if (lcf_narrow_for(lcf_units(B, d, p->xpair) * g.P, &narrow) != 0) {
+        if (lcf_narrow_for(lcf_units(B, d, p->xpair) * g.P, o, &p->narrow) != 0) {
             free(p);
             return -1;
         }
-        if (narrow) p->threads = LCF_NARROW_THREADS;
+        if (p->narrow) p->threads = LCF_NARROW_THREADS;
     }
-    if (lcf_create_impl(p, d_taps, stream) != 0) {
+    if (lcf_create_impl(p, d_taps, o, stream) != 0) {
         long_conv_fast_destroy(p); /* keeps the recorded error */
         return -1;
     }
     *out = p;
     return 0;
+}
+
+extern "C" void long_conv_fast_describe(const long_conv_fast_t *p, dtype_t dtype, char *buf,
+                                       size_t len) {
+    if (!len) return;
+    buf[0] = 0;
+    if (!p) return;
+    if (p->toep && dtype != DTYPE_F32) /* long_conv_fast_run's choice */
+        long_conv_toeplitz_describe(p->toep, buf, len);
+    else
+        snprintf(buf, len, "fft N=%d block=%d P=%d threads=%d narrow=%d xpair=%d", p->N, p->M,
+                 p->P, p->threads, p->narrow, p->xpair);
 }
 
 extern "C" int long_conv_fast_run(const long_conv_fast_t *p, const void *d_x, void *d_y,
@@ -1015,13 +1035,17 @@ extern "C" const char *long_conv_fast_var_supports(const shape_t *s) {
         return "dtype must be fp32, bf16 or fp16";
     if (s->B < 1 || s->d < 1 || s->T < 1) return "empty shape";
     if (s->T > LONG_CONV_FAST_MAX_T) return "T > 65536 (FFT of 2T beyond one cluster of 8)";
-    const lcf_geom g = lcf_geometry(s->T);
+    long_conv_fast_opts_t o;
+    long_conv_fast_opts_from(s->set, &o);
+    const lcf_geom g = lcf_geometry(s->T, &o);
     if ((long long)s->d * ((s->B + 1) / 2) * g.P > 0x7fffffffLL) return "B*d too large for the grid";
     return NULL;
 }
 
 extern "C" size_t long_conv_fast_var_workspace_bytes(const shape_t *s) {
-    return long_conv_fast_workspace(s->B, s->d, s->T);
+    long_conv_fast_opts_t o;
+    long_conv_fast_opts_from(s->set, &o);
+    return long_conv_fast_workspace(s->B, s->d, s->T, &o);
 }
 
 /* The variant's state: the engine plus the run dtype (the engine itself takes it per run). */
@@ -1037,7 +1061,9 @@ extern "C" int long_conv_fast_var_setup(const shape_t *s, const io_t *io, void *
     lcf_var_state_t *st = (lcf_var_state_t *)calloc(1, sizeof *st);
     if (!st) BENCH_FAIL("long_conv/fast: out of host memory");
     st->dtype = s->dtype;
-    if (long_conv_fast_create(s->B, s->d, s->T, (const float *)io->in[1], 0, &st->eng) != 0) {
+    long_conv_fast_opts_t o; /* the settings, resolved once: the engine's plan keeps them */
+    long_conv_fast_opts_from(s->set, &o);
+    if (long_conv_fast_create(s->B, s->d, s->T, (const float *)io->in[1], &o, 0, &st->eng) != 0) {
         free(st);
         return -1;
     }
@@ -1056,4 +1082,12 @@ extern "C" void long_conv_fast_var_teardown(void *state) {
     if (!st) return;
     long_conv_fast_destroy(st->eng);
     free(st);
+}
+
+extern "C" void long_conv_fast_var_config(const void *state, char *buf, size_t len) {
+    const lcf_var_state_t *st = (const lcf_var_state_t *)state;
+    if (st)
+        long_conv_fast_describe(st->eng, st->dtype, buf, len);
+    else if (len)
+        buf[0] = 0;
 }

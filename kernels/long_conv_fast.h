@@ -11,6 +11,8 @@
 #include <cuda_runtime_api.h>
 #include <stddef.h>
 
+#include "long_conv_toeplitz.h"
+#include "settings.h"
 #include "shape.h"
 
 #ifdef __cplusplus
@@ -22,12 +24,29 @@ typedef struct long_conv_fast long_conv_fast_t;
 /* Largest T the engine supports (the FFT of length 2T must fit one cluster of 8 blocks). */
 #define LONG_CONV_FAST_MAX_T 65536
 
-/* Device bytes the engine needs for (B, d, T) beyond x and y (kernel spectrum included). */
-size_t long_conv_fast_workspace(int B, int d, int T);
+/* The engine's choices that long_conv/fast's settings make (harness/variants.c has each one's
+ * meaning), resolved at setup; SETTING_AUTO (settings.h) in a field, or a NULL pointer for all
+ * of them (what the layers pass), is the engine's own default. */
+typedef struct {
+    int toeplitz_max_t; /* lcf_toeplitz_max_t: largest T of the Toeplitz path (16-bit runs) */
+    int xpair;          /* lcf_xpair: 0 keeps an odd batch's last row one channel a transform */
+    int block_points;   /* lcf_block_points: 8192 | 16384 points a block for every N          */
+    int narrow;         /* lcf_narrow: 0 | 1, the 256-thread copy of 8192-point blocks        */
+    long_conv_toeplitz_opts_t toep; /* lct_version, lcw_w, lcw_sets                            */
+} long_conv_fast_opts_t;
 
-/* Precomputes the kernel's spectrum (or whatever per-kernel data) from device fp32 taps [d,T];
- * may allocate and may sync.  Returns 0 or -1 after bench_set_error. */
-int long_conv_fast_create(int B, int d, int T, const float *d_taps, cudaStream_t stream,
+/* o from a variant's settings (set may be NULL: all auto). */
+void long_conv_fast_opts_from(const struct settings *set, long_conv_fast_opts_t *o);
+
+/* Device bytes the engine needs for (B, d, T) beyond x and y (kernel spectrum included), with
+ * the plan o makes (NULL: all auto). */
+size_t long_conv_fast_workspace(int B, int d, int T, const long_conv_fast_opts_t *o);
+
+/* Plans the engine under o (NULL: all auto) and precomputes the kernel's spectrum (or whatever
+ * per-kernel data) from device fp32 taps [d,T]; may allocate and may sync.  Returns 0 or -1
+ * after bench_set_error. */
+int long_conv_fast_create(int B, int d, int T, const float *d_taps,
+                          const long_conv_fast_opts_t *o, cudaStream_t stream,
                           long_conv_fast_t **out);
 
 /* Enqueues y = k * u on stream, no allocation, no sync.  x, y: [B,d,T] of dtype.  pre3: NULL, or
@@ -36,6 +55,11 @@ int long_conv_fast_create(int B, int d, int T, const float *d_taps, cudaStream_t
  * else u = x. */
 int long_conv_fast_run(const long_conv_fast_t *p, const void *d_x, void *d_y, dtype_t dtype,
                        const float *d_pre3, cudaStream_t stream);
+
+/* The path run() takes for dtype and the plan's choices, as config words (space-separated
+ * name=value after the path): "fft N=16384 block=8192 P=2 threads=256 narrow=1 xpair=0",
+ * "toeplitz-wgmma W=2 sets=3", "toeplitz-mma v4 NT=32". */
+void long_conv_fast_describe(const long_conv_fast_t *p, dtype_t dtype, char *buf, size_t len);
 
 void long_conv_fast_destroy(long_conv_fast_t *p);
 

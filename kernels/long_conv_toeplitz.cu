@@ -42,7 +42,7 @@
  * converted, exact for 2^-14 <= |x| < 65520 since bf16's 8-bit significand fits fp16's 11) or
  * SiLU(...) rounded to fp16; the sum is fp32, the output rounded once to the run dtype.
  * Limit: a bf16 u with |u| >= 65520 has no fp16 value: it becomes inf and its outputs inf/NaN
- * (loud, never a plausible wrong number); CHELA_LCF_TOEPLITZ_MAX_T=0 keeps the FFT path, which
+ * (loud, never a plausible wrong number); --set lcf_toeplitz_max_t=0 keeps the FFT path, which
  * has no such limit.  CHELA's u = SiLU(short conv of LayerNorm(x)) is bounded far below that.
  *
  * ---- version index ---------------------------------------------------------------------------
@@ -87,18 +87,18 @@
  *   the taps copied once per block, no barrier in the product loop.  256 threads, 2 blocks per
  *   SM (127 registers; NT = 16 spills 28 bytes), NT = 32 at 1k and 16 at 2k.
  *   Predicted: ~2.5 instead of ~5 issue slots per MMA: 0.18 ms at 1k, 0.28 at 2k.
- *   Measured (H100, bf16, same run as v3 beside it via CHELA_LCT_VERSION=3): 0.221 ms at 1k
+ *   Measured (H100, bf16, same run as v3 beside it, lct_version=3): 0.221 ms at 1k
  *   (v3 0.314), 0.396 at 2k (v3 0.467); short_long_conv/reparam 0.313 / 0.486 ms.  Nsight
  *   Compute at 1k: tensor pipe 50 % (from 34.5), issue slots 46 %, 15.4 warps per SM.  The 2k
  *   point gains less: NT = 16 halves the batch rows each B fragment feeds and its 23 hoisted
- *   tap words spill.  CHELA_LCT_VERSION=3 selects v3 at every T.
+ *   tap words spill.  --set lct_version=3 selects v3 at every T.
  *   Tried: NT x T up to 65536 tokens (one 177 KB block an SM, so 2k gets NT = 32 without the
  *   spill): 0.310 ms at 1k and 0.438 at 2k, worse than two blocks an SM; not kept.
  * v5 (kernels/long_conv_toeplitz_wgmma.cu, sm_90a).  wgmma m64n64k16: a block of 8 batch rows,
  *   one wgmma a lag for 8 m-tiles.  Measured 0.202 ms at 1k, 0.345 at 2k, 0.633 at 4k (a tie
  *   with the FFT path, so the default range there is 4096 for B >= 8); session 10's schedule
  *   (4 wgmmas a commit group, 2-3 fragment sets, 2 warpgroups a block at 4k, leaner loops):
- *   0.190 / 0.261 / 0.418 ms.  The default where it runs; CHELA_LCT_VERSION=4 (or 3) keeps this
+ *   0.190 / 0.261 / 0.418 ms.  The default where it runs; --set lct_version=4 (or 3) keeps this
  *   file's kernels.
  */
 #include <cuda_bf16.h>
@@ -106,8 +106,8 @@
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <type_traits>
 
@@ -135,8 +135,9 @@ struct long_conv_toeplitz {
     uint16_t *d_rows;       /* [d][E | O], taps * scale as fp16                            */
     float *d_inv_scale;     /* [d], 1 / scale (a power of two)                             */
     uint16_t *d_u16;        /* [B,d,T] fp16: u = SiLU(pre3 * x) when run with the prologue  */
-    int v4;                 /* the resident kernel runs (T <= 2048; CHELA_LCT_VERSION=3: no) */
+    int v4;                 /* the resident kernel runs (T <= 2048; lct_version=3: no)     */
     int nt5, tg5;           /* v5 (wgmma) runs with this batch tile and staged length; 0: not */
+    lcw_shape sh5;          /* v5's plan (warpgroups, fragment sets), made at create        */
 };
 
 namespace {
@@ -553,7 +554,7 @@ static int lct_launch_nt(const long_conv_toeplitz_t *p, const lct_params &prm, c
     if (p->nt5) { /* v5, kernels/long_conv_toeplitz_wgmma.cu */
         lct_params p5 = prm;
         p5.nbt = (p->B + p->nt5 - 1) / p->nt5;
-        return lcw_launch(p->nt5, std::is_same<Tin, __half>::value,
+        return lcw_launch(p->nt5, p->sh5, std::is_same<Tin, __half>::value,
                           std::is_same<Tout, __nv_bfloat16>::value, p5, stream);
     }
     switch (p->v4 ? lcr_nt(p->B, p->T) : 0) {
@@ -578,13 +579,15 @@ static int lct_run_prologue(const long_conv_toeplitz_t *p, const void *d_x, cons
     return 0;
 }
 
-/* CHELA_LCT_VERSION=3 or 4 keeps an older kernel (v4 where its resident tile fits, else v3);
- * anything else (or unset): the newest this device runs. */
-static int lct_version(void) {
-    const char *e = getenv("CHELA_LCT_VERSION");
-    if (e && !strcmp(e, "3")) return 3;
-    if (e && !strcmp(e, "4")) return 4;
-    return 5;
+/* The setting lct_version: 3 or 4 keeps an older kernel (v4 where its resident tile fits, else
+ * v3); anything else (auto): the newest this device runs. */
+static int lct_version(const long_conv_toeplitz_opts_t *o) {
+    return o && (o->version == 3 || o->version == 4) ? o->version : 5;
+}
+
+/* v5's plan under o (lcw_w, lcw_sets; auto where o is NULL). */
+static lcw_shape lct_v5_plan(int T, const long_conv_toeplitz_opts_t *o) {
+    return lcw_plan(T, o ? o->lcw_w : SETTING_AUTO, o ? o->lcw_sets : SETTING_AUTO);
 }
 
 /* v5 needs the sm_90a build and a compute capability 9.0 device (the current one). */
@@ -595,15 +598,16 @@ static bool lct_v5_here(void) {
 
 } // namespace
 
-extern "C" int long_conv_toeplitz_default_max_t(int B) {
-    return lct_version() >= 5 && lct_v5_here() && B >= 8 ? LONG_CONV_TOEPLITZ_V5_MAX_T : 2048;
+extern "C" int long_conv_toeplitz_default_max_t(int B, const long_conv_toeplitz_opts_t *o) {
+    return lct_version(o) >= 5 && lct_v5_here() && B >= 8 ? LONG_CONV_TOEPLITZ_V5_MAX_T : 2048;
 }
 
-extern "C" size_t long_conv_toeplitz_workspace(int B, int d, int T) {
+extern "C" size_t long_conv_toeplitz_workspace(int B, int d, int T,
+                                               const long_conv_toeplitz_opts_t *o) {
     if (B < 1 || d < 1 || T < 1 || T > LONG_CONV_TOEPLITZ_MAX_T) return 0;
     const lct_geom g = lct_geometry(T);
     int tw = g.TW;
-    const int nt5 = lcw_nt(B, T);
+    const int nt5 = lcw_nt(B, T, lct_v5_plan(T, o));
     if (nt5) { /* v5's rows are longer; counted whether or not this device runs it */
         int tg, base, tw5;
         lcw_geometry(nt5, T, &tg, &base, &tw5);
@@ -628,7 +632,7 @@ static int lct_create_impl(long_conv_toeplitz_t *p, const float *d_taps, cudaStr
     CUDA_CHECK(cudaMalloc((void **)&p->d_u16, (size_t)p->B * p->d * p->T * sizeof(uint16_t)));
     if (lct_set_smem<16>(p->TW) || lct_set_smem<32>(p->TW) || lct_set_smem<64>(p->TW)) return -1;
     if (p->nt5) {
-        if (lcw_prepare(p->nt5, p->TW, p->tg5)) return -1;
+        if (lcw_prepare(p->nt5, p->TW, p->tg5, p->sh5)) return -1;
     } else if (p->v4) {
         switch (lcr_nt(p->B, p->T)) {
         case 64: if (lcr_set_smem<64>(p->T, p->TW)) return -1; break;
@@ -644,7 +648,8 @@ static int lct_create_impl(long_conv_toeplitz_t *p, const float *d_taps, cudaStr
 }
 
 extern "C" int long_conv_toeplitz_create(int B, int d, int T, const float *d_taps,
-                                         cudaStream_t stream, long_conv_toeplitz_t **out) {
+                                         const long_conv_toeplitz_opts_t *o, cudaStream_t stream,
+                                         long_conv_toeplitz_t **out) {
     *out = NULL;
     if (B < 1 || d < 1 || T < 1) BENCH_FAIL("long_conv_toeplitz: empty shape B=%d d=%d T=%d", B, d, T);
     if (T > LONG_CONV_TOEPLITZ_MAX_T)
@@ -659,9 +664,10 @@ extern "C" int long_conv_toeplitz_create(int B, int d, int T, const float *d_tap
     p->Tp = g.Tp;
     p->TW = g.TW;
     p->base = g.base;
-    const int ver = lct_version();
+    const int ver = lct_version(o);
     p->v4 = ver >= 4 && lcr_nt(B, T) != 0;
-    if (ver >= 5 && lct_v5_here()) p->nt5 = lcw_nt(B, T);
+    p->sh5 = lct_v5_plan(T, o);
+    if (ver >= 5 && lct_v5_here()) p->nt5 = lcw_nt(B, T, p->sh5);
     if (p->nt5) lcw_geometry(p->nt5, T, &p->tg5, &p->base, &p->TW);
     if (lct_create_impl(p, d_taps, stream) != 0) {
         long_conv_toeplitz_destroy(p); /* keeps the recorded error */
@@ -669,6 +675,18 @@ extern "C" int long_conv_toeplitz_create(int B, int d, int T, const float *d_tap
     }
     *out = p;
     return 0;
+}
+
+extern "C" void long_conv_toeplitz_describe(const long_conv_toeplitz_t *p, char *buf, size_t len) {
+    if (!len) return;
+    if (!p)
+        buf[0] = 0;
+    else if (p->nt5)
+        snprintf(buf, len, "toeplitz-wgmma W=%d sets=%d", p->sh5.w, p->sh5.sets);
+    else if (p->v4)
+        snprintf(buf, len, "toeplitz-mma v4 NT=%d", lcr_nt(p->B, p->T));
+    else /* lct_launch_nt's v3 tile */
+        snprintf(buf, len, "toeplitz-mma v3 NT=%d", p->B <= 16 ? 16 : p->B <= 32 ? 32 : 64);
 }
 
 extern "C" int long_conv_toeplitz_run(const long_conv_toeplitz_t *p, const void *d_x, void *d_y,

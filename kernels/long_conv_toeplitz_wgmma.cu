@@ -52,8 +52,6 @@
  */
 #include <cuda_runtime.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <type_traits>
 
@@ -304,26 +302,9 @@ __global__ void __launch_bounds__(LCW_THREADS *W) lcw_kernel(const lct_params pr
     }
 }
 
-/* The plan of a run: w warpgroups a block (4 from 16 groups, 2 from 8, else 1) and s fragment sets
- * (3 from 4 groups, else 2: its 106 registers cost a block an SM at 1k).  For the A/B of NOTES,
- * session 10: CHELA_LCW_W=1|2|4 forces w, CHELA_LCW_SETS=2|3 the sets at w = 1 (more warpgroups
- * always take 3). */
-struct lcw_shape {
-    int w, sets;
-};
-
 size_t lcw_smem_bytes(int tw, int tg, lcw_shape sh) {
     const size_t upieces = (size_t)(LCW_ZERO + tg) * LCW_NT * 2, ytile = (size_t)64 * LCW_G * LCW_NT * 2;
     return (size_t)2 * tw * 2 + upieces + (sh.w > 1 ? sh.w * ytile : 0);
-}
-
-lcw_shape lcw_shape_for(int tg) {
-    const char *ew = getenv("CHELA_LCW_W"), *es = getenv("CHELA_LCW_SETS");
-    const int groups = tg / (64 * LCW_G);
-    const bool forced_w = ew && (!strcmp(ew, "1") || !strcmp(ew, "2") || !strcmp(ew, "4"));
-    const int w = forced_w ? atoi(ew) : groups >= 16 ? 4 : groups >= 8 ? 2 : 1;
-    const int sets = w > 1 ? 3 : es && (!strcmp(es, "2") || !strcmp(es, "3")) ? atoi(es) : groups >= 4 ? 3 : 2;
-    return {w, sets};
 }
 
 typedef void (*lcw_fn)(lct_params);
@@ -356,16 +337,30 @@ void lcw_geometry(int nt, int T, int *tg, int *base, int *tw) {
     *tw = *tg + 224;
 }
 
-int lcw_nt(int B, int T) {
+/* The plan of a run (lcw_shape, the header): w warpgroups a block (4 from 16 groups, 2 from 8,
+ * else 1) and s fragment sets (3 from 4 groups, else 2: its 106 registers cost a block an SM at
+ * 1k).  For the A/B of NOTES, session 10: want_w = 1|2|4 forces w (--set lcw_w), want_sets =
+ * 2|3 the sets at w = 1 (lcw_sets; more warpgroups always take 3); anything else is auto. */
+lcw_shape lcw_plan(int T, int want_w, int want_sets) {
+    int tg, base, tw;
+    lcw_geometry(LCW_NT, T, &tg, &base, &tw);
+    const int groups = tg / (64 * LCW_G);
+    const bool forced_w = want_w == 1 || want_w == 2 || want_w == 4;
+    const int w = forced_w ? want_w : groups >= 16 ? 4 : groups >= 8 ? 2 : 1;
+    const bool forced_s = want_sets == 2 || want_sets == 3;
+    const int sets = w > 1 ? 3 : forced_s ? want_sets : groups >= 4 ? 3 : 2;
+    return {w, sets};
+}
+
+int lcw_nt(int B, int T, lcw_shape sh) {
     (void)B;
     int tg, base, tw;
     lcw_geometry(LCW_NT, T, &tg, &base, &tw);
-    return lcw_smem_bytes(tw, tg, lcw_shape_for(tg)) <= LCW_SMEM_MAX ? LCW_NT : 0;
+    return lcw_smem_bytes(tw, tg, sh) <= LCW_SMEM_MAX ? LCW_NT : 0;
 }
 
-int lcw_prepare(int nt, int tw, int tg) {
+int lcw_prepare(int nt, int tw, int tg, lcw_shape sh) {
     if (nt != LCW_NT) BENCH_FAIL("long_conv_toeplitz v5: batch tile %d", nt);
-    const lcw_shape sh = lcw_shape_for(tg);
     const int bytes = (int)lcw_smem_bytes(tw, tg, sh);
     const bool combos[3][2] = {{false, true}, {true, true}, {true, false}};
     for (const auto &cb : combos) { /* only raised: another plan of a longer T may share the kernel */
@@ -378,11 +373,11 @@ int lcw_prepare(int nt, int tw, int tg) {
     return 0;
 }
 
-int lcw_launch(int nt, bool u_half, bool y_bf16, const lct_params &prm, cudaStream_t stream) {
+int lcw_launch(int nt, lcw_shape sh, bool u_half, bool y_bf16, const lct_params &prm,
+               cudaStream_t stream) {
     if (nt != LCW_NT) BENCH_FAIL("long_conv_toeplitz v5: batch tile %d", nt);
     const long long nblocks = (long long)prm.d * prm.nbt;
     if (nblocks > 0x7fffffffLL) BENCH_FAIL("long_conv_toeplitz v5: grid of %lld blocks", nblocks);
-    const lcw_shape sh = lcw_shape_for(prm.tg);
     const lcw_fn fn = lcw_pick(u_half, y_bf16, sh);
     if (!fn) BENCH_FAIL("long_conv_toeplitz v5: bf16 u with fp16 y is not a combination any run makes");
     const int bytes = (int)lcw_smem_bytes(prm.TW, prm.tg, sh);

@@ -47,7 +47,7 @@ int lt_gemm_run(cublasLtHandle_t h, const lt_gemm_t *g, const void *A, const voi
                 const void *C, void *D, const float *bias, void *ws, size_t ws_bytes,
                 cudaStream_t stream);
 /* Replaces the heuristic's first algorithm by the fastest of its candidates, timed on these
- * operands (lt_tune.h); what names the product in the plan line; prologue (may be NULL)
+ * operands (lt_tune.h); what names the product ("chela proj"); prologue (may be NULL)
  * enqueues what runs before it in the caller's sequence. */
 int lt_gemm_tune(cublasLtHandle_t h, lt_gemm_t *g, const void *A, const void *B, const void *C,
                  void *D, const float *bias, void *ws, size_t ws_bytes, cudaStream_t stream,

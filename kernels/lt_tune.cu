@@ -1,8 +1,4 @@
 /* lt_tune.cu: the fastest of cuBLASLt's heuristic candidates, by timing (lt_tune.h). */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "bench_check.h"
 #include "lt_tune.h"
 
@@ -41,19 +37,12 @@ float lt_time_round(cublasLtHandle_t h, const lt_call_t *c, const cublasLtMatmul
     return ms / LT_TUNE_REPS;
 }
 
-int lt_env_flag(const char *name, int dflt) {
-    const char *v = getenv(name);
-    if (!v || !*v) return dflt;
-    return strcmp(v, "0") != 0;
-}
-
 } // namespace
 
-extern "C" int lt_tune_enabled(void) { return lt_env_flag("CHELA_LT_TUNE", 1); }
+extern "C" int lt_tune_resolve(int setting) { return setting == 0 ? 0 : 1; }
 
 extern "C" int lt_tune(cublasLtHandle_t h, const lt_call_t *c, cudaStream_t stream,
                        cublasLtMatmulAlgo_t *algo) {
-    if (!lt_tune_enabled()) return 0;
     cublasLtMatmulPreference_t pref;
     CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     const size_t ws = c->ws_bytes;
@@ -118,8 +107,5 @@ extern "C" int lt_tune(cublasLtHandle_t h, const lt_call_t *c, cudaStream_t stre
             pick = i;
     if (pick < 0) return 0;
     *algo = res[pick].algo;
-    if (lt_env_flag("CHELA_LT_PLAN", 0))
-        fprintf(stderr, "lt_tune %s: candidate %d of %d, %.4f ms (heuristic's first %.4f ms)\n",
-                c->what ? c->what : "gemm", pick, found, score[pick], score[0]);
     return 0;
 }

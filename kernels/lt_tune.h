@@ -8,7 +8,9 @@
  * Timing runs at setup on the caller's buffers, which should hold the op's own activations
  * (both layers run one forward pass first): the GPU's clock follows its power, its power the
  * operands' bits, and random operands ranked candidates differently from the real ones.
- * CHELA_LT_TUNE=0 keeps the heuristic's first answer; CHELA_LT_PLAN=1 prints each choice. */
+ * The layers' setting lt_tune (--set lt_tune=0) keeps the heuristic's first answer: they
+ * resolve it once at setup (lt_tune_resolve) and then neither prepare operands nor call
+ * lt_tune. */
 #ifndef CHELA_LT_TUNE_H
 #define CHELA_LT_TUNE_H
 
@@ -35,7 +37,7 @@ typedef struct {
     float beta;
     void *ws;
     size_t ws_bytes;
-    const char *what; /* a name for the plan line */
+    const char *what; /* names the product at the call site ("chela proj") */
     /* Run, untimed, before each sample (NULL: nothing): the product is timed in its context
      * (the cache and clock state its producer leaves), as the whole layer runs it. */
     lt_prologue_fn prologue;
@@ -44,12 +46,13 @@ typedef struct {
 
 #define LT_TUNE_CANDIDATES 8 /* heuristic answers timed */
 
-/* Whether tuning is on (CHELA_LT_TUNE unset or not "0"): callers skip the forward pass that
- * prepares their operands when it is off. */
-int lt_tune_enabled(void);
+/* Whether tuning is on for a layer's lt_tune setting (SETTING_AUTO: on, 0: off, 1: on).
+ * Callers skip the forward pass that prepares their operands, and lt_tune, when it is off. */
+int lt_tune_resolve(int setting);
 
-/* *algo: in, the heuristic's first answer (kept when tuning is off or nothing beats it);
- * out, the fastest candidate.  Returns 0, or -1 after bench_set_error (a CUDA error). */
+/* *algo: in, the heuristic's first answer (kept when nothing beats it); out, the fastest
+ * candidate.  Always times: the caller decides whether to tune (lt_tune_resolve).  Returns 0,
+ * or -1 after bench_set_error (a CUDA error). */
 int lt_tune(cublasLtHandle_t h, const lt_call_t *call, cudaStream_t stream,
             cublasLtMatmulAlgo_t *algo);
 

@@ -297,46 +297,62 @@ static const char *slc_supports(const shape_t *s) {
 extern "C" const char *short_long_conv_branches_supports(const shape_t *s) { return slc_supports(s); }
 extern "C" const char *short_long_conv_reparam_supports(const shape_t *s) { return slc_supports(s); }
 
+/* The long conv's engine is planned all auto (these variants declare no settings). */
 extern "C" size_t short_long_conv_branches_workspace_bytes(const shape_t *s) {
-    return long_conv_fast_workspace(s->B, s->d, s->T);
+    return long_conv_fast_workspace(s->B, s->d, s->T, NULL);
 }
 extern "C" size_t short_long_conv_reparam_workspace_bytes(const shape_t *s) {
-    return long_conv_fast_workspace(s->B, s->d, s->T) + (size_t)s->d * s->T * sizeof(float);
+    return long_conv_fast_workspace(s->B, s->d, s->T, NULL) + (size_t)s->d * s->T * sizeof(float);
 }
 
-extern "C" void short_long_conv_branches_teardown(void *state) {
-    if (state) long_conv_fast_destroy((long_conv_fast_t *)state);
+/* Both variants' state: the engine, and the run dtype for the config column (the engine takes
+ * the dtype per run, and its path depends on it). */
+typedef struct {
+    long_conv_fast_t *eng;
+    dtype_t dtype;
+} slc_state_t;
+
+static void slc_teardown(void *state) {
+    slc_state_t *st = (slc_state_t *)state;
+    if (!st) return;
+    long_conv_fast_destroy(st->eng);
+    free(st);
 }
-extern "C" void short_long_conv_reparam_teardown(void *state) {
-    if (state) long_conv_fast_destroy((long_conv_fast_t *)state);
-}
+extern "C" void short_long_conv_branches_teardown(void *state) { slc_teardown(state); }
+extern "C" void short_long_conv_reparam_teardown(void *state) { slc_teardown(state); }
 
 extern "C" int short_long_conv_branches_setup(const shape_t *s, const io_t *io, void **state) {
-    long_conv_fast_t *p = NULL;
-    int rc = long_conv_fast_create(s->B, s->d, s->T, (const float *)io->in[2], 0, &p);
-    *state = p;
+    *state = NULL;
+    slc_state_t *st = (slc_state_t *)calloc(1, sizeof *st);
+    if (!st) BENCH_FAIL("short_long_conv/branches: out of host memory");
+    st->dtype = s->dtype;
+    int rc = long_conv_fast_create(s->B, s->d, s->T, (const float *)io->in[2], NULL, 0, &st->eng);
+    *state = st;
     return rc;
 }
 
 extern "C" int short_long_conv_reparam_setup(const shape_t *s, const io_t *io, void **state) {
+    *state = NULL;
+    slc_state_t *st = (slc_state_t *)calloc(1, sizeof *st);
+    if (!st) BENCH_FAIL("short_long_conv/reparam: out of host memory");
+    st->dtype = s->dtype;
+    *state = st;
     float *kc = NULL;
-    long_conv_fast_t *p = NULL;
     CUDA_CHECK(cudaMalloc(&kc, (size_t)s->d * s->T * sizeof(float)));
     int rc = slc_merge_kernels((const float *)io->in[2], (const float *)io->in[3],
                                (const float *)io->in[4], shape_km(s->T), s->d, s->T, kc, 0);
-    if (!rc) rc = long_conv_fast_create(s->B, s->d, s->T, kc, 0, &p);
+    if (!rc) rc = long_conv_fast_create(s->B, s->d, s->T, kc, NULL, 0, &st->eng);
     if (!rc && cudaDeviceSynchronize() != cudaSuccess) {
         bench_set_error(__FILE__, __LINE__, "reparam setup: %s", cudaGetErrorString(cudaGetLastError()));
         rc = -1;
     }
     cudaFree(kc);
-    *state = p;
     return rc;
 }
 
 extern "C" int short_long_conv_branches_run(void *state, const io_t *io, cudaStream_t st) {
     const shape_t *s = io->shape;
-    if (long_conv_fast_run((const long_conv_fast_t *)state, io->in[0], io->out, s->dtype,
+    if (long_conv_fast_run(((const slc_state_t *)state)->eng, io->in[0], io->out, s->dtype,
                            (const float *)io->in[1], st))
         return -1;
     switch (s->dtype) {
@@ -347,6 +363,22 @@ extern "C" int short_long_conv_branches_run(void *state, const io_t *io, cudaStr
 }
 
 extern "C" int short_long_conv_reparam_run(void *state, const io_t *io, cudaStream_t st) {
-    return long_conv_fast_run((const long_conv_fast_t *)state, io->in[0], io->out, io->shape->dtype,
-                              (const float *)io->in[1], st);
+    return long_conv_fast_run(((const slc_state_t *)state)->eng, io->in[0], io->out,
+                              io->shape->dtype, (const float *)io->in[1], st);
+}
+
+/* The long conv's path.  The short branches' pass of `branches` is one kernel whose vector or
+ * scalar build follows the run's pointers, not a plan: it is not reported. */
+static void slc_config(const void *state, char *buf, size_t len) {
+    const slc_state_t *st = (const slc_state_t *)state;
+    if (st)
+        long_conv_fast_describe(st->eng, st->dtype, buf, len);
+    else if (len)
+        buf[0] = 0;
+}
+extern "C" void short_long_conv_branches_config(const void *state, char *buf, size_t len) {
+    slc_config(state, buf, len);
+}
+extern "C" void short_long_conv_reparam_config(const void *state, char *buf, size_t len) {
+    slc_config(state, buf, len);
 }
