@@ -297,12 +297,20 @@ static const char *slc_supports(const shape_t *s) {
 extern "C" const char *short_long_conv_branches_supports(const shape_t *s) { return slc_supports(s); }
 extern "C" const char *short_long_conv_reparam_supports(const shape_t *s) { return slc_supports(s); }
 
-/* The long conv's engine is planned all auto (these variants declare no settings). */
+/* The long conv's engine takes long_conv/fast's settings (the same names: variants.c gives
+ * both forms LC_FAST_SETTINGS), so a forced path is tested with the SiLU prologue too. */
+static long_conv_fast_opts_t slc_opts(const shape_t *s) {
+    long_conv_fast_opts_t o;
+    long_conv_fast_opts_from(s->set, &o);
+    return o;
+}
 extern "C" size_t short_long_conv_branches_workspace_bytes(const shape_t *s) {
-    return long_conv_fast_workspace(s->B, s->d, s->T, NULL);
+    const long_conv_fast_opts_t o = slc_opts(s);
+    return long_conv_fast_workspace(s->B, s->d, s->T, &o);
 }
 extern "C" size_t short_long_conv_reparam_workspace_bytes(const shape_t *s) {
-    return long_conv_fast_workspace(s->B, s->d, s->T, NULL) + (size_t)s->d * s->T * sizeof(float);
+    const long_conv_fast_opts_t o = slc_opts(s);
+    return long_conv_fast_workspace(s->B, s->d, s->T, &o) + (size_t)s->d * s->T * sizeof(float);
 }
 
 /* Both variants' state: the engine, and the run dtype for the config column (the engine takes
@@ -326,7 +334,8 @@ extern "C" int short_long_conv_branches_setup(const shape_t *s, const io_t *io, 
     slc_state_t *st = (slc_state_t *)calloc(1, sizeof *st);
     if (!st) BENCH_FAIL("short_long_conv/branches: out of host memory");
     st->dtype = s->dtype;
-    int rc = long_conv_fast_create(s->B, s->d, s->T, (const float *)io->in[2], NULL, 0, &st->eng);
+    const long_conv_fast_opts_t o = slc_opts(s);
+    int rc = long_conv_fast_create(s->B, s->d, s->T, (const float *)io->in[2], &o, 0, &st->eng);
     *state = st;
     return rc;
 }
@@ -341,7 +350,8 @@ extern "C" int short_long_conv_reparam_setup(const shape_t *s, const io_t *io, v
     CUDA_CHECK(cudaMalloc(&kc, (size_t)s->d * s->T * sizeof(float)));
     int rc = slc_merge_kernels((const float *)io->in[2], (const float *)io->in[3],
                                (const float *)io->in[4], shape_km(s->T), s->d, s->T, kc, 0);
-    if (!rc) rc = long_conv_fast_create(s->B, s->d, s->T, kc, NULL, 0, &st->eng);
+    const long_conv_fast_opts_t o = slc_opts(s);
+    if (!rc) rc = long_conv_fast_create(s->B, s->d, s->T, kc, &o, 0, &st->eng);
     if (!rc && cudaDeviceSynchronize() != cudaSuccess) {
         bench_set_error(__FILE__, __LINE__, "reparam setup: %s", cudaGetErrorString(cudaGetLastError()));
         rc = -1;
