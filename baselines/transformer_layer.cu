@@ -49,7 +49,7 @@
 
 #include "bench_check.h"
 #include "dtype_device.cuh"
-#include "reference.h"
+#include "op_inputs.h"
 #include "lt_tune.h"
 #include "softmax_attn_flash.h"
 #include "variant.h"

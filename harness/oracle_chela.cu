@@ -84,7 +84,7 @@
 
 #include "bench_check.h"
 #include "dtype_device.cuh"
-#include "reference.h"
+#include "op_inputs.h"
 #include "variant.h"
 
 extern "C" {

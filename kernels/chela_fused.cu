@@ -121,7 +121,7 @@
 #include "lt_gemm.h"
 #include "lt_tune.h"
 #include "nvtx_ranges.h"
-#include "reference.h"
+#include "op_inputs.h"
 #include "short_long_conv.h"
 #include "variant.h"
 

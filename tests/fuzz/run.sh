@@ -10,11 +10,11 @@ out=${FUZZ_BUILD:-build-fuzz}
 mkdir -p "$out" tests/fuzz/crashes
 # ops.c's table names every CPU reference, so take them all by pattern: a new
 # reference can never be left out of this link line again.
-common="harness/seqparse.c harness/cli.c harness/csv.c harness/ops.c harness/shape.c harness/error.c
+common="harness/seqparse.c harness/cli.c harness/csv.c harness/ops.c harness/core/shape.c harness/core/error.c
         $(ls harness/ref_*.c | tr '\n' ' ')"
 for t in seq cli csv; do
     clang -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fsanitize=fuzzer,address,undefined \
-        -fno-sanitize-recover=undefined -Iharness tests/fuzz/fuzz_$t.c $common -lm -o "$out/fuzz_$t"
+        -fno-sanitize-recover=undefined -Iharness -Iharness/core tests/fuzz/fuzz_$t.c $common -lm -o "$out/fuzz_$t"
 done
 for t in seq cli csv; do
     work=$(mktemp -d)
