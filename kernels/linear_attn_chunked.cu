@@ -191,7 +191,7 @@
 #include <stdlib.h>
 
 #ifndef LAC_EMULATE
-#include "mma_sync.cuh"
+#include "common/mma_sync.cuh"
 #endif
 #include <string.h>
 
@@ -201,7 +201,7 @@
 #include "bench_check.h"
 #include "linear_attn_chunked.h"
 #include "linear_attn_wgmma.h"
-#include "pdl_launch.cuh"
+#include "common/pdl_launch.cuh"
 #include "variant.h"
 
 extern "C" {

@@ -38,8 +38,8 @@
 
 #include "bench_check.h"
 #include "linear_attn_wgmma.h"
-#include "pdl_launch.cuh"
-#include "wgmma.cuh"
+#include "common/pdl_launch.cuh"
+#include "common/wgmma.cuh"
 
 namespace {
 

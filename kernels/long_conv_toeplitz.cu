@@ -116,7 +116,7 @@
 #include "long_conv_toeplitz.h"
 #include "long_conv_toeplitz_io.cuh"
 #include "long_conv_toeplitz_wgmma.h"
-#include "mma_sync.cuh"
+#include "common/mma_sync.cuh"
 
 #define LCT_THREADS 128
 #define LCT_WARPS 4

@@ -57,8 +57,8 @@
 
 #include "bench_check.h"
 #include "long_conv_toeplitz_wgmma.h"
-#include "mma_sync.cuh"
-#include "wgmma.cuh"
+#include "common/mma_sync.cuh"
+#include "common/wgmma.cuh"
 
 namespace {
 
