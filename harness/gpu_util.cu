@@ -10,6 +10,7 @@
 
 #include "bench_check.h"
 #include "gpu_util.h"
+#include "measure.h"
 #include "tensor_init.h"
 
 /* ---------------- fill ---------------- */
@@ -167,26 +168,41 @@ extern "C" double gpu_measure_sm_clock_mhz(void) {
     return (double)cycles / (ms * 1e3);
 }
 
+/* One event-timed call of body on st (measure.h's sampler; no L2 sweep: the ceilings are
+ * steady-state rates, the copy 1 GiB each way, far beyond L2). */
+struct event_sample_ctx {
+    cudaStream_t st;
+    cudaEvent_t a, b;
+    int (*body)(void *ctx, cudaStream_t st);
+    void *ctx;
+};
+static int event_sample(void *c, double *ms_out, double *mhz) {
+    event_sample_ctx *x = (event_sample_ctx *)c;
+    CUDA_CHECK(cudaEventRecord(x->a, x->st));
+    if (x->body(x->ctx, x->st)) return -1;
+    CUDA_CHECK(cudaEventRecord(x->b, x->st));
+    CUDA_CHECK(cudaEventSynchronize(x->b));
+    float ms;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, x->a, x->b));
+    *ms_out = ms;
+    *mhz = NAN;
+    return 0;
+}
+
+/* The median of reps calls after one warm-up (stop_rule_fixed). */
 static int time_events(cudaStream_t st, int reps, double *median_ms,
                        int (*body)(void *ctx, cudaStream_t st), void *ctx) {
-    cudaEvent_t a, b;
-    std::vector<double> t;
-    CUDA_CHECK(cudaEventCreate(&a));
-    CUDA_CHECK(cudaEventCreate(&b));
-    if (body(ctx, st)) return -1; /* warm-up */
-    for (int i = 0; i < reps; i++) {
-        CUDA_CHECK(cudaEventRecord(a, st));
-        if (body(ctx, st)) return -1;
-        CUDA_CHECK(cudaEventRecord(b, st));
-        CUDA_CHECK(cudaEventSynchronize(b));
-        float ms;
-        CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-        t.push_back(ms);
-    }
-    std::sort(t.begin(), t.end());
-    *median_ms = t[t.size() / 2];
-    CUDA_CHECK(cudaEventDestroy(a));
-    CUDA_CHECK(cudaEventDestroy(b));
+    event_sample_ctx x = {st, nullptr, nullptr, body, ctx};
+    static measurement_t m;
+    CUDA_CHECK(cudaEventCreate(&x.a));
+    CUDA_CHECK(cudaEventCreate(&x.b));
+    const stop_rule_t rule = stop_rule_fixed(1, reps);
+    const sampler_t smp = {event_sample, nullptr, nullptr, &x};
+    const int rc = measure_run(&rule, &smp, &m);
+    cudaEventDestroy(x.a);
+    cudaEventDestroy(x.b);
+    if (rc) return -1;
+    *median_ms = m.time.median;
     return 0;
 }
 

@@ -11,23 +11,11 @@
 #include "bench_check.h"
 #include "build_describe.h"
 #include "reference.h"
+#include "measure.h"
 #include "stats.h"
 #include "stop_signal.h"
 
-double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
-/* The calling thread's CPU time: the single-threaded CPU reference's cost without the
- * time it spent preempted, so another process on a 2-core machine (a compiler, a
- * second sweep) does not read as a slower reference. */
-static double thread_cpu_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 shape_t make_shape(const options_t *o, op_id op, int T, int cpu) {
     shape_t s = {0};
@@ -222,6 +210,29 @@ int skip_if_shape_undefined(sweep_t *sw, const op_desc_t *op, const shape_t *s) 
 
 /* ---------------- CPU backend ---------------- */
 
+/* One sample of the CPU reference: its thread's CPU time (measure.h). */
+typedef struct {
+    const op_desc_t *op;
+    const shape_t *s;
+    const float *const *in;
+    const sample_t *smp;
+    double *res;
+} cpu_sample_ctx;
+
+static int cpu_sample(void *c, double *ms, double *mhz) {
+    const cpu_sample_ctx *x = (const cpu_sample_ctx *)c;
+    const double t0 = measure_thread_cpu_ms();
+    if (x->op->reference(x->s, x->in, x->smp, x->res)) return -1;
+    *ms = measure_thread_cpu_ms() - t0;
+    *mhz = NAN;
+    return 0;
+}
+
+static int cpu_stop(void *c) {
+    (void)c;
+    return stop_requested();
+}
+
 void run_point_cpu(sweep_t *sw, const op_desc_t *op, const shape_t *s) {
     csv_row_t r;
     char variant[64];
@@ -264,31 +275,23 @@ void run_point_cpu(sweep_t *sw, const op_desc_t *op, const shape_t *s) {
         snprintf(r.note, sizeof r.note, "host memory for %zu outputs", sample_count(&smp.s));
         goto done;
     }
-    /* Timed by the thread's CPU clock, by the GPU's rule: at least --repeat samples
-     * (the CPU backend's default is CPU_DEFAULT_REPEAT), then more while the spread
-     * is above TARGET_STDREL and the point's --budget-ms lasts.  One sample a point
-     * (the old rule at T >= 1k) gave p10 = p90 and stdrel 0, so compare judged two
-     * runs of one build as a regression. */
-    double times[MAX_SAMPLES];
-    int n = 0;
-    double start = now_ms();
-    for (;;) {
-        double t0 = thread_cpu_ms();
-        if (op->reference(s, (const float *const *)host, &smp.s, res)) {
-            snprintf(r.status, sizeof r.status, "fail:reference");
-            snprintf(r.note, sizeof r.note, "%s", bench_last_error());
-            goto done;
-        }
-        times[n++] = thread_cpu_ms() - t0;
-        if (n >= MAX_SAMPLES || stop_requested()) break;
-        if (n < sw->o->repeat) continue;
-        double sorted[MAX_SAMPLES];
-        memcpy(sorted, times, (size_t)n * sizeof times[0]);
-        if (stats_compute(sorted, n).stdrel <= TARGET_STDREL || now_ms() - start >= sw->o->budget_ms)
-            break;
+    /* Timed by the thread's CPU clock, by the GPU's stop rule (measure.h): at least --repeat
+     * samples (the CPU backend's default is CPU_DEFAULT_REPEAT), then more while the spread
+     * is above 0.5 % and the point's --budget-ms lasts.  One sample a point (the old rule at
+     * T >= 1k) gave p10 = p90 and stdrel 0, so compare judged two runs of one build as a
+     * regression. */
+    cpu_sample_ctx x = {op, s, (const float *const *)host, &smp.s, res};
+    const stop_rule_t rule = stop_rule_default(0, sw->o->repeat, sw->o->budget_ms);
+    const sampler_t sampler = {cpu_sample, NULL, cpu_stop, &x};
+    static measurement_t m; /* 16 KB: off the stack */
+    if (measure_run(&rule, &sampler, &m)) {
+        snprintf(r.status, sizeof r.status, "fail:reference");
+        snprintf(r.note, sizeof r.note, "%s", bench_last_error());
+        goto done;
     }
+    const int n = m.n;
     if (n < sw->o->repeat) goto unfinished; /* interrupted mid-point: not a finished row */
-    stats_t st = stats_compute(times, n);
+    const stats_t st = m.time;
     r.samples = n;
     r.median_ms = st.median;
     r.p10_ms = st.p10;

@@ -24,8 +24,6 @@
 #define CPU_MAX_MACS 8e9
 /* Multiply-adds the CPU reference may spend verifying one GPU op point. */
 #define VERIFY_BUDGET_MACS 1.5e9
-#define MAX_SAMPLES 1000
-#define TARGET_STDREL 0.005
 
 typedef struct sweep {
     const options_t *o;
@@ -60,6 +58,5 @@ int skip_if_shape_undefined(sweep_t *sw, const op_desc_t *op, const shape_t *s);
 void run_point_gpu(sweep_t *sw, const op_desc_t *op, const shape_t *s);
 void run_point_cpu(sweep_t *sw, const op_desc_t *op, const shape_t *s);
 const char *git_sha(void);
-double now_ms(void);
 
 #endif

@@ -16,7 +16,9 @@
 #include "clock_probe.h"
 #include "hbm_counters.h"
 #include "nvtx_ranges.h"
+#include "measure.h"
 #include "runner.h"
+#include "stop_signal.h"
 #include "stats.h"
 
 #define GiB (1024.0 * 1024.0 * 1024.0)
@@ -279,69 +281,90 @@ static int run_once(const variant_t *v, void *state, const io_t *io, int stage, 
     return stage < 0 ? v->run(state, io, st) : v->run_stage(state, io, stage, st);
 }
 
+/* One cold sample of a variant (or one stage of it): the L2 swept, the SM clock stamped
+ * before and after (outside the events), CUDA events around the run alone. */
+typedef struct {
+    sweep_t *sw;
+    const variant_t *v;
+    void *state;
+    const io_t *io;
+    const char *range;
+    int stage;
+    cudaEvent_t a, b;
+    clock_probe_t *clk;
+    unsigned tag; /* unique over the process, so that no stale stamp matches */
+} gpu_sample_ctx;
+
+static int gpu_sample(void *c, double *ms_out, double *mhz) {
+    gpu_sample_ctx *x = (gpu_sample_ctx *)c;
+    static unsigned tag;
+    cudaStream_t st = x->sw->stream;
+    x->tag = ++tag;
+    if (l2_flush(&x->sw->flush, st) || clock_probe_stamp(x->clk, 0, x->tag, st)) return -1;
+    nvtx_push(x->range);
+    CUDA_CHECK(cudaEventRecord(x->a, st));
+    int rc = run_once(x->v, x->state, x->io, x->stage, st);
+    CUDA_CHECK(cudaEventRecord(x->b, st));
+    nvtx_pop();
+    if (rc || clock_probe_stamp(x->clk, 1, x->tag, st)) return -1;
+    CUDA_CHECK(cudaEventSynchronize(x->b));
+    float ms;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, x->a, x->b));
+    *ms_out = ms;
+    *mhz = clock_probe_mhz(x->clk, x->tag, st);
+    return 0;
+}
+
+/* A warm-up run, waited for: the budget's clock starts after the warm-ups are done. */
+static int gpu_warm(void *c) {
+    gpu_sample_ctx *x = (gpu_sample_ctx *)c;
+    if (run_once(x->v, x->state, x->io, x->stage, x->sw->stream)) return -1;
+    CUDA_CHECK(cudaStreamSynchronize(x->sw->stream));
+    return 0;
+}
+
+static int gpu_stop(void *c) { return ((gpu_sample_ctx *)c)->sw->interrupted || stop_requested(); }
+
+/* Times a variant (stage < 0) or one stage by the harness's stop rule (measure.h). */
 static int time_variant(sweep_t *sw, const variant_t *v, void *state, const io_t *io,
                         const char *range, int stage, csv_row_t *r) {
-    cudaEvent_t a, b;
-    double t[MAX_SAMPLES], scratch[MAX_SAMPLES], mhz[MAX_SAMPLES];
-    static unsigned tag; /* unique over the process, so that no stale stamp matches */
-    int n = 0, n_mhz = 0;
-    clock_probe_t *clk = clock_probe_create();
-    if (!clk) return -1;
-    CUDA_CHECK(cudaEventCreate(&a));
-    CUDA_CHECK(cudaEventCreate(&b));
-    for (int i = 0; i < sw->o->warmup; i++)
-        if (run_once(v, state, io, stage, sw->stream)) goto fail;
-    CUDA_CHECK(cudaStreamSynchronize(sw->stream));
-    double start = now_ms();
-    for (;;) {
-        if (l2_flush(&sw->flush, sw->stream)) goto fail;
-        ++tag;
-        if (clock_probe_stamp(clk, 0, tag, sw->stream)) goto fail;
-        nvtx_push(range);
-        CUDA_CHECK(cudaEventRecord(a, sw->stream));
-        int rc = run_once(v, state, io, stage, sw->stream);
-        CUDA_CHECK(cudaEventRecord(b, sw->stream));
-        nvtx_pop();
-        if (rc || clock_probe_stamp(clk, 1, tag, sw->stream)) goto fail;
-        CUDA_CHECK(cudaEventSynchronize(b));
-        float ms;
-        CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-        const double f = clock_probe_mhz(clk, tag, sw->stream);
-        if (f == f) mhz[n_mhz++] = f;
-        t[n++] = ms;
-        if (n >= MAX_SAMPLES || sw->interrupted) break;
-        if (n >= sw->o->repeat) {
-            if (now_ms() - start >= sw->o->budget_ms) break;
-            if (n % 10 == 0) {
-                memcpy(scratch, t, sizeof(double) * (size_t)n);
-                if (stats_compute(scratch, n).stdrel < TARGET_STDREL) break;
-            }
-        }
+    gpu_sample_ctx x = {sw, v, state, io, range, stage, NULL, NULL, NULL, 0};
+    static measurement_t m; /* 16 KB: off the stack */
+    int rc = -1;
+    x.clk = clock_probe_create();
+    if (!x.clk) return -1;
+    if (cudaEventCreate(&x.a) != cudaSuccess || cudaEventCreate(&x.b) != cudaSuccess) {
+        bench_set_error(__FILE__, __LINE__, "cudaEventCreate: %s", cudaGetErrorString(cudaGetLastError()));
+        goto out;
     }
-    clock_probe_destroy(clk);
-    CUDA_CHECK(cudaGetLastError());
-    CUDA_CHECK(cudaEventDestroy(a));
-    CUDA_CHECK(cudaEventDestroy(b));
-    stats_t st = stats_compute(t, n);
-    r->samples = n;
-    r->median_ms = st.median;
-    r->p10_ms = st.p10;
-    r->p90_ms = st.p90;
-    r->min_ms = st.min;
-    r->stdrel = st.stdrel;
-    if (n_mhz > 0) {
-        stats_t c = stats_compute(mhz, n_mhz); /* sorts mhz */
-        r->sm_clock_mhz = c.median;
-        const double lo = mhz[0], hi = mhz[n_mhz - 1];
+    {
+        const stop_rule_t rule = stop_rule_default(sw->o->warmup, sw->o->repeat, sw->o->budget_ms);
+        const sampler_t smp = {gpu_sample, gpu_warm, gpu_stop, &x};
+        if (measure_run(&rule, &smp, &m)) goto out;
+    }
+    if (cudaGetLastError() != cudaSuccess) {
+        bench_set_error(__FILE__, __LINE__, "after timing: %s", cudaGetErrorString(cudaGetLastError()));
+        goto out;
+    }
+    r->samples = m.n;
+    r->median_ms = m.time.median;
+    r->p10_ms = m.time.p10;
+    r->p90_ms = m.time.p90;
+    r->min_ms = m.time.min;
+    r->stdrel = m.time.stdrel;
+    if (m.n_mhz > 0) {
+        r->sm_clock_mhz = m.clock.median;
         size_t len = strlen(r->note);
-        if (hi > 1.05 * lo && len < sizeof r->note)
+        if (m.mhz_hi > 1.05 * m.mhz_lo && len < sizeof r->note)
             snprintf(r->note + len, sizeof r->note - len, "%sSM clock %.0f-%.0f MHz over the samples",
-                     len ? "; " : "", lo, hi);
+                     len ? "; " : "", m.mhz_lo, m.mhz_hi);
     }
-    return 0;
-fail:
-    clock_probe_destroy(clk);
-    return -1;
+    rc = 0;
+out:
+    if (x.a) cudaEventDestroy(x.a);
+    if (x.b) cudaEventDestroy(x.b);
+    clock_probe_destroy(x.clk);
+    return rc;
 }
 
 /* One more run with CUPTI counting DRAM bytes, L2 swept first (read-only, so no

@@ -1,6 +1,9 @@
 /* lt_tune.cu: the fastest of cuBLASLt's heuristic candidates, by timing (lt_tune.h). */
 #include "bench_check.h"
 #include "lt_tune.h"
+#include "measure.h"
+
+#include <math.h>
 
 namespace {
 
@@ -37,6 +40,26 @@ float lt_time_round(cublasLtHandle_t h, const lt_call_t *c, const cublasLtMatmul
     return ms / LT_TUNE_REPS;
 }
 
+/* A candidate as a sampler (measure.h): one round a sample; a refusal drops it. */
+struct lt_sample_ctx {
+    cublasLtHandle_t h;
+    const lt_call_t *c;
+    const cublasLtMatmulAlgo_t *algo;
+    cudaStream_t s;
+    cudaEvent_t e0, e1;
+    bool prologue_failed;
+};
+
+int lt_sample(void *p, double *ms, double *mhz) {
+    lt_sample_ctx *x = (lt_sample_ctx *)p;
+    const float t = lt_time_round(x->h, x->c, x->algo, x->s, x->e0, x->e1);
+    *mhz = NAN;
+    if (t == LT_PROLOGUE_FAILED) x->prologue_failed = true;
+    if (t < 0.0f) return -1;
+    *ms = t;
+    return 0;
+}
+
 } // namespace
 
 extern "C" int lt_tune_resolve(int setting) { return setting == 0 ? 0 : 1; }
@@ -63,41 +86,29 @@ extern "C" int lt_tune(cublasLtHandle_t h, const lt_call_t *c, cudaStream_t stre
         cudaEventDestroy(e0);
         CUDA_CHECK(made);
     }
-    /* Candidate i's time: the median of its rounds; rounds go over all candidates in turn,
-     * so that a clock ramp or a neighbour's burst does not favour one of them. */
-    float t[LT_TUNE_CANDIDATES][LT_TUNE_ROUNDS], score[LT_TUNE_CANDIDATES];
-    bool failed = false;
-    for (int i = 0; i < found && !failed; i++) {
-        score[i] = res[i].state == CUBLAS_STATUS_SUCCESS ? 0.0f : -1.0f;
-        for (int w = 0; w < LT_TUNE_WARM && score[i] >= 0.0f; w++) /* warm-up */
-            score[i] = lt_time_round(h, c, &res[i].algo, stream, e0, e1);
-        failed = score[i] == LT_PROLOGUE_FAILED;
-    }
-    for (int r = 0; r < LT_TUNE_ROUNDS && !failed; r++)
-        for (int i = 0; i < found && !failed; i++) {
-            if (score[i] < 0.0f) continue;
-            t[i][r] = lt_time_round(h, c, &res[i].algo, stream, e0, e1);
-            if (t[i][r] < 0.0f) score[i] = -1.0f;
-            failed = t[i][r] == LT_PROLOGUE_FAILED;
-        }
-    if (failed) {
-        cudaEventDestroy(e0);
-        cudaEventDestroy(e1);
-        return -1;
-    }
+    /* Candidate i's time: the median of its rounds, by the measurement module's interleaved
+     * loop (measure.h): rounds go over all candidates in turn, so that a clock ramp or a
+     * neighbour's burst does not favour one of them. */
+    lt_sample_ctx ctx[LT_TUNE_CANDIDATES];
+    sampler_t smp[LT_TUNE_CANDIDATES];
+    static measurement_t m[LT_TUNE_CANDIDATES];
+    int ok[LT_TUNE_CANDIDATES], which[LT_TUNE_CANDIDATES], n = 0;
     for (int i = 0; i < found; i++) {
-        if (score[i] < 0.0f) continue;
-        float *x = t[i]; /* insertion sort of LT_TUNE_ROUNDS values */
-        for (int a = 1; a < LT_TUNE_ROUNDS; a++)
-            for (int b = a; b > 0 && x[b] < x[b - 1]; b--) {
-                const float tmp = x[b];
-                x[b] = x[b - 1];
-                x[b - 1] = tmp;
-            }
-        score[i] = x[LT_TUNE_ROUNDS / 2];
+        if (res[i].state != CUBLAS_STATUS_SUCCESS) continue;
+        ctx[n] = {h, c, &res[i].algo, stream, e0, e1, false};
+        smp[n] = {lt_sample, nullptr, nullptr, &ctx[n]};
+        which[n++] = i;
     }
+    const stop_rule_t rule = stop_rule_fixed(LT_TUNE_WARM, LT_TUNE_ROUNDS);
+    measure_interleaved(&rule, smp, n, m, ok);
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
+    float score[LT_TUNE_CANDIDATES];
+    for (int i = 0; i < found; i++) score[i] = -1.0f;
+    for (int k = 0; k < n; k++) {
+        if (ctx[k].prologue_failed) return -1; /* an error of the run: bench_set_error says */
+        if (ok[k]) score[which[k]] = (float)m[k].time.median;
+    }
     CUDA_CHECK(cudaStreamSynchronize(stream));
     CUDA_CHECK(cudaGetLastError());
     int pick = score[0] >= 0.0f ? 0 : -1;
