@@ -14,21 +14,24 @@
 #include "csv.h"
 #include "runner.h"
 
-/* Runs one sweep and checks every row: ok, or a skip whose variant and status
- * prefix are listed in allowed ("variant=status-prefix;..."). Returns ok rows. */
 /* The settings (space-separated name=value words, --set each) of the current test step:
  * what CHELA_* environment variables did before settings existed. */
 static char g_settings[256];
 static void set_settings(const char *words) { snprintf(g_settings, sizeof g_settings, "%s", words); }
 
+/* Runs one sweep and checks every row: ok, or a skip whose variant and status prefix
+ * are listed in allowed ("variant=status-prefix;...").  How many rows it must write comes
+ * from the variant table (variants.c) itself: every selected variant, every combination
+ * of its --set values, every length, and its stages with --breakdown, so that a new variant
+ * or setting adds rows here with no edit.  Returns the ok rows. */
 static int sweep_ok(const char *label, const char *allowed, int argc, const char **argv) {
     options_t o;
     char err[512], path[64], words[256];
     snprintf(path, sizeof path, "gpu_%s.csv", label);
     options_defaults(&o);
     const char *args[64] = {"chela-bench", "--backend", "cuda", "--warmup", "1", "--repeat", "3",
-                            "--budget-ms", "0", "-o", path};
-    int n = 11;
+                            "--budget-ms", "0", "--no-ceilings", "-o", path};
+    int n = 12;
     for (int i = 0; i < argc; i++) args[n++] = argv[i];
     snprintf(words, sizeof words, "%s", g_settings);
     char *save = NULL;
@@ -37,10 +40,18 @@ static int sweep_ok(const char *label, const char *allowed, int argc, const char
         args[n++] = w;
     }
     ck_assert_msg(options_parse(n, (char **)args, &o, err, sizeof err) == 0, "%s", err);
+    set_axes_t axes;
+    ck_assert_msg(set_axes_parse(&o, variant_selected, &axes, err, sizeof err) == 0, "%s", err);
+    int rows_want = 0;
+    for (int i = 0; i < N_VARIANTS; i++)
+        if (variant_selected(&o, &VARIANTS[i]))
+            rows_want += set_combos(&axes, &VARIANTS[i]) * o.n_seq *
+                    (1 + (o.breakdown ? variant_n_stages(&VARIANTS[i]) : 0));
     int rc = run_sweep(&o);
     csv_row_t *rows = NULL;
     int nrows = csv_read(path, &rows, err, sizeof err);
     ck_assert_msg(nrows > 0, "%s: %s", label, err);
+    ck_assert_msg(nrows == rows_want, "%s: %d rows, the table says %d", label, nrows, rows_want);
     int n_ok = 0;
     for (int i = 0; i < nrows; i++) {
         const csv_row_t *r = &rows[i];
@@ -72,21 +83,21 @@ START_TEST(attention_lm_odd_lengths) {
     const char *a[] = {"--ops", "linear_attn,softmax_attn", "--seq", "1,17,64,100,257,1000",
                        "--batch", "2", "--heads", "3", "--head-dim", "64"};
     /* 6 lengths x 4 variants */
-    ck_assert_int_eq(sweep_ok("lm_odd", NULL, 10, a), 24);
+    ck_assert_int_ge(sweep_ok("lm_odd", NULL, 10, a), 1);
 }
 END_TEST
 
 START_TEST(attention_head_dim_128) {
     const char *a[] = {"--ops", "linear_attn,softmax_attn", "--seq", "33,300,2049", "--batch", "1",
                        "--heads", "2", "--head-dim", "128"};
-    ck_assert_int_eq(sweep_ok("hd128", NULL, 10, a), 12);
+    ck_assert_int_ge(sweep_ok("hd128", NULL, 10, a), 1);
 }
 END_TEST
 
 START_TEST(attention_fp16) {
     const char *a[] = {"--ops", "linear_attn,softmax_attn", "--seq", "5,130,700", "--batch", "2",
                        "--heads", "2", "--head-dim", "64", "--dtype", "fp16"};
-    ck_assert_int_eq(sweep_ok("fp16", NULL, 12, a), 12);
+    ck_assert_int_ge(sweep_ok("fp16", NULL, 12, a), 1);
 }
 END_TEST
 
@@ -102,7 +113,7 @@ START_TEST(chela_head_shape) {
     const char *a[] = {"--ops", "linear_attn", "--seq", "70,513", "--batch", "1", "--heads", "1",
                        "--dk", "128", "--dv", "2048"};
     /* naive_cumsum materialises dk x dv per token and declines dv > 256 */
-    ck_assert_int_eq(sweep_ok("chela_head", "linear_attn/naive_cumsum", 12, a), 2);
+    ck_assert_int_ge(sweep_ok("chela_head", "linear_attn/naive_cumsum", 12, a), 1);
 }
 END_TEST
 
@@ -115,25 +126,24 @@ START_TEST(linear_attn_v3_shapes) {
     const char *b[] = {"--ops", "linear_attn", "--variants", "chunked", "--seq", "100,4100",
                        "--batch", "1", "--heads", "2", "--dk", "128", "--dv", "256", "--dtype",
                        "fp16"};
-    ck_assert_int_eq(sweep_ok("v6_dk64", NULL, 14, a), 4);
-    ck_assert_int_eq(sweep_ok("v6_fp16", NULL, 16, b), 2);
+    ck_assert_int_ge(sweep_ok("v6_dk64", NULL, 14, a), 1);
+    ck_assert_int_ge(sweep_ok("v6_fp16", NULL, 16, b), 1);
     set_settings("la_version=3");
-    ck_assert_int_eq(sweep_ok("v3_dk64", NULL, 14, a), 4);
-    ck_assert_int_eq(sweep_ok("v3_fp16", NULL, 16, b), 2);
+    ck_assert_int_ge(sweep_ok("v3_dk64", NULL, 14, a), 1);
+    ck_assert_int_ge(sweep_ok("v3_fp16", NULL, 16, b), 1);
     set_settings("");
     const char *c[] = {"--ops", "linear_attn", "--variants", "chunked", "--seq", "1000,3001",
                        "--batch", "1", "--heads", "1", "--dk", "128", "--dv", "2048"};
     set_settings("la_seg=256");
-    ck_assert_int_eq(sweep_ok("v6_segments", NULL, 14, c), 2);
+    ck_assert_int_ge(sweep_ok("v6_segments", NULL, 14, c), 1);
     set_settings("la_version=3 la_seg=256");
-    ck_assert_int_eq(sweep_ok("v3_segments", NULL, 14, c), 2);
+    ck_assert_int_ge(sweep_ok("v3_segments", NULL, 14, c), 1);
     set_settings("la_version=2 la_seg=256");
-    ck_assert_int_eq(sweep_ok("v2_segments", NULL, 14, c), 2);
-    /* pass A split 3 ways per 4-chunk segment: parts of 2, 2 and 0 chunks (an empty part) */
+    ck_assert_int_ge(sweep_ok("v2_segments", NULL, 14, c), 1);
     set_settings("la_version=2 la_seg=256 la_sub=3");
-    ck_assert_int_eq(sweep_ok("v2_parts", NULL, 14, c), 2);
+    ck_assert_int_ge(sweep_ok("v2_parts", NULL, 14, c), 1);
     set_settings("la_seg=256 la_sub=3");
-    ck_assert_int_eq(sweep_ok("v6_parts", NULL, 14, c), 2);
+    ck_assert_int_ge(sweep_ok("v6_parts", NULL, 14, c), 1);
     set_settings("la_seg=256");
     set_settings("");
 }
@@ -148,10 +158,10 @@ START_TEST(linear_attn_state_parts) {
                        "--batch", "1", "--heads", "2", "--head-dim", "64", "--dtype", "fp32"};
     set_settings("la_seg=320");
     set_settings("la_seg=320 la_sub=2");
-    ck_assert_int_eq(sweep_ok("parts_noncausal", NULL, 13, a), 2);
-    ck_assert_int_eq(sweep_ok("parts_fp32", NULL, 14, b), 2);
+    ck_assert_int_ge(sweep_ok("parts_noncausal", NULL, 13, a), 1);
+    ck_assert_int_ge(sweep_ok("parts_fp32", NULL, 14, b), 1);
     set_settings("la_seg=320 la_sub=5");
-    ck_assert_int_eq(sweep_ok("parts5_noncausal", NULL, 13, a), 2);
+    ck_assert_int_ge(sweep_ok("parts5_noncausal", NULL, 13, a), 1);
     set_settings("la_seg=320");
     set_settings("");
 }
@@ -160,7 +170,7 @@ END_TEST
 START_TEST(linear_attn_long_and_noncausal) {
     const char *a[] = {"--ops", "linear_attn", "--variants", "chunked", "--seq", "5000,8k,20000",
                        "--batch", "1", "--heads", "2", "--head-dim", "64"};
-    ck_assert_int_eq(sweep_ok("la_long", NULL, 12, a), 3);
+    ck_assert_int_ge(sweep_ok("la_long", NULL, 12, a), 1);
     const char *b[] = {"--ops", "linear_attn", "--seq", "1,100,3000", "--batch", "2", "--heads",
                        "2", "--head-dim", "64", "--noncausal"};
     ck_assert_int_ge(sweep_ok("la_noncausal", "linear_attn/naive_cumsum", 11, b), 3);
@@ -170,10 +180,10 @@ END_TEST
 START_TEST(long_conv_odd_lengths) {
     const char *a[] = {"--ops", "long_conv", "--seq", "1,3,100,1000,4097", "--batch", "2",
                        "--dim", "5"};
-    ck_assert_int_eq(sweep_ok("long_conv", NULL, 8, a), 10); /* fft + fast */
+    ck_assert_int_ge(sweep_ok("long_conv", NULL, 8, a), 1);
     const char *f[] = {"--ops", "long_conv", "--seq", "1,1000,4096", "--batch", "2", "--dim", "3",
                        "--dtype", "fp32"};
-    ck_assert_int_eq(sweep_ok("long_conv_fp32", NULL, 10, f), 6);
+    ck_assert_int_ge(sweep_ok("long_conv_fp32", NULL, 10, f), 1);
 }
 END_TEST
 
@@ -186,33 +196,33 @@ START_TEST(long_conv_toeplitz_paths) {
     set_settings("lcf_toeplitz_max_t=16384");
     const char *a[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "1,63,65,300,2100",
                        "--batch", "2", "--dim", "5"};
-    ck_assert_int_eq(sweep_ok("lct_b2", NULL, 10, a), 5);
+    ck_assert_int_ge(sweep_ok("lct_b2", NULL, 10, a), 1);
     const char *b[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "129,1000", "--batch",
                        "20", "--dim", "3", "--dtype", "fp16"};
-    ck_assert_int_eq(sweep_ok("lct_b20_fp16", NULL, 12, b), 2);
+    ck_assert_int_ge(sweep_ok("lct_b20_fp16", NULL, 12, b), 1);
     /* d = 16, not 3: the error is measured against max(|ref|, rms of the d outputs at one
      * (b, t)), and the fp16 taps' rounding is an absolute ~1e-4 of a typical output; at d = 3
      * one (b, t) of 49,000 had all three outputs near 0.003 and read 2.8e-2 (measured). */
     const char *c[] = {"--ops", "long_conv,short_long_conv", "--seq", "64,700", "--batch", "70",
                        "--dim", "16"};
-    ck_assert_int_eq(sweep_ok("lct_b70", NULL, 8, c), 8); /* fft, fast, branches, reparam */
+    ck_assert_int_ge(sweep_ok("lct_b70", NULL, 8, c), 1);
     /* v4 and v3 kept by --set lct_version (v5, the wgmma kernel, is the default on sm_90) */
     set_settings("lcf_toeplitz_max_t=16384 lct_version=4");
-    ck_assert_int_eq(sweep_ok("lct_v4_b2", NULL, 10, a), 5);
+    ck_assert_int_ge(sweep_ok("lct_v4_b2", NULL, 10, a), 1);
     set_settings("lcf_toeplitz_max_t=16384 lct_version=3");
-    ck_assert_int_eq(sweep_ok("lct_v3_b20_fp16", NULL, 12, b), 2);
+    ck_assert_int_ge(sweep_ok("lct_v3_b20_fp16", NULL, 12, b), 1);
     set_settings("lcf_toeplitz_max_t=16384");
     set_settings("lcf_toeplitz_max_t=0");
     const char *d[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "1000", "--batch",
                        "2", "--dim", "5"};
-    ck_assert_int_eq(sweep_ok("lcf_fft_bf16", NULL, 10, d), 1);
+    ck_assert_int_ge(sweep_ok("lcf_fft_bf16", NULL, 10, d), 1);
     set_settings("");
     /* the default range: v5 takes B >= 16 up to T = 4096 (batch tile 16, four m-tiles a group,
      * a partial last group at 3000), with and without the prologue; d = 16 for the reason above
      * (at d = 3 one (b, t) of 48,000 read 3.6e-2 at T = 4000, all three outputs near 0.003) */
     const char *e[] = {"--ops", "long_conv,short_long_conv", "--variants", "fast,reparam", "--seq",
                        "3000,4096", "--batch", "16", "--dim", "16"};
-    ck_assert_int_eq(sweep_ok("lct_v5_default", NULL, 10, e), 4);
+    ck_assert_int_ge(sweep_ok("lct_v5_default", NULL, 10, e), 1);
 }
 END_TEST
 
@@ -225,24 +235,24 @@ START_TEST(long_conv_channel_pairs) {
     const char *a[] = {"--ops", "long_conv", "--variants", "fast", "--seq",
                        "1,37,100,3000,5000,9000,20000,40000", "--batch", "1", "--dim", "5",
                        "--dtype", "fp32"};
-    ck_assert_int_eq(sweep_ok("xpair_fp32", NULL, 12, a), 8);
+    ck_assert_int_ge(sweep_ok("xpair_fp32", NULL, 12, a), 1);
     const char *b[] = {"--ops", "long_conv", "--variants", "fast", "--seq",
                        "3000,5000,16384,20000,65536", "--batch", "1", "--dim", "6"};
-    ck_assert_int_eq(sweep_ok("xpair_bf16", NULL, 10, b), 5);
+    ck_assert_int_ge(sweep_ok("xpair_bf16", NULL, 10, b), 1);
     const char *c[] = {"--ops", "short_long_conv", "--seq", "5000,40000", "--batch", "1",
                        "--dim", "7"};
-    ck_assert_int_eq(sweep_ok("xpair_slc", NULL, 8, c), 4); /* branches, reparam */
+    ck_assert_int_ge(sweep_ok("xpair_slc", NULL, 8, c), 1);
     /* odd B > 1: rows 0, 1 share a transform, row 2 of channels c, c+1 another */
     const char *e[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "3000,9000,40000",
                        "--batch", "3", "--dim", "5", "--dtype", "fp32"};
-    ck_assert_int_eq(sweep_ok("xpair_b3_fp32", NULL, 12, e), 3);
+    ck_assert_int_ge(sweep_ok("xpair_b3_fp32", NULL, 12, e), 1);
     const char *f[] = {"--ops", "long_conv,short_long_conv", "--seq", "5000,20000", "--batch",
                        "3", "--dim", "6"};
-    ck_assert_int_eq(sweep_ok("xpair_b3_bf16", NULL, 8, f), 8);
+    ck_assert_int_ge(sweep_ok("xpair_b3_bf16", NULL, 8, f), 1);
     set_settings("lcf_xpair=0");
     const char *d[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "5000,40000",
                        "--batch", "1", "--dim", "5"};
-    ck_assert_int_eq(sweep_ok("xpair_off", NULL, 10, d), 2);
+    ck_assert_int_ge(sweep_ok("xpair_off", NULL, 10, d), 1);
     set_settings("");
 }
 END_TEST
@@ -255,12 +265,12 @@ START_TEST(long_conv_narrow_copy) {
     set_settings("lcf_narrow=1");
     const char *a[] = {"--ops", "long_conv,short_long_conv", "--seq", "3000,4096,5000,8192",
                        "--batch", "3", "--dim", "6"};
-    ck_assert_int_eq(sweep_ok("narrow_bf16", NULL, 8, a), 16); /* fft, fast, branches, reparam */
+    ck_assert_int_ge(sweep_ok("narrow_bf16", NULL, 8, a), 1);
     const char *b[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "3000,8192",
                        "--batch", "1", "--dim", "5", "--dtype", "fp32"};
-    ck_assert_int_eq(sweep_ok("narrow_fp32_b1", NULL, 12, b), 2);
+    ck_assert_int_ge(sweep_ok("narrow_fp32_b1", NULL, 12, b), 1);
     set_settings("lcf_narrow=0");
-    ck_assert_int_eq(sweep_ok("narrow_off_bf16", NULL, 8, a), 16);
+    ck_assert_int_ge(sweep_ok("narrow_off_bf16", NULL, 8, a), 1);
     set_settings("");
 }
 END_TEST
@@ -273,16 +283,16 @@ START_TEST(long_conv_block_points) {
     set_settings("lcf_block_points=8192");
     const char *a[] = {"--ops", "long_conv", "--variants", "fast", "--seq",
                        "4097,9000,20000,40000", "--batch", "2", "--dim", "5"};
-    ck_assert_int_eq(sweep_ok("bp8k_b2", NULL, 10, a), 4);
+    ck_assert_int_ge(sweep_ok("bp8k_b2", NULL, 10, a), 1);
     /* not long_conv/fft: cuFFT's fp32 error at t = 0 of T = 40000 is 5.7e-5 of rows whose d = 5
      * outputs are all ~1e-5 (measured), over the fp32 tolerance for a reason not tested here */
     const char *b[] = {"--ops", "long_conv,short_long_conv", "--variants", "fast,branches,reparam",
                        "--seq", "9000,40000", "--batch", "1", "--dim", "5", "--dtype", "fp32"};
-    ck_assert_int_eq(sweep_ok("bp8k_b1_fp32", NULL, 12, b), 6);
+    ck_assert_int_ge(sweep_ok("bp8k_b1_fp32", NULL, 12, b), 1);
     set_settings("lcf_block_points=16384");
     const char *c[] = {"--ops", "long_conv", "--variants", "fast", "--seq", "4097,8192",
                        "--batch", "3", "--dim", "5"};
-    ck_assert_int_eq(sweep_ok("bp16k_b3", NULL, 10, c), 2);
+    ck_assert_int_ge(sweep_ok("bp16k_b3", NULL, 10, c), 1);
     set_settings("");
 }
 END_TEST
@@ -292,7 +302,7 @@ END_TEST
 START_TEST(short_long_conv_forms) {
     const char *a[] = {"--ops", "short_long_conv", "--seq", "1,2,9,100,1000,4097,20000",
                        "--batch", "2", "--dim", "5"};
-    ck_assert_int_eq(sweep_ok("slc", NULL, 8, a), 14);
+    ck_assert_int_ge(sweep_ok("slc", NULL, 8, a), 1);
 }
 END_TEST
 
@@ -302,22 +312,20 @@ START_TEST(chela_layer_small) {
     const char *a[] = {"--ops", "chela", "--seq", "1,37,300,1000", "--batch", "2", "--dim", "64",
                        "--z", "64", "--v", "128", "--breakdown"};
     int n = sweep_ok("chela", NULL, 13, a);
-    ck_assert_int_eq(n, 4 * (1 + 11));
+    ck_assert_int_ge(n, 1);
     /* v = 64: one attention slice, whose norm is otherwise fused in the output kernel; the
      * gate forces the separate (gated) norm pass */
     const char *g[] = {"--ops", "chela", "--seq", "100,700", "--batch", "1", "--dim", "64",
                        "--z", "64", "--v", "64"};
-    ck_assert_int_eq(sweep_ok("chela_v64", NULL, 12, g), 2);
+    ck_assert_int_ge(sweep_ok("chela_v64", NULL, 12, g), 1);
     const char *f[] = {"--ops", "chela", "--seq", "5,200", "--batch", "1", "--dim", "128",
                        "--z", "128", "--v", "256", "--dtype", "fp32"};
-    ck_assert_int_eq(sweep_ok("chela_fp32", NULL, 14, f), 2);
-    /* z = 128 in bf16: the CHELA head's attention kernels (dk 128, gated) with tails */
+    ck_assert_int_ge(sweep_ok("chela_fp32", NULL, 14, f), 1);
     const char *h[] = {"--ops", "chela", "--seq", "70,1000", "--batch", "1", "--dim", "128",
                        "--z", "128", "--v", "256"};
-    ck_assert_int_eq(sweep_ok("chela_z128", NULL, 12, h), 2);
-    /* with the GEMMs' timing at setup off, setup runs no forward pass of its own */
+    ck_assert_int_ge(sweep_ok("chela_z128", NULL, 12, h), 1);
     set_settings("lt_tune=0");
-    ck_assert_int_eq(sweep_ok("chela_z128_untuned", NULL, 12, h), 2);
+    ck_assert_int_ge(sweep_ok("chela_z128_untuned", NULL, 12, h), 1);
     set_settings("");
 }
 END_TEST
@@ -334,12 +342,12 @@ START_TEST(chela_layer_segments) {
                        "128", "--v", "256", "--dtype", "fp32"};
     set_settings("la_seg=128");
     set_settings("la_seg=128 la_sub=2");
-    ck_assert_int_eq(sweep_ok("chela_seg", NULL, 12, a), 2);
-    ck_assert_int_eq(sweep_ok("chela_seg_v64", NULL, 12, g), 1);
-    ck_assert_int_eq(sweep_ok("chela_seg_fp32", NULL, 14, f), 1);
+    ck_assert_int_ge(sweep_ok("chela_seg", NULL, 12, a), 1);
+    ck_assert_int_ge(sweep_ok("chela_seg_v64", NULL, 12, g), 1);
+    ck_assert_int_ge(sweep_ok("chela_seg_fp32", NULL, 14, f), 1);
     const char *h[] = {"--ops", "chela", "--seq", "1000", "--batch", "2", "--dim", "128", "--z",
                        "128", "--v", "256"};
-    ck_assert_int_eq(sweep_ok("chela_seg_z128", NULL, 12, h), 1);
+    ck_assert_int_ge(sweep_ok("chela_seg_z128", NULL, 12, h), 1);
     set_settings("la_seg=128");
     set_settings("");
 }
@@ -349,10 +357,105 @@ START_TEST(transformer_layer_small) {
     /* d = 256: four heads of 64 (the layer's LayerNorm wants d a multiple of 256) */
     const char *a[] = {"--ops", "transformer", "--seq", "1,37,300,1000", "--batch", "2", "--dim",
                        "256"};
-    ck_assert_int_eq(sweep_ok("transformer", NULL, 8, a), 4);
+    ck_assert_int_ge(sweep_ok("transformer", NULL, 8, a), 1);
     set_settings("lt_tune=0");
-    ck_assert_int_eq(sweep_ok("transformer_untuned", NULL, 8, a), 4);
+    ck_assert_int_ge(sweep_ok("transformer_untuned", NULL, 8, a), 1);
     set_settings("");
+}
+END_TEST
+
+/* ---- the matrix the variant table generates ------------------------------------------ */
+
+/* Edge shapes of each op (one sweep's shape arguments each): T = 1, T below one tile, T not
+ * a multiple of any tile, B*H small and large; CHELA's head shape for linear attention. */
+typedef struct {
+    op_id op;
+    const char *label;
+    int argc;
+    const char *argv[12];
+} edge_t;
+static const edge_t EDGES[] = {
+    {OP_LINEAR_ATTN, "la_lm", 8, {"--seq", "1,17,64,100,257,1000", "--batch", "2", "--heads", "3",
+                                  "--head-dim", "64"}},
+    {OP_LINEAR_ATTN, "la_hd128", 8, {"--seq", "33,300,2049", "--batch", "1", "--heads", "2",
+                                     "--head-dim", "128"}},
+    {OP_LINEAR_ATTN, "la_head", 10, {"--seq", "70,513,4100", "--batch", "1", "--heads", "1", "--dk",
+                                     "128", "--dv", "2048"}},
+    {OP_LINEAR_ATTN, "la_many", 8, {"--seq", "3000", "--batch", "8", "--heads", "16", "--head-dim",
+                                    "64"}},
+    {OP_LONG_CONV, "lc_small", 6, {"--seq", "1,3,100,1000,4097", "--batch", "2", "--dim", "5"}},
+    {OP_LONG_CONV, "lc_many", 6, {"--seq", "64,700,3000", "--batch", "70", "--dim", "16"}},
+    {OP_SHORT_LONG_CONV, "slc_small", 6, {"--seq", "1,2,9,100,1000,4097", "--batch", "2", "--dim",
+                                          "5"}},
+    {OP_SHORT_LONG_CONV, "slc_many", 6, {"--seq", "64,700,3000", "--batch", "70", "--dim", "16"}},
+    {OP_SOFTMAX_ATTN, "sa_lm", 8, {"--seq", "1,17,64,100,257,1000", "--batch", "2", "--heads", "3",
+                                   "--head-dim", "64"}},
+    {OP_SOFTMAX_ATTN, "sa_hd128", 8, {"--seq", "33,300,2049", "--batch", "1", "--heads", "2",
+                                      "--head-dim", "128"}},
+    {OP_CHELA, "chela", 10, {"--seq", "1,37,300,1000", "--batch", "2", "--dim", "64", "--z", "64",
+                             "--v", "128"}},
+    {OP_TRANSFORMER, "tf", 6, {"--seq", "1,37,300,1000", "--batch", "2", "--dim", "256"}},
+};
+
+/* The values a setting is tested at: every integer its definition lists, and for a range
+ * lo..hi its low end and one value inside (3 lo, or 2048 from 0). */
+static int setting_test_values(const setting_def_t *d, char vals[][24], int max) {
+    int n = 0;
+    const char *p = d->values;
+    while (*p && n < max) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        char tok[32];
+        snprintf(tok, sizeof tok, "%.*s", (int)(len < 31 ? len : 31), p);
+        char *dots = strstr(tok, "..");
+        if (dots) {
+            *dots = 0;
+            long lo = strtol(tok, NULL, 10), hi = strtol(dots + 2, NULL, 10);
+            long in = lo == 0 ? 2048 : 3 * lo;
+            snprintf(vals[n++], 24, "%ld", lo);
+            if (in < hi && n < max) snprintf(vals[n++], 24, "%ld", in);
+        } else if (strcmp(tok, "auto") != 0) {
+            snprintf(vals[n++], 24, "%.23s", tok);
+        }
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return n;
+}
+
+/* Every variant of the table at its op's edge shapes, with every setting at its default
+ * and at each of its test values; a variant may skip a shape it declines (supports()). */
+START_TEST(table_matrix) {
+    int sweeps = 0;
+    for (int v = 0; v < N_VARIANTS; v++) {
+        const variant_t *var = &VARIANTS[v];
+        if (!strcmp(var->role, "oracle")) continue;
+        for (size_t e = 0; e < sizeof EDGES / sizeof EDGES[0]; e++) {
+            if (EDGES[e].op != var->op) continue;
+            const char *a[16];
+            int n = 0;
+            for (int k = 0; k < EDGES[e].argc; k++) a[n++] = EDGES[e].argv[k];
+            a[n++] = "--variants";
+            a[n++] = var->name;
+            char label[96];
+            snprintf(label, sizeof label, "tbl_%s_%d", EDGES[e].label, v);
+            set_settings("");
+            sweep_ok(label, var->name, n, a);
+            sweeps++;
+            for (int d = 0; var->settings && var->settings[d].name; d++) {
+                char vals[16][24], word[320];
+                const int nv = setting_test_values(&var->settings[d], vals, 16);
+                for (int k = 0; k < nv; k++) {
+                    snprintf(word, sizeof word, "%s=%s", var->settings[d].name, vals[k]);
+                    set_settings(word);
+                    sweep_ok(label, var->name, n, a);
+                    sweeps++;
+                }
+            }
+        }
+    }
+    set_settings("");
+    printf("table_matrix: %d sweeps from %d variants\n", sweeps, N_VARIANTS);
 }
 END_TEST
 
@@ -382,6 +485,7 @@ int main(void) {
     tcase_add_test(tc, chela_layer_small);
     tcase_add_test(tc, chela_layer_segments);
     tcase_add_test(tc, transformer_layer_small);
+    tcase_add_test(tc, table_matrix);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK); /* a forked child cannot use CUDA */
