@@ -443,10 +443,10 @@ START_TEST(table_matrix) {
             sweep_ok(label, var->name, n, a);
             sweeps++;
             for (int d = 0; var->settings && var->settings[d].name; d++) {
-                char vals[16][24], word[320];
+                char vals[16][24], word[72];
                 const int nv = setting_test_values(&var->settings[d], vals, 16);
                 for (int k = 0; k < nv; k++) {
-                    snprintf(word, sizeof word, "%s=%s", var->settings[d].name, vals[k]);
+                    snprintf(word, sizeof word, "%.40s=%.23s", var->settings[d].name, vals[k]);
                     set_settings(word);
                     sweep_ok(label, var->name, n, a);
                     sweeps++;
