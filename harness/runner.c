@@ -240,6 +240,7 @@ void run_point_cpu(sweep_t *sw, const op_desc_t *op, const shape_t *s) {
     if (sw->o->variant_filter && !matches_list(sw->o->variant_filter, variant)) return;
     if (skip_if_shape_undefined(sw, op, s)) return;
     row_context(sw, &r, op, s, variant, "reference");
+    snprintf(r.config, sizeof r.config, "reference fp64 threads=1 clock=thread-cpu");
 
     sample_buf_t smp;
     tensor_desc_t in[OP_MAX_INPUTS], out;
