@@ -1,4 +1,4 @@
-/* softmax_attn_flash.cu: softmax_attn/flash, causal softmax attention without materialising the
+/* softmax_attn/flash: causal softmax attention without materialising the
  * scores: tiled online softmax (FlashAttention-2's forward), on tensor cores.
  *
  *   q, k, v [B,H,T,D] (bf16 or fp16)  ->  o [B,H,T,D],  D = dk = dv in {64, 128}
@@ -56,7 +56,7 @@
  *   on H100: ~0.45 ms at T = 1k, ~26 ms at 64k.
  *   measured: not yet.
  *
- * Exported launcher (softmax_attn_flash.h): the same kernels with each tensor's batch, head and
+ * Exported launcher (softmax_attn/flash.h): the same kernels with each tensor's batch, head and
  * row strides, so transformer/layer runs attention straight on its QKV GEMM output [B,T,3d].
  * The variant's packed [B,H,T,D] layout is its own instantiation (PACKED = true) whose offsets
  * are the compile-time expressions of before: ptxas reports the same registers as before the
@@ -71,7 +71,7 @@
 #include <stdlib.h>
 
 #include "bench_check.h"
-#include "softmax_attn_flash.h"
+#include "softmax_attn/flash.h"
 #include "variant.h"
 
 #ifndef SA_FLASH_VERSION
@@ -401,7 +401,7 @@ __device__ __forceinline__ void tile_step(uint32_t s_q, uint32_t s_k, uint32_t s
 
 /* PACKED: q, k, v, o are [B*H][T][D] (softmax_attn's layout): head and row offsets are
  * compile-time multiples of D, the code the variant was measured with.  Otherwise the
- * offsets come from the layouts (softmax_attn_flash.h). */
+ * offsets come from the layouts (softmax_attn/flash.h). */
 template <typename T, int D, bool PACKED>
 __global__ void __launch_bounds__(NTHREADS, 2)
 flash_fwd_v2(const T *__restrict__ d_q, const T *__restrict__ d_k, const T *__restrict__ d_v,

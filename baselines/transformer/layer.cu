@@ -1,4 +1,4 @@
-/* transformer_layer.cu: transformer/layer, the layer-level baseline for the CHELA layer: a
+/* transformer/layer: the layer-level baseline for the CHELA layer: a
  * pre-LN Transformer layer of the same width and about the same parameter count (ops.c has
  * the definition), built the way a tuned inference stack builds it.
  *
@@ -51,7 +51,7 @@
 #include "dtype_device.cuh"
 #include "op_inputs.h"
 #include "lt_tune.h"
-#include "softmax_attn_flash.h"
+#include "softmax_attn/flash.h"
 #include "variant.h"
 
 extern "C" {

@@ -1,4 +1,4 @@
-/* softmax_attn_naive.cu: softmax_attn/naive, causal softmax attention the textbook way, with the
+/* softmax_attn/naive: causal softmax attention the textbook way, with the
  * T x T score matrix materialised in HBM (the O(T^2)-memory baseline).
  *
  *   q, k, v [B,H,T,D] (run dtype)  ->  o [B,H,T,D] (run dtype),  D = dk = dv
