@@ -82,7 +82,7 @@ const variant_t VARIANTS[] = {
         transformer_layer, LAYER_SETTINGS),
     ROW("transformer/oracle_fp32", OP_TRANSFORMER, "oracle", "harness/oracle_transformer.cu",
         transformer_oracle_fp32, NULL),
-    ROW_STAGED("chela/fused", OP_CHELA, "kernel", "kernels/chela_fused.cu", chela_fused, LAYER_SETTINGS),
+    ROW_STAGED("chela/fused", OP_CHELA, "kernel", "kernels/chela/fused.cu", chela_fused, LAYER_SETTINGS),
     ROW("chela/oracle_fp32", OP_CHELA, "oracle", "harness/oracle_chela.cu",
         chela_oracle_fp32, NULL),
 };

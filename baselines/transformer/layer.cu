@@ -321,7 +321,7 @@ template <typename T> int setup_impl(const shape_t *s, const io_t *io, layer_sta
 }
 
 /* The forward pass as steps; a GEMM is tuned running after the step before it (its place in
- * the layer, as the CHELA layer's products are: chela_fused.cu). */
+ * the layer, as the CHELA layer's products are: kernels/chela/fused.cu). */
 enum { S_LN1 = 0, S_QKV, S_ATTN, S_O, S_LN2, S_FF1, S_FF2, N_STEPS };
 
 template <typename T>
