@@ -20,8 +20,10 @@
 #include <cuda_runtime.h>
 #include <stddef.h>
 
-#include "dtype_device.cuh"
-#include "op_inputs.h" /* CHELA_LN_EPS, CHELA_RMS_EPS */
+#include "common/math.cuh"     /* silu, sigm (fast divides, v5), warp_sum */
+#include "common/mma_sync.cuh" /* smem_u32, cp_async16, cp_async_commit, cp_async_wait */
+#include "dtype_device.cuh"    /* to_f32, from_f32, load8 / load4 / store8 */
+#include "op_inputs.h"         /* CHELA_LN_EPS, CHELA_RMS_EPS */
 
 #define CF_TILE_T 64         /* ln_shortconv v1 (general path): tokens per block        */
 #define CF_TILE_C 64         /* ln_shortconv v1: channels per inner step                */
@@ -33,18 +35,6 @@
 #define CF_SILU_BATCH 4      /* ffn1_silu v3: groups a thread loads before using any    */
 
 namespace {
-
-/* Fast divides (v5): the IEEE ones cost ~10 instructions each where every element takes one;
- * __fdividef is within 2 ulp for 1 + e^-x < 2^126 and gives 0 beyond, where the true values
- * are below 1e-37 (x finite).  The rounding to bf16 after them is 2^-8. */
-__device__ __forceinline__ float silu(float x) { return __fdividef(x, 1.0f + __expf(-x)); }
-__device__ __forceinline__ float sigm(float x) { return __fdividef(1.0f, 1.0f + __expf(-x)); }
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
 
 /* Stage 0, v1: the general path, kept for rows too long for v3's shared-memory tile.
  * Block = CF_TILE_T tokens of one batch row (plus the 2 before them, which the
@@ -105,17 +95,7 @@ ln_shortconv_kernel(const S *__restrict__ x, const float *__restrict__ g, const 
     }
 }
 
-/* ---- v3 helpers: cp.async (sm_80+) and the staged tile's layout ---- */
-
-__device__ __forceinline__ void cp_async16(void *smem_dst, const void *gmem_src) {
-    const unsigned dst = (unsigned)__cvta_generic_to_shared(smem_dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst),
-                 "l"(__cvta_generic_to_global(gmem_src))
-                 : "memory");
-}
-__device__ __forceinline__ void cp_async_wait_all() {
-    asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::: "memory");
-}
+/* ---- v3 helper: the staged tile's layout ---- */
 
 /* Group gi (8 channels, 16 B; 32 B for fp32) of staged row r.  The row pitch is a multiple
  * of 128 B, so without the XOR every row puts channel c in the same banks, and the U pass,
@@ -168,10 +148,11 @@ ln_shortconv_tile_kernel(const S *__restrict__ x, const float *__restrict__ g,
             const unsigned char *from = reinterpret_cast<const unsigned char *>(src + gi * 8);
 #pragma unroll
             for (int h = 0; h < (int)sizeof(S) / 2; h++) /* 16 B chunks in a group of 8 */
-                cp_async16(dst + 16 * h, from + 16 * h);
+                cp_async16(smem_u32(dst + 16 * h), from + 16 * h, 16);
         }
     }
-    cp_async_wait_all();
+    cp_async_commit();
+    cp_async_wait<0>();
     __syncwarp(); /* the warp's own rows, written by its own lanes' copies */
     for (int r = warp; r < CF_LN_ROWS; r += nwarps) {
         const int t = t0 - 2 + r;
