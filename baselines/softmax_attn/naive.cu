@@ -50,6 +50,7 @@
 #include <stdlib.h>
 
 #include "bench_check.h"
+#include "dtype_device.cuh" /* from_f32 */
 #include "variant.h"
 
 extern "C" {
@@ -69,12 +70,6 @@ struct naive_state {
     void *d_p;         /* probabilities, [B*H][T][T] run dtype   */
     int per, f32;      /* heads a cuBLAS call; fp32 run (pedantic GEMMs): config column */
 };
-
-__device__ __forceinline__ void store_val(float *p, float x) { *p = x; }
-__device__ __forceinline__ void store_val(__nv_bfloat16 *p, float x) {
-    *p = __float2bfloat16_rn(x);
-}
-__device__ __forceinline__ void store_val(__half *p, float x) { *p = __float2half_rn(x); }
 
 /* Merges two online-softmax partials (max m, sum l of exp(x - m)). Both -inf means "nothing
  * seen yet" and must stay (-inf, 0) instead of producing exp(-inf - -inf) = NaN. */
@@ -131,7 +126,7 @@ causal_softmax_rows(const float *__restrict__ d_s, TP *__restrict__ d_p, int T) 
     /* Pass 2: the whole row, so the P V GEMM reads exact zeros above the diagonal. */
     for (int j = tid; j < T; j += SOFTMAX_THREADS) {
         float y = (j <= i) ? expf(s[j] - m) * inv_l : 0.f;
-        store_val(&p[j], y);
+        p[j] = from_f32<TP>(y);
     }
 }
 

@@ -48,6 +48,7 @@
 #include <stdlib.h>
 
 #include "bench_check.h"
+#include "common/math.cuh" /* warp_sum */
 #include "dtype_device.cuh"
 #include "op_inputs.h"
 #include "lt_tune.h"
@@ -92,8 +93,7 @@ layer_norm_rows(const T *__restrict__ d_x, T *__restrict__ d_y, const float *__r
             sum += v[j][k];
         }
     }
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    sum = warp_sum(sum);
     const float mean = sum * (1.0f / D);
     float sq = 0.f;
 #pragma unroll
@@ -103,8 +103,7 @@ layer_norm_rows(const T *__restrict__ d_x, T *__restrict__ d_y, const float *__r
             v[j][k] -= mean;
             sq += v[j][k] * v[j][k];
         }
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, off);
+    sq = warp_sum(sq);
     const float rstd = rsqrtf(sq * (1.0f / D) + (float)CHELA_LN_EPS);
     uint4 *yr = reinterpret_cast<uint4 *>(d_y + row * D);
 #pragma unroll
