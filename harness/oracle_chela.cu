@@ -356,6 +356,7 @@ la_scan(const float *__restrict__ q, const float *__restrict__ k, const float *_
                 p3 = fmaf(qq.w, s[3] + l[3], p3);
             }
             float p = (p0 + p1) + (p2 + p3);
+            /* over the G threads of this column only, not the warp: no warp_sum */
             for (int off = 1; off < G; off <<= 1) p += __shfl_xor_sync(0xffffffffu, p, off);
             if (g == 0 && j < v) ob[(size_t)(t0 + tt) * v + j] = p;
         }

@@ -251,6 +251,7 @@ __global__ void __launch_bounds__(LA_OUT_WARPS * 32)
             a.z = fmaf(qi, s.z, a.z);
             a.w = fmaf(qi, s.w, a.w);
         }
+        /* over the lanes of equal column only (offsets W and up), not the warp: no warp_sum */
         for (int off = W; off < 32; off <<= 1) {
             a.x += __shfl_xor_sync(0xffffffffu, a.x, off);
             a.y += __shfl_xor_sync(0xffffffffu, a.y, off);
