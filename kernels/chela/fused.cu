@@ -1,5 +1,25 @@
 /* chela/fused: the whole CHELA layer forward on the GPU (chela-spec.md), bf16 activations
- * (fp16 / fp32 selectable), fp32 accumulation everywhere.
+ * (fp16 / fp32 selectable), fp32 accumulation everywhere.  This file is the variant: its
+ * state, setup (buffers, GEMM plans and tuning, the merged conv kernel), the stage launches and
+ * their costs; the layer's own kernels (stages 0, 4, 7, 9) are in kernels/chela/stages.cuh.
+ *
+ * ---- version index (llm.c style) ------------------------------------------------------------
+ * One version runs, the latest; the earlier ones are in git history.  Each in full (what it
+ * changed, predicted, measured): profiles/NOTES.md, "Versions of kernels/chela/fused.cu".
+ * Run:  chela-bench --ops chela --variants fused --seq 1k..64k [--breakdown]
+ * Numbers: whole call on an H100, bf16, d 1024, z 128, v 2048, 65536 tokens, at T = 1k / 64k.
+ * v1  11 stages: cuBLASLt GEMMs, the attention and the long conv, elementwise passes between
+ *     them.  Predicted ~3.8 ms.
+ * v2  the gate sigmoid(Ga) applied in the attention's RMSNorm pass: one read and write of O
+ *     fewer.  5.02 / 7.02 ms.
+ * v3  the four elementwise stages near their HBM floors (x staged once by cp.async, a warp a
+ *     row, loads batched before use).  4.37 / 6.72 ms.
+ * v4  the RMSNorm pass gone: 1/rms(O) scales H' in stage 7.  4.11 / 6.57 ms.
+ * v5  V's SiLU applied by the attention as it reads V'; fast-divide SiLU and sigmoid.
+ *     4.04 / 6.19 ms.
+ * v6  ln_shortconv's U pass, a lane per 4 channels x 8 tokens (0.24 -> 0.169 ms).  3.94 / 5.51.
+ * v7  GEMM algorithms timed at setup (--set lt_tune=1, the default); the attention stages the
+ *     gate tile in shared memory.  3.73 / 5.30 ms; 3.64 / 5.15 in the run of record (7b07fd3).
  *
  * Stages (one NVTX range each; --breakdown times each alone):
  *   0 ln_shortconv  X~ = LayerNorm1(X) -> [B,T,d] (for the V GEMM) and, from the same tile,
@@ -28,82 +48,6 @@
  * Why not fewer passes: cuBLASLt has bias / ReLU / GELU epilogues but no SiLU, so the two
  * SiLUs after GEMMs (stages 4 and 9) are separate elementwise passes; each costs a read and a
  * write of its tensor (NOTES.md counts them).
- *
- * ---- version index ---------------------------------------------------------------------------
- * v1 (this file).  Predicted at d = 1024, z = 128, v = 2048, 65536 tokens, bf16, H100:
- *   GEMMs 1.66 TFLOP -> 2.2 ms at ~750 TFLOP/s; linear attention ~0.6 ms (measured alone at
- *   this head shape); long conv ~0.2 ms; elementwise stages ~2.3 GB -> ~0.8 ms; about 3.8 ms.
- *   measured: profiles/NOTES.md.
- * v2.  The gate M = O * sigmoid(Ga) moved into the attention's RMSNorm pass (which already reads
- *   and writes O), and that pass vectorised (it moved 2-byte elements): one read and one write
- *   of O fewer, 2 * B*T*v elements (0.54 GB at 65536 tokens, v = 2048), ~0.2-0.3 ms predicted.
- *   v1's gate_a stage measured 0.26-0.28 ms.  measured (H100): attention + gate 0.72-0.89 ms
- *   from 1.07-1.26 (with attention v3); whole call 5.02-7.02 ms; profiles/NOTES.md.
- * v3.  The four elementwise stages brought to their HBM floors (--breakdown times each).
- *   v2 measured them (H100, 65536 tokens, d = 1024, v = 2048, bf16) at 0.46, 0.27, 0.45 and
- *   0.26 ms against floors of 0.134, 0.196, 0.27 and 0.18 ms; the causes were too few bytes
- *   in flight an SM, 2- and 4-byte accesses, and re-reads.
- *   - ln_shortconv: v2 read each x row 3 times with 2-byte loads (0.87 TB/s).  Now a block
- *     stages 32 tokens (+2 for the conv) of x once by cp.async, 68 KB all in flight, 3 blocks
- *     an SM; statistics from shared memory; X~ written 16 B at a time; U written as 64 B
- *     runs a channel (a lane stores 8 tokens), its column reads made conflict-free by an
- *     XOR swizzle of the staged rows.  Predicted 0.17 ms (floor 0.134; the 2 halo rows of
- *     each tile come again from L2).  Rows too long for the tile (bf16 d > 3392 on an H100)
- *     keep v1's kernel.
- *   - qkv_act: a warp a row, the whole V' row (4 KB) loaded before use, parameters as 16 B
- *     vectors, no 64-bit division a group.  Predicted 0.21 ms.
- *   - gate_out_ln2: a warp a row with Y in registers, LayerNorm by shuffles (v2: a block a
- *     row, 4 block barriers, parameters 4 B at a time).  Predicted 0.30 ms.  d > 2048 keeps
- *     v1's kernel.
- *   - ffn1_silu: 4 groups of 8 loaded a thread before any is used (v2: one).  Predicted
- *     0.195 ms.
- *   Same formulas, fp32 arithmetic and rounding points as v2 (sums reassociated only), so
- *   the layer's tolerance is unchanged.  Together ~0.55 ms less a call predicted.
- *   Measured (H100, same shape): ln_shortconv 0.267 ms, qkv_act 0.279 (unchanged), gate_out_ln2
- *   0.339, ffn1_silu 0.179; whole call 4.37-6.72 ms at T = 1k..64k (v2: 5.02-7.02).
- * v4.  The attention's RMSNorm pass is gone.  It read and wrote O (2 x 268 MB) and read Ga
- *   (268 MB) only to scale each row by one number, 1/rms(O): the output kernel now applies the
- *   gate on its way out and keeps the row sums of squares it already computed, and that number
- *   multiplies the row of H' = (O * sigmoid(Ga)) . Uh in stage 7, which reads the 32 partial
- *   sums of its row (128 B a row, 8 MB a call).  Rounding points as v3: O is rounded (staged
- *   in the output kernel) and O * sigmoid(Ga) again, where v3 rounded O and then M.  Predicted: the norm pass's ~0.27-0.32 ms
- *   saved, minus a little in the output kernel (Ga read in its store).  Measured (H100, 3c9842b):
- *   attention + gate 0.55 ms at T <= 8k, 0.68-0.76 from 16k (with the norm pass 0.72-0.89);
- *   whole call 4.11 / 4.57 / 4.88 / 4.81 / 5.19 / 5.45 / 6.57 ms at T = 1k..64k.  The first
- *   version of the gated store took 1.02 ms (IEEE divide, loads serialised behind stores).
- * v5.  V's SiLU moved out of qkv_act into the attention: its kernels apply SiLU(V' + bv) to
- *   the V^T fragments in registers after ldmatrix (32 elements a thread a chunk; pass A too),
- *   rounded to bf16 as the stored V was, so qkv_act no longer reads and writes V (2 x 268 MB
- *   at 65536 tokens).  Predicted: qkv_act 0.28 -> ~0.03 ms, the attention +0.02-0.05 ms
- *   (~256 more instructions a thread a chunk, 64 of them MUFU, in a latency-bound kernel):
- *   ~0.2 ms less a call.  The SiLU there uses the fast divide, and so do this file's SiLU and
- *   sigmoid now (the IEEE divide is ~10 instructions an element; ln_shortconv takes 8 SiLUs a
- *   thread a group, at 2.0x its HBM floor).  Predicted: ln_shortconv and gate_out_ln2 a few %
- *   faster if their compute phases are part of their time; ffn1_silu (at its floor) unchanged.
- *   Measured (H100, aba0724): qkv_act 0.28 -> 0.020 ms, attention + gate +0.03 ms (0.58-0.60 at
- *   T <= 8k), ln_shortconv 0.267 -> 0.242, gate_out_ln2 0.36 -> 0.343, ffn1_silu 0.178; whole
- *   call 4.17 / 4.26 / 4.62 / 4.70 / 4.98 / 5.25 / 6.29 ms at T = 1k..64k (v4: 4.11 / 4.57 /
- *   4.88 / 4.81 / 5.19 / 5.45 / 6.57).  With gate_out_ln2 at 3 blocks an SM (229b969): 4.04 /
- *   4.26 / 4.54 / 4.63 / 4.88 / 5.12 / 6.19 ms; profiles/NOTES.md "Session 5".
- * v6.  ln_shortconv's U pass: a lane takes 4 channels x a run of 8 tokens with one 8-byte load
- *   a staged row and a sliding 3-row window, instead of one channel with 2-byte loads and the
- *   statistics reloaded per element (Nsight Compute had the kernel issue-bound at 66 % with
- *   DRAM at 40 %).  Same expressions, bit-identical U.  Predicted 0.24 -> ~0.20 ms.  Measured
- *   (H100): a first mapping (lanes across channels of one row) 0.48 ms, its stores 16 B pieces
- *   of 32 channel rows an instruction; with a channel's 4 runs on 4 consecutive lanes (64 B
- *   store runs, as v3) 0.169 ms at every T (floor 0.136).  Whole call 3.94 / 4.25 / 4.33 /
- *   4.54 / 4.74 / 4.95 / 5.51 ms at T = 1k..64k with long_conv/fast v6.
- * v7.  Two changes outside this file's kernels.  (1) Each cuBLASLt product's algorithm is the
- *   fastest of the heuristic's 8 candidates, timed at setup on this layer's own activations,
- *   each sample after the stage before it (lt_tune.h; the Transformer's GEMMs likewise).  Predicted from the breakdown: the
- *   N = 2048, K = 1024 products (V, FFN1) ran at ~700 TFLOP/s against uh's ~790, so ~0.05 ms
- *   each.  (2) The gated attention (v6 pass C) stages the gate tile in shared memory as a chunk
- *   starts and applies it to O in registers (no spills; the gate's loads off the epilogue's
- *   critical path).  Measured (H100, aa92619): FFN1 0.393 -> 0.342 ms, uh 0.346 -> 0.335, V
- *   0.39-0.40 -> 0.35-0.40, proj 0.773 -> 0.79-0.85 (the tuner's pick for the batched op-T
- *   product runs slower in the harness's isolated timing than in its own: not understood);
- *   the gated attention 0.534-0.542 -> 0.42-0.43 ms at T <= 8k and 0.723 -> 0.632 at 64k;
- *   whole call 3.73 / 3.97 / 4.18 / 4.32 / 4.53 / 4.82 / 5.30 ms at T = 1k..64k.
  */
 #include <cublasLt.h>
 #include <cuda_bf16.h>
