@@ -34,6 +34,7 @@
 #include <stdlib.h>
 
 #include "bench_check.h"
+#include "common/math.cuh" /* warp_sum (only: its fast-divide silu / sigm are not for the oracle) */
 #include "dtype_device.cuh"
 #include "op_inputs.h"
 #include "variant.h"
@@ -84,12 +85,6 @@ __global__ void gelu_erf(float *__restrict__ h, size_t n) {
         const float x = h[i];
         h[i] = 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
     }
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-    return v;
 }
 
 /* One warp per row of d features; the row is re-read (from L1) for each pass. */

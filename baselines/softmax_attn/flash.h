@@ -1,4 +1,4 @@
-/* softmax_attn_flash.h: softmax_attn/flash's kernel as a launcher other variants call.
+/* softmax_attn/flash.h: softmax_attn/flash's kernel as a launcher other variants call.
  *
  * The whole-layer baseline (transformer/layer) runs flash attention straight on its QKV
  * GEMM's output [B,T,3d] and writes A [B,T,d], with no transpose pass: the launcher takes
