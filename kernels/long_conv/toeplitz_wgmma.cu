@@ -1,4 +1,4 @@
-/* long_conv_toeplitz v5: the causal Toeplitz product Y_c = K_c U_c (kernels/long_conv_toeplitz.cu
+/* long_conv_toeplitz v5: the causal Toeplitz product Y_c = K_c U_c (kernels/long_conv/toeplitz.cu
  * has the algebra and v1..v4) on Hopper's warpgroup tensor cores, wgmma.m64nNk16 with the Toeplitz
  * operand in registers and u in shared memory.  Built for sm_90a (CMake's wgmma unit).
  *
@@ -56,7 +56,7 @@
 #include <type_traits>
 
 #include "bench_check.h"
-#include "long_conv_toeplitz_wgmma.h"
+#include "long_conv/toeplitz_wgmma.h"
 #include "common/mma_sync.cuh"
 #include "common/wgmma.cuh"
 

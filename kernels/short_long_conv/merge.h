@@ -1,5 +1,5 @@
-/* short_long_conv.h: structural reparameterization of CHELA's short-long convolution
- * (kernels/short_long_conv.cu), exported for the whole layer. */
+/* short_long_conv/merge.h: structural reparameterization of CHELA's short-long convolution
+ * (kernels/short_long_conv/), exported for the whole layer. */
 #ifndef CHELA_SHORT_LONG_CONV_H
 #define CHELA_SHORT_LONG_CONV_H
 

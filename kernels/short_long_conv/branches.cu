@@ -3,7 +3,7 @@
  *
  *   u = SiLU(k3 * x);   z = K_long * u + k3b * u + km * u          x, z [B,d,T]
  *
- * Both run the long convolution on kernels/long_conv_fast with the short conv + SiLU done
+ * Both run the long convolution on kernels/long_conv's engine with the short conv + SiLU done
  * in its load step, so neither pays a pass for u.
  *   branches: 2 passes.  (1) z_long = K_long * SiLU(k3 * x) -> z; (2) one fused pass for
  *             both short branches: reads x and z_long, recomputes u over a halo of
@@ -47,8 +47,8 @@
 
 #include "bench_check.h"
 #include "dtype_device.cuh"
-#include "long_conv_fast.h"
-#include "short_long_conv.h"
+#include "long_conv/fft_engine.h"
+#include "short_long_conv/merge.h"
 #include "variant.h"
 
 extern "C" {

@@ -94,7 +94,7 @@
  *   tap words spill.  --set lct_version=3 selects v3 at every T.
  *   Tried: NT x T up to 65536 tokens (one 177 KB block an SM, so 2k gets NT = 32 without the
  *   spill): 0.310 ms at 1k and 0.438 at 2k, worse than two blocks an SM; not kept.
- * v5 (kernels/long_conv_toeplitz_wgmma.cu, sm_90a).  wgmma m64n64k16: a block of 8 batch rows,
+ * v5 (kernels/long_conv/toeplitz_wgmma.cu, sm_90a).  wgmma m64n64k16: a block of 8 batch rows,
  *   one wgmma a lag for 8 m-tiles.  Measured 0.202 ms at 1k, 0.345 at 2k, 0.633 at 4k (a tie
  *   with the FFT path, so the default range there is 4096 for B >= 8); session 10's schedule
  *   (4 wgmmas a commit group, 2-3 fragment sets, 2 warpgroups a block at 4k, leaner loops):
@@ -113,9 +113,9 @@
 
 #include "bench_check.h"
 #include "dtype_device.cuh"
-#include "long_conv_toeplitz.h"
-#include "long_conv_toeplitz_io.cuh"
-#include "long_conv_toeplitz_wgmma.h"
+#include "long_conv/toeplitz.h"
+#include "long_conv/toeplitz_io.cuh"
+#include "long_conv/toeplitz_wgmma.h"
 #include "common/mma_sync.cuh"
 
 #define LCT_THREADS 128
@@ -551,7 +551,7 @@ static int lct_launch(const long_conv_toeplitz_t *p, lct_params prm, cudaStream_
 /* NT: the batch tile, as wide as B allows (wider tiles reuse each A fragment more). */
 template <typename Tin, typename Tout>
 static int lct_launch_nt(const long_conv_toeplitz_t *p, const lct_params &prm, cudaStream_t stream) {
-    if (p->nt5) { /* v5, kernels/long_conv_toeplitz_wgmma.cu */
+    if (p->nt5) { /* v5, kernels/long_conv/toeplitz_wgmma.cu */
         lct_params p5 = prm;
         p5.nbt = (p->B + p->nt5 - 1) / p->nt5;
         return lcw_launch(p->nt5, p->sh5, std::is_same<Tin, __half>::value,

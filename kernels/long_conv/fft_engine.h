@@ -1,4 +1,4 @@
-/* long_conv_fast.h: the fused FFT long-convolution engine of kernels/long_conv_fast.cu, exported
+/* long_conv/fft_engine.h: the fused FFT long-convolution engine (kernels/long_conv/), exported
  * for other kernels (the short-long conv variants, the whole CHELA layer).
  *
  * Layouts: x, y [B,d,T] row-major in the run dtype (bf16, fp16, fp32); taps [d,T] fp32;
@@ -11,7 +11,7 @@
 #include <cuda_runtime_api.h>
 #include <stddef.h>
 
-#include "long_conv_toeplitz.h"
+#include "long_conv/toeplitz.h"
 #include "settings.h"
 #include "shape.h"
 

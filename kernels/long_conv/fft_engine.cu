@@ -123,7 +123,7 @@
  *   or a 2-kernel four-step path; (d) tf32/fp16 tensor-core DFT stages for bf16 runs.
  *
  * v4 (this file).  bf16 / fp16 runs with T <= 2048 (lcf_toeplitz_max_t) do not take the FFT at
- *   all: kernels/long_conv_toeplitz.cu computes the convolution as a lower-triangular Toeplitz
+ *   all: kernels/long_conv/toeplitz.cu computes the convolution as a lower-triangular Toeplitz
  *   matrix times u on tensor cores (T MACs per output instead of ~10 log2(2T) CUDA-core flops;
  *   its own version index has the numbers).  fp32 runs and T > 2048 keep the FFT above.
  *   Measured (H100, bf16, d = 1024): 0.221 ms at 1k (FFT 0.51), 0.396 at 2k (0.56); forced to
@@ -189,8 +189,8 @@
 
 #include "bench_check.h"
 #include "dtype_device.cuh" /* to_f32 / from_f32 */
-#include "long_conv_fast.h"
-#include "long_conv_toeplitz.h"
+#include "long_conv/fft_engine.h"
+#include "long_conv/toeplitz.h"
 #include "variant.h"
 
 extern "C" {
@@ -226,7 +226,7 @@ static long long lcf_units(int B, int d, int xpair) {
     return xpair ? (long long)d * (B / 2) + (d + 1) / 2 : (long long)d * ((B + 1) / 2);
 }
 
-/* v4: the largest T whose 16-bit runs take the Toeplitz product (kernels/long_conv_toeplitz.cu)
+/* v4: the largest T whose 16-bit runs take the Toeplitz product (kernels/long_conv/toeplitz.cu)
  * instead of the FFT: the engine's default for the batch (2048, or 4096 where its wgmma kernel
  * runs and B >= 8: the crossovers measured on the H100, profiles/NOTES.md); --set
  * lcf_toeplitz_max_t=<tokens> overrides (0: never), for measuring the crossover. */

@@ -1,12 +1,12 @@
-/* long_conv_toeplitz_wgmma.h: long_conv_toeplitz v5, the Toeplitz product on Hopper's warpgroup
- * tensor cores (kernels/long_conv_toeplitz_wgmma.cu), as kernels/long_conv_toeplitz.cu's host
+/* long_conv/toeplitz_wgmma.h: the Toeplitz engine's v5, the Toeplitz product on Hopper's warpgroup
+ * tensor cores (kernels/long_conv/toeplitz_wgmma.cu), as kernels/long_conv/toeplitz.cu's host
  * code calls it.  C++ only (its one caller is a .cu file). */
 #ifndef CHELA_LONG_CONV_TOEPLITZ_WGMMA_H
 #define CHELA_LONG_CONV_TOEPLITZ_WGMMA_H
 
 #include <cuda_runtime_api.h>
 
-#include "long_conv_toeplitz_io.cuh"
+#include "long_conv/toeplitz_io.cuh"
 
 /* Whether v5 can run on device dev: its translation unit was built for sm_90a and dev is
  * compute capability 9.0.  Never launches anything. */
@@ -28,7 +28,7 @@ lcw_shape lcw_plan(int T, int want_w, int want_sets);
 int lcw_nt(int B, int T, lcw_shape sh);
 
 /* The tap-row geometry v5 needs for batch tile nt: u staged for tg tokens (T rounded up to whole
- * groups of m-tiles), and the E / O rows' base and length (long_conv_toeplitz.cu's layout). */
+ * groups of m-tiles), and the E / O rows' base and length (toeplitz.cu's layout). */
 void lcw_geometry(int nt, int T, int *tg, int *base, int *tw);
 
 /* Sets the shared-memory limit of the kernels of plan sh for batch tile nt.  0, or -1 after

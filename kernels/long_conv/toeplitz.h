@@ -1,7 +1,7 @@
-/* long_conv_toeplitz.h: the causal long convolution as a Toeplitz matrix product on tensor cores
- * (kernels/long_conv_toeplitz.cu), the engine long_conv_fast uses for bf16 / fp16 at short T.
+/* long_conv/toeplitz.h: the causal long convolution as a Toeplitz matrix product on tensor cores
+ * (kernels/long_conv/toeplitz.cu), the engine long_conv_fast uses for bf16 / fp16 at short T.
  *
- * Layouts as long_conv_fast.h: x, y [B,d,T] in the run dtype (bf16 or fp16 only); taps [d,T]
+ * Layouts as long_conv/fft_engine.h: x, y [B,d,T] in the run dtype (bf16 or fp16 only); taps [d,T]
  * fp32; pre3 [d,3] fp32 or NULL.  y[b,c,t] = sum_{j<=t} k[c,j] u[b,c,t-j], fp32 accumulation of
  * products of 16-bit operands (taps rounded to the run dtype after a per-channel power-of-two
  * scale, u rounded to the run dtype). */
