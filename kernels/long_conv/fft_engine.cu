@@ -199,57 +199,16 @@ DECLARE_VARIANT(long_conv_fast_var);
 
 namespace cg = cooperative_groups;
 
-#define LCF_MAX_THREADS 512
-#define LCF_BLOCK_POINTS 16384 /* most complex points one block holds (128 KiB + padding) */
-#define LCF_TW_LO_BITS 7
-#define LCF_TW_LO (1 << LCF_TW_LO_BITS)
-/* Single-block transforms of at most this many points (T <= 4k) run a copy of the kernel
- * compiled for 2 resident 512-thread blocks per SM, i.e. at most 64 registers (ptxas spills
- * ~130 bytes): measured 0.59 -> 0.51 ms at 1k, 0.71 -> 0.56 at 2k, 0.93 -> 0.73 at 4k.  At
- * M = 16384 (T = 8k) only one block fits in shared memory anyway and the cap cost 5%. */
-#define LCF_SMALL_M 8192
-/* v7: the narrow copy for 8192-point blocks on a wide grid (header) */
-#define LCF_NARROW_THREADS 256
-#define LCF_NARROW_MINB 3
-#define LCF_NARROW_MIN_WAVES 8
+/* LCF_MAX_THREADS, LCF_TW_LO(_BITS), LCF_SMALL_M, LCF_NARROW_*, LCF_FUSE_Q: long_conv/plan.h,
+ * whose planner sizes the blocks from them */
 #define LCF_LOAD_UNROLL 4 /* points whose loads are in flight together, per thread */
-#define LCF_FUSE_Q 16     /* v6: largest combined digit P R0 done on load and store */
 
-/* v5: with an odd B the last batch row packs two channels into one complex transform (see
- * the header); --set lcf_xpair=0 keeps one channel a transform with an empty imaginary half. */
-static int lcf_xpair_for(int B, const long_conv_fast_opts_t *o) {
-    return (B & 1) && !(o && o->xpair == 0);
-}
-
-/* clusters of one run: (channel, batch pair)s, and (xpair) channel pairs for the last row */
-static long long lcf_units(int B, int d, int xpair) {
-    return xpair ? (long long)d * (B / 2) + (d + 1) / 2 : (long long)d * ((B + 1) / 2);
-}
-
-/* v4: the largest T whose 16-bit runs take the Toeplitz product (kernels/long_conv/toeplitz.cu)
- * instead of the FFT: the engine's default for the batch (2048, or 4096 where its wgmma kernel
- * runs and B >= 8: the crossovers measured on the H100, profiles/NOTES.md); --set
- * lcf_toeplitz_max_t=<tokens> overrides (0: never), for measuring the crossover. */
-static int lcf_toeplitz_max_t(int B, const long_conv_fast_opts_t *o) {
-    if (!o || o->toeplitz_max_t < 0)
-        return long_conv_toeplitz_default_max_t(B, o ? &o->toep : NULL);
-    return o->toeplitz_max_t > LONG_CONV_TOEPLITZ_MAX_T ? LONG_CONV_TOEPLITZ_MAX_T
-                                                        : o->toeplitz_max_t;
-}
-
-/* The engine's plan: everything run() needs, made in create(). */
+/* The engine: its plan (every choice, made by lc_plan_make at create) and its device data. */
 struct long_conv_fast {
-    int B, d, T;
-    int N, P, M, log_m; /* transform length, cluster size, points per block      */
-    int rows;           /* spectrum rows stored per channel (1, or P/2 + 1)         */
-    int n_hi;           /* twiddle table sizes: hi N/128, lo 128                    */
-    int threads;        /* threads per block                                         */
-    size_t smem_bytes;
+    lc_plan_t plan;
     float2 *d_spec; /* [d][rows][M]: FFT(k)/N in the FFT's position order        */
     float2 *d_tw;   /* [n_hi + 128]: hi table then lo table                      */
-    long_conv_toeplitz_t *toep; /* v4: bf16 / fp16 runs at T <= lcf_toeplitz_max_t(), else NULL */
-    int xpair;                  /* v5: B = 1, two channels a transform; d_spec holds A, B pairs */
-    int narrow;                 /* v7: the 256-thread copy of 8192-point blocks               */
+    long_conv_toeplitz_t *toep; /* v4: where the plan has it (bf16 / fp16 runs), else NULL  */
 };
 
 namespace {
@@ -748,69 +707,20 @@ __global__ void __launch_bounds__(MINB == LCF_NARROW_MINB ? LCF_NARROW_THREADS :
     if (P > 1) cluster.sync(); /* no block leaves while others read its shared memory */
 }
 
-struct lcf_geom {
-    int N, P, M, log_m, rows, n_hi, threads;
-    size_t smem_bytes;
-};
-
-/* Most points a block holds for a transform of N.  v6: N = 16384 (T = 8k) runs as a cluster of
- * two 8192-point blocks, two blocks an SM (one 139 KiB block before): 0.863 -> 0.831 ms at 8k
- * on the H100; the same cap at 16k and 32k (clusters of 4 and 8) measured 7 % and 1 % slower.
- * --set lcf_block_points=8192 / 16384 forces one cap for every N (experiments).  A cluster
- * stays <= 8 blocks. */
-static int lcf_block_points(int N, const long_conv_fast_opts_t *o) {
-    if (o && (o->block_points == 8192 || o->block_points == 16384)) return o->block_points;
-    return N == 16384 ? 8192 : LCF_BLOCK_POINTS;
-}
-
-/* v7: whether a plan of nblocks 8192-point blocks runs the narrow copy (header; --set
- * lcf_narrow=0 / 1 forces it) */
-static int lcf_narrow_for(long long nblocks, const long_conv_fast_opts_t *o, int *narrow) {
-    if (o && (o->narrow == 0 || o->narrow == 1)) return *narrow = o->narrow, 0;
-    int dev, sms;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    *narrow = nblocks >= (long long)LCF_NARROW_MIN_WAVES * LCF_NARROW_MINB * sms;
-    return 0;
-}
-
-static lcf_geom lcf_geometry(int T, const long_conv_fast_opts_t *o) {
-    lcf_geom g;
-    int tp = 64;
-    while (tp < T) tp <<= 1;
-    g.N = 2 * tp;
-    int bp = lcf_block_points(g.N, o);
-    while (g.N / bp > 8) bp *= 2;
-    g.P = g.N > bp ? g.N / bp : 1;
-    g.M = g.N / g.P;
-    g.log_m = 0;
-    while ((1 << g.log_m) < g.M) g.log_m++;
-    g.rows = g.P == 1 ? 1 : g.P / 2 + 1;
-    g.n_hi = g.N >> LCF_TW_LO_BITS;
-    int th = g.M / 16;
-    if (th > LCF_MAX_THREADS) th = LCF_MAX_THREADS;
-    if (th < 64) th = 64;
-    g.threads = th;
-    g.smem_bytes = (size_t)(g.M + g.M / 16 + g.n_hi + LCF_TW_LO) * sizeof(float2);
-    return g;
-}
-
 typedef void (*lcf_kernel_fn)(const lcf_params);
 
-/* The kernel copy a plan runs: MINB 2 (64 registers, two 512-thread blocks an SM) where a
- * block holds <= LCF_SMALL_M points, and (v6) the block's radix-R0 digit fused into load and
- * store where the combined digit P R0 is <= LCF_FUSE_Q (larger ones keep the R0 stage: a
- * Q-point DFT a point on load and store; 32 would hold 64 complex values a thread). */
-template <int P, typename Tx> static lcf_kernel_fn lcf_pick(const long_conv_fast_t *p) {
-    const int r0 = 1 << (p->log_m & 3);
-    const int r0f = P * r0 <= LCF_FUSE_Q ? r0 : 1;
-    /* v7: 8192 = 2 x 16^3 points, so R0 = 2; clusters of 1 and 2 (T = 4k, 8k) are the ones
-     * with 8192-point blocks by default (lcf_block_points=8192 gives larger P the
-     * 512-thread copy) */
-    if (p->threads == LCF_NARROW_THREADS && p->M == LCF_SMALL_M && r0f == 2) {
+/* The kernel copy the plan names (lcf_plan_t: minb, fused_radix): MINB 2 (64 registers, two
+ * 512-thread blocks an SM) where a block holds <= LCF_SMALL_M points, LCF_NARROW_MINB for the
+ * narrow copy, and (v6) the block's radix-R0 digit fused into load and store where the
+ * combined digit P R0 is <= LCF_FUSE_Q. */
+template <int P, typename Tx> static lcf_kernel_fn lcf_pick(const lcf_plan_t &f) {
+    const int r0f = f.fused_radix;
+    /* v7: 8192 = 2 x 16^3 points, so R0 = 2; the plan takes the narrow copy for clusters of 1
+     * and 2 alone */
+    if (f.minb == LCF_NARROW_MINB) {
         if constexpr (P <= 2) return lcf_kernel<P, Tx, LCF_NARROW_MINB, 2>;
     }
-    if (p->M <= LCF_SMALL_M) {
+    if (f.minb == 2) {
         switch (r0f) {
         case 2: if constexpr (P * 2 <= LCF_FUSE_Q) return lcf_kernel<P, Tx, 2, 2>; break;
         case 4: if constexpr (P * 4 <= LCF_FUSE_Q) return lcf_kernel<P, Tx, 2, 4>; break;
@@ -826,12 +736,12 @@ template <int P, typename Tx> static lcf_kernel_fn lcf_pick(const long_conv_fast
 }
 
 template <int P, typename Tx>
-static int lcf_launch(const long_conv_fast_t *p, const lcf_params &prm, unsigned nblocks,
+static int lcf_launch(const lcf_plan_t &f, const lcf_params &prm, unsigned nblocks,
                       cudaStream_t stream) {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(nblocks, 1, 1);
-    cfg.blockDim = dim3((unsigned)p->threads, 1, 1);
-    cfg.dynamicSmemBytes = p->smem_bytes;
+    cfg.blockDim = dim3((unsigned)f.threads, 1, 1);
+    cfg.dynamicSmemBytes = f.smem_bytes;
     cfg.stream = stream;
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeClusterDimension;
@@ -840,46 +750,58 @@ static int lcf_launch(const long_conv_fast_t *p, const lcf_params &prm, unsigned
     attr[0].val.clusterDim.z = 1;
     cfg.attrs = attr;
     cfg.numAttrs = P > 1 ? 1 : 0;
-    CUDA_CHECK(cudaLaunchKernelEx(&cfg, lcf_pick<P, Tx>(p), prm));
+    CUDA_CHECK(cudaLaunchKernelEx(&cfg, lcf_pick<P, Tx>(f), prm));
     CUDA_CHECK(cudaGetLastError());
     return 0;
 }
 
 template <typename Tx>
-static int lcf_launch_p(const long_conv_fast_t *p, const lcf_params &prm, unsigned nblocks,
+static int lcf_launch_p(const lcf_plan_t &f, const lcf_params &prm, unsigned nblocks,
                         cudaStream_t stream) {
-    switch (p->P) {
-    case 1: return lcf_launch<1, Tx>(p, prm, nblocks, stream);
-    case 2: return lcf_launch<2, Tx>(p, prm, nblocks, stream);
-    case 4: return lcf_launch<4, Tx>(p, prm, nblocks, stream);
-    case 8: return lcf_launch<8, Tx>(p, prm, nblocks, stream);
+    switch (f.P) {
+    case 1: return lcf_launch<1, Tx>(f, prm, nblocks, stream);
+    case 2: return lcf_launch<2, Tx>(f, prm, nblocks, stream);
+    case 4: return lcf_launch<4, Tx>(f, prm, nblocks, stream);
+    case 8: return lcf_launch<8, Tx>(f, prm, nblocks, stream);
     }
-    BENCH_FAIL("long_conv_fast: no kernel for cluster size %d", p->P);
+    BENCH_FAIL("long_conv_fast: no kernel for cluster size %d", f.P);
 }
 
 /* the shared-memory attribute of the copies this plan runs, every run dtype */
-template <int P> static int lcf_set_attrs(const long_conv_fast_t *p) {
-    const int smem = (int)p->smem_bytes;
-    CUDA_CHECK(cudaFuncSetAttribute(lcf_pick<P, float>(p), cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    CUDA_CHECK(cudaFuncSetAttribute(lcf_pick<P, __nv_bfloat16>(p),
+template <int P> static int lcf_set_attrs(const lcf_plan_t &f) {
+    const int smem = (int)f.smem_bytes;
+    CUDA_CHECK(cudaFuncSetAttribute(lcf_pick<P, float>(f), cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    CUDA_CHECK(cudaFuncSetAttribute(lcf_pick<P, __nv_bfloat16>(f),
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    CUDA_CHECK(cudaFuncSetAttribute(lcf_pick<P, __half>(p), cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    CUDA_CHECK(cudaFuncSetAttribute(lcf_pick<P, __half>(f), cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     return 0;
 }
 
 static lcf_params lcf_base_params(const long_conv_fast_t *p) {
+    const lcf_plan_t &f = p->plan.fft;
     lcf_params prm = {};
     prm.spec = p->d_spec;
     prm.tw = p->d_tw;
-    prm.d = p->d;
-    prm.T = p->T;
-    prm.M = p->M;
-    prm.log_m = p->log_m;
-    prm.N = p->N;
-    prm.rows = p->rows;
-    prm.n_hi = p->n_hi;
-    prm.inv_n = 1.0f / (float)p->N;
+    prm.d = p->plan.d;
+    prm.T = p->plan.T;
+    prm.M = f.M;
+    prm.log_m = f.log_m;
+    prm.N = f.N;
+    prm.rows = f.rows;
+    prm.n_hi = f.n_hi;
+    prm.inv_n = 1.0f / (float)f.N;
     return prm;
+}
+
+/* The device facts the plan needs (lc_device_t), asked once at create.  0, or -1 after
+ * bench_set_error where the runtime cannot name the device or its SM count. */
+static int lc_device_gather(lc_device_t *dev) {
+    dev->wgmma_usable = long_conv_toeplitz_wgmma_here();
+    dev->sm_count = 0;
+    int id = 0;
+    CUDA_CHECK(cudaGetDevice(&id));
+    CUDA_CHECK(cudaDeviceGetAttribute(&dev->sm_count, cudaDevAttrMultiProcessorCount, id));
+    return 0;
 }
 
 } // namespace
@@ -896,13 +818,9 @@ extern "C" void long_conv_fast_opts_from(const struct settings *set, long_conv_f
 }
 
 extern "C" size_t long_conv_fast_workspace(int B, int d, int T, const long_conv_fast_opts_t *o) {
-    if (T < 1 || T > LONG_CONV_FAST_MAX_T || d < 1) return 0;
-    const lcf_geom g = lcf_geometry(T, o);
-    const size_t toep = T <= lcf_toeplitz_max_t(B, o)
-                            ? long_conv_toeplitz_workspace(B, d, T, o ? &o->toep : NULL)
-                            : 0;
-    return (size_t)d * g.rows * g.M * sizeof(float2) + (size_t)(g.n_hi + LCF_TW_LO) * sizeof(float2) +
-           toep;
+    /* the bytes depend on the Toeplitz limit, not on the SM count */
+    const lc_device_t dev = {0, long_conv_toeplitz_wgmma_here()};
+    return lc_plan_workspace(B, d, T, &dev, o);
 }
 
 extern "C" void long_conv_fast_destroy(long_conv_fast_t *p) {
@@ -913,18 +831,18 @@ extern "C" void long_conv_fast_destroy(long_conv_fast_t *p) {
     free(p);
 }
 
-static int lcf_create_impl(long_conv_fast_t *p, const float *d_taps,
-                           const long_conv_fast_opts_t *o, cudaStream_t stream) {
-    const size_t spec_bytes = (size_t)p->d * p->rows * p->M * sizeof(float2);
+static int lcf_create_impl(long_conv_fast_t *p, const float *d_taps, cudaStream_t stream) {
+    const lcf_plan_t &f = p->plan.fft;
+    const size_t spec_bytes = (size_t)p->plan.d * f.rows * f.M * sizeof(float2);
     CUDA_CHECK(cudaMalloc((void **)&p->d_spec, spec_bytes));
-    const int ntw = p->n_hi + LCF_TW_LO;
+    const int ntw = f.n_hi + LCF_TW_LO;
     CUDA_CHECK(cudaMalloc((void **)&p->d_tw, (size_t)ntw * sizeof(float2)));
     float2 *h_tw = (float2 *)malloc((size_t)ntw * sizeof(float2));
     if (!h_tw) BENCH_FAIL("long_conv_fast: out of host memory");
     /* hi[h] = W_N^(128 h), lo[l] = W_N^l, W_N = exp(-2 pi i / N), made in double */
     for (int i = 0; i < ntw; i++) {
-        const long long e = i < p->n_hi ? (long long)i << LCF_TW_LO_BITS : i - p->n_hi;
-        const double ang = -2.0 * M_PI * (double)e / (double)p->N;
+        const long long e = i < f.n_hi ? (long long)i << LCF_TW_LO_BITS : i - f.n_hi;
+        const double ang = -2.0 * M_PI * (double)e / (double)f.N;
         h_tw[i] = make_float2((float)cos(ang), (float)sin(ang));
     }
     const cudaError_t ce =
@@ -932,12 +850,12 @@ static int lcf_create_impl(long_conv_fast_t *p, const float *d_taps,
     free(h_tw);
     CUDA_CHECK(ce);
 
-    switch (p->P) {
-    case 1: if (lcf_set_attrs<1>(p)) return -1; break;
-    case 2: if (lcf_set_attrs<2>(p)) return -1; break;
-    case 4: if (lcf_set_attrs<4>(p)) return -1; break;
-    case 8: if (lcf_set_attrs<8>(p)) return -1; break;
-    default: BENCH_FAIL("long_conv_fast: bad cluster size %d", p->P);
+    switch (f.P) {
+    case 1: if (lcf_set_attrs<1>(f)) return -1; break;
+    case 2: if (lcf_set_attrs<2>(f)) return -1; break;
+    case 4: if (lcf_set_attrs<4>(f)) return -1; break;
+    case 8: if (lcf_set_attrs<8>(f)) return -1; break;
+    default: BENCH_FAIL("long_conv_fast: bad cluster size %d", f.P);
     }
 
     /* Spectrum: this very kernel on the taps (one real row per channel), stopped after the
@@ -947,12 +865,10 @@ static int lcf_create_impl(long_conv_fast_t *p, const float *d_taps,
     prm.spec_out = p->d_spec;
     prm.B = 1;
     prm.npairs = 1;
-    if (lcf_launch_p<float>(p, prm, (unsigned)p->d * p->P, stream)) return -1;
+    if (lcf_launch_p<float>(f, prm, (unsigned)p->plan.d * f.P, stream)) return -1;
     CUDA_CHECK(cudaStreamSynchronize(stream));
     /* the spectrum stays: fp32 runs always take the FFT */
-    if (p->T <= lcf_toeplitz_max_t(p->B, o) &&
-        long_conv_toeplitz_create(p->B, p->d, p->T, d_taps, o ? &o->toep : NULL, stream,
-                                  &p->toep) != 0)
+    if (p->plan.toeplitz && long_conv_toeplitz_create(&p->plan.toep, d_taps, stream, &p->toep) != 0)
         return -1;
     return 0;
 }
@@ -964,31 +880,17 @@ extern "C" int long_conv_fast_create(int B, int d, int T, const float *d_taps,
     if (B < 1 || d < 1 || T < 1) BENCH_FAIL("long_conv_fast: empty shape B=%d d=%d T=%d", B, d, T);
     if (T > LONG_CONV_FAST_MAX_T)
         BENCH_FAIL("long_conv_fast: T = %d > %d is not supported", T, LONG_CONV_FAST_MAX_T);
-    const lcf_geom g = lcf_geometry(T, o);
-    const long long nblocks = (long long)d * ((B + 1) / 2) * g.P;
+    lc_device_t dev;
+    if (lc_device_gather(&dev) != 0) return -1;
+    lc_plan_t plan;
+    if (lc_plan_make(B, d, T, &dev, o, &plan) != 0)
+        BENCH_FAIL("long_conv_fast: no plan for B=%d d=%d T=%d", B, d, T);
+    const long long nblocks = (long long)d * ((B + 1) / 2) * plan.fft.P;
     if (nblocks > 0x7fffffffLL) BENCH_FAIL("long_conv_fast: grid of %lld blocks too large", nblocks);
     long_conv_fast_t *p = (long_conv_fast_t *)calloc(1, sizeof *p);
     if (!p) BENCH_FAIL("long_conv_fast: out of host memory");
-    p->B = B;
-    p->d = d;
-    p->T = T;
-    p->N = g.N;
-    p->P = g.P;
-    p->M = g.M;
-    p->log_m = g.log_m;
-    p->rows = g.rows;
-    p->n_hi = g.n_hi;
-    p->threads = g.threads;
-    p->smem_bytes = g.smem_bytes;
-    p->xpair = lcf_xpair_for(B, o);
-    if (g.M == LCF_SMALL_M && g.P <= 2) {
-        if (lcf_narrow_for(lcf_units(B, d, p->xpair) * g.P, o, &p->narrow) != 0) {
-            free(p);
-            return -1;
-        }
-        if (p->narrow) p->threads = LCF_NARROW_THREADS;
-    }
-    if (lcf_create_impl(p, d_taps, o, stream) != 0) {
+    p->plan = plan;
+    if (lcf_create_impl(p, d_taps, stream) != 0) {
         long_conv_fast_destroy(p); /* keeps the recorded error */
         return -1;
     }
@@ -1001,30 +903,27 @@ extern "C" void long_conv_fast_describe(const long_conv_fast_t *p, dtype_t dtype
     if (!len) return;
     buf[0] = 0;
     if (!p) return;
-    if (p->toep && dtype != DTYPE_F32) /* long_conv_fast_run's choice */
-        long_conv_toeplitz_describe(p->toep, buf, len);
-    else
-        snprintf(buf, len, "fft N=%d block=%d P=%d threads=%d narrow=%d xpair=%d", p->N, p->M,
-                 p->P, p->threads, p->narrow, p->xpair);
+    lc_plan_describe(&p->plan, dtype, buf, len); /* long_conv_fast_run's path */
 }
 
 extern "C" int long_conv_fast_run(const long_conv_fast_t *p, const void *d_x, void *d_y,
                                   dtype_t dtype, const float *d_pre3, cudaStream_t stream) {
     if (!p) BENCH_FAIL("long_conv_fast: run without create");
-    if (p->toep && dtype != DTYPE_F32)
+    if (lc_plan_path(&p->plan, dtype) != LC_PATH_FFT)
         return long_conv_toeplitz_run(p->toep, d_x, d_y, dtype, d_pre3, stream);
+    const lcf_plan_t &f = p->plan.fft;
     lcf_params prm = lcf_base_params(p);
     prm.x = d_x;
     prm.y = d_y;
     prm.pre3 = d_pre3;
-    prm.B = p->B;
-    prm.xpair = p->xpair;
-    prm.npairs = p->xpair ? p->B / 2 : (p->B + 1) / 2; /* same-channel pairs a channel */
-    const unsigned nblocks = (unsigned)(lcf_units(p->B, p->d, p->xpair) * p->P);
+    prm.B = p->plan.B;
+    prm.xpair = f.xpair;
+    prm.npairs = f.npairs; /* same-channel pairs a channel */
+    const unsigned nblocks = (unsigned)f.blocks;
     switch (dtype) {
-    case DTYPE_BF16: return lcf_launch_p<__nv_bfloat16>(p, prm, nblocks, stream);
-    case DTYPE_F16: return lcf_launch_p<__half>(p, prm, nblocks, stream);
-    case DTYPE_F32: return lcf_launch_p<float>(p, prm, nblocks, stream);
+    case DTYPE_BF16: return lcf_launch_p<__nv_bfloat16>(f, prm, nblocks, stream);
+    case DTYPE_F16: return lcf_launch_p<__half>(f, prm, nblocks, stream);
+    case DTYPE_F32: return lcf_launch_p<float>(f, prm, nblocks, stream);
     }
     BENCH_FAIL("long_conv_fast: unknown dtype %d", (int)dtype);
 }
@@ -1037,7 +936,8 @@ extern "C" const char *long_conv_fast_var_supports(const shape_t *s) {
     if (s->T > LONG_CONV_FAST_MAX_T) return "T > 65536 (FFT of 2T beyond one cluster of 8)";
     long_conv_fast_opts_t o;
     long_conv_fast_opts_from(s->set, &o);
-    const lcf_geom g = lcf_geometry(s->T, &o);
+    lcf_plan_t g;
+    lcf_plan_geometry(s->T, &o, &g);
     if ((long long)s->d * ((s->B + 1) / 2) * g.P > 0x7fffffffLL) return "B*d too large for the grid";
     return NULL;
 }

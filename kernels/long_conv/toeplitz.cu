@@ -128,31 +128,13 @@
 #define LCT_ACC 2048              /* WM x NT: 64 fp32 accumulators per thread            */
 
 struct long_conv_toeplitz {
-    int B, d, T;
-    int Tp;                 /* T rounded up to 64                                         */
-    int TW;                 /* elements of E (and of O) per channel; TW = 32 (mod 64)      */
-    int base;               /* E[i] = k[base - i]                                          */
-    uint16_t *d_rows;       /* [d][E | O], taps * scale as fp16                            */
+    lct_plan_t plan;        /* the kernel, its batch tile, the tap-row geometry (plan.h)   */
+    uint16_t *d_rows;       /* [d][E | O], taps * scale as fp16; TW = 32 (mod 64) each     */
     float *d_inv_scale;     /* [d], 1 / scale (a power of two)                             */
     uint16_t *d_u16;        /* [B,d,T] fp16: u = SiLU(pre3 * x) when run with the prologue  */
-    int v4;                 /* the resident kernel runs (T <= 2048; lct_version=3: no)     */
-    int nt5, tg5;           /* v5 (wgmma) runs with this batch tile and staged length; 0: not */
-    lcw_shape sh5;          /* v5's plan (warpgroups, fragment sets), made at create        */
 };
 
 namespace {
-
-struct lct_geom {
-    int Tp, TW, base;
-};
-
-static lct_geom lct_geometry(int T) {
-    lct_geom g;
-    g.Tp = (T + 63) / 64 * 64;
-    g.base = g.Tp + 32;  /* m from -32 (below the diagonal) to T + 14 maps to 18 <= i <= base + 32 */
-    g.TW = g.Tp + 96;    /* >= base + 33 (O's last read) and 32 (mod 64): banks of O = E's + 16 */
-    return g;
-}
 
 __device__ __forceinline__ float lct_silu(float v) { return v / (1.0f + __expf(-v)); }
 
@@ -367,7 +349,7 @@ __global__ void __launch_bounds__(LCT_THREADS, LCT_MINB) lct_kernel(const lct_pa
  * output band of WM tokens is computed from it, warps independent after one barrier. */
 #define LCR_THREADS 256
 #define LCR_WARPS 8
-#define LCR_TOKENS 32768 /* NT x T per block: 64 KB of fp16 u, so two blocks fit an SM */
+/* LCR_TOKENS (NT x T a block: 64 KB of fp16 u, two blocks an SM): long_conv/plan.h */
 
 template <int NT> struct lcr_tile {
     static constexpr int WN = NT < 32 ? NT : 32;        /* batch rows per warp        */
@@ -514,23 +496,13 @@ template <int NT> static int lcr_set_smem(int T, int TW) {
     return 0;
 }
 
-/* v4's batch tile for T: the widest of 64 / 32 / 16 with NT x T <= LCR_TOKENS, narrower when B
- * is smaller; 0 when even 16 rows do not fit (T > 2048): v3 runs. */
-static int lcr_nt(int B, int T) {
-    const int Tp = (T + 63) / 64 * 64;
-    int nt = 64;
-    while (nt >= 16 && nt * Tp > LCR_TOKENS) nt /= 2;
-    if (nt < 16) return 0;
-    while (nt > 16 && nt / 2 >= B) nt /= 2;
-    return nt;
-}
-
 template <int NT, typename Tin, typename Tout>
 static int lcr_launch(const long_conv_toeplitz_t *p, lct_params prm, cudaStream_t stream) {
-    prm.nbt = (p->B + NT - 1) / NT;
-    const long long nblocks = (long long)p->d * prm.nbt;
+    const lct_plan_t &pl = p->plan;
+    prm.nbt = (pl.B + NT - 1) / NT;
+    const long long nblocks = (long long)pl.d * prm.nbt;
     if (nblocks > 0x7fffffffLL) BENCH_FAIL("long_conv_toeplitz: grid of %lld blocks", nblocks);
-    lcr_kernel<NT, Tin, Tout><<<(unsigned)nblocks, LCR_THREADS, lcr_smem_bytes<NT>(p->T, p->TW),
+    lcr_kernel<NT, Tin, Tout><<<(unsigned)nblocks, LCR_THREADS, lcr_smem_bytes<NT>(pl.T, pl.TW),
                                 stream>>>(prm);
     CUDA_CHECK(cudaGetLastError());
     return 0;
@@ -539,82 +511,58 @@ static int lcr_launch(const long_conv_toeplitz_t *p, lct_params prm, cudaStream_
 template <int NT, typename Tin, typename Tout>
 static int lct_launch(const long_conv_toeplitz_t *p, lct_params prm, cudaStream_t stream) {
     constexpr int BM = LCT_WARPS * (LCT_ACC / NT);
-    prm.ntt = (p->T + BM - 1) / BM;
-    prm.nbt = (p->B + NT - 1) / NT;
-    const long long nblocks = (long long)p->d * prm.nbt * prm.ntt;
+    const lct_plan_t &pl = p->plan;
+    prm.ntt = (pl.T + BM - 1) / BM;
+    prm.nbt = (pl.B + NT - 1) / NT;
+    const long long nblocks = (long long)pl.d * prm.nbt * prm.ntt;
     if (nblocks > 0x7fffffffLL) BENCH_FAIL("long_conv_toeplitz: grid of %lld blocks", nblocks);
-    lct_kernel<NT, Tin, Tout><<<(unsigned)nblocks, LCT_THREADS, lct_smem_bytes<NT>(p->TW), stream>>>(prm);
+    lct_kernel<NT, Tin, Tout><<<(unsigned)nblocks, LCT_THREADS, lct_smem_bytes<NT>(pl.TW), stream>>>(prm);
     CUDA_CHECK(cudaGetLastError());
     return 0;
 }
 
-/* NT: the batch tile, as wide as B allows (wider tiles reuse each A fragment more). */
+/* The plan's kernel at its batch tile (lct_plan_make: v3's as wide as B allows, since wider
+ * tiles reuse each A fragment more). */
 template <typename Tin, typename Tout>
 static int lct_launch_nt(const long_conv_toeplitz_t *p, const lct_params &prm, cudaStream_t stream) {
-    if (p->nt5) { /* v5, kernels/long_conv/toeplitz_wgmma.cu */
+    const lct_plan_t &pl = p->plan;
+    if (pl.version == 5) { /* kernels/long_conv/toeplitz_wgmma.cu */
         lct_params p5 = prm;
-        p5.nbt = (p->B + p->nt5 - 1) / p->nt5;
-        return lcw_launch(p->nt5, p->sh5, std::is_same<Tin, __half>::value,
+        p5.nbt = (pl.B + pl.nt - 1) / pl.nt;
+        return lcw_launch(pl.nt, pl.wg, std::is_same<Tin, __half>::value,
                           std::is_same<Tout, __nv_bfloat16>::value, p5, stream);
     }
-    switch (p->v4 ? lcr_nt(p->B, p->T) : 0) {
-    case 64: return lcr_launch<64, Tin, Tout>(p, prm, stream);
-    case 32: return lcr_launch<32, Tin, Tout>(p, prm, stream);
-    case 16: return lcr_launch<16, Tin, Tout>(p, prm, stream);
+    if (pl.version == 4) {
+        switch (pl.nt) {
+        case 64: return lcr_launch<64, Tin, Tout>(p, prm, stream);
+        case 32: return lcr_launch<32, Tin, Tout>(p, prm, stream);
+        case 16: return lcr_launch<16, Tin, Tout>(p, prm, stream);
+        }
     }
-    if (p->B > 16 && p->B <= 32) return lct_launch<32, Tin, Tout>(p, prm, stream);
-    if (p->B <= 16) return lct_launch<16, Tin, Tout>(p, prm, stream);
+    if (pl.nt == 32) return lct_launch<32, Tin, Tout>(p, prm, stream);
+    if (pl.nt == 16) return lct_launch<16, Tin, Tout>(p, prm, stream);
     return lct_launch<64, Tin, Tout>(p, prm, stream);
 }
 
 template <typename Tx>
 static int lct_run_prologue(const long_conv_toeplitz_t *p, const void *d_x, const float *d_pre3,
                             int vec, cudaStream_t stream) {
-    const long long rows = (long long)p->B * p->d, groups = rows * ((p->T + 7) / 8);
+    const lct_plan_t &pl = p->plan;
+    const long long rows = (long long)pl.B * pl.d, groups = rows * ((pl.T + 7) / 8);
     const long long blocks = (groups + 255) / 256;
     if (blocks > 0x7fffffffLL) BENCH_FAIL("long_conv_toeplitz: prologue grid of %lld blocks", blocks);
     lct_prologue_kernel<Tx><<<(unsigned)blocks, 256, 0, stream>>>(
-        static_cast<const Tx *>(d_x), d_pre3, p->d_u16, p->d, p->T, rows, vec);
+        static_cast<const Tx *>(d_x), d_pre3, p->d_u16, pl.d, pl.T, rows, vec);
     CUDA_CHECK(cudaGetLastError());
     return 0;
 }
 
-/* The setting lct_version: 3 or 4 keeps an older kernel (v4 where its resident tile fits, else
- * v3); anything else (auto): the newest this device runs. */
-static int lct_version(const long_conv_toeplitz_opts_t *o) {
-    return o && (o->version == 3 || o->version == 4) ? o->version : 5;
-}
-
-/* v5's plan under o (lcw_w, lcw_sets; auto where o is NULL). */
-static lcw_shape lct_v5_plan(int T, const long_conv_toeplitz_opts_t *o) {
-    return lcw_plan(T, o ? o->lcw_w : SETTING_AUTO, o ? o->lcw_sets : SETTING_AUTO);
-}
-
-/* v5 needs the sm_90a build and a compute capability 9.0 device (the current one). */
-static bool lct_v5_here(void) {
-    int dev = 0;
-    return cudaGetDevice(&dev) == cudaSuccess && lcw_usable(dev);
-}
-
 } // namespace
 
-extern "C" int long_conv_toeplitz_default_max_t(int B, const long_conv_toeplitz_opts_t *o) {
-    return lct_version(o) >= 5 && lct_v5_here() && B >= 8 ? LONG_CONV_TOEPLITZ_V5_MAX_T : 2048;
-}
-
-extern "C" size_t long_conv_toeplitz_workspace(int B, int d, int T,
-                                               const long_conv_toeplitz_opts_t *o) {
-    if (B < 1 || d < 1 || T < 1 || T > LONG_CONV_TOEPLITZ_MAX_T) return 0;
-    const lct_geom g = lct_geometry(T);
-    int tw = g.TW;
-    const int nt5 = lcw_nt(B, T, lct_v5_plan(T, o));
-    if (nt5) { /* v5's rows are longer; counted whether or not this device runs it */
-        int tg, base, tw5;
-        lcw_geometry(nt5, T, &tg, &base, &tw5);
-        if (tw5 > tw) tw = tw5;
-    }
-    return (size_t)d * 2 * tw * sizeof(uint16_t) + (size_t)d * sizeof(float) +
-           (size_t)B * d * T * sizeof(uint16_t);
+/* v5 needs the sm_90a build and a compute capability 9.0 device (the current one). */
+extern "C" int long_conv_toeplitz_wgmma_here(void) {
+    int dev = 0;
+    return cudaGetDevice(&dev) == cudaSuccess && lcw_usable(dev);
 }
 
 extern "C" void long_conv_toeplitz_destroy(long_conv_toeplitz_t *p) {
@@ -626,49 +574,39 @@ extern "C" void long_conv_toeplitz_destroy(long_conv_toeplitz_t *p) {
 }
 
 static int lct_create_impl(long_conv_toeplitz_t *p, const float *d_taps, cudaStream_t stream) {
-    const size_t row_bytes = (size_t)p->d * 2 * p->TW * sizeof(uint16_t);
+    const lct_plan_t &pl = p->plan;
+    const size_t row_bytes = (size_t)pl.d * 2 * pl.TW * sizeof(uint16_t);
     CUDA_CHECK(cudaMalloc((void **)&p->d_rows, row_bytes));
-    CUDA_CHECK(cudaMalloc((void **)&p->d_inv_scale, (size_t)p->d * sizeof(float)));
-    CUDA_CHECK(cudaMalloc((void **)&p->d_u16, (size_t)p->B * p->d * p->T * sizeof(uint16_t)));
-    if (lct_set_smem<16>(p->TW) || lct_set_smem<32>(p->TW) || lct_set_smem<64>(p->TW)) return -1;
-    if (p->nt5) {
-        if (lcw_prepare(p->nt5, p->TW, p->tg5, p->sh5)) return -1;
-    } else if (p->v4) {
-        switch (lcr_nt(p->B, p->T)) {
-        case 64: if (lcr_set_smem<64>(p->T, p->TW)) return -1; break;
-        case 32: if (lcr_set_smem<32>(p->T, p->TW)) return -1; break;
-        case 16: if (lcr_set_smem<16>(p->T, p->TW)) return -1; break;
+    CUDA_CHECK(cudaMalloc((void **)&p->d_inv_scale, (size_t)pl.d * sizeof(float)));
+    CUDA_CHECK(cudaMalloc((void **)&p->d_u16, (size_t)pl.B * pl.d * pl.T * sizeof(uint16_t)));
+    if (lct_set_smem<16>(pl.TW) || lct_set_smem<32>(pl.TW) || lct_set_smem<64>(pl.TW)) return -1;
+    if (pl.version == 5) {
+        if (lcw_prepare(pl.nt, pl.TW, pl.tg, pl.wg)) return -1;
+    } else if (pl.version == 4) {
+        switch (pl.nt) {
+        case 64: if (lcr_set_smem<64>(pl.T, pl.TW)) return -1; break;
+        case 32: if (lcr_set_smem<32>(pl.T, pl.TW)) return -1; break;
+        case 16: if (lcr_set_smem<16>(pl.T, pl.TW)) return -1; break;
         }
     }
-    lct_rows_kernel<<<(unsigned)p->d, 256, 0, stream>>>(d_taps, p->T, p->TW, p->base, p->d_rows,
+    lct_rows_kernel<<<(unsigned)pl.d, 256, 0, stream>>>(d_taps, pl.T, pl.TW, pl.base, p->d_rows,
                                                          p->d_inv_scale);
     CUDA_CHECK(cudaGetLastError());
     CUDA_CHECK(cudaStreamSynchronize(stream));
     return 0;
 }
 
-extern "C" int long_conv_toeplitz_create(int B, int d, int T, const float *d_taps,
-                                         const long_conv_toeplitz_opts_t *o, cudaStream_t stream,
-                                         long_conv_toeplitz_t **out) {
+extern "C" int long_conv_toeplitz_create(const lct_plan_t *plan, const float *d_taps,
+                                         cudaStream_t stream, long_conv_toeplitz_t **out) {
     *out = NULL;
+    const int B = plan->B, d = plan->d, T = plan->T;
     if (B < 1 || d < 1 || T < 1) BENCH_FAIL("long_conv_toeplitz: empty shape B=%d d=%d T=%d", B, d, T);
     if (T > LONG_CONV_TOEPLITZ_MAX_T)
         BENCH_FAIL("long_conv_toeplitz: T = %d > %d", T, LONG_CONV_TOEPLITZ_MAX_T);
     if (d > 0x7fffffff / 2) BENCH_FAIL("long_conv_toeplitz: d = %d too large for the grid", d);
     long_conv_toeplitz_t *p = (long_conv_toeplitz_t *)calloc(1, sizeof *p);
     if (!p) BENCH_FAIL("long_conv_toeplitz: out of host memory");
-    const lct_geom g = lct_geometry(T);
-    p->B = B;
-    p->d = d;
-    p->T = T;
-    p->Tp = g.Tp;
-    p->TW = g.TW;
-    p->base = g.base;
-    const int ver = lct_version(o);
-    p->v4 = ver >= 4 && lcr_nt(B, T) != 0;
-    p->sh5 = lct_v5_plan(T, o);
-    if (ver >= 5 && lct_v5_here()) p->nt5 = lcw_nt(B, T, p->sh5);
-    if (p->nt5) lcw_geometry(p->nt5, T, &p->tg5, &p->base, &p->TW);
+    p->plan = *plan;
     if (lct_create_impl(p, d_taps, stream) != 0) {
         long_conv_toeplitz_destroy(p); /* keeps the recorded error */
         return -1;
@@ -681,12 +619,8 @@ extern "C" void long_conv_toeplitz_describe(const long_conv_toeplitz_t *p, char 
     if (!len) return;
     if (!p)
         buf[0] = 0;
-    else if (p->nt5)
-        snprintf(buf, len, "toeplitz-wgmma W=%d sets=%d", p->sh5.w, p->sh5.sets);
-    else if (p->v4)
-        snprintf(buf, len, "toeplitz-mma v4 NT=%d", lcr_nt(p->B, p->T));
-    else /* lct_launch_nt's v3 tile */
-        snprintf(buf, len, "toeplitz-mma v3 NT=%d", p->B <= 16 ? 16 : p->B <= 32 ? 32 : 64);
+    else
+        lct_plan_describe(&p->plan, buf, len);
 }
 
 extern "C" int long_conv_toeplitz_run(const long_conv_toeplitz_t *p, const void *d_x, void *d_y,
@@ -694,18 +628,19 @@ extern "C" int long_conv_toeplitz_run(const long_conv_toeplitz_t *p, const void 
     if (!p) BENCH_FAIL("long_conv_toeplitz: run without create");
     if (dtype != DTYPE_BF16 && dtype != DTYPE_F16)
         BENCH_FAIL("long_conv_toeplitz: dtype must be bf16 or fp16 (fp32 takes the FFT path)");
+    const lct_plan_t &pl = p->plan;
     lct_params prm = {};
     prm.x = d_x;
-    prm.tg = p->tg5;
+    prm.tg = pl.tg;
     prm.y = d_y;
     prm.rows = p->d_rows;
     prm.inv_scale = p->d_inv_scale;
-    prm.B = p->B;
-    prm.d = p->d;
-    prm.T = p->T;
-    prm.TW = p->TW;
-    prm.base = p->base;
-    prm.vec = p->T % 8 == 0 && ((uintptr_t)d_x & 15) == 0 && ((uintptr_t)d_y & 15) == 0;
+    prm.B = pl.B;
+    prm.d = pl.d;
+    prm.T = pl.T;
+    prm.TW = pl.TW;
+    prm.base = pl.base;
+    prm.vec = pl.T % 8 == 0 && ((uintptr_t)d_x & 15) == 0 && ((uintptr_t)d_y & 15) == 0;
     const bool bf16 = dtype == DTYPE_BF16;
     if (d_pre3) { /* the prologue's fp16 u, then the product reads it */
         if (bf16 ? lct_run_prologue<__nv_bfloat16>(p, d_x, d_pre3, prm.vec, stream)
