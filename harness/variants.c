@@ -69,7 +69,7 @@ const variant_t VARIANTS[] = {
     ROW("linear_attn/naive_cumsum", OP_LINEAR_ATTN, "baseline",
         "baselines/linear_attn_naive_cumsum.cu", linear_attn_naive_cumsum, NULL),
     ROW("long_conv/fft", OP_LONG_CONV, "baseline", "baselines/long_conv_fft.cu", long_conv_fft, NULL),
-    ROW("long_conv/fast", OP_LONG_CONV, "kernel", "kernels/long_conv/fft_engine.cu", long_conv_fast_var, LC_FAST_SETTINGS),
+    ROW("long_conv/fast", OP_LONG_CONV, "kernel", "kernels/long_conv/fast.cu", long_conv_fast_var, LC_FAST_SETTINGS),
     ROW("short_long_conv/branches", OP_SHORT_LONG_CONV, "kernel", "kernels/short_long_conv/branches.cu",
         short_long_conv_branches, LC_FAST_SETTINGS),
     ROW("short_long_conv/reparam", OP_SHORT_LONG_CONV, "kernel", "kernels/short_long_conv/branches.cu",
