@@ -1,6 +1,7 @@
-/* long_conv_toeplitz v5: the causal Toeplitz product Y_c = K_c U_c (kernels/long_conv/toeplitz.cu
- * has the algebra and v1..v4) on Hopper's warpgroup tensor cores, wgmma.m64nNk16 with the Toeplitz
- * operand in registers and u in shared memory.  Built for sm_90a (CMake's wgmma unit).
+/* long_conv/toeplitz_wgmma.cu: the Toeplitz engine's v5, the causal Toeplitz product Y_c = K_c U_c
+ * (toeplitz_kernels.cuh has the algebra of v3 / v4) on Hopper's warpgroup tensor cores,
+ * wgmma.m64nNk16 with the Toeplitz operand in registers and u in shared memory.  Built for
+ * sm_90a (CMake's wgmma unit); its plan (schedule, batch tile, geometry) is plan.c's.
  *
  * Why: v4 (mma.sync) runs at ~350-390 TFLOP/s of executed MMA work, about 55 % of what mma.sync
  * can do on an H100 and a third of wgmma's dense fp16 rate; at T = 2k it is 4.3x its HBM floor.
