@@ -72,7 +72,7 @@ const variant_t VARIANTS[] = {
     ROW("long_conv/fast", OP_LONG_CONV, "kernel", "kernels/long_conv/fast.cu", long_conv_fast_var, LC_FAST_SETTINGS),
     ROW("short_long_conv/branches", OP_SHORT_LONG_CONV, "kernel", "kernels/short_long_conv/branches.cu",
         short_long_conv_branches, LC_FAST_SETTINGS),
-    ROW("short_long_conv/reparam", OP_SHORT_LONG_CONV, "kernel", "kernels/short_long_conv/branches.cu",
+    ROW("short_long_conv/reparam", OP_SHORT_LONG_CONV, "kernel", "kernels/short_long_conv/reparam.cu",
         short_long_conv_reparam, LC_FAST_SETTINGS),
     ROW("softmax_attn/naive", OP_SOFTMAX_ATTN, "baseline", "baselines/softmax_attn_naive.cu",
         softmax_attn_naive, NULL),
