@@ -47,6 +47,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "common/math.cuh" /* silu */
 #include "dtype_device.cuh" /* to_f32 / from_f32 */
 #include "long_conv/plan.h" /* LCF_TW_LO_BITS, LCF_MAX_THREADS, LCF_NARROW_*: the kernel copies */
 
@@ -204,8 +205,6 @@ __device__ __forceinline__ void fft_first_stage(float2 *buf, int M, int r0, int 
     else if (r0 == 2) fft_stage<4, INV>(buf, M, s, tw_unit, tw_hi, tw_lo);
     else if (r0 == 3) fft_stage<8, INV>(buf, M, s, tw_unit, tw_hi, tw_lo);
 }
-
-__device__ __forceinline__ float silu(float v) { return v / (1.0f + __expf(-v)); }
 
 /* u[t] of one row (zero outside 0 <= t < T); pre3 = NULL: u = x. */
 template <typename Tx>

@@ -40,6 +40,7 @@
 
 #include "dtype_device.cuh"
 #include "long_conv/toeplitz_io.cuh"
+#include "common/math.cuh" /* silu */
 #include "common/mma_sync.cuh"
 
 #define LCT_THREADS 128
@@ -52,8 +53,6 @@
 #define LCT_ACC 2048              /* WM x NT: 64 fp32 accumulators per thread            */
 
 namespace {
-
-__device__ __forceinline__ float lct_silu(float v) { return v / (1.0f + __expf(-v)); }
 
 /* The short-conv + SiLU prologue as its own pass, once per token: u = SiLU(p0 x_t + p1 x_{t-1}
  * + p2 x_{t-2}) as fp16, [B,d,T].  (v2 did it inside the product kernel, where each u chunk is
@@ -82,7 +81,7 @@ lct_prologue_kernel(const Tx *__restrict__ x, const float *__restrict__ pre3,
     }
     float o[8];
 #pragma unroll
-    for (int e = 0; e < 8; e++) o[e] = lct_silu(fmaf(p0, f[e + 2], fmaf(p1, f[e + 1], p2 * f[e])));
+    for (int e = 0; e < 8; e++) o[e] = silu(fmaf(p0, f[e + 2], fmaf(p1, f[e + 1], p2 * f[e])));
     __half *ur = reinterpret_cast<__half *>(u) + row * T;
     if (vec && s + 8 <= T) {
         store8(ur + s, o);

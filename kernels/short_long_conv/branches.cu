@@ -27,6 +27,7 @@
 #include <stdlib.h>
 
 #include "bench_check.h"
+#include "common/math.cuh" /* silu */
 #include "dtype_device.cuh"
 #include "long_conv/fft_engine.h"
 #include "short_long_conv/forms.h"
@@ -48,8 +49,6 @@ DECLARE_VARIANT(short_long_conv_branches);
 static_assert(SLC_XOFF >= 7 + SLC_MAX_KM + 1 && SLC_XOFF % 8 == 0, "SLC_XOFF too small");
 
 namespace {
-
-__device__ __forceinline__ float silu(float x) { return x / (1.0f + __expf(-x)); }
 
 /* 8 consecutive elements: one 16-byte access (two for fp32) when VEC, else 8 scalar ones (the
  * fallback for x and z whose bases differ mod 16 bytes, so one row has no common alignment). */
