@@ -62,12 +62,12 @@
 #include "chela/stages.cuh"
 #include "dtype_device.cuh"
 #include "linear_attn_chunked.h"
-#include "long_conv_fast.h"
+#include "long_conv/fft_engine.h"
 #include "lt_gemm.h"
 #include "lt_tune.h"
 #include "nvtx_ranges.h"
 #include "op_inputs.h"
-#include "short_long_conv.h"
+#include "short_long_conv/merge.h"
 #include "variant.h"
 
 extern "C" {

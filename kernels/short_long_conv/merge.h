@@ -1,7 +1,8 @@
-/* short_long_conv.h: structural reparameterization of CHELA's short-long convolution
- * (kernels/short_long_conv.cu), exported for the whole layer. */
-#ifndef CHELA_SHORT_LONG_CONV_H
-#define CHELA_SHORT_LONG_CONV_H
+/* short_long_conv/merge.h: structural reparameterization of CHELA's short-long convolution, the
+ * kernel merge (kernels/short_long_conv/merge.cu), exported for short_long_conv/reparam and the
+ * whole layer. */
+#ifndef CHELA_SHORT_LONG_CONV_MERGE_H
+#define CHELA_SHORT_LONG_CONV_MERGE_H
 
 #include <cuda_runtime_api.h>
 

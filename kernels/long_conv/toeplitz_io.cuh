@@ -1,5 +1,5 @@
-/* long_conv_toeplitz_io.cuh: what the Toeplitz product's kernels share (kernels/long_conv_toeplitz.cu,
- * the mma.sync versions, and kernels/long_conv_toeplitz_wgmma.cu, the wgmma one): the launch
+/* long_conv/toeplitz_io.cuh: what the Toeplitz product's kernels share (kernels/long_conv/toeplitz.cu,
+ * the mma.sync versions, and kernels/long_conv/toeplitz_wgmma.cu, the wgmma one): the launch
  * arguments, the staging of u as fp16 MMA operands, and the epilogue that writes y. */
 #ifndef CHELA_LONG_CONV_TOEPLITZ_IO_CUH
 #define CHELA_LONG_CONV_TOEPLITZ_IO_CUH

@@ -1,6 +1,7 @@
-/* long_conv_toeplitz v5: the causal Toeplitz product Y_c = K_c U_c (kernels/long_conv_toeplitz.cu
- * has the algebra and v1..v4) on Hopper's warpgroup tensor cores, wgmma.m64nNk16 with the Toeplitz
- * operand in registers and u in shared memory.  Built for sm_90a (CMake's wgmma unit).
+/* long_conv/toeplitz_wgmma.cu: the Toeplitz engine's v5, the causal Toeplitz product Y_c = K_c U_c
+ * (toeplitz_kernels.cuh has the algebra of v3 / v4) on Hopper's warpgroup tensor cores,
+ * wgmma.m64nNk16 with the Toeplitz operand in registers and u in shared memory.  Built for
+ * sm_90a (CMake's wgmma unit); its plan (schedule, batch tile, geometry) is plan.c's.
  *
  * Why: v4 (mma.sync) runs at ~350-390 TFLOP/s of executed MMA work, about 55 % of what mma.sync
  * can do on an H100 and a third of wgmma's dense fp16 rate; at T = 2k it is 4.3x its HBM floor.
@@ -56,19 +57,17 @@
 #include <type_traits>
 
 #include "bench_check.h"
-#include "long_conv_toeplitz_wgmma.h"
+#include "long_conv/toeplitz_wgmma.h"
 #include "common/mma_sync.cuh"
 #include "common/wgmma.cuh"
 
 namespace {
 
-constexpr int LCW_NT = 8;                  /* batch rows a block: the wgmma's column block    */
-constexpr int LCW_G = 8;                   /* m-tiles a group = column blocks of one wgmma     */
+/* LCW_NT (batch rows a block), LCW_G (m-tiles a group), LCW_ZERO (zero tokens staged before u):
+ * long_conv/plan.h, whose lcw_smem_bytes sizes a block from them */
 constexpr int LCW_N = LCW_NT * LCW_G;      /* the wgmma's N                                    */
-constexpr int LCW_ZERO = 64 * (LCW_G - 1); /* zero tokens staged before u (tiles not started)  */
 constexpr int LCW_THREADS = 128;           /* one warpgroup                                    */
 constexpr int LCW_U = 4;                   /* steps (wgmmas) a commit group                    */
-constexpr size_t LCW_SMEM_MAX = 227 * 1024;
 
 /* The Toeplitz fragment at word w0 of the tap rows (v4's algebra: m = dlt + g - 2q for the
  * rows g, m + 8 for rows g + 8, m - 8 for columns 2q + 8, and the fourth register = the first). */
@@ -302,11 +301,6 @@ __global__ void __launch_bounds__(LCW_THREADS *W) lcw_kernel(const lct_params pr
     }
 }
 
-size_t lcw_smem_bytes(int tw, int tg, lcw_shape sh) {
-    const size_t upieces = (size_t)(LCW_ZERO + tg) * LCW_NT * 2, ytile = (size_t)64 * LCW_G * LCW_NT * 2;
-    return (size_t)2 * tw * 2 + upieces + (sh.w > 1 ? sh.w * ytile : 0);
-}
-
 typedef void (*lcw_fn)(lct_params);
 
 template <typename Tin, typename Tout> lcw_fn lcw_kernel_of(lcw_shape sh) {
@@ -326,38 +320,6 @@ lcw_fn lcw_pick(bool u_half, bool y_bf16, lcw_shape sh) {
 } // namespace
 
 bool lcw_usable(int dev) { return wg_unit_usable(dev); }
-
-void lcw_geometry(int nt, int T, int *tg, int *base, int *tw) {
-    (void)nt;
-    const int span = 64 * LCW_G;
-    *tg = (T + span - 1) / span * span;
-    /* lags read: tm0 + 64 (G - 1) + 48 + 15 at most (below Tg: i >= 65), down to -48 - 14 - 8
-     * and one clamped step past it (i <= base + 62; O reads i + 1); TW = 32 (mod 64) as v4's */
-    *base = *tg + 64;
-    *tw = *tg + 224;
-}
-
-/* The plan of a run (lcw_shape, the header): w warpgroups a block (4 from 16 groups, 2 from 8,
- * else 1) and s fragment sets (3 from 4 groups, else 2: its 106 registers cost a block an SM at
- * 1k).  For the A/B of NOTES, session 10: want_w = 1|2|4 forces w (--set lcw_w), want_sets =
- * 2|3 the sets at w = 1 (lcw_sets; more warpgroups always take 3); anything else is auto. */
-lcw_shape lcw_plan(int T, int want_w, int want_sets) {
-    int tg, base, tw;
-    lcw_geometry(LCW_NT, T, &tg, &base, &tw);
-    const int groups = tg / (64 * LCW_G);
-    const bool forced_w = want_w == 1 || want_w == 2 || want_w == 4;
-    const int w = forced_w ? want_w : groups >= 16 ? 4 : groups >= 8 ? 2 : 1;
-    const bool forced_s = want_sets == 2 || want_sets == 3;
-    const int sets = w > 1 ? 3 : forced_s ? want_sets : groups >= 4 ? 3 : 2;
-    return {w, sets};
-}
-
-int lcw_nt(int B, int T, lcw_shape sh) {
-    (void)B;
-    int tg, base, tw;
-    lcw_geometry(LCW_NT, T, &tg, &base, &tw);
-    return lcw_smem_bytes(tw, tg, sh) <= LCW_SMEM_MAX ? LCW_NT : 0;
-}
 
 int lcw_prepare(int nt, int tw, int tg, lcw_shape sh) {
     if (nt != LCW_NT) BENCH_FAIL("long_conv_toeplitz v5: batch tile %d", nt);

@@ -1,17 +1,17 @@
-/* long_conv_fast.h: the fused FFT long-convolution engine of kernels/long_conv_fast.cu, exported
+/* long_conv/fft_engine.h: the fused FFT long-convolution engine (kernels/long_conv/), exported
  * for other kernels (the short-long conv variants, the whole CHELA layer).
  *
  * Layouts: x, y [B,d,T] row-major in the run dtype (bf16, fp16, fp32); taps [d,T] fp32;
  * pre3 [d,3] fp32.  y[b,c,t] = sum_{j<=t} k[c,j] u[b,c,t-j], accumulated in fp32.
  * Supported: any B, d >= 1 and 1 <= T <= 65536.  The engine owns its device memory (kernel
  * spectrum and twiddle tables, long_conv_fast_workspace() bytes); run() needs nothing else. */
-#ifndef CHELA_LONG_CONV_FAST_H
-#define CHELA_LONG_CONV_FAST_H
+#ifndef CHELA_LONG_CONV_FFT_ENGINE_H
+#define CHELA_LONG_CONV_FFT_ENGINE_H
 
 #include <cuda_runtime_api.h>
 #include <stddef.h>
 
-#include "long_conv_toeplitz.h"
+#include "long_conv/plan.h" /* the options, LONG_CONV_FAST_MAX_T */
 #include "settings.h"
 #include "shape.h"
 
@@ -21,28 +21,15 @@ extern "C" {
 
 typedef struct long_conv_fast long_conv_fast_t;
 
-/* Largest T the engine supports (the FFT of length 2T must fit one cluster of 8 blocks). */
-#define LONG_CONV_FAST_MAX_T 65536
-
-/* The engine's choices that long_conv/fast's settings make (harness/variants.c has each one's
- * meaning), resolved at setup; SETTING_AUTO (settings.h) in a field, or a NULL pointer for all
- * of them (what the layers pass), is the engine's own default. */
-typedef struct {
-    int toeplitz_max_t; /* lcf_toeplitz_max_t: largest T of the Toeplitz path (16-bit runs) */
-    int xpair;          /* lcf_xpair: 0 keeps an odd batch's last row one channel a transform */
-    int block_points;   /* lcf_block_points: 8192 | 16384 points a block for every N          */
-    int narrow;         /* lcf_narrow: 0 | 1, the 256-thread copy of 8192-point blocks        */
-    long_conv_toeplitz_opts_t toep; /* lct_version, lcw_w, lcw_sets                            */
-} long_conv_fast_opts_t;
-
 /* o from a variant's settings (set may be NULL: all auto). */
 void long_conv_fast_opts_from(const struct settings *set, long_conv_fast_opts_t *o);
 
 /* Device bytes the engine needs for (B, d, T) beyond x and y (kernel spectrum included), with
- * the plan o makes (NULL: all auto). */
+ * the plan o makes (NULL: all auto) on the current device (lc_plan_workspace). */
 size_t long_conv_fast_workspace(int B, int d, int T, const long_conv_fast_opts_t *o);
 
-/* Plans the engine under o (NULL: all auto) and precomputes the kernel's spectrum (or whatever
+/* Plans the engine under o (NULL: all auto) on the current device (lc_plan_make, long_conv/plan.h:
+ * every choice is made here, once) and precomputes the kernel's spectrum (or whatever
  * per-kernel data) from device fp32 taps [d,T]; may allocate and may sync.  Returns 0 or -1
  * after bench_set_error. */
 int long_conv_fast_create(int B, int d, int T, const float *d_taps,

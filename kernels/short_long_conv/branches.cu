@@ -1,44 +1,25 @@
-/* short_long_conv/branches and short_long_conv/reparam: CHELA's short-long convolution in
- * its training form and in its inference form (chela-spec.md):
+/* short_long_conv/branches: CHELA's short-long convolution in its training form (chela-spec.md),
+ * the three kernels as branches (forms.h has the op):
  *
- *   u = SiLU(k3 * x);   z = K_long * u + k3b * u + km * u          x, z [B,d,T]
+ *   (1) z_long = K_long * SiLU(k3 * x) -> z, on the long-conv engine (kernels/long_conv/) with
+ *       the short conv + SiLU done in its load step, so no pass for u;
+ *   (2) one fused pass for both short branches: reads x and z_long, recomputes u over a halo of
+ *       k_m + 2 samples, adds k3b * u + km * u (the two short kernels summed tap by tap in
+ *       shared memory first, so one loop of max(3, k_m) taps), writes z.
+ * The short branches are fused with each other and with the sum, and pass (2) is built to run
+ * at the copy rate: the best this form can be built, so that reparam.cu's saving (pass (2): a
+ * read of x and of z_long, a write of z, 3 * B*d*T elements, and one launch) is measured
+ * against a branches form without handicap.
  *
- * Both run the long convolution on kernels/long_conv_fast with the short conv + SiLU done
- * in its load step, so neither pays a pass for u.
- *   branches: 2 passes.  (1) z_long = K_long * SiLU(k3 * x) -> z; (2) one fused pass for
- *             both short branches: reads x and z_long, recomputes u over a halo of
- *             k_m + 2 samples, adds k3b * u + km * u (the two short kernels summed tap by
- *             tap in shared memory first, so one loop of max(3, k_m) taps), writes z.  The
- *             short branches are fused with each other and with the sum, and the pass is
- *             built to run at the copy rate (below): the best this form can be built.
- *   reparam:  1 pass.  The three kernels are merged once in setup (slc_merge_kernels),
- *             the merged kernel's spectrum precomputed, then z = Kc * SiLU(k3 * x).
- * What reparameterization saves is therefore pass (2): a read of x and of z_long and a
- * write of z (3 * B*d*T elements) and one launch; NOTES.md compares that with the
- * measured difference.
- *
- * Pass (2) by version.  H100, d = 1024, 65536 tokens a point, bf16: the pass moves
- * 3 * B*d*T * 2 bytes = 0.40 GB (CUPTI: 0.39-0.41), 0.136 ms at the 2.96 TB/s copy ceiling.
- *   v1  one output a thread, one tap loop per short kernel: measured 0.67 ms.
- *   v2  the two short kernels summed tap by tap once a block, tile 1024, 4 outputs a thread
- *       (strided), scalar 2-byte loads and stores: measured 0.44 ms (~0.9 TB/s) at every T,
- *       latency-bound: too few bytes in flight.
- *   v3  (this version) 16-byte loads and stores (two for fp32): a thread owns 2 vectors of 8
- *       consecutive outputs (64 threads, tile 1024 outputs), issues its x and z_long loads
- *       together before the first barrier, keeps x, z_long and u in registers and slides an
- *       8-wide register window over u for the taps (one shared load a tap per 8 outputs,
- *       bank-conflict free through padding).  <= 64 registers, so 16 blocks (1024 threads) an
- *       SM: 64 KB of loads in flight an SM in bf16, 128 KB in fp32.  Row heads and tails off a
- *       16-byte boundary (T odd or not a multiple of 8) go scalar, < 8 elements each; x and z
- *       whose bases differ mod 16 bytes take a scalar build of the same kernel.  Same function
- *       and rounding as v2 (fp32 sums, taps in order, one rounding; checked bit for bit against
- *       a CPU emulation of v2's order at T = 1..4097, odd ones included).
- *       Predicted: 0.40 GB / 2.96 TB/s = 0.136 ms, ~0.15 ms with the halo re-reads (1-2% more
- *       loads, mostly L2 hits), the grid's ramp and tail, and SiLU + taps (~30 instructions an
- *       output) not fully hidden behind the loads; that would cut reparam's advantage from
- *       0.44 ms a call to ~0.15.  Measured (H100, d = 1024, 65536 tokens, bf16): branches -
- *       reparam = 0.18-0.19 ms at every T (2.1-2.2 TB/s for the pass plus a launch), from
- *       0.44; passes the GPU tests (odd T, d = 5).  profiles/NOTES.md has the table. */
+ * Pass (2) by version (H100, d = 1024, 65536 tokens a point, bf16; it moves 0.40 GB, 0.136 ms
+ * at the copy ceiling; run: chela-bench --ops short_long_conv --seq 1k..64k; profiles/NOTES.md,
+ * short_long_conv, has the full story):
+ *   v1  one output a thread, one tap loop per short kernel.  0.67 ms.
+ *   v2  the two short kernels summed tap by tap once a block, 4 outputs a thread, scalar
+ *       accesses.  0.44 ms, latency-bound.
+ *   v3  (this version) 16-byte loads and stores, all issued before the first barrier, x, z_long
+ *       and u in registers, an 8-wide register window over u for the taps; 16 blocks an SM.
+ *       branches - reparam = 0.18-0.19 ms at every T (from 0.44). */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -46,14 +27,14 @@
 #include <stdlib.h>
 
 #include "bench_check.h"
+#include "common/math.cuh" /* silu */
 #include "dtype_device.cuh"
-#include "long_conv_fast.h"
-#include "short_long_conv.h"
+#include "long_conv/fft_engine.h"
+#include "short_long_conv/forms.h"
 #include "variant.h"
 
 extern "C" {
 DECLARE_VARIANT(short_long_conv_branches);
-DECLARE_VARIANT(short_long_conv_reparam);
 }
 
 /* Pass (2) tiling: a block takes SLC_VPB vectors of 8 consecutive outputs of one (b, c) row
@@ -62,29 +43,12 @@ DECLARE_VARIANT(short_long_conv_reparam);
 #define SLC_VPT 2         /* vectors a thread, SLC_THREADS apart: a warp's accesses contiguous */
 #define SLC_VPB (SLC_THREADS * SLC_VPT) /* vectors a block: a tile of 1024 outputs */
 #define SLC_MIN_BLOCKS 16 /* blocks an SM: caps registers at 64 so 16 blocks (1024 threads) fit */
-#define SLC_MAX_KM 32
 /* Tile index of the tile's first vector element: room before it for a row head (<= 7
  * elements, the row's start up to its first 16-byte boundary) and x's halo (<= SLC_MAX_KM + 1). */
 #define SLC_XOFF 40
 static_assert(SLC_XOFF >= 7 + SLC_MAX_KM + 1 && SLC_XOFF % 8 == 0, "SLC_XOFF too small");
 
 namespace {
-
-__device__ __forceinline__ float silu(float x) { return x / (1.0f + __expf(-x)); }
-
-__global__ void merge_kernel(const float *__restrict__ klong, const float *__restrict__ k3b,
-                             const float *__restrict__ km, int k_m, int d, int T,
-                             float *__restrict__ kc) {
-    const size_t n = (size_t)d * T;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        const int c = (int)(i / T), j = (int)(i % T);
-        float v = klong[i];
-        if (j < 3) v += k3b[3 * c + j];
-        if (j < k_m) v += km[(size_t)c * k_m + j];
-        kc[i] = v;
-    }
-}
 
 /* 8 consecutive elements: one 16-byte access (two for fp32) when VEC, else 8 scalar ones (the
  * fallback for x and z whose bases differ mod 16 bytes, so one row has no common alignment). */
@@ -277,57 +241,12 @@ int launch_branches(const io_t *io, cudaStream_t st) {
 
 } // namespace
 
-extern "C" int slc_merge_kernels(const float *k_long, const float *k3b, const float *km, int k_m,
-                                 int d, int T, float *kc, cudaStream_t stream) {
-    const size_t n = (size_t)d * T;
-    const unsigned blocks = (unsigned)((n + 255) / 256 < 4096 ? (n + 255) / 256 : 4096);
-    merge_kernel<<<blocks, 256, 0, stream>>>(k_long, k3b, km, k_m, d, T, kc);
-    CUDA_CHECK(cudaGetLastError());
-    return 0;
-}
-
-/* ---------------- the two variants (inputs: x, k3, k_long, k3b, km; op.h) ---------------- */
-
-static const char *slc_supports(const shape_t *s) {
-    if (s->T > LONG_CONV_FAST_MAX_T) return "T beyond the long-conv engine's 65536";
-    if (shape_km(s->T) > SLC_MAX_KM) return "k_m beyond 32";
-    return NULL;
-}
-
 extern "C" const char *short_long_conv_branches_supports(const shape_t *s) { return slc_supports(s); }
-extern "C" const char *short_long_conv_reparam_supports(const shape_t *s) { return slc_supports(s); }
 
-/* The long conv's engine takes long_conv/fast's settings (the same names: variants.c gives
- * both forms LC_FAST_SETTINGS), so a forced path is tested with the SiLU prologue too. */
-static long_conv_fast_opts_t slc_opts(const shape_t *s) {
-    long_conv_fast_opts_t o;
-    long_conv_fast_opts_from(s->set, &o);
-    return o;
-}
 extern "C" size_t short_long_conv_branches_workspace_bytes(const shape_t *s) {
     const long_conv_fast_opts_t o = slc_opts(s);
     return long_conv_fast_workspace(s->B, s->d, s->T, &o);
 }
-extern "C" size_t short_long_conv_reparam_workspace_bytes(const shape_t *s) {
-    const long_conv_fast_opts_t o = slc_opts(s);
-    return long_conv_fast_workspace(s->B, s->d, s->T, &o) + (size_t)s->d * s->T * sizeof(float);
-}
-
-/* Both variants' state: the engine, and the run dtype for the config column (the engine takes
- * the dtype per run, and its path depends on it). */
-typedef struct {
-    long_conv_fast_t *eng;
-    dtype_t dtype;
-} slc_state_t;
-
-static void slc_teardown(void *state) {
-    slc_state_t *st = (slc_state_t *)state;
-    if (!st) return;
-    long_conv_fast_destroy(st->eng);
-    free(st);
-}
-extern "C" void short_long_conv_branches_teardown(void *state) { slc_teardown(state); }
-extern "C" void short_long_conv_reparam_teardown(void *state) { slc_teardown(state); }
 
 extern "C" int short_long_conv_branches_setup(const shape_t *s, const io_t *io, void **state) {
     *state = NULL;
@@ -337,26 +256,6 @@ extern "C" int short_long_conv_branches_setup(const shape_t *s, const io_t *io, 
     const long_conv_fast_opts_t o = slc_opts(s);
     int rc = long_conv_fast_create(s->B, s->d, s->T, (const float *)io->in[2], &o, 0, &st->eng);
     *state = st;
-    return rc;
-}
-
-extern "C" int short_long_conv_reparam_setup(const shape_t *s, const io_t *io, void **state) {
-    *state = NULL;
-    slc_state_t *st = (slc_state_t *)calloc(1, sizeof *st);
-    if (!st) BENCH_FAIL("short_long_conv/reparam: out of host memory");
-    st->dtype = s->dtype;
-    *state = st;
-    float *kc = NULL;
-    CUDA_CHECK(cudaMalloc(&kc, (size_t)s->d * s->T * sizeof(float)));
-    int rc = slc_merge_kernels((const float *)io->in[2], (const float *)io->in[3],
-                               (const float *)io->in[4], shape_km(s->T), s->d, s->T, kc, 0);
-    const long_conv_fast_opts_t o = slc_opts(s);
-    if (!rc) rc = long_conv_fast_create(s->B, s->d, s->T, kc, &o, 0, &st->eng);
-    if (!rc && cudaDeviceSynchronize() != cudaSuccess) {
-        bench_set_error(__FILE__, __LINE__, "reparam setup: %s", cudaGetErrorString(cudaGetLastError()));
-        rc = -1;
-    }
-    cudaFree(kc);
     return rc;
 }
 
@@ -372,23 +271,8 @@ extern "C" int short_long_conv_branches_run(void *state, const io_t *io, cudaStr
     }
 }
 
-extern "C" int short_long_conv_reparam_run(void *state, const io_t *io, cudaStream_t st) {
-    return long_conv_fast_run(((const slc_state_t *)state)->eng, io->in[0], io->out,
-                              io->shape->dtype, (const float *)io->in[1], st);
-}
+extern "C" void short_long_conv_branches_teardown(void *state) { slc_teardown(state); }
 
-/* The long conv's path.  The short branches' pass of `branches` is one kernel whose vector or
- * scalar build follows the run's pointers, not a plan: it is not reported. */
-static void slc_config(const void *state, char *buf, size_t len) {
-    const slc_state_t *st = (const slc_state_t *)state;
-    if (st)
-        long_conv_fast_describe(st->eng, st->dtype, buf, len);
-    else if (len)
-        buf[0] = 0;
-}
 extern "C" void short_long_conv_branches_config(const void *state, char *buf, size_t len) {
-    slc_config(state, buf, len);
-}
-extern "C" void short_long_conv_reparam_config(const void *state, char *buf, size_t len) {
     slc_config(state, buf, len);
 }
