@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "linear_attn_args.h"
+#include "linear_attn/args.h"
 
 /* Whether v6 can run on device dev: its translation unit was built for sm_90a (CMake does so
  * when the architectures list names 90) and dev is compute capability 9.0, the only one that

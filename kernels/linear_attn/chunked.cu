@@ -195,12 +195,12 @@
 #endif
 #include <string.h>
 
-#include "linear_attn_args.h"
+#include "linear_attn/args.h"
 
 #ifndef LAC_KERNELS_ONLY
 #include "bench_check.h"
-#include "linear_attn_chunked.h"
-#include "linear_attn_wgmma.h"
+#include "linear_attn/chunked.h"
+#include "linear_attn/v6_wgmma.h"
 #include "common/pdl_launch.cuh"
 #include "variant.h"
 

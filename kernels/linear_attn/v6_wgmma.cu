@@ -34,10 +34,10 @@
  * linear_attn_chunked.cu's kernels (LAC_KERNELS_ONLY) for the shared device helpers; every
  * kernel there has internal linkage, so nothing clashes with that file's own copy. */
 #define LAC_KERNELS_ONLY
-#include "linear_attn_chunked.cu"
+#include "linear_attn/chunked.cu"
 
 #include "bench_check.h"
-#include "linear_attn_wgmma.h"
+#include "linear_attn/v6_wgmma.h"
 #include "common/pdl_launch.cuh"
 #include "common/wgmma.cuh"
 
