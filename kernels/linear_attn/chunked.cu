@@ -196,6 +196,7 @@
 #include <string.h>
 
 #include "linear_attn/args.h"
+#include "linear_attn/plan.h" /* LAC_C, LAC_DVS, LAC_DEFAULT_VERSION */
 
 #ifndef LAC_KERNELS_ONLY
 #include "bench_check.h"
@@ -209,23 +210,16 @@ DECLARE_VARIANT(linear_attn_chunked);
 }
 #endif
 
-#ifndef LAC_DEFAULT_VERSION
-#define LAC_DEFAULT_VERSION 6 /* 1: CUDA cores, 2: tensor cores, 3: v2 + precomputed A, fp16 S, */
-                              /* 6: v3's pass C on wgmma (sm_90a, linear_attn_wgmma.cu)        */
-#endif
 #ifndef LAC_STATE_HILO
 #define LAC_STATE_HILO 1      /* v2 bf16: Q S with S split into bf16 hi + lo (two MMAs)      */
 #endif
 #ifndef LAC_A_F16
 #define LAC_A_F16 1           /* v2 bf16: A = mask(Q K^T) kept as fp16, V^T converted to fp16 */
 #endif
-#define LAC_C 64              /* tokens per chunk (== 16 * warps of a v2 block)             */
-#define LAC_DVS 64            /* value columns per block (dv slice)                         */
 #define LAC_WARPS 4           /* v2: warps per block, each owning 16 value rows of S^T      */
 #define LAC_THREADS 128       /* v2: threads per block                                      */
 #define LAC_PAD 8             /* v2: smem row padding in 16-bit elements (16 B)             */
 #define LAC_V1_TILE 16        /* v1: tokens staged in shared memory at a time               */
-#define LAC_WS_FRAC_INV 32    /* one pass over the state workspace <= 1/32 of q,k,v,o bytes */
 #define LAC_SCAN_THREADS 256
 #define LAC_NORM_ROWS 8       /* rmsnorm: rows (warps) per block                            */
 
@@ -281,7 +275,6 @@ __device__ __forceinline__ void lac_grid_dep_wait() {}
 #endif /* LAC_EMULATE */
 
 __host__ __device__ __forceinline__ int lac_min(int a, int b) { return a < b ? a : b; }
-__host__ __device__ __forceinline__ int lac_max(int a, int b) { return a > b ? a : b; }
 
 /* ---- dtype helpers: bf16 / fp16 travel as raw 16-bit words ----------------------------------- */
 template <bool BF16> __device__ __forceinline__ uint16_t lac_cvt(float x) {
@@ -1387,71 +1380,11 @@ __global__ void __launch_bounds__(32 * LAC_NORM_ROWS)
 } /* namespace */
 
 /* ============================================================================================
- * Host side: plan, launch, the variant and the exported launcher.
+ * Host side: device facts, launch, the variant and the exported launcher.  The decisions are
+ * plan.c's (plain C); here the device is asked what the planner needs to know.
  * ========================================================================================== */
 #ifndef LAC_KERNELS_ONLY
 namespace {
-
-struct lac_plan {
-    int version;        /* 1, 2 or 3 (the version that runs for this shape)      */
-    int nslices;        /* dv / 64                                             */
-    int nchunks;        /* ceil(T / 64)                                        */
-    int seg_chunks;     /* chunks per segment                                  */
-    int nseg;           /* segments per (b,h)                                  */
-    int nseg_ws;        /* states pass C reads: nseg-1 causal, nseg not        */
-    int sub;            /* pass A parts per segment                            */
-    int sub_chunks;     /* chunks per pass A part                              */
-    int ws_per_bh;      /* states per (b,h) in the workspace: nseg_ws * sub    */
-    bool pdl;           /* launch each pass after the first with PDL            */
-    size_t state_bytes; /* B*H*ws_per_bh*dk*dv*4                                */
-    size_t rowpart_bytes; /* nslices*B*H*T*4 (norm partials, if used)          */
-    size_t amat_bytes;  /* v3: B*H*nchunks*64*64*2 (fp16 A per chunk)             */
-    size_t q16_bytes;   /* v3, bf16: B*H*T*dk*2 (q as fp16)                        */
-    size_t img_bytes;   /* v6: the per-chunk operand images (lac_v6_image_bytes)     */
-};
-
-/* The variant's settings (harness/variants.c), resolved at setup; SETTING_AUTO (or any value
- * outside a field's range) leaves the choice to lac_make_plan. */
-struct lac_opts {
-    int version; /* la_version: 1|2|3|6                      */
-    int seg;     /* la_seg: tokens a segment, > 0            */
-    int sub;     /* la_sub: pass A parts a segment, > 0      */
-    int pdl;     /* la_pdl: 0 plain launches, 1 PDL          */
-};
-const lac_opts LAC_OPTS_AUTO = {SETTING_AUTO, SETTING_AUTO, SETTING_AUTO, SETTING_AUTO};
-
-lac_opts lac_opts_from(const settings_t *set) {
-    const lac_opts o = {settings_get(set, "la_version"), settings_get(set, "la_seg"),
-                        settings_get(set, "la_sub"), settings_get(set, "la_pdl")};
-    return o;
-}
-
-size_t lac_align256(size_t n) { return (n + 255) & ~(size_t)255; }
-
-/* Shortest segment (in chunks) such that one pass over its dk x dv fp32 state costs at most
- * 1/LAC_WS_FRAC_INV of its q,k,v,o bytes (counted at 2 bytes per element). */
-int lac_seg_min_chunks(int dk, int dv) {
-    double lmin = (double)dk * dv * 4.0 * LAC_WS_FRAC_INV / ((2.0 * dk + 2.0 * dv) * 2.0);
-    int ch = (int)ceil(lmin / LAC_C);
-    return ch < 1 ? 1 : ch;
-}
-
-/* Largest number of segments the default plan can choose (workspace bound). */
-int lac_nseg_bound(int T, int dk, int dv) {
-    int nchunks = (T + LAC_C - 1) / LAC_C;
-    int minch = lac_seg_min_chunks(dk, dv);
-    return (nchunks + minch - 1) / minch;
-}
-
-const char *lac_shape_reason(int B, int H, int T, int dk, int dv, dtype_t dt) {
-    if (dk != 64 && dk != 128) return "dk must be 64 or 128";
-    if (dv < 64 || dv > 2048 || dv % 64 != 0) return "dv must be a multiple of 64 in 64..2048";
-    if (B < 1 || H < 1 || T < 1) return "B, H and T must be positive";
-    if (dt != DTYPE_F32 && dt != DTYPE_BF16 && dt != DTYPE_F16) return "unknown dtype";
-    double blocks = (double)B * H * (dv / 64) * lac_nseg_bound(T, dk, dv);
-    if (blocks > (double)INT_MAX) return "B*H*T too large for a 1-D grid";
-    return NULL;
-}
 
 /* Sets the dynamic shared memory limits of the v2 kernels (above 48 KB) and returns the
  * resident blocks per SM of the pass C kernel of this version (the plan's occupancy) and of
@@ -1535,156 +1468,22 @@ int lac_prepare_cached(int dev, int version, int dk, dtype_t dt, int *bps, int *
     return 0;
 }
 
-/* v5: the segment rule's waves count at most this many resident pass-C blocks an SM.  Blocks
- * sharing an SM share its throughput, so a third one (the dk = 64 kernel fits 3) adds a wave of
- * work, not parallelism: at the LM shape (B*H = 32 / 16, H100) 384 blocks (12 / 24 segments,
- * ~3 an SM) measured 0.305 / 0.315 ms at 32k / 64k, 256 blocks (8 / 16 segments of 4096
- * tokens, ~2 an SM) 0.290 / 0.297, 128 (one an SM) 0.374 / 0.391 (NOTES.md, session 6). */
-#define LAC_PLAN_BPS 2
-
-/* cost(n) = waves(n) / n of `units` equal blocks each split n ways on `conc` resident slots:
- * the fewest n in nmin..nmax within 5 % of min(best0, the best cost there) (fewer blocks,
- * less workspace); 1 if none is. */
-int lac_fewest_parts(int64_t units, int64_t conc, int nmin, int nmax, double best0) {
-    double best = best0;
-    for (int n = nmin; n <= nmax; n++) {
-        const double cost = (double)((units * n + conc - 1) / conc) / n;
-        if (cost < best) best = cost;
-    }
-    for (int n = nmin; n <= nmax; n++)
-        if ((double)((units * n + conc - 1) / conc) / n <= 1.05 * best) return n;
-    return 1;
-}
-
-/* The plan: version, segment length.  Why these rules: nseg = 1 costs nothing extra (no pass
- * A, B, no workspace), so it is kept while the B*H*slices blocks alone give every SM >= 1.5
- * blocks.  Otherwise segments are added to fill the GPU: time ~ waves of equal blocks, each
- * 1/nseg of the work, so cost(n) = waves(n)/n; the fewest segments within 5 % of the best cost
- * (less workspace), never segments shorter than lac_seg_min_chunks (workspace traffic). */
-/* v3 replaces v2's pass C where the per-slice Q K^T recompute exists (dv >= 128) and the chunk
- * recurrence runs (causal). */
-bool lac_v3_applies(int dv, int causal) { return causal && dv >= 2 * LAC_DVS; }
-
-/* Workspace bytes beyond the states of whichever of v3 (A and q16 buffers; q16 counted for any
- * 16-bit dtype) and v6 (operand images) may run: 0 where neither does. */
-size_t lac_v3_bytes(int B, int H, int T, int dk, int dv, int causal) {
-    if (!lac_v3_applies(dv, causal)) return 0;
-    const int nchunks = (T + LAC_C - 1) / LAC_C;
-    const size_t v3 = lac_align256((size_t)B * H * nchunks * LAC_C * LAC_C * 2) +
-                      lac_align256((size_t)B * H * T * dk * 2);
-    const size_t v6 = lac_align256(lac_v6_image_bytes((int64_t)B * H, nchunks, dk));
-    return v3 > v6 ? v3 : v6;
-}
-
-int lac_make_plan(int B, int H, int T, int dk, int dv, int causal, dtype_t dt, const lac_opts &o,
-                  lac_plan *p) {
-    memset(p, 0, sizeof(*p));
-    int dev = 0, sms = 0, bps = 0, bps_a = 0;
+/* What the planner needs of the device (plan.h), for the version it picks for pr under o. */
+int lac_device_facts_get(const lac_problem &pr, const lac_opts &o, lac_device_facts *f) {
+    int dev = 0;
+    memset(f, 0, sizeof(*f));
     CUDA_CHECK(cudaGetDevice(&dev));
-    int version = o.version;
-    if (version != 1 && version != 2 && version != 3 && version != 6)
-        version = LAC_DEFAULT_VERSION;
-    if (dt == DTYPE_F32) version = 1;
-    if (version == 6 && !lac_v6_usable(dev)) version = 3; /* no sm_90a build or not cc 9.0 */
-    if (version >= 3 && !lac_v3_applies(dv, causal)) version = 2;
-    p->version = version;
-    p->pdl = o.pdl != 0; /* la_pdl=0: plain launches */
-    p->nslices = dv / LAC_DVS;
-    p->nchunks = (T + LAC_C - 1) / LAC_C;
-
-    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    if (lac_prepare_cached(dev, version, dk, dt, &bps, &bps_a)) return -1;
-    if (bps < 1 || bps_a < 1)
-        BENCH_FAIL("linear_attn/chunked v%d: pass A or C kernel cannot be resident", version);
-
-    const int seg_tokens = o.seg > 0 ? o.seg : 0;
-    const int64_t units = (int64_t)B * H * p->nslices;
-    int seg_chunks;
-    if (seg_tokens > 0) {
-        seg_chunks = (seg_tokens + LAC_C - 1) / LAC_C;
-    } else {
-        const int nseg_max = lac_nseg_bound(T, dk, dv);
-        int nseg = 1;
-        /* v5: the waves count at most LAC_PLAN_BPS pass-C blocks an SM (see there) */
-        const int bps_plan = lac_min(bps, LAC_PLAN_BPS);
-        if (units * 2 < (int64_t)sms * 3 && nseg_max > 1) /* against nseg = 1's cost, 1 */
-            nseg = lac_fewest_parts(units, (int64_t)sms * bps_plan, 2, nseg_max, 1.0);
-        seg_chunks = (p->nchunks + nseg - 1) / nseg; /* balance: equal segments */
-    }
-    if (seg_chunks > p->nchunks) seg_chunks = p->nchunks;
-    p->seg_chunks = seg_chunks;
-    p->nseg = (p->nchunks + seg_chunks - 1) / seg_chunks;
-    p->nseg_ws = causal ? p->nseg - 1 : p->nseg;
-    /* Pass A splits each needed segment into `sub` parts (a block each, summed by the scan)
-     * when its blocks alone give the SMs fewer than 1.5 each (the rule pass C's segments
-     * follow), by the same waves/n cost on pass A's own occupancy, within the workspace bound
-     * (ws_per_bh <= the bound's states, what linear_attn_chunked_workspace promises).
-     * Measured on the H100 (NOTES.md): CHELA head 16k / 32k (128 / 192 blocks -> 3 / 2 parts,
-     * one wave) 0.528 -> 0.502 and 0.561 -> 0.544 ms; splitting at 64k (224 blocks, 2 parts,
-     * 1.13 waves) cost +0.04 ms, and at the LM shape (256-368 blocks) +0.014-0.02 ms.
-     * la_sub=<n> forces n (parts of at least one chunk; may exceed the bound). */
-    p->sub = 1;
-    if (p->nseg_ws > 0) {
-        const int nseg_bound = lac_nseg_bound(T, dk, dv);
-        const int ws_bound = causal ? nseg_bound - 1 : nseg_bound;
-        int sub_max = lac_max(1, ws_bound / p->nseg_ws);
-        sub_max = lac_min(sub_max, seg_chunks); /* parts of at least one chunk */
-        const int64_t blocks_a = units * p->nseg_ws;
-        const int forced = o.sub > 0 ? o.sub : 0;
-        if (forced > 0)
-            p->sub = lac_min(forced, seg_chunks);
-        else if (blocks_a * 2 < (int64_t)sms * 3)
-            p->sub = lac_fewest_parts(blocks_a, (int64_t)sms * bps_a, 1, sub_max, 1e30);
-    }
-    p->sub_chunks = (seg_chunks + p->sub - 1) / p->sub;
-    p->ws_per_bh = p->nseg_ws * p->sub;
-    if ((double)units * lac_max(p->nseg, p->ws_per_bh) > (double)INT_MAX)
-        BENCH_FAIL("linear_attn/chunked: %lld blocks exceed the grid limit",
-                   (long long)(units * lac_max(p->nseg, p->ws_per_bh)));
-    p->state_bytes = (size_t)B * H * p->ws_per_bh * dk * dv * sizeof(float);
-    p->rowpart_bytes = (size_t)p->nslices * B * H * T * sizeof(float);
-    if (version == 3) {
-        p->amat_bytes = (size_t)B * H * p->nchunks * LAC_C * LAC_C * 2;
-        p->q16_bytes = dt == DTYPE_BF16 ? (size_t)B * H * T * dk * 2 : 0;
-    }
-    if (version == 6) p->img_bytes = lac_v6_image_bytes((int64_t)B * H, p->nchunks, dk);
-    return 0;
+    f->v6_usable = lac_v6_usable(dev) ? 1 : 0;
+    f->version = lac_plan_version(&pr, &o, f->v6_usable);
+    CUDA_CHECK(cudaDeviceGetAttribute(&f->sms, cudaDevAttrMultiProcessorCount, dev));
+    return lac_prepare_cached(dev, f->version, pr.dk, pr.dtype, &f->bps_c, &f->bps_a);
 }
 
-/* Whether the norm partials buffer is used: the norm is fused in v2 when dv == 64. */
-int lac_norm_mode(const lac_plan *p, int rms_norm, bool gated) {
-    if (!rms_norm) return 0;
-    return (p->version >= 2 && p->nslices == 1 && !gated) ? 1 : 2;
-}
-
-struct lac_ptrs {
-    const void *q, *k, *v;
-    void *o;
-    float *states, *rowpart;
-    uint16_t *amat, *q16; /* v3 */
-    uint16_t *images;     /* v6 */
-};
-
-/* Workspace layout of a plan: [states | rowpart (norm_mode 2) | A (v3) | q16 (v3, bf16) |
- * images (v6)], each part 256-byte aligned.  Returns the total bytes and fills d's pointers
- * from base. */
-size_t lac_ws_layout(const lac_plan *p, int norm_mode, void *base, lac_ptrs *d) {
-    size_t off = 0;
-    const size_t parts[5] = {p->state_bytes, norm_mode == 2 ? p->rowpart_bytes : 0,
-                             p->amat_bytes, p->q16_bytes, p->img_bytes};
-    void *ptr[5];
-    for (int i = 0; i < 5; i++) {
-        ptr[i] = parts[i] && base ? (char *)base + off : NULL;
-        off += lac_align256(parts[i]);
-    }
-    if (d) {
-        d->states = (float *)ptr[0];
-        d->rowpart = (float *)ptr[1];
-        d->amat = (uint16_t *)ptr[2];
-        d->q16 = (uint16_t *)ptr[3];
-        d->images = (uint16_t *)ptr[4];
-    }
-    return off;
+/* The plan for pr under o on the current device. */
+int lac_make_plan(const lac_problem &pr, const lac_opts &o, lac_plan *p) {
+    lac_device_facts f;
+    if (lac_device_facts_get(pr, o, &f)) return -1;
+    return lac_plan_make(&pr, &o, &f, p);
 }
 
 template <int DT> int lac_launch_norm(const lac_ptrs &d, const lac_args &a, cudaStream_t stream) {
@@ -1792,7 +1591,7 @@ int lac_enqueue_v3(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int6
 template <bool BF16, int DK>
 int lac_enqueue_v6(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int64_t nbh,
                    cudaStream_t stream) {
-    const lac_v6_io io = {d.q, d.k, d.v, d.o, d.images, d.states, d.rowpart, p->pdl};
+    const lac_v6_io io = {d.q, d.k, d.v, d.o, d.images, d.states, d.rowpart, p->pdl != 0};
     if (lac_v6_enqueue_front(BF16, DK, io, a, nbh, p->nchunks, stream)) return -1;
     if (lac_launch_scan(p, d, nbh, DK, a.dv, stream)) return -1;
     const bool gated = (a.norm_mode == 3 && a.gate) || a.v_bias; /* gate and V's SiLU */
@@ -1887,47 +1686,38 @@ struct lac_state {
     void *d_ws; /* states, A, q16 (lac_ws_layout, no norm partials) */
 };
 
+lac_problem lac_problem_of(const shape_t *s) {
+    const lac_problem pr = {s->B, s->H, s->T, s->dk, s->dv, s->causal ? 1 : 0, s->dtype};
+    return pr;
+}
+
 } /* namespace */
 
 /* ---- the variant ----------------------------------------------------------------------------- */
 
 extern "C" const char *linear_attn_chunked_supports(const shape_t *s) {
-    return lac_shape_reason(s->B, s->H, s->T, s->dk, s->dv, s->dtype);
+    const lac_problem pr = lac_problem_of(s);
+    return lac_shape_reason(&pr);
 }
 
-/* States per (b,h) any plan under o may keep: the default plan's bound, or more where la_seg /
- * la_sub force shorter segments or more parts. */
-static int lac_states_bound(int T, int dk, int dv, const lac_opts &o) {
-    const int nchunks = (T + LAC_C - 1) / LAC_C;
-    int nseg = lac_nseg_bound(T, dk, dv);
-    if (o.seg > 0) {
-        const int sc = lac_min((o.seg + LAC_C - 1) / LAC_C, nchunks);
-        nseg = lac_max(nseg, (nchunks + sc - 1) / sc);
-    }
-    return nseg * lac_max(1, lac_min(o.sub > 0 ? o.sub : 1, nchunks));
-}
-
-/* Upper bound of what setup allocates under the run's settings (all auto: the default plan's
- * states, nseg <= lac_nseg_bound; causal plans keep one state fewer a part). */
+/* Upper bound of what setup allocates under the run's settings. */
 extern "C" size_t linear_attn_chunked_workspace_bytes(const shape_t *s) {
-    if (lac_shape_reason(s->B, s->H, s->T, s->dk, s->dv, s->dtype)) return 0;
-    const int bound = lac_states_bound(s->T, s->dk, s->dv, lac_opts_from(s->set));
-    const int nws = s->causal ? bound - 1 : bound;
-    return lac_align256((size_t)s->B * s->H * nws * s->dk * s->dv * sizeof(float)) +
-           lac_v3_bytes(s->B, s->H, s->T, s->dk, s->dv, s->causal);
+    const lac_problem pr = lac_problem_of(s);
+    const lac_opts o = lac_opts_from(s->set);
+    return lac_workspace_bound(&pr, &o);
 }
 
 extern "C" int linear_attn_chunked_setup(const shape_t *s, const io_t *io, void **state) {
     (void)io;
     *state = NULL;
-    const char *why = lac_shape_reason(s->B, s->H, s->T, s->dk, s->dv, s->dtype);
+    const lac_problem pr = lac_problem_of(s);
+    const char *why = lac_shape_reason(&pr);
     if (why) BENCH_FAIL("linear_attn/chunked: %s", why);
     lac_state *st = (lac_state *)calloc(1, sizeof(lac_state));
     if (!st) BENCH_FAIL("linear_attn/chunked: out of host memory");
     st->shape = *s;
     st->shape.set = NULL; /* resolved here, into the plan; never read after setup */
-    if (lac_make_plan(s->B, s->H, s->T, s->dk, s->dv, s->causal, s->dtype, lac_opts_from(s->set),
-                      &st->plan)) {
+    if (lac_make_plan(pr, lac_opts_from(s->set), &st->plan)) {
         free(st);
         return -1;
     }
@@ -1960,13 +1750,6 @@ extern "C" void linear_attn_chunked_teardown(void *state) {
     free(st);
 }
 
-/* "v6 seg=8192 sub=2 pdl=1": the version that runs, the segment length in tokens (T rounded up
- * to a chunk when there is one segment), pass A's parts a segment, PDL. */
-static void lac_plan_words(const lac_plan *p, const char *prefix, char *buf, size_t len) {
-    snprintf(buf, len, "%sv%d seg=%d sub=%d pdl=%d", prefix, p->version, p->seg_chunks * LAC_C,
-             p->sub, p->pdl ? 1 : 0);
-}
-
 extern "C" void linear_attn_chunked_config(const void *state, char *buf, size_t len) {
     if (!len) return;
     buf[0] = 0;
@@ -1979,20 +1762,18 @@ extern "C" int linear_attn_chunked_describe(int B, int H, int T, int dk, int dv,
                                             dtype_t dtype, const char *prefix, char *buf,
                                             size_t len) {
     if (len) buf[0] = 0;
-    const char *why = lac_shape_reason(B, H, T, dk, dv, dtype);
+    const lac_problem pr = {B, H, T, dk, dv, causal ? 1 : 0, dtype};
+    const char *why = lac_shape_reason(&pr);
     if (why) BENCH_FAIL("linear_attn_chunked_describe: %s", why);
     lac_plan p;
-    if (lac_make_plan(B, H, T, dk, dv, causal ? 1 : 0, dtype, LAC_OPTS_AUTO, &p)) return -1;
+    if (lac_make_plan(pr, lac_opts_auto(), &p)) return -1;
     if (len) lac_plan_words(&p, prefix ? prefix : "", buf, len);
     return 0;
 }
 
 extern "C" size_t linear_attn_chunked_workspace(int B, int H, int T, int dk, int dv) {
-    if (lac_shape_reason(B, H, T, dk, dv, DTYPE_BF16)) return 0;
-    const size_t states =
-        (size_t)B * H * lac_states_bound(T, dk, dv, LAC_OPTS_AUTO) * dk * dv * sizeof(float);
-    const size_t rowpart = (size_t)(dv / LAC_DVS) * B * H * T * sizeof(float);
-    return lac_align256(states) + lac_align256(rowpart) + lac_v3_bytes(B, H, T, dk, dv, 1);
+    const lac_opts o = lac_opts_auto();
+    return lac_launcher_workspace_bound(B, H, T, dk, dv, &o);
 }
 
 /* The launchers' common body; d_rss != NULL is the deferred-norm mode (norm_mode 3). */
@@ -2001,7 +1782,8 @@ static int lac_launch_any(const void *d_q, const void *d_k, const void *d_v, voi
                           const void *d_gate, long long gate_ld, const float *d_gate_bias,
                           const float *d_v_bias, float *d_rss, dtype_t dtype, void *d_workspace,
                           size_t workspace_bytes, cudaStream_t stream) {
-    const char *why = lac_shape_reason(B, H, T, dk, dv, dtype);
+    const lac_problem pr = {B, H, T, dk, dv, causal ? 1 : 0, dtype};
+    const char *why = lac_shape_reason(&pr);
     if (why) BENCH_FAIL("linear_attn_chunked_launch: %s", why);
     const void *ptrs[4] = {d_q, d_k, d_v, d_o};
     for (int i = 0; i < 4; i++)
@@ -2018,7 +1800,7 @@ static int lac_launch_any(const void *d_q, const void *d_k, const void *d_v, voi
     if (d_rss && ((uintptr_t)d_rss & 3u))
         BENCH_FAIL("linear_attn_chunked_launch: row sums of squares need 4-byte alignment");
     lac_plan p;
-    if (lac_make_plan(B, H, T, dk, dv, causal ? 1 : 0, dtype, LAC_OPTS_AUTO, &p)) return -1;
+    if (lac_make_plan(pr, lac_opts_auto(), &p)) return -1;
     const int norm_mode = d_rss ? 3 : lac_norm_mode(&p, rms_norm, d_gate != NULL);
     const size_t need = lac_ws_layout(&p, norm_mode, NULL, NULL);
     if (need > 0 && (!d_workspace || need > workspace_bytes))

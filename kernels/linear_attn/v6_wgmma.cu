@@ -510,10 +510,6 @@ int lac_v6_enqueue_output_t(const lac_v6_io &io, const lac_args &a, int64_t nbh,
 
 bool lac_v6_usable(int dev) { return wg_unit_usable(dev); }
 
-size_t lac_v6_image_bytes(int64_t nbh, int nchunks, int dk) {
-    return (size_t)nbh * nchunks * (size_t)(2 * LAC_C * dk + LAC_C * LAC_C) * 2;
-}
-
 int lac_v6_prepare(bool bf16, int dk, int *bps, int *bps_a) {
     if (bf16)
         return dk == 64 ? lac_v6_prepare_t<true, 64>(bps, bps_a)

@@ -21,9 +21,6 @@ bool lac_v6_usable(int dev);
  * bench_set_error(). */
 int lac_v6_prepare(bool bf16, int dk, int *bps, int *bps_a);
 
-/* Workspace bytes of v6's per-chunk operand images for nbh sequences of nchunks chunks. */
-size_t lac_v6_image_bytes(int64_t nbh, int nchunks, int dk);
-
 /* The buffers one v6 launch reads and writes (device pointers), and whether the kernels after
  * the plan's first are launched with programmatic dependent launch. */
 struct lac_v6_io {
