@@ -1,7 +1,7 @@
 /* test_plan_linear_attn.c: the host planner of linear_attn/chunked (kernels/linear_attn/plan.c)
  * on the H100's numbers, without a GPU: the plans profiles/NOTES.md discusses (the LM shape,
  * the CHELA head, B = 1), what each setting forces, and that no plan outgrows the workspace its
- * callers were told to allocate.
+ * callers were told to allocate (the planner's bounds and chunked.h's).
  *
  * The device facts are the H100 SXM's: 132 SMs, v6 usable (an sm_90a build on cc 9.0), and the
  * resident blocks an SM of each version's pass C and pass A kernels below.  Pass C's 3 (dk 64,
@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "bench_check.h"
+#include "linear_attn/chunked.h"
 #include "linear_attn/plan.h"
 #include "settings.h"
 
@@ -376,6 +377,41 @@ START_TEST(workspace_bounds) {
 }
 END_TEST
 
+/* The exported bounds (chunked.h) are the planner's: the launchers' (all auto) and the plan
+ * API's, which honours the caller's la_seg / la_sub; and the plan API refuses a missing plan. */
+START_TEST(exported_workspace) {
+    const lac_opts a = lac_opts_auto();
+    ck_assert_uint_eq(linear_attn_chunked_workspace(4, 1, 16384, 128, 2048),
+                      lac_launcher_workspace_bound(4, 1, 16384, 128, 2048, &a));
+    ck_assert_uint_eq(linear_attn_workspace_bound(4, 1, 16384, 128, 2048, NULL),
+                      linear_attn_chunked_workspace(4, 1, 16384, 128, 2048));
+    static const setting_def_t defs[] = {
+        {"lt_tune", "auto|0|1", ""}, {"la_seg", "auto|64..1048576", ""},
+        {"la_sub", "auto|1..4096", ""}, {NULL, NULL, NULL}};
+    settings_t set;
+    memset(&set, 0, sizeof set);
+    set.def = defs;
+    set.n = 3;
+    set.val[0] = 1;
+    set.val[1] = 128;
+    set.val[2] = 3;
+    const lac_opts o = opts(-1, 128, 3, -1);
+    ck_assert_uint_eq(linear_attn_workspace_bound(1, 1, 65536, 128, 2048, &set),
+                      lac_launcher_workspace_bound(1, 1, 65536, 128, 2048, &o));
+    ck_assert_uint_gt(linear_attn_workspace_bound(1, 1, 65536, 128, 2048, &set),
+                      linear_attn_chunked_workspace(1, 1, 65536, 128, 2048));
+    ck_assert_uint_eq(linear_attn_workspace_bound(1, 1, 64, 96, 64, NULL), 0); /* unsupported */
+
+    char buf[16] = "x";
+    ck_assert_int_eq(linear_attn_plan_describe(NULL, "", buf, sizeof buf), -1);
+    ck_assert_str_eq(buf, "");
+    ck_assert_uint_eq(linear_attn_plan_workspace(NULL, LINEAR_ATTN_OUT_DEFERRED), 0);
+    ck_assert_ptr_null(linear_attn_plan_create(1, 1, 64, 96, 64, 1, DTYPE_BF16, NULL));
+    ck_assert_ptr_nonnull(strstr(bench_last_error(), "dk must be 64 or 128"));
+    linear_attn_plan_destroy(NULL);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("plan_linear_attn");
     TCase *tc = tcase_create("core");
@@ -387,6 +423,7 @@ int main(void) {
     tcase_add_test(tc, opts_from_settings);
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, workspace_bounds);
+    tcase_add_test(tc, exported_workspace);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

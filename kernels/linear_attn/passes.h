@@ -46,4 +46,13 @@ int lac_launch_scan(const lac_plan *p, const lac_ptrs &d, int64_t nbh, int dk, i
                     cudaStream_t stream);
 int lac_launch_norm(dtype_t dt, const lac_ptrs &d, const lac_args &a, cudaStream_t stream);
 
+/* launch.cu: the plan for pr under o on the current device (the facts gathered, lac_plan_make
+ * called), and the enqueue of a plan's passes (norm_mode 3 when deferred, else lac_norm_mode's),
+ * which the variant (chunked.cu) shares with the exported launchers. */
+int lac_make_plan(const lac_problem &pr, const lac_opts &o, lac_plan *p);
+int lac_enqueue(const lac_plan *p, const lac_ptrs &d, int B, int H, int T, int dk, int dv,
+                int causal, int rms_norm, float rms_eps, const void *gate, int64_t gate_ld,
+                const float *gate_bias, const float *v_bias, bool deferred, dtype_t dt,
+                cudaStream_t stream);
+
 #endif
