@@ -2,7 +2,7 @@
  * per version, `prepare` (sets the kernels' shared-memory limits and returns the resident blocks
  * an SM of its pass C kernel in *bps and of its pass A kernel in *bps_a: the occupancy the plan
  * needs) and `enqueue` (the plan's kernels on a stream, nothing else).  The kernels themselves
- * stay inside their files, each compiled once.  C++ only.  Every function returns 0, or -1
+ * stay inside their files, each compiled once.  C++ only.  The int functions return 0, or -1
  * after bench_set_error(). */
 #ifndef CHELA_LINEAR_ATTN_PASSES_H
 #define CHELA_LINEAR_ATTN_PASSES_H

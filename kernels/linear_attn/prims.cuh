@@ -4,9 +4,9 @@
  * scan.cu); everything here has internal linkage, so each translation unit keeps its own copy
  * and no kernel is compiled twice.
  *
- * Build hook: LAC_EMULATE expects the device primitives (smem_u32, cp_async16, ldsm_x4, mma_16816,
- * shuffles) from an includer that runs the kernels on the CPU, for checking index algebra
- * without a GPU. */
+ * Build hook: with LAC_EMULATE the device primitives (smem_u32, cp_async16, ldsm_x4, mma_16816,
+ * the shuffles) are left to an includer that runs the kernels on the CPU to check their index
+ * algebra without a GPU, as v2 was first checked (no such includer is in the tree). */
 #ifndef CHELA_LINEAR_ATTN_PRIMS_CUH
 #define CHELA_LINEAR_ATTN_PRIMS_CUH
 

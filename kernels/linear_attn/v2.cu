@@ -136,7 +136,7 @@ __global__ void __launch_bounds__(LAC_THREADS, DK == 64 ? 3 : 2)
     constexpr int LDO = LAC_DVS + LAC_PAD;
     /* Numerics (bf16 runs): A is stored as fp16 (2^-11 rounding instead of bf16's 2^-8) and
      * multiplied by V^T converted to fp16; the state operand of Q S is split hi + lo.  With
-     * both, the output error is the bf16 rounding of o alone (see the version index). */
+     * both, the output error is the bf16 rounding of o alone (this file's header). */
     constexpr bool A_BF16 = BF16 && !LAC_A_F16;
     constexpr bool HILO = BF16 && LAC_STATE_HILO;
     LAC_DYNAMIC_SMEM(lac_smem);

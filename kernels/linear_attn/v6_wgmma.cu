@@ -1,4 +1,5 @@
-/* linear_attn/chunked v6: the causal output pass (pass C) on Hopper's warpgroup tensor cores.
+/* v6_wgmma.cu: linear_attn/chunked v6 (la_version=6; the default where v3 applies, on an sm_90a
+ * build at cc 9.0): v3's output pass (pass C), and its pass A, on Hopper's warpgroup tensor cores.
  *
  * Why (profiles/NOTES.md, session 7): v3's pass C at the CHELA head (dk 128, dv 2048) is 0.40 ms
  * against a 0.19 ms HBM floor, latency-bound on mma.sync.  Per chunk and 64-column slice each
