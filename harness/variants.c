@@ -45,6 +45,13 @@ static const setting_def_t LC_FAST_SETTINGS[] = {
      "FFT 8192-point blocks as a 256-thread copy, three an SM: auto = on grids of >= 8 waves"},
     {NULL, NULL, NULL},
 };
+static const setting_def_t CHELA_FUSED_SETTINGS[] = {
+    {"lt_tune", "auto|0|1",
+     "time cuBLASLt's first 8 candidates for each GEMM at setup and keep the fastest (auto = 1)"},
+    {"la_seg", "auto|64..1048576", "its attention's pass-C segment tokens (as linear_attn/chunked)"},
+    {"la_sub", "auto|1..4096", "its attention's pass-A parts a segment (as linear_attn/chunked)"},
+    {NULL, NULL, NULL},
+};
 static const setting_def_t LAYER_SETTINGS[] = {
     {"lt_tune", "auto|0|1",
      "time cuBLASLt's first 8 candidates for each GEMM at setup and keep the fastest (auto = 1)"},
@@ -64,7 +71,7 @@ static const setting_def_t LAYER_SETTINGS[] = {
      .config = P##_config}
 
 const variant_t VARIANTS[] = {
-    ROW("linear_attn/chunked", OP_LINEAR_ATTN, "kernel", "kernels/linear_attn_chunked.cu",
+    ROW("linear_attn/chunked", OP_LINEAR_ATTN, "kernel", "kernels/linear_attn/chunked.cu",
         linear_attn_chunked, LA_CHUNKED_SETTINGS),
     ROW("linear_attn/naive_cumsum", OP_LINEAR_ATTN, "baseline",
         "baselines/linear_attn/naive_cumsum.cu", linear_attn_naive_cumsum, NULL),
@@ -83,7 +90,8 @@ const variant_t VARIANTS[] = {
         transformer_layer, LAYER_SETTINGS),
     ROW("transformer/oracle_fp32", OP_TRANSFORMER, "oracle", "harness/oracle_transformer.cu",
         transformer_oracle_fp32, NULL),
-    ROW_STAGED("chela/fused", OP_CHELA, "kernel", "kernels/chela/fused.cu", chela_fused, LAYER_SETTINGS),
+    ROW_STAGED("chela/fused", OP_CHELA, "kernel", "kernels/chela/fused.cu", chela_fused,
+               CHELA_FUSED_SETTINGS),
     ROW("chela/oracle_fp32", OP_CHELA, "oracle", "harness/oracle_chela.cu",
         chela_oracle_fp32, NULL),
 };

@@ -61,7 +61,7 @@
 #include "bench_check.h"
 #include "chela/stages.cuh"
 #include "dtype_device.cuh"
-#include "linear_attn_chunked.h"
+#include "linear_attn/chunked.h"
 #include "long_conv/fft_engine.h"
 #include "lt_gemm.h"
 #include "lt_tune.h"
@@ -106,6 +106,7 @@ typedef struct {
     lt_gemm_t g_proj, g_v, g_uh, g_ffn1, g_ffn2;
     long_conv_fast_t *conv;
     void *xln, *u, *zc, *p, *q, *k, *val, *o, *h, *y, *ln2, *f;
+    linear_attn_plan_t *la_plan; /* the attention's plan, made in setup with la_seg / la_sub */
     void *la_ws;
     size_t la_ws_bytes;
     float *rss; /* [v/64][B*T] the attention's row sums of squares (stage 5 -> stage 7) */
@@ -131,7 +132,8 @@ extern "C" const char *chela_fused_supports(const shape_t *s) {
 }
 
 extern "C" size_t chela_fused_workspace_bytes(const shape_t *s) {
-    return cf_buffer_bytes(s) + CF_LT_WS + linear_attn_chunked_workspace(s->B, 1, s->T, s->z, s->v) +
+    return cf_buffer_bytes(s) + CF_LT_WS +
+           linear_attn_workspace_bound(s->B, 1, s->T, s->z, s->v, s->set) +
            long_conv_fast_workspace(s->B, s->d, s->T, NULL) + (size_t)s->d * s->T * sizeof(float) +
            (size_t)(s->v / 64) * s->B * s->T * sizeof(float);
 }
@@ -143,6 +145,7 @@ extern "C" void chela_fused_teardown(void *state) {
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) lt_gemm_destroy(g[i]);
     if (st->lt) cublasLtDestroy(st->lt);
     if (st->conv) long_conv_fast_destroy(st->conv);
+    linear_attn_plan_destroy(st->la_plan);
     void *bufs[] = {st->lt_ws, st->xln, st->u, st->zc, st->p, st->q, st->k, st->val,
                     st->o, st->h, st->y, st->ln2, st->f, st->la_ws, st->rss};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -227,7 +230,10 @@ extern "C" int chela_fused_setup(const shape_t *s, const io_t *io, void **state)
         {&st->h, bt * d}, {&st->y, bt * d}, {&st->ln2, bt * d}, {&st->f, bt * 2 * d}};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         CUDA_CHECK(cudaMalloc(bufs[i].p, bufs[i].n * es));
-    st->la_ws_bytes = linear_attn_chunked_workspace(s->B, 1, s->T, s->z, s->v);
+    /* the attention planned once, here, with this variant's la_seg / la_sub (settings.h) */
+    st->la_plan = linear_attn_plan_create(s->B, 1, s->T, s->z, s->v, 1, s->dtype, s->set);
+    if (!st->la_plan) return -1;
+    st->la_ws_bytes = linear_attn_plan_workspace(st->la_plan, LINEAR_ATTN_OUT_DEFERRED);
     if (st->la_ws_bytes) CUDA_CHECK(cudaMalloc(&st->la_ws, st->la_ws_bytes));
     CUDA_CHECK(cudaMalloc((void **)&st->rss, (size_t)(s->v / 64) * bt * sizeof(float)));
     if (cf_plan_gemms(st)) return -1;
@@ -251,10 +257,8 @@ extern "C" int chela_fused_setup(const shape_t *s, const io_t *io, void **state)
         }
     }
     cudaFree(kc);
-    /* the plan the attention's launcher makes at every call (all auto), for the config column */
-    if (!rc)
-        rc = linear_attn_chunked_describe(s->B, 1, s->T, s->z, s->v, 1, s->dtype, "la=",
-                                          st->la_cfg, sizeof st->la_cfg);
+    /* the attention's plan, for the config column */
+    if (!rc) rc = linear_attn_plan_describe(st->la_plan, "la=", st->la_cfg, sizeof st->la_cfg);
     if (!rc) rc = cf_tune_gemms(st, io);
     return rc;
 }
@@ -307,10 +311,9 @@ template <typename S> static int cf_stage(cf_state *st, const io_t *io, int stag
         /* gate Ga = P[:, z : z+v] with its bias, np elements a row */
         /* O * sigmoid(Ga + ba) and O's row sums of squares; the norm's 1/rms is applied to
          * H' in stage 7 (v4) */
-        return linear_attn_chunked_launch_gated_deferred(
-            st->q, st->k, st->val, st->o, B, 1, T, z, v, 1, (const S *)st->p + z, np,
-            pf[CHELA_IN_BPROJ] + z, pf[CHELA_IN_BV], st->rss, s->dtype, st->la_ws,
-            st->la_ws_bytes, cs);
+        return linear_attn_plan_launch_gated_deferred(
+            st->la_plan, st->q, st->k, st->val, st->o, (const S *)st->p + z, np,
+            pf[CHELA_IN_BPROJ] + z, pf[CHELA_IN_BV], st->rss, st->la_ws, st->la_ws_bytes, cs);
     case ST_UH_GEMM:
         return lt_gemm_run(st->lt, &st->g_uh, st->o, in[CHELA_IN_UH], NULL, st->h,
                            NULL, st->lt_ws, CF_LT_WS, cs);

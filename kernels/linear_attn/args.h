@@ -1,6 +1,5 @@
-/* linear_attn_args.h: the arguments every kernel of one linear_attn/chunked launch shares (by
- * value), in a header of their own because two translation units launch those kernels:
- * linear_attn_chunked.cu (every version's passes) and linear_attn_wgmma.cu (v6's sm_90a pass C). */
+/* args.h: the arguments every kernel of one linear_attn/chunked launch shares (by value), filled
+ * from the plan by the host side (launch) and read by every kernel file (v1.cu ... scan.cu). */
 #ifndef CHELA_LINEAR_ATTN_ARGS_H
 #define CHELA_LINEAR_ATTN_ARGS_H
 

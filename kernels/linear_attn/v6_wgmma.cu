@@ -1,4 +1,5 @@
-/* linear_attn/chunked v6: the causal output pass (pass C) on Hopper's warpgroup tensor cores.
+/* v6_wgmma.cu: linear_attn/chunked v6 (la_version=6; the default where v3 applies, on an sm_90a
+ * build at cc 9.0): v3's output pass (pass C), and its pass A, on Hopper's warpgroup tensor cores.
  *
  * Why (profiles/NOTES.md, session 7): v3's pass C at the CHELA head (dk 128, dv 2048) is 0.40 ms
  * against a 0.19 ms HBM floor, latency-bound on mma.sync.  Per chunk and 64-column slice each
@@ -30,18 +31,26 @@
  * 110,592 B, two blocks an SM as v3.
  *
  * Build: this file is compiled for sm_90a only (CMakeLists.txt), the one target that has wgmma;
- * lac_v6_usable() says on the host whether that happened and the device is cc 9.0.  It includes
- * linear_attn_chunked.cu's kernels (LAC_KERNELS_ONLY) for the shared device helpers; every
- * kernel there has internal linkage, so nothing clashes with that file's own copy. */
-#define LAC_KERNELS_ONLY
-#include "linear_attn_chunked.cu"
-
+ * lac_v6_usable() says on the host whether that happened and the device is cc 9.0.  It shares
+ * v3's tile code through tiles.cuh; passes B and the norm pass are scan.cu's. */
 #include "bench_check.h"
-#include "linear_attn_wgmma.h"
 #include "common/pdl_launch.cuh"
 #include "common/wgmma.cuh"
+#include "linear_attn/passes.h"
+#include "linear_attn/tiles.cuh"
 
 namespace {
+
+/* The buffers one v6 launch reads and writes (device pointers), and whether the kernels after
+ * the plan's first are launched with programmatic dependent launch. */
+struct lac_v6_io {
+    const void *q, *k, *v;
+    void *o;
+    uint16_t *images;     /* lac_v6_image_bytes of workspace                           */
+    float *states_out;    /* segment states: pass A writes, pass C reads after the scan */
+    float *rowpart;       /* norm partials (norm_mode 2 or 3), else unused             */
+    bool pdl;
+};
 
 /* One chunk's operand images, offsets in 16-bit elements. */
 template <int DK> struct lac_v6_img {
@@ -56,6 +65,7 @@ template <int DK> struct lac_v6_img {
 constexpr int lac_v6_prep_smem(int dk) {
     return 2 * LAC_C * (dk + LAC_PAD) * 2 + LAC_C * (LAC_C + LAC_PAD) * 2;
 }
+
 constexpr int lac_v6_output_smem(int dk) {
     return 2 * (2 * LAC_C * dk + LAC_C * LAC_C) * 2 /* images: two stages            */
            + 2 * LAC_C * (LAC_DVS + LAC_PAD) * 2    /* v rows: two stages            */
@@ -139,10 +149,8 @@ __device__ __forceinline__ void lac_v6_load_chunk(uint32_t simg, uint32_t bar, c
     const int t0 = c * LAC_C;
     lac_load_rows<LAC_DVS, LAC_DVS + LAC_PAD>(sv, v_bh + (int64_t)t0 * dv, dv,
                                               lac_min(LAC_C, T - t0), tid);
-    lac_cp_async_commit();
+    cp_async_commit();
 }
-
-template <int N> __device__ __forceinline__ void lac_cp_async_wait_n() { cp_async_wait<N>(); }
 
 /* The gate of chunk rows [0, nvalid) and this slice's 64 columns into the O staging tile (one
  * cp.async group), each warp copying the 16 columns that it alone reads back and overwrites
@@ -154,9 +162,9 @@ __device__ __forceinline__ void lac_v6_load_gate(uint16_t *s_o, const uint16_t *
     for (int i = 0; i < 2 * LAC_C / 32; ++i) {
         const int p = lane + 32 * i, r = p >> 1, col = 16 * warp + 8 * (p & 1);
         const bool ok = r < nvalid;
-        lac_cp_async16(lac_sa(s_o + r * LDO + col), ok ? g + r * ld_g + col : g, ok ? 16 : 0);
+        cp_async16(smem_u32(s_o + r * LDO + col), ok ? g + r * ld_g + col : g, ok ? 16 : 0);
     }
-    lac_cp_async_commit();
+    cp_async_commit();
 }
 
 /* O *= sigmoid(G + b) in registers: gf holds the gate as V^T's fragments (lac_v2_load_vt on
@@ -219,8 +227,8 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
     const uint16_t *v_bh = d_v + row0 * a.dv + slice * LAC_DVS;
     uint16_t *o_bh = d_o + row0 * a.dv + slice * LAC_DVS;
 
-    const uint32_t img_sa = lac_sa(s_img);
-    const uint32_t bar_sa = lac_sa(s_rss + LAC_WARPS * LAC_C); /* [2] mbarriers, 8-aligned */
+    const uint32_t img_sa = smem_u32(s_img);
+    const uint32_t bar_sa = smem_u32(s_rss + LAC_WARPS * LAC_C); /* [2] mbarriers, 8-aligned */
     constexpr uint32_t IMG_BYTES = I::ELEMS * 2;
     if (tid == 0) {
         mbar_init(bar_sa, 1);
@@ -254,7 +262,7 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
     for (int c = c_begin; c < c_end; ++c) {
         const int stage = (c - c_begin) & 1;
         const uint16_t *sv = s_v + stage * LAC_C * LDV;
-        lac_cp_async_wait_all();
+        cp_async_wait<0>();
         __syncthreads(); /* B0: v of chunk c landed; chunk c-1's buffers and O staging free */
         const int t0 = c * LAC_C;
         const int nvalid = lac_min(LAC_C, a.T - t0);
@@ -348,9 +356,9 @@ __global__ void __launch_bounds__(LAC_THREADS, 2)
         if (a.norm_mode != 0) lac_v2_row_sumsq(oacc, s_rss, warp, gid, tig); /* of O, ungated */
         if (gated) { /* the warp's own gate columns landed (v of c+1 may still be in flight) */
             if (c + 1 < c_end)
-                lac_cp_async_wait_n<1>();
+                cp_async_wait<1>();
             else
-                lac_cp_async_wait_n<0>();
+                cp_async_wait<0>();
             __syncwarp();
             uint32_t gf[4][4];
             lac_v2_load_vt(gf, s_o, warp, p2_row, p2_col);
@@ -401,8 +409,8 @@ __global__ void __launch_bounds__(LAC_THREADS)
     const int nchunks = (a.T + LAC_C - 1) / LAC_C;
     const uint16_t *img_bh = d_img + bh * nchunks * (int64_t)I::ELEMS + I::KT;
     const uint16_t *v_bh = d_v + bh * a.T * a.dv + slice * LAC_DVS;
-    const uint32_t kt_base = lac_sa(s_kt);
-    const uint32_t bar_sa = lac_sa(s_v + NS * LAC_C * LDV); /* [NS] mbarriers, 8-aligned */
+    const uint32_t kt_base = smem_u32(s_kt);
+    const uint32_t bar_sa = smem_u32(s_v + NS * LAC_C * LDV); /* [NS] mbarriers, 8-aligned */
     if (tid == 0)
         for (int i = 0; i < NS; ++i) mbar_init(bar_sa + 8 * i, 1);
     __syncthreads();
@@ -416,7 +424,7 @@ __global__ void __launch_bounds__(LAC_THREADS)
 #pragma unroll
     for (int i = 0; i < NS - 1; ++i) {
         if (c_begin + i < c_end) load(c_begin + i, i);
-        else lac_cp_async_commit();
+        else cp_async_commit();
     }
     float st[DK / 8][4];
 #pragma unroll
@@ -427,10 +435,10 @@ __global__ void __launch_bounds__(LAC_THREADS)
 
     for (int c = c_begin; c < c_end; ++c) {
         const int i = c - c_begin, stage = i % NS;
-        lac_cp_async_wait_n<NS - 2>();
+        cp_async_wait<NS - 2>();
         __syncthreads(); /* v of chunk c landed; chunk c-1's stage is free (its wgmma waited) */
         if (c + NS - 1 < c_end) load(c + NS - 1, (i + NS - 1) % NS);
-        else lac_cp_async_commit(); /* keeps the group count */
+        else cp_async_commit(); /* keeps the group count */
         mbar_wait(bar_sa + 8 * stage, (i / NS) & 1); /* chunk c's k^T image */
         uint32_t va[4][4];
         lac_v2_load_vt(va, s_v + stage * LAC_C * LDV, warp, p2_row, p2_col);
@@ -506,13 +514,22 @@ int lac_v6_enqueue_output_t(const lac_v6_io &io, const lac_args &a, int64_t nbh,
                       (const float *)io.states_out, io.rowpart, a);
 }
 
+/* A v6 plan: the prep, pass A, the scan, pass C (and the norm pass). */
+template <bool BF16, int DK>
+int lac_v6_enqueue_t(const lac_plan *p, const lac_ptrs &d, const lac_args &a, int64_t nbh,
+                     cudaStream_t stream) {
+    const lac_v6_io io = {d.q, d.k, d.v, d.o, d.images, d.states, d.rowpart, p->pdl != 0};
+    if (lac_v6_enqueue_front_t<BF16, DK>(io, a, nbh, p->nchunks, stream)) return -1;
+    if (lac_launch_scan(p, d, nbh, DK, a.dv, stream)) return -1;
+    const bool gated = (a.norm_mode == 3 && a.gate) || a.v_bias; /* gate and V's SiLU */
+    if (lac_v6_enqueue_output_t<BF16, DK>(io, a, nbh, gated, stream)) return -1;
+    if (a.norm_mode == 2) return lac_launch_norm(BF16 ? DTYPE_BF16 : DTYPE_F16, d, a, stream);
+    return 0;
+}
+
 } /* namespace */
 
 bool lac_v6_usable(int dev) { return wg_unit_usable(dev); }
-
-size_t lac_v6_image_bytes(int64_t nbh, int nchunks, int dk) {
-    return (size_t)nbh * nchunks * (size_t)(2 * LAC_C * dk + LAC_C * LAC_C) * 2;
-}
 
 int lac_v6_prepare(bool bf16, int dk, int *bps, int *bps_a) {
     if (bf16)
@@ -522,20 +539,11 @@ int lac_v6_prepare(bool bf16, int dk, int *bps, int *bps_a) {
                     : lac_v6_prepare_t<false, 128>(bps, bps_a);
 }
 
-int lac_v6_enqueue_front(bool bf16, int dk, const lac_v6_io &io, const lac_args &a,
-                         int64_t nbh, int nchunks, cudaStream_t stream) {
+int lac_v6_enqueue(bool bf16, int dk, const lac_plan *p, const lac_ptrs &d, const lac_args &a,
+                   int64_t nbh, cudaStream_t stream) {
     if (bf16)
-        return dk == 64 ? lac_v6_enqueue_front_t<true, 64>(io, a, nbh, nchunks, stream)
-                        : lac_v6_enqueue_front_t<true, 128>(io, a, nbh, nchunks, stream);
-    return dk == 64 ? lac_v6_enqueue_front_t<false, 64>(io, a, nbh, nchunks, stream)
-                    : lac_v6_enqueue_front_t<false, 128>(io, a, nbh, nchunks, stream);
-}
-
-int lac_v6_enqueue_output(bool bf16, int dk, const lac_v6_io &io, const lac_args &a,
-                          int64_t nbh, bool gated, cudaStream_t stream) {
-    if (bf16)
-        return dk == 64 ? lac_v6_enqueue_output_t<true, 64>(io, a, nbh, gated, stream)
-                        : lac_v6_enqueue_output_t<true, 128>(io, a, nbh, gated, stream);
-    return dk == 64 ? lac_v6_enqueue_output_t<false, 64>(io, a, nbh, gated, stream)
-                    : lac_v6_enqueue_output_t<false, 128>(io, a, nbh, gated, stream);
+        return dk == 64 ? lac_v6_enqueue_t<true, 64>(p, d, a, nbh, stream)
+                        : lac_v6_enqueue_t<true, 128>(p, d, a, nbh, stream);
+    return dk == 64 ? lac_v6_enqueue_t<false, 64>(p, d, a, nbh, stream)
+                    : lac_v6_enqueue_t<false, 128>(p, d, a, nbh, stream);
 }
