@@ -33,6 +33,7 @@ import options  # noqa: E402
 import peerlist  # noqa: E402
 import run_peers  # noqa: E402,F401  (imported for the no-torch check)
 import seqspec  # noqa: E402
+import sweep  # noqa: E402
 
 HEADER = ("schema,git_sha,device,sm_clock_mhz,backend,op,variant,role,dtype,batch,seq,heads,dk,dv,dim,"
           "samples,median_ms,p10_ms,p90_ms,min_ms,stdrel,flops,ideal_bytes,tflops,gbps,floor_ms,"
@@ -304,6 +305,19 @@ class Peers(unittest.TestCase):
         self.assertEqual(check.sample_rows(300, 4, 2), [0, 1, 2, 3, 298, 299])
         self.assertEqual(check.sample_rows(3), [0, 1, 2])
         self.assertEqual(check.sample_text([0, 63], [0, 1, 2, 9], "2 heads"), "seqs 0 63 x rows 0-2 9 x 2 heads")
+
+
+class UnavailableRows(unittest.TestCase):
+    def test_rows_of_a_missing_package(self):
+        cells = {"git_sha": "unknown", "device": "Fake GPU", "build": "torch 0.0"}
+        for peer in peerlist.PEERS:
+            for case in peer.cases(4096, 65536):
+                row = sweep.unavailable_row(cells, case, "fla (flash-linear-attention) is not installed")
+                self.assertEqual((row["status"], row["backend"], row["role"], row["op"], row["batch"]),
+                                 ("skip:unavailable", "torch", "baseline", case.op, 16))
+                self.assertEqual(row["flops"], opcost.flops(case.op, case.shape))
+                self.assertIsNone(row["median_ms"])
+                self.assertEqual(len(csvrow.format_row(row).split(",")), len(csvrow.COLUMNS))
 
 
 class Options(unittest.TestCase):
