@@ -1,0 +1,54 @@
+"""peers_conv.py: long_conv/torch_fft, the causal depthwise long convolution done the
+usual PyTorch way (H3, Hyena, CHELA's training code):
+
+    y = irfft(rfft(x, n=2T) * rfft(k, n=2T), n=2T)[..., :T]
+
+x [B, d, T] bf16 read and y written in bf16 (chela-bench's long_conv at the bf16
+default: activations bf16, the kernel fp32), the transforms in fp32; the kernel's
+spectrum is a parameter, computed once in setup and not timed, as long_conv/fft does.
+Zero padding to n = 2T makes the FFT's circular convolution the linear one.
+
+Checked at rows 0..127 and the last 8 of the first and last sequence, every channel,
+against y[t] = sum_{j<=t} k[j] x[t-j] in float64.
+"""
+
+import check
+from peerbase import PeerCase, edge_batches
+
+
+def causal_conv_rows_ref(torch, x, k, rows):
+    """[len(rows), d] float64: y[c, t] = sum_{j<=t} k[c, j] x[c, t-j] for t in rows;
+    x [d, T], k [d, T]."""
+    out = []
+    for t in rows:
+        xs = x[:, : t + 1].double().flip(-1)          # x[c, t - j] for j = 0..t
+        out.append((k[:, : t + 1].double() * xs).sum(-1))
+    return torch.stack(out)
+
+
+class TorchFFT(PeerCase):
+    def setup(self):
+        t, s = self.torch, self.s
+        self.n = 2 * s.T
+        self.x = self.uniform((s.B, s.d, s.T), 1.0, t.bfloat16)
+        self.k = self.long_kernel(s.d, s.T)
+        self.kf = t.fft.rfft(self.k, n=self.n)                     # [d, T + 1] complex64
+
+    def run(self):
+        fft = self.torch.fft
+        y = fft.irfft(fft.rfft(self.x.float(), n=self.n) * self.kf, n=self.n)
+        return y[..., : self.s.T].to(self.torch.bfloat16)
+
+    def check(self, out):
+        t, s = self.torch, self.s
+        rows = check.sample_rows(s.T)
+        got, ref = [], []
+        for b in edge_batches(s.B):
+            ref.append(causal_conv_rows_ref(t, self.x[b], self.k, rows))   # [R, d]
+            got.append(out[b][:, rows].T)                                    # [R, d]
+        e_abs, e_rel = check.compare(t, t.cat(got), t.cat(ref))
+        return e_abs, e_rel, check.sample_text(edge_batches(s.B), rows, "%d channels" % s.d)
+
+    def config(self):
+        return "%s torch.fft rfft/irfft fp32 n=2T=%d x/y bf16 kernel fp32 spectrum precomputed" % (
+            self.env.tag, self.n)
