@@ -34,6 +34,14 @@ expect_error --dtype int4
 expect_error --heads 0
 expect_error --warmup -1
 expect_error --no-such-option
+# settings (--set): an unknown name, a value outside the allowed ones, a malformed word,
+# a name none of the selected variants has
+expect_error --set nonsense=1
+expect_error --set la_seg=5
+expect_error --set la_seg=abc
+expect_error --set la_seg
+expect_error --set la_seg=64,,128
+expect_error --ops long_conv --set la_seg=128
 # unwritable output path: refused before any work
 err=$("$B" --backend cpu --seq 64 -o /nonexistent-dir/r.csv 2>&1 >/dev/null); rc=$?
 if [ $rc -ne 0 ] && [ "$(printf '%s\n' "$err" | grep -c .)" -eq 1 ]; then ok; else bad "unwritable -o: rc=$rc $err"; fi
@@ -50,6 +58,9 @@ if "$B" --backend cpu --seq 4096k --ops long_conv -o "$work/big.csv" 2>/dev/null
 "$B" --version >/dev/null && ok || bad "--version"
 "$B" --help | grep -q -- "--seq" && ok || bad "--help"
 "$B" --list | grep -q "linear_attn/chunked" && ok || bad "--list"
+"$B" --list | grep -q -- "--set la_seg=auto|64..1048576" && ok || bad "--list without the settings"
+err=$("$B" --backend cpu --seq 64 --ops linear_attn --set la_seg=128,256 -o "$work/set.csv" 2>&1 >/dev/null)
+[[ $err == *"--set does nothing on the cpu backend"* ]] && ok || bad "--set on the cpu: no note"
 
 # A CPU sweep: one ok row per op x length (6 ops x 4 lengths), one sample each to
 # keep the sanitizer build's run short (the default sampling is output_cli.sh's).
