@@ -23,6 +23,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # the test leaves nothing in the source tree
 
 import check  # noqa: E402
 import csvout  # noqa: E402
@@ -409,7 +410,7 @@ class Cli(unittest.TestCase):
         return d
 
     def cli(self, *args, pythonpath=None):
-        env = dict(os.environ)
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         env.pop("PYTHONPATH", None)
         if pythonpath:
             env["PYTHONPATH"] = pythonpath
