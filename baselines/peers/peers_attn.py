@@ -14,6 +14,7 @@ head and column, against the float64 form of their definition.
 
 import inspect
 import math
+import re
 import warnings
 
 import check
@@ -47,6 +48,19 @@ def sdpa_choice(torch, q, k, v):
         return names.get(idx, str(idx))
     except Exception:
         return None
+
+
+def _sdpa_reasons(messages):
+    """torch's warnings about a backend it did not use, as reasons: without the
+    '(Triggered internally at ...)' tails and the headers ('... not used because:',
+    '... has been runtime disabled.': the other backends, switched off by sdpa_kernel)."""
+    out = []
+    for m in messages:
+        m = re.sub(r"\s*\(Triggered internally at [^)]*\)", "", m).strip()
+        m = m.splitlines()[0].strip() if m else ""
+        if m and not m.endswith("not used because:") and not m.endswith("runtime disabled.") and m not in out:
+            out.append(m)
+    return out
 
 
 def _check_heads(torch, out_rows, ref_rows):
@@ -91,9 +105,9 @@ class Sdpa(PeerCase):
             except RuntimeError as e:
                 if "No available kernel" not in str(e):
                     raise
-                why = [str(w.message).strip().splitlines()[0] for w in caught if str(w.message).strip()]
+                why = _sdpa_reasons(str(w.message) for w in caught)
                 raise Unsupported("sdpa backend=%s cannot run this point: %s"
-                                  % (self.backend, " | ".join(why) or str(e).splitlines()[0])) from None
+                                  % (self.backend, "; ".join(why) or str(e).splitlines()[0])) from None
         self.probed = True
         return o
 

@@ -23,6 +23,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # the test leaves nothing in the source tree
 
 import check  # noqa: E402
 import csvout  # noqa: E402
@@ -31,6 +32,7 @@ import method  # noqa: E402
 import opcost  # noqa: E402
 import options  # noqa: E402
 import peerlist  # noqa: E402
+import peers_attn  # noqa: E402
 import run_peers  # noqa: E402,F401  (imported for the no-torch check)
 import seqspec  # noqa: E402
 import sweep  # noqa: E402
@@ -320,6 +322,21 @@ class UnavailableRows(unittest.TestCase):
                 self.assertEqual(len(csvrow.format_row(row).split(",")), len(csvrow.COLUMNS))
 
 
+class SdpaReasons(unittest.TestCase):
+    def test_reasons_from_torch_warnings(self):
+        # what torch 2.11 warned when flash was forced on fp32 inputs
+        tail = " (Triggered internally at /pytorch/aten/src/ATen/native/transformers/cuda/sdp_utils.cpp:988.)"
+        msgs = ["Memory efficient kernel not used because:" + tail,
+                "Memory Efficient attention has been runtime disabled." + tail,
+                "Flash attention kernel not used because:" + tail,
+                "Expected query, key and value to all be of dtype: {Half, BFloat16}. Got Query dtype: float, "
+                "Key dtype: float, and Value dtype: float instead." + tail,
+                "cuDNN attention has been runtime disabled." + tail]
+        self.assertEqual(peers_attn._sdpa_reasons(msgs),
+                         ["Expected query, key and value to all be of dtype: {Half, BFloat16}. Got Query dtype: "
+                          "float, Key dtype: float, and Value dtype: float instead."])
+
+
 class Options(unittest.TestCase):
     def test_defaults_and_values(self):
         o = options.parse([])
@@ -393,7 +410,7 @@ class Cli(unittest.TestCase):
         return d
 
     def cli(self, *args, pythonpath=None):
-        env = dict(os.environ)
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         env.pop("PYTHONPATH", None)
         if pythonpath:
             env["PYTHONPATH"] = pythonpath
