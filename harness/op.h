@@ -50,7 +50,16 @@ typedef struct {
     float offset;   /* INIT_OFFSET */
     float tau;      /* INIT_DECAY  */
     int row_len;    /* INIT_DECAY: taps per channel */
+    /* 1 for a parameter (weights, kernels, norm gains, biases), 0 for an activation: a
+     * parameter's gradient is fp32 whatever its storage (grad_storage). */
+    int param;
 } tensor_desc_t;
+
+/* Storage of the gradient of a tensor: fp32 for parameters and fp32-stored tensors, else
+ * the run's dtype (activations' gradients are activations). */
+static inline storage_t grad_storage(const tensor_desc_t *t) {
+    return (t->param || t->store == STORE_F32) ? STORE_F32 : STORE_ACT;
+}
 
 /* Which outputs a reference computes.  Every op's output is viewed as
  * [seq][t][col]:

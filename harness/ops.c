@@ -17,14 +17,22 @@ static tensor_desc_t act(const char *name, size_t elems, float scale) {
                        .scale = scale};
     return t;
 }
+/* A GEMM weight: stored in the run's dtype like an activation, but a parameter (its
+ * gradient is fp32, op.h). */
+static tensor_desc_t weight(const char *name, size_t elems, float scale) {
+    tensor_desc_t t = act(name, elems, scale);
+    t.param = 1;
+    return t;
+}
+/* fp32 tensors are parameters here: conv kernels, biases, affine coefficients. */
 static tensor_desc_t f32(const char *name, size_t elems, float scale) {
     tensor_desc_t t = {.name = name, .elems = elems, .store = STORE_F32, .init = INIT_UNIFORM,
-                       .scale = scale};
+                       .scale = scale, .param = 1};
     return t;
 }
 static tensor_desc_t gain(const char *name, size_t elems) {
     tensor_desc_t t = {.name = name, .elems = elems, .store = STORE_F32, .init = INIT_OFFSET,
-                       .scale = 0.1f, .offset = 1.0f};
+                       .scale = 0.1f, .offset = 1.0f, .param = 1};
     return t;
 }
 /* A long kernel: random taps decaying as exp(-j/tau).  tau = T/16 keeps it long
@@ -34,7 +42,8 @@ static tensor_desc_t gain(const char *name, size_t elems) {
 static tensor_desc_t long_kernel(const char *name, int d, int T) {
     float tau = fmaxf(4.0f, (float)T / 16.0f);
     tensor_desc_t t = {.name = name, .elems = (size_t)d * (size_t)T, .store = STORE_F32,
-                       .init = INIT_DECAY, .scale = 1.0f / sqrtf(tau), .tau = tau, .row_len = T};
+                       .init = INIT_DECAY, .scale = 1.0f / sqrtf(tau), .tau = tau, .row_len = T,
+                       .param = 1};
     return t;
 }
 
@@ -169,20 +178,20 @@ static int chela_describe(const shape_t *s, tensor_desc_t *in, tensor_desc_t *ou
     in[CHELA_IN_KLONG] = long_kernel("k_long", s->d, s->T);
     in[CHELA_IN_K3B] = f32("k3b", d * 3, 0.5f);
     in[CHELA_IN_KM] = f32("km", d * (size_t)shape_km(s->T), 0.3f);
-    in[CHELA_IN_WPROJ] = act("w_proj", d * np, 1.0f / sqrtf((float)d));
+    in[CHELA_IN_WPROJ] = weight("w_proj", d * np, 1.0f / sqrtf((float)d));
     in[CHELA_IN_BPROJ] = f32("b_proj", np, 0.1f);
     in[CHELA_IN_KAPPA_Q] = gain("kappa_q", z);
     in[CHELA_IN_MU_Q] = f32("mu_q", z, 0.1f);
     in[CHELA_IN_KAPPA_K] = gain("kappa_k", z);
     in[CHELA_IN_MU_K] = f32("mu_k", z, 0.1f);
-    in[CHELA_IN_WV] = act("w_v", d * v, 1.0f / sqrtf((float)d));
+    in[CHELA_IN_WV] = weight("w_v", d * v, 1.0f / sqrtf((float)d));
     in[CHELA_IN_BV] = f32("b_v", v, 0.1f);
-    in[CHELA_IN_UH] = act("u_h", v * d, 1.0f / sqrtf((float)v));
+    in[CHELA_IN_UH] = weight("u_h", v * d, 1.0f / sqrtf((float)v));
     in[CHELA_IN_BH] = f32("b_h", d, 0.1f);
     in[CHELA_IN_LN2_G] = gain("ln2_g", d);
     in[CHELA_IN_LN2_B] = f32("ln2_b", d, 0.1f);
-    in[CHELA_IN_W1] = act("w1", d * 2 * d, 1.0f / sqrtf((float)d));
-    in[CHELA_IN_W2] = act("w2", 2 * d * d, 1.0f / sqrtf(2.0f * (float)d));
+    in[CHELA_IN_W1] = weight("w1", d * 2 * d, 1.0f / sqrtf((float)d));
+    in[CHELA_IN_W2] = weight("w2", 2 * d * d, 1.0f / sqrtf(2.0f * (float)d));
     *out = act("y", (size_t)s->B * T * d, 0);
     return CHELA_N_IN;
 }
@@ -221,15 +230,15 @@ static int tf_describe(const shape_t *s, tensor_desc_t *in, tensor_desc_t *out) 
     in[TRANSFORMER_IN_X] = act("x", bt * d, 1.0f);
     in[TRANSFORMER_IN_LN1_G] = gain("ln1_g", d);
     in[TRANSFORMER_IN_LN1_B] = f32("ln1_b", d, 0.1f);
-    in[TRANSFORMER_IN_WQKV] = act("w_qkv", d * 3 * d, w_d);
+    in[TRANSFORMER_IN_WQKV] = weight("w_qkv", d * 3 * d, w_d);
     in[TRANSFORMER_IN_BQKV] = f32("b_qkv", 3 * d, 0.1f);
-    in[TRANSFORMER_IN_WO] = act("w_o", d * d, w_d);
+    in[TRANSFORMER_IN_WO] = weight("w_o", d * d, w_d);
     in[TRANSFORMER_IN_BO] = f32("b_o", d, 0.1f);
     in[TRANSFORMER_IN_LN2_G] = gain("ln2_g", d);
     in[TRANSFORMER_IN_LN2_B] = f32("ln2_b", d, 0.1f);
-    in[TRANSFORMER_IN_W1] = act("w1", d * 4 * d, w_d);
+    in[TRANSFORMER_IN_W1] = weight("w1", d * 4 * d, w_d);
     in[TRANSFORMER_IN_B1] = f32("b1", 4 * d, 0.1f);
-    in[TRANSFORMER_IN_W2] = act("w2", 4 * d * d, w_4d);
+    in[TRANSFORMER_IN_W2] = weight("w2", 4 * d * d, w_4d);
     in[TRANSFORMER_IN_B2] = f32("b2", d, 0.1f);
     *out = act("y", bt * d, 0);
     return TRANSFORMER_N_IN;

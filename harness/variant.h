@@ -29,6 +29,16 @@ typedef struct {
     void *out;                     /* device pointer, run dtype                          */
 } io_t;
 
+/* The backward's tensors (chela-spec.md "Training: the backward pass").  The loss is
+ * L = sum(dy . out): dy is the upstream gradient, seeded random, never zero.  grad[i] is
+ * dL/d(input i), in input i's layout and in grad_storage() of its descriptor (op.h): the
+ * run dtype for activations, fp32 for parameters.  A backward overwrites every gradient,
+ * never accumulates into it (the harness poisons them first). */
+typedef struct {
+    const void *dy;            /* the output's layout, run dtype */
+    void *grad[OP_MAX_INPUTS]; /* device pointers, one per input  */
+} grad_io_t;
+
 typedef struct {
     const char *name;  /* "op/variant": stable, the key of CI baselines */
     op_id op;
@@ -41,6 +51,12 @@ typedef struct {
     int (*setup)(const shape_t *s, const io_t *io, void **state);
     int (*run)(void *state, const io_t *io, cudaStream_t stream);
     void (*teardown)(void *state);
+    /* Optional: the backward (NULL = none; bwd and fwdbwd points are skip:unsupported rows).
+     * Called after run() on the same io, when setup saw s->pass != PASS_FWD, so the forward
+     * kept in state what the backward needs (or what it recomputes from).  Like run() it only
+     * enqueues.  bwd times run_bwd alone; fwdbwd times run then run_bwd.  supports() may
+     * refuse a pass it has no backward for (s->pass). */
+    int (*run_bwd)(void *state, const io_t *io, const grad_io_t *g, cudaStream_t stream);
     /* Optional (NULL for most variants): the stages of a multi-kernel variant,
      * for --breakdown.  run_stage enqueues stage i alone on what earlier stages
      * left in the state's buffers (the harness has called run() before);
@@ -71,6 +87,9 @@ extern const int N_VARIANTS;
     int P##_run(void *state, const io_t *io, cudaStream_t stream);         \
     void P##_teardown(void *state);                                        \
     void P##_config(const void *state, char *buf, size_t len)
+
+/* A variant with a backward also defines P##_run_bwd (ROW_TRAIN in variants.c). */
+#define DECLARE_BWD(P) int P##_run_bwd(void *state, const io_t *io, const grad_io_t *g, cudaStream_t stream)
 
 /* A variant with stages also defines P##_stage_names, P##_run_stage and P##_stage_cost. */
 #define DECLARE_STAGED_VARIANT(P)                                                      \

@@ -62,6 +62,12 @@ static const setting_def_t LAYER_SETTINGS[] = {
     {.name = NAME, .op = OP, .role = ROLE, .where = FILE, .supports = P##_supports,      \
      .workspace_bytes = P##_workspace_bytes, .setup = P##_setup, .run = P##_run,         \
      .teardown = P##_teardown, .settings = SETTINGS, .config = P##_config}
+/* A variant with a backward (--pass bwd|fwdbwd): its run_bwd too (DECLARE_BWD). */
+#define ROW_TRAIN(NAME, OP, ROLE, FILE, P, SETTINGS)                                     \
+    {.name = NAME, .op = OP, .role = ROLE, .where = FILE, .supports = P##_supports,      \
+     .workspace_bytes = P##_workspace_bytes, .setup = P##_setup, .run = P##_run,         \
+     .teardown = P##_teardown, .run_bwd = P##_run_bwd, .settings = SETTINGS,             \
+     .config = P##_config}
 /* A variant with stages (--breakdown): its stage table too. */
 #define ROW_STAGED(NAME, OP, ROLE, FILE, P, SETTINGS)                                    \
     {.name = NAME, .op = OP, .role = ROLE, .where = FILE, .supports = P##_supports,      \

@@ -26,3 +26,19 @@ int dtype_parse(const char *s, dtype_t *out) {
     else return -1;
     return 0;
 }
+
+const char *pass_name(pass_t p) {
+    switch (p) {
+    case PASS_BWD: return "bwd";
+    case PASS_FWDBWD: return "fwdbwd";
+    default: return "fwd";
+    }
+}
+
+int pass_parse(const char *s, pass_t *out) {
+    if (!strcmp(s, "fwd")) *out = PASS_FWD;
+    else if (!strcmp(s, "bwd")) *out = PASS_BWD;
+    else if (!strcmp(s, "fwdbwd")) *out = PASS_FWDBWD;
+    else return -1;
+    return 0;
+}

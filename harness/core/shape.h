@@ -26,6 +26,11 @@ typedef enum {
     OP_COUNT
 } op_id;
 
+/* Which pass a point times (DESIGN.md, chela-spec.md "Training"): the forward alone
+ * (inference), the backward alone on what a forward left, or one training step (the
+ * forward keeping what the backward needs, then the backward). */
+typedef enum { PASS_FWD = 0, PASS_BWD = 1, PASS_FWDBWD = 2 } pass_t;
+
 typedef struct {
     int B;        /* batch (sequences)                                              */
     int T;        /* sequence length                                                */
@@ -37,6 +42,10 @@ typedef struct {
     int v;        /* chela: value width (default 2d)                                */
     int causal;   /* 1 = causal (the default), 0 = bidirectional (linear_attn only) */
     dtype_t dtype;/* storage type of activations; accumulation is always fp32+      */
+    /* The pass being measured.  A variant's setup sees it: for PASS_BWD and PASS_FWDBWD its
+     * run() keeps (or arranges to recompute) what run_bwd() needs.  The ops' forward
+     * references ignore it. */
+    pass_t pass;
     /* The variant's settings for this run (settings.h; NULL = every one "auto").  Read
      * with settings_get(s->set, "name"); the ops and references ignore it. */
     const struct settings *set;
@@ -45,6 +54,10 @@ typedef struct {
 /* Size of the middle short kernel of the short-long conv: k_m = 2*floor(log10 T)+1
  * (T = 1k -> 7, 64k -> 9), chela-spec.md. */
 int shape_km(int T);
+
+/* "fwd", "bwd", "fwdbwd" (the CSV's pass column) and back; pass_parse returns 0 on success. */
+const char *pass_name(pass_t p);
+int pass_parse(const char *s, pass_t *out);
 
 size_t dtype_size(dtype_t t);
 const char *dtype_name(dtype_t t);
