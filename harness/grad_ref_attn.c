@@ -77,91 +77,96 @@ static double la_cost(const shape_t *s, int tensor, const sample_t *m) {
     return m->n_seq * (span + m->n_t) * m->n_col * width;
 }
 
+/* One sequence's tensors and the accumulated part of S (dQ) or R (dK, dV) for the sampled
+ * columns: rows i of S / R (dQ, dK: acc[ci][c], n_col x dv) or columns c of R (dV: acc[i][ci],
+ * dk x n_col). */
+typedef struct {
+    const shape_t *s;
+    const sample_t *smp;
+    int tensor;
+    double scale;
+    const float *q, *k, *v, *g;
+    double *acc;
+} la_seq_t;
+
+/* Token u's term: S += k_u^T v_u (dQ) or R += q'_u^T dO_u (dK, dV), sampled part only. */
+static void la_add(const la_seq_t *x, int u) {
+    const int dk = x->s->dk, dv = x->s->dv, nc = x->smp->n_col;
+    if (x->tensor == G_V) {
+        for (int i = 0; i < dk; i++) {
+            const double a = x->scale * x->q[(size_t)u * dk + i];
+            for (int ci = 0; ci < nc; ci++)
+                x->acc[(size_t)i * nc + ci] += a * x->g[(size_t)u * dv + x->smp->col[ci]];
+        }
+        return;
+    }
+    const float *left = x->tensor == G_Q ? x->k : x->q, *right = x->tensor == G_Q ? x->v : x->g;
+    const double sc = x->tensor == G_Q ? 1.0 : x->scale;
+    for (int ci = 0; ci < nc; ci++) {
+        const double a = sc * left[(size_t)u * dk + x->smp->col[ci]];
+        for (int c = 0; c < dv; c++) x->acc[(size_t)ci * dv + c] += a * right[(size_t)u * dv + c];
+    }
+}
+
+/* The sampled position ti (token u) from the accumulated part: dQ_u = S_u dO_u / sqrt(dk),
+ * dK_u = R_u v_u, dV_u = k_u R_u. */
+static void la_out(const la_seq_t *x, int si, int ti, int u, double *out) {
+    const int dk = x->s->dk, dv = x->s->dv, nc = x->smp->n_col;
+    double *o = out + ((size_t)si * x->smp->n_t + ti) * nc;
+    for (int ci = 0; ci < nc; ci++) {
+        double a = 0;
+        if (x->tensor == G_V) {
+            for (int i = 0; i < dk; i++)
+                a += (double)x->k[(size_t)u * dk + i] * x->acc[(size_t)i * nc + ci];
+        } else {
+            const float *w = x->tensor == G_Q ? x->g : x->v;
+            for (int c = 0; c < dv; c++) a += x->acc[(size_t)ci * dv + c] * w[(size_t)u * dv + c];
+            if (x->tensor == G_Q) a *= x->scale;
+        }
+        o[ci] = a;
+    }
+}
+
 static int la_ref(const shape_t *s, const float *const *in, const float *dy, int tensor,
                   const sample_t *smp, double *out) {
-    const int T = s->T, dk = s->dk, dv = s->dv, nc = smp->n_col;
-    const double scale = 1.0 / sqrt((double)dk);
-    /* the accumulated part of S or R: rows i (dQ, dK: n_col x dv) or columns c (dV: dk x n_col) */
-    const int other = tensor == G_V ? dk : dv;
-    double *acc = calloc((size_t)nc * other, sizeof(double));
-    if (!acc) BENCH_FAIL("linear_attn gradient reference: out of host memory");
+    const int T = s->T, dk = s->dk, dv = s->dv;
+    const size_t n_acc = (size_t)smp->n_col * (tensor == G_V ? dk : dv);
+    la_seq_t x = {s, smp, tensor, 1.0 / sqrt((double)dk), NULL, NULL, NULL, NULL, NULL};
+    if (!(x.acc = malloc((n_acc ? n_acc : 1) * sizeof(double))))
+        BENCH_FAIL("linear_attn gradient reference: out of host memory");
     for (int si = 0; si < smp->n_seq; si++) {
         const size_t seq = (size_t)smp->seq[si];
-        const float *q = in[0] + seq * T * dk, *k = in[1] + seq * T * dk;
-        const float *v = in[2] + seq * T * dv, *g = dy + seq * T * dv;
-        memset(acc, 0, (size_t)nc * other * sizeof(double));
-        /* one token's contribution to the accumulated part */
-        #define LA_ADD(u)                                                                      \
-            do {                                                                               \
-                if (tensor == G_Q) { /* S[i][c] += k_u[i] v_u[c] */                           \
-                    for (int ci = 0; ci < nc; ci++) {                                          \
-                        const double a = k[(size_t)(u) * dk + smp->col[ci]];                   \
-                        for (int c = 0; c < dv; c++)                                           \
-                            acc[(size_t)ci * dv + c] += a * v[(size_t)(u) * dv + c];           \
-                    }                                                                          \
-                } else if (tensor == G_K) { /* R[i][c] += q'_u[i] dO_u[c] */                  \
-                    for (int ci = 0; ci < nc; ci++) {                                          \
-                        const double a = scale * q[(size_t)(u) * dk + smp->col[ci]];           \
-                        for (int c = 0; c < dv; c++)                                           \
-                            acc[(size_t)ci * dv + c] += a * g[(size_t)(u) * dv + c];           \
-                    }                                                                          \
-                } else { /* R[i][c] for sampled c: acc[i * nc + ci] */                        \
-                    for (int i = 0; i < dk; i++) {                                             \
-                        const double a = scale * q[(size_t)(u) * dk + i];                      \
-                        for (int ci = 0; ci < nc; ci++)                                        \
-                            acc[(size_t)i * nc + ci] += a * g[(size_t)(u) * dv + smp->col[ci]]; \
-                    }                                                                          \
-                }                                                                              \
-            } while (0)
-        /* one sampled position's outputs from the accumulated part */
-        #define LA_OUT(ti, u)                                                                  \
-            do {                                                                               \
-                double *o = out + ((size_t)si * smp->n_t + (ti)) * nc;                         \
-                for (int ci = 0; ci < nc; ci++) {                                              \
-                    if (tensor == G_Q) {                                                       \
-                        double a = 0;                                                          \
-                        for (int c = 0; c < dv; c++)                                           \
-                            a += acc[(size_t)ci * dv + c] * g[(size_t)(u) * dv + c];           \
-                        o[ci] = scale * a;                                                     \
-                    } else if (tensor == G_K) {                                                \
-                        double a = 0;                                                          \
-                        for (int c = 0; c < dv; c++)                                           \
-                            a += acc[(size_t)ci * dv + c] * v[(size_t)(u) * dv + c];           \
-                        o[ci] = a;                                                             \
-                    } else {                                                                   \
-                        double a = 0;                                                          \
-                        for (int i = 0; i < dk; i++)                                           \
-                            a += (double)k[(size_t)(u) * dk + i] * acc[(size_t)i * nc + ci];   \
-                        o[ci] = a;                                                             \
-                    }                                                                          \
-                }                                                                              \
-            } while (0)
-        if (!s->causal) {
-            for (int u = 0; u < T; u++) LA_ADD(u);
-            for (int ti = 0; ti < smp->n_t; ti++) LA_OUT(ti, smp->t[ti]);
+        x.q = in[0] + seq * T * dk;
+        x.k = in[1] + seq * T * dk;
+        x.v = in[2] + seq * T * dv;
+        x.g = dy + seq * T * dv;
+        memset(x.acc, 0, n_acc * sizeof(double));
+        if (!s->causal) { /* S and R are the full sums for every token */
+            for (int u = 0; u < T; u++) la_add(&x, u);
+            for (int ti = 0; ti < smp->n_t; ti++) la_out(&x, si, ti, smp->t[ti], out);
         } else if (tensor == G_Q) { /* forward scan: S_t includes token t */
             int u = 0;
             for (int ti = 0; ti < smp->n_t; ti++) {
-                for (; u <= smp->t[ti]; u++) LA_ADD(u);
-                LA_OUT(ti, smp->t[ti]);
+                for (; u <= smp->t[ti]; u++) la_add(&x, u);
+                la_out(&x, si, ti, smp->t[ti], out);
             }
         } else { /* backward scan: R_s includes token s */
             int u = T - 1;
             for (int ti = smp->n_t - 1; ti >= 0; ti--) {
-                for (; u >= smp->t[ti]; u--) LA_ADD(u);
-                LA_OUT(ti, smp->t[ti]);
+                for (; u >= smp->t[ti]; u--) la_add(&x, u);
+                la_out(&x, si, ti, smp->t[ti], out);
             }
         }
-        #undef LA_ADD
-        #undef LA_OUT
     }
-    free(acc);
+    free(x.acc);
     return 0;
 }
 
 /* ---------------- softmax attention ---------------- */
 
-static void sa_view(const shape_t *s, int tensor, grad_view_t *v) { attn_view(s, tensor, s->dk, v); }
+static void sa_view(const shape_t *s, int tensor, grad_view_t *v) {
+    attn_view(s, tensor, s->dk, v);
+}
 
 static double sa_cost(const shape_t *s, int tensor, const sample_t *m) {
     const double D = s->dk, T = s->T;
@@ -212,7 +217,8 @@ static int sa_ref(const shape_t *s, const float *const *in, const float *dy, int
                 double *o = out + ((size_t)si * smp->n_t + ti) * nc;
                 for (int ci = 0; ci < nc; ci++) o[ci] = 0;
                 for (int u = 0; u <= t; u++) {
-                    const double p = exp(scale * dotf(q + (size_t)t * D, k + (size_t)u * D, D) - m) / l;
+                    const double a = scale * dotf(q + (size_t)t * D, k + (size_t)u * D, D);
+                    const double p = exp(a - m) / l;
                     const double dA = p * (dotf(g + (size_t)t * D, v + (size_t)u * D, D) - delta);
                     for (int ci = 0; ci < nc; ci++)
                         o[ci] += scale * dA * k[(size_t)u * D + smp->col[ci]];
@@ -230,7 +236,8 @@ static int sa_ref(const shape_t *s, const float *const *in, const float *dy, int
             for (int ci = 0; ci < nc; ci++) o[ci] = 0;
             for (int t = u; t < T; t++) {
                 const double *r = st + 3 * (size_t)(t - tmin);
-                const double p = exp(scale * dotf(q + (size_t)t * D, k + (size_t)u * D, D) - r[0]) / r[1];
+                const double a = scale * dotf(q + (size_t)t * D, k + (size_t)u * D, D);
+                const double p = exp(a - r[0]) / r[1];
                 if (tensor == G_V) {
                     for (int ci = 0; ci < nc; ci++) o[ci] += p * g[(size_t)t * D + smp->col[ci]];
                 } else {

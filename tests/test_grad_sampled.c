@@ -112,7 +112,8 @@ static void check_sample(const problem_t *p, int tensor, const grad_sample_t *gs
     for (int si = 0; si < m->n_seq; si++)
         for (int ti = 0; ti < m->n_t; ti++)
             for (int ci = 0; ci < m->n_col; ci++) {
-                const double want = p->whole[tensor][grad_view_index(&v, m->seq[si], m->t[ti], m->col[ci])];
+                const size_t at = grad_view_index(&v, m->seq[si], m->t[ti], m->col[ci]);
+                const double want = p->whole[tensor][at];
                 const double g = got[((size_t)si * m->n_t + ti) * m->n_col + ci];
                 ck_assert_msg(fabs(g - want) <= 1e-12 * scale,
                               "%s T=%d d%s seq %d t %d col %d: sampled %.17g, whole %.17g",

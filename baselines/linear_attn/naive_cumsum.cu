@@ -634,7 +634,8 @@ extern "C" int linear_attn_naive_cumsum_run_bwd_stage(void *state, const io_t *i
                                                       const grad_io_t *g, int stage,
                                                       cudaStream_t stream) {
     const la_state_t *st = (const la_state_t *)state;
-    if (!st || !st->train) BENCH_FAIL("linear_attn/naive_cumsum: backward without a training setup");
+    if (!st || !st->train)
+        BENCH_FAIL("linear_attn/naive_cumsum: backward without a training setup");
     switch (st->s.dtype) {
     case DTYPE_BF16: return la_bwd_stage_typed<__nv_bfloat16>(st, io, g, stage, stream);
     case DTYPE_F16: return la_bwd_stage_typed<__half>(st, io, g, stage, stream);

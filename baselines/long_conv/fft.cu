@@ -45,7 +45,8 @@
  *
  * ---- the backward (--pass bwd|fwdbwd) ---------------------------------------------------------
  *
- *   dX[b,c,s] = sum_{t>=s} k[c,t-s] dY[b,c,t]           dK[c,j] = sum_b sum_{t>=j} x[b,c,t-j] dY[b,c,t]
+ *   dX[b,c,s] = sum_{t>=s} k[c,t-s] dY[b,c,t]
+ *   dK[c,j]   = sum_b sum_{t>=j} x[b,c,t-j] dY[b,c,t]
  *
  * Both are correlations, so both are products with a conjugate spectrum, circular at length N
  * and exact on the first T lags for the same reason as the forward (the padded halves are
