@@ -15,7 +15,7 @@
  *
  * softmax attention (causal, D = dk = dv; P_ts = exp(a_ts - m_t) / l_t, a_ts = q'_t . k_s):
  *   row statistics of a row t: m_t, l_t and delta_t = dO_t . o_t = sum_u P_tu (dO_t . v_u):
- *                                            2 (t+1) D
+ *                                            3 (t+1) D (the scores twice: max, then sum)
  *   dQ_t[c] = sum_{u<=t} dA_tu k_u[c] / sqrt(D), dA_tu = P_tu (dO_t . v_u - delta_t):
  *                                            per sampled t, the statistics and (t+1)(2D + n_col)
  *   dV_s[c] = sum_{t>=s} P_ts dO_t[c],  dK_s[c] = sum_{t>=s} dA_ts q_t[c] / sqrt(D):
@@ -170,10 +170,11 @@ static void sa_view(const shape_t *s, int tensor, grad_view_t *v) {
 
 static double sa_cost(const shape_t *s, int tensor, const sample_t *m) {
     const double D = s->dk, T = s->T;
-    if (tensor == G_Q) return m->n_seq * sample_tsum(m) * (4.0 * D + m->n_col);
+    /* a row's statistics are 3 (t+1) D (sa_row_stats: the scores twice, dO_t . v_u once) */
+    if (tensor == G_Q) return m->n_seq * sample_tsum(m) * (5.0 * D + m->n_col);
     /* statistics of rows smin..T-1, then per sampled s its later rows */
     const double tmin = sample_tmin(m);
-    const double stats = 2.0 * D * ((T * (T + 1) - tmin * (tmin + 1)) / 2);
+    const double stats = 3.0 * D * ((T * (T + 1) - tmin * (tmin + 1)) / 2);
     return m->n_seq * (stats + sample_rsum(m, s->T) * (2.0 * D + m->n_col));
 }
 

@@ -153,7 +153,7 @@ __global__ void __launch_bounds__(LA_THREADS, 6)
     /* This thread's first element in token t0's state; advanced by dk*dv per token (REV:
      * token T-1-t0's, moved back by dk*dv per step). */
     float *sp = d_S + ((size_t)bh * T + (REV ? T - 1 - t0 : t0)) * (size_t)dkdv;
-    const long long sp_step = REV ? -(long long)dkdv : (long long)dkdv;
+    const long long sp_back = -(long long)dkdv; /* REV's step (the forward keeps += dkdv) */
 
     for (int ts = t0; ts < t1; ts += LA_SUB) {
         const int nt = min(LA_SUB, t1 - ts);
@@ -180,7 +180,8 @@ __global__ void __launch_bounds__(LA_THREADS, 6)
                     if (WRITE_STATES) {
                         *reinterpret_cast<float4 *>(sp + e[0]) =
                             make_float4(acc[0], acc[1], acc[2], acc[3]);
-                        sp += sp_step;
+                        if (REV) sp += sp_back;
+                        else sp += dkdv;
                     }
                 }
             }
@@ -195,7 +196,10 @@ __global__ void __launch_bounds__(LA_THREADS, 6)
                         if (WRITE_STATES) sp[e[q]] = acc[q];
                     }
                 }
-                if (WRITE_STATES) sp += sp_step;
+                if (WRITE_STATES) {
+                    if (REV) sp += sp_back;
+                    else sp += dkdv;
+                }
             }
         }
     }
