@@ -159,11 +159,12 @@ static int train_reference(train_point_t *tp) {
         }
         if (tp->gr->reference(s, (const float *const *)host, dy, i, m, tp->ref[i])) goto out;
         if (k < sizeof tp->note) {
+            char lo[32] = ""; /* a suffix window: the last rows only (verify_grad.c) */
+            if (tp->smp[i].t_lo) snprintf(lo, sizeof lo, " last rows t>=%d", tp->smp[i].t_lo);
             int w = tp->smp[i].b.exhaustive
                         ? snprintf(tp->note + k, sizeof tp->note - k, " d%s all", tp->in[i].name)
                         : snprintf(tp->note + k, sizeof tp->note - k, " d%s %dx%dx%d%s",
-                                   tp->in[i].name, m->n_seq, m->n_t, m->n_col,
-                                   tp->smp[i].t_lo ? " last rows" : "");
+                                   tp->in[i].name, m->n_seq, m->n_t, m->n_col, lo);
             if (w > 0) k += (size_t)w;
         }
     }
