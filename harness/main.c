@@ -21,7 +21,8 @@ static void list_variants(void) {
         for (int i = 0; i < N_VARIANTS; i++) {
             const variant_t *v = &VARIANTS[i];
             if (v->op != (op_id)op) continue;
-            printf("%-20s %-30s %-9s %s\n", "", v->name, v->role, v->where);
+            printf("%-20s %-30s %-9s %s%s\n", "", v->name, v->role, v->where,
+                   v->run_bwd ? "  (has a backward: --pass bwd|fwdbwd)" : "");
             for (int k = 0; v->settings && v->settings[k].name; k++)
                 printf("%-20s   --set %s=%s (default auto)\n%-20s       %s\n", "",
                        v->settings[k].name, v->settings[k].values, "", v->settings[k].help);

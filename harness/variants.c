@@ -9,7 +9,9 @@
 
 DECLARE_VARIANT(linear_attn_chunked);
 DECLARE_VARIANT(linear_attn_naive_cumsum);
+DECLARE_BWD_STAGES(linear_attn_naive_cumsum);
 DECLARE_VARIANT(long_conv_fft);
+DECLARE_BWD_STAGES(long_conv_fft);
 DECLARE_VARIANT(long_conv_fast_var);
 DECLARE_VARIANT(softmax_attn_naive);
 DECLARE_VARIANT(softmax_attn_flash);
@@ -68,6 +70,13 @@ static const setting_def_t LAYER_SETTINGS[] = {
      .workspace_bytes = P##_workspace_bytes, .setup = P##_setup, .run = P##_run,         \
      .teardown = P##_teardown, .run_bwd = P##_run_bwd, .settings = SETTINGS,             \
      .config = P##_config}
+/* A variant with a backward made of stages (--breakdown of bwd / fwdbwd points). */
+#define ROW_TRAIN_STAGED(NAME, OP, ROLE, FILE, P, SETTINGS)                              \
+    {.name = NAME, .op = OP, .role = ROLE, .where = FILE, .supports = P##_supports,      \
+     .workspace_bytes = P##_workspace_bytes, .setup = P##_setup, .run = P##_run,         \
+     .teardown = P##_teardown, .run_bwd = P##_run_bwd,                                   \
+     .bwd_stage_names = P##_bwd_stage_names, .run_bwd_stage = P##_run_bwd_stage,         \
+     .bwd_stage_cost = P##_bwd_stage_cost, .settings = SETTINGS, .config = P##_config}
 /* A variant with stages (--breakdown): its stage table too. */
 #define ROW_STAGED(NAME, OP, ROLE, FILE, P, SETTINGS)                                    \
     {.name = NAME, .op = OP, .role = ROLE, .where = FILE, .supports = P##_supports,      \
@@ -79,9 +88,10 @@ static const setting_def_t LAYER_SETTINGS[] = {
 const variant_t VARIANTS[] = {
     ROW("linear_attn/chunked", OP_LINEAR_ATTN, "kernel", "kernels/linear_attn/chunked.cu",
         linear_attn_chunked, LA_CHUNKED_SETTINGS),
-    ROW("linear_attn/naive_cumsum", OP_LINEAR_ATTN, "baseline",
-        "baselines/linear_attn/naive_cumsum.cu", linear_attn_naive_cumsum, NULL),
-    ROW("long_conv/fft", OP_LONG_CONV, "baseline", "baselines/long_conv/fft.cu", long_conv_fft, NULL),
+    ROW_TRAIN_STAGED("linear_attn/naive_cumsum", OP_LINEAR_ATTN, "baseline",
+                     "baselines/linear_attn/naive_cumsum.cu", linear_attn_naive_cumsum, NULL),
+    ROW_TRAIN_STAGED("long_conv/fft", OP_LONG_CONV, "baseline", "baselines/long_conv/fft.cu",
+                     long_conv_fft, NULL),
     ROW("long_conv/fast", OP_LONG_CONV, "kernel", "kernels/long_conv/fast.cu", long_conv_fast_var,
         LC_FAST_SETTINGS),
     ROW("short_long_conv/branches", OP_SHORT_LONG_CONV, "kernel", "kernels/short_long_conv/branches.cu",
@@ -106,5 +116,11 @@ const int N_VARIANTS = (int)(sizeof VARIANTS / sizeof VARIANTS[0]);
 int variant_n_stages(const variant_t *v) {
     int n = 0;
     while (v->stage_names && v->run_stage && v->stage_names[n]) n++;
+    return n;
+}
+
+int variant_n_bwd_stages(const variant_t *v) {
+    int n = 0;
+    while (v->bwd_stage_names && v->run_bwd_stage && v->bwd_stage_names[n]) n++;
     return n;
 }
