@@ -78,12 +78,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench_check.h"
 #include "common/math.cuh"     /* warp_sum */
 #include "common/mma_sync.cuh" /* cp.async (zero-fill form, .cg: past L1), ldmatrix, mma */
 #include "dtype_device.cuh"    /* to_f32, from_f32 */
 #include "softmax_attn/flash.h"
+#include "softmax_attn/flash_bwd.h"
 #include "softmax_attn/flash_common.cuh" /* swz, mma_op, ex2, load_tile */
 #include "variant.h"
 
@@ -93,6 +95,7 @@
 
 extern "C" {
 DECLARE_VARIANT(softmax_attn_flash);
+DECLARE_BWD(softmax_attn_flash);
 }
 
 /* Both versions are always compiled (so v1 cannot rot); this constant picks the one launched. */
@@ -459,6 +462,9 @@ flash_fwd_v2(const T *__restrict__ d_q, const T *__restrict__ d_k, const T *__re
 struct flash_state {
     int version; /* SA_FLASH_VERSION at build time, kept for debugging */
     int D;       /* head width: the tile shape of the config column   */
+    /* Training (setup saw pass != fwd): the forward's log-sum-exp and the backward's delta,
+     * fp32 [B*H][T] each; NULL for inference. */
+    float *d_lse, *d_delta;
 };
 
 template <typename T, int D, bool PACKED, bool LSE> int prepare_v2_one() {
@@ -569,37 +575,77 @@ int softmax_attn_flash_launch(const void *q, const void *k, const void *v, sa_la
 const char *softmax_attn_flash_supports(const shape_t *s) {
     if (!s->causal) return "softmax_attn is causal only";
     if (s->dk != s->dv) return "dk must equal dv";
+    if (s->pass != PASS_FWD) {
+        if (kVersion == 1) return "flash v1 has no backward (build with SA_FLASH_VERSION=2)";
+        const char *why = softmax_attn_flash_bwd_problem(s->B, s->H, s->T, s->dk, s->dtype);
+        if (why) return why;
+    }
     return softmax_attn_flash_problem(s->B, s->H, s->T, s->dk, s->dtype);
 }
 
+/* Training keeps L and delta, fp32 [B*H][T] each; inference nothing. */
 size_t softmax_attn_flash_workspace_bytes(const shape_t *s) {
-    (void)s;
-    return 0;
+    if (s->pass == PASS_FWD) return 0;
+    return 2 * (size_t)s->B * s->H * s->T * sizeof(float);
+}
+
+void softmax_attn_flash_teardown(void *state) {
+    flash_state *st = (flash_state *)state;
+    if (!st) return;
+    /* teardown cannot fail: a free that errs leaves the error to the next checked call */
+    if (st->d_lse) (void)cudaFree(st->d_lse);
+    if (st->d_delta) (void)cudaFree(st->d_delta);
+    free(st);
 }
 
 int softmax_attn_flash_setup(const shape_t *s, const io_t *io, void **state) {
     (void)io;
     *state = NULL;
     if (softmax_attn_flash_prepare(s->dk, s->dtype)) return -1;
+    if (s->pass != PASS_FWD && softmax_attn_flash_bwd_prepare(s->dk, s->dtype)) return -1;
     flash_state *st = (flash_state *)calloc(1, sizeof(flash_state));
     if (!st) BENCH_FAIL("softmax_attn/flash: out of host memory");
     st->version = kVersion;
     st->D = s->dk;
+    if (s->pass != PASS_FWD) {
+        const size_t bytes = (size_t)s->B * s->H * s->T * sizeof(float);
+        cudaError_t e = cudaMalloc((void **)&st->d_lse, bytes);
+        if (e == cudaSuccess) e = cudaMalloc((void **)&st->d_delta, bytes);
+        if (e != cudaSuccess) {
+            softmax_attn_flash_teardown(st);
+            BENCH_FAIL("softmax_attn/flash: cudaMalloc of 2 x %zu bytes (L, delta): %s", bytes,
+                       cudaGetErrorString(e));
+        }
+    }
     *state = st;
     return 0;
 }
 
-/* q, k, v, o [B,H,T,D]: the packed layout. */
+/* q, k, v, o [B,H,T,D]: the packed layout.  Training also writes L (the backward's input). */
 int softmax_attn_flash_run(void *state, const io_t *io, cudaStream_t stream) {
-    (void)state;
+    const flash_state *st = (const flash_state *)state;
     const shape_t *s = io->shape;
     const long long D = s->dk;
     const sa_layout_t packed = {(long long)s->H * s->T * D, (long long)s->T * D, D};
-    return softmax_attn_flash_launch(io->in[0], io->in[1], io->in[2], packed, io->out, packed,
-                                     s->B, s->H, s->T, s->dk, s->dtype, stream);
+    return softmax_attn_flash_launch_lse(io->in[0], io->in[1], io->in[2], packed, io->out,
+                                         packed, st ? st->d_lse : NULL, s->B, s->H, s->T, s->dk,
+                                         s->dtype, stream);
 }
 
-void softmax_attn_flash_teardown(void *state) { free(state); }
+/* dQ, dK, dV [B,H,T,D] (run dtype) from dO = g->dy, the forward's o (io->out) and its L. */
+int softmax_attn_flash_run_bwd(void *state, const io_t *io, const grad_io_t *g,
+                               cudaStream_t stream) {
+    const flash_state *st = (const flash_state *)state;
+    if (!st || !st->d_lse)
+        BENCH_FAIL("softmax_attn/flash: run_bwd after a setup for the forward pass only");
+    const shape_t *s = io->shape;
+    const long long D = s->dk;
+    const sa_layout_t packed = {(long long)s->H * s->T * D, (long long)s->T * D, D};
+    return softmax_attn_flash_bwd_launch(io->in[0], io->in[1], io->in[2], packed, io->out, g->dy,
+                                         packed, st->d_lse, st->d_delta, g->grad[0], g->grad[1],
+                                         g->grad[2], packed, s->B, s->H, s->T, s->dk, s->dtype,
+                                         stream);
+}
 
 void softmax_attn_flash_describe(int D, char *buf, size_t len) {
     if (kVersion == 1)
@@ -610,10 +656,16 @@ void softmax_attn_flash_describe(int D, char *buf, size_t len) {
 
 void softmax_attn_flash_config(const void *state, char *buf, size_t len) {
     const flash_state *st = (const flash_state *)state;
-    if (st)
-        softmax_attn_flash_describe(st->D, buf, len);
-    else if (len)
-        buf[0] = 0;
+    if (!st) {
+        if (len) buf[0] = 0;
+        return;
+    }
+    softmax_attn_flash_describe(st->D, buf, len);
+    const size_t used = strlen(buf);
+    if (st->d_lse && used + 1 < len) {
+        buf[used] = ' ';
+        softmax_attn_flash_bwd_describe(st->D, buf + used + 1, len - used - 1);
+    }
 }
 
 } // extern "C"
