@@ -9,6 +9,12 @@
  * v2  FlashAttention-2's forward on mma.sync.  0.550 ms at T = 1k, 26.26 ms at 64k (H100, bf16,
  *     H 16, D 64, 65536 tokens): 250-335 TFLOP/s, 1.28-1.52x PyTorch SDPA (cuDNN), 0.79-0.96x
  *     its FA2 backend.  profiles/NOTES.md, "softmax_attn".
+ * v2 training form (--pass bwd|fwdbwd): the same forward with a template flag (LSE) that also
+ *     writes each row's log-sum-exp L, fp32 [B*H][T], into the variant's state; the backward
+ *     (flash_bwd.cu, its own version index) recomputes P from it.  The inference kernels are
+ *     unchanged (ptxas: 242/245 registers packed, 251/244 strided, as before); the LSE ones use
+ *     255 (D = 64) and 244 (D = 128) packed, no spills.  Not yet timed.
+ *       chela-bench --ops softmax_attn --variants flash --pass fwd,bwd,fwdbwd --seq 1k..64k
  *
  *   q, k, v [B,H,T,D] (bf16 or fp16)  ->  o [B,H,T,D],  D = dk = dv in {64, 128}
  *   o_i = sum_{j <= i} softmax_j(q_i . k_j / sqrt(D)) v_j

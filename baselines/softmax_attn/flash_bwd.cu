@@ -43,12 +43,12 @@
  *   exact zeros.  A warp whose rows are all above (dQ) or keys all after (dK/dV) the tile
  *   skips it.  Epilogues stage the gradients through the (free) Q/dO tiles and store them
  *   with 16-byte coalesced stores, rows >= T dropped.
- *   Resources (ptxas, CUDA 13.0, sm_90, 128 threads, __launch_bounds__(128, 2)), no spills:
- *     dkdv D = 64: see RESOURCES below; the file's last edit recorded them.
- * RESOURCES (ptxas -v, bf16 and fp16 alike):
- *     flash_bwd_dkdv  D = 64: 168 registers, 49 KB smem;  D = 128: 222 registers, 97 KB smem
- *     flash_bwd_dq    D = 64: 168 registers, 48 KB smem;  D = 128: 168 registers, 96 KB smem
- *     flash_bwd_delta: 18 registers.  Two blocks (8 warps) an SM for the two main kernels.
+ *   Resources (ptxas -v, CUDA 13.0, sm_90, bf16 and fp16 alike; 128 threads, launch bounds
+ *   (128, 2): two blocks, 8 warps, an SM), no spills anywhere:
+ *     flash_bwd_dkdv  D = 64: 245 registers, 49 KB smem;  D = 128: 254 registers, 97 KB smem
+ *     flash_bwd_dq    D = 64: 210 registers, 48 KB smem;  D = 128: 185 registers, 96 KB smem
+ *     flash_bwd_delta 28 registers, no smem.
+ *   (dkdv at D = 128 is at the register limit: dK, dV 128 a thread, P^T and dS^T 32 each.)
  *   Predicted: 7 GEMMs of the forward's 2 plus two exps a score: ~3-3.5x the forward's time
  *   (FA2's target is ~2.5x); not measured yet.
  */
@@ -102,9 +102,10 @@ template <int D> struct bcfg {
 
 /* acc[mt][nt] += A_mt B^T over k = D: A's 16 MT rows from rows a_row0.. of the swizzled smem
  * tile s_a, B's N rows from rows b_row0.. of s_b (both [rows][D]).  The ldmatrix matrices and
- * fragments are the forward's S = Q K^T (flash.cu's tile_step).  Two k-steps unrolled, not
- * all: with A from smem a full unroll lets the scheduler hoist every load and spill (the
- * forward's D = 128 lesson); kk indexes no register array. */
+ * fragments are the forward's S = Q K^T (flash.cu's tile_step).  The k loop stays rolled:
+ * with A from smem an unrolled loop lets the scheduler hoist loads and spill (ptxas, dkdv at
+ * D = 128: unrolled by 2, 255 registers and 4 bytes of spills; rolled, 254 and none); kk
+ * indexes no register array. */
 template <bool BF16, int D, int MT, int N>
 __device__ __forceinline__ void gemm_abt_smem(float (&acc)[MT][N / 8][4], uint32_t s_a,
                                               int a_row0, uint32_t s_b, int b_row0, int lane) {
@@ -156,8 +157,10 @@ __device__ __forceinline__ void load_a_frags(uint32_t (&a)[MT][D / 16][4], uint3
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-        for (int kk = 0; kk < D / 16; kk++)
-            ldsm_x4(a[mt][kk], s_a + swz<D>(a_row0 + mt * 16 + r8 + (mi & 1) * 8, 2 * kk + (mi >> 1)));
+        for (int kk = 0; kk < D / 16; kk++) {
+            const int row = a_row0 + mt * 16 + r8 + (mi & 1) * 8;
+            ldsm_x4(a[mt][kk], s_a + swz<D>(row, 2 * kk + (mi >> 1)));
+        }
 }
 
 /* acc[mt][dt] += P_mt B over k = K: P is K / 8 C fragments (fp32, rows of this warp) packed to

@@ -57,11 +57,11 @@ __device__ __forceinline__ float ex2(float x) {
 }
 
 /* Copies rows [row0, row0 + ROWS) of a head's [T][D] matrix, rows ld elements apart (ld = D
- * when packed, a compile-time constant then), into a swizzled smem tile; rows
- * >= T are zero-filled (src-size 0; the source address is then the head's first row, a valid
- * dummy). NTHREADS threads share the copy. Consecutive threads take consecutive 16-byte chunks of a row: a warp moves 512
- * contiguous bytes. Thread tid always owns chunk c = tid % CPR of rows r + i * RSTEP, and
- * RSTEP is a multiple of 8, so the swizzle of each of its rows is the same and every address
+ * when packed, a compile-time constant then), into a swizzled smem tile, NTHREADS threads
+ * sharing the copy; rows >= T are zero-filled (src-size 0; the source address is then the
+ * head's first row, a valid dummy). Consecutive threads take consecutive 16-byte chunks of a
+ * row: a warp moves 512 contiguous bytes. Thread tid always owns chunk c = tid % CPR of rows
+ * r + i * RSTEP, and RSTEP is a multiple of 8, so the swizzle of each of its rows is the same and every address
  * is one base plus a compile-time offset: no per-row pointers stay live across the main loop
  * (they did, and spilled, in the first draft of the D = 128 kernel). */
 template <typename T, int D, int ROWS, int NTHREADS>
