@@ -6,7 +6,11 @@
  * Run:  chela-bench --ops softmax_attn --variants flash --pass bwd,fwdbwd --seq 1k..64k
  *       (GPU check against the double reference: ctest --test-dir build -R test_gpu_flash_bwd)
  * v1  FA2's algorithm in three kernels (delta, dK/dV, dQ), dQ by a separate deterministic
- *     kernel.  Not yet measured (written without a GPU; ptxas resources below).
+ *     kernel.  Not yet measured (written without a GPU; ptxas resources below).  Before any
+ *     GPU run, the dK/dV and dQ kernels' index logic (tiles, swizzle, fragments, masks, stages,
+ *     epilogues) was replayed lane by lane in a numpy model of ldmatrix / mma.sync (the PTX
+ *     ISA's fragment layouts) at D = 64, 128 and T = 1, 17, 64, 130, 200: gradients within
+ *     1e-15 of a float64 reference (the model kept no roundings).
  *
  * Math (per head; s_ij = q_i.k_j, scale = 1/sqrt(D), P_ij = exp(s_ij scale - L_i), j <= i):
  *   delta_i = dO_i . o_i                     (= sum_j P_ij dP_ij: the softmax Jacobian's row term)
