@@ -7,7 +7,9 @@
  * be deterministic), and the inference forward (pass fwd) still matches
  * ref_softmax_attn_fwd_d.  Shapes break the tiling: T = 1, below a tile, exactly a tile, one
  * row past two tiles, long and odd; D = 64 and 128; bf16 and fp16; a "sharp" input (q x 4)
- * where the softmax is far from uniform.  Exit 77 (skipped) when no CUDA device is present.
+ * where the softmax is far from uniform.  Last, unchecked, it prints the forward's and the
+ * backward's times at the LM shape (flash_bwd_timing).  Exit 77 (skipped) when no CUDA
+ * device is present.
  *
  * Error measure (as harness/verify.c): |got - ref| / max(|ref|, rms of the reference's row of
  * D values, rms of the whole tensor / 16, 1e-4).  The last two floors are for rows whose
@@ -245,6 +247,84 @@ static const case_t CASES[] = {
 START_TEST(flash_bwd_vs_reference) { run_case(&CASES[_i]); }
 END_TEST
 
+/* Not a check: the times of the inference forward, the training forward and the backward at
+ * the LM shape (65536 tokens, H = 16 at D = 64, H = 8 at D = 128, bf16), printed so that one
+ * GPU run of this test also says where the backward stands (FA2's target: ~2.5x the forward)
+ * until the harness times --pass bwd itself.  Mean of 10 launches after 2 warm-ups, warm L2. */
+static float time_ms(const variant_t *var, void *state, const io_t *io, const grad_io_t *g,
+                     int bwd) {
+    cudaEvent_t e0, e1;
+    CK_CUDA_OK(cudaEventCreate(&e0));
+    CK_CUDA_OK(cudaEventCreate(&e1));
+    for (int i = 0; i < 12; i++) {
+        if (i == 2) CK_CUDA_OK(cudaEventRecord(e0, 0));
+        const int rc = bwd ? var->run_bwd(state, io, g, 0) : var->run(state, io, 0);
+        ck_assert_msg(rc == 0, "%s", bench_last_error());
+    }
+    CK_CUDA_OK(cudaEventRecord(e1, 0));
+    CK_CUDA_OK(cudaEventSynchronize(e1));
+    float ms = 0;
+    CK_CUDA_OK(cudaEventElapsedTime(&ms, e0, e1));
+    CK_CUDA_OK(cudaEventDestroy(e0));
+    CK_CUDA_OK(cudaEventDestroy(e1));
+    return ms / 10;
+}
+
+START_TEST(flash_bwd_timing) {
+    static const int SHAPES[][3] = {{1024, 16, 64}, {8192, 16, 64}, {1024, 8, 128}, {8192, 8, 128}};
+    const variant_t *var = flash_variant();
+    ck_assert_ptr_nonnull(var);
+    for (size_t k = 0; k < sizeof SHAPES / sizeof SHAPES[0]; k++) {
+        const int T = SHAPES[k][0], H = SHAPES[k][1], D = SHAPES[k][2], B = 65536 / T;
+        const size_t bytes = (size_t)B * H * T * D * 2;
+        shape_t s;
+        memset(&s, 0, sizeof s);
+        s.B = B;
+        s.H = H;
+        s.T = T;
+        s.dk = s.dv = D;
+        s.causal = 1;
+        s.dtype = DTYPE_BF16;
+        void *d[NBUF];
+        for (int b = 0; b < NBUF; b++) {
+            CK_CUDA_OK(cudaMalloc(&d[b], bytes));
+            CK_CUDA_OK(cudaMemset(d[b], 0x3c, bytes)); /* bf16 0x3c3c ~ 0.0115: finite */
+        }
+        io_t io;
+        memset(&io, 0, sizeof io);
+        io.shape = &s;
+        io.n_in = 3;
+        io.in[0] = d[Q];
+        io.in[1] = d[K];
+        io.in[2] = d[V];
+        io.out = d[O];
+        grad_io_t g;
+        memset(&g, 0, sizeof g);
+        g.dy = d[DO];
+        g.grad[0] = d[DQ];
+        g.grad[1] = d[DK];
+        g.grad[2] = d[DV];
+        void *state = NULL;
+        s.pass = PASS_FWD;
+        ck_assert_msg(var->setup(&s, &io, &state) == 0, "%s", bench_last_error());
+        const float fwd = time_ms(var, state, &io, &g, 0);
+        var->teardown(state);
+        s.pass = PASS_FWDBWD;
+        ck_assert_msg(var->setup(&s, &io, &state) == 0, "%s", bench_last_error());
+        const float fwd_train = time_ms(var, state, &io, &g, 0);
+        const float bwd = time_ms(var, state, &io, &g, 1);
+        var->teardown(state);
+        /* FLOPs as FlashAttention counts them, causal halved: forward 2 GEMMs, backward 5 */
+        const double f_fwd = 2.0 * B * H * (double)T * T * D;
+        printf("  timing B=%d H=%d T=%d D=%d bf16: fwd %.3f ms (%.0f TFLOP/s), training fwd "
+               "%.3f ms, bwd %.3f ms (%.0f TFLOP/s at 2.5x the forward's FLOPs) = %.2fx fwd\n",
+               B, H, T, D, fwd, f_fwd / fwd * 1e-9, fwd_train, bwd, 2.5 * f_fwd / bwd * 1e-9,
+               bwd / fwd);
+        for (int b = 0; b < NBUF; b++) CK_CUDA_OK(cudaFree(d[b]));
+    }
+}
+END_TEST
+
 int main(void) {
     int ndev = 0;
     if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
@@ -255,6 +335,7 @@ int main(void) {
     TCase *tc = tcase_create("gpu");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, flash_bwd_vs_reference, 0, (int)(sizeof CASES / sizeof CASES[0]));
+    tcase_add_test(tc, flash_bwd_timing);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_set_fork_status(sr, CK_NOFORK); /* a forked child cannot use CUDA */
