@@ -20,6 +20,11 @@
  * v1 in detail.
  *   1. flash_bwd_delta: delta_i from the stored o (bf16, as FA2 does), one 16-byte chunk a
  *      thread, a row's D/8 lanes reduced by shuffles.  Memory-bound, ~2 x 2 B*H*T*D bytes.
+ *      Accuracy: in rows whose softmax is peaked on few keys, dP_ij - delta_i nearly cancels
+ *      and o's rounding (through delta) is most of dQ's and dK's error there, up to ~1/3 of
+ *      such a row's small rms in bf16 (tests/test_gpu_flash_bwd.c says how that is checked).
+ *      Keeping o's rounding residual in training would remove it for one more activation-size
+ *      buffer; not done, FA2 does not either.
  *   2. flash_bwd_dkdv: a block owns Bc = 64 keys (4 warps x 16 keys), holds K and V in shared
  *      memory (and, at D = 64, its warp's K and V A-fragments in registers), and the dK, dV
  *      accumulators in registers (fp32, 2 x D per thread).  It walks the query tiles of Br = 64
