@@ -15,6 +15,7 @@ DECLARE_BWD_STAGES(long_conv_fft);
 DECLARE_VARIANT(long_conv_fast_var);
 DECLARE_VARIANT(softmax_attn_naive);
 DECLARE_VARIANT(softmax_attn_flash);
+DECLARE_BWD(softmax_attn_flash);
 DECLARE_VARIANT(transformer_layer);
 DECLARE_VARIANT(transformer_oracle_fp32);
 DECLARE_VARIANT(short_long_conv_branches);
@@ -100,8 +101,8 @@ const variant_t VARIANTS[] = {
         short_long_conv_reparam, LC_FAST_SETTINGS),
     ROW("softmax_attn/naive", OP_SOFTMAX_ATTN, "baseline", "baselines/softmax_attn/naive.cu",
         softmax_attn_naive, NULL),
-    ROW("softmax_attn/flash", OP_SOFTMAX_ATTN, "baseline", "baselines/softmax_attn/flash.cu",
-        softmax_attn_flash, NULL),
+    ROW_TRAIN("softmax_attn/flash", OP_SOFTMAX_ATTN, "baseline",
+              "baselines/softmax_attn/flash.cu", softmax_attn_flash, NULL),
     ROW("transformer/layer", OP_TRANSFORMER, "baseline", "baselines/transformer/layer.cu",
         transformer_layer, LAYER_SETTINGS),
     ROW("transformer/oracle_fp32", OP_TRANSFORMER, "oracle", "harness/oracle_transformer.cu",
