@@ -4,8 +4,10 @@
  * (skipped) when no CUDA device is present.
  *
  * Shapes: T = 1, 3, 37, 130 (the Toeplitz path for 16-bit runs), 2048 (Toeplitz: v5 at B = 17,
- * mma.sync at B = 3), 2100 and 9000 (the FFT in one block), 20000 (a cluster of 4); B = 1, 3,
- * 17 (odd B: the forward engine's channel pairs in the dX run); d = 4..8; bf16, fp16, fp32;
+ * mma.sync at B = 3), 2100 (the FFT in one block: dK by the fused per-channel kernel up to
+ * here), 4500 and 9000 (clusters of 2: dK from the row spectra), 20000 (a cluster of 4);
+ * B = 1, 3, 17 (odd B: the forward engine's channel pairs in the dX run, the fused dK kernel's
+ * lone last row); d = 3..8; bf16, fp16, fp32;
  * then some settings forced (every Toeplitz kernel, the FFT at short T, no channel pairs).
  * Inputs and dY are seeded random, never zero, rounded to their storage type (the references
  * see exactly what the GPU sees); every gradient is poisoned with NaN before each run_bwd, so
@@ -139,7 +141,7 @@ typedef struct {
 
 static const case_t CASES[] = {
     {1, 1, 4},   {1, 17, 5},  {3, 3, 6},    {37, 17, 8},  {130, 3, 7},
-    {2048, 3, 4}, {2048, 17, 4}, {2100, 1, 5}, {9000, 3, 4}, {20000, 1, 4},
+    {2048, 3, 4}, {2048, 17, 4}, {2100, 1, 5}, {4500, 17, 3}, {9000, 3, 4}, {20000, 1, 4},
 };
 #define N_CASES ((int)(sizeof CASES / sizeof CASES[0]))
 static const dtype_t DTYPES[] = {DTYPE_BF16, DTYPE_F16, DTYPE_F32};

@@ -252,6 +252,8 @@ extern "C" int long_conv_fast_run(const long_conv_fast_t *p, const void *d_x, vo
 /* ---- the backward's use of the FFT kernel (fft_engine.h) ------------------------------------ */
 extern "C" const lc_plan_t *long_conv_fast_plan(const long_conv_fast_t *p) { return &p->plan; }
 
+extern "C" const float2 *long_conv_fast_twiddles(const long_conv_fast_t *p) { return p->d_tw; }
+
 extern "C" int long_conv_fast_row_spectra(const long_conv_fast_t *p, const void *d_u, int nrows,
                                           dtype_t dtype, float2 *d_spec, cudaStream_t stream) {
     if (!p) BENCH_FAIL("long_conv_fast: row spectra without create");

@@ -52,6 +52,10 @@ void long_conv_fast_describe(const long_conv_fast_t *p, dtype_t dtype, char *buf
 /* The engine's plan (the backward plans from its FFT part). */
 const lc_plan_t *long_conv_fast_plan(const long_conv_fast_t *p);
 
+/* The engine's twiddle table on the device: [n_hi + 128] float2, hi[h] = W_N^(128 h) then
+ * lo[l] = W_N^l (fft_kernels.cuh). */
+const float2 *long_conv_fast_twiddles(const long_conv_fast_t *p);
+
 /* Enqueues the stored spectra of nrows real rows u [nrows, T] of dtype (the layout and scale of
  * the kernel spectrum, FFT(u)/N: [nrows][rows][M] float2, lcf_plan_t), by the FFT kernel in the
  * mode create uses on the taps.  nrows * P blocks must stay below 2^31 (lcb_plan_make). */

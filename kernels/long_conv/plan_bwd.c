@@ -9,6 +9,17 @@ int lcb_plan_make(int B, int d, int T, const lcf_plan_t *fft, size_t elem_bytes,
     p.B = B;
     p.d = d;
     p.T = T;
+    p.rev_bytes = (size_t)B * d * T * elem_bytes;
+    if (fft->P == 1 && fft->M <= LCB_FUSED_MAX_M) {
+        p.fused_dk = 1;
+        p.dk_threads = fft->M / 16 > 64 ? fft->M / 16 : 64;
+        /* buf [M + M/16] and the twiddles, as the forward kernel's block (lcf_plan_geometry) */
+        p.dk_smem = fft->smem_bytes;
+        p.chunk = B;
+        p.nchunks = 1;
+        *plan = p;
+        return 0;
+    }
     p.spec_row = (size_t)fft->rows * (size_t)fft->M;
     /* two spectra (x and dY') a batch row: 2 d spec_row float2 */
     const size_t per_b = 2 * (size_t)d * p.spec_row * 8;
@@ -20,7 +31,6 @@ int lcb_plan_make(int B, int d, int T, const lcf_plan_t *fft, size_t elem_bytes,
     while (chunk > 1 && chunk * (size_t)d > max_rows) chunk /= 2;
     p.chunk = (int)chunk;
     p.nchunks = (B + p.chunk - 1) / p.chunk;
-    p.rev_bytes = (size_t)B * d * T * elem_bytes;
     p.spec_bytes = (size_t)p.chunk * d * p.spec_row * 8;
     p.acc_bytes = (size_t)d * p.spec_row * 8;
     p.imp_bytes = (size_t)d * T * 4;

@@ -7,7 +7,11 @@
  *               reversed copy of dY (its FFT path or its Toeplitz paths, whichever the forward
  *               plan picks for the run dtype), and a reversing copy puts dX in order.
  *   dK[c,j]   = sum_b sum_s x[b,c,s] dY[b,c,s+j] = sum_b (x_b * dY'_b)[T-1-j]: a convolution
- *               of two length-T rows summed over the batch.  The engine's FFT kernel makes
+ *               of two length-T rows summed over the batch.
+ *               "fft-chan" (the FFT in one block, N <= LCB_FUSED_MAX_M: T <= 4096 by default):
+ *               one kernel a channel (bwd_kernels.cuh) transforms the batch's rows two at a
+ *               time, sums the products in registers, one inverse; nothing else is stored.
+ *               "fft-spectra" (clusters: T > 4096): the engine's FFT kernel makes
  *               every row's spectrum (its setup mode: FFT(row)/N, the half it stores of a real
  *               row's spectrum); one product-and-sum kernel over the batch gives
  *               S = N sum_b X_b DY'_b, itself the stored spectrum of the real row
@@ -26,11 +30,19 @@
 extern "C" {
 #endif
 
+/* Largest transform the fused per-channel dK kernel takes: one block of M = N points, one
+ * span-1 group of 16 a thread (M / 16 <= LCF_MAX_THREADS), the buffer within 70 KiB. */
+#define LCB_FUSED_MAX_M 8192
+
 /* Device bytes the two spectra of one batch chunk (x and dY') may hold together. */
 #define LCB_SPEC_BUDGET ((size_t)512 << 20)
 
 typedef struct {
     int B, d, T;
+    int fused_dk;      /* 1: dK by the per-channel kernel ("fft-chan"): P = 1, M <= LCB_FUSED_MAX_M;
+                        * the spectra's fields below are then 0 (chunk B, nchunks 1)            */
+    int dk_threads;    /* fused: threads a block, max(64, M / 16)                                 */
+    size_t dk_smem;    /* fused: dynamic shared memory a block, the FFT plan's smem_bytes         */
     size_t spec_row;   /* float2 elements of one row's stored spectrum: rows x M of the FFT plan */
     int chunk;         /* batch rows a chunk of the dK spectra (1..B)                             */
     int nchunks;       /* ceil(B / chunk)                                                         */
