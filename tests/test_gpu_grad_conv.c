@@ -140,8 +140,8 @@ typedef struct {
 } case_t;
 
 static const case_t CASES[] = {
-    {1, 1, 4},   {1, 17, 5},  {3, 3, 6},    {37, 17, 8},  {130, 3, 7},
-    {2048, 3, 4}, {2048, 17, 4}, {2100, 1, 5}, {4500, 17, 3}, {9000, 3, 4}, {20000, 1, 4},
+    {1, 1, 4},     {1, 17, 5},   {3, 3, 6},     {37, 17, 8},  {130, 3, 7},   {2048, 3, 4},
+    {2048, 17, 4}, {2100, 1, 5}, {4500, 17, 3}, {9000, 3, 4}, {20000, 1, 4},
 };
 #define N_CASES ((int)(sizeof CASES / sizeof CASES[0]))
 static const dtype_t DTYPES[] = {DTYPE_BF16, DTYPE_F16, DTYPE_F32};
@@ -176,7 +176,8 @@ static void one_case(const char *vname, int is_slc, const case_t *c, dtype_t dt,
     len[0] = nx;
     h[0] = make(nx, dt, 1.0, 0, 1, &st);
     if (is_slc) {
-        len[1] = (size_t)d * 3, len[2] = (size_t)d * T, len[3] = (size_t)d * 3, len[4] = (size_t)d * km;
+        len[1] = (size_t)d * 3, len[2] = (size_t)d * T, len[3] = (size_t)d * 3,
+        len[4] = (size_t)d * km;
         h[1] = make(len[1], DTYPE_F32, 0.5, 0, 1, &st);
         h[2] = make(len[2], DTYPE_F32, 0.5, 1.0 + T / 4.0, T, &st);
         h[3] = make(len[3], DTYPE_F32, 0.5, 0, 1, &st);
@@ -194,7 +195,8 @@ static void one_case(const char *vname, int is_slc, const case_t *c, dtype_t dt,
     }
     if (is_slc)
         ck_assert_int_eq(ref_short_long_conv_bwd(B, d, T, h[0], h[1], h[2], h[3], h[4], hdy, rg[0],
-                                                 rg[1], rg[2], rg[3], rg[4]), 0);
+                                                 rg[1], rg[2], rg[3], rg[4]),
+                         0);
     else
         ck_assert_int_eq(ref_long_conv_bwd(B, d, T, h[0], h[1], hdy, rg[0], rg[1]), 0);
     /* device */
@@ -215,8 +217,9 @@ static void one_case(const char *vname, int is_slc, const case_t *c, dtype_t dt,
     ck_assert_msg(v->run(state, &io, 0) == 0, "%s: run: %s", label, bench_last_error());
     for (int rep = 0; rep < 2; rep++) {
         for (int i = 0; i < n_in; i++)
-            ck_assert_int_eq(cudaMemset(g.grad[i], 0xff, len[i] * dtype_size(i == 0 ? dt : DTYPE_F32)),
-                             cudaSuccess);
+            ck_assert_int_eq(
+                cudaMemset(g.grad[i], 0xff, len[i] * dtype_size(i == 0 ? dt : DTYPE_F32)),
+                cudaSuccess);
         ck_assert_msg(v->run_bwd(state, &io, &g, 0) == 0, "%s: run_bwd: %s", label,
                       bench_last_error());
         const cudaError_t e = cudaDeviceSynchronize();
@@ -226,7 +229,8 @@ static void one_case(const char *vname, int is_slc, const case_t *c, dtype_t dt,
         if (is_slc) {
             const double t3 = fmax(2.0 * verify_tolerance(dt), TOL_SPECTRAL);
             check_grad("dk3", label, rg[1], g.grad[1], len[1], 3, DTYPE_F32, t3);
-            check_grad("dk_long", label, rg[2], g.grad[2], len[2], (size_t)T, DTYPE_F32, TOL_SPECTRAL);
+            check_grad("dk_long", label, rg[2], g.grad[2], len[2], (size_t)T, DTYPE_F32,
+                       TOL_SPECTRAL);
             check_grad("dk3b", label, rg[3], g.grad[3], len[3], 3, DTYPE_F32, TOL_SPECTRAL);
             check_grad("dkm", label, rg[4], g.grad[4], len[4], (size_t)km, DTYPE_F32, TOL_SPECTRAL);
         } else {
@@ -269,12 +273,14 @@ static settings_t settings_with(const char *vname, const char *name, int value) 
 static void all_cases(const char *vname, int is_slc) {
     const settings_t none = settings_with(vname, NULL, 0);
     for (int k = 0; k < N_CASES; k++)
-        for (int t = 0; t < 3; t++) one_case(vname, is_slc, &CASES[k], DTYPES[t], &none, 1000 + 7 * k + t);
+        for (int t = 0; t < 3; t++)
+            one_case(vname, is_slc, &CASES[k], DTYPES[t], &none, 1000 + 7 * k + t);
     /* forced paths: each Toeplitz kernel, the FFT at Toeplitz lengths, no channel pairs */
     static const struct {
         const char *name;
         int value;
-    } FORCED[] = {{"lct_version", 3}, {"lct_version", 4}, {"lcf_toeplitz_max_t", 0}, {"lcf_xpair", 0}};
+    } FORCED[] = {
+        {"lct_version", 3}, {"lct_version", 4}, {"lcf_toeplitz_max_t", 0}, {"lcf_xpair", 0}};
     static const case_t SMALL[] = {{130, 3, 5}, {2048, 17, 4}, {37, 1, 3}};
     for (int f = 0; f < 4; f++) {
         const settings_t one = settings_with(vname, FORCED[f].name, FORCED[f].value);

@@ -1,7 +1,7 @@
 /* test_plan_long_conv_bwd.c: the long convolution's backward plan (kernels/long_conv/plan_bwd.c)
- * on a machine without a GPU: which dK method runs, the spectrum rows, the batch chunks under the budget and the grid
- * limit, and the buffers' bytes, at the benchmark's shapes (d = 1024, B = 65536 / T) and at
- * edges.  Every expected value follows from plan_bwd.h's rules. */
+ * on a machine without a GPU: which dK method runs, the spectrum rows, the batch chunks under
+ * the budget and the grid limit, and the buffers' bytes, at the benchmark's shapes (d = 1024,
+ * B = 65536 / T) and at edges.  Every expected value follows from plan_bwd.h's rules. */
 #include <check.h>
 #include <stdlib.h>
 

@@ -23,14 +23,14 @@ struct lc_bwd {
     const long_conv_fast_t *eng;
     dtype_t dtype;
     lcb_plan_t plan;
-    int N;          /* the FFT's length (the spectra's scale 1/N each) */
+    int N; /* the FFT's length (the spectra's scale 1/N each) */
     const void *dy; /* the last dY given, in order (the fused dK kernel reads it reversed itself) */
-    void *dy_rev;   /* [B,d,T] run dtype: dY reversed in time            */
-    void *dx_rev;   /* [B,d,T] run dtype: the engine's output on dy_rev  */
+    void *dy_rev; /* [B,d,T] run dtype: dY reversed in time            */
+    void *dx_rev; /* [B,d,T] run dtype: the engine's output on dy_rev  */
     float2 *spec_u; /* [chunk][d][spec_row]: FFT(u)/N of a chunk's rows   */
     float2 *spec_g; /* [chunk][d][spec_row]: FFT(dY')/N                   */
-    float2 *acc;    /* [d][spec_row]: N sum_b FFT(u_b) FFT(dY'_b) / N^2    */
-    float *imp;     /* [d][T] fp32: unit impulses between runs; dK reversed within one */
+    float2 *acc; /* [d][spec_row]: N sum_b FFT(u_b) FFT(dY'_b) / N^2    */
+    float *imp; /* [d][T] fp32: unit impulses between runs; dK reversed within one */
 };
 
 namespace {
@@ -102,11 +102,13 @@ static unsigned lcb_grid(long long n) {
     return (unsigned)(g < 1 ? 1 : g);
 }
 
-static int lcb_reverse(const void *src, void *dst, long long n, int T, dtype_t dt, cudaStream_t st) {
+static int lcb_reverse(const void *src, void *dst, long long n, int T, dtype_t dt,
+                       cudaStream_t st) {
     const unsigned g = lcb_grid(n);
     switch (dt) {
     case DTYPE_BF16:
-        lcb_reverse_kernel<<<g, LCB_THREADS, 0, st>>>((const __nv_bfloat16 *)src, (__nv_bfloat16 *)dst, n, T);
+        lcb_reverse_kernel<<<g, LCB_THREADS, 0, st>>>((const __nv_bfloat16 *)src,
+                                                      (__nv_bfloat16 *)dst, n, T);
         break;
     case DTYPE_F16:
         lcb_reverse_kernel<<<g, LCB_THREADS, 0, st>>>((const __half *)src, (__half *)dst, n, T);
@@ -151,15 +153,17 @@ extern "C" void lc_bwd_destroy(lc_bwd_t *b) {
     free(b);
 }
 
-/* the fused dK kernel's copies: (x, dY) of one run dtype (long_conv), (fp32 u, dY) (short_long_conv) */
+/* the fused dK kernel's copies: (x, dY) of one run dtype (long_conv), (fp32 u, dY)
+ * (short_long_conv) */
 template <typename Tu, typename Tg> static int lcb_dk_attr(size_t smem) {
-    CUDA_CHECK(cudaFuncSetAttribute(lcb_dk_kernel<Tu, Tg>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    (int)smem));
+    CUDA_CHECK(cudaFuncSetAttribute(lcb_dk_kernel<Tu, Tg>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     return 0;
 }
 
 template <typename Tu, typename Tg>
-static int lcb_dk_launch(const lc_bwd_t *b, const void *u, const void *g, float *dk, cudaStream_t st) {
+static int lcb_dk_launch(const lc_bwd_t *b, const void *u, const void *g, float *dk,
+                         cudaStream_t st) {
     const lcb_plan_t &p = b->plan;
     const lcf_plan_t &f = long_conv_fast_plan(b->eng)->fft;
     lcb_dk_kernel<Tu, Tg><<<(unsigned)p.d, (unsigned)p.dk_threads, p.dk_smem, st>>>(
@@ -174,9 +178,9 @@ static int lc_bwd_alloc(lc_bwd_t *b) {
     CUDA_CHECK(cudaMalloc(&b->dy_rev, p.rev_bytes));
     CUDA_CHECK(cudaMalloc(&b->dx_rev, p.rev_bytes));
     if (p.fused_dk) {
-        if (lcb_dk_attr<__nv_bfloat16, __nv_bfloat16>(p.dk_smem) || lcb_dk_attr<__half, __half>(p.dk_smem) ||
-            lcb_dk_attr<float, float>(p.dk_smem) || lcb_dk_attr<float, __nv_bfloat16>(p.dk_smem) ||
-            lcb_dk_attr<float, __half>(p.dk_smem))
+        if (lcb_dk_attr<__nv_bfloat16, __nv_bfloat16>(p.dk_smem) ||
+            lcb_dk_attr<__half, __half>(p.dk_smem) || lcb_dk_attr<float, float>(p.dk_smem) ||
+            lcb_dk_attr<float, __nv_bfloat16>(p.dk_smem) || lcb_dk_attr<float, __half>(p.dk_smem))
             return -1;
         return 0;
     }
@@ -235,12 +239,18 @@ extern "C" int lc_bwd_dk(lc_bwd_t *b, const void *d_u, dtype_t u_dtype, float *d
     if (p.fused_dk) {
         if (!b->dy) BENCH_FAIL("long_conv bwd: dK before dY");
         const dtype_t g = b->dtype;
-        if (u_dtype == g && g == DTYPE_BF16) return lcb_dk_launch<__nv_bfloat16, __nv_bfloat16>(b, d_u, b->dy, d_dk, stream);
-        if (u_dtype == g && g == DTYPE_F16) return lcb_dk_launch<__half, __half>(b, d_u, b->dy, d_dk, stream);
-        if (u_dtype == DTYPE_F32 && g == DTYPE_F32) return lcb_dk_launch<float, float>(b, d_u, b->dy, d_dk, stream);
-        if (u_dtype == DTYPE_F32 && g == DTYPE_BF16) return lcb_dk_launch<float, __nv_bfloat16>(b, d_u, b->dy, d_dk, stream);
-        if (u_dtype == DTYPE_F32 && g == DTYPE_F16) return lcb_dk_launch<float, __half>(b, d_u, b->dy, d_dk, stream);
-        BENCH_FAIL("long_conv bwd: no dK kernel for rows of dtype %d and dY of %d", (int)u_dtype, (int)g);
+        if (u_dtype == g && g == DTYPE_BF16)
+            return lcb_dk_launch<__nv_bfloat16, __nv_bfloat16>(b, d_u, b->dy, d_dk, stream);
+        if (u_dtype == g && g == DTYPE_F16)
+            return lcb_dk_launch<__half, __half>(b, d_u, b->dy, d_dk, stream);
+        if (u_dtype == DTYPE_F32 && g == DTYPE_F32)
+            return lcb_dk_launch<float, float>(b, d_u, b->dy, d_dk, stream);
+        if (u_dtype == DTYPE_F32 && g == DTYPE_BF16)
+            return lcb_dk_launch<float, __nv_bfloat16>(b, d_u, b->dy, d_dk, stream);
+        if (u_dtype == DTYPE_F32 && g == DTYPE_F16)
+            return lcb_dk_launch<float, __half>(b, d_u, b->dy, d_dk, stream);
+        BENCH_FAIL("long_conv bwd: no dK kernel for rows of dtype %d and dY of %d", (int)u_dtype,
+                   (int)g);
     }
     const size_t ue = dtype_size(u_dtype), ge = dtype_size(b->dtype);
     const size_t row_elems = (size_t)p.d * p.T; /* one batch row of [B,d,T] */

@@ -33,7 +33,8 @@ __device__ __forceinline__ float silu_grad(float p) {
 
 /* the k3 conv at t of row xr (zero before t = 0) */
 template <typename S>
-__device__ __forceinline__ float pre_at(const S *__restrict__ xr, int t, float a0, float a1, float a2) {
+__device__ __forceinline__ float pre_at(const S *__restrict__ xr, int t, float a0, float a1,
+                                        float a2) {
     const float x0 = to_f32(xr[t]);
     const float x1 = t >= 1 ? to_f32(xr[t - 1]) : 0.0f;
     const float x2 = t >= 2 ? to_f32(xr[t - 2]) : 0.0f;
@@ -42,8 +43,8 @@ __device__ __forceinline__ float pre_at(const S *__restrict__ xr, int t, float a
 
 /* u[b,c,t] = SiLU(pre) as fp32, rows x T elements (row = b d + c) */
 template <typename S>
-__global__ void slb_u_kernel(const S *__restrict__ x, const float *__restrict__ k3, float *__restrict__ u,
-                             long long n, int d, int T) {
+__global__ void slb_u_kernel(const S *__restrict__ x, const float *__restrict__ k3,
+                             float *__restrict__ u, long long n, int d, int T) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
          i += (long long)gridDim.x * blockDim.x) {
         const long long row = i / T;
@@ -59,14 +60,16 @@ template <typename S>
 __global__ void slb_dpre_kernel(const S *__restrict__ x, const float *__restrict__ k3,
                                 const S *__restrict__ du_rev, const S *__restrict__ dz,
                                 const float *__restrict__ k3b, const float *__restrict__ km,
-                                int k_m, int nk, float *__restrict__ dpre, long long n, int d, int T) {
+                                int k_m, int nk, float *__restrict__ dpre, long long n, int d,
+                                int T) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
          i += (long long)gridDim.x * blockDim.x) {
         const long long row = i / T;
         const int t = (int)(i - row * T), c = (int)(row % d);
         float du = to_f32(du_rev[row * T + (T - 1 - t)]);
         for (int j = 0; j < nk && t + j < T; j++) {
-            const float kj = (j < 3 ? k3b[3 * c + j] : 0.0f) + (j < k_m ? km[(long long)c * k_m + j] : 0.0f);
+            const float kj =
+                (j < 3 ? k3b[3 * c + j] : 0.0f) + (j < k_m ? km[(long long)c * k_m + j] : 0.0f);
             du = fmaf(kj, to_f32(dz[i + j]), du);
         }
         const float p = pre_at(x + row * T, t, k3[3 * c], k3[3 * c + 1], k3[3 * c + 2]);
@@ -95,8 +98,8 @@ __global__ void slb_dx_kernel(const float *__restrict__ dpre, const float *__res
  * tree, the warps' in order by thread 0. */
 template <int JM, typename TA, typename TG>
 __global__ void __launch_bounds__(SLB_THREADS)
-slb_tap_corr_kernel(const TA *__restrict__ a, const TG *__restrict__ g, int B, int d, int T,
-                    float *__restrict__ o1, int l1, float *__restrict__ o2, int l2) {
+    slb_tap_corr_kernel(const TA *__restrict__ a, const TG *__restrict__ g, int B, int d, int T,
+                        float *__restrict__ o1, int l1, float *__restrict__ o2, int l2) {
     __shared__ float part[SLB_THREADS / 32][JM];
     const int c = blockIdx.x, J = l1 > l2 ? l1 : l2;
     float acc[JM];
@@ -128,8 +131,8 @@ slb_tap_corr_kernel(const TA *__restrict__ a, const TG *__restrict__ g, int B, i
 }
 
 /* reparam: dk3b[c][j] = dkc[c][j] (j < 3), dkm[c][j] = dkc[c][j] (j < k_m); 0 for taps past T */
-__global__ void slb_slice_kernel(const float *__restrict__ dkc, int T, int d, float *__restrict__ dk3b,
-                                 float *__restrict__ dkm, int k_m) {
+__global__ void slb_slice_kernel(const float *__restrict__ dkc, int T, int d,
+                                 float *__restrict__ dk3b, float *__restrict__ dkm, int k_m) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < d * 3) {
         const int c = i / 3, j = i % 3;
@@ -154,12 +157,14 @@ static int slb_tap_corr(const TA *a, const TG *g, const shape_t *s, float *o1, i
     const int J = l1 > l2 ? l1 : l2;
     const dim3 grid((unsigned)s->d);
     if (J <= 3)
-        slb_tap_corr_kernel<3, TA, TG><<<grid, SLB_THREADS, 0, st>>>(a, g, s->B, s->d, s->T, o1, l1, o2, l2);
+        slb_tap_corr_kernel<3, TA, TG>
+            <<<grid, SLB_THREADS, 0, st>>>(a, g, s->B, s->d, s->T, o1, l1, o2, l2);
     else if (J <= 9)
-        slb_tap_corr_kernel<9, TA, TG><<<grid, SLB_THREADS, 0, st>>>(a, g, s->B, s->d, s->T, o1, l1, o2, l2);
+        slb_tap_corr_kernel<9, TA, TG>
+            <<<grid, SLB_THREADS, 0, st>>>(a, g, s->B, s->d, s->T, o1, l1, o2, l2);
     else if (J <= SLC_MAX_KM)
-        slb_tap_corr_kernel<SLC_MAX_KM, TA, TG><<<grid, SLB_THREADS, 0, st>>>(a, g, s->B, s->d, s->T, o1,
-                                                                             l1, o2, l2);
+        slb_tap_corr_kernel<SLC_MAX_KM, TA, TG>
+            <<<grid, SLB_THREADS, 0, st>>>(a, g, s->B, s->d, s->T, o1, l1, o2, l2);
     else
         BENCH_FAIL("short_long_conv bwd: %d taps beyond %d", J, SLC_MAX_KM);
     CUDA_CHECK(cudaGetLastError());
@@ -190,14 +195,14 @@ static int slb_run(slc_state_t *st, const io_t *io, const grad_io_t *gr, int bra
         if (slb_tap_corr<float, S>(st->ubuf, dz, s, dk3b, 3, dkm, k_m, stream)) return -1;
     } else {
         const int m = d * (k_m > 3 ? k_m : 3);
-        slb_slice_kernel<<<(m + SLB_THREADS - 1) / SLB_THREADS, SLB_THREADS, 0, stream>>>(dklong, T, d, dk3b,
-                                                                                       dkm, k_m);
+        slb_slice_kernel<<<(m + SLB_THREADS - 1) / SLB_THREADS, SLB_THREADS, 0, stream>>>(
+            dklong, T, d, dk3b, dkm, k_m);
         CUDA_CHECK(cudaGetLastError());
     }
     /* 4. dpre over u's buffer (u is not read again: stream order) */
     const int nk = branches ? (k_m > 3 ? k_m : 3) : 0;
-    slb_dpre_kernel<S><<<grid, SLB_THREADS, 0, stream>>>(x, k3, (const S *)lc_bwd_dx_rev_buf(st->bwd), dz,
-                                                         k3b, km, k_m, nk, st->ubuf, n, d, T);
+    slb_dpre_kernel<S><<<grid, SLB_THREADS, 0, stream>>>(
+        x, k3, (const S *)lc_bwd_dx_rev_buf(st->bwd), dz, k3b, km, k_m, nk, st->ubuf, n, d, T);
     CUDA_CHECK(cudaGetLastError());
     /* 5. dX, dk3 */
     slb_dx_kernel<S><<<grid, SLB_THREADS, 0, stream>>>(st->ubuf, k3, (S *)gr->grad[0], n, d, T);
@@ -222,7 +227,8 @@ int slc_bwd_setup(const shape_t *s, slc_state_t *st) {
 
 int slc_bwd_run(slc_state_t *st, const io_t *io, const grad_io_t *g, int branches,
                 cudaStream_t stream) {
-    if (!st || !st->bwd || !st->ubuf) BENCH_FAIL("short_long_conv: run_bwd without a backward setup");
+    if (!st || !st->bwd || !st->ubuf)
+        BENCH_FAIL("short_long_conv: run_bwd without a backward setup");
     switch (io->shape->dtype) {
     case DTYPE_BF16: return slb_run<__nv_bfloat16>(st, io, g, branches, stream);
     case DTYPE_F16: return slb_run<__half>(st, io, g, branches, stream);
