@@ -74,6 +74,14 @@ __global__ void lcb_accumulate_kernel(const float2 *__restrict__ su, const float
     }
 }
 
+/* dst = src as fp32 (B = 1: x itself is the input of the engine's run, bwd.h) */
+template <typename S>
+__global__ void lcb_to_f32_kernel(const S *__restrict__ src, float *__restrict__ dst, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x)
+        dst[i] = to_f32(src[i]);
+}
+
 /* imp[c][t] = (t == 0): the unit impulse of every channel */
 __global__ void lcb_impulse_kernel(float *__restrict__ imp, long long n, int T) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
@@ -184,9 +192,11 @@ static int lc_bwd_alloc(lc_bwd_t *b) {
             return -1;
         return 0;
     }
-    CUDA_CHECK(cudaMalloc((void **)&b->spec_u, p.spec_bytes));
     CUDA_CHECK(cudaMalloc((void **)&b->spec_g, p.spec_bytes));
-    CUDA_CHECK(cudaMalloc((void **)&b->acc, p.acc_bytes));
+    if (p.B > 1) { /* B = 1 needs neither u's spectra nor their product sum (lc_bwd_dk) */
+        CUDA_CHECK(cudaMalloc((void **)&b->spec_u, p.spec_bytes));
+        CUDA_CHECK(cudaMalloc((void **)&b->acc, p.acc_bytes));
+    }
     CUDA_CHECK(cudaMalloc((void **)&b->imp, p.imp_bytes));
     const long long n = (long long)p.d * p.T;
     lcb_impulse_kernel<<<lcb_grid(n), LCB_THREADS>>>(b->imp, n, p.T);
@@ -252,6 +262,31 @@ extern "C" int lc_bwd_dk(lc_bwd_t *b, const void *d_u, dtype_t u_dtype, float *d
         BENCH_FAIL("long_conv bwd: no dK kernel for rows of dtype %d and dY of %d", (int)u_dtype,
                    (int)g);
     }
+    const long long n = (long long)p.d * p.T;
+    if (p.B == 1) {
+        /* one batch row: sum_b u_b * dY'_b is u * dY' itself, the engine's run on u with dY''s
+         * spectrum as its kernel (no spectrum of u, no product kernel, no impulses) */
+        if (long_conv_fast_row_spectra(b->eng, b->dy_rev, p.d, b->dtype, b->spec_g, stream))
+            return -1;
+        const float *u32 = (const float *)d_u;
+        if (u_dtype != DTYPE_F32) {
+            const unsigned gr = lcb_grid(n);
+            if (u_dtype == DTYPE_BF16)
+                lcb_to_f32_kernel<<<gr, LCB_THREADS, 0, stream>>>((const __nv_bfloat16 *)d_u,
+                                                                  b->imp, n);
+            else if (u_dtype == DTYPE_F16)
+                lcb_to_f32_kernel<<<gr, LCB_THREADS, 0, stream>>>((const __half *)d_u, b->imp, n);
+            else
+                BENCH_FAIL("long_conv bwd: unknown dtype %d", (int)u_dtype);
+            CUDA_CHECK(cudaGetLastError());
+            u32 = b->imp;
+        }
+        if (long_conv_fast_run_spec(b->eng, u32, b->imp, b->spec_g, stream)) return -1;
+        /* dK reversed -> dK; the impulses it puts back are not read on this path */
+        lcb_dk_finish_kernel<<<lcb_grid(n), LCB_THREADS, 0, stream>>>(b->imp, d_dk, n, p.T);
+        CUDA_CHECK(cudaGetLastError());
+        return 0;
+    }
     const size_t ue = dtype_size(u_dtype), ge = dtype_size(b->dtype);
     const size_t row_elems = (size_t)p.d * p.T; /* one batch row of [B,d,T] */
     const long long nacc = (long long)p.d * (long long)p.spec_row;
@@ -267,7 +302,6 @@ extern "C" int lc_bwd_dk(lc_bwd_t *b, const void *d_u, dtype_t u_dtype, float *d
     }
     /* the row sum_b u_b * dY'_b, [0, T): the engine with acc as its kernel on unit impulses */
     if (long_conv_fast_run_spec(b->eng, b->imp, b->imp, b->acc, stream)) return -1;
-    const long long n = (long long)p.d * p.T;
     lcb_dk_finish_kernel<<<lcb_grid(n), LCB_THREADS, 0, stream>>>(b->imp, d_dk, n, p.T);
     CUDA_CHECK(cudaGetLastError());
     return 0;
@@ -281,6 +315,8 @@ extern "C" void lc_bwd_describe(const lc_bwd_t *b, char *buf, size_t len) {
     if (b->plan.fused_dk)
         snprintf(buf, len, " bwd dx=rev-%s dk=fft-chan threads=%d", lcb_path_word(path),
                  b->plan.dk_threads);
+    else if (b->plan.B == 1) /* the engine's run with dY''s spectrum as its kernel */
+        snprintf(buf, len, " bwd dx=rev-%s dk=fft-run", lcb_path_word(path));
     else
         snprintf(buf, len, " bwd dx=rev-%s dk=fft-spectra chunks=%d", lcb_path_word(path),
                  b->plan.nchunks);

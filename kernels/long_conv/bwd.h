@@ -36,7 +36,8 @@ const void *lc_bwd_dx_rev_buf(const lc_bwd_t *b);
 int lc_bwd_unreverse(lc_bwd_t *b, void *d_dx, cudaStream_t stream);
 int lc_bwd_dk(lc_bwd_t *b, const void *d_u, dtype_t u_dtype, float *d_dk, cudaStream_t stream);
 
-/* The backward's config words: " bwd dx=rev-<engine path> dk=fft-spectra chunks=<n>". */
+/* The backward's config words: " bwd dx=rev-<engine path> dk=fft-chan threads=<n>" (the fused
+ * per-channel kernel), " dk=fft-spectra chunks=<n>" (row spectra), " dk=fft-run" (B = 1). */
 void lc_bwd_describe(const lc_bwd_t *b, char *buf, size_t len);
 
 #ifdef __cplusplus

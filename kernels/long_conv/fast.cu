@@ -40,9 +40,12 @@
  *       up to T = 4096 for B >= 8.  0.190 ms at 1k, 0.418 at 4k.
  * Backward (--pass bwd / fwdbwd; bwd.cu, plan_bwd.h):
  *   b1  dX = the forward engine (whichever path it plans) on dY reversed in time, put back in
- *       order by a reversing copy; dK = sum_b corr(x_b, dY_b) from the FFT kernel's row
- *       spectra (its setup mode) of x and reversed dY, one product-and-sum kernel over the
- *       batch, and the engine's run with that spectrum on unit impulses.  Not yet measured.
+ *       order by a reversing copy; dK = sum_b corr(x_b, dY_b): where the FFT is one block
+ *       (T <= 4096) one kernel a channel transforms the batch two rows at a time and sums the
+ *       products in registers ("dk=fft-chan"); above, the FFT kernel's row spectra (its setup
+ *       mode) of x and reversed dY, a product-and-sum kernel over the batch, and the engine's
+ *       run with that spectrum on unit impulses ("fft-spectra"; B = 1: the engine's run on x
+ *       with dY's spectrum, "fft-run").  Not yet measured.
  */
 #include <stdlib.h>
 #include <string.h>

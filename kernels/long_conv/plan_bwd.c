@@ -32,12 +32,13 @@ int lcb_plan_make(int B, int d, int T, const lcf_plan_t *fft, size_t elem_bytes,
     p.chunk = (int)chunk;
     p.nchunks = (B + p.chunk - 1) / p.chunk;
     p.spec_bytes = (size_t)p.chunk * d * p.spec_row * 8;
-    p.acc_bytes = (size_t)d * p.spec_row * 8;
+    p.acc_bytes = B == 1 ? 0 : (size_t)d * p.spec_row * 8; /* B = 1: no product sum */
     p.imp_bytes = (size_t)d * T * 4;
     *plan = p;
     return 0;
 }
 
 size_t lcb_plan_workspace(const lcb_plan_t *p) {
-    return 2 * p->rev_bytes + 2 * p->spec_bytes + p->acc_bytes + p->imp_bytes;
+    /* B = 1 keeps dY''s spectra alone */
+    return 2 * p->rev_bytes + (p->B == 1 ? 1 : 2) * p->spec_bytes + p->acc_bytes + p->imp_bytes;
 }

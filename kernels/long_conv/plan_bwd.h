@@ -16,7 +16,9 @@
  *               row's spectrum); one product-and-sum kernel over the batch gives
  *               S = N sum_b X_b DY'_b, itself the stored spectrum of the real row
  *               sum_b x_b * dY'_b; the engine's run with S as its kernel spectrum on a unit
- *               impulse per channel returns that row, and a reversing copy gives dK.
+ *               impulse per channel returns that row, and a reversing copy gives dK.  B = 1:
+ *               the row is u * dY' itself, the engine's run on u with dY''s spectrum as its
+ *               kernel (the spectrum of u and the product kernel skipped; no acc buffer).
  * The batch goes through the spectra in chunks so the two chunks' spectra stay within
  * LCB_SPEC_BUDGET bytes whatever B. */
 #ifndef CHELA_LONG_CONV_PLAN_BWD_H
@@ -48,8 +50,9 @@ typedef struct {
     int nchunks;       /* ceil(B / chunk)                                                         */
     /* device bytes of each buffer */
     size_t rev_bytes;  /* dY' and the engine's reversed dX: [B,d,T] of the run dtype, each       */
-    size_t spec_bytes; /* the x and dY' spectra of one chunk: chunk x d x spec_row float2, each  */
-    size_t acc_bytes;  /* S: d x spec_row float2                                                 */
+    size_t spec_bytes; /* the x and dY' spectra of one chunk: chunk x d x spec_row float2, each
+                        * (B = 1: dY''s alone)                                                  */
+    size_t acc_bytes;  /* S: d x spec_row float2 (0 at B = 1)                                    */
     size_t imp_bytes;  /* the impulse rows and dK reversed, in place: [d,T] fp32                 */
 } lcb_plan_t;
 
