@@ -11,7 +11,8 @@
  * then some settings forced (every Toeplitz kernel, the FFT at short T, no channel pairs).
  * Inputs and dY are seeded random, never zero, rounded to their storage type (the references
  * see exactly what the GPU sees); every gradient is poisoned with NaN before each run_bwd, so
- * a gradient not written, or accumulated into, fails.
+ * a gradient not written, or accumulated into, fails.  Last, informal timings at the benchmark's
+ * shapes (printed, not checked).
  *
  * Tolerances (normwise per row, verify_compare: |err| / max(|ref|, rms of its row)):
  *   dX: verify_tolerance(dtype) for long_conv (the forward's own engine on dY reversed: the
@@ -288,6 +289,109 @@ static void all_cases(const char *vname, int is_slc) {
     }
 }
 
+/* ---- timing at the benchmark's shapes (no check: numbers for the report) ----------------------
+ * d = 1024, 65536 tokens a point (B = 65536 / T), bf16, every input and dY a finite constant
+ * pattern: the median of 11 of run() and of run_bwd() alone, by CUDA events on one stream, as
+ * an informal number until the harness times --pass bwd / fwdbwd itself. */
+static int cmp_float(const void *a, const void *b) {
+    const float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static float median_ms(const variant_t *v, void *state, const io_t *io, const grad_io_t *g, int bwd,
+                       cudaStream_t st) {
+    enum { REPS = 11 };
+    float ms[REPS];
+    cudaEvent_t e0, e1;
+    ck_assert_int_eq(cudaEventCreate(&e0), cudaSuccess);
+    ck_assert_int_eq(cudaEventCreate(&e1), cudaSuccess);
+    for (int r = 0; r < REPS; r++) {
+        ck_assert_int_eq(cudaEventRecord(e0, st), cudaSuccess);
+        const int rc = bwd ? v->run_bwd(state, io, g, st) : v->run(state, io, st);
+        ck_assert_msg(rc == 0, "%s: %s", v->name, bench_last_error());
+        ck_assert_int_eq(cudaEventRecord(e1, st), cudaSuccess);
+        ck_assert_int_eq(cudaEventSynchronize(e1), cudaSuccess);
+        ck_assert_int_eq(cudaEventElapsedTime(&ms[r], e0, e1), cudaSuccess);
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    qsort(ms, REPS, sizeof ms[0], cmp_float);
+    return ms[REPS / 2];
+}
+
+static void time_one(const char *vname, int is_slc, int T) {
+    const variant_t *v = find_variant(vname);
+    ck_assert_ptr_nonnull(v);
+    shape_t s;
+    memset(&s, 0, sizeof s);
+    s.B = 65536 / T;
+    s.T = T;
+    s.d = 1024;
+    s.H = 1;
+    s.causal = 1;
+    s.dtype = DTYPE_BF16;
+    s.pass = PASS_FWDBWD;
+    const size_t nx = (size_t)s.B * s.d * T;
+    const int n_in = is_slc ? 5 : 2;
+    size_t bytes[5];
+    bytes[0] = nx * 2;
+    if (is_slc) {
+        bytes[1] = (size_t)s.d * 3 * 4, bytes[2] = (size_t)s.d * T * 4, bytes[3] = bytes[1];
+        bytes[4] = (size_t)s.d * shape_km(T) * 4;
+    } else {
+        bytes[1] = (size_t)s.d * T * 4;
+    }
+    io_t io;
+    grad_io_t g;
+    memset(&io, 0, sizeof io);
+    memset(&g, 0, sizeof g);
+    io.shape = &s;
+    io.n_in = n_in;
+    void *dy = NULL;
+    /* 0x3c bytes: 0.0115 in bf16 and in fp32, finite through every step */
+    for (int i = 0; i < n_in; i++) {
+        void *p = NULL;
+        ck_assert_int_eq(cudaMalloc(&p, bytes[i]), cudaSuccess);
+        ck_assert_int_eq(cudaMemset(p, 0x3c, bytes[i]), cudaSuccess);
+        io.in[i] = p;
+        ck_assert_int_eq(cudaMalloc(&g.grad[i], bytes[i]), cudaSuccess);
+    }
+    ck_assert_int_eq(cudaMalloc(&io.out, nx * 2), cudaSuccess);
+    ck_assert_int_eq(cudaMalloc(&dy, nx * 2), cudaSuccess);
+    ck_assert_int_eq(cudaMemset(dy, 0x3c, nx * 2), cudaSuccess);
+    g.dy = dy;
+    cudaStream_t st;
+    ck_assert_int_eq(cudaStreamCreate(&st), cudaSuccess);
+    void *state = NULL;
+    ck_assert_msg(v->setup(&s, &io, &state) == 0, "%s T=%d: setup: %s", vname, T,
+                  bench_last_error());
+    ck_assert_int_eq(v->run(state, &io, st), 0);
+    ck_assert_int_eq(v->run_bwd(state, &io, &g, st), 0);
+    const float f = median_ms(v, state, &io, &g, 0, st), b = median_ms(v, state, &io, &g, 1, st);
+    char cfg[256];
+    v->config(state, cfg, sizeof cfg);
+    printf("timing %s bf16 d=1024 T=%d B=%d: fwd %.3f ms, bwd %.3f ms, fwd+bwd %.3f ms (%s)\n",
+           vname, T, s.B, f, b, f + b, cfg);
+    v->teardown(state);
+    cudaStreamDestroy(st);
+    for (int i = 0; i < n_in; i++) {
+        cudaFree((void *)io.in[i]);
+        cudaFree(g.grad[i]);
+    }
+    cudaFree(io.out);
+    cudaFree(dy);
+}
+
+START_TEST(timing_benchmark_shapes) {
+    static const int TS[] = {1024, 8192, 65536};
+    for (int k = 0; k < 3; k++) {
+        time_one("long_conv/fast", 0, TS[k]);
+        time_one("short_long_conv/branches", 1, TS[k]);
+        time_one("short_long_conv/reparam", 1, TS[k]);
+    }
+}
+END_TEST
+
 START_TEST(long_conv_fast_bwd) { all_cases("long_conv/fast", 0); }
 END_TEST
 START_TEST(short_long_conv_reparam_bwd) { all_cases("short_long_conv/reparam", 1); }
@@ -307,6 +411,7 @@ int main(void) {
     tcase_add_test(tc, long_conv_fast_bwd);
     tcase_add_test(tc, short_long_conv_reparam_bwd);
     tcase_add_test(tc, short_long_conv_branches_bwd);
+    tcase_add_test(tc, timing_benchmark_shapes);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK); /* a forked child cannot use CUDA */
