@@ -20,6 +20,9 @@ DECLARE_VARIANT(transformer_layer);
 DECLARE_VARIANT(transformer_oracle_fp32);
 DECLARE_VARIANT(short_long_conv_branches);
 DECLARE_VARIANT(short_long_conv_reparam);
+DECLARE_BWD(long_conv_fast_var);
+DECLARE_BWD(short_long_conv_branches);
+DECLARE_BWD(short_long_conv_reparam);
 DECLARE_STAGED_VARIANT(chela_fused);
 DECLARE_VARIANT(chela_oracle_fp32);
 
@@ -93,12 +96,12 @@ const variant_t VARIANTS[] = {
                      "baselines/linear_attn/naive_cumsum.cu", linear_attn_naive_cumsum, NULL),
     ROW_TRAIN_STAGED("long_conv/fft", OP_LONG_CONV, "baseline", "baselines/long_conv/fft.cu",
                      long_conv_fft, NULL),
-    ROW("long_conv/fast", OP_LONG_CONV, "kernel", "kernels/long_conv/fast.cu", long_conv_fast_var,
-        LC_FAST_SETTINGS),
-    ROW("short_long_conv/branches", OP_SHORT_LONG_CONV, "kernel", "kernels/short_long_conv/branches.cu",
-        short_long_conv_branches, LC_FAST_SETTINGS),
-    ROW("short_long_conv/reparam", OP_SHORT_LONG_CONV, "kernel", "kernels/short_long_conv/reparam.cu",
-        short_long_conv_reparam, LC_FAST_SETTINGS),
+    ROW_TRAIN("long_conv/fast", OP_LONG_CONV, "kernel", "kernels/long_conv/fast.cu",
+              long_conv_fast_var, LC_FAST_SETTINGS),
+    ROW_TRAIN("short_long_conv/branches", OP_SHORT_LONG_CONV, "kernel",
+              "kernels/short_long_conv/branches.cu", short_long_conv_branches, LC_FAST_SETTINGS),
+    ROW_TRAIN("short_long_conv/reparam", OP_SHORT_LONG_CONV, "kernel",
+              "kernels/short_long_conv/reparam.cu", short_long_conv_reparam, LC_FAST_SETTINGS),
     ROW("softmax_attn/naive", OP_SOFTMAX_ATTN, "baseline", "baselines/softmax_attn/naive.cu",
         softmax_attn_naive, NULL),
     ROW_TRAIN("softmax_attn/flash", OP_SOFTMAX_ATTN, "baseline",
