@@ -632,6 +632,7 @@ __global__ void __launch_bounds__(LAB_CONV_THREADS)
     reinterpret_cast<uint4 *>(dst)[i] = u;
 }
 
+#ifndef LAB_EMULATE /* the host side (prims.cuh's LAC_EMULATE: kernels run on the CPU) */
 /* Shared-memory limits of the kernels, and the walkers' smaller occupancy. */
 template <bool BF16, int DK> int lab_prepare_t(int *bps) {
     CUDA_CHECK(cudaFuncSetAttribute(lab_sums_kernel<BF16, DK>,
@@ -702,8 +703,10 @@ int lab_enqueue_t(const lab_plan *p, const lab_ptrs &d, const lac_problem &pr,
     return 0;
 }
 
+#endif /* LAB_EMULATE */
 } /* namespace */
 
+#ifndef LAB_EMULATE
 int lab_make_plan(const lac_problem &pr, int seg_tokens, lab_plan *p) {
     const char *why = lab_shape_reason(&pr);
     if (why) BENCH_FAIL("linear_attn/chunked: %s", why);
@@ -733,3 +736,4 @@ int lab_enqueue(const lab_plan *p, const lab_ptrs &d, const lac_problem &pr,
     return pr.dk == 64 ? lab_enqueue_t<false, 64>(p, d, pr, stream)
                        : lab_enqueue_t<false, 128>(p, d, pr, stream);
 }
+#endif /* LAB_EMULATE */
