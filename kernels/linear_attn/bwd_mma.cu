@@ -23,8 +23,10 @@
  * splits across warps, so each chunk the state is first copied to shared memory (bf16 as hi + lo,
  * ~2^-16 relative, as v2's Q S operand; fp16 as one fp16), and the outputs are computed with
  * token rows per warp (warp w: tokens 16w..16w+15), reading X from there.  The chunk's masked
- * 64 x 64 products P and A are kept in the run dtype in shared memory; a warp computes its 16
- * rows, only the 16-column tiles at or left of the diagonal (the rest is never read).
+ * 64 x 64 products P and A are kept as fp16 in shared memory (bf16 runs convert the operand
+ * they multiply to fp16 in registers, as v2 does with its A; |P|, |A| and the inputs must stay
+ * in fp16's range, 65504); a warp computes its 16 rows, only the 16-column tiles at or left of
+ * the diagonal (the rest is never read).
  *
  * Shared memory per block: dQ 117,760 B (dk 128) / 82,944 (dk 64); dK dV 161,792 / 110,592;
  * sums 106,496 / 73,728.  MMAs per chunk and slice (dk 128, bf16): dQ 64 (P) + 512 (dO S^T, hi
@@ -117,6 +119,13 @@ __device__ __forceinline__ void lab_state_update(float x[DK / 64][8][4], const u
     }
 }
 
+/* B fragments of a bf16 run as fp16 (exact in fp16's normal range), to multiply the fp16 P, A. */
+template <bool BF16> __device__ __forceinline__ void lab_to_f16(uint32_t b[4]) {
+    if (BF16)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) b[r] = lac_bf16x2_to_f16x2(b[r]);
+}
+
 template <int DK> __device__ __forceinline__ void lab_zero_state(float x[DK / 64][8][4]) {
 #pragma unroll
     for (int m = 0; m < DK / 64; ++m)
@@ -197,8 +206,10 @@ __device__ __forceinline__ void lab_state_to_smem(const float x[DK / 64][8][4], 
     }
 }
 
-/* Rows 16w..16w+15 of mask(X Y^T) into dst [C][LAB_LDV] in the run dtype: X, Y [C][NK]
- * (pitch LDX); the 16-column tiles right of the diagonal are neither computed nor written. */
+/* Rows 16w..16w+15 of mask(X Y^T) into dst [C][LAB_LDV] as fp16 (any run dtype: bf16's 2^-8
+ * rounding of P and A doubled the gradients' error, 7.5-9.5e-3 emulated, against ~4e-3 for the
+ * output rounding alone), X, Y [C][NK] (pitch LDX); the 16-column tiles right of the diagonal
+ * are neither computed nor written. */
 template <bool BF16, int NK, int LDX>
 __device__ __forceinline__ void lab_masked_product(uint16_t *dst, const uint16_t *sx,
                                                    const uint16_t *sy, const lab_lane &l) {
@@ -224,9 +235,9 @@ __device__ __forceinline__ void lab_masked_product(uint16_t *dst, const uint16_t
     for (int j = 0; j < 8; ++j) {
         if (j <= 2 * l.warp + 1) {
             const int s0 = 8 * j + 2 * l.tig;
-            *reinterpret_cast<uint32_t *>(dst + ta * LAB_LDV + s0) = lac_pack<BF16>(
+            *reinterpret_cast<uint32_t *>(dst + ta * LAB_LDV + s0) = lac_pack<false>(
                 s0 <= ta ? acc[j][0] : 0.f, s0 + 1 <= ta ? acc[j][1] : 0.f);
-            *reinterpret_cast<uint32_t *>(dst + tb * LAB_LDV + s0) = lac_pack<BF16>(
+            *reinterpret_cast<uint32_t *>(dst + tb * LAB_LDV + s0) = lac_pack<false>(
                 s0 <= tb ? acc[j][2] : 0.f, s0 + 1 <= tb ? acc[j][3] : 0.f);
         }
     }
@@ -454,8 +465,9 @@ __global__ void __launch_bounds__(LAC_THREADS)
                 for (int jp = 0; jp < DK / 16; ++jp) {
                     uint32_t bf[4];
                     ldsm_x4_trans(bf, smem_u32(sk + (16 * ks + l.p1_row) * LDK + 16 * jp + l.p1_col));
-                    mma_16816<BF16>(acc[2 * jp], af, bf[0], bf[1]);
-                    mma_16816<BF16>(acc[2 * jp + 1], af, bf[2], bf[3]);
+                    lab_to_f16<BF16>(bf);
+                    mma_16816<false>(acc[2 * jp], af, bf[0], bf[1]);
+                    mma_16816<false>(acc[2 * jp + 1], af, bf[2], bf[3]);
                 }
             }
         }
@@ -556,8 +568,9 @@ __global__ void __launch_bounds__(LAC_THREADS)
                         uint32_t bf[4];
                         ldsm_x4_trans(bf, smem_u32(sdo + (16 * kt + l.p1_row) * LAB_LDV +
                                                    16 * jp + l.p1_col));
-                        mma_16816<BF16>(acc[2 * jp], af, bf[0], bf[1]);
-                        mma_16816<BF16>(acc[2 * jp + 1], af, bf[2], bf[3]);
+                        lab_to_f16<BF16>(bf);
+                        mma_16816<false>(acc[2 * jp], af, bf[0], bf[1]);
+                        mma_16816<false>(acc[2 * jp + 1], af, bf[2], bf[3]);
                     }
                 }
             }
@@ -599,8 +612,9 @@ __global__ void __launch_bounds__(LAC_THREADS)
                         uint32_t bf[4];
                         ldsm_x4_trans(bf, smem_u32(sq + (16 * kt + l.p1_row) * LDK + 16 * jp +
                                                    l.p1_col));
-                        mma_16816<BF16>(acc[2 * jp], af, bf[0], bf[1]);
-                        mma_16816<BF16>(acc[2 * jp + 1], af, bf[2], bf[3]);
+                        lab_to_f16<BF16>(bf);
+                        mma_16816<false>(acc[2 * jp], af, bf[0], bf[1]);
+                        mma_16816<false>(acc[2 * jp + 1], af, bf[2], bf[3]);
                     }
                 }
             }
