@@ -93,10 +93,10 @@ template <bool BF16, int DK> int check(int B, int H, int T, int dv, int seg_toke
                    });
     }
     float *dq32 = p.reduce ? q32.data() : nullptr, *dk32 = p.reduce ? k32.data() : nullptr;
-    emu_launch(grid, LAC_THREADS, lab_dq_smem<DK>(), [&] {
+    emu_launch(grid, LAC_THREADS, lab_dq_smem<DK>(p.reduce != 0), [&] {
         lab_dq_kernel<BF16, DK>(k.data(), v.data(), dO.data(), fst.data(), gq.data(), dq32, a);
     });
-    emu_launch(grid, LAC_THREADS, lab_dkv_smem<DK>(), [&] {
+    emu_launch(grid, LAC_THREADS, lab_dkv_smem<DK>(p.reduce != 0), [&] {
         lab_dkv_kernel<BF16, DK>(q.data(), k.data(), v.data(), dO.data(), bst.data(), gk.data(),
                                  gv.data(), dk32, a);
     });
@@ -127,6 +127,7 @@ int main(void) {
     bad += check<false, 64>(2, 1, 130, 64, SETTING_AUTO);  /* fp16                           */
     bad += check<true, 128>(1, 1, 130, 192, 64);           /* 3 segments, 3 slices (atomics) */
     bad += check<false, 128>(1, 1, 100, 128, SETTING_AUTO); /* fp16, 2 slices                 */
+    bad += check<true, 64>(1, 1, 100, 128, 64);            /* dk 64 summed over 2 slices     */
     printf(bad ? "FAILED: %d shapes\n" : "all shapes within tolerance\n", bad);
     return bad ? 1 : 0;
 }

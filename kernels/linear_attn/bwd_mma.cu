@@ -29,7 +29,8 @@
  * the diagonal (the rest is never read).
  *
  * Shared memory per block: dQ 117,760 B (dk 128) / 82,944 (dk 64); dK dV 161,792 / 110,592;
- * sums 106,496 / 73,728.  MMAs per chunk and slice (dk 128, bf16): dQ 64 (P) + 512 (dO S^T, hi
+ * sums 106,496 / 73,728; dQ and dK + 33,792 / 17,408 where they are summed over slices (the
+ * float4 reductions' staging).  MMAs per chunk and slice (dk 128, bf16): dQ 64 (P) + 512 (dO S^T, hi
  * and lo) + 160 (P K) + 256 (update) = 992; dK dV 64 + 128 (A) + 512 + 80 (dV) + 512 + 160 (dK)
  * + 256 = 1712.  Nothing of this file has run on a GPU yet: tests/test_gpu_linear_attn_bwd.c
  * checks it against harness/ref_grad_attn.c's double reference. */
@@ -77,12 +78,13 @@ __device__ __forceinline__ lab_block lab_block_of(const lab_args &a) {
 
 /* Lane geometry of the ldmatrix patterns (tiles.cuh). */
 struct lab_lane {
-    int warp, gid, tig, p1_row, p1_col, p2_row, p2_col;
+    int warp, lane, gid, tig, p1_row, p1_col, p2_row, p2_col;
 };
 __device__ __forceinline__ lab_lane lab_lane_of() {
     lab_lane l;
     const int lane = threadIdx.x & 31, mi = lane >> 3, r8 = lane & 7;
     l.warp = threadIdx.x >> 5;
+    l.lane = lane;
     l.gid = lane >> 2;
     l.tig = lane & 3;
     l.p1_row = (mi & 1) * 8 + r8;
@@ -243,45 +245,65 @@ __device__ __forceinline__ void lab_masked_product(uint16_t *dst, const uint16_t
     }
 }
 
-/* acc (this warp's 16 token rows, NT 8-column tiles) * scale out to row t0 + 16w + gid (+8) of
- * a gradient: dst16 (run dtype, already at the chunk's first row and the block's first column)
- * or, when dst32 is not NULL, added into the fp32 sums there (same offsets).  Rows >= nvalid
- * (past T) are not written. */
+/* acc (this warp's 16 token rows, NT 8-column tiles) * scale out to rows 16w + gid (+8) of a
+ * gradient in the run dtype: dst16 already at the chunk's first row and the block's first column,
+ * row pitch ld.  Rows >= nvalid (past T) are not written. */
 template <bool BF16, int NT>
 __device__ __forceinline__ void lab_store_rows(const float acc[NT][4], float scale,
-                                               uint16_t *dst16, float *dst32, int64_t ld,
-                                               int nvalid, const lab_lane &l) {
+                                               uint16_t *dst16, int64_t ld, int nvalid,
+                                               const lab_lane &l) {
     const int ta = 16 * l.warp + l.gid, tb = ta + 8;
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
         const int c = 8 * j + 2 * l.tig;
-        if (dst32) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-            if (ta < nvalid)
-                atomicAdd(reinterpret_cast<float2 *>(dst32 + ta * ld + c),
-                          make_float2(acc[j][0] * scale, acc[j][1] * scale));
-            if (tb < nvalid)
-                atomicAdd(reinterpret_cast<float2 *>(dst32 + tb * ld + c),
-                          make_float2(acc[j][2] * scale, acc[j][3] * scale));
-#else
-            if (ta < nvalid) {
-                atomicAdd(dst32 + ta * ld + c, acc[j][0] * scale);
-                atomicAdd(dst32 + ta * ld + c + 1, acc[j][1] * scale);
-            }
-            if (tb < nvalid) {
-                atomicAdd(dst32 + tb * ld + c, acc[j][2] * scale);
-                atomicAdd(dst32 + tb * ld + c + 1, acc[j][3] * scale);
-            }
-#endif
-        } else {
-            if (ta < nvalid)
-                *reinterpret_cast<uint32_t *>(dst16 + ta * ld + c) =
-                    lac_pack<BF16>(acc[j][0] * scale, acc[j][1] * scale);
-            if (tb < nvalid)
-                *reinterpret_cast<uint32_t *>(dst16 + tb * ld + c) =
-                    lac_pack<BF16>(acc[j][2] * scale, acc[j][3] * scale);
-        }
+        if (ta < nvalid)
+            *reinterpret_cast<uint32_t *>(dst16 + ta * ld + c) =
+                lac_pack<BF16>(acc[j][0] * scale, acc[j][1] * scale);
+        if (tb < nvalid)
+            *reinterpret_cast<uint32_t *>(dst16 + tb * ld + c) =
+                lac_pack<BF16>(acc[j][2] * scale, acc[j][3] * scale);
     }
+}
+
+/* *p += v, four floats (one vector reduction on sm_90). */
+__device__ __forceinline__ void lab_red4(float *p, float4 v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    atomicAdd(reinterpret_cast<float4 *>(p), v);
+#else
+    atomicAdd(p, v.x);
+    atomicAdd(p + 1, v.y);
+    atomicAdd(p + 2, v.z);
+    atomicAdd(p + 3, v.w);
+#endif
+}
+
+/* As lab_store_rows, added into fp32 sums dst32 (row pitch DK) instead: the warp's 16 rows are
+ * staged in its own part of s_sum ([64][DK + 4] fp32) and added as float4 reductions, a warp
+ * instruction covering 512 contiguous bytes (dk 128), where the fragments' own pairs would be
+ * twice the reductions over 8 rows' 32-byte pieces.  Warp-local: __syncwarp, no block barrier. */
+template <int DK>
+__device__ __forceinline__ void lab_add_rows(const float acc[DK / 8][4], float scale,
+                                             float *s_sum, float *dst32, int nvalid,
+                                             const lab_lane &l) {
+    constexpr int LDS = DK + 4, V = DK / 4; /* fp32 pitch; float4 a row */
+    float *mine = s_sum + 16 * l.warp * LDS;
+#pragma unroll
+    for (int j = 0; j < DK / 8; ++j) {
+        const int c = 8 * j + 2 * l.tig;
+        *reinterpret_cast<float2 *>(mine + l.gid * LDS + c) =
+            make_float2(acc[j][0] * scale, acc[j][1] * scale);
+        *reinterpret_cast<float2 *>(mine + (l.gid + 8) * LDS + c) =
+            make_float2(acc[j][2] * scale, acc[j][3] * scale);
+    }
+    __syncwarp();
+#pragma unroll 4
+    for (int i = l.lane; i < 16 * V; i += 32) {
+        const int r = i / V, c4 = i % V, t = 16 * l.warp + r;
+        if (t < nvalid)
+            lab_red4(dst32 + (int64_t)t * DK + 4 * c4,
+                     *reinterpret_cast<const float4 *>(mine + r * LDS + 4 * c4));
+    }
+    __syncwarp(); /* read before the next chunk's staging */
 }
 
 /* One commit group: chunk c's rows of NX dk-wide tensors (x0, then x1) and of this slice's
@@ -302,17 +324,23 @@ __device__ __forceinline__ void lab_load_chunk(uint16_t *sx0, uint16_t *sx1, uin
 template <int DK> constexpr int lab_sums_smem() {
     return 2 * 2 * LAC_C * (DK + LAC_PAD) * 2 + 2 * 2 * LAC_C * LAB_LDV * 2;
 }
-template <int DK> constexpr int lab_dq_smem() {
+/* The reduction's staging (lab_add_rows), only where dQ and dK are summed over slices. */
+template <int DK> constexpr int lab_sum_smem(bool reduce) {
+    return reduce ? LAC_C * (DK + 4) * 4 : 0;
+}
+template <int DK> constexpr int lab_dq_smem(bool reduce) {
     return 2 * 2 * LAC_C * LAB_LDV * 2         /* dO, V: two stages       */
            + 2 * LAC_C * (DK + LAC_PAD) * 2    /* K: two stages           */
            + LAC_C * LAB_LDV * 2               /* P                       */
-           + 2 * DK * LAB_LDV * 2;             /* S copy: hi, lo          */
+           + 2 * DK * LAB_LDV * 2              /* S copy: hi, lo          */
+           + lab_sum_smem<DK>(reduce);         /* dQ staging (reduce)     */
 }
-template <int DK> constexpr int lab_dkv_smem() {
+template <int DK> constexpr int lab_dkv_smem(bool reduce) {
     return 2 * 2 * LAC_C * (DK + LAC_PAD) * 2  /* Q, K: two stages        */
            + 2 * 2 * LAC_C * LAB_LDV * 2       /* V, dO: two stages       */
            + 2 * LAC_C * LAB_LDV * 2           /* P, A                    */
-           + 2 * DK * LAB_LDV * 2;             /* R copy: hi, lo          */
+           + 2 * DK * LAB_LDV * 2              /* R copy: hi, lo          */
+           + lab_sum_smem<DK>(reduce);         /* dK staging (reduce)     */
 }
 
 /* Sums.  grid = B*H*nseg*nslices, block 128, dynamic smem lab_sums_smem<DK>().  Every
@@ -386,7 +414,7 @@ __global__ void __launch_bounds__(LAB_SCAN_THREADS)
     }
 }
 
-/* dQ.  grid = B*H*nseg*nslices, block 128, dynamic smem lab_dq_smem<DK>().  Barriers per chunk:
+/* dQ.  grid = B*H*nseg*nslices, block 128, dynamic smem lab_dq_smem<DK>(reduce).  Barriers per chunk:
  * B0 (chunk landed, the previous chunk's P and S copy read by all), B1 (P and S copy written). */
 template <bool BF16, int DK>
 __global__ void __launch_bounds__(LAC_THREADS)
@@ -401,6 +429,7 @@ __global__ void __launch_bounds__(LAC_THREADS)
     uint16_t *s_p = s_k + 2 * LAC_C * LDK;                   /* [C][LDV]  P[t][s]     */
     uint16_t *s_xh = s_p + LAC_C * LAB_LDV;                  /* [DK][LDV] S hi (fp16) */
     uint16_t *s_xl = s_xh + DK * LAB_LDV;                    /* [DK][LDV] S lo (bf16) */
+    float *s_sum = reinterpret_cast<float *>(s_xl + DK * LAB_LDV); /* [C][DK+4] (reduce) */
     const lab_lane l = lab_lane_of();
     const lab_block blk = lab_block_of(a);
     const uint16_t *k_bh = d_k + blk.row0 * DK;
@@ -472,13 +501,14 @@ __global__ void __launch_bounds__(LAC_THREADS)
             }
         }
         lab_state_update<BF16, DK>(x, sk, sv, l); /* S_c, for the next chunk */
-        lab_store_rows<BF16, DK / 8>(acc, a.scale, dq_bh + (int64_t)t0 * DK,
-                                     dq32_bh ? dq32_bh + (int64_t)t0 * DK : nullptr, DK, nvalid,
-                                     l);
+        if (dq32_bh) /* kernel-uniform */
+            lab_add_rows<DK>(acc, a.scale, s_sum, dq32_bh + (int64_t)t0 * DK, nvalid, l);
+        else
+            lab_store_rows<BF16, DK / 8>(acc, a.scale, dq_bh + (int64_t)t0 * DK, DK, nvalid, l);
     }
 }
 
-/* dK, dV.  grid = B*H*nseg*nslices, block 128, dynamic smem lab_dkv_smem<DK>().  Walks its
+/* dK, dV.  grid = B*H*nseg*nslices, block 128, dynamic smem lab_dkv_smem<DK>(reduce).  Walks its
  * chunks last to first.  Barriers per chunk: B0 (chunk landed; the previous chunk's P, A and R
  * copy read by all), B1 (P, A and R copy written). */
 template <bool BF16, int DK>
@@ -497,6 +527,7 @@ __global__ void __launch_bounds__(LAC_THREADS)
     uint16_t *s_a = s_p + LAC_C * LAB_LDV;                   /* [C][LDV]  A[t][s]     */
     uint16_t *s_xh = s_a + LAC_C * LAB_LDV;                  /* [DK][LDV] R hi (fp16) */
     uint16_t *s_xl = s_xh + DK * LAB_LDV;                    /* [DK][LDV] R lo (bf16) */
+    float *s_sum = reinterpret_cast<float *>(s_xl + DK * LAB_LDV); /* [C][DK+4] (reduce) */
     const lab_lane l = lab_lane_of();
     const lab_block blk = lab_block_of(a);
     const uint16_t *q_bh = d_q + blk.row0 * DK, *k_bh = d_k + blk.row0 * DK;
@@ -574,8 +605,7 @@ __global__ void __launch_bounds__(LAC_THREADS)
                     }
                 }
             }
-            lab_store_rows<BF16, 8>(acc, a.scale, dv_bh + (int64_t)t0 * a.dv, nullptr, a.dv,
-                                    nvalid, l);
+            lab_store_rows<BF16, 8>(acc, a.scale, dv_bh + (int64_t)t0 * a.dv, a.dv, nvalid, l);
         }
         { /* dK rows s = 16w..: V R^T (B = R^T, the copy [dk][slice] = [n][k], P2) + P^T Q */
             float acc[DK / 8][4];
@@ -618,9 +648,11 @@ __global__ void __launch_bounds__(LAC_THREADS)
                     }
                 }
             }
-            lab_store_rows<BF16, DK / 8>(acc, a.scale, dk_bh + (int64_t)t0 * DK,
-                                         dk32_bh ? dk32_bh + (int64_t)t0 * DK : nullptr, DK,
-                                         nvalid, l);
+            if (dk32_bh)
+                lab_add_rows<DK>(acc, a.scale, s_sum, dk32_bh + (int64_t)t0 * DK, nvalid, l);
+            else
+                lab_store_rows<BF16, DK / 8>(acc, a.scale, dk_bh + (int64_t)t0 * DK, DK, nvalid,
+                                             l);
         }
         lab_state_update<BF16, DK>(x, sq, sdo, l); /* R_{c-1} = R_c + Q_c^T dO_c */
     }
@@ -647,24 +679,25 @@ __global__ void __launch_bounds__(LAB_CONV_THREADS)
 }
 
 #ifndef LAB_EMULATE /* the host side (prims.cuh's LAC_EMULATE: kernels run on the CPU) */
-/* Shared-memory limits of the kernels, and the walkers' smaller occupancy. */
-template <bool BF16, int DK> int lab_prepare_t(int *bps) {
+/* Shared-memory limits of the kernels (the largest, with the reduction's staging), and the
+ * walkers' smaller occupancy with (reduce) or without it. */
+template <bool BF16, int DK> int lab_prepare_t(bool reduce, int *bps) {
     CUDA_CHECK(cudaFuncSetAttribute(lab_sums_kernel<BF16, DK>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     lab_sums_smem<DK>()));
     CUDA_CHECK(cudaFuncSetAttribute(lab_dq_kernel<BF16, DK>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    lab_dq_smem<DK>()));
+                                    lab_dq_smem<DK>(true)));
     CUDA_CHECK(cudaFuncSetAttribute(lab_dkv_kernel<BF16, DK>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    lab_dkv_smem<DK>()));
+                                    lab_dkv_smem<DK>(true)));
     int b_dq = 0, b_dkv = 0;
     CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b_dq, lab_dq_kernel<BF16, DK>,
                                                              LAC_THREADS,
-                                                             (size_t)lab_dq_smem<DK>()));
+                                                             (size_t)lab_dq_smem<DK>(reduce)));
     CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b_dkv, lab_dkv_kernel<BF16, DK>,
                                                              LAC_THREADS,
-                                                             (size_t)lab_dkv_smem<DK>()));
+                                                             (size_t)lab_dkv_smem<DK>(reduce)));
     *bps = b_dq < b_dkv ? b_dq : b_dkv;
     return 0;
 }
@@ -700,10 +733,11 @@ int lab_enqueue_t(const lab_plan *p, const lab_ptrs &d, const lac_problem &pr,
             (float4 *)d.fstates, (float4 *)d.bstates, vec, total, p->nseg);
         CUDA_CHECK(cudaGetLastError());
     }
-    lab_dq_kernel<BF16, DK><<<grid, LAC_THREADS, lab_dq_smem<DK>(), stream>>>(
+    const bool red = p->reduce != 0;
+    lab_dq_kernel<BF16, DK><<<grid, LAC_THREADS, lab_dq_smem<DK>(red), stream>>>(
         k, v, dO, d.fstates, (uint16_t *)d.dq, p->reduce ? d.dq32 : nullptr, a);
     CUDA_CHECK(cudaGetLastError());
-    lab_dkv_kernel<BF16, DK><<<grid, LAC_THREADS, lab_dkv_smem<DK>(), stream>>>(
+    lab_dkv_kernel<BF16, DK><<<grid, LAC_THREADS, lab_dkv_smem<DK>(red), stream>>>(
         q, k, v, dO, d.bstates, (uint16_t *)d.dk, (uint16_t *)d.dv, p->reduce ? d.dk32 : nullptr,
         a);
     CUDA_CHECK(cudaGetLastError());
@@ -728,12 +762,14 @@ int lab_make_plan(const lac_problem &pr, int seg_tokens, lab_plan *p) {
     int dev = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&f.sms, cudaDevAttrMultiProcessorCount, dev));
-    const bool bf16 = pr.dtype == DTYPE_BF16;
+    const bool bf16 = pr.dtype == DTYPE_BF16, reduce = pr.dv > LAC_DVS; /* lab_plan.reduce */
     int rc;
     if (bf16)
-        rc = pr.dk == 64 ? lab_prepare_t<true, 64>(&f.bps) : lab_prepare_t<true, 128>(&f.bps);
+        rc = pr.dk == 64 ? lab_prepare_t<true, 64>(reduce, &f.bps)
+                         : lab_prepare_t<true, 128>(reduce, &f.bps);
     else
-        rc = pr.dk == 64 ? lab_prepare_t<false, 64>(&f.bps) : lab_prepare_t<false, 128>(&f.bps);
+        rc = pr.dk == 64 ? lab_prepare_t<false, 64>(reduce, &f.bps)
+                         : lab_prepare_t<false, 128>(reduce, &f.bps);
     if (rc) return -1;
     return lab_plan_make(&pr, seg_tokens, &f, p);
 }

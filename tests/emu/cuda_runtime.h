@@ -48,10 +48,12 @@ extern uint3 blockIdx;               /* one block at a time                */
 extern unsigned char *emu_smem;      /* that block's dynamic shared memory */
 
 void emu_syncthreads(void);
+void emu_syncwarp(void);
 void emu_ldsm(uint32_t r[4], uint32_t addr, bool trans);
 void emu_mma(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1, bool bf16);
 
 static inline void __syncthreads() { emu_syncthreads(); }
+static inline void __syncwarp(unsigned = 0xffffffffu) { emu_syncwarp(); }
 static inline float emu_expf(float x) { return expf(x); }
 static inline float __fdividef(float a, float b) { return a / b; }
 static inline float __shfl_xor_sync(unsigned, float v, int) { return v; } /* not emulated */

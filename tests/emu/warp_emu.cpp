@@ -30,6 +30,7 @@ float h16(uint16_t h, bool bf16) {
 } /* namespace */
 
 void emu_syncthreads(void) { g_block_bar->arrive_and_wait(); }
+void emu_syncwarp(void) { g_warps[threadIdx.x >> 5].bar->arrive_and_wait(); }
 
 /* ldmatrix .x4: lanes 8i..8i+7 give the row addresses of matrix i; lane l receives row l/4,
  * elements 2(l%4), 2(l%4)+1 of matrix i, or with .trans column l/4, rows 2(l%4), 2(l%4)+1. */
