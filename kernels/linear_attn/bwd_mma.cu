@@ -30,9 +30,9 @@
  *
  * Shared memory per block: dQ 117,760 B (dk 128) / 82,944 (dk 64); dK dV 161,792 / 110,592;
  * sums 106,496 / 73,728; dQ and dK + 33,792 / 17,408 where they are summed over slices (the
- * float4 reductions' staging).  MMAs per chunk and slice (dk 128, bf16): dQ 64 (P) + 512 (dO S^T, hi
- * and lo) + 160 (P K) + 256 (update) = 992; dK dV 64 + 128 (A) + 512 + 80 (dV) + 512 + 160 (dK)
- * + 256 = 1712.  Nothing of this file has run on a GPU yet: tests/test_gpu_linear_attn_bwd.c
+ * float4 reductions' staging).  MMAs per chunk and slice (dk 128, bf16): dQ 80 (P) + 512 (dO S^T, hi
+ * and lo) + 160 (P K) + 256 (update) = 1008; dK dV 80 (P) + 160 (A) + 512 + 80 (dV) + 512 + 160
+ * (dK) + 256 = 1760; sums 512.  dk 64: dQ 544, dK dV 960, sums 256 (the forward's v2: 544).  Nothing of this file has run on a GPU yet: tests/test_gpu_linear_attn_bwd.c
  * checks it against harness/ref_grad_attn.c's double reference. */
 #include <cuda_runtime.h>
 #include <math.h>
