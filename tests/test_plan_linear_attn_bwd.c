@@ -57,7 +57,7 @@ START_TEST(chela_head) {
     ck_assert_int_eq(p.reduce, 1);
     char words[128];
     lab_plan_words(&p, words, sizeof words);
-    ck_assert_str_eq(words, "bwd=recompute seg=16384 red=atomic");
+    ck_assert_str_eq(words, "bwd=recompute bwd_seg=16384 bwd_red=atomic");
     /* B = 64 at 1k: 2048 blocks, one segment */
     p = plan_of(64, 1, 1024, 128, 2048, DTYPE_BF16, SETTING_AUTO);
     ck_assert_int_eq(p.nseg, 1);
@@ -76,11 +76,11 @@ START_TEST(forced_segments) {
     ck_assert_int_eq(p.nseg, 79);
     char words[128];
     lab_plan_words(&p, words, sizeof words);
-    ck_assert_str_eq(words, "bwd=recompute seg=64 red=atomic");
+    ck_assert_str_eq(words, "bwd=recompute bwd_seg=64 bwd_red=atomic");
     p = plan_of(1, 1, 1, 64, 64, DTYPE_BF16, 4096);
     ck_assert_int_eq(p.nseg, 1);
     lab_plan_words(&p, words, sizeof words);
-    ck_assert_str_eq(words, "bwd=recompute seg=64 red=none");
+    ck_assert_str_eq(words, "bwd=recompute bwd_seg=64 bwd_red=none");
 }
 END_TEST
 

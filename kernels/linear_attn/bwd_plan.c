@@ -97,7 +97,7 @@ int lab_plan_make(const lac_problem *pr, int seg_tokens, const lab_device_facts 
 }
 
 void lab_plan_words(const lab_plan *p, char *buf, size_t len) {
-    snprintf(buf, len, "bwd=recompute seg=%d red=%s", p->seg_chunks * LAC_C,
+    snprintf(buf, len, "bwd=recompute bwd_seg=%d bwd_red=%s", p->seg_chunks * LAC_C,
              p->reduce ? "atomic" : "none");
 }
 

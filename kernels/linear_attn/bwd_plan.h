@@ -55,8 +55,9 @@ const char *lab_shape_reason(const lac_problem *pr);
  * up to a chunk; the setting la_bwd_seg), else auto.  Returns 0, or -1 after bench_set_error(). */
 int lab_plan_make(const lac_problem *pr, int seg_tokens, const lab_device_facts *f, lab_plan *p);
 
-/* "bwd=recompute seg=4096 red=atomic": the segment length in tokens, how dQ and dK are
- * reduced over slices (none: one slice writes them). */
+/* "bwd=recompute bwd_seg=4096 bwd_red=atomic": the segment length in tokens, how dQ and dK are
+ * reduced over slices (none: one slice writes them); prefixed, as the forward's words in the same
+ * config cell say seg= too. */
 void lab_plan_words(const lab_plan *p, char *buf, size_t len);
 
 /* Device pointers of one backward: the operands and the workspace's parts. */

@@ -29,7 +29,7 @@
  *           forward from S, dK and dV walking backward from R = sum Q^T dO, both recomputed
  *           from q, k, v, dO ("bwd=recompute": the forward keeps nothing for it); segments by
  *           la_bwd_seg or the planner, dQ and dK summed over dv slices in fp32 by atomics.
- *           Config words "bwd=recompute seg=<tokens> red=atomic|none".  Checked against the
+ *           Config words "bwd=recompute bwd_seg=<tokens> bwd_red=atomic|none".  Checked against the
  *           double reference by tests/test_gpu_linear_attn_bwd.c.
  * The plan (plan.c: plain C, checked on the CPU by tests/test_plan_linear_attn.c) picks the
  * version, the segment length, pass A's parts and PDL from the shape, the settings and the
