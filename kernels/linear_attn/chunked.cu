@@ -43,9 +43,9 @@
  * chunk), la_sub=<parts>, la_pdl=0|1, la_bwd_seg=<tokens> (the backward's segments).
  *
  * Files (kernels/linear_attn/): chunked.cu, the variant (this file); bwd_plan.c / bwd_plan.h,
- * bwd.h, bwd_mma.cu, the backward's planner and kernels; launch.cu, the device
- * facts, the enqueue and chunked.h's exported launchers and plan API; plan.c / plan.h, the
- * planner; passes.h, what each kernel file exports; v1.cu, v2.cu, v3.cu, v6_wgmma.cu, scan.cu,
+ * bwd.h, bwd_mma.cu, bwd_tiles.cuh, the backward's planner, kernels and their device code;
+ * launch.cu, the device facts, the enqueue and chunked.h's exported launchers and plan API;
+ * plan.c / plan.h, the planner; passes.h, what each kernel file exports; v1.cu, v2.cu, v3.cu, v6_wgmma.cu, scan.cu,
  * the kernels by version, each file's header saying how they work; prims.cuh, tiles.cuh, the
  * device code they share.
  *
