@@ -45,9 +45,9 @@
  * Files (kernels/linear_attn/): chunked.cu, the variant (this file); bwd_plan.c / bwd_plan.h,
  * bwd.h, bwd_mma.cu, bwd_tiles.cuh, the backward's planner, kernels and their device code;
  * launch.cu, the device facts, the enqueue and chunked.h's exported launchers and plan API;
- * plan.c / plan.h, the planner; passes.h, what each kernel file exports; v1.cu, v2.cu, v3.cu, v6_wgmma.cu, scan.cu,
- * the kernels by version, each file's header saying how they work; prims.cuh, tiles.cuh, the
- * device code they share.
+ * plan.c / plan.h, the planner; passes.h, what each kernel file exports; v1.cu, v2.cu, v3.cu,
+ * v6_wgmma.cu, scan.cu, the kernels by version, each file's header saying how they work;
+ * prims.cuh, tiles.cuh, the device code they share.
  *
  * ---- version index: --set la_version=N; one number each (H100, bf16, causal, 65536 tokens a
  * point; CHELA head = H 1, dk 128, dv 2048; LM shape = H 16, dk = dv = 64).  Predictions,
