@@ -8,6 +8,7 @@
 #include "variant.h"
 
 DECLARE_VARIANT(linear_attn_chunked);
+DECLARE_BWD(linear_attn_chunked);
 DECLARE_VARIANT(linear_attn_naive_cumsum);
 DECLARE_BWD_STAGES(linear_attn_naive_cumsum);
 DECLARE_VARIANT(long_conv_fft);
@@ -34,6 +35,8 @@ static const setting_def_t LA_CHUNKED_SETTINGS[] = {
      "tokens a pass-C segment holds: auto = one segment unless B*H leaves SMs idle"},
     {"la_sub", "auto|1..4096", "pass-A parts a segment: auto = split only when blocks < 1.5 an SM"},
     {"la_pdl", "auto|0|1", "programmatic dependent launch between passes: auto = 1"},
+    {"la_bwd_seg", "auto|64..1048576",
+     "backward: tokens a segment holds: auto = one segment unless B*H*dv/64 leaves SMs idle"},
     {NULL, NULL, NULL},
 };
 static const setting_def_t LC_FAST_SETTINGS[] = {
@@ -90,8 +93,8 @@ static const setting_def_t LAYER_SETTINGS[] = {
      .config = P##_config}
 
 const variant_t VARIANTS[] = {
-    ROW("linear_attn/chunked", OP_LINEAR_ATTN, "kernel", "kernels/linear_attn/chunked.cu",
-        linear_attn_chunked, LA_CHUNKED_SETTINGS),
+    ROW_TRAIN("linear_attn/chunked", OP_LINEAR_ATTN, "kernel", "kernels/linear_attn/chunked.cu",
+              linear_attn_chunked, LA_CHUNKED_SETTINGS),
     ROW_TRAIN_STAGED("linear_attn/naive_cumsum", OP_LINEAR_ATTN, "baseline",
                      "baselines/linear_attn/naive_cumsum.cu", linear_attn_naive_cumsum, NULL),
     ROW_TRAIN_STAGED("long_conv/fft", OP_LONG_CONV, "baseline", "baselines/long_conv/fft.cu",
