@@ -65,7 +65,7 @@ void print_usage(void) {
         "                      (k = 1024; each length 1..64M, at most 256 of them, SPEC at most\n"
         "                      511 characters; default 1k..64k on the GPU, 256..1k on the CPU)\n"
         "  --ops LIST          linear_attn,long_conv,short_long_conv,softmax_attn,chela,\n"
-        "                      transformer (default all)\n"
+        "                      transformer,mega (default all)\n"
         "  --variants LIST     keep variants whose name contains one of these substrings\n"
         "  --tokens N          tokens per point, B = max(1, N / T) (default 64k on the GPU;\n"
         "                      the CPU backend uses B = 1)\n"
@@ -75,7 +75,7 @@ void print_usage(void) {
         "  --head-dim D        dk = dv = D (default 64)\n"
         "  --dk K --dv V       query/key and value widths per head (e.g. --heads 1 --dk 128 --dv 2048)\n"
         "  --dim d             channels of the conv ops and CHELA's width (default 1024; 256 on the CPU)\n"
-        "  --z Z --v V         CHELA's query/key and value widths (default 128 and 2d)\n"
+        "  --z Z --v V         CHELA's and MEGA's query/key and value widths (default 128, 2d)\n"
         "  --noncausal         bidirectional linear attention\n"
         "  --dtype T           bf16 (default), fp16, fp32\n"
         "running:\n"
@@ -137,7 +137,7 @@ static int parse_ops(const char *s, unsigned *mask, char *err, size_t n) {
         const op_desc_t *op = op_find(t);
         if (!op) {
             snprintf(err, n, "--ops: unknown op '%s' (known: linear_attn, long_conv, "
-                     "short_long_conv, softmax_attn, chela, transformer)", t);
+                     "short_long_conv, softmax_attn, chela, transformer, mega)", t);
             return -1;
         }
         *mask |= 1u << op->id;
