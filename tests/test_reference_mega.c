@@ -5,6 +5,7 @@
  * against a plainly written whole-tensor computation at tiny shapes, chunked and not. */
 #include "ref_test_util.h"
 
+#include "mega/attn_chunk.h"
 #include "settings.h"
 
 static const setting_def_t CHUNK_DEF[] = {{"mega_chunk", "auto|64..65536", "test"},
@@ -46,6 +47,17 @@ START_TEST(test_mega_chunk_setting) {
     const double f1000 = op->flops(&s);
     st.val[0] = 1024;
     ck_assert(fabs((f1024 - f1000) - (4096.0 * 1024 - (4 * 1e6 + 96.0 * 96)) * 20) < 1e-6 * f1024);
+}
+END_TEST
+
+/* mega/layer's attention GEMMs do the halves of each chunk's queries (attn_chunk.cu): the first
+ * half against the first half of the keys, the second against all; its stage costs count that. */
+START_TEST(test_mega_attn_gemm_elems) {
+    ck_assert(mega_attn_gemm_elems(1, 4096, 1024) == 4 * (1024.0 * 1024 - 512.0 * 512));
+    /* odd lengths: L = 7 is 3 x 3 + 4 x 7 = 37 of 49; a partial chunk of 1000 - 3 * 333 = 1 */
+    ck_assert(mega_attn_gemm_elems(2, 7, 7) == 2 * 37.0);
+    ck_assert(mega_attn_gemm_elems(1, 1000, 333) == 3 * (333.0 * 333 - 166.0 * 167) + 1);
+    ck_assert(mega_attn_gemm_elems(3, 1, 1) == 3.0);
 }
 END_TEST
 
@@ -306,6 +318,7 @@ int main(void) {
     TCase *tc = tcase_create("mega");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_mega_chunk_setting);
+    tcase_add_test(tc, test_mega_attn_gemm_elems);
     tcase_add_test(tc, test_mega_ema_recurrence_is_conv);
     tcase_add_test(tc, test_mega_chunk_boundary);
     tcase_add_test(tc, test_mega_one_chunk_is_softmax_attn);

@@ -11,12 +11,14 @@
  *   S^T = K Q^T * (1/sqrt z)  (cuBLAS column-major: m = n = L keys/queries, k = z)
  *   P   = causal softmax of S's rows, zeros above the diagonal (chunk_softmax, a warp a row)
  *   O^T = V^T P^T             (m = nv, n = L, k = L)
+ * each GEMM as two over the halves of the chunk's queries (the first half needs the first half
+ * of the keys only): 3/4 of the L x L square, for twice the calls.
  * The layouts are softmax_attn/naive's (baselines/softmax_attn/naive.cu explains them).
  *
  * ---- version index ----------------------------------------------------------------------------
  * v1 (the only version).  Not yet timed (written without a GPU).  Predicted at d = 1024
- *   (z = 128, v = 2048), c = 1024, 65536 tokens on an H100: S 35 GFLOP and PV 275 GFLOP on
- *   tensor cores (~0.5 ms, the masked half included), the softmax's 256 MB of fp32 scores read
+ *   (z = 128, v = 2048), c = 1024, 65536 tokens on an H100: S 26 GFLOP and PV 206 GFLOP on
+ *   tensor cores (3/4 of the squares: ~0.35 ms), the softmax's 256 MB of fp32 scores read
  *   about 1.5 times and 128 MB of P written (~0.15 ms).
  */
 #include <cublas_v2.h>
@@ -100,6 +102,13 @@ struct mega_attn {
     ma_group *g;
 };
 
+extern "C" double mega_attn_gemm_elems(int B, int T, int chunk) {
+    const int full = T / chunk, rem = T % chunk;
+    const double fc = (double)chunk * chunk - (double)(chunk / 2) * (chunk - chunk / 2);
+    const double fr = (double)rem * rem - (double)(rem / 2) * (rem - rem / 2);
+    return (double)B * (full * fc + fr);
+}
+
 extern "C" size_t mega_attn_workspace(int B, int T, int chunk, dtype_t dt) {
     return slab_elems(B, T, chunk) * (sizeof(float) + dtype_size(dt)) + MA_CUBLAS_WS;
 }
@@ -166,6 +175,10 @@ static cublasComputeType_t ma_compute(const mega_attn_t *a) {
     return a->dt == DTYPE_F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
 }
 
+/* Queries [0, h) of a chunk see keys [0, h) only, h = L / 2: each GEMM is two, the first
+ * half's queries against the first half's keys, the second half's against all L, 3/4 of the
+ * square (the quadrant of S above the diagonal is never written, and never read: the softmax
+ * reads j <= i). */
 extern "C" int mega_attn_scores(const mega_attn_t *a, const void *q, const void *k,
                                 cudaStream_t stream) {
     if (ma_bind(a, stream)) return -1;
@@ -174,12 +187,20 @@ extern "C" int mega_attn_scores(const mega_attn_t *a, const void *q, const void 
     const float alpha = (float)(1.0 / sqrt((double)a->z)), zero = 0.0f;
     for (int i = 0; i < a->ng; i++) {
         const ma_group &g = a->g[i];
-        const size_t x0 = (size_t)g.row0 * a->z * es;
+        const int h = g.L / 2;
+        const char *k0 = (const char *)k + (size_t)g.row0 * a->z * es;
+        const char *q0 = (const char *)q + (size_t)g.row0 * a->z * es;
         const long long sx = g.stride * a->z, ss = (long long)g.L * g.L;
+        if (h > 0) /* S[0:h, 0:h] */
+            CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+                a->h, CUBLAS_OP_T, CUBLAS_OP_N, h, h, a->z, &alpha, k0, ty, a->z, sx, q0, ty,
+                a->z, sx, &zero, a->S + g.s_off, CUDA_R_32F, g.L, ss, g.count, ma_compute(a),
+                CUBLAS_GEMM_DEFAULT));
+        /* S[h:L, 0:L] */
         CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-            a->h, CUBLAS_OP_T, CUBLAS_OP_N, g.L, g.L, a->z, &alpha, (const char *)k + x0, ty,
-            a->z, sx, (const char *)q + x0, ty, a->z, sx, &zero, a->S + g.s_off, CUDA_R_32F, g.L,
-            ss, g.count, ma_compute(a), CUBLAS_GEMM_DEFAULT));
+            a->h, CUBLAS_OP_T, CUBLAS_OP_N, g.L, g.L - h, a->z, &alpha, k0, ty, a->z, sx,
+            q0 + (size_t)h * a->z * es, ty, a->z, sx, &zero, a->S + g.s_off + (size_t)h * g.L,
+            CUDA_R_32F, g.L, ss, g.count, ma_compute(a), CUBLAS_GEMM_DEFAULT));
     }
     return 0;
 }
@@ -210,11 +231,19 @@ extern "C" int mega_attn_pv(const mega_attn_t *a, const void *v, void *o, cudaSt
     const float one = 1.0f, zero = 0.0f;
     for (int i = 0; i < a->ng; i++) {
         const ma_group &g = a->g[i];
+        const int h = g.L / 2; /* as mega_attn_scores: queries [0, h) read keys [0, h) */
         const size_t x0 = (size_t)g.row0 * a->nv * es;
+        const char *v0 = (const char *)v + x0, *p0 = (const char *)a->P + g.s_off * es;
+        char *o0 = (char *)o + x0;
         const long long sx = g.stride * a->nv, ss = (long long)g.L * g.L;
+        if (h > 0) /* O[0:h] = P[0:h, 0:h] V[0:h] */
+            CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+                a->h, CUBLAS_OP_N, CUBLAS_OP_N, a->nv, h, h, &one, v0, ty, a->nv, sx, p0, ty, g.L,
+                ss, &zero, o0, ty, a->nv, sx, g.count, ma_compute(a), CUBLAS_GEMM_DEFAULT));
+        /* O[h:L] = P[h:L, 0:L] V[0:L] */
         CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-            a->h, CUBLAS_OP_N, CUBLAS_OP_N, a->nv, g.L, g.L, &one, (const char *)v + x0, ty, a->nv,
-            sx, (const char *)a->P + g.s_off * es, ty, g.L, ss, &zero, (char *)o + x0, ty, a->nv,
+            a->h, CUBLAS_OP_N, CUBLAS_OP_N, a->nv, g.L - h, g.L, &one, v0, ty, a->nv, sx,
+            p0 + (size_t)h * g.L * es, ty, g.L, ss, &zero, o0 + (size_t)h * a->nv * es, ty, a->nv,
             sx, g.count, ma_compute(a), CUBLAS_GEMM_DEFAULT));
     }
     return 0;
@@ -224,6 +253,7 @@ extern "C" void mega_attn_describe(const mega_attn_t *a, char *buf, size_t len) 
     if (!len) return;
     buf[0] = 0;
     if (a)
-        snprintf(buf, len, "attn=cublas scores=fp32 chunk=%d groups=%d cudnn_sdpa=no:v%d>256",
+        snprintf(buf, len,
+                 "attn=cublas scores=fp32 chunk=%d groups=%d split=half cudnn_sdpa=no:v%d>256",
                  a->c, a->ng, a->nv);
 }

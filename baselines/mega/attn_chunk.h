@@ -10,7 +10,9 @@
  * the chunk's scores S = Q K^T (fp32, c x c a chunk) and O = P V are strided-batched GEMMs
  * (a batch item a chunk) around a causal row softmax that writes P in the run dtype.  S is
  * fp32 for softmax_attn/naive's reason (bf16 scores put ~|s| 2^-8 inside the exponent).
- * The GEMMs do the whole c x c square (the masked half too): the price of a batched GEMM. */
+ * Each GEMM runs as two, over the halves of a chunk's queries (the first half sees the first
+ * half of the keys): 3/4 of the c x c square, the masked quarter skipped; the rest of the
+ * masked half is the price of a batched GEMM. */
 #ifndef CHELA_MEGA_ATTN_CHUNK_H
 #define CHELA_MEGA_ATTN_CHUNK_H
 
@@ -30,6 +32,9 @@ typedef struct mega_attn mega_attn_t;
 size_t mega_attn_workspace(int B, int T, int chunk, dtype_t dt);
 /* Plans for these sizes (the GEMM groups, below) and allocates; 0, or -1 after bench_set_error. */
 int mega_attn_create(int B, int T, int z, int nv, int chunk, dtype_t dt, mega_attn_t **out);
+/* Score elements the GEMMs compute a head dim: sum over chunks of L^2 - (L/2)(L - L/2) (the
+ * halves' split), for the stages' FLOP counts. */
+double mega_attn_gemm_elems(int B, int T, int chunk);
 /* The three steps, each enqueued on stream (no allocation, no sync). */
 int mega_attn_scores(const mega_attn_t *a, const void *q, const void *k, cudaStream_t stream);
 int mega_attn_softmax(const mega_attn_t *a, cudaStream_t stream);

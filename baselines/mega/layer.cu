@@ -23,9 +23,10 @@
  *   3 v_gemm        V' = X~ . Wv
  *   4 qkv_act       Q, K = kappa SiLU(Zq + bz) + mu;  V = SiLU(V' + bv) in place (the PV GEMM
  *                   reads V as stored, so its SiLU cannot ride on the attention as chela's does)
- *   5 attn_scores   S = Q K^T / sqrt(z) a chunk (fp32), strided-batched cuBLAS
+ *   5 attn_scores   S = Q K^T / sqrt(z) a chunk (fp32), strided-batched cuBLAS (two GEMMs over
+ *                   the halves of the chunk's queries: 3/4 of the square)
  *   6 attn_softmax  P = causal softmax(S) a chunk row, run dtype, zeros above the diagonal
- *   7 attn_pv       O = P V a chunk, strided-batched cuBLAS
+ *   7 attn_pv       O = P V a chunk, strided-batched cuBLAS (halves as attn_scores)
  *   8 gate_o        M = SiLU(G + bg) . O (the reset gate), written over V (read by then): no
  *                   buffer more, and each stage stays repeatable alone (--breakdown, tuning)
  *   9 uh_gemm       H' = M . Uh
@@ -356,12 +357,13 @@ static int mg_tune_gemms(mg_state *st, const io_t *io) {
 
 /* Each stage's FLOPs and ideal bytes (its inputs read once, its outputs written once, in their
  * storage types), so each stage row has a floor.  The attention's GEMMs are counted as run
- * (the whole L x L square of each chunk), the op's FLOPs (ops.c) count the causal half. */
+ * (3/4 of each chunk's L x L square, attn_chunk.h), the op's FLOPs (ops.c) the causal half. */
 extern "C" void mega_layer_stage_cost(const shape_t *s, int stage, double *flops, double *bytes) {
     const double bt = (double)s->B * s->T, d = s->d, z = s->z, v = s->v;
     const double es = (double)dtype_size(s->dtype), np = z + v + 2 * d, N = 2.0 * s->T;
     const double c = mega_chunk(s), full = floor(s->T / c), rem = s->T - full * c;
-    const double sq = s->B * (full * c * c + rem * rem); /* score elements */
+    const double sq = s->B * (full * c * c + rem * rem);             /* score elements  */
+    const double sg = mega_attn_gemm_elems(s->B, s->T, mega_chunk(s)); /* ... the GEMMs' */
     double f = 0, b = 0;
     switch (stage) {
     case ST_LN1: f = bt * d * 8; b = 3 * bt * d * es; break;
@@ -372,9 +374,9 @@ extern "C" void mega_layer_stage_cost(const shape_t *s, int stage, double *flops
     case ST_PROJ_GEMM: f = 2 * bt * d * np; b = (bt * d + d * np + bt * np) * es; break;
     case ST_V_GEMM: f = 2 * bt * d * v; b = (bt * d + d * v + bt * v) * es; break;
     case ST_QKV_ACT: f = bt * (6 * z + 4 * v); b = bt * (3 * z + 2 * v) * es; break;
-    case ST_ATTN_SCORES: f = 2 * sq * z; b = 2 * bt * z * es + sq * 4; break;
+    case ST_ATTN_SCORES: f = 2 * sg * z; b = 2 * bt * z * es + sg * 4; break;
     case ST_ATTN_SOFTMAX: f = 4 * sq; b = sq * (4 + es); break;
-    case ST_ATTN_PV: f = 2 * sq * v; b = (sq + 2 * bt * v) * es; break;
+    case ST_ATTN_PV: f = 2 * sg * v; b = (sg + 2 * bt * v) * es; break;
     case ST_GATE_O: f = bt * v * 5; b = 3 * bt * v * es; break;
     case ST_UH_GEMM: f = 2 * bt * v * d; b = (bt * v + v * d + bt * d) * es; break;
     case ST_GATE_OUT_LN2: f = bt * d * 20; b = 6 * bt * d * es; break;
