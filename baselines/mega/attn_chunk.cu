@@ -36,6 +36,8 @@
 namespace {
 
 constexpr size_t MA_CUBLAS_WS = (size_t)32 << 20;
+constexpr int MA_MAX_BATCH = 65535; /* chunks a cuBLAS call, as softmax_attn/naive's heads: clear
+                                     * of any grid-dimension limit inside cuBLAS */
 constexpr int SM_WARPS = 8; /* chunk_softmax: rows a block */
 
 struct ma_group {
@@ -102,6 +104,17 @@ struct mega_attn {
     ma_group *g;
 };
 
+/* Appends the group of `count` chunks of length L from row0, `stride` rows apart, in calls of at
+ * most MA_MAX_BATCH chunks, their slabs from *off on. */
+static void ma_push(mega_attn_t *a, long long row0, long long stride, long long count, int L,
+                    size_t *off) {
+    for (long long k0 = 0; k0 < count; k0 += MA_MAX_BATCH) {
+        const int n = (int)(count - k0 < MA_MAX_BATCH ? count - k0 : MA_MAX_BATCH);
+        a->g[a->ng++] = {row0 + k0 * stride, stride, n, L, *off};
+        *off += (size_t)n * L * L;
+    }
+}
+
 extern "C" double mega_attn_gemm_elems(int B, int T, int chunk) {
     const int full = T / chunk, rem = T % chunk;
     const double fc = (double)chunk * chunk - (double)(chunk / 2) * (chunk - chunk / 2);
@@ -132,20 +145,18 @@ extern "C" int mega_attn_create(int B, int T, int z, int nv, int chunk, dtype_t 
     if (!a) BENCH_FAIL("mega attention: out of host memory");
     a->B = B, a->T = T, a->z = z, a->nv = nv, a->c = chunk, a->dt = dt;
     const int full = T / chunk, rem = T % chunk;
-    a->g = (ma_group *)calloc((size_t)B + 1, sizeof(ma_group));
+    const long long items = rem == 0 ? (long long)B * full : (long long)B * (full + 1);
+    a->g = (ma_group *)calloc((size_t)B + 2 + (size_t)(items / MA_MAX_BATCH), sizeof(ma_group));
     if (!a->g) {
         mega_attn_destroy(a);
         BENCH_FAIL("mega attention: out of host memory");
     }
     size_t off = 0;
     if (rem == 0) {
-        a->g[a->ng++] = {0, chunk, B * full, chunk, 0};
+        ma_push(a, 0, chunk, (long long)B * full, chunk, &off);
     } else {
-        for (int b = 0; full > 0 && b < B; b++) {
-            a->g[a->ng++] = {(long long)b * T, chunk, full, chunk, off};
-            off += (size_t)full * chunk * chunk;
-        }
-        a->g[a->ng++] = {(long long)full * chunk, T, B, rem, off};
+        for (int b = 0; full > 0 && b < B; b++) ma_push(a, (long long)b * T, chunk, full, chunk, &off);
+        ma_push(a, (long long)full * chunk, T, B, rem, &off);
     }
     const size_t n = slab_elems(B, T, chunk);
     if (cudaMalloc((void **)&a->S, n * sizeof(float)) != cudaSuccess ||
