@@ -1,14 +1,16 @@
 /* mega/kernels.cuh: mega/layer's own kernels, the passes between its GEMMs, the EMA's long conv
  * and the attention (baselines/mega/layer.cu numbers the stages and launches these):
- *   ln1           ln_dual_kernel      X~ = LayerNorm1(X), written [B,T,d] (for the V GEMM) and
- *                                     [B,d,T] (the long-conv engine's layout) from one tile
- *   qkv_act       qkv_act_kernel      Q, K from Zq = SiLU(P[:, :z] + bz); V = SiLU(V' + bv) in place
- *   gate_o        gate_o_kernel       M = SiLU(G + bg) . O (into V's buffer, free by then)
- *   gate_out_ln2  gate_out_ln2_kernel Y = phi SiLU(Hz + bhz + H' + bh) + (1 - phi) X; LN2(Y)
- *   ffn1_silu     silu_kernel         F = SiLU(F') in place
+ *   ln1           mg_ln_dual_kernel       X~ = LayerNorm1(X), written [B,T,d] (for the V GEMM)
+ *                                         and [B,d,T] (the long-conv engine's layout), one tile
+ *   qkv_act       mg_qkv_act_kernel       Q, K from Zq = SiLU(P[:, :z] + bz); V = SiLU(V' + bv)
+ *   gate_o        mg_gate_o_kernel        M = SiLU(G + bg) . O (into V's buffer, free by then)
+ *   gate_out_ln2  mg_gate_out_ln2_kernel  Y = phi SiLU(Hz + bhz + H' + bh) + (1 - phi) X; LN2(Y)
+ *   ffn1_silu     silu_kernel             F = SiLU(F') in place: chela/fused's
+ *                                         (kernels/chela/stages.cuh, with block_sum, blocks_for)
  * Templates on the storage type S (bf16, fp16, fp32), fp32 arithmetic; groups of 8 elements
  * (16 B in bf16) where the widths allow (d, z, v multiples of 8: mega_layer_supports).
- * Included by layer.cu alone: internal linkage (an unnamed namespace). */
+ * Included by layer.cu alone: internal linkage (an unnamed namespace; the mg_ prefix keeps
+ * them apart from chela/stages.cuh's, which share it). */
 #ifndef CHELA_MEGA_KERNELS_CUH
 #define CHELA_MEGA_KERNELS_CUH
 
@@ -17,6 +19,7 @@
 #include <cuda_runtime.h>
 #include <stddef.h>
 
+#include "chela/stages.cuh" /* silu_kernel, block_sum, blocks_for, CF_EW_THREADS, CF_SILU_BATCH */
 #include "common/math.cuh"  /* silu, sigm (fast divides), warp_sum */
 #include "dtype_device.cuh" /* to_f32, from_f32, load8, store8 */
 #include "op_inputs.h"      /* CHELA_LN_EPS */
@@ -34,7 +37,7 @@ namespace {
  * and written transposed with t fastest.  x is read twice (the second time mostly from L2). */
 template <typename S>
 __global__ void __launch_bounds__(MG_EW_THREADS)
-ln_dual_kernel(const S *__restrict__ x, const float *__restrict__ g, const float *__restrict__ bta,
+mg_ln_dual_kernel(const S *__restrict__ x, const float *__restrict__ g, const float *__restrict__ bta,
                int T, int d, S *__restrict__ xln, S *__restrict__ xlt) {
     __shared__ float mean[MG_LN_TT], rstd[MG_LN_TT];
     __shared__ float tile[MG_LN_TT][MG_LN_TC + 1];
@@ -86,7 +89,7 @@ ln_dual_kernel(const S *__restrict__ x, const float *__restrict__ g, const float
  * groups after them apply V = SiLU(V' + bv) in place. */
 template <typename S>
 __global__ void __launch_bounds__(MG_EW_THREADS)
-qkv_act_kernel(const S *__restrict__ p, int np, const float *__restrict__ bp,
+mg_qkv_act_kernel(const S *__restrict__ p, int np, const float *__restrict__ bp,
                const float *__restrict__ kq, const float *__restrict__ mq,
                const float *__restrict__ kk, const float *__restrict__ mk, long long rows, int z,
                S *__restrict__ q, S *__restrict__ k, S *__restrict__ val, int v,
@@ -128,7 +131,7 @@ qkv_act_kernel(const S *__restrict__ p, int np, const float *__restrict__ bp,
 /* M = SiLU(G + bg) . O; G = P[:, z : z + v], bg = bp[z : z + v]. */
 template <typename S>
 __global__ void __launch_bounds__(MG_EW_THREADS)
-gate_o_kernel(const S *__restrict__ o, const S *__restrict__ p, int np, int z, int v,
+mg_gate_o_kernel(const S *__restrict__ o, const S *__restrict__ p, int np, int z, int v,
               const float *__restrict__ bp, long long rows, S *__restrict__ m) {
     const long long n = rows * (v / 8);
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
@@ -145,24 +148,12 @@ gate_o_kernel(const S *__restrict__ o, const S *__restrict__ p, int np, int z, i
     }
 }
 
-template <int N> __device__ __forceinline__ float mg_block_sum(float v, float *red) {
-    v = warp_sum(v);
-    const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
-    __syncthreads(); /* red[] may still be read by the previous call */
-    if (lane == 0) red[w] = v;
-    __syncthreads();
-    float s = 0.f;
-#pragma unroll
-    for (int i = 0; i < N / 32; i++) s += red[i];
-    return s;
-}
-
 /* A block a row: the update gate's residual (phi = sigmoid(F + bf)) and LayerNorm2 of its
  * result; the row kept in fp32 in shared memory (d floats) between the passes.
  * F = P[:, z+v : z+v+d], Hz = P[:, z+v+d : np], their biases bp[z+v ..]. */
 template <typename S>
 __global__ void __launch_bounds__(MG_ROW_THREADS)
-gate_out_ln2_kernel(const S *__restrict__ h, const float *__restrict__ bh, const S *__restrict__ p,
+mg_gate_out_ln2_kernel(const S *__restrict__ h, const float *__restrict__ bh, const S *__restrict__ p,
                     const float *__restrict__ bp, int np, int z, int v, const S *__restrict__ x,
                     const float *__restrict__ g2, const float *__restrict__ b2, int d,
                     S *__restrict__ y, S *__restrict__ ln) {
@@ -190,12 +181,12 @@ gate_out_ln2_kernel(const S *__restrict__ h, const float *__restrict__ bh, const
         }
         store8(y + r * d + j, yy);
     }
-    const float mean = mg_block_sum<MG_ROW_THREADS>(s, red) / d;
+    const float mean = block_sum<MG_ROW_THREADS>(s, red) / d;
     float q = 0.f;
     for (int j = threadIdx.x * 8; j < d; j += MG_ROW_THREADS * 8)
 #pragma unroll
         for (int e = 0; e < 8; e++) q += (yrow[j + e] - mean) * (yrow[j + e] - mean);
-    const float rs = rsqrtf(mg_block_sum<MG_ROW_THREADS>(q, red) / d + (float)CHELA_LN_EPS);
+    const float rs = rsqrtf(block_sum<MG_ROW_THREADS>(q, red) / d + (float)CHELA_LN_EPS);
     for (int j = threadIdx.x * 8; j < d; j += MG_ROW_THREADS * 8) {
         float o[8], gg[8], bb[8];
         load8(g2 + j, gg);
@@ -204,25 +195,6 @@ gate_out_ln2_kernel(const S *__restrict__ h, const float *__restrict__ bh, const
         for (int e = 0; e < 8; e++) o[e] = (yrow[j + e] - mean) * rs * gg[e] + bb[e];
         store8(ln + r * d + j, o);
     }
-}
-
-/* SiLU in place over n8 groups of 8. */
-template <typename S>
-__global__ void __launch_bounds__(MG_EW_THREADS) silu_kernel(S *__restrict__ a, long long n8) {
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n8;
-         i += (long long)gridDim.x * blockDim.x) {
-        float f[8];
-        load8(a + i * 8, f);
-#pragma unroll
-        for (int e = 0; e < 8; e++) f[e] = silu(f[e]);
-        store8(a + i * 8, f);
-    }
-}
-
-/* Blocks for `work` items at `per_block` a block, at most 2^20 (the kernels loop over the rest). */
-inline unsigned mg_blocks(long long work, long long per_block) {
-    const long long b = (work + per_block - 1) / per_block;
-    return (unsigned)(b < 1 ? 1 : b > (1 << 20) ? (1 << 20) : b);
 }
 
 } // namespace

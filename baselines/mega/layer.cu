@@ -169,7 +169,7 @@ static int mg_plan_gemms(mg_state *st) {
 /* gate_out_ln2 keeps a row in shared memory: past the default 48 KB beyond d = 12288. */
 template <typename S> static int mg_opt_in(const shape_t *s) {
     if ((size_t)s->d * sizeof(float) > (48u << 10))
-        CUDA_CHECK(cudaFuncSetAttribute(gate_out_ln2_kernel<S>,
+        CUDA_CHECK(cudaFuncSetAttribute(mg_gate_out_ln2_kernel<S>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         (int)(s->d * sizeof(float))));
     return 0;
@@ -247,7 +247,7 @@ template <typename S> static int mg_stage(mg_state *st, const io_t *io, int stag
     const float *const *pf = (const float *const *)io->in;
     switch (stage) {
     case ST_LN1:
-        ln_dual_kernel<S><<<(unsigned)(((T + MG_LN_TT - 1) / MG_LN_TT) * B), MG_EW_THREADS, 0, cs>>>(
+        mg_ln_dual_kernel<S><<<(unsigned)(((T + MG_LN_TT - 1) / MG_LN_TT) * B), MG_EW_THREADS, 0, cs>>>(
             (const S *)in[MEGA_IN_X], pf[MEGA_IN_LN1_G], pf[MEGA_IN_LN1_B], T, d, (S *)st->xln,
             (S *)st->xlt);
         break;
@@ -259,7 +259,7 @@ template <typename S> static int mg_stage(mg_state *st, const io_t *io, int stag
         return lt_gemm_run(st->lt, &st->g_v, st->xln, in[MEGA_IN_WV], NULL, st->val, NULL,
                            st->lt_ws, MG_LT_WS, cs);
     case ST_QKV_ACT:
-        qkv_act_kernel<S><<<mg_blocks(rows * ((z + v) / 8), MG_EW_THREADS), MG_EW_THREADS, 0, cs>>>(
+        mg_qkv_act_kernel<S><<<blocks_for(rows * ((z + v) / 8), MG_EW_THREADS), MG_EW_THREADS, 0, cs>>>(
             (const S *)st->p, np, pf[MEGA_IN_BPROJ], pf[MEGA_IN_KAPPA_Q], pf[MEGA_IN_MU_Q],
             pf[MEGA_IN_KAPPA_K], pf[MEGA_IN_MU_K], rows, z, (S *)st->q, (S *)st->k, (S *)st->val,
             v, pf[MEGA_IN_BV]);
@@ -268,14 +268,14 @@ template <typename S> static int mg_stage(mg_state *st, const io_t *io, int stag
     case ST_ATTN_SOFTMAX: return mega_attn_softmax(st->attn, cs);
     case ST_ATTN_PV: return mega_attn_pv(st->attn, st->val, st->o, cs);
     case ST_GATE_O:
-        gate_o_kernel<S><<<mg_blocks(rows * (v / 8), MG_EW_THREADS), MG_EW_THREADS, 0, cs>>>(
+        mg_gate_o_kernel<S><<<blocks_for(rows * (v / 8), MG_EW_THREADS), MG_EW_THREADS, 0, cs>>>(
             (const S *)st->o, (const S *)st->p, np, z, v, pf[MEGA_IN_BPROJ], rows, (S *)st->val);
         break;
     case ST_UH_GEMM:
         return lt_gemm_run(st->lt, &st->g_uh, st->val, in[MEGA_IN_UH], NULL, st->h, NULL,
                            st->lt_ws, MG_LT_WS, cs);
     case ST_GATE_OUT_LN2:
-        gate_out_ln2_kernel<S><<<(unsigned)rows, MG_ROW_THREADS, d * sizeof(float), cs>>>(
+        mg_gate_out_ln2_kernel<S><<<(unsigned)rows, MG_ROW_THREADS, d * sizeof(float), cs>>>(
             (const S *)st->h, pf[MEGA_IN_BH], (const S *)st->p, pf[MEGA_IN_BPROJ], np, z, v,
             (const S *)in[MEGA_IN_X], pf[MEGA_IN_LN2_G], pf[MEGA_IN_LN2_B], d, (S *)st->y,
             (S *)st->ln2);
@@ -284,8 +284,8 @@ template <typename S> static int mg_stage(mg_state *st, const io_t *io, int stag
         return lt_gemm_run(st->lt, &st->g_ffn1, st->ln2, in[MEGA_IN_W1], NULL, st->f, NULL,
                            st->lt_ws, MG_LT_WS, cs);
     case ST_FFN1_SILU:
-        silu_kernel<S><<<mg_blocks(rows * 2 * d / 8, MG_EW_THREADS), MG_EW_THREADS, 0, cs>>>(
-            (S *)st->f, rows * 2 * d / 8);
+        silu_kernel<S><<<blocks_for(rows * 2 * d / 8, CF_EW_THREADS * CF_SILU_BATCH), CF_EW_THREADS,
+                         0, cs>>>((S *)st->f, rows * 2 * d / 8);
         break;
     case ST_FFN2_GEMM:
         return lt_gemm_run(st->lt, &st->g_ffn2, st->f, in[MEGA_IN_W2], st->y, io->out, NULL,
