@@ -5,7 +5,7 @@
  * against a plainly written whole-tensor computation at tiny shapes, chunked and not. */
 #include "ref_test_util.h"
 
-#include "mega/attn_chunk.h"
+#include "mega/attn_plan.h"
 #include "settings.h"
 
 static const setting_def_t CHUNK_DEF[] = {{"mega_chunk", "auto|64..65536", "test"},
@@ -19,6 +19,14 @@ static settings_t chunk_setting(int c) {
     st.n = 1;
     st.val[0] = c;
     return st;
+}
+
+/* Values in [-1, 1) from a small LCG (no zeros in practice; exact zeros would not matter). */
+static void fill(double *a, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        a[i] = ((double)(seed >> 8) / (double)(1u << 24)) * 2.0 - 1.0;
+    }
 }
 
 START_TEST(test_mega_chunk_setting) {
@@ -61,6 +69,99 @@ START_TEST(test_mega_attn_gemm_elems) {
 }
 END_TEST
 
+/* One strided-batched GEMM call as cuBLAS defines it (column-major, C = alpha op(A) B), in
+ * double, over the operands' whole arrays (offsets are the plan's). */
+static void gemm_call(const mega_gemm_call_t *g, double alpha, const double *A, const double *B,
+                      double *C) {
+    for (int it = 0; it < g->count; it++) {
+        const double *a = A + g->a + it * g->sa, *b = B + g->b + it * g->sb;
+        double *c = C + g->c + it * g->sc;
+        for (int j = 0; j < g->n; j++)
+            for (int r = 0; r < g->m; r++) {
+                double acc = 0.0;
+                for (int kk = 0; kk < g->k; kk++)
+                    acc += (g->transa ? a[kk + (size_t)r * g->lda] : a[r + (size_t)kk * g->lda]) *
+                           b[kk + (size_t)j * g->ldb];
+                c[r + (size_t)j * g->ldc] = alpha * acc;
+            }
+    }
+}
+
+/* mega/layer's attention plan run on the CPU: its GEMM calls through gemm_call, the row softmax
+ * as chunk_softmax computes it (keys j <= i of each slab row, zeros after), against the
+ * reference's chunked attention.  S, P and O start as NaN, so a score the softmax reads but no
+ * call wrote, or an output no call wrote, shows.  Chunks that divide T, that do not (B groups of
+ * full chunks + one of partial ones), odd lengths (halves h = L / 2 of odd L), L = 1, c = T. */
+START_TEST(test_mega_attn_plan) {
+    static const int cases[][5] = {/* B, T, z, nv, chunk */
+                                   {2, 37, 5, 7, 8}, {3, 64, 4, 6, 16}, {2, 45, 3, 5, 45},
+                                   {1, 1, 4, 4, 1},  {3, 50, 4, 3, 7},  {2, 9, 2, 3, 2},
+                                   {4, 3, 2, 2, 1}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const int B = cases[ci][0], T = cases[ci][1], z = cases[ci][2], nv = cases[ci][3];
+        const int chunk = cases[ci][4];
+        mega_attn_plan_t p;
+        ck_assert_int_eq(mega_attn_plan_make(B, T, z, nv, chunk, &p), 0);
+        const size_t N = (size_t)B * T, slab = mega_attn_slab_elems(B, T, chunk);
+        double *q = dalloc(N * z), *k = dalloc(N * z), *v = dalloc(N * nv), *o = dalloc(N * nv);
+        double *S = dalloc(slab), *P = dalloc(slab), *want = dalloc((size_t)T * nv);
+        fill(q, N * z, 11 + (unsigned)ci);
+        fill(k, N * z, 21 + (unsigned)ci);
+        fill(v, N * nv, 31 + (unsigned)ci);
+        for (size_t i = 0; i < slab; i++) S[i] = P[i] = NAN;
+        for (size_t i = 0; i < N * nv; i++) o[i] = NAN;
+        size_t covered = 0;
+        for (int gi = 0; gi < p.ng; gi++) {
+            const mega_attn_group_t *g = &p.g[gi];
+            covered += (size_t)g->count * g->L;
+            mega_gemm_call_t c[2];
+            for (int j = 0, n = mega_attn_scores_calls(&p, gi, c); j < n; j++) {
+                ck_assert(c[j].c + (long long)(c[j].count - 1) * c[j].sc +
+                              (long long)(c[j].n - 1) * c[j].ldc + c[j].m <= (long long)slab);
+                gemm_call(&c[j], 1.0 / sqrt((double)z), k, q, S);
+            }
+            for (long long r = 0; r < (long long)g->count * g->L; r++) {
+                const int i = (int)(r % g->L);
+                const double *sr = S + g->s_off + (size_t)r * g->L;
+                double *pr = P + g->s_off + (size_t)r * g->L, mx = -INFINITY, sum = 0.0;
+                for (int j = 0; j <= i; j++) mx = fmax(mx, sr[j]);
+                for (int j = 0; j <= i; j++) sum += exp(sr[j] - mx);
+                for (int j = 0; j < g->L; j++) pr[j] = j <= i ? exp(sr[j] - mx) / sum : 0.0;
+            }
+            for (int j = 0, n = mega_attn_pv_calls(&p, gi, c); j < n; j++) gemm_call(&c[j], 1.0, v, P, o);
+        }
+        ck_assert_uint_eq(covered, N); /* every row in exactly one chunk of one group */
+        for (int b = 0; b < B; b++) {
+            const size_t r0 = (size_t)b * T;
+            ck_assert_int_eq(ref_mega_chunk_attention(q + r0 * z, k + r0 * z, v + r0 * nv, T, z,
+                                                      nv, chunk, want), 0);
+            assert_finite(o + r0 * nv, (size_t)T * nv, "plan's O");
+            assert_close(o + r0 * nv, want, (size_t)T * nv, 1e-12, "attention plan vs reference");
+        }
+        double *all[] = {q, k, v, o, S, P, want};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+        mega_attn_plan_free(&p);
+    }
+}
+END_TEST
+
+/* A cuBLAS call takes at most MEGA_ATTN_MAX_BATCH chunks: B T / c beyond it is cut into calls. */
+START_TEST(test_mega_attn_plan_batches) {
+    mega_attn_plan_t p;
+    ck_assert_int_eq(mega_attn_plan_make(65536 * 2 + 7, 1, 8, 8, 1, &p), 0);
+    int total = 0;
+    for (int gi = 0; gi < p.ng; gi++) {
+        ck_assert_int_le(p.g[gi].count, MEGA_ATTN_MAX_BATCH);
+        ck_assert_int_eq(p.g[gi].row0, total);
+        total += p.g[gi].count;
+    }
+    ck_assert_int_eq(total, 65536 * 2 + 7);
+    ck_assert_int_eq(p.ng, 3);
+    mega_attn_plan_free(&p);
+    ck_assert_int_eq(mega_attn_plan_make(2, 10, 8, 8, 11, &p), -1); /* chunk > T */
+}
+END_TEST
+
 /* The recurrence and the closed-form kernel convolved directly: the same numbers. */
 START_TEST(test_mega_ema_recurrence_is_conv) {
     shape_t s = {.B = 1, .T = 700, .d = 6, .z = 4, .v = 8, .causal = 1, .dtype = DTYPE_F32};
@@ -91,13 +192,6 @@ START_TEST(test_mega_ema_recurrence_is_conv) {
     inputs_free(&x);
 }
 END_TEST
-
-static void fill(double *a, size_t n, unsigned seed) {
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        a[i] = ((double)(seed >> 8) / (double)(1u << 24)) * 2.0 - 1.0;
-    }
-}
 
 /* A query's output depends on the keys and values of its own chunk only: perturbing row p's
  * k and v changes rows p..end of p's chunk and nothing else (partial last chunk included). */
@@ -319,6 +413,8 @@ int main(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_mega_chunk_setting);
     tcase_add_test(tc, test_mega_attn_gemm_elems);
+    tcase_add_test(tc, test_mega_attn_plan);
+    tcase_add_test(tc, test_mega_attn_plan_batches);
     tcase_add_test(tc, test_mega_ema_recurrence_is_conv);
     tcase_add_test(tc, test_mega_chunk_boundary);
     tcase_add_test(tc, test_mega_one_chunk_is_softmax_attn);

@@ -1,18 +1,10 @@
 /* mega/attn_chunk.cu: MEGA's chunked causal softmax attention on cuBLAS (attn_chunk.h says
  * what and why).
  *
- * GEMM groups.  A strided-batched GEMM takes one stride between its items, so the chunks go
- * in groups of equal length and stride:
- *   c divides T (every power-of-two sweep point, and T <= c where c = T):  one group, all
- *     B T / c chunks, stride c rows;
- *   otherwise: one group a sequence for its floor(T / c) full chunks (stride c rows) and one
- *     group of the B partial last chunks (length T mod c, stride T rows).
- * Each group has its own slab of S (fp32) and P (run dtype), items L x L apart.  Per group:
- *   S^T = K Q^T * (1/sqrt z)  (cuBLAS column-major: m = n = L keys/queries, k = z)
- *   P   = causal softmax of S's rows, zeros above the diagonal (chunk_softmax, a warp a row)
- *   O^T = V^T P^T             (m = nv, n = L, k = L)
- * each GEMM as two over the halves of the chunk's queries (the first half needs the first half
- * of the keys only): 3/4 of the L x L square, for twice the calls.
+ * The plan (which strided-batched GEMMs cover which chunks, the halves of each chunk's queries)
+ * is mega/attn_plan.c's, a pure host function tested without a GPU; this file allocates, owns the
+ * cuBLAS handle and enqueues the calls, and the causal row softmax between them:
+ *   P = causal softmax of S's rows, zeros above the diagonal (chunk_softmax, a warp a row).
  * The layouts are softmax_attn/naive's (baselines/softmax_attn/naive.cu explains them).
  *
  * ---- version index ----------------------------------------------------------------------------
@@ -32,20 +24,12 @@
 #include "bench_check.h"
 #include "dtype_device.cuh"
 #include "mega/attn_chunk.h"
+#include "mega/attn_plan.h"
 
 namespace {
 
 constexpr size_t MA_CUBLAS_WS = (size_t)32 << 20;
-constexpr int MA_MAX_BATCH = 65535; /* chunks a cuBLAS call, as softmax_attn/naive's heads: clear
-                                     * of any grid-dimension limit inside cuBLAS */
 constexpr int SM_WARPS = 8; /* chunk_softmax: rows a block */
-
-struct ma_group {
-    long long row0;   /* the group's first chunk's first row in [B*T]      */
-    long long stride; /* rows between consecutive chunks of the group       */
-    int count, L;     /* chunks, and their length                           */
-    size_t s_off;     /* the group's slab in S / P, elements                */
-};
 
 /* Merges two online-softmax partials (max m, sum l of exp(x - m)); both -inf stays (-inf, 0). */
 __device__ __forceinline__ void merge_ml(float &m, float &l, float m2, float l2) {
@@ -85,12 +69,6 @@ cudaDataType cuda_type(dtype_t t) {
     return t == DTYPE_F32 ? CUDA_R_32F : (t == DTYPE_F16 ? CUDA_R_16F : CUDA_R_16BF);
 }
 
-/* Elements of S (and of P) for every chunk. */
-size_t slab_elems(int B, int T, int c) {
-    const size_t full = (size_t)(T / c), rem = (size_t)(T % c);
-    return (size_t)B * (full * c * c + rem * rem);
-}
-
 } // namespace
 
 struct mega_attn {
@@ -98,32 +76,12 @@ struct mega_attn {
     void *ws;
     float *S;
     void *P;
-    int B, T, z, nv, c;
     dtype_t dt;
-    int ng;
-    ma_group *g;
+    mega_attn_plan_t plan;
 };
 
-/* Appends the group of `count` chunks of length L from row0, `stride` rows apart, in calls of at
- * most MA_MAX_BATCH chunks, their slabs from *off on. */
-static void ma_push(mega_attn_t *a, long long row0, long long stride, long long count, int L,
-                    size_t *off) {
-    for (long long k0 = 0; k0 < count; k0 += MA_MAX_BATCH) {
-        const int n = (int)(count - k0 < MA_MAX_BATCH ? count - k0 : MA_MAX_BATCH);
-        a->g[a->ng++] = {row0 + k0 * stride, stride, n, L, *off};
-        *off += (size_t)n * L * L;
-    }
-}
-
-extern "C" double mega_attn_gemm_elems(int B, int T, int chunk) {
-    const int full = T / chunk, rem = T % chunk;
-    const double fc = (double)chunk * chunk - (double)(chunk / 2) * (chunk - chunk / 2);
-    const double fr = (double)rem * rem - (double)(rem / 2) * (rem - rem / 2);
-    return (double)B * (full * fc + fr);
-}
-
 extern "C" size_t mega_attn_workspace(int B, int T, int chunk, dtype_t dt) {
-    return slab_elems(B, T, chunk) * (sizeof(float) + dtype_size(dt)) + MA_CUBLAS_WS;
+    return mega_attn_slab_elems(B, T, chunk) * (sizeof(float) + dtype_size(dt)) + MA_CUBLAS_WS;
 }
 
 extern "C" void mega_attn_destroy(mega_attn_t *a) {
@@ -132,7 +90,7 @@ extern "C" void mega_attn_destroy(mega_attn_t *a) {
     cudaFree(a->ws);
     cudaFree(a->S);
     cudaFree(a->P);
-    free(a->g);
+    mega_attn_plan_free(&a->plan);
     free(a);
 }
 
@@ -143,22 +101,12 @@ extern "C" int mega_attn_create(int B, int T, int z, int nv, int chunk, dtype_t 
         BENCH_FAIL("mega attention: B %d T %d z %d nv %d chunk %d", B, T, z, nv, chunk);
     mega_attn_t *a = (mega_attn_t *)calloc(1, sizeof *a);
     if (!a) BENCH_FAIL("mega attention: out of host memory");
-    a->B = B, a->T = T, a->z = z, a->nv = nv, a->c = chunk, a->dt = dt;
-    const int full = T / chunk, rem = T % chunk;
-    const long long items = rem == 0 ? (long long)B * full : (long long)B * (full + 1);
-    a->g = (ma_group *)calloc((size_t)B + 2 + (size_t)(items / MA_MAX_BATCH), sizeof(ma_group));
-    if (!a->g) {
-        mega_attn_destroy(a);
+    a->dt = dt;
+    if (mega_attn_plan_make(B, T, z, nv, chunk, &a->plan)) {
+        free(a);
         BENCH_FAIL("mega attention: out of host memory");
     }
-    size_t off = 0;
-    if (rem == 0) {
-        ma_push(a, 0, chunk, (long long)B * full, chunk, &off);
-    } else {
-        for (int b = 0; full > 0 && b < B; b++) ma_push(a, (long long)b * T, chunk, full, chunk, &off);
-        ma_push(a, (long long)full * chunk, T, B, rem, &off);
-    }
-    const size_t n = slab_elems(B, T, chunk);
+    const size_t n = mega_attn_slab_elems(B, T, chunk);
     if (cudaMalloc((void **)&a->S, n * sizeof(float)) != cudaSuccess ||
         cudaMalloc(&a->P, n * dtype_size(dt)) != cudaSuccess ||
         cudaMalloc(&a->ws, MA_CUBLAS_WS) != cudaSuccess) {
@@ -186,39 +134,35 @@ static cublasComputeType_t ma_compute(const mega_attn_t *a) {
     return a->dt == DTYPE_F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
 }
 
-/* Queries [0, h) of a chunk see keys [0, h) only, h = L / 2: each GEMM is two, the first
- * half's queries against the first half's keys, the second half's against all L, 3/4 of the
- * square (the quadrant of S above the diagonal is never written, and never read: the softmax
- * reads j <= i). */
+/* The plan's calls, their element offsets made pointers (es: bytes an element of A and B;
+ * ec of C). */
+static int ma_gemm(const mega_attn_t *a, const mega_gemm_call_t &g, float alpha, const void *A,
+                   const void *B, void *C, size_t es, cudaDataType tc, size_t ec) {
+    const cudaDataType ty = cuda_type(a->dt);
+    const float zero = 0.0f;
+    CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+        a->h, g.transa ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, g.m, g.n, g.k, &alpha,
+        (const char *)A + g.a * es, ty, (int)g.lda, g.sa, (const char *)B + g.b * es, ty,
+        (int)g.ldb, g.sb, &zero, (char *)C + g.c * ec, tc, (int)g.ldc, g.sc, g.count,
+        ma_compute(a), CUBLAS_GEMM_DEFAULT));
+    return 0;
+}
+
 extern "C" int mega_attn_scores(const mega_attn_t *a, const void *q, const void *k,
                                 cudaStream_t stream) {
     if (ma_bind(a, stream)) return -1;
-    const cudaDataType ty = cuda_type(a->dt);
     const size_t es = dtype_size(a->dt);
-    const float alpha = (float)(1.0 / sqrt((double)a->z)), zero = 0.0f;
-    for (int i = 0; i < a->ng; i++) {
-        const ma_group &g = a->g[i];
-        const int h = g.L / 2;
-        const char *k0 = (const char *)k + (size_t)g.row0 * a->z * es;
-        const char *q0 = (const char *)q + (size_t)g.row0 * a->z * es;
-        const long long sx = g.stride * a->z, ss = (long long)g.L * g.L;
-        if (h > 0) /* S[0:h, 0:h] */
-            CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-                a->h, CUBLAS_OP_T, CUBLAS_OP_N, h, h, a->z, &alpha, k0, ty, a->z, sx, q0, ty,
-                a->z, sx, &zero, a->S + g.s_off, CUDA_R_32F, g.L, ss, g.count, ma_compute(a),
-                CUBLAS_GEMM_DEFAULT));
-        /* S[h:L, 0:L] */
-        CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-            a->h, CUBLAS_OP_T, CUBLAS_OP_N, g.L, g.L - h, a->z, &alpha, k0, ty, a->z, sx,
-            q0 + (size_t)h * a->z * es, ty, a->z, sx, &zero, a->S + g.s_off + (size_t)h * g.L,
-            CUDA_R_32F, g.L, ss, g.count, ma_compute(a), CUBLAS_GEMM_DEFAULT));
-    }
+    const float alpha = (float)(1.0 / sqrt((double)a->plan.z));
+    mega_gemm_call_t c[2];
+    for (int i = 0; i < a->plan.ng; i++)
+        for (int j = 0, n = mega_attn_scores_calls(&a->plan, i, c); j < n; j++)
+            if (ma_gemm(a, c[j], alpha, k, q, a->S, es, CUDA_R_32F, sizeof(float))) return -1;
     return 0;
 }
 
 template <typename TP> static int ma_softmax_typed(const mega_attn_t *a, cudaStream_t stream) {
-    for (int i = 0; i < a->ng; i++) {
-        const ma_group &g = a->g[i];
+    for (int i = 0; i < a->plan.ng; i++) {
+        const mega_attn_group_t &g = a->plan.g[i];
         const long long rows = (long long)g.count * g.L;
         chunk_softmax<TP><<<(unsigned)((rows + SM_WARPS - 1) / SM_WARPS), SM_WARPS * 32, 0,
                             stream>>>(a->S + g.s_off, (TP *)a->P + g.s_off, rows, g.L);
@@ -237,26 +181,11 @@ extern "C" int mega_attn_softmax(const mega_attn_t *a, cudaStream_t stream) {
 
 extern "C" int mega_attn_pv(const mega_attn_t *a, const void *v, void *o, cudaStream_t stream) {
     if (ma_bind(a, stream)) return -1;
-    const cudaDataType ty = cuda_type(a->dt);
     const size_t es = dtype_size(a->dt);
-    const float one = 1.0f, zero = 0.0f;
-    for (int i = 0; i < a->ng; i++) {
-        const ma_group &g = a->g[i];
-        const int h = g.L / 2; /* as mega_attn_scores: queries [0, h) read keys [0, h) */
-        const size_t x0 = (size_t)g.row0 * a->nv * es;
-        const char *v0 = (const char *)v + x0, *p0 = (const char *)a->P + g.s_off * es;
-        char *o0 = (char *)o + x0;
-        const long long sx = g.stride * a->nv, ss = (long long)g.L * g.L;
-        if (h > 0) /* O[0:h] = P[0:h, 0:h] V[0:h] */
-            CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-                a->h, CUBLAS_OP_N, CUBLAS_OP_N, a->nv, h, h, &one, v0, ty, a->nv, sx, p0, ty, g.L,
-                ss, &zero, o0, ty, a->nv, sx, g.count, ma_compute(a), CUBLAS_GEMM_DEFAULT));
-        /* O[h:L] = P[h:L, 0:L] V[0:L] */
-        CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-            a->h, CUBLAS_OP_N, CUBLAS_OP_N, a->nv, g.L - h, g.L, &one, v0, ty, a->nv, sx,
-            p0 + (size_t)h * g.L * es, ty, g.L, ss, &zero, o0 + (size_t)h * a->nv * es, ty, a->nv,
-            sx, g.count, ma_compute(a), CUBLAS_GEMM_DEFAULT));
-    }
+    mega_gemm_call_t c[2];
+    for (int i = 0; i < a->plan.ng; i++)
+        for (int j = 0, n = mega_attn_pv_calls(&a->plan, i, c); j < n; j++)
+            if (ma_gemm(a, c[j], 1.0f, v, a->P, o, es, cuda_type(a->dt), es)) return -1;
     return 0;
 }
 
@@ -266,5 +195,5 @@ extern "C" void mega_attn_describe(const mega_attn_t *a, char *buf, size_t len) 
     if (a)
         snprintf(buf, len,
                  "attn=cublas scores=fp32 chunk=%d groups=%d split=half cudnn_sdpa=no:v%d>256",
-                 a->c, a->ng, a->nv);
+                 a->plan.chunk, a->plan.ng, a->plan.nv);
 }

@@ -32,9 +32,6 @@ typedef struct mega_attn mega_attn_t;
 size_t mega_attn_workspace(int B, int T, int chunk, dtype_t dt);
 /* Plans for these sizes (the GEMM groups, below) and allocates; 0, or -1 after bench_set_error. */
 int mega_attn_create(int B, int T, int z, int nv, int chunk, dtype_t dt, mega_attn_t **out);
-/* Score elements the GEMMs compute a head dim: sum over chunks of L^2 - (L/2)(L - L/2) (the
- * halves' split), for the stages' FLOP counts. */
-double mega_attn_gemm_elems(int B, int T, int chunk);
 /* The three steps, each enqueued on stream (no allocation, no sync). */
 int mega_attn_scores(const mega_attn_t *a, const void *q, const void *k, cudaStream_t stream);
 int mega_attn_softmax(const mega_attn_t *a, cudaStream_t stream);

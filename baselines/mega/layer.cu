@@ -53,6 +53,7 @@
 #include "lt_gemm.h"
 #include "lt_tune.h"
 #include "mega/attn_chunk.h"
+#include "mega/attn_plan.h" /* mega_attn_gemm_elems */
 #include "mega/ema.h"
 #include "mega/kernels.cuh"
 #include "nvtx_ranges.h"
