@@ -515,9 +515,14 @@ int main(void) {
     tcase_add_test(tc, chela_layer_small);
     tcase_add_test(tc, chela_layer_segments);
     tcase_add_test(tc, transformer_layer_small);
-    tcase_add_test(tc, mega_layer_small);
     tcase_add_test(tc, table_matrix);
     suite_add_tcase(s, tc);
+    /* its own case, so that CK_RUN_CASE=mega runs MEGA's layer alone (the matrix's mega rows run
+     * with the rest in case gpu) */
+    TCase *tm = tcase_create("mega");
+    tcase_set_timeout(tm, 600);
+    tcase_add_test(tm, mega_layer_small);
+    suite_add_tcase(s, tm);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK); /* a forked child cannot use CUDA */
     srunner_run_all(sr, CK_NORMAL);
