@@ -67,7 +67,7 @@ void print_usage(void) {
         "                      (k = 1024; each length 1..64M, at most 256 of them, SPEC at most\n"
         "                      511 characters; default 1k..64k on the GPU, 256..1k on the CPU)\n"
         "  --ops LIST          linear_attn,long_conv,short_long_conv,softmax_attn,chela,\n"
-        "                      transformer (default all)\n"
+        "                      transformer,mega (default all)\n"
         "  --variants LIST     keep variants whose name contains one of these substrings\n"
         "  --tokens N          tokens per point, B = max(1, N / T) (default 64k on the GPU;\n"
         "                      the CPU backend uses B = 1)\n"
@@ -77,7 +77,7 @@ void print_usage(void) {
         "  --head-dim D        dk = dv = D (default 64)\n"
         "  --dk K --dv V       query/key and value widths per head (e.g. --heads 1 --dk 128 --dv 2048)\n"
         "  --dim d             channels of the conv ops and CHELA's width (default 1024; 256 on the CPU)\n"
-        "  --z Z --v V         CHELA's query/key and value widths (default 128 and 2d)\n"
+        "  --z Z --v V         CHELA's and MEGA's query/key and value widths (default 128, 2d)\n"
         "  --noncausal         bidirectional linear attention\n"
         "  --dtype T           bf16 (default), fp16, fp32\n"
         "  --pass P[,P...]     fwd (default: the forward, inference), bwd (the backward alone\n"
@@ -91,7 +91,8 @@ void print_usage(void) {
         "  --repeat N          minimum timed samples (default 20; 5 on the CPU backend)\n"
         "  --budget-ms MS      extra time per point to drive the noise under 0.5% (default 500)\n"
         "  --profile           also count HBM bytes per variant with CUPTI (a separate run)\n"
-        "  --breakdown         also time each stage of a multi-stage variant (chela/fused):\n"
+        "  --breakdown         also time each stage of a multi-stage variant (chela/fused,\n"
+        "                      mega/layer):\n"
         "                      one more row per stage, role 'stage', variant 'NAME:STAGE'\n"
         "  --set NAME=V[,V...] a variant setting (see --list); a list sweeps it, one row per\n"
         "                      value (several --set: every combination); default auto\n"
@@ -175,7 +176,7 @@ static int parse_ops(const char *s, unsigned *mask, char *err, size_t n) {
         const op_desc_t *op = op_find(t);
         if (!op) {
             snprintf(err, n, "--ops: unknown op '%s' (known: linear_attn, long_conv, "
-                     "short_long_conv, softmax_attn, chela, transformer)", t);
+                     "short_long_conv, softmax_attn, chela, transformer, mega)", t);
             return -1;
         }
         *mask |= 1u << op->id;

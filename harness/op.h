@@ -15,6 +15,7 @@
  *   long_conv    : x [B,d,T] (act), k [d,T] (fp32) -> y [B,d,T]
  *   short_long_conv: x [B,d,T], k3 [d,3], k_long [d,T], k3b [d,3], km [d,k_m] -> z [B,d,T]
  *   chela        : x [B,T,d] + parameters (ops.c lists them) -> y [B,T,d]
+ *   mega         : x [B,T,d] + parameters (ops.c lists them) -> y [B,T,d]
  */
 #ifndef CHELA_OP_H
 #define CHELA_OP_H
@@ -65,7 +66,7 @@ static inline storage_t grad_storage(const tensor_desc_t *t) {
  * [seq][t][col]:
  *   attention ops: seq = b*H + h, col = value column (0..dv-1)
  *   conv ops:      seq = b,       col = channel     (0..d-1)
- *   chela:         seq = b,       col = feature     (0..d-1)
+ *   chela, mega:   seq = b,       col = feature     (0..d-1)
  * out receives n_seq * n_t * n_col doubles in that order.  t must be ascending. */
 typedef struct {
     int n_seq;
@@ -116,6 +117,11 @@ typedef struct {
      * of the head dim 64").  Such a point is a skip:shape row for every variant and the
      * reference, never a failure. */
     const char *(*shape_problem)(const shape_t *s, char *buf, size_t len);
+    /* NULL, or the NULL-terminated names of the settings that are part of the op's
+     * definition (mega's "mega_chunk"): the reference and the oracle read them from s->set
+     * like the variants, and the harness computes the oracle again for a settings
+     * combination that gives one of them another value (runner_gpu.c). */
+    const char *const *fn_settings;
 } op_desc_t;
 
 const op_desc_t *op_get(op_id id);

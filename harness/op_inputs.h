@@ -1,9 +1,11 @@
 /* op_inputs.h: the op model's input tensors of the layers, by index, and the norm epsilons
- * the spec reading fixes: what a variant of chela or transformer (a kernel, a baseline, an
+ * the spec reading fixes: what a variant of chela, transformer or mega (a kernel, a baseline, an
  * oracle) needs to find its inputs in io_t.in[], apart from the CPU references (ops.c
  * describes each tensor's shape and fill). */
 #ifndef CHELA_OP_INPUTS_H
 #define CHELA_OP_INPUTS_H
+
+#include "shape.h"
 
 /* Indices of the chela op's inputs (op_chela.c describes their shapes). */
 enum {
@@ -49,6 +51,52 @@ enum {
     TRANSFORMER_IN_B2,    /* [d]                                                  */
     TRANSFORMER_N_IN
 };
+
+/* Indices of the mega op's inputs (ops.c describes their shapes and fills).  MEGA's gated
+ * attention layer (chela-spec.md, "The hybrid baseline"): the EMA's parameters are [d, h]
+ * fp32 with h = MEGA_EMA_H, alpha and delta before their sigmoid.  The fused projection of
+ * X' has the columns [Zq (z) | gamma (v) | phi (d) | Hz (d)], the same widths as chela's. */
+enum {
+    MEGA_IN_X = 0,    /* [B,T,d]        act                                   */
+    MEGA_IN_LN1_G,    /* [d]            LayerNorm(X) gain                     */
+    MEGA_IN_LN1_B,    /* [d]            LayerNorm(X) bias                     */
+    MEGA_IN_ALPHA,    /* [d,h]          EMA alpha, pre-sigmoid                */
+    MEGA_IN_DELTA,    /* [d,h]          EMA damping delta, pre-sigmoid        */
+    MEGA_IN_BETA,     /* [d,h]          EMA input expansion beta              */
+    MEGA_IN_ETA,      /* [d,h]          EMA output projection eta             */
+    MEGA_IN_WPROJ,    /* [d, z+v+2d]    act  fused projection [Wz|Wg|Wf|Wh]   */
+    MEGA_IN_BPROJ,    /* [z+v+2d]                                             */
+    MEGA_IN_KAPPA_Q,  /* [z]                                                  */
+    MEGA_IN_MU_Q,     /* [z]                                                  */
+    MEGA_IN_KAPPA_K,  /* [z]                                                  */
+    MEGA_IN_MU_K,     /* [z]                                                  */
+    MEGA_IN_WV,       /* [d, v]         act                                   */
+    MEGA_IN_BV,       /* [v]                                                  */
+    MEGA_IN_UH,       /* [v, d]         act                                   */
+    MEGA_IN_BH,       /* [d]                                                  */
+    MEGA_IN_LN2_G,    /* [d]            FFN LayerNorm gain                    */
+    MEGA_IN_LN2_B,    /* [d]                                                  */
+    MEGA_IN_W1,       /* [d, 2d]        act                                   */
+    MEGA_IN_W2,       /* [2d, d]        act                                   */
+    MEGA_N_IN
+};
+
+/* MEGA's EMA expansion: h damped EMAs a channel (MEGA's default, chela-spec.md). */
+#define MEGA_EMA_H 16
+/* The attention chunk when the setting mega_chunk is auto. */
+#define MEGA_CHUNK_DEFAULT 1024
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* The attention chunk c of a mega shape: the setting mega_chunk (s->set; auto =
+ * MEGA_CHUNK_DEFAULT), at most T.  Chunks are the tokens [kc, kc + c) of each sequence, the
+ * last one partial when c does not divide T; a query sees only the keys of its own chunk.
+ * The reference, the oracle and every variant read it, since it changes the function. */
+int mega_chunk(const shape_t *s);
+#ifdef __cplusplus
+}
+#endif
 
 /* Norm epsilons, fixed by the spec reading in chela-spec.md. */
 #define CHELA_LN_EPS 1e-5

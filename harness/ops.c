@@ -11,6 +11,7 @@
 
 #include "op.h"
 #include "reference.h"
+#include "settings.h"
 
 static tensor_desc_t act(const char *name, size_t elems, float scale) {
     tensor_desc_t t = {.name = name, .elems = elems, .store = STORE_ACT, .init = INIT_UNIFORM,
@@ -307,6 +308,96 @@ static const char *tf_shape_problem(const shape_t *s, char *buf, size_t len) {
     return buf;
 }
 
+/* ---------------- mega ----------------
+ * MEGA's gated attention layer (chela-spec.md, "The hybrid baseline"), single head, causal,
+ * layout x, y [B,T,d]:
+ *   X~ = LayerNorm1(X)
+ *   X' = EMA(X~): per channel c and expansion dim j < h = MEGA_EMA_H,
+ *        a = sigmoid(alpha), g = sigmoid(delta), h_t = a beta x_t + (1 - a g) h_{t-1},
+ *        x'_t = sum_j eta_j h_{t,j}; the same as the causal conv with the kernel
+ *        k[t] = sum_j eta_j a_j beta_j (1 - a_j g_j)^t
+ *   [Zq | G | F | Hz] = X' . [Wz | Wg | Wf | Wh] + b       one fused GEMM, widths z, v, d, d
+ *   Zq = SiLU(Zq);  Q = kq . Zq + mq;  K = kk . Zq + mk;  V = SiLU(X~ . Wv + bv)
+ *   O  = softmax attention of Q, K, V (scale 1/sqrt(z)), causal within chunks of c tokens
+ *        (mega_chunk: the setting of that name, auto = 1024, at most T; the last chunk
+ *        partial), no term across chunks
+ *   gamma = SiLU(G);  phi = sigmoid(F);  H^ = SiLU(Hz + (gamma . O) . Uh + bh)
+ *   Y  = phi . H^ + (1 - phi) . X;   Y' = Y + W2 . SiLU(W1 . LayerNorm2(Y))   (FFN as chela's)
+ * Weights, biases, kappa/mu and norms are filled as chela's.  The EMA's parameters, chosen so
+ * that its kernel is long and yet its fp32 FFT agrees with direct summation:
+ *   alpha (pre-sigmoid) -4 + 4u: a in [3.4e-4, 0.5], log-uniform where it is small;
+ *   delta (pre-sigmoid)  2 +  u: g in [0.73, 0.95];
+ *   so the decay rates a g span [2.4e-4, 0.48]: time constants 1/(a g) from 2 to ~4100
+ *   tokens, the same longest decay (T/16 at T = 64k) as the long conv ops' kernels, whose
+ *   fp32 FFT was checked against direct summation at T = 64k.  The parameters do not depend
+ *   on T (a layer's EMA is the same at every length; MEGA's own init gives time constants of
+ *   2-10 tokens, too short to exercise a long convolution).
+ *   beta U[-1,1), eta 2 U[-1,1): X' has an rms near 1 (MEGA: beta near +-1, eta ~ N(0,1)). */
+static tensor_desc_t f32_offset(const char *name, size_t elems, float offset, float scale) {
+    tensor_desc_t t = {.name = name, .elems = elems, .store = STORE_F32, .init = INIT_OFFSET,
+                       .scale = scale, .offset = offset, .param = 1};
+    return t;
+}
+
+int mega_chunk(const shape_t *s) {
+    int c = settings_get(s->set, "mega_chunk");
+    if (c == SETTING_AUTO || c < 1) c = MEGA_CHUNK_DEFAULT;
+    return c < s->T ? c : s->T;
+}
+
+static int mega_describe(const shape_t *s, tensor_desc_t *in, tensor_desc_t *out) {
+    size_t d = (size_t)s->d, z = (size_t)s->z, v = (size_t)s->v, T = (size_t)s->T;
+    size_t np = z + v + 2 * d, dh = d * MEGA_EMA_H;
+    in[MEGA_IN_X] = act("x", (size_t)s->B * T * d, 1.0f);
+    in[MEGA_IN_LN1_G] = gain("ln1_g", d);
+    in[MEGA_IN_LN1_B] = f32("ln1_b", d, 0.1f);
+    in[MEGA_IN_ALPHA] = f32_offset("ema_alpha", dh, -4.0f, 4.0f);
+    in[MEGA_IN_DELTA] = f32_offset("ema_delta", dh, 2.0f, 1.0f);
+    in[MEGA_IN_BETA] = f32("ema_beta", dh, 1.0f);
+    in[MEGA_IN_ETA] = f32("ema_eta", dh, 2.0f);
+    in[MEGA_IN_WPROJ] = weight("w_proj", d * np, 1.0f / sqrtf((float)d));
+    in[MEGA_IN_BPROJ] = f32("b_proj", np, 0.1f);
+    in[MEGA_IN_KAPPA_Q] = gain("kappa_q", z);
+    in[MEGA_IN_MU_Q] = f32("mu_q", z, 0.1f);
+    in[MEGA_IN_KAPPA_K] = gain("kappa_k", z);
+    in[MEGA_IN_MU_K] = f32("mu_k", z, 0.1f);
+    in[MEGA_IN_WV] = weight("w_v", d * v, 1.0f / sqrtf((float)d));
+    in[MEGA_IN_BV] = f32("b_v", v, 0.1f);
+    in[MEGA_IN_UH] = weight("u_h", v * d, 1.0f / sqrtf((float)v));
+    in[MEGA_IN_BH] = f32("b_h", d, 0.1f);
+    in[MEGA_IN_LN2_G] = gain("ln2_g", d);
+    in[MEGA_IN_LN2_B] = f32("ln2_b", d, 0.1f);
+    in[MEGA_IN_W1] = weight("w1", d * 2 * d, 1.0f / sqrtf((float)d));
+    in[MEGA_IN_W2] = weight("w2", 2 * d * d, 1.0f / sqrtf(2.0f * (float)d));
+    *out = act("y", (size_t)s->B * T * d, 0);
+    return MEGA_N_IN;
+}
+/* Sum over a sequence's chunks of L^2 (L = each chunk's length: c, the last T mod c). */
+static double mega_chunk_sq(const shape_t *s) {
+    const double c = mega_chunk(s), full = floor(s->T / c), rem = s->T - full * c;
+    return full * c * c + rem * rem;
+}
+/* The GEMMs (the same widths as chela's, 2 flops a MAC), the EMA as a long conv done the fast
+ * way (long_conv's count), and the chunked attention as softmax_attn counts it: QK^T and PV
+ * (2 L^2 (z + v) a chunk of L tokens) halved by the causal mask, so T c (z + v) a sequence
+ * when c divides T.  The softmax and the element-wise passes are not counted (nor are
+ * chela's). */
+static double mega_flops(const shape_t *s) {
+    double tokens = (double)s->B * s->T;
+    return tokens * 2.0 * chela_gemm_macs_per_token(s) +
+           (double)s->B * s->d * long_conv_flops_per_channel(s->T) +
+           (double)s->B * (s->z + s->v) * mega_chunk_sq(s);
+}
+/* What ref_mega spends a sampled sequence: per row up to the last sampled t, the GEMMs, the
+ * EMA recurrence (d h) and the attention over the row's chunk so far (z + v a key: at most
+ * min(c, rows) keys). */
+static double mega_cost(const shape_t *s, const sample_t *m) {
+    const double rows = sample_tmax(m), c = mega_chunk(s) < rows ? mega_chunk(s) : rows;
+    return m->n_seq * rows *
+           (chela_gemm_macs_per_token(s) + (double)s->d * MEGA_EMA_H + c * (s->z + s->v));
+}
+static const char *const MEGA_FN_SETTINGS[] = {"mega_chunk", NULL};
+
 static const op_desc_t OPS[OP_COUNT] = {
     [OP_LINEAR_ATTN] = {.id = OP_LINEAR_ATTN, .name = "linear_attn", .describe = la_describe,
                         .flops = la_flops, .flops_bwd = la_flops_bwd, .reference_cost = la_cost,
@@ -339,6 +430,12 @@ static const op_desc_t OPS[OP_COUNT] = {
                         .gpu_oracle = "transformer/oracle_fp32",
                         .tol_scale = 2.8284 /* sqrt(8) rounded intermediates, verify.c */,
                         .shape_problem = tf_shape_problem},
+    [OP_MEGA] = {.id = OP_MEGA, .name = "mega", .describe = mega_describe, .flops = mega_flops,
+                 .reference_cost = mega_cost, .reference = ref_mega, .seq_count = conv_seqs,
+                 .col_count = conv_cols, .out_index = chela_out_index,
+                 .gpu_oracle = "mega/oracle_fp32",
+                 .tol_scale = 3.6056 /* sqrt(13) rounded intermediates, verify.c */,
+                 .fn_settings = MEGA_FN_SETTINGS},
 };
 
 double op_ideal_bytes(const op_desc_t *op, const shape_t *s) { return generic_ideal_bytes(op, s); }

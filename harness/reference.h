@@ -34,6 +34,10 @@ int ref_chela(const shape_t *s, const float *const *in, const sample_t *smp, dou
 int ref_transformer(const shape_t *s, const float *const *in, const sample_t *smp,
                     double *out);
 
+/* in: MEGA_IN_* (op_inputs.h).  MEGA's gated attention layer of ops.c (the hybrid baseline):
+ * EMA, chunked causal softmax attention (chunk mega_chunk(s), read from s->set), gates, FFN. */
+int ref_mega(const shape_t *s, const float *const *in, const sample_t *smp, double *out);
+
 /* ---- stages, double in / double out, one sequence at a time ---------------- */
 
 /* Structural reparameterization: kc[c,j] = k_long[c,j] + k3b[c,j] (j<3) + km[c,j] (j<k_m),

@@ -118,6 +118,25 @@ int ref_chela_stages(const shape_t *s, const float *const *in, int b, int rows,
                      chela_stages_t *st);
 void ref_chela_stages_free(chela_stages_t *st);
 
+/* ---- the MEGA layer's pieces (ref_mega.c) ----------------------------------- */
+
+/* The EMA of one channel c by its recurrence (the definition): in = MEGA_IN_* inputs,
+ * x, y [rows];  h_t = a beta x_t + (1 - a g) h_{t-1},  y_t = sum_j eta_j h_{t,j}, with
+ * a = sigmoid(alpha), g = sigmoid(delta) of channel c's MEGA_EMA_H dims. */
+void ref_mega_ema_row(const float *const *in, int c, const double *x, int rows, double *y);
+/* The same EMA as a causal convolution kernel of channel c: k[t] = sum_j eta_j a_j beta_j
+ * (1 - a_j g_j)^t, t < T (what the GPU variant convolves with). */
+void ref_mega_ema_kernel(const float *const *in, int c, int T, double *k);
+/* One query row t of the chunked attention: softmax over keys s0..t (s0 = the first row of
+ * t's chunk) of q . K_s / sqrt(z), times V.  K [.., z], V [.., nv] indexed by absolute row;
+ * p is [t - s0 + 1] scratch; o [nv]. */
+void ref_mega_attn_row(const double *q, const double *K, const double *V, int s0, int t, int z,
+                       int nv, double *p, double *o);
+/* Every row 0..rows-1 of the attention with chunks [kc, kc + chunk): q, k [rows, z],
+ * v and o [rows, nv].  Returns 0, or -1 after bench_set_error. */
+int ref_mega_chunk_attention(const double *q, const double *k, const double *v, int rows, int z,
+                             int nv, int chunk, double *o);
+
 #ifdef __cplusplus
 }
 #endif

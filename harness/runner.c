@@ -45,6 +45,7 @@ shape_t make_shape(const options_t *o, op_id op, int T, int cpu) {
         s.d = dim;
         break;
     case OP_CHELA:
+    case OP_MEGA: /* the same shape as chela's: MEGA is the layer CHELA modifies */
         s.H = 1;
         s.d = dim;
         s.z = o->z;

@@ -52,7 +52,9 @@ void note_failure(sweep_t *sw) {
 
 typedef struct {
     const op_desc_t *op;
-    const shape_t *s;
+    const shape_t *s;  /* the point's shape; its settings when the op's definition reads one */
+    shape_t shape;     /* ... held here then (oracle_follow), with a copy of the settings    */
+    settings_t set;
     const io_t *io;    /* the point's inputs, for a GPU oracle */
     cudaStream_t stream;
     sample_buf_t smp;
@@ -100,6 +102,7 @@ static int gpu_oracle_output(const oracle_t *o, const variant_t *v, size_t n_out
     io_t io = *o->io;
     CUDA_CHECK(cudaMalloc(&d_out, n_out * sizeof(float)));
     io.out = d_out;
+    io.shape = o->s; /* with the settings the op's definition reads (oracle_follow) */
     int rc = v->setup(o->s, &io, &state);
     if (!rc) rc = gpu_poison(d_out, n_out * sizeof(float), o->stream) || v->run(state, &io, o->stream);
     if (!rc && cudaStreamSynchronize(o->stream) != cudaSuccess) {
@@ -192,6 +195,28 @@ static int oracle_compute(oracle_t *o, uint64_t seed) {
 static void oracle_free(oracle_t *o) {
     sample_free(&o->smp);
     free(o->ref);
+}
+
+/* An op whose definition reads settings (op_desc_t.fn_settings: mega's chunk) has one
+ * reference a combination of their values: when the combination sc gives one of them another
+ * value than the oracle was made for, the oracle is dropped and will be computed again, on sc's
+ * settings (the first variant's combinations each pay for it; later ones with the same values
+ * reuse it). */
+static void oracle_follow(oracle_t *o, const shape_t *sc) {
+    const char *const *names = o->op->fn_settings;
+    int same = 1;
+    for (int i = 0; names && names[i]; i++)
+        same &= settings_get(o->s->set, names[i]) == settings_get(sc->set, names[i]);
+    if (same) return;
+    oracle_free(o);
+    memset(&o->smp, 0, sizeof o->smp);
+    o->ref = NULL;
+    o->ready = o->failed = 0;
+    o->note[0] = 0;
+    o->shape = *sc;
+    o->set = *sc->set;
+    o->shape.set = &o->set;
+    o->s = &o->shape;
 }
 
 /* Verification run.  Returns 0 when the result is right; else fills the row. */
@@ -570,6 +595,7 @@ void run_point_gpu(sweep_t *sw, const op_desc_t *op, const shape_t *s) {
                 ioc.shape = &sc;
                 int n_stage = 0;
                 row_context(sw, &r, op, &sc, vs[k]->name, vs[k]->role);
+                oracle_follow(&orc, &sc);
                 if (variant_stage_rows(vs[k], s->pass) > MAX_STAGES) {
                     snprintf(r.status, sizeof r.status, "fail:setup");
                     snprintf(r.note, sizeof r.note, "%d stages > %d",

@@ -47,9 +47,10 @@ static void note_unused_options(const options_t *o, int use_gpu) {
     unsigned attn = (1u << OP_LINEAR_ATTN) | (1u << OP_SOFTMAX_ATTN);
     if (o->attn_shape_given && o->op_mask && !(o->op_mask & attn))
         fprintf(stderr, "chela-bench: note: --heads/--head-dim/--dk/--dv shape the attention ops "
-                        "only (chela takes --z/--v; transformer has d/64 heads of 64)\n");
-    if (o->z_given && o->op_mask && !(o->op_mask & (1u << OP_CHELA)))
-        fprintf(stderr, "chela-bench: note: --z/--v shape chela only, which --ops leaves out\n");
+                        "only (chela and mega take --z/--v; transformer has d/64 heads of 64)\n");
+    if (o->z_given && o->op_mask && !(o->op_mask & ((1u << OP_CHELA) | (1u << OP_MEGA))))
+        fprintf(stderr, "chela-bench: note: --z/--v shape chela and mega only, which --ops leaves "
+                        "out\n");
 }
 
 static int open_gpu(sweep_t *sw) {

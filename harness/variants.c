@@ -26,6 +26,8 @@ DECLARE_BWD(short_long_conv_branches);
 DECLARE_BWD(short_long_conv_reparam);
 DECLARE_STAGED_VARIANT(chela_fused);
 DECLARE_VARIANT(chela_oracle_fp32);
+DECLARE_STAGED_VARIANT(mega_layer);
+DECLARE_VARIANT(mega_oracle_fp32);
 
 /* ---- settings (settings.h): each one's default is "auto", the tuned behaviour ---- */
 static const setting_def_t LA_CHUNKED_SETTINGS[] = {
@@ -66,6 +68,18 @@ static const setting_def_t LAYER_SETTINGS[] = {
      "time cuBLASLt's first 8 candidates for each GEMM at setup and keep the fastest (auto = 1)"},
     {NULL, NULL, NULL},
 };
+
+/* mega: its chunk is part of the op's definition (ops.c), so both of its rows declare it (the
+ * oracle's table is this one's tail: mega_chunk alone) and the reference reads it too. */
+static const setting_def_t MEGA_SETTINGS[] = {
+    {"lt_tune", "auto|0|1",
+     "time cuBLASLt's first 8 candidates for each GEMM at setup and keep the fastest (auto = 1)"},
+    {"mega_chunk", "auto|64..65536",
+     "attention chunk c (part of the op's definition, the reference and oracle follow it): a "
+     "query sees the keys of its own chunk; auto = 1024; at most T"},
+    {NULL, NULL, NULL},
+};
+#define MEGA_ORACLE_SETTINGS (MEGA_SETTINGS + 1)
 
 #define ROW(NAME, OP, ROLE, FILE, P, SETTINGS)                                           \
     {.name = NAME, .op = OP, .role = ROLE, .where = FILE, .supports = P##_supports,      \
@@ -117,6 +131,10 @@ const variant_t VARIANTS[] = {
                CHELA_FUSED_SETTINGS),
     ROW("chela/oracle_fp32", OP_CHELA, "oracle", "harness/oracle_chela.cu",
         chela_oracle_fp32, NULL),
+    ROW_STAGED("mega/layer", OP_MEGA, "baseline", "baselines/mega/layer.cu", mega_layer,
+               MEGA_SETTINGS),
+    ROW("mega/oracle_fp32", OP_MEGA, "oracle", "harness/oracle_mega.cu", mega_oracle_fp32,
+        MEGA_ORACLE_SETTINGS),
 };
 const int N_VARIANTS = (int)(sizeof VARIANTS / sizeof VARIANTS[0]);
 

@@ -125,11 +125,13 @@ int sample_spread(const op_desc_t *op, const shape_t *s, uint64_t seed, int max_
  * branch's sum to the run dtype before the short branches are added, two roundings of
  * values that partly cancel (bf16: 1.65e-2 measured at d = 5, T = 4097 on the H100,
  * where the reparam form, one rounding, stays at 3.9e-3).
- * Whole layers (chela, transformer) get sqrt(n) times these (op_desc_t.tol_scale), n the
+ * Whole layers (chela, transformer, mega) get sqrt(n) times these (op_desc_t.tol_scale), n the
  * number of intermediates rounded to the run dtype on the longest path from input to
  * output: independent roundings add like a random walk.  chela/fused: n = 12 (U, Z, P, Q,
  * O, M, H', Y, LN2(Y), F', F, Y'), factor 3.46, bf16 tol 5.4e-2; transformer/layer: n = 8
- * (LN1, QKV, the attention's P, its O, Y, LN2, GELU(F'), Y'), factor 2.83, 4.4e-2.
+ * (LN1, QKV, the attention's P, its O, Y, LN2, GELU(F'), Y'), factor 2.83, 4.4e-2;
+ * mega/layer: n = 13 (X~, X', P, Q, the attention's probabilities, O, gamma O, H', Y, LN2(Y),
+ * F', F, Y'), factor 3.61, 5.6e-2.
  * History, because this was a judgement call: the first factor was 2 for both, from
  * chela/fused at d = 1024 (1.37-2.0e-2 at T = 1k..64k) and d = 64, T = 300 (1.59e-2).
  * It had no margin at small width: at d = 64, z = 64, v = 128, T = 1000 the H100 measured

@@ -66,14 +66,14 @@ if "$B" --backend cpu --seq 4096k --ops long_conv -o "$work/big.csv" 2>/dev/null
 err=$("$B" --backend cpu --seq 64 --ops linear_attn --set la_seg=128,256 -o "$work/set.csv" 2>&1 >/dev/null)
 [[ $err == *"--set does nothing on the cpu backend"* ]] && ok || bad "--set on the cpu: no note"
 
-# A CPU sweep: one ok row per op x length (6 ops x 4 lengths), one sample each to
+# A CPU sweep: one ok row per op x length (7 ops x 4 lengths), one sample each to
 # keep the sanitizer build's run short (the default sampling is output_cli.sh's).
 if "$B" --backend cpu --seq 128..1k --repeat 1 --budget-ms 0 -o "$work/cpu.csv" 2>"$work/cpu.log"; then
     rows=$(tail -n +2 "$work/cpu.csv" | wc -l)
     okrows=$(tail -n +2 "$work/cpu.csv" | awk -F, '$33 == "ok"' | wc -l)
     cpu=$(tail -n +2 "$work/cpu.csv" | awk -F, '$5 == "cpu"' | wc -l)
-    if [ "$rows" -eq 24 ] && [ "$okrows" -eq 24 ] && [ "$cpu" -eq 24 ]; then ok; else
-        bad "cpu sweep: $rows rows, $okrows ok, $cpu cpu (want 24 each)"; fi
+    if [ "$rows" -eq 28 ] && [ "$okrows" -eq 28 ] && [ "$cpu" -eq 28 ]; then ok; else
+        bad "cpu sweep: $rows rows, $okrows ok, $cpu cpu (want 28 each)"; fi
     head -1 "$work/cpu.csv" | grep -q '^schema,git_sha,device' && ok || bad "cpu sweep header"
     ls "$work" | grep -q 'cpu.csv.tmp' && bad "temp file left behind" || ok
 else

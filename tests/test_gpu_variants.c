@@ -355,6 +355,31 @@ START_TEST(chela_layer_segments) {
 }
 END_TEST
 
+/* MEGA's layer at small widths: the fp32 oracle checked against the CPU reference, mega/layer
+ * against the oracle; --breakdown adds one ok row a stage.  Chunks that divide T and that do not
+ * (B = 3: three sequences' full chunks and their partial ones), a sweep of the chunk (each value
+ * against an oracle made for it), fp16 and fp32, the default widths' z = 128 and v = 2d. */
+START_TEST(mega_layer_small) {
+    const char *a[] = {"--ops", "mega", "--seq", "1,37,300,1000", "--batch", "2", "--dim", "64",
+                       "--z", "64", "--v", "128", "--breakdown"};
+    ck_assert_int_ge(sweep_ok("mega", NULL, 13, a), 1);
+    const char *b[] = {"--ops", "mega", "--seq", "256,700,2100", "--batch", "3", "--dim", "128",
+                       "--z", "128", "--v", "256"};
+    set_settings("mega_chunk=64,256,auto");
+    ck_assert_int_ge(sweep_ok("mega_chunks", NULL, 12, b), 1);
+    set_settings("");
+    const char *f[] = {"--ops", "mega", "--seq", "5,200", "--batch", "1", "--dim", "128", "--z",
+                       "128", "--v", "256", "--dtype", "fp32"};
+    ck_assert_int_ge(sweep_ok("mega_fp32", NULL, 14, f), 1);
+    const char *h[] = {"--ops", "mega", "--seq", "100,1000", "--batch", "2", "--dim", "64", "--z",
+                       "64", "--v", "128", "--dtype", "fp16"};
+    ck_assert_int_ge(sweep_ok("mega_fp16", NULL, 14, h), 1);
+    set_settings("lt_tune=0 mega_chunk=128");
+    ck_assert_int_ge(sweep_ok("mega_untuned", NULL, 12, b), 1);
+    set_settings("");
+}
+END_TEST
+
 START_TEST(transformer_layer_small) {
     /* d = 256: four heads of 64 (the layer's LayerNorm wants d a multiple of 256) */
     const char *a[] = {"--ops", "transformer", "--seq", "1,37,300,1000", "--batch", "2", "--dim",
@@ -397,6 +422,11 @@ static const edge_t EDGES[] = {
     {OP_CHELA, "chela", 10, {"--seq", "1,37,300,1000", "--batch", "2", "--dim", "64", "--z", "64",
                              "--v", "128"}},
     {OP_TRANSFORMER, "tf", 6, {"--seq", "1,37,300,1000", "--batch", "2", "--dim", "256"}},
+    /* T below the chunk (one chunk of T), and 1500 = 1024 + a partial chunk of 476 (three GEMM
+     * groups at B = 2); table_matrix's mega_chunk = 64 and 192 cut 300 and 1500 into several
+     * chunks with partial last ones */
+    {OP_MEGA, "mega", 10, {"--seq", "1,37,300,1500", "--batch", "2", "--dim", "64", "--z", "64",
+                           "--v", "128"}},
 };
 
 /* The values a setting is tested at: every integer its definition lists, and for a range
@@ -548,6 +578,12 @@ int main(void) {
     tcase_add_test(tc, table_matrix_backward);
     tcase_add_test(tc, backward_breakdown);
     suite_add_tcase(s, tc);
+    /* its own case, so that CK_RUN_CASE=mega runs MEGA's layer alone (the matrix's mega rows run
+     * with the rest in case gpu) */
+    TCase *tm = tcase_create("mega");
+    tcase_set_timeout(tm, 600);
+    tcase_add_test(tm, mega_layer_small);
+    suite_add_tcase(s, tm);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK); /* a forked child cannot use CUDA */
     srunner_run_all(sr, CK_NORMAL);

@@ -68,6 +68,7 @@ static shape_t sampled_shape(int which) {
     case OP_LONG_CONV:
     case OP_SHORT_LONG_CONV: return (shape_t){.B = 2, .T = 120, .d = 5}; /* k_m = 5 */
     case OP_CHELA: return (shape_t){.B = 2, .T = 37, .d = 16, .z = 8, .v = 32, .causal = 1};
+    case OP_MEGA: return (shape_t){.B = 2, .T = 37, .d = 16, .z = 8, .v = 32, .causal = 1};
     case OP_TRANSFORMER:
         return (shape_t){.B = 2, .T = 29, .H = 2, .dk = 64, .dv = 64, .d = 128, .causal = 1};
     default: /* OP_COUNT: bidirectional linear attention */

@@ -2,7 +2,7 @@
  *
  * One struct names every dimension so that a variant never has to guess which
  * fields matter for its op: attention ops use B, T, H, dk, dv; convolution ops
- * use B, T, d; the whole CHELA layer uses B, T, d, z, v.  Unused fields are 0.
+ * use B, T, d; the whole CHELA and MEGA layers use B, T, d, z, v.  Unused fields are 0.
  * Plain C, shared by .c and .cu files. */
 #ifndef CHELA_SHAPE_H
 #define CHELA_SHAPE_H
@@ -23,6 +23,8 @@ typedef enum {
     OP_CHELA,             /* the whole CHELA layer forward (chela-spec.md)          */
     OP_TRANSFORMER,       /* a pre-LN Transformer layer of the same width: the
                              layer-level baseline                                   */
+    OP_MEGA,              /* MEGA's gated attention layer (EMA + chunked softmax
+                             attention), the hybrid CHELA modifies (chela-spec.md)   */
     OP_COUNT
 } op_id;
 
@@ -38,8 +40,8 @@ typedef struct {
     int dk;       /* query/key width per head                                       */
     int dv;       /* value width per head                                           */
     int d;        /* channels (conv ops) or model width (chela)                     */
-    int z;        /* chela: shared query/key width (default 128)                    */
-    int v;        /* chela: value width (default 2d)                                */
+    int z;        /* chela, mega: shared query/key width (default 128)              */
+    int v;        /* chela, mega: value width (default 2d)                          */
     int causal;   /* 1 = causal (the default), 0 = bidirectional (linear_attn only) */
     dtype_t dtype;/* storage type of activations; accumulation is always fp32+      */
     /* The pass being measured.  A variant's setup sees it: for PASS_BWD and PASS_FWDBWD its
@@ -47,7 +49,8 @@ typedef struct {
      * references ignore it. */
     pass_t pass;
     /* The variant's settings for this run (settings.h; NULL = every one "auto").  Read
-     * with settings_get(s->set, "name"); the ops and references ignore it. */
+     * with settings_get(s->set, "name"); the ops and references ignore it, except where
+     * a setting is part of the op's definition (op_desc_t.fn_settings: mega's chunk). */
     const struct settings *set;
 } shape_t;
 

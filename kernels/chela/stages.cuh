@@ -10,8 +10,9 @@
  * and the host-side geometry their launches need (blocks_for, the ln tile's pitch and shared
  * memory).  Templates on the storage type S (bf16, fp16, fp32), fp32 arithmetic.
  *
- * Included by fused.cu alone: the kernels have internal linkage (an unnamed namespace), and
- * the launches, with their template arguments, are that file's. */
+ * Included by fused.cu, and by baselines/mega/kernels.cuh for silu_kernel, block_sum and
+ * blocks_for (MEGA's layer has chela's FFN): the kernels have internal linkage (an unnamed
+ * namespace), and the launches, with their template arguments, are the including file's. */
 #ifndef CHELA_CHELA_STAGES_CUH
 #define CHELA_CHELA_STAGES_CUH
 
@@ -464,14 +465,14 @@ silu_kernel(S *__restrict__ a, long long n8) {
 
 /* Blocks for `work` items at `per_block` a block; the kernels above loop over the rest, so
  * the cap only bounds the grid, it never drops work. */
-unsigned blocks_for(long long work, long long per_block) {
+inline unsigned blocks_for(long long work, long long per_block) {
     const long long b = (work + per_block - 1) / per_block;
     return (unsigned)(b < 1 ? 1 : b > (1 << 20) ? (1 << 20) : b);
 }
 
 /* v3's ln_shortconv tile: CF_LN_ROWS rows of a 128 B-multiple pitch, then mean[] and rstd[]. */
-int ln_tile_pitch_bytes(int d, size_t es) { return (int)((d * es + 127) / 128 * 128); }
-size_t ln_tile_smem_bytes(int d, size_t es) {
+inline int ln_tile_pitch_bytes(int d, size_t es) { return (int)((d * es + 127) / 128 * 128); }
+inline size_t ln_tile_smem_bytes(int d, size_t es) {
     return (size_t)CF_LN_ROWS * ln_tile_pitch_bytes(d, es) + 2 * CF_LN_ROWS * sizeof(float);
 }
 
