@@ -76,7 +76,7 @@ void print_usage(void) {
         "  --dk K --dv V       query/key and value widths per head (e.g. --heads 1 --dk 128 --dv 2048)\n"
         "  --dim d             channels of the conv ops and CHELA's width (default 1024; 256 on the CPU)\n"
         "  --z Z --v V         CHELA's query/key and value widths (default 128 and 2d)\n"
-        "  --noncausal         bidirectional linear attention\n"
+        "  --noncausal         bidirectional attention (linear_attn, softmax_attn)\n"
         "  --dtype T           bf16 (default), fp16, fp32\n"
         "running:\n"
         "  --backend B         auto (default: the GPU if present, else the CPU references), cuda, cpu\n"

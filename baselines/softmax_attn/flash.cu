@@ -601,7 +601,7 @@ int softmax_attn_flash_launch(const void *q, const void *k, const void *v, sa_la
 }
 
 const char *softmax_attn_flash_supports(const shape_t *s) {
-    if (!s->causal) return "softmax_attn is causal only";
+    if (!s->causal) return "causal only (the kernel skips the masked half)";
     if (s->dk != s->dv) return "dk must equal dv";
     return softmax_attn_flash_problem(s->B, s->H, s->T, s->dk, s->dtype);
 }
