@@ -3,10 +3,14 @@
 # Where it looks, first hit wins:
 #   1. CUDNN_ROOT (cache variable, else the environment variable): <root>/include, <root>/lib...
 #   2. the CUDA toolkit's own directories (the toolkit's copy: /usr/local/cuda/include, lib)
-#   3. pip's nvidia-cudnn-cu13 / -cu12 wheels: <site-packages>/nvidia/cudnn/{include,lib}, found
-#      by asking python3 (when there is one) for its purelib and platlib directories
-#   4. the system's paths, Debian's multiarch ones (/usr/include/x86_64-linux-gnu and
+#   3. the system's paths, Debian's multiarch ones (/usr/include/x86_64-linux-gnu and
 #      /usr/lib/x86_64-linux-gnu, from NVIDIA's cudnn9-cuda-13 packages) included
+#   4. pip's nvidia-cudnn-cu13 / -cu12 wheels: <site-packages>/nvidia/cudnn/{include,lib}, found
+#      by asking python3 (when there is one) for its purelib and platlib directories: last, so
+#      that a virtual environment's copy (PyTorch's) is taken only where nothing else is
+# The library is looked for beside the headers first, every name in one directory before the
+# next (NAMES_PER_DIR): seen on the GPU machine, the headers of a venv's cuDNN 9.19 had been
+# paired with the system's libcudnn.so 9.14.
 # Sets CHELA_CUDNN_FOUND, and when found CHELA_CUDNN_INCLUDE_DIR, CHELA_CUDNN_LIBRARY,
 # CHELA_CUDNN_LIBRARY_DIR and CHELA_CUDNN_VERSION ("9.14.0").
 
@@ -25,6 +29,7 @@ if(NOT _cudnn_mode STREQUAL "OFF")
     list(APPEND _cudnn_roots "${CUDNN_ROOT}")
   endif()
   list(APPEND _cudnn_roots "${CUDAToolkit_LIBRARY_ROOT}" "${CUDAToolkit_TARGET_DIR}")
+  set(_cudnn_pip "")
   find_program(CHELA_PYTHON3 python3)
   mark_as_advanced(CHELA_PYTHON3)
   if(CHELA_PYTHON3)
@@ -35,7 +40,7 @@ if(NOT _cudnn_mode STREQUAL "OFF")
     if(_py_rc EQUAL 0)
       string(REPLACE "\n" ";" _py_sites "${_py_sites}")
       foreach(site IN LISTS _py_sites)
-        list(APPEND _cudnn_roots "${site}/nvidia/cudnn")
+        list(APPEND _cudnn_pip "${site}/nvidia/cudnn")
       endforeach()
     endif()
   endif()
@@ -48,17 +53,19 @@ if(NOT _cudnn_mode STREQUAL "OFF")
 
   # The header that names the version, then the library beside it (the same prefix first, so
   # that headers and library come from one install).
+  # HINTS come before the system's paths, PATHS after them (CMake's find order).
   find_path(CHELA_CUDNN_INCLUDE_DIR cudnn_version.h HINTS ${_cudnn_roots} PATH_SUFFIXES include
-            PATHS ${_cudnn_arch_inc})
+            PATHS ${_cudnn_arch_inc} ${_cudnn_pip})
   set(_cudnn_lib_hints ${_cudnn_roots})
   if(CHELA_CUDNN_INCLUDE_DIR)
     get_filename_component(_cudnn_prefix "${CHELA_CUDNN_INCLUDE_DIR}" DIRECTORY)
     list(PREPEND _cudnn_lib_hints "${_cudnn_prefix}")
   endif()
   # pip's wheels ship libcudnn.so.9 with no unversioned link: ask for that name as well.
-  find_library(CHELA_CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 HINTS ${_cudnn_lib_hints}
+  find_library(CHELA_CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 NAMES_PER_DIR
+               HINTS ${_cudnn_lib_hints}
                PATH_SUFFIXES lib lib64 lib/x64 "lib/${CMAKE_LIBRARY_ARCHITECTURE}"
-               PATHS ${_cudnn_arch_lib})
+               PATHS ${_cudnn_arch_lib} ${_cudnn_pip})
   mark_as_advanced(CHELA_CUDNN_INCLUDE_DIR CHELA_CUDNN_LIBRARY)
 
   set(_cudnn_why "")

@@ -48,6 +48,7 @@ struct sa_cudnn_plan {
     cg_pool_t pool;
     cg_plan_t plan;
     int stats;          /* the stats tensor is an output                       */
+    int causal;         /* the graph has the mask (and the -FLT_MAX scalar)     */
     float scale, lowest;/* host memory of the two by-value scalars (the pack points here) */
     cg_desc pack;       /* the variant pack of the last launch's pointers           */
     void *packed[N_PACK];
@@ -155,6 +156,7 @@ int sa_cudnn_plan_create(const sa_cudnn_problem_t *p, sa_cudnn_plan **out) {
     sa_cudnn_plan *pl = calloc(1, sizeof *pl);
     if (!pl) BENCH_FAIL("cuDNN SDPA: out of host memory");
     pl->stats = p->stats;
+    pl->causal = p->causal;
     pl->scale = (float)(1.0 / sqrt((double)p->D));
     pl->lowest = -FLT_MAX;
     cg_desc graph = NULL;
@@ -175,13 +177,23 @@ int sa_cudnn_launch(sa_cudnn_plan *pl, const void *q, const void *k, const void 
                     float *stats, void *workspace, cudaStream_t s) {
     if (!pl) BENCH_FAIL("cuDNN SDPA: launch without a plan");
     if (pl->stats && !stats) BENCH_FAIL("cuDNN SDPA: the plan writes stats: give a buffer");
-    /* By-value scalars travel as host pointers to the values kept in the plan. */
-    void *ptrs[N_PACK] = {(void *)q, (void *)k, (void *)v, o, &pl->scale, &pl->lowest, stats,
-                          workspace};
-    static const int64_t uids[N_PACK] = {UID_Q, UID_K, UID_V, UID_O, UID_SCALE, UID_NEG, UID_STATS};
+    /* By-value scalars travel as host pointers to the values kept in the plan.  The pack names
+     * exactly the graph's non-virtual tensors: -FLT_MAX only when causal, stats only when kept
+     * (an id the graph lacks is refused: CUDNN_STATUS_BAD_PARAM_NULL_POINTER). */
+    void *ptrs[N_PACK] = {(void *)q, (void *)k, (void *)v, o, &pl->scale};
+    int64_t uids[N_PACK] = {UID_Q, UID_K, UID_V, UID_O, UID_SCALE};
+    int n = 5;
+    if (pl->causal) {
+        uids[n] = UID_NEG;
+        ptrs[n++] = &pl->lowest;
+    }
+    if (pl->stats) {
+        uids[n] = UID_STATS;
+        ptrs[n++] = stats;
+    }
+    ptrs[N_PACK - 1] = workspace; /* the cache key's last slot */
     if (!pl->pack || memcmp(ptrs, pl->packed, sizeof ptrs) != 0) {
-        /* uid 7 (stats) only when the graph has it as an output; the last slot is the workspace */
-        if (cg_variant_pack(&pl->pack, pl->stats ? 7 : 6, uids, ptrs, workspace)) {
+        if (cg_variant_pack(&pl->pack, n, uids, ptrs, workspace)) {
             memset(pl->packed, 0, sizeof pl->packed);
             return -1;
         }

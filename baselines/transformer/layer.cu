@@ -11,7 +11,9 @@
  * v2  the attention is the best the build has, by the setting attn (auto|cudnn|flash): cuDNN's
  *     fused SDPA (softmax_attn/cudnn_sdpa.h) where the build has cuDNN and it plans the shape,
  *     else flash as in v1; both read Q, K, V out of the QKV GEMM's output by strides.  The
- *     GEMMs and LayerNorms are v1's.  measured: not yet.
+ *     GEMMs and LayerNorms are v1's.  measured (H100, cuDNN 9.14.0, bf16, d 1024, 65536
+ *     tokens, quick runs): attn=cudnn 3.02 ms at T = 1k, 4.54 at 8k, 11.13 at 32k; attn=flash
+ *     3.06, 6.31, 16.23 (1.0x, 1.39x, 1.46x).
  *
  *   x [B,T,d] (bf16/fp16)  ->  y [B,T,d],  H = d / 64 heads of D = 64,  M = B*T rows
  *   1. X~  = LayerNorm1(x)                     warp-per-row kernel            -> xln [M,d]
