@@ -19,6 +19,8 @@ void options_defaults(options_t *o) {
     o->dv = 64;
     o->z = 128;
     o->causal = 1;
+    o->passes[0] = PASS_FWD;
+    o->n_pass = 1;
     o->backend = BACKEND_AUTO;
     o->warmup = 3;
     o->repeat = 20;
@@ -78,6 +80,10 @@ void print_usage(void) {
         "  --z Z --v V         CHELA's query/key and value widths (default 128 and 2d)\n"
         "  --noncausal         bidirectional attention (linear_attn, softmax_attn)\n"
         "  --dtype T           bf16 (default), fp16, fp32\n"
+        "  --pass P[,P...]     fwd (default: the forward, inference), bwd (the backward alone\n"
+        "                      on what an untimed forward left: every input's gradient from a\n"
+        "                      seeded dy), fwdbwd (one training step: forward then backward);\n"
+        "                      a list sweeps; a variant without a backward is a skip row\n"
         "running:\n"
         "  --backend B         auto (default: the GPU if present, else the CPU references), cuda, cpu\n"
         "  --device N          CUDA device index (default 0)\n"
@@ -121,6 +127,38 @@ static int parse_int(const char *opt, const char *s, long long lo, long long hi,
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+/* --pass fwd|bwd|fwdbwd[,...]: a list sweeps, each pass once. */
+static int parse_passes(const char *s, options_t *o, char *err, size_t n) {
+    char buf[64];
+    if (!s || !*s || strlen(s) >= sizeof buf) {
+        snprintf(err, n, "--pass needs fwd, bwd, fwdbwd or a comma list of them");
+        return -1;
+    }
+    strcpy(buf, s);
+    int k = 0;
+    const char *p = buf;
+    for (;;) { /* by hand, not strtok: an empty item ("fwd,,bwd") is an error, not skipped */
+        const char *comma = strchr(p, ',');
+        char item[64];
+        snprintf(item, sizeof item, "%.*s", (int)(comma ? (size_t)(comma - p) : strlen(p)), p);
+        pass_t ps;
+        if (pass_parse(item, &ps)) {
+            snprintf(err, n, "--pass: '%s' is not fwd, bwd or fwdbwd", item);
+            return -1;
+        }
+        for (int j = 0; j < k; j++)
+            if (o->passes[j] == ps) {
+                snprintf(err, n, "--pass: '%s' is listed twice", item);
+                return -1;
+            }
+        o->passes[k++] = ps; /* at most 3 distinct values, so k stays <= 3 */
+        if (!comma) break;
+        p = comma + 1;
+    }
+    o->n_pass = k;
     return 0;
 }
 
@@ -208,6 +246,8 @@ int options_parse(int argc, char **argv, options_t *o, char *err, size_t n) {
                 snprintf(err, n, "--dtype: '%s' is not bf16, fp16 or fp32", s ? s : "");
                 return -1;
             }
+        } else if (!strcmp(a, "--pass")) {
+            if (parse_passes(NEXT(), o, err, n)) return -1;
         } else if (!strcmp(a, "--tokens")) INT("--tokens", 1, 1LL << 34, o->tokens);
         else if (!strcmp(a, "--batch")) INT("--batch", 1, 1 << 20, o->batch);
         else if (!strcmp(a, "--heads")) {

@@ -26,6 +26,9 @@ typedef struct {
     int dim_given, v_given;
     int repeat_given, device_given, attn_shape_given, z_given; /* for the notes below */
     int causal;
+    /* --pass: the passes each point is measured in, in the order given (default {fwd}). */
+    pass_t passes[3];
+    int n_pass;
     backend_t backend;
     int device;
     int warmup, repeat;

@@ -21,7 +21,8 @@ static void list_variants(void) {
         for (int i = 0; i < N_VARIANTS; i++) {
             const variant_t *v = &VARIANTS[i];
             if (v->op != (op_id)op) continue;
-            printf("%-20s %-30s %-9s %s\n", "", v->name, v->role, v->where);
+            printf("%-20s %-30s %-9s %s%s\n", "", v->name, v->role, v->where,
+                   v->run_bwd ? "  (has a backward: --pass bwd|fwdbwd)" : "");
             const char *why = v->available ? v->available() : NULL;
             if (why) printf("%-20s   unavailable: %s\n", "", why);
             for (int k = 0; v->settings && v->settings[k].name; k++)

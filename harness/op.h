@@ -89,6 +89,9 @@ typedef struct {
     int (*describe)(const shape_t *s, tensor_desc_t *in, tensor_desc_t *out);
     /* FLOPs of the op as defined (not of any implementation); comment in each op file. */
     double (*flops)(const shape_t *s);
+    /* FLOPs of its backward alone (bwd pass; fwdbwd is flops + flops_bwd), defined once per
+     * op in ops.c like the forward's; NULL for an op without a backward (the layers, for now). */
+    double (*flops_bwd)(const shape_t *s);
     /* Rough count of double-precision multiply-adds the reference needs for the
      * given sample: used to cap CPU work and to size verification samples. */
     double (*reference_cost)(const shape_t *s, const sample_t *smp);
@@ -117,9 +120,16 @@ typedef struct {
 } op_desc_t;
 
 const op_desc_t *op_get(op_id id);
-/* Fewest HBM bytes any implementation must move, the same rule for every op:
- * each input read once and the output written once, in their storage types. */
+/* Fewest HBM bytes any implementation must move, the same rule for every op, by s->pass:
+ *   fwd    each input read once and the output written once, in their storage types;
+ *   bwd    each input and dy (the output's size and type) read once, every gradient written
+ *          once in grad_storage() (what a forward saved is the implementation's choice, so it
+ *          is not counted: re-reading it shows as hbm_ratio > 1);
+ *   fwdbwd the two: inputs and dy read, the output and every gradient written. */
 double op_ideal_bytes(const op_desc_t *op, const shape_t *s);
+/* FLOPs of the pass s->pass: flops, flops_bwd, or their sum; NaN where the op has no
+ * backward. */
+double op_pass_flops(const op_desc_t *op, const shape_t *s);
 const op_desc_t *op_find(const char *name); /* NULL if unknown */
 
 /* Element counts and bytes of a described tensor in the run's dtype. */

@@ -51,11 +51,22 @@ size_t tensor_bytes(const tensor_desc_t *t, dtype_t a) {
     return t->elems * (t->store == STORE_F32 ? 4 : dtype_size(a));
 }
 
+/* op.h states the rule per pass: inputs (and dy) read once, the output and the gradients
+ * written once. */
 static double generic_ideal_bytes(const op_desc_t *op, const shape_t *s) {
     tensor_desc_t in[OP_MAX_INPUTS], out;
     int n = op->describe(s, in, &out);
-    double bytes = (double)tensor_bytes(&out, s->dtype);
-    for (int i = 0; i < n; i++) bytes += (double)tensor_bytes(&in[i], s->dtype);
+    const double out_bytes = (double)tensor_bytes(&out, s->dtype);
+    double bytes = s->pass == PASS_BWD ? 0 : out_bytes; /* the output written */
+    if (s->pass != PASS_FWD) bytes += out_bytes;         /* dy read           */
+    for (int i = 0; i < n; i++) {
+        bytes += (double)tensor_bytes(&in[i], s->dtype);
+        if (s->pass != PASS_FWD) { /* its gradient written, fp32 for a parameter */
+            tensor_desc_t g = in[i];
+            g.store = grad_storage(&in[i]);
+            bytes += (double)tensor_bytes(&g, s->dtype);
+        }
+    }
     return bytes;
 }
 
@@ -76,6 +87,19 @@ static double long_conv_flops_per_channel(int T) {
     return 2.0 * 2.5 * N * log2(N) + 6.0 * (N / 2 + 1);
 }
 
+/* The backward of the same convolution done the same way, per batch row of a channel and
+ * per channel (long_conv_bwd_flops): dX = k (*) dY and dK = sum_b x_b (*) dY_b are
+ * correlations, products with conjugate spectra.  Per batch row: the forward transform of
+ * dY and the inverse of dX's spectrum (2 x 2.5 N log2 N), the product conj(K) G (6 flops a
+ * bin) and the accumulation of conj(X_b) G_b into dK's spectrum (8 flops a bin); per
+ * channel, one inverse transform of dK's spectrum (the batch is summed in the frequency
+ * domain).  x's spectrum is the forward's (a training forward keeps it); an implementation
+ * that recomputes it pays more than the op's count. */
+static double long_conv_bwd_flops(double B, double d, int T) {
+    const double N = 2.0 * T, fft = 2.5 * N * log2(N);
+    return B * d * (2.0 * fft + 14.0 * (N / 2 + 1)) + d * fft;
+}
+
 /* ---------------- linear_attn ---------------- */
 static int la_describe(const shape_t *s, tensor_desc_t *in, tensor_desc_t *out) {
     size_t bht = (size_t)s->B * s->H * s->T;
@@ -87,6 +111,11 @@ static int la_describe(const shape_t *s, tensor_desc_t *in, tensor_desc_t *out) 
 }
 /* State form: per token, S += k^T v (dk*dv MACs) and o = q S (dk*dv MACs). */
 static double la_flops(const shape_t *s) { return 4.0 * s->B * s->H * (double)s->T * s->dk * s->dv; }
+/* Backward, state form: per token, the suffix state R += q'^T dO (dk*dv MACs) and three
+ * contractions with a dk x dv state, dQ = dO S^T, dK = v R^T, dV = k R (dk*dv MACs each):
+ * 4 dk dv MACs, twice the forward (fwdbwd: 3x).  S_t is the forward's (kept or rebuilt:
+ * a rebuild is the implementation's cost, not the op's). */
+static double la_flops_bwd(const shape_t *s) { return 2.0 * la_flops(s); }
 static double la_cost(const shape_t *s, const sample_t *m) {
     double per_seq = (s->causal ? sample_tmax(m) : s->T) * s->dk * m->n_col + m->n_t * (double)s->dk * m->n_col;
     return per_seq * m->n_seq;
@@ -118,6 +147,10 @@ static int sa_describe(const shape_t *s, tensor_desc_t *in, tensor_desc_t *out) 
 static double sa_flops(const shape_t *s) {
     return (s->causal ? 2.0 : 4.0) * s->B * s->H * (double)s->T * s->T * s->dk;
 }
+/* Backward: FlashAttention-2's count, 2.5x the forward: five T x T x D matmuls (S = QK^T
+ * recomputed, dP = dO V^T, dV = P^T dO, dQ = dS K, dK = dS^T Q) against the forward's two,
+ * halved by the mask alike; fwdbwd is 3.5x the forward. */
+static double sa_flops_bwd(const shape_t *s) { return 2.5 * sa_flops(s); }
 static double sa_cost(const shape_t *s, const sample_t *m) {
     const double keys = s->causal ? sample_tsum(m) : (double)m->n_t * s->T;
     return keys * (s->dk + m->n_col) * (double)m->n_seq;
@@ -134,6 +167,7 @@ static int lc_describe(const shape_t *s, tensor_desc_t *in, tensor_desc_t *out) 
 static double lc_flops(const shape_t *s) {
     return (double)s->B * s->d * long_conv_flops_per_channel(s->T);
 }
+static double lc_flops_bwd(const shape_t *s) { return long_conv_bwd_flops(s->B, s->d, s->T); }
 static double lc_cost(const shape_t *s, const sample_t *m) {
     (void)s;
     return sample_tsum(m) * m->n_col * (double)m->n_seq;
@@ -164,6 +198,13 @@ static int slc_describe(const shape_t *s, tensor_desc_t *in, tensor_desc_t *out)
  * before SiLU (3 taps) at 2 flops a tap. */
 static double slc_flops(const shape_t *s) {
     return (double)s->B * s->d * (long_conv_flops_per_channel(s->T) + 2.0 * 3 * s->T);
+}
+/* Backward: the long conv's backward on u with the merged kernel (dU and dKc; the branch
+ * kernels' gradients are slices of dKc, free), then the short conv's: SiLU' on k3 * x
+ * recomputed (6 flops an element, as the forward's short conv), dX = k3 (*) dpre and dk3
+ * (6 flops an element each). */
+static double slc_flops_bwd(const shape_t *s) {
+    return long_conv_bwd_flops(s->B, s->d, s->T) + 3.0 * 6.0 * s->B * s->d * (double)s->T;
 }
 static double slc_cost(const shape_t *s, const sample_t *m) {
     int km = shape_km(s->T);
@@ -271,20 +312,22 @@ static const char *tf_shape_problem(const shape_t *s, char *buf, size_t len) {
 
 static const op_desc_t OPS[OP_COUNT] = {
     [OP_LINEAR_ATTN] = {.id = OP_LINEAR_ATTN, .name = "linear_attn", .describe = la_describe,
-                        .flops = la_flops, .reference_cost = la_cost,
+                        .flops = la_flops, .flops_bwd = la_flops_bwd, .reference_cost = la_cost,
                         .reference = ref_linear_attn, .seq_count = attn_seqs, .col_count = la_cols,
                         .out_index = la_out_index},
     [OP_LONG_CONV] = {.id = OP_LONG_CONV, .name = "long_conv", .describe = lc_describe,
-                      .flops = lc_flops, .reference_cost = lc_cost, .reference = ref_long_conv,
+                      .flops = lc_flops, .flops_bwd = lc_flops_bwd, .reference_cost = lc_cost,
+                      .reference = ref_long_conv,
                       .seq_count = conv_seqs, .col_count = conv_cols,
                       .out_index = conv_out_index},
     [OP_SHORT_LONG_CONV] = {.id = OP_SHORT_LONG_CONV, .name = "short_long_conv",
                             .describe = slc_describe, .flops = slc_flops,
+                            .flops_bwd = slc_flops_bwd,
                             .reference_cost = slc_cost, .reference = ref_short_long_conv,
                             .seq_count = conv_seqs, .col_count = conv_cols,
                             .out_index = conv_out_index, .tol_scale = 2},
     [OP_SOFTMAX_ATTN] = {.id = OP_SOFTMAX_ATTN, .name = "softmax_attn", .describe = sa_describe,
-                         .flops = sa_flops, .reference_cost = sa_cost,
+                         .flops = sa_flops, .flops_bwd = sa_flops_bwd, .reference_cost = sa_cost,
                          .reference = ref_softmax_attn, .seq_count = attn_seqs,
                          .col_count = sa_cols, .out_index = sa_out_index},
     [OP_CHELA] = {.id = OP_CHELA, .name = "chela", .describe = chela_describe,
@@ -302,6 +345,12 @@ static const op_desc_t OPS[OP_COUNT] = {
 };
 
 double op_ideal_bytes(const op_desc_t *op, const shape_t *s) { return generic_ideal_bytes(op, s); }
+
+double op_pass_flops(const op_desc_t *op, const shape_t *s) {
+    if (s->pass == PASS_FWD) return op->flops(s);
+    if (!op->flops_bwd) return NAN;
+    return op->flops_bwd(s) + (s->pass == PASS_FWDBWD ? op->flops(s) : 0);
+}
 
 const op_desc_t *op_get(op_id id) { return (id >= 0 && id < OP_COUNT) ? &OPS[id] : NULL; }
 

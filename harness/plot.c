@@ -389,9 +389,11 @@ static int chart_breakdown(plot_ctx_t *c, const opset_t *g, series_t *all, int n
                 st[ns++] = &all[i];
         if (ns == 0) continue;
         char title[512];
-        const char *parts[] = {"breakdown", op, short_variant(whole->variant)};
+        /* a training pass's breakdown is a chart of its own (breakdown_OP_VARIANT_bwd) */
+        const char *parts[] = {"breakdown", op, short_variant(whole->variant), whole->pass};
+        const int fwd = !whole->pass[0] || !strcmp(whole->pass, "fwd");
         chart_t ch;
-        if (chart_begin(c, &ch, parts, 3)) return -1;
+        if (chart_begin(c, &ch, parts, fwd ? 3 : 4)) return -1;
         FILE *f = chart_dat(c, &ch);
         if (!f) return -1;
         fprintf(f, "T");
@@ -419,7 +421,8 @@ static int chart_breakdown(plot_ctx_t *c, const opset_t *g, series_t *all, int n
             fprintf(f, "\t%.6g\n", wr->median_ms);
             bars++;
         }
-        snprintf(title, sizeof title, "%s: where the time goes, stage by stage", whole->variant);
+        snprintf(title, sizeof title, "%s%s%s: where the time goes, stage by stage",
+                 whole->variant, fwd ? "" : " ", fwd ? "" : whole->pass);
         gp_expr_t vars;
         common_vars(&vars, g, title, ns, NULL);
         if (finish_chart(c, &ch, f, bars > 0, "breakdown.gp", &vars)) return -1;

@@ -83,9 +83,9 @@ void row_context(const sweep_t *sw, csv_row_t *r, const op_desc_t *op, const sha
     r->dv = conv ? NAN : cell(s->dv);
     r->dim = cell(s->d);
     r->causal = s->causal ? 1 : 0;
-    snprintf(r->pass, sizeof r->pass, "fwd");
+    snprintf(r->pass, sizeof r->pass, "%s", pass_name(s->pass));
     snprintf(r->build, sizeof r->build, "%s", build_describe());
-    r->flops = op->flops(s);
+    r->flops = op_pass_flops(op, s);
     r->ideal_bytes = op_ideal_bytes(op, s);
 }
 
@@ -116,7 +116,8 @@ void row_emit(sweep_t *sw, csv_row_t *r) {
                  r->dv);
     else
         snprintf(shape, sizeof shape, "B=%.0f d=%.0f", r->batch, r->dim);
-    fprintf(stderr, "  %-28s T=%-6.0f %-28s %s ", r->variant, r->seq, shape, r->dtype);
+    fprintf(stderr, "  %-28s T=%-6.0f %-28s %s%s%s ", r->variant, r->seq, shape, r->dtype,
+            strcmp(r->pass, "fwd") ? " " : "", strcmp(r->pass, "fwd") ? r->pass : "");
     if (!isnan(r->median_ms)) {
         fprintf(stderr, "%9.4f ms", r->median_ms);
         if (!isnan(r->floor_ratio)) fprintf(stderr, "  %5.2fx floor", r->floor_ratio);
@@ -238,6 +239,10 @@ void run_point_cpu(sweep_t *sw, const op_desc_t *op, const shape_t *s) {
     snprintf(variant, sizeof variant, "%s/reference", op->name);
     if (sw->o->variant_filter && !matches_list(sw->o->variant_filter, variant)) return;
     if (skip_if_shape_undefined(sw, op, s)) return;
+    if (s->pass != PASS_FWD) { /* --pass bwd|fwdbwd: the gradient references (runner_cpu_train.c) */
+        run_point_cpu_train(sw, op, s);
+        return;
+    }
     row_context(sw, &r, op, s, variant, "reference");
     snprintf(r.config, sizeof r.config, "reference fp64 threads=1 clock=thread-cpu");
 

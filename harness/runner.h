@@ -57,6 +57,9 @@ int filters_check(const options_t *o, int use_gpu, char *err, size_t len);
 int skip_if_shape_undefined(sweep_t *sw, const op_desc_t *op, const shape_t *s);
 void run_point_gpu(sweep_t *sw, const op_desc_t *op, const shape_t *s);
 void run_point_cpu(sweep_t *sw, const op_desc_t *op, const shape_t *s);
+/* The CPU backend at a bwd / fwdbwd point: the op's double gradient references, whole
+ * tensors, timed like the forward's (runner_cpu_train.c). */
+void run_point_cpu_train(sweep_t *sw, const op_desc_t *op, const shape_t *s);
 const char *git_sha(void);
 
 #endif

@@ -17,15 +17,13 @@
 #include "hbm_counters.h"
 #include "nvtx_ranges.h"
 #include "measure.h"
-#include "runner.h"
+#include "runner_gpu.h"
 #include "stop_signal.h"
 #include "stats.h"
 
 #define GiB (1024.0 * 1024.0 * 1024.0)
 /* Memory kept free for cuBLAS/cuFFT internals and the allocator's slack. */
 #define MEM_MARGIN_BYTES (512ull << 20)
-/* Most stages a variant may report with --breakdown. */
-#define MAX_STAGES 16
 
 typedef struct {
     const op_desc_t *op;
@@ -47,7 +45,7 @@ static float got_at(void *c, size_t i) {
 
 /* After a failure: clear a launch error; if the device cannot synchronize, the
  * context is poisoned (illegal address, ...) and the sweep must stop. */
-static void note_failure(sweep_t *sw) {
+void note_failure(sweep_t *sw) {
     (void)cudaGetLastError();
     if (cudaDeviceSynchronize() != cudaSuccess) sw->sticky = 1;
 }
@@ -277,9 +275,15 @@ static int verify_variant(sweep_t *sw, const variant_t *v, void *state, const io
  * --repeat samples and (noise under 0.5% or the point's budget spent).  Each sample's SM
  * clock is stamped around it (clock_probe.h, outside its events): the row's sm_clock_mhz
  * is their median, and a spread of more than 5 % is said in the note. */
-/* stage < 0: the whole variant; else its stage alone (--breakdown). */
-static int run_once(const variant_t *v, void *state, const io_t *io, int stage, cudaStream_t st) {
-    return stage < 0 ? v->run(state, io, st) : v->run_stage(state, io, stage, st);
+/* stage: runner_gpu.h (-1 the whole pass, i >= 0 a forward stage, RUN_STAGE_BWD(i)). */
+static int run_once(const variant_t *v, void *state, const io_t *io, const grad_io_t *g,
+                    int stage, cudaStream_t st) {
+    if (stage >= 0) return v->run_stage(state, io, stage, st);
+    if (stage <= RUN_STAGE_BWD(0)) return v->run_bwd_stage(state, io, g, -2 - stage, st);
+    const pass_t pass = io->shape->pass;
+    if (pass == PASS_FWD) return v->run(state, io, st);
+    if (pass == PASS_FWDBWD && v->run(state, io, st)) return -1;
+    return v->run_bwd(state, io, g, st);
 }
 
 /* One cold sample of a variant (or one stage of it): the L2 swept, the SM clock stamped
@@ -289,6 +293,7 @@ typedef struct {
     const variant_t *v;
     void *state;
     const io_t *io;
+    const grad_io_t *g; /* NULL for the forward */
     const char *range;
     int stage;
     cudaEvent_t a, b;
@@ -304,7 +309,7 @@ static int gpu_sample(void *c, double *ms_out, double *mhz) {
     if (l2_flush(&x->sw->flush, st) || clock_probe_stamp(x->clk, 0, x->tag, st)) return -1;
     nvtx_push(x->range);
     CUDA_CHECK(cudaEventRecord(x->a, st));
-    int rc = run_once(x->v, x->state, x->io, x->stage, st);
+    int rc = run_once(x->v, x->state, x->io, x->g, x->stage, st);
     CUDA_CHECK(cudaEventRecord(x->b, st));
     nvtx_pop();
     if (rc || clock_probe_stamp(x->clk, 1, x->tag, st)) return -1;
@@ -319,7 +324,7 @@ static int gpu_sample(void *c, double *ms_out, double *mhz) {
 /* A warm-up run, waited for: the budget's clock starts after the warm-ups are done. */
 static int gpu_warm(void *c) {
     gpu_sample_ctx *x = (gpu_sample_ctx *)c;
-    if (run_once(x->v, x->state, x->io, x->stage, x->sw->stream)) return -1;
+    if (run_once(x->v, x->state, x->io, x->g, x->stage, x->sw->stream)) return -1;
     CUDA_CHECK(cudaStreamSynchronize(x->sw->stream));
     return 0;
 }
@@ -327,9 +332,9 @@ static int gpu_warm(void *c) {
 static int gpu_stop(void *c) { return ((gpu_sample_ctx *)c)->sw->interrupted || stop_requested(); }
 
 /* Times a variant (stage < 0) or one stage by the harness's stop rule (measure.h). */
-static int time_variant(sweep_t *sw, const variant_t *v, void *state, const io_t *io,
-                        const char *range, int stage, csv_row_t *r) {
-    gpu_sample_ctx x = {sw, v, state, io, range, stage, NULL, NULL, NULL, 0};
+int time_variant(sweep_t *sw, const variant_t *v, void *state, const io_t *io,
+                 const grad_io_t *g, const char *range, int stage, csv_row_t *r) {
+    gpu_sample_ctx x = {sw, v, state, io, g, range, stage, NULL, NULL, NULL, 0};
     static measurement_t m; /* 16 KB: off the stack */
     int rc = -1;
     x.clk = clock_probe_create();
@@ -370,14 +375,14 @@ out:
 
 /* One more run with CUPTI counting DRAM bytes, L2 swept first (read-only, so no
  * dirty lines of ours are written back inside the range). */
-static void profile_variant(sweep_t *sw, const variant_t *v, void *state, const io_t *io,
-                            const char *range, int stage, csv_row_t *r) {
+void profile_variant(sweep_t *sw, const variant_t *v, void *state, const io_t *io,
+                     const grad_io_t *g, const char *range, int stage, csv_row_t *r) {
     double rd = NAN, wr = NAN, ns = NAN;
     if (!sw->profiler) return;
     if (l2_flush(&sw->flush, sw->stream) || cudaStreamSynchronize(sw->stream) != cudaSuccess)
         return;
     if (hbm_counters_begin(sw->profiler, range)) goto fail;
-    int rc = run_once(v, state, io, stage, sw->stream);
+    int rc = run_once(v, state, io, g, stage, sw->stream);
     if (hbm_counters_end(sw->profiler, &rd, &wr, &ns) || rc) goto fail;
     r->hbm_read_bytes = rd;
     r->hbm_write_bytes = wr;
@@ -386,27 +391,42 @@ fail:
     fprintf(stderr, "chela-bench: HBM counters failed for %s: %s\n", v->name, bench_last_error());
 }
 
+int variant_stage_rows(const variant_t *v, pass_t pass) {
+    return (pass != PASS_BWD ? variant_n_stages(v) : 0) +
+           (pass != PASS_FWD ? variant_n_bwd_stages(v) : 0);
+}
+
 /* --breakdown: each stage of a verified staged variant timed alone (its inputs
- * are what the last whole run left), one row each in rows[]. */
-static int run_stages(sweep_t *sw, const variant_t *v, void *state, const io_t *io,
-                      const csv_row_t *whole, csv_row_t *rows) {
+ * are what the last whole run left), one row each in rows[]: the forward's stages
+ * ("NAME:STAGE") for fwd and fwdbwd, the backward's ("NAME:bwd:STAGE") for bwd and fwdbwd. */
+int run_stages(sweep_t *sw, const variant_t *v, void *state, const io_t *io, const grad_io_t *g,
+               const csv_row_t *whole, csv_row_t *rows) {
     int n = 0;
-    const int n_stages = variant_n_stages(v);
-    for (int i = 0; i < n_stages && !sw->interrupted; i++) {
+    const pass_t pass = io->shape->pass;
+    const int n_fwd = pass != PASS_BWD ? variant_n_stages(v) : 0;
+    const int n_stages = variant_stage_rows(v, pass);
+    for (int k = 0; k < n_stages && k < MAX_STAGES && !sw->interrupted; k++) {
+        const int bwd = k >= n_fwd, i = bwd ? k - n_fwd : k;
         csv_row_t *r = &rows[n++];
         *r = *whole;
-        snprintf(r->variant, sizeof r->variant, "%s:%s", v->name, v->stage_names[i]);
+        if (bwd) {
+            snprintf(r->variant, sizeof r->variant, "%s:bwd:%s", v->name, v->bwd_stage_names[i]);
+            v->bwd_stage_cost(io->shape, i, &r->flops, &r->ideal_bytes);
+        } else {
+            snprintf(r->variant, sizeof r->variant, "%s:%s", v->name, v->stage_names[i]);
+            v->stage_cost(io->shape, i, &r->flops, &r->ideal_bytes);
+        }
         snprintf(r->role, sizeof r->role, "stage");
-        v->stage_cost(io->shape, i, &r->flops, &r->ideal_bytes);
         r->median_ms = r->p10_ms = r->p90_ms = r->min_ms = r->stdrel = NAN;
         r->hbm_read_bytes = r->hbm_write_bytes = r->max_abs_err = r->max_rel_err = NAN;
         r->samples = 0;
         char range[160];
         snprintf(range, sizeof range, "%s T=%d B=%d", r->variant, io->shape->T, io->shape->B);
         bench_clear_error();
-        snprintf(r->note, sizeof r->note, "stage %d of %d; verified as part of %s", i + 1,
-                 n_stages, v->name);
-        if (time_variant(sw, v, state, io, range, i, r)) {
+        snprintf(r->note, sizeof r->note, "%sstage %d of %d; verified as part of %s",
+                 bwd ? "backward " : "", i + 1, bwd ? n_stages - n_fwd : n_fwd, v->name);
+        const int stage = bwd ? RUN_STAGE_BWD(i) : i;
+        if (time_variant(sw, v, state, io, g, range, stage, r)) {
             snprintf(r->status, sizeof r->status, "fail:cuda");
             snprintf(r->note, sizeof r->note, "while timing: %s", bench_last_error());
             r->median_ms = NAN;
@@ -414,13 +434,13 @@ static int run_stages(sweep_t *sw, const variant_t *v, void *state, const io_t *
             break;
         }
         snprintf(r->status, sizeof r->status, "ok");
-        if (sw->o->profile) profile_variant(sw, v, state, io, range, i, r);
+        if (sw->o->profile) profile_variant(sw, v, state, io, g, range, stage, r);
     }
     return n;
 }
 
 /* config: what setup resolved, then the settings the user set ("(set la_seg=512)"). */
-static void row_config(const variant_t *v, const void *state, const shape_t *s, csv_row_t *r) {
+void row_config(const variant_t *v, const void *state, const shape_t *s, csv_row_t *r) {
     char set[160];
     size_t k;
     r->config[0] = 0;
@@ -432,7 +452,7 @@ static void row_config(const variant_t *v, const void *state, const shape_t *s, 
         if (*c == ',') *c = ';';
 }
 
-static size_t free_device_bytes(void) {
+size_t free_device_bytes(void) {
     size_t free_b = 0, total_b = 0;
     if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
         (void)cudaGetLastError();
@@ -489,16 +509,16 @@ static void run_variant(sweep_t *sw, const variant_t *v, const io_t *io, size_t 
     const size_t free_after = free_device_bytes();
     r->peak_mem_bytes = io_bytes + (free_before > free_after ? (double)(free_before - free_after) : 0);
     if (!bad) {
-        if (time_variant(sw, v, state, io, range, -1, r)) {
+        if (time_variant(sw, v, state, io, NULL, range, -1, r)) {
             snprintf(r->status, sizeof r->status, "fail:cuda");
             snprintf(r->note, sizeof r->note, "while timing: %s", bench_last_error());
             r->median_ms = NAN;
             note_failure(sw);
         } else {
             snprintf(r->status, sizeof r->status, "ok");
-            if (sw->o->profile) profile_variant(sw, v, state, io, range, -1, r);
+            if (sw->o->profile) profile_variant(sw, v, state, io, NULL, range, -1, r);
             if (sw->o->breakdown && variant_n_stages(v) > 0)
-                *n_stage_rows = run_stages(sw, v, state, io, r, stage_rows);
+                *n_stage_rows = run_stages(sw, v, state, io, NULL, r, stage_rows);
         }
     }
     v->teardown(state);
@@ -526,13 +546,21 @@ void run_point_gpu(sweep_t *sw, const op_desc_t *op, const shape_t *s) {
                                    sw->stream) == 0;
     if (alloc_ok) alloc_ok = cudaMalloc(&io.out, tensor_bytes(&out, s->dtype)) == cudaSuccess;
     if (alloc_ok) alloc_ok = cudaStreamSynchronize(sw->stream) == cudaSuccess;
+    /* bwd / fwdbwd: dy and the gradients too, shared by the point's variants */
+    train_point_t *tp = NULL;
+    char why[160] = "";
     if (!alloc_ok) {
         (void)cudaGetLastError();
+        snprintf(why, sizeof why, "inputs + output need %.3g GiB > %.3g GiB free", need / GiB,
+                 free_b / GiB);
+    } else if (s->pass != PASS_FWD && !(tp = train_point_new(sw, op, s, &need, why, sizeof why))) {
+        alloc_ok = 0;
+    }
+    if (!alloc_ok) {
         for (int k = 0; k < nv; k++) {
             row_context(sw, &r, op, s, vs[k]->name, vs[k]->role);
             snprintf(r.status, sizeof r.status, "skip:oom");
-            snprintf(r.note, sizeof r.note, "inputs + output need %.3g GiB > %.3g GiB free",
-                     need / GiB, free_b / GiB);
+            snprintf(r.note, sizeof r.note, "%s", why);
             row_emit(sw, &r);
         }
     } else {
@@ -550,10 +578,13 @@ void run_point_gpu(sweep_t *sw, const op_desc_t *op, const shape_t *s) {
                 ioc.shape = &sc;
                 int n_stage = 0;
                 row_context(sw, &r, op, &sc, vs[k]->name, vs[k]->role);
-                if (variant_n_stages(vs[k]) > MAX_STAGES) {
+                if (variant_stage_rows(vs[k], s->pass) > MAX_STAGES) {
                     snprintf(r.status, sizeof r.status, "fail:setup");
-                    snprintf(r.note, sizeof r.note, "%d stages > %d", variant_n_stages(vs[k]),
-                             MAX_STAGES);
+                    snprintf(r.note, sizeof r.note, "%d stages > %d",
+                             variant_stage_rows(vs[k], s->pass), MAX_STAGES);
+                } else if (tp) {
+                    run_variant_train(sw, vs[k], &ioc, tp, out.elems, &r, stage_rows, &n_stage,
+                                      need);
                 } else {
                     run_variant(sw, vs[k], &ioc, out.elems, &orc, &r, stage_rows, &n_stage, need);
                 }
@@ -563,6 +594,7 @@ void run_point_gpu(sweep_t *sw, const op_desc_t *op, const shape_t *s) {
         }
         oracle_free(&orc);
     }
+    train_point_free(tp);
     for (int i = 0; i < n_in; i++)
         if (io.in[i]) cudaFree((void *)io.in[i]);
     if (io.out) cudaFree(io.out);

@@ -137,10 +137,15 @@ int run_sweep(const options_t *o) {
         fprintf(stderr, "T = %d\n", sw.o->seq[i]);
         for (int op = 0; op < OP_COUNT && !sw.sticky && !stop_requested() && !sw.write_failed; op++) {
             if (o->op_mask && !(o->op_mask & (1u << op))) continue;
-            shape_t s = make_shape(sw.o, (op_id)op, sw.o->seq[i], !sw.use_gpu);
-            if (sw.use_gpu) run_point_gpu(&sw, op_get((op_id)op), &s);
-            else run_point_cpu(&sw, op_get((op_id)op), &s);
-            sw.interrupted = stop_requested();
+            /* --pass: each pass of the list a point of its own (the pass column) */
+            for (int p = 0; p < sw.o->n_pass && !sw.sticky && !stop_requested() && !sw.write_failed;
+                 p++) {
+                shape_t s = make_shape(sw.o, (op_id)op, sw.o->seq[i], !sw.use_gpu);
+                s.pass = sw.o->passes[p];
+                if (sw.use_gpu) run_point_gpu(&sw, op_get((op_id)op), &s);
+                else run_point_cpu(&sw, op_get((op_id)op), &s);
+                sw.interrupted = stop_requested();
+            }
         }
     }
     if (sw.profiler) hbm_counters_close(sw.profiler);

@@ -61,8 +61,18 @@ typedef struct {
      * Called after run() on the same io, when setup saw s->pass != PASS_FWD, so the forward
      * kept in state what the backward needs (or what it recomputes from).  Like run() it only
      * enqueues.  bwd times run_bwd alone; fwdbwd times run then run_bwd.  supports() may
-     * refuse a pass it has no backward for (s->pass). */
+     * refuse a pass it has no backward for (s->pass).  run_bwd may be called many times after
+     * one run() (bwd's samples time it alone): it must leave what the forward saved intact,
+     * and gives the same gradients each time.  workspace_bytes(s) counts, for s->pass !=
+     * PASS_FWD, what the forward keeps and the backward needs. */
     int (*run_bwd)(void *state, const io_t *io, const grad_io_t *g, cudaStream_t stream);
+    /* Optional (NULL for most): the backward's stages, for --breakdown of bwd and fwdbwd
+     * points, as the forward's below; stage i enqueued alone on what the last run_bwd left
+     * (the harness has called run_bwd before), rows named "NAME:bwd:STAGE". */
+    const char *const *bwd_stage_names; /* NULL-terminated; NULL when no stages */
+    int (*run_bwd_stage)(void *state, const io_t *io, const grad_io_t *g, int stage,
+                         cudaStream_t stream);
+    void (*bwd_stage_cost)(const shape_t *s, int stage, double *flops, double *bytes);
     /* Optional (NULL for most variants): the stages of a multi-kernel variant,
      * for --breakdown.  run_stage enqueues stage i alone on what earlier stages
      * left in the state's buffers (the harness has called run() before);
@@ -82,6 +92,8 @@ typedef struct {
 extern const variant_t VARIANTS[];
 /* How many stages v reports for --breakdown (0 for most). */
 int variant_n_stages(const variant_t *v);
+/* How many backward stages (0 for most). */
+int variant_n_bwd_stages(const variant_t *v);
 extern const int N_VARIANTS;
 
 /* Declares the five functions of a variant whose C prefix is P, e.g.
@@ -96,6 +108,15 @@ extern const int N_VARIANTS;
 
 /* A variant with a backward also defines P##_run_bwd (ROW_TRAIN in variants.c). */
 #define DECLARE_BWD(P) int P##_run_bwd(void *state, const io_t *io, const grad_io_t *g, cudaStream_t stream)
+
+/* A variant with backward stages also defines P##_bwd_stage_names, P##_run_bwd_stage and
+ * P##_bwd_stage_cost (ROW_TRAIN_STAGED in variants.c). */
+#define DECLARE_BWD_STAGES(P)                                                                \
+    DECLARE_BWD(P);                                                                          \
+    extern const char *const P##_bwd_stage_names[];                                          \
+    int P##_run_bwd_stage(void *state, const io_t *io, const grad_io_t *g, int stage,        \
+                          cudaStream_t stream);                                              \
+    void P##_bwd_stage_cost(const shape_t *s, int stage, double *flops, double *bytes)
 
 /* A variant with stages also defines P##_stage_names, P##_run_stage and P##_stage_cost. */
 #define DECLARE_STAGED_VARIANT(P)                                                      \

@@ -8,17 +8,25 @@
 #include "variant.h"
 
 DECLARE_VARIANT(linear_attn_chunked);
+DECLARE_BWD(linear_attn_chunked);
 DECLARE_VARIANT(linear_attn_naive_cumsum);
+DECLARE_BWD_STAGES(linear_attn_naive_cumsum);
 DECLARE_VARIANT(long_conv_fft);
+DECLARE_BWD_STAGES(long_conv_fft);
 DECLARE_VARIANT(long_conv_fast_var);
 DECLARE_VARIANT(softmax_attn_naive);
 DECLARE_VARIANT(softmax_attn_flash);
+DECLARE_BWD(softmax_attn_flash);
 DECLARE_VARIANT(softmax_attn_cudnn);
+DECLARE_BWD(softmax_attn_cudnn);
 const char *softmax_attn_cudnn_available(void);
 DECLARE_VARIANT(transformer_layer);
 DECLARE_VARIANT(transformer_oracle_fp32);
 DECLARE_VARIANT(short_long_conv_branches);
 DECLARE_VARIANT(short_long_conv_reparam);
+DECLARE_BWD(long_conv_fast_var);
+DECLARE_BWD(short_long_conv_branches);
+DECLARE_BWD(short_long_conv_reparam);
 DECLARE_STAGED_VARIANT(chela_fused);
 DECLARE_VARIANT(chela_oracle_fp32);
 
@@ -30,6 +38,8 @@ static const setting_def_t LA_CHUNKED_SETTINGS[] = {
      "tokens a pass-C segment holds: auto = one segment unless B*H leaves SMs idle"},
     {"la_sub", "auto|1..4096", "pass-A parts a segment: auto = split only when blocks < 1.5 an SM"},
     {"la_pdl", "auto|0|1", "programmatic dependent launch between passes: auto = 1"},
+    {"la_bwd_seg", "auto|64..1048576",
+     "backward: tokens a segment holds: auto = one segment unless B*H*dv/64 leaves SMs idle"},
     {NULL, NULL, NULL},
 };
 static const setting_def_t LC_FAST_SETTINGS[] = {
@@ -73,12 +83,19 @@ static const setting_def_t TRANSFORMER_SETTINGS[] = {
      .workspace_bytes = P##_workspace_bytes, .setup = P##_setup, .run = P##_run,         \
      .teardown = P##_teardown, .run_bwd = P##_run_bwd, .settings = SETTINGS,             \
      .config = P##_config}
-/* A variant on an optional library (cuDNN): its available() too (variant.h). */
-#define ROW_OPTIONAL(NAME, OP, ROLE, FILE, P, SETTINGS)                                  \
+/* A variant with a backward on an optional library (cuDNN): its available() and run_bwd too. */
+#define ROW_OPTIONAL_TRAIN(NAME, OP, ROLE, FILE, P, SETTINGS)                            \
     {.name = NAME, .op = OP, .role = ROLE, .where = FILE, .supports = P##_supports,      \
      .available = P##_available, .workspace_bytes = P##_workspace_bytes,                 \
-     .setup = P##_setup, .run = P##_run, .teardown = P##_teardown, .settings = SETTINGS, \
-     .config = P##_config}
+     .setup = P##_setup, .run = P##_run, .teardown = P##_teardown,                       \
+     .run_bwd = P##_run_bwd, .settings = SETTINGS, .config = P##_config}
+/* A variant with a backward made of stages (--breakdown of bwd / fwdbwd points). */
+#define ROW_TRAIN_STAGED(NAME, OP, ROLE, FILE, P, SETTINGS)                              \
+    {.name = NAME, .op = OP, .role = ROLE, .where = FILE, .supports = P##_supports,      \
+     .workspace_bytes = P##_workspace_bytes, .setup = P##_setup, .run = P##_run,         \
+     .teardown = P##_teardown, .run_bwd = P##_run_bwd,                                   \
+     .bwd_stage_names = P##_bwd_stage_names, .run_bwd_stage = P##_run_bwd_stage,         \
+     .bwd_stage_cost = P##_bwd_stage_cost, .settings = SETTINGS, .config = P##_config}
 /* A variant with stages (--breakdown): its stage table too. */
 #define ROW_STAGED(NAME, OP, ROLE, FILE, P, SETTINGS)                                    \
     {.name = NAME, .op = OP, .role = ROLE, .where = FILE, .supports = P##_supports,      \
@@ -88,23 +105,24 @@ static const setting_def_t TRANSFORMER_SETTINGS[] = {
      .config = P##_config}
 
 const variant_t VARIANTS[] = {
-    ROW("linear_attn/chunked", OP_LINEAR_ATTN, "kernel", "kernels/linear_attn/chunked.cu",
-        linear_attn_chunked, LA_CHUNKED_SETTINGS),
-    ROW("linear_attn/naive_cumsum", OP_LINEAR_ATTN, "baseline",
-        "baselines/linear_attn/naive_cumsum.cu", linear_attn_naive_cumsum, NULL),
-    ROW("long_conv/fft", OP_LONG_CONV, "baseline", "baselines/long_conv/fft.cu", long_conv_fft, NULL),
-    ROW("long_conv/fast", OP_LONG_CONV, "kernel", "kernels/long_conv/fast.cu", long_conv_fast_var,
-        LC_FAST_SETTINGS),
-    ROW("short_long_conv/branches", OP_SHORT_LONG_CONV, "kernel", "kernels/short_long_conv/branches.cu",
-        short_long_conv_branches, LC_FAST_SETTINGS),
-    ROW("short_long_conv/reparam", OP_SHORT_LONG_CONV, "kernel", "kernels/short_long_conv/reparam.cu",
-        short_long_conv_reparam, LC_FAST_SETTINGS),
+    ROW_TRAIN("linear_attn/chunked", OP_LINEAR_ATTN, "kernel", "kernels/linear_attn/chunked.cu",
+              linear_attn_chunked, LA_CHUNKED_SETTINGS),
+    ROW_TRAIN_STAGED("linear_attn/naive_cumsum", OP_LINEAR_ATTN, "baseline",
+                     "baselines/linear_attn/naive_cumsum.cu", linear_attn_naive_cumsum, NULL),
+    ROW_TRAIN_STAGED("long_conv/fft", OP_LONG_CONV, "baseline", "baselines/long_conv/fft.cu",
+                     long_conv_fft, NULL),
+    ROW_TRAIN("long_conv/fast", OP_LONG_CONV, "kernel", "kernels/long_conv/fast.cu",
+              long_conv_fast_var, LC_FAST_SETTINGS),
+    ROW_TRAIN("short_long_conv/branches", OP_SHORT_LONG_CONV, "kernel",
+              "kernels/short_long_conv/branches.cu", short_long_conv_branches, LC_FAST_SETTINGS),
+    ROW_TRAIN("short_long_conv/reparam", OP_SHORT_LONG_CONV, "kernel",
+              "kernels/short_long_conv/reparam.cu", short_long_conv_reparam, LC_FAST_SETTINGS),
     ROW("softmax_attn/naive", OP_SOFTMAX_ATTN, "baseline", "baselines/softmax_attn/naive.cu",
         softmax_attn_naive, NULL),
-    ROW("softmax_attn/flash", OP_SOFTMAX_ATTN, "baseline", "baselines/softmax_attn/flash.cu",
-        softmax_attn_flash, NULL),
-    ROW_OPTIONAL("softmax_attn/cudnn", OP_SOFTMAX_ATTN, "baseline",
-                 "baselines/softmax_attn/cudnn.c", softmax_attn_cudnn, NULL),
+    ROW_TRAIN("softmax_attn/flash", OP_SOFTMAX_ATTN, "baseline",
+              "baselines/softmax_attn/flash.cu", softmax_attn_flash, NULL),
+    ROW_OPTIONAL_TRAIN("softmax_attn/cudnn", OP_SOFTMAX_ATTN, "baseline",
+                       "baselines/softmax_attn/cudnn.c", softmax_attn_cudnn, NULL),
     ROW("transformer/layer", OP_TRANSFORMER, "baseline", "baselines/transformer/layer.cu",
         transformer_layer, TRANSFORMER_SETTINGS),
     ROW("transformer/oracle_fp32", OP_TRANSFORMER, "oracle", "harness/oracle_transformer.cu",
@@ -119,5 +137,11 @@ const int N_VARIANTS = (int)(sizeof VARIANTS / sizeof VARIANTS[0]);
 int variant_n_stages(const variant_t *v) {
     int n = 0;
     while (v->stage_names && v->run_stage && v->stage_names[n]) n++;
+    return n;
+}
+
+int variant_n_bwd_stages(const variant_t *v) {
+    int n = 0;
+    while (v->bwd_stage_names && v->run_bwd_stage && v->bwd_stage_names[n]) n++;
     return n;
 }

@@ -1,6 +1,8 @@
 /* verify.c: sample selection and comparison against the CPU reference. */
 #include "verify.h"
 
+#include "grad_ref.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +146,34 @@ int sample_spread(const op_desc_t *op, const shape_t *s, uint64_t seed, int max_
 double verify_tolerance(dtype_t dt) {
     return dt == DTYPE_F32 ? 5e-5 : dt == DTYPE_BF16 ? 0.015625 : 1e-2;
 }
+
+/* Gradients (--pass bwd|fwdbwd, grad_ref.h): twice the forward's tolerance, whatever the
+ * gradient's storage (a parameter's fp32 gradient is judged by the run's dtype, since the
+ * products it sums are of run-dtype values and an implementation may round its intermediates
+ * to the run dtype, e.g. dU before dk3 or the FFT input of dY).  bf16 2^-5 = 3.1e-2, fp16
+ * 2e-2, fp32 1e-4; op_desc_t.tol_scale applies as for the forward.  Why twice:
+ *   - a backward rounds more than its forward on the longest path: softmax attention's dQ
+ *     goes through P, dP and dS = P (dP - delta) (FlashAttention-2 rounds P and dS to 16
+ *     bits before its matmuls), where the forward rounds P and O; linear attention's dK and
+ *     dV go through the suffix state and the rounded dy;
+ *   - the sums are as long or longer: dK of long_conv sums B*T products (65536 at every
+ *     point of the default sweep), dk3 of short_long_conv as many through SiLU', against
+ *     the forward's T at most.  With fp32 accumulation the sum's own error stays ~sqrt(n)
+ *     eps32 relative (~1.5e-5 at n = 65536); what the 16-bit runs pay is the rounding of the
+ *     gradient itself (2^-9 relative for an activation's) and of the intermediates, each an
+ *     error of up to half an ulp of a term, which the row's rms absorbs as it does for the
+ *     forward;
+ *   - FlashAttention's own acceptance rule is "at most 2x the error of the same-precision
+ *     straightforward implementation", and our forward tolerance already sits at about that
+ *     straightforward error (verify_tolerance).
+ * fp32: an fp32 FFT's error at these lengths is ~1e-6 of the row, a sum of 65536 terms
+ * ~1.5e-5; 1e-4 keeps a margin while a wrong gradient is still far outside it.
+ * What a wrong backward produces is off by the row's size: a convolution where a
+ * correlation belongs (a missing conjugate) gives an unrelated signal, O(1); a dK not
+ * summed over the batch is off by ~sqrt(B); a missing 1/sqrt(dk) is 8x at dk = 64; a
+ * causal edge off by one adds a whole term at the first and last positions, which are
+ * always sampled; an unwritten gradient stays NaN (the poison) and fails as unwritten. */
+double verify_grad_tolerance(dtype_t dt) { return 2.0 * verify_tolerance(dt); }
 
 verify_result_t verify_compare(const double *ref, size_t n, size_t row_len,
                                float (*got_at)(void *, size_t), void *ctx) {

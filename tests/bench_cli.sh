@@ -34,6 +34,10 @@ expect_error --dtype int4
 expect_error --heads 0
 expect_error --warmup -1
 expect_error --no-such-option
+expect_error --pass backward
+expect_error --pass fwd,,bwd
+expect_error --pass bwd,bwd
+expect_error --pass
 # settings (--set): an unknown name, a value outside the allowed ones, a malformed word,
 # a name none of the selected variants has
 expect_error --set nonsense=1
@@ -91,6 +95,19 @@ if "$B" --backend cpu --seq 128..1k --repeat 1 --budget-ms 0 -o "$work/cpu.csv" 
     ls "$work" | grep -q 'cpu.csv.tmp' && bad "temp file left behind" || ok
 else
     bad "cpu sweep exited non-zero: $(tail -3 "$work/cpu.log")"
+fi
+
+# --pass: each pass a row of its own (the pass column); the CPU backend times the gradient
+# references for bwd / fwdbwd, and an op without a backward (the layers) is a skip row.
+if "$B" --backend cpu --seq 64 --ops long_conv,chela --pass fwd,bwd,fwdbwd --repeat 1 \
+    --budget-ms 0 -o "$work/pass.csv" 2>"$work/pass.log"; then
+    got=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+                   { printf "%s/%s/%s ", $c["op"], $c["pass"], $c["status"] }' "$work/pass.csv")
+    want="long_conv/fwd/ok long_conv/bwd/ok long_conv/fwdbwd/ok chela/fwd/ok "
+    want+="chela/bwd/skip:unsupported chela/fwdbwd/skip:unsupported "
+    [ "$got" = "$want" ] && ok || bad "--pass rows: '$got', want '$want'"
+else
+    bad "--pass cpu sweep exited non-zero: $(tail -3 "$work/pass.log")"
 fi
 
 finish

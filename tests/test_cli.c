@@ -103,6 +103,45 @@ START_TEST(options_parse_and_conflicts) {
 }
 END_TEST
 
+/* --pass: default fwd; a list sweeps in the order given; bad values are one line naming them. */
+START_TEST(options_pass) {
+    options_t o;
+    char err[256];
+    const char *d[] = {"chela-bench"};
+    ck_assert_int_eq(opts(&o, err, 1, d), 0);
+    ck_assert_int_eq(o.n_pass, 1);
+    ck_assert_int_eq(o.passes[0], PASS_FWD);
+    const char *l[] = {"chela-bench", "--pass", "fwdbwd,fwd,bwd"};
+    ck_assert_int_eq(opts(&o, err, 3, l), 0);
+    ck_assert_int_eq(o.n_pass, 3);
+    ck_assert_int_eq(o.passes[0], PASS_FWDBWD);
+    ck_assert_int_eq(o.passes[1], PASS_FWD);
+    ck_assert_int_eq(o.passes[2], PASS_BWD);
+    const char *one[] = {"chela-bench", "--pass", "bwd"};
+    ck_assert_int_eq(opts(&o, err, 3, one), 0);
+    ck_assert_int_eq(o.n_pass, 1);
+    ck_assert_int_eq(o.passes[0], PASS_BWD);
+    const char *bad[][3] = {{"chela-bench", "--pass", "backward"},
+                            {"chela-bench", "--pass", "fwd,,bwd"},
+                            {"chela-bench", "--pass", "fwd,"},
+                            {"chela-bench", "--pass", "bwd,bwd"},
+                            {"chela-bench", "--pass", ""}};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        ck_assert_int_eq(opts(&o, err, 3, bad[k]), -1);
+        ck_assert_ptr_nonnull(strstr(err, "--pass"));
+        ck_assert_ptr_null(strchr(err, '\n'));
+    }
+    ck_assert_ptr_nonnull(strstr(err, "--pass"));
+    const char *none[] = {"chela-bench", "--pass"};
+    ck_assert_int_eq(opts(&o, err, 2, none), -1);
+    /* the names the CSV's pass column holds, and back */
+    pass_t p;
+    ck_assert_str_eq(pass_name(PASS_FWDBWD), "fwdbwd");
+    ck_assert_int_eq(pass_parse("bwd", &p), 0);
+    ck_assert_int_eq(p, PASS_BWD);
+}
+END_TEST
+
 /* The golden header: changing it needs a schema bump in the same commit. */
 START_TEST(csv_golden_header) {
     ck_assert_str_eq(csv_header(),
@@ -284,6 +323,7 @@ int main(void) {
     tcase_add_test(tc, seq_steps_and_lists);
     tcase_add_test(tc, seq_rejects_bad_input);
     tcase_add_test(tc, options_parse_and_conflicts);
+    tcase_add_test(tc, options_pass);
     tcase_add_test(tc, csv_golden_header);
     tcase_add_test(tc, csv_round_trip);
     tcase_add_test(tc, csv_rejects_malformed);

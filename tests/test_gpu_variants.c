@@ -12,7 +12,7 @@
 
 #include "cli.h"
 #include "csv.h"
-#include "runner.h"
+#include "runner_gpu.h"
 #include "softmax_attn/cudnn_sdpa.h"
 
 /* The settings (space-separated name=value words, --set each) of the current test step:
@@ -29,8 +29,9 @@ static const char *no_cudnn(void) { return sa_cudnn_unavailable() ? "softmax_att
 /* Runs one sweep and checks every row: ok, or a skip whose variant and status prefix
  * are listed in allowed ("variant=status-prefix;...").  How many rows it must write comes
  * from the variant table (variants.c) itself: every selected variant, every combination
- * of its --set values, every length, and its stages with --breakdown, so that a new variant
- * or setting adds rows here with no edit.  Returns the ok rows. */
+ * of its --set values, every length, every --pass, and its stages (forward and backward,
+ * by pass) with --breakdown, so that a new variant or setting adds rows here with no edit.
+ * Returns the ok rows. */
 static int sweep_ok(const char *label, const char *allowed, int argc, const char **argv) {
     options_t o;
     char err[512], path[64], words[256];
@@ -51,9 +52,10 @@ static int sweep_ok(const char *label, const char *allowed, int argc, const char
     ck_assert_msg(set_axes_parse(&o, variant_selected, &axes, err, sizeof err) == 0, "%s", err);
     int rows_want = 0;
     for (int i = 0; i < N_VARIANTS; i++)
-        if (variant_selected(&o, &VARIANTS[i]))
-            rows_want += set_combos(&axes, &VARIANTS[i]) * o.n_seq *
-                    (1 + (o.breakdown ? variant_n_stages(&VARIANTS[i]) : 0));
+        for (int p = 0; p < o.n_pass; p++)
+            if (variant_selected(&o, &VARIANTS[i]))
+                rows_want += set_combos(&axes, &VARIANTS[i]) * o.n_seq *
+                        (1 + (o.breakdown ? variant_stage_rows(&VARIANTS[i], o.passes[p]) : 0));
     int rc = run_sweep(&o);
     csv_row_t *rows = NULL;
     int nrows = csv_read(path, &rows, err, sizeof err);
@@ -511,6 +513,63 @@ START_TEST(table_matrix) {
 }
 END_TEST
 
+/* ---- the backward (--pass bwd|fwdbwd) ------------------------------------------------ */
+
+/* Every variant with a backward at its op's edge shapes, in bf16, fp16 and fp32, both
+ * training passes: the forward then run_bwd once, every gradient tensor checked against
+ * the sampled double references (grad_ref.h), then timed.  A variant may decline a shape or
+ * dtype (skip:unsupported); forward-only variants are not selected here (their rows would
+ * be skip:unsupported, "no backward"). */
+START_TEST(table_matrix_backward) {
+    static const char *const dtypes[] = {"bf16", "fp16", "fp32"};
+    int sweeps = 0;
+    for (int v = 0; v < N_VARIANTS; v++) {
+        const variant_t *var = &VARIANTS[v];
+        if (!strcmp(var->role, "oracle") || !var->run_bwd) continue;
+        for (size_t e = 0; e < sizeof EDGES / sizeof EDGES[0]; e++) {
+            if (EDGES[e].op != var->op) continue;
+            for (int dt = 0; dt < 3; dt++) {
+                const char *a[20];
+                int n = 0;
+                for (int k = 0; k < EDGES[e].argc; k++) a[n++] = EDGES[e].argv[k];
+                a[n++] = "--variants";
+                a[n++] = var->name;
+                a[n++] = "--pass";
+                a[n++] = "bwd,fwdbwd";
+                a[n++] = "--dtype";
+                a[n++] = dtypes[dt];
+                char label[96];
+                snprintf(label, sizeof label, "bwd_%s_%d_%s", EDGES[e].label, v, dtypes[dt]);
+                set_settings("");
+                sweep_ok(label, var->name, n, a);
+                sweeps++;
+            }
+        }
+    }
+    printf("table_matrix_backward: %d sweeps\n", sweeps);
+}
+END_TEST
+
+/* The two backwards of this harness change, with --breakdown: their backward stages are
+ * rows of their own ("NAME:bwd:STAGE") at bwd and fwdbwd points, none at fwd; one forward
+ * check beside them (fwd in the same sweep), several chunks of the naive suffix scan
+ * (T > 128), a T whose FFT length is not a power of two. */
+START_TEST(backward_breakdown) {
+    const char *a[] = {"--ops", "long_conv", "--variants", "fft", "--seq", "100,1000,4097",
+                       "--batch", "3", "--dim", "5", "--pass", "fwd,bwd,fwdbwd", "--breakdown"};
+    ck_assert_int_ge(sweep_ok("bwd_lc_fft", NULL, 13, a), 9);
+    const char *b[] = {"--ops", "linear_attn", "--variants", "naive_cumsum", "--seq", "1,100,1000",
+                       "--batch", "2", "--heads", "2", "--head-dim", "64", "--pass",
+                       "fwd,bwd,fwdbwd", "--breakdown"};
+    ck_assert_int_ge(sweep_ok("bwd_la_naive", NULL, 15, b), 9);
+    /* dv = 48: the naive contractions' scalar path (48/4 = 12 does not divide 32) */
+    const char *c[] = {"--ops", "linear_attn", "--variants", "naive_cumsum", "--seq", "300",
+                       "--batch", "1", "--heads", "2", "--dk", "40", "--dv", "48", "--pass",
+                       "bwd"};
+    ck_assert_int_ge(sweep_ok("bwd_la_scalar", NULL, 16, c), 1);
+}
+END_TEST
+
 int main(void) {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
@@ -539,6 +598,8 @@ int main(void) {
     tcase_add_test(tc, transformer_layer_small);
     tcase_add_test(tc, softmax_attn_cudnn_paths);
     tcase_add_test(tc, table_matrix);
+    tcase_add_test(tc, table_matrix_backward);
+    tcase_add_test(tc, backward_breakdown);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK); /* a forked child cannot use CUDA */

@@ -63,6 +63,7 @@
 
 extern "C" {
 DECLARE_VARIANT(linear_attn_naive_cumsum);
+DECLARE_BWD_STAGES(linear_attn_naive_cumsum);
 }
 
 /* Switches for debugging a first GPU run: 0 forces the scalar paths (any dk, dv). */
@@ -94,7 +95,10 @@ namespace {
  * (NULL when there is a single chunk: the state starts at 0). */
 /* min 6 blocks/SM (<= 40 registers): without a minimum, ptxas picked 32 registers and spilled
  * in the pass-A instances; 6 x 256 threads keeps 75% occupancy for the store stream. */
-template <typename Tin, bool VEC, bool WRITE_STATES>
+/* REV (the backward's suffix sums): position r of the scan is token T-1-r, so the same
+ * reduce-then-scan builds R_s = sum_{t>=s} q_t^T dO_t (k := q, v := dO), state written at
+ * token T-1-r. */
+template <typename Tin, bool VEC, bool WRITE_STATES, bool REV = false>
 __global__ void __launch_bounds__(LA_THREADS, 6)
     chunk_state_kernel(const Tin *__restrict__ k, const Tin *__restrict__ v,
                        float *__restrict__ d_carry, float *__restrict__ d_S, int T, int dk, int dv,
@@ -146,14 +150,18 @@ __global__ void __launch_bounds__(LA_THREADS, 6)
 
     const Tin *kb = k + (size_t)bh * T * dk;
     const Tin *vb = v + (size_t)bh * T * dv;
-    /* This thread's first element in token t0's state; advanced by dk*dv per token. */
-    float *sp = d_S + ((size_t)bh * T + t0) * (size_t)dkdv;
+    /* This thread's first element in token t0's state; advanced by dk*dv per token (REV:
+     * token T-1-t0's, moved back by dk*dv per step). */
+    float *sp = d_S + ((size_t)bh * T + (REV ? T - 1 - t0 : t0)) * (size_t)dkdv;
+    const long long sp_back = -(long long)dkdv; /* REV's step (the forward keeps += dkdv) */
 
     for (int ts = t0; ts < t1; ts += LA_SUB) {
         const int nt = min(LA_SUB, t1 - ts);
         __syncthreads(); /* everyone is done with the previous sub-chunk before it is replaced */
-        const Tin *kg = kb + (size_t)ts * dk; /* nt rows of k: contiguous */
-        const Tin *vg = vb + (size_t)ts * dv;
+        /* nt rows of k: contiguous (REV: tokens T-ts-nt .. T-1-ts, step tt at row nt-1-tt) */
+        const int row0 = REV ? T - ts - nt : ts;
+        const Tin *kg = kb + (size_t)row0 * dk;
+        const Tin *vg = vb + (size_t)row0 * dv;
         for (int idx = tid; idx < nt * dk; idx += LA_THREADS) ks[idx] = to_f32(kg[idx]);
         for (int idx = tid; idx < nt * dv; idx += LA_THREADS) vs[idx] = to_f32(vg[idx]);
         __syncthreads();
@@ -162,8 +170,9 @@ __global__ void __launch_bounds__(LA_THREADS, 6)
             if (ok[0]) { /* dkdv % 4 == 0, so ok[0] implies ok[1..3] */
 #pragma unroll 2
                 for (int tt = 0; tt < nt; tt++) {
-                    const float kv = ks[tt * dk + ei[0]];
-                    const float4 vv = *reinterpret_cast<const float4 *>(&vs[tt * dv + ej[0]]);
+                    const int rr = REV ? nt - 1 - tt : tt;
+                    const float kv = ks[rr * dk + ei[0]];
+                    const float4 vv = *reinterpret_cast<const float4 *>(&vs[rr * dv + ej[0]]);
                     acc[0] = fmaf(kv, vv.x, acc[0]);
                     acc[1] = fmaf(kv, vv.y, acc[1]);
                     acc[2] = fmaf(kv, vv.z, acc[2]);
@@ -171,21 +180,26 @@ __global__ void __launch_bounds__(LA_THREADS, 6)
                     if (WRITE_STATES) {
                         *reinterpret_cast<float4 *>(sp + e[0]) =
                             make_float4(acc[0], acc[1], acc[2], acc[3]);
-                        sp += dkdv;
+                        if (REV) sp += sp_back;
+                        else sp += dkdv;
                     }
                 }
             }
         } else {
 #pragma unroll 2
             for (int tt = 0; tt < nt; tt++) {
+                const int rr = REV ? nt - 1 - tt : tt;
 #pragma unroll
                 for (int q = 0; q < LA_EPT; q++) {
                     if (ok[q]) {
-                        acc[q] = fmaf(ks[tt * dk + ei[q]], vs[tt * dv + ej[q]], acc[q]);
+                        acc[q] = fmaf(ks[rr * dk + ei[q]], vs[rr * dv + ej[q]], acc[q]);
                         if (WRITE_STATES) sp[e[q]] = acc[q];
                     }
                 }
-                if (WRITE_STATES) sp += dkdv;
+                if (WRITE_STATES) {
+                    if (REV) sp += sp_back;
+                    else sp += dkdv;
+                }
             }
         }
     }
@@ -292,6 +306,105 @@ __global__ void __launch_bounds__(LA_OUT_WARPS * 32)
     }
 }
 
+/* ---- backward: contractions with a token's dk x dv state ---------------------------------------
+ *   out_rows[tok][i] = scale * sum_c M_tok[i][c] w_tok[c]        (dQ: M = S, w = dO;
+ *                                                                 dK: M = R, w = v)
+ *   out_cols[tok][c] = scale * sum_i a_tok[i] M_tok[i][c]        (WITH_DV, dV: a = k)
+ * One warp per token, as contract_kernel; M is read once (evict-first: dead after this).
+ * VEC (dv/4 divides 32): lane = (row group r, float4 column col), W = dv/4 lanes a row, R =
+ * 32/W rows a step.  Every lane runs the same number of steps (a row index past dk reads
+ * zeros), because the row sum is an xor-butterfly over the W lanes of the row (offsets < W)
+ * and a shuffle needs all 32 lanes; the column sums (WITH_DV) are a butterfly over the row
+ * groups (offsets >= W) at the end.  !VEC: lane j owns columns j + 32 jj; a row's sum is a
+ * whole-warp butterfly. */
+template <typename Tin, bool VEC, bool WITH_DV>
+__global__ void __launch_bounds__(LA_OUT_WARPS * 32)
+    bwd_contract_kernel(const float *__restrict__ M, const Tin *__restrict__ w,
+                        const Tin *__restrict__ a, Tin *__restrict__ out_rows,
+                        Tin *__restrict__ out_cols, long long n_tok, int dk, int dv,
+                        float scale) {
+    __shared__ float ws[LA_OUT_WARPS][LA_MAX_D];
+    __shared__ float as[LA_OUT_WARPS][LA_MAX_D];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const long long tok = (long long)blockIdx.x * LA_OUT_WARPS + warp;
+    if (tok >= n_tok) return; /* whole warps leave; no block barrier below */
+
+    for (int c = lane; c < dv; c += 32) ws[warp][c] = to_f32(w[(size_t)tok * dv + c]);
+    if (WITH_DV)
+        for (int i = lane; i < dk; i += 32) as[warp][i] = to_f32(a[(size_t)tok * dk + i]);
+    __syncwarp();
+
+    const float *Mr = M + (size_t)tok * dk * (size_t)dv;
+    Tin *orow = out_rows + (size_t)tok * dk;
+
+    if (VEC) {
+        const int W = dv >> 2;
+        const int R = 32 / W;
+        const int col = lane % W, r0 = lane / W;
+        const float4 *M4 = reinterpret_cast<const float4 *>(Mr) + col;
+        const float4 w4 = make_float4(ws[warp][4 * col], ws[warp][4 * col + 1],
+                                      ws[warp][4 * col + 2], ws[warp][4 * col + 3]);
+        float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int i0 = 0; i0 < dk; i0 += R) {
+            const int i = i0 + r0;
+            const bool valid = i < dk;
+            const float4 m = valid ? __ldcs(M4 + (size_t)i * W) : make_float4(0.f, 0.f, 0.f, 0.f);
+            float part = m.x * w4.x + m.y * w4.y + m.z * w4.z + m.w * w4.w;
+            for (int off = 1; off < W; off <<= 1) part += __shfl_xor_sync(0xffffffffu, part, off);
+            if (valid && col == 0) orow[i] = from_f32<Tin>(scale * part);
+            if (WITH_DV && valid) {
+                const float ai = as[warp][i];
+                acc.x = fmaf(ai, m.x, acc.x);
+                acc.y = fmaf(ai, m.y, acc.y);
+                acc.z = fmaf(ai, m.z, acc.z);
+                acc.w = fmaf(ai, m.w, acc.w);
+            }
+        }
+        if (WITH_DV) {
+            for (int off = W; off < 32; off <<= 1) {
+                acc.x += __shfl_xor_sync(0xffffffffu, acc.x, off);
+                acc.y += __shfl_xor_sync(0xffffffffu, acc.y, off);
+                acc.z += __shfl_xor_sync(0xffffffffu, acc.z, off);
+                acc.w += __shfl_xor_sync(0xffffffffu, acc.w, off);
+            }
+            if (r0 == 0) {
+                Tin *ocol = out_cols + (size_t)tok * dv + 4 * col;
+                ocol[0] = from_f32<Tin>(scale * acc.x);
+                ocol[1] = from_f32<Tin>(scale * acc.y);
+                ocol[2] = from_f32<Tin>(scale * acc.z);
+                ocol[3] = from_f32<Tin>(scale * acc.w);
+            }
+        }
+    } else {
+        float acc[LA_MAX_D / 32];
+#pragma unroll
+        for (int jj = 0; jj < LA_MAX_D / 32; jj++) acc[jj] = 0.0f;
+        for (int i = 0; i < dk; i++) {
+            const float *mrow = Mr + (size_t)i * dv;
+            const float ai = WITH_DV ? as[warp][i] : 0.0f;
+            float part = 0.0f;
+#pragma unroll
+            for (int jj = 0; jj < LA_MAX_D / 32; jj++) {
+                const int c = lane + 32 * jj;
+                if (c < dv) {
+                    const float m = __ldcs(mrow + c);
+                    part = fmaf(m, ws[warp][c], part);
+                    if (WITH_DV) acc[jj] = fmaf(ai, m, acc[jj]);
+                }
+            }
+            for (int off = 16; off > 0; off >>= 1) part += __shfl_xor_sync(0xffffffffu, part, off);
+            if (lane == 0) orow[i] = from_f32<Tin>(scale * part);
+        }
+        if (WITH_DV) {
+#pragma unroll
+            for (int jj = 0; jj < LA_MAX_D / 32; jj++) {
+                const int c = lane + 32 * jj;
+                if (c < dv) out_cols[(size_t)tok * dv + c] = from_f32<Tin>(scale * acc[jj]);
+            }
+        }
+    }
+}
+
 } // namespace
 
 /* ---- host side ----------------------------------------------------------------------------- */
@@ -300,6 +413,8 @@ typedef struct {
     float *d_S;     /* [B*H, T, dk, dv] fp32: every token's state            */
     float *d_carry; /* [B*H, n_chunks, dk, dv] fp32, NULL when n_chunks == 1  */
     int n_chunks;
+    int train;      /* s.pass != PASS_FWD: S kept for the backward, R below   */
+    float *d_R;     /* [B*H, T, dk, dv] fp32: every token's suffix state       */
 } la_state_t;
 
 static int la_chunks(const shape_t *s) { return (s->T + LA_CHUNK - 1) / LA_CHUNK; }
@@ -326,7 +441,7 @@ extern "C" const char *linear_attn_naive_cumsum_supports(const shape_t *s) {
 }
 
 extern "C" size_t linear_attn_naive_cumsum_workspace_bytes(const shape_t *s) {
-    return la_states_bytes(s) + la_carry_bytes(s);
+    return la_states_bytes(s) * (s->pass != PASS_FWD ? 2 : 1) + la_carry_bytes(s);
 }
 
 extern "C" void linear_attn_naive_cumsum_teardown(void *state) {
@@ -334,12 +449,14 @@ extern "C" void linear_attn_naive_cumsum_teardown(void *state) {
     if (!st) return;
     if (st->d_S) cudaFree(st->d_S);
     if (st->d_carry) cudaFree(st->d_carry);
+    if (st->d_R) cudaFree(st->d_R);
     free(st);
 }
 
 static int la_setup_impl(la_state_t *st) {
     CUDA_CHECK(cudaMalloc((void **)&st->d_S, la_states_bytes(&st->s)));
     if (st->n_chunks > 1) CUDA_CHECK(cudaMalloc((void **)&st->d_carry, la_carry_bytes(&st->s)));
+    if (st->train) CUDA_CHECK(cudaMalloc((void **)&st->d_R, la_states_bytes(&st->s)));
     return 0;
 }
 
@@ -352,6 +469,7 @@ extern "C" int linear_attn_naive_cumsum_setup(const shape_t *s, const io_t *io, 
     if (!st) BENCH_FAIL("linear_attn/naive_cumsum: out of host memory");
     st->s = *s;
     st->n_chunks = la_chunks(s);
+    st->train = s->pass != PASS_FWD;
     if (la_setup_impl(st) != 0) {
         linear_attn_naive_cumsum_teardown(st); /* keeps the recorded error */
         return -1;
@@ -434,6 +552,127 @@ extern "C" void linear_attn_naive_cumsum_config(const void *state, char *buf, si
     const int dv = st->s.dv;
     const bool state_vec = LA_STATE_VEC && (dv % 4 == 0); /* la_run_typed's choices */
     const bool out_vec = LA_CONTRACT_VEC && (dv % 4 == 0) && (32 % (dv / 4) == 0);
-    snprintf(buf, len, "cumsum chunks=%d state_vec=%d out_vec=%d", st->n_chunks, state_vec ? 1 : 0,
-             out_vec ? 1 : 0);
+    snprintf(buf, len, "cumsum chunks=%d state_vec=%d out_vec=%d%s", st->n_chunks,
+             state_vec ? 1 : 0, out_vec ? 1 : 0, st->train ? " suffix_states=1" : "");
+}
+
+/* ---- the backward ----------------------------------------------------------------------------
+ * Through materialised prefix AND suffix sums, as naive as the forward and no more:
+ *   dQ_t = (1/sqrt(dk)) S_t dO_t           S_t: the forward's states, kept (never overwritten)
+ *   R_s  = sum_{t>=s} q_t^T dO_t           every token's suffix state in HBM (d_R, fp32), by
+ *                                          the forward's reduce-then-scan run backwards in time
+ *   dK_s = (1/sqrt(dk)) R_s v_s,  dV_s = (1/sqrt(dk)) k_s R_s    one pass reading R once
+ * Stages (--breakdown): dq, suffix_totals, suffix_carry (both empty when T <= one chunk),
+ * suffix_states, dkdv.  Bytes, LM shape: S read 17.2 GB, R written 17.2 GB and read 17.2 GB,
+ * ~52 GB -> ~17-19 ms predicted on an H100 (the forward: ~34 GB, 13.5 ms); not yet measured.
+ * Workspace in training: S and R, 34.4 GB at the LM shape. */
+extern "C" const char *const linear_attn_naive_cumsum_bwd_stage_names[] = {
+    "dq", "suffix_totals", "suffix_carry", "suffix_states", "dkdv", NULL};
+enum { LAB_DQ, LAB_TOTALS, LAB_CARRY, LAB_STATES, LAB_DKDV, LAB_N };
+
+template <typename Tin>
+static int la_bwd_stage_typed(const la_state_t *st, const io_t *io, const grad_io_t *g,
+                              int stage, cudaStream_t stream) {
+    const shape_t *s = &st->s;
+    const Tin *q = (const Tin *)io->in[0], *k = (const Tin *)io->in[1];
+    const Tin *v = (const Tin *)io->in[2], *dO = (const Tin *)g->dy;
+    const int dkdv = s->dk * s->dv, BH = s->B * s->H;
+    const int n_tiles = (dkdv + LA_TILE - 1) / LA_TILE;
+    const unsigned scan_blocks = (unsigned)((long long)BH * st->n_chunks * n_tiles);
+    const size_t smem = (size_t)LA_SUB * (s->dk + s->dv) * sizeof(float);
+    const bool state_vec = LA_STATE_VEC && (s->dv % 4 == 0);
+    const long long n_tok = (long long)BH * s->T;
+    const unsigned out_blocks = (unsigned)((n_tok + LA_OUT_WARPS - 1) / LA_OUT_WARPS);
+    const bool out_vec = LA_CONTRACT_VEC && (s->dv % 4 == 0) && (32 % (s->dv / 4) == 0);
+    const float scale = 1.0f / sqrtf((float)s->dk);
+    switch (stage) {
+    case LAB_DQ:
+        if (out_vec)
+            bwd_contract_kernel<Tin, true, false><<<out_blocks, LA_OUT_WARPS * 32, 0, stream>>>(
+                st->d_S, dO, nullptr, (Tin *)g->grad[0], nullptr, n_tok, s->dk, s->dv, scale);
+        else
+            bwd_contract_kernel<Tin, false, false><<<out_blocks, LA_OUT_WARPS * 32, 0, stream>>>(
+                st->d_S, dO, nullptr, (Tin *)g->grad[0], nullptr, n_tok, s->dk, s->dv, scale);
+        break;
+    case LAB_TOTALS: /* R's chunk totals (reversed time) into the carry */
+        if (st->n_chunks <= 1) return 0;
+        if (state_vec)
+            chunk_state_kernel<Tin, true, false, true><<<scan_blocks, LA_THREADS, smem, stream>>>(
+                q, dO, st->d_carry, st->d_R, s->T, s->dk, s->dv, st->n_chunks, n_tiles);
+        else
+            chunk_state_kernel<Tin, false, false, true><<<scan_blocks, LA_THREADS, smem, stream>>>(
+                q, dO, st->d_carry, st->d_R, s->T, s->dk, s->dv, st->n_chunks, n_tiles);
+        break;
+    case LAB_CARRY: {
+        if (st->n_chunks <= 1) return 0;
+        const long long n_cols = (long long)BH * dkdv;
+        carry_scan_kernel<<<(unsigned)((n_cols + 255) / 256), 256, 0, stream>>>(
+            st->d_carry, st->n_chunks, dkdv, n_cols);
+        break;
+    }
+    case LAB_STATES: {
+        float *carry = st->n_chunks > 1 ? st->d_carry : nullptr;
+        if (state_vec)
+            chunk_state_kernel<Tin, true, true, true><<<scan_blocks, LA_THREADS, smem, stream>>>(
+                q, dO, carry, st->d_R, s->T, s->dk, s->dv, st->n_chunks, n_tiles);
+        else
+            chunk_state_kernel<Tin, false, true, true><<<scan_blocks, LA_THREADS, smem, stream>>>(
+                q, dO, carry, st->d_R, s->T, s->dk, s->dv, st->n_chunks, n_tiles);
+        break;
+    }
+    case LAB_DKDV:
+        if (out_vec)
+            bwd_contract_kernel<Tin, true, true><<<out_blocks, LA_OUT_WARPS * 32, 0, stream>>>(
+                st->d_R, v, k, (Tin *)g->grad[1], (Tin *)g->grad[2], n_tok, s->dk, s->dv, scale);
+        else
+            bwd_contract_kernel<Tin, false, true><<<out_blocks, LA_OUT_WARPS * 32, 0, stream>>>(
+                st->d_R, v, k, (Tin *)g->grad[1], (Tin *)g->grad[2], n_tok, s->dk, s->dv, scale);
+        break;
+    default: BENCH_FAIL("linear_attn/naive_cumsum: no backward stage %d", stage);
+    }
+    CUDA_CHECK(cudaGetLastError());
+    return 0;
+}
+
+extern "C" int linear_attn_naive_cumsum_run_bwd_stage(void *state, const io_t *io,
+                                                      const grad_io_t *g, int stage,
+                                                      cudaStream_t stream) {
+    const la_state_t *st = (const la_state_t *)state;
+    if (!st || !st->train)
+        BENCH_FAIL("linear_attn/naive_cumsum: backward without a training setup");
+    switch (st->s.dtype) {
+    case DTYPE_BF16: return la_bwd_stage_typed<__nv_bfloat16>(st, io, g, stage, stream);
+    case DTYPE_F16: return la_bwd_stage_typed<__half>(st, io, g, stage, stream);
+    case DTYPE_F32: return la_bwd_stage_typed<float>(st, io, g, stage, stream);
+    }
+    BENCH_FAIL("linear_attn/naive_cumsum: unknown dtype %d", (int)st->s.dtype);
+}
+
+extern "C" int linear_attn_naive_cumsum_run_bwd(void *state, const io_t *io, const grad_io_t *g,
+                                                cudaStream_t stream) {
+    for (int i = 0; i < LAB_N; i++)
+        if (linear_attn_naive_cumsum_run_bwd_stage(state, io, g, i, stream)) return -1;
+    return 0;
+}
+
+/* Each stage's FLOPs (2 a MAC) and fewest bytes: what it must read and write once. */
+extern "C" void linear_attn_naive_cumsum_bwd_stage_cost(const shape_t *s, int stage,
+                                                        double *flops, double *bytes) {
+    const double tok = (double)s->B * s->H * s->T, dkdv = (double)s->dk * s->dv;
+    const double esz = (double)dtype_size(s->dtype), states = tok * dkdv * 4;
+    const double chunks = la_chunks(s) > 1 ? (double)s->B * s->H * la_chunks(s) * dkdv * 4 : 0;
+    *flops = 0;
+    switch (stage) {
+    case LAB_DQ: *flops = 2 * tok * dkdv; *bytes = states + tok * (s->dv + s->dk) * esz; break;
+    case LAB_TOTALS:
+        *flops = chunks ? 2 * tok * dkdv : 0;
+        *bytes = chunks ? tok * (s->dk + s->dv) * esz + chunks : 0;
+        break;
+    case LAB_CARRY: *bytes = 2 * chunks; break;
+    case LAB_STATES:
+        *flops = 2 * tok * dkdv;
+        *bytes = tok * (s->dk + s->dv) * esz + chunks + states;
+        break;
+    default: *flops = 4 * tok * dkdv; *bytes = states + tok * 2 * (s->dk + s->dv) * esz; break;
+    }
 }

@@ -42,12 +42,39 @@
  *   T = 1k (B = 64) the bytes are the same except K (8 MB, L2-resident) -> ~ 1.3-2 ms.
  *   FLOPs ~ 2 * 2.5 N log2 N per row ~ 22 GFLOP at T = 64k: memory-bound throughout.
  *   measured: 1.73-1.92 ms from 1k to 16k, 3.65 at 64k (the index above; ~1.3-2.3 predicted).
+ *
+ * ---- the backward (--pass bwd|fwdbwd) ---------------------------------------------------------
+ *
+ *   dX[b,c,s] = sum_{t>=s} k[c,t-s] dY[b,c,t]
+ *   dK[c,j]   = sum_b sum_{t>=j} x[b,c,t-j] dY[b,c,t]
+ *
+ * Both are correlations, so both are products with a conjugate spectrum, circular at length N
+ * and exact on the first T lags for the same reason as the forward (the padded halves are
+ * zero): dX = C2R(conj(K/N) G) and dK = C2R(sum_b conj(X_b) G_b) / N, with G = R2C(dY).  The
+ * training forward (setup saw s->pass != PASS_FWD) keeps X = R2C(x) in d_spec by writing the
+ * product into a second spectrum buffer d_gspec (spectrum_mul_keep_kernel) instead of in
+ * place; the kernel spectrum K/N is the forward's.  run_bwd enqueues seven passes (its
+ * --breakdown stages):
+ *   pad_dy  dY (run dtype) -> d_real, zero-padded (pass 1's kernel)
+ *   r2c_dy  cufftExecR2C (the forward's plan) -> G in d_gspec
+ *   mul     spectrum_bwd_kernel: a thread owns (channel, bin), loads K once, walks the batch:
+ *           dKs += conj(X_b) G_b (the batch summed in the frequency domain, fp32), then
+ *           G_b = conj(K) G_b in place; dKs (scaled by 1/N) -> d_kgspec [d, Nc]
+ *   c2r_dx  cufftExecC2R (the forward's plan) d_gspec -> d_real
+ *   out_dx  the first T samples of each row -> dX (run dtype)
+ *   c2r_dk  cufftExecC2R, a plan of batch d, d_kgspec -> the first d rows of d_real
+ *   out_dk  the first T samples -> dK (fp32)
+ * X is only read, so run_bwd can be called again after one forward (variant.h).  Workspace
+ * in training: the forward's + G [B*d, Nc] + dK's spectrum [d, Nc] complex.  Predicted at
+ * T = 64k, B = 1, d = 1024 (N = 128k): about 2.5x the forward's bytes (two spectra read in
+ * the product, two inverse transforms), ~4-6 ms on an H100; not yet measured.
  */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <cufft.h>
 #include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +84,7 @@
 
 extern "C" {
 DECLARE_VARIANT(long_conv_fft);
+DECLARE_BWD_STAGES(long_conv_fft);
 }
 
 /* 0 forces the scalar pad / truncate paths (debugging a first GPU run). */
@@ -139,6 +167,71 @@ __global__ void __launch_bounds__(LC_THREADS)
     }
 }
 
+/* ---- training forward: Y = X K into a second buffer, X kept for the backward ----------------
+ * The pass-3 loop, out of place. */
+__global__ void __launch_bounds__(LC_THREADS)
+    spectrum_mul_keep_kernel(cufftComplex *__restrict__ Y, const cufftComplex *__restrict__ X,
+                             const cufftComplex *__restrict__ K, int Nc, int d, int B,
+                             int n_fblk) {
+    const int c = blockIdx.x / n_fblk;
+    const int f = (blockIdx.x - c * n_fblk) * LC_THREADS + threadIdx.x;
+    if (f >= Nc) return;
+    const float2 kk = __ldg(&K[(size_t)c * Nc + f]);
+    const size_t bstride = (size_t)d * Nc, off = (size_t)c * Nc + f;
+    for (int b0 = 0; b0 < B; b0 += LC_MUL_UNROLL) {
+        float2 z[LC_MUL_UNROLL];
+#pragma unroll
+        for (int u = 0; u < LC_MUL_UNROLL; u++)
+            if (b0 + u < B) z[u] = X[off + (size_t)(b0 + u) * bstride];
+#pragma unroll
+        for (int u = 0; u < LC_MUL_UNROLL; u++) {
+            if (b0 + u < B) {
+                float2 r;
+                r.x = z[u].x * kk.x - z[u].y * kk.y;
+                r.y = z[u].x * kk.y + z[u].y * kk.x;
+                Y[off + (size_t)(b0 + u) * bstride] = r;
+            }
+        }
+    }
+}
+
+/* ---- backward product: dKs[c] = inv_n sum_b conj(X_b) G_b;  G_b = conj(K) G_b -------------
+ * Grid as pass 3.  K holds K/N already (setup), so the dX product needs no scale; the dK sum
+ * gets inv_n = 1/N for the unnormalised inverse.  conj(a) b = (a.x b.x + a.y b.y) +
+ * i (a.x b.y - a.y b.x). */
+__global__ void __launch_bounds__(LC_THREADS)
+    spectrum_bwd_kernel(cufftComplex *__restrict__ G, cufftComplex *__restrict__ dKs,
+                        const cufftComplex *__restrict__ X, const cufftComplex *__restrict__ K,
+                        int Nc, int d, int B, int n_fblk, float inv_n) {
+    const int c = blockIdx.x / n_fblk;
+    const int f = (blockIdx.x - c * n_fblk) * LC_THREADS + threadIdx.x;
+    if (f >= Nc) return;
+    const float2 kk = __ldg(&K[(size_t)c * Nc + f]);
+    const size_t bstride = (size_t)d * Nc, off = (size_t)c * Nc + f;
+    float2 acc = make_float2(0.f, 0.f);
+    for (int b0 = 0; b0 < B; b0 += LC_MUL_UNROLL) {
+        float2 g[LC_MUL_UNROLL], x[LC_MUL_UNROLL];
+#pragma unroll
+        for (int u = 0; u < LC_MUL_UNROLL; u++)
+            if (b0 + u < B) {
+                g[u] = G[off + (size_t)(b0 + u) * bstride];
+                x[u] = __ldg(&X[off + (size_t)(b0 + u) * bstride]);
+            }
+#pragma unroll
+        for (int u = 0; u < LC_MUL_UNROLL; u++) {
+            if (b0 + u < B) {
+                acc.x += x[u].x * g[u].x + x[u].y * g[u].y;
+                acc.y += x[u].x * g[u].y - x[u].y * g[u].x;
+                float2 r;
+                r.x = kk.x * g[u].x + kk.y * g[u].y;
+                r.y = kk.x * g[u].y - kk.y * g[u].x;
+                G[off + (size_t)(b0 + u) * bstride] = r;
+            }
+        }
+    }
+    dKs[off] = make_float2(acc.x * inv_n, acc.y * inv_n);
+}
+
 /* ---- pass 5: truncate + convert ----------------------------------------------------------------
  * src [rows, N] fp32 -> y [rows, T] run dtype, first T samples.  Grid 1D: blockIdx.x =
  * row * n_blk + blk, n_blk = ceil(T / 2048).  VEC as in pass 1. */
@@ -178,6 +271,12 @@ typedef struct {
     void *d_work;            /* cuFFT work area shared by all plans (ours)    */
     cufftHandle plan_fwd, plan_inv, plan_k;
     int have_fwd, have_inv, have_k;
+    /* training (s.pass != PASS_FWD): X kept in d_spec, these for the product and the backward */
+    int train;
+    cufftComplex *d_gspec;   /* [B*d, Nc]: the forward's product, then dY's spectrum */
+    cufftComplex *d_kgspec;  /* [d, Nc]: dK's spectrum                            */
+    cufftHandle plan_kinv;   /* C2R, batch d                                      */
+    int have_kinv;
 } lc_state_t;
 
 static int is_7smooth(long long m) {
@@ -214,8 +313,9 @@ static cufftResult lc_plan_many(cufftHandle h, int make, long long N, long long 
 static size_t lc_buffers_bytes(const shape_t *s) {
     const long long N = lc_fft_len(s->T), Nc = N / 2 + 1;
     const size_t rows = (size_t)s->B * s->d;
+    const size_t train = s->pass != PASS_FWD ? (rows + (size_t)s->d) * (size_t)Nc : 0;
     return rows * (size_t)N * sizeof(float) + rows * (size_t)Nc * sizeof(cufftComplex) +
-           (size_t)s->d * (size_t)Nc * sizeof(cufftComplex);
+           (size_t)s->d * (size_t)Nc * sizeof(cufftComplex) + train * sizeof(cufftComplex);
 }
 
 /* Largest work area of the three plans, asked of cuFFT without making them.  If cuFFT cannot
@@ -227,9 +327,9 @@ static size_t lc_work_estimate(const shape_t *s) {
     const struct {
         long long batch;
         cufftType type;
-    } cfg[3] = {{rows, CUFFT_R2C}, {rows, CUFFT_C2R}, {s->d, CUFFT_R2C}};
+    } cfg[4] = {{rows, CUFFT_R2C}, {rows, CUFFT_C2R}, {s->d, CUFFT_R2C}, {s->d, CUFFT_C2R}};
     size_t most = 0;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < (s->pass != PASS_FWD ? 4 : 3); i++) {
         cufftHandle h;
         if (cufftCreate(&h) != CUFFT_SUCCESS) return guess;
         size_t ws = 0;
@@ -269,6 +369,9 @@ extern "C" void long_conv_fft_teardown(void *state) {
     if (st->d_real) cudaFree(st->d_real);
     if (st->d_spec) cudaFree(st->d_spec);
     if (st->d_kspec) cudaFree(st->d_kspec);
+    if (st->have_kinv) cufftDestroy(st->plan_kinv);
+    if (st->d_gspec) cudaFree(st->d_gspec);
+    if (st->d_kgspec) cudaFree(st->d_kgspec);
     free(st);
 }
 
@@ -299,11 +402,22 @@ static int lc_setup_impl(lc_state_t *st, const io_t *io) {
     CUFFT_CHECK(lc_plan_many(st->plan_k, 1, N, d, CUFFT_R2C, &ws_k));
     size_t ws = ws_fwd > ws_inv ? ws_fwd : ws_inv;
     if (ws_k > ws) ws = ws_k;
+    if (st->train) { /* the backward's buffers and dK's inverse plan (batch d) */
+        size_t ws_kinv = 0;
+        CUDA_CHECK(cudaMalloc((void **)&st->d_gspec, (size_t)rows * Nc * sizeof(cufftComplex)));
+        CUDA_CHECK(cudaMalloc((void **)&st->d_kgspec, (size_t)d * Nc * sizeof(cufftComplex)));
+        CUFFT_CHECK(cufftCreate(&st->plan_kinv));
+        st->have_kinv = 1;
+        CUFFT_CHECK(cufftSetAutoAllocation(st->plan_kinv, 0));
+        CUFFT_CHECK(lc_plan_many(st->plan_kinv, 1, N, d, CUFFT_C2R, &ws_kinv));
+        if (ws_kinv > ws) ws = ws_kinv;
+    }
     if (ws > 0) {
         CUDA_CHECK(cudaMalloc(&st->d_work, ws));
         CUFFT_CHECK(cufftSetWorkArea(st->plan_fwd, st->d_work));
         CUFFT_CHECK(cufftSetWorkArea(st->plan_inv, st->d_work));
         CUFFT_CHECK(cufftSetWorkArea(st->plan_k, st->d_work));
+        if (st->train) CUFFT_CHECK(cufftSetWorkArea(st->plan_kinv, st->d_work));
     }
 
     /* Kernel spectrum, once: K = R2C(k / N) through the first d rows of the real buffer.
@@ -336,6 +450,7 @@ extern "C" int long_conv_fft_setup(const shape_t *s, const io_t *io, void **stat
     st->N = (int)lc_fft_len(s->T);
     st->Nc = st->N / 2 + 1;
     st->rows = (long long)s->B * s->d;
+    st->train = s->pass != PASS_FWD;
     if (lc_setup_impl(st, io) != 0) {
         long_conv_fft_teardown(st); /* keeps the recorded error */
         return -1;
@@ -368,11 +483,18 @@ static int lc_run_typed(const lc_state_t *st, const io_t *io, cudaStream_t strea
     CUFFT_CHECK(cufftExecR2C(st->plan_fwd, st->d_real, st->d_spec));
 
     const int n_fblk = (Nc + LC_THREADS - 1) / LC_THREADS;
-    spectrum_mul_kernel<<<(unsigned)s->d * n_fblk, LC_THREADS, 0, stream>>>(
-        st->d_spec, st->d_kspec, Nc, s->d, s->B, n_fblk);
+    cufftComplex *prod = st->d_spec;
+    if (st->train) { /* X stays in d_spec for the backward */
+        prod = st->d_gspec;
+        spectrum_mul_keep_kernel<<<(unsigned)s->d * n_fblk, LC_THREADS, 0, stream>>>(
+            prod, st->d_spec, st->d_kspec, Nc, s->d, s->B, n_fblk);
+    } else {
+        spectrum_mul_kernel<<<(unsigned)s->d * n_fblk, LC_THREADS, 0, stream>>>(
+            st->d_spec, st->d_kspec, Nc, s->d, s->B, n_fblk);
+    }
     CUDA_CHECK(cudaGetLastError());
 
-    CUFFT_CHECK(cufftExecC2R(st->plan_inv, st->d_spec, st->d_real));
+    CUFFT_CHECK(cufftExecC2R(st->plan_inv, prod, st->d_real));
 
     const int n_blk_out = (T + LC_PER_BLOCK - 1) / LC_PER_BLOCK;
     const unsigned out_blocks = (unsigned)(st->rows * n_blk_out);
@@ -403,5 +525,123 @@ extern "C" void long_conv_fft_config(const void *state, char *buf, size_t len) {
     const lc_state_t *st = (const lc_state_t *)state;
     if (!len) return;
     buf[0] = 0;
-    if (st) snprintf(buf, len, "cufft N=%d vec=%d", st->N, lc_vec(st->s.T, st->N) ? 1 : 0);
+    if (st)
+        snprintf(buf, len, "cufft N=%d vec=%d%s", st->N, lc_vec(st->s.T, st->N) ? 1 : 0,
+                 st->train ? " keep_x=1" : "");
+}
+
+/* ---- the backward ----------------------------------------------------------------------- */
+
+extern "C" const char *const long_conv_fft_bwd_stage_names[] = {
+    "pad_dy", "r2c_dy", "mul", "c2r_dx", "out_dx", "c2r_dk", "out_dk", NULL};
+enum { LCB_PAD, LCB_R2C, LCB_MUL, LCB_C2R_DX, LCB_OUT_DX, LCB_C2R_DK, LCB_OUT_DK, LCB_N };
+
+template <typename Tact>
+static int lc_bwd_stage_typed(const lc_state_t *st, const grad_io_t *g, int stage,
+                              cudaStream_t stream) {
+    const shape_t *s = &st->s;
+    const int T = s->T, N = st->N, Nc = st->Nc;
+    const bool vec = lc_vec(T, N);
+    const int n_blk_pad = (N + LC_PER_BLOCK - 1) / LC_PER_BLOCK;
+    const int n_blk_out = (T + LC_PER_BLOCK - 1) / LC_PER_BLOCK;
+    const int n_fblk = (Nc + LC_THREADS - 1) / LC_THREADS;
+    switch (stage) {
+    case LCB_PAD: {
+        const Tact *dy = (const Tact *)g->dy;
+        const unsigned blocks = (unsigned)(st->rows * n_blk_pad);
+        if (vec)
+            pad_convert_kernel<Tact, true><<<blocks, LC_THREADS, 0, stream>>>(
+                dy, st->d_real, T, N, n_blk_pad, 1.0f);
+        else
+            pad_convert_kernel<Tact, false><<<blocks, LC_THREADS, 0, stream>>>(
+                dy, st->d_real, T, N, n_blk_pad, 1.0f);
+        CUDA_CHECK(cudaGetLastError());
+        return 0;
+    }
+    case LCB_R2C:
+        CUFFT_CHECK(cufftSetStream(st->plan_fwd, stream));
+        CUFFT_CHECK(cufftExecR2C(st->plan_fwd, st->d_real, st->d_gspec));
+        return 0;
+    case LCB_MUL:
+        spectrum_bwd_kernel<<<(unsigned)s->d * n_fblk, LC_THREADS, 0, stream>>>(
+            st->d_gspec, st->d_kgspec, st->d_spec, st->d_kspec, Nc, s->d, s->B, n_fblk,
+            1.0f / (float)N);
+        CUDA_CHECK(cudaGetLastError());
+        return 0;
+    case LCB_C2R_DX:
+        CUFFT_CHECK(cufftSetStream(st->plan_inv, stream));
+        CUFFT_CHECK(cufftExecC2R(st->plan_inv, st->d_gspec, st->d_real));
+        return 0;
+    case LCB_OUT_DX: {
+        Tact *dx = (Tact *)g->grad[0];
+        const unsigned blocks = (unsigned)(st->rows * n_blk_out);
+        if (vec)
+            truncate_convert_kernel<Tact, true><<<blocks, LC_THREADS, 0, stream>>>(
+                st->d_real, dx, T, N, n_blk_out);
+        else
+            truncate_convert_kernel<Tact, false><<<blocks, LC_THREADS, 0, stream>>>(
+                st->d_real, dx, T, N, n_blk_out);
+        CUDA_CHECK(cudaGetLastError());
+        return 0;
+    }
+    case LCB_C2R_DK: /* into the first d rows of d_real: dX is out by now */
+        CUFFT_CHECK(cufftSetStream(st->plan_kinv, stream));
+        CUFFT_CHECK(cufftExecC2R(st->plan_kinv, st->d_kgspec, st->d_real));
+        return 0;
+    case LCB_OUT_DK: {
+        float *dk = (float *)g->grad[1];
+        const unsigned blocks = (unsigned)((long long)s->d * n_blk_out);
+        if (vec)
+            truncate_convert_kernel<float, true><<<blocks, LC_THREADS, 0, stream>>>(
+                st->d_real, dk, T, N, n_blk_out);
+        else
+            truncate_convert_kernel<float, false><<<blocks, LC_THREADS, 0, stream>>>(
+                st->d_real, dk, T, N, n_blk_out);
+        CUDA_CHECK(cudaGetLastError());
+        return 0;
+    }
+    }
+    BENCH_FAIL("long_conv/fft: no backward stage %d", stage);
+}
+
+extern "C" int long_conv_fft_run_bwd_stage(void *state, const io_t *io, const grad_io_t *g,
+                                           int stage, cudaStream_t stream) {
+    (void)io;
+    const lc_state_t *st = (const lc_state_t *)state;
+    if (!st || !st->train) BENCH_FAIL("long_conv/fft: backward without a training setup");
+    switch (st->s.dtype) {
+    case DTYPE_BF16: return lc_bwd_stage_typed<__nv_bfloat16>(st, g, stage, stream);
+    case DTYPE_F16: return lc_bwd_stage_typed<__half>(st, g, stage, stream);
+    case DTYPE_F32: return lc_bwd_stage_typed<float>(st, g, stage, stream);
+    }
+    BENCH_FAIL("long_conv/fft: unknown dtype %d", (int)st->s.dtype);
+}
+
+extern "C" int long_conv_fft_run_bwd(void *state, const io_t *io, const grad_io_t *g,
+                                     cudaStream_t stream) {
+    for (int i = 0; i < LCB_N; i++)
+        if (long_conv_fft_run_bwd_stage(state, io, g, i, stream)) return -1;
+    return 0;
+}
+
+/* Each stage's nominal FLOPs (a real transform 2.5 N log2 N, a complex product 6, a
+ * product-accumulate 8) and fewest bytes (what it must read and write once). */
+extern "C" void long_conv_fft_bwd_stage_cost(const shape_t *s, int stage, double *flops,
+                                             double *bytes) {
+    const double N = (double)lc_fft_len(s->T), Nc = N / 2 + 1, T = s->T;
+    const double rows = (double)s->B * s->d, d = s->d, esz = (double)dtype_size(s->dtype);
+    const double fft = 2.5 * N * log2(N), cplx = 8.0;
+    *flops = 0;
+    switch (stage) {
+    case LCB_PAD: *bytes = rows * (T * esz + N * 4); break;
+    case LCB_R2C: *flops = rows * fft; *bytes = rows * (N * 4 + Nc * cplx); break;
+    case LCB_MUL:
+        *flops = rows * Nc * 14.0;
+        *bytes = rows * Nc * cplx * 3 + d * Nc * cplx * 2; /* G, X read, G written; K, dKs */
+        break;
+    case LCB_C2R_DX: *flops = rows * fft; *bytes = rows * (Nc * cplx + N * 4); break;
+    case LCB_OUT_DX: *bytes = rows * T * (4 + esz); break;
+    case LCB_C2R_DK: *flops = d * fft; *bytes = d * (Nc * cplx + N * 4); break;
+    default: *bytes = d * T * 8; break;
+    }
 }

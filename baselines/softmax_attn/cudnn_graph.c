@@ -135,6 +135,15 @@ cg_desc cg_matmul(cg_pool_t *p, cg_desc a, cg_desc b, cg_desc c) {
     return op;
 }
 
+cg_desc cg_reshape(cg_pool_t *p, cg_desc x, cg_desc y) {
+    cg_desc op = cg_new(p, CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR);
+    if (!op) return NULL;
+    SETD(op, CUDNN_ATTR_OPERATION_RESHAPE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x);
+    SETD(op, CUDNN_ATTR_OPERATION_RESHAPE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y);
+    FINALIZE(op);
+    return op;
+}
+
 cg_desc cg_graph(cg_pool_t *p, cudnnHandle_t h, const cg_desc *ops, int n) {
     cg_desc g = cg_new(p, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
     if (!g) return NULL;

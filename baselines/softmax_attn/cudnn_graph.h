@@ -53,6 +53,8 @@ cg_desc cg_pointwise(cg_pool_t *p, cudnnPointwiseMode_t mode, cudnnDataType_t pr
 cg_desc cg_reduction(cg_pool_t *p, cudnnReduceTensorOp_t op, cg_desc x, cg_desc y);
 /* c = a b, batched over the leading dims (fp32 accumulation). */
 cg_desc cg_matmul(cg_pool_t *p, cg_desc a, cg_desc b, cg_desc c);
+/* y = x seen with y's dims, strides and data type (a transpose, by strides). */
+cg_desc cg_reshape(cg_pool_t *p, cg_desc x, cg_desc y);
 /* The operation graph of ops[0..n). */
 cg_desc cg_graph(cg_pool_t *p, cudnnHandle_t h, const cg_desc *ops, int n);
 

@@ -34,3 +34,15 @@ void sa_cudnn_describe(const sa_cudnn_plan *plan, char *buf, size_t len) {
 }
 
 void sa_cudnn_destroy(sa_cudnn_plan *plan) { (void)plan; }
+
+int sa_cudnn_bwd_plan_create(const sa_cudnn_problem_t *p, sa_cudnn_plan **out) {
+    return sa_cudnn_plan_create(p, out);
+}
+
+int sa_cudnn_bwd_launch(sa_cudnn_plan *plan, const void *q, const void *k, const void *v,
+                        const void *o, const void *d_o, const float *stats, void *dq, void *dk,
+                        void *dv, void *workspace, cudaStream_t s) {
+    (void)plan, (void)q, (void)k, (void)v, (void)o, (void)d_o, (void)stats, (void)dq, (void)dk;
+    (void)dv, (void)workspace, (void)s;
+    BENCH_FAIL("%s", NOT_BUILT);
+}

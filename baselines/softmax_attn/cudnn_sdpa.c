@@ -37,22 +37,7 @@
 #include <string.h>
 
 #include "bench_check.h"
-#include "softmax_attn/cudnn_graph.h"
-
-/* Unique ids of the tensors the variant pack names; virtual ones count up from UID_VIRTUAL. */
-enum { UID_Q = 1, UID_K, UID_V, UID_O, UID_STATS, UID_SCALE, UID_NEG, UID_VIRTUAL = 100 };
-enum { N_PACK = 8 }; /* the seven tensors' pointers and the workspace */
-
-struct sa_cudnn_plan {
-    cudnnHandle_t h;
-    cg_pool_t pool;
-    cg_plan_t plan;
-    int stats;          /* the stats tensor is an output                       */
-    int causal;         /* the graph has the mask (and the -FLT_MAX scalar)     */
-    float scale, lowest;/* host memory of the two by-value scalars (the pack points here) */
-    cg_desc pack;       /* the variant pack of the last launch's pointers           */
-    void *packed[N_PACK];
-};
+#include "softmax_attn/cudnn_sdpa_plan.h"
 
 static void version_text(size_t v, char *buf, size_t len) {
     /* 9.x: major * 10000 + minor * 100 + patch */
@@ -88,6 +73,66 @@ const char *sa_cudnn_unavailable(void) {
 
 static cudnnDataType_t io_type(dtype_t t) { return t == DTYPE_F16 ? CUDNN_DATA_HALF : CUDNN_DATA_BFLOAT16; }
 
+cg_desc sa_cudnn_causal_mask(sa_cudnn_plan *pl, const int64_t dim[4], const int64_t stride[4],
+                             cg_desc x, int64_t *uid, cg_desc *ops, int *n) {
+    cg_pool_t *P = &pl->pool;
+    const int64_t one[4] = {1, 1, 1, 1};
+    cg_desc row = cg_tensor(P, (*uid)++, CUDNN_DATA_INT32, dim, stride, CG_VIRTUAL);
+    cg_desc col = cg_tensor(P, (*uid)++, CUDNN_DATA_INT32, dim, stride, CG_VIRTUAL);
+    cg_desc keep = cg_tensor(P, (*uid)++, CUDNN_DATA_BOOLEAN, dim, stride, CG_VIRTUAL);
+    cg_desc masked = cg_tensor(P, (*uid)++, CUDNN_DATA_FLOAT, dim, stride, CG_VIRTUAL);
+    cg_desc lowest = cg_tensor(P, UID_NEG, CUDNN_DATA_FLOAT, one, one, CG_BY_VALUE);
+    if (!row || !col || !keep || !masked || !lowest) return NULL;
+    if (!(ops[(*n)++] = cg_pointwise(P, CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_INT32, x, NULL, NULL,
+                                     row, 2)) ||
+        !(ops[(*n)++] = cg_pointwise(P, CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_INT32, x, NULL, NULL,
+                                     col, 3)) ||
+        !(ops[(*n)++] = cg_pointwise(P, CUDNN_POINTWISE_CMP_GE, CUDNN_DATA_BOOLEAN, row, col, NULL,
+                                     keep, -1)) ||
+        !(ops[(*n)++] = cg_pointwise(P, CUDNN_POINTWISE_BINARY_SELECT, CUDNN_DATA_FLOAT, x, lowest,
+                                     keep, masked, -1)))
+        return NULL;
+    return masked;
+}
+
+int sa_cudnn_plan_new(const sa_cudnn_problem_t *p, sa_cudnn_plan **out) {
+    *out = NULL;
+    const char *why = sa_cudnn_unavailable();
+    if (why) BENCH_FAIL("%s", why);
+    if (p->dt != DTYPE_BF16 && p->dt != DTYPE_F16) BENCH_FAIL("cuDNN SDPA: bf16 or fp16 only");
+    if (p->B <= 0 || p->H <= 0 || p->T <= 0 || p->D <= 0) BENCH_FAIL("cuDNN SDPA: empty shape");
+    sa_cudnn_plan *pl = calloc(1, sizeof *pl);
+    if (!pl) BENCH_FAIL("cuDNN SDPA: out of host memory");
+    pl->stats = p->stats;
+    pl->causal = p->causal;
+    pl->scale = (float)(1.0 / sqrt((double)p->D));
+    pl->lowest = -FLT_MAX;
+    pl->one = 1.0f;
+    if (cg_check(cudnnCreate(&pl->h), "cudnnCreate", __FILE__, __LINE__)) {
+        free(pl);
+        return -1;
+    }
+    *out = pl;
+    return 0;
+}
+
+int sa_cudnn_execute(sa_cudnn_plan *pl, int n, const int64_t *uids, void *const *ptrs,
+                     void *workspace, cudaStream_t s) {
+    void *key[N_PACK] = {0};
+    memcpy(key, ptrs, (size_t)n * sizeof *ptrs);
+    key[N_PACK - 1] = workspace;
+    if (!pl->pack || memcmp(key, pl->packed, sizeof key) != 0) {
+        if (cg_variant_pack(&pl->pack, n, uids, ptrs, workspace)) {
+            memset(pl->packed, 0, sizeof pl->packed);
+            return -1;
+        }
+        memcpy(pl->packed, key, sizeof key);
+    }
+    CG_CHECK(cudnnSetStream(pl->h, s));
+    CG_CHECK(cudnnBackendExecute(pl->h, pl->plan.plan, pl->pack));
+    return 0;
+}
+
 /* The graph of the header comment; ops[] gets its operations in data-flow order. */
 static int build_graph(sa_cudnn_plan *pl, const sa_cudnn_problem_t *p, cg_desc *graph) {
     cg_pool_t *P = &pl->pool;
@@ -117,17 +162,7 @@ static int build_graph(sa_cudnn_plan *pl, const sa_cudnn_problem_t *p, cg_desc *
     if (!s || !s1) return -1;
     OP(cg_matmul(P, q, kt, s));
     OP(cg_pointwise(P, CUDNN_POINTWISE_MUL, f32, s, scale, NULL, s1, -1));
-    if (p->causal) {
-        cg_desc row = VIRT(CUDNN_DATA_INT32, ds, ss), col = VIRT(CUDNN_DATA_INT32, ds, ss);
-        cg_desc keep = VIRT(CUDNN_DATA_BOOLEAN, ds, ss), masked = VIRT(f32, ds, ss);
-        cg_desc lowest = cg_tensor(P, UID_NEG, f32, one, one, CG_BY_VALUE);
-        if (!row || !col || !keep || !masked || !lowest) return -1;
-        OP(cg_pointwise(P, CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_INT32, s1, NULL, NULL, row, 2));
-        OP(cg_pointwise(P, CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_INT32, s1, NULL, NULL, col, 3));
-        OP(cg_pointwise(P, CUDNN_POINTWISE_CMP_GE, CUDNN_DATA_BOOLEAN, row, col, NULL, keep, -1));
-        OP(cg_pointwise(P, CUDNN_POINTWISE_BINARY_SELECT, f32, s1, lowest, keep, masked, -1));
-        s1 = masked;
-    }
+    if (p->causal && !(s1 = sa_cudnn_causal_mask(pl, ds, ss, s1, &uid, ops, &n))) return -1;
     cg_desc mx = VIRT(f32, dr, sr), z = VIRT(f32, ds, ss), e = VIRT(f32, ds, ss);
     cg_desc sum = VIRT(f32, dr, sr), lg = VIRT(f32, dr, sr);
     cg_desc st = p->stats ? cg_tensor(P, UID_STATS, f32, dr, sr, 0) : VIRT(f32, dr, sr);
@@ -148,20 +183,11 @@ static int build_graph(sa_cudnn_plan *pl, const sa_cudnn_problem_t *p, cg_desc *
 }
 
 int sa_cudnn_plan_create(const sa_cudnn_problem_t *p, sa_cudnn_plan **out) {
-    *out = NULL;
-    const char *why = sa_cudnn_unavailable();
-    if (why) BENCH_FAIL("%s", why);
-    if (p->dt != DTYPE_BF16 && p->dt != DTYPE_F16) BENCH_FAIL("cuDNN SDPA: bf16 or fp16 only");
-    if (p->B <= 0 || p->H <= 0 || p->T <= 0 || p->D <= 0) BENCH_FAIL("cuDNN SDPA: empty shape");
-    sa_cudnn_plan *pl = calloc(1, sizeof *pl);
-    if (!pl) BENCH_FAIL("cuDNN SDPA: out of host memory");
-    pl->stats = p->stats;
-    pl->causal = p->causal;
-    pl->scale = (float)(1.0 / sqrt((double)p->D));
-    pl->lowest = -FLT_MAX;
+    sa_cudnn_plan *pl = NULL;
     cg_desc graph = NULL;
-    if (cg_check(cudnnCreate(&pl->h), "cudnnCreate", __FILE__, __LINE__) ||
-        build_graph(pl, p, &graph) || cg_plan(&pl->pool, pl->h, graph, &pl->plan)) {
+    *out = NULL;
+    if (sa_cudnn_plan_new(p, &pl)) return -1;
+    if (build_graph(pl, p, &graph) || cg_plan(&pl->pool, pl->h, graph, &pl->plan)) {
         sa_cudnn_destroy(pl);
         return -1;
     }
@@ -170,12 +196,13 @@ int sa_cudnn_plan_create(const sa_cudnn_problem_t *p, sa_cudnn_plan **out) {
 }
 
 size_t sa_cudnn_workspace_bytes(const sa_cudnn_plan *pl) {
-    return pl && pl->plan.ws_bytes > 0 ? (size_t)pl->plan.ws_bytes : 0;
+    if (!pl) return 0;
+    return pl->own_ws + (pl->plan.ws_bytes > 0 ? (size_t)pl->plan.ws_bytes : 0);
 }
 
 int sa_cudnn_launch(sa_cudnn_plan *pl, const void *q, const void *k, const void *v, void *o,
                     float *stats, void *workspace, cudaStream_t s) {
-    if (!pl) BENCH_FAIL("cuDNN SDPA: launch without a plan");
+    if (!pl || pl->bwd) BENCH_FAIL("cuDNN SDPA: launch without a forward plan");
     if (pl->stats && !stats) BENCH_FAIL("cuDNN SDPA: the plan writes stats: give a buffer");
     /* By-value scalars travel as host pointers to the values kept in the plan.  The pack names
      * exactly the graph's non-virtual tensors: -FLT_MAX only when causal, stats only when kept
@@ -191,17 +218,7 @@ int sa_cudnn_launch(sa_cudnn_plan *pl, const void *q, const void *k, const void 
         uids[n] = UID_STATS;
         ptrs[n++] = stats;
     }
-    ptrs[N_PACK - 1] = workspace; /* the cache key's last slot */
-    if (!pl->pack || memcmp(ptrs, pl->packed, sizeof ptrs) != 0) {
-        if (cg_variant_pack(&pl->pack, n, uids, ptrs, workspace)) {
-            memset(pl->packed, 0, sizeof pl->packed);
-            return -1;
-        }
-        memcpy(pl->packed, ptrs, sizeof ptrs);
-    }
-    CG_CHECK(cudnnSetStream(pl->h, s));
-    CG_CHECK(cudnnBackendExecute(pl->h, pl->plan.plan, pl->pack));
-    return 0;
+    return sa_cudnn_execute(pl, n, uids, ptrs, workspace, s);
 }
 
 void sa_cudnn_describe(const sa_cudnn_plan *pl, char *buf, size_t len) {
@@ -210,8 +227,12 @@ void sa_cudnn_describe(const sa_cudnn_plan *pl, char *buf, size_t len) {
     buf[0] = 0;
     if (!pl) return;
     version_text(cudnnGetVersion(), run, sizeof run);
-    snprintf(buf, len, "cudnn=%s engine=%lld knobs=%s ws=%lld", run, (long long)pl->plan.engine,
-             pl->plan.knobs, (long long)pl->plan.ws_bytes);
+    if (pl->bwd)
+        snprintf(buf, len, "bwd_engine=%lld bwd_knobs=%s bwd_ws=%zu", (long long)pl->plan.engine,
+                 pl->plan.knobs, sa_cudnn_workspace_bytes(pl));
+    else
+        snprintf(buf, len, "cudnn=%s engine=%lld knobs=%s ws=%lld", run, (long long)pl->plan.engine,
+                 pl->plan.knobs, (long long)pl->plan.ws_bytes);
 }
 
 void sa_cudnn_destroy(sa_cudnn_plan *pl) {

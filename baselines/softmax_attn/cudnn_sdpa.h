@@ -55,6 +55,16 @@ int sa_cudnn_launch(sa_cudnn_plan *plan, const void *q, const void *k, const voi
 void sa_cudnn_describe(const sa_cudnn_plan *plan, char *buf, size_t len);
 void sa_cudnn_destroy(sa_cudnn_plan *plan);
 
+/* The backward (cudnn_sdpa_bwd.c): dQ, dK, dV of L = sum(dO . o) from q, k, v, the forward's o
+ * and stats (a plan made with stats = 1) and dO, by cuDNN's fused flash-attention backward.
+ * Layouts: dO as o, dQ as q, dK as k, dV as v (p->stats is ignored).  Its workspace
+ * (sa_cudnn_workspace_bytes) also holds two fp32 tensors of the graph: the row sums dO . o
+ * [B,H,T] and dQ's accumulator [B,H,T,D].  describe says "bwd_engine=.. bwd_knobs=.. bwd_ws=..". */
+int sa_cudnn_bwd_plan_create(const sa_cudnn_problem_t *p, sa_cudnn_plan **out);
+int sa_cudnn_bwd_launch(sa_cudnn_plan *plan, const void *q, const void *k, const void *v,
+                        const void *o, const void *d_o, const float *stats, void *dq, void *dk,
+                        void *dv, void *workspace, cudaStream_t s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,12 @@
  * v2  FlashAttention-2's forward on mma.sync.  0.550 ms at T = 1k, 26.26 ms at 64k (H100, bf16,
  *     H 16, D 64, 65536 tokens): 250-335 TFLOP/s, 1.28-1.52x PyTorch SDPA (cuDNN), 0.79-0.96x
  *     its FA2 backend.  profiles/NOTES.md, "softmax_attn".
+ * v2 training form (--pass bwd|fwdbwd): the same forward with a template flag (LSE) that also
+ *     writes each row's log-sum-exp L, fp32 [B*H][T], into the variant's state; the backward
+ *     (flash_bwd.cu, its own version index) recomputes P from it.  The inference kernels are
+ *     unchanged (ptxas: 242/245 registers packed, 251/244 strided, as before); the LSE ones use
+ *     255 (D = 64) and 244 (D = 128) packed, no spills.  Not yet timed.
+ *       chela-bench --ops softmax_attn --variants flash --pass fwd,bwd,fwdbwd --seq 1k..64k
  *
  *   q, k, v [B,H,T,D] (bf16 or fp16)  ->  o [B,H,T,D],  D = dk = dv in {64, 128}
  *   o_i = sum_{j <= i} softmax_j(q_i . k_j / sqrt(D)) v_j
@@ -78,12 +84,15 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench_check.h"
 #include "common/math.cuh"     /* warp_sum */
 #include "common/mma_sync.cuh" /* cp.async (zero-fill form, .cg: past L1), ldmatrix, mma */
 #include "dtype_device.cuh"    /* to_f32, from_f32 */
 #include "softmax_attn/flash.h"
+#include "softmax_attn/flash_bwd.h"
+#include "softmax_attn/flash_common.cuh" /* swz, mma_op, ex2, load_tile */
 #include "variant.h"
 
 #ifndef SA_FLASH_VERSION
@@ -92,6 +101,7 @@
 
 extern "C" {
 DECLARE_VARIANT(softmax_attn_flash);
+DECLARE_BWD(softmax_attn_flash);
 }
 
 /* Both versions are always compiled (so v1 cannot rot); this constant picks the one launched. */
@@ -168,73 +178,6 @@ template <int D> struct fcfg {
     static_assert(BM % BN == 0, "query blocks must start on a K/V tile boundary");
     static_assert((BM * CPR) % NTHREADS == 0 && (BN * CPR) % NTHREADS == 0, "tile loaders");
 };
-
-/* Byte offset of 16-byte chunk `chunk` of row `row` in a [rows][D] bf16 tile. The chunk index
- * is XORed with row & 7, so the 8 rows of an ldmatrix 8x8 matrix (same logical chunk, 8
- * consecutive rows) hit 8 different 16-byte bank groups. Only the low 3 bits of the chunk
- * change, so the result stays inside the row for D = 64 (8 chunks) and D = 128 (16). */
-template <int D> __device__ __forceinline__ uint32_t swz(int row, int chunk) {
-    return (uint32_t)(row * (D * 2) + ((chunk ^ (row & 7)) << 4));
-}
-
-/* D(16x8, f32) += A(16x16, row) * B(16x8, col) is mma_sync.cuh's mma_16816<BF16>.  Fragments
- * (g = lane / 4, t = lane % 4):
- *   A: a[0] = (row g,   k 2t..2t+1)  a[1] = (row g+8, k 2t..2t+1)
- *      a[2] = (row g,   k 2t+8..+9)  a[3] = (row g+8, k 2t+8..+9)    (low half = lower k)
- *   B: b0 = (k 2t..2t+1, n g)        b1 = (k 2t+8..2t+9, n g)
- *   C: c[0..1] = (row g, n 2t..2t+1) c[2..3] = (row g+8, n 2t..2t+1)
- * mma_op<T>: T's operand flag for it, and the packing of two fp32 C values into one 32-bit
- * A-operand register of T. */
-template <typename T> struct mma_op;
-template <> struct mma_op<__nv_bfloat16> {
-    static constexpr bool BF16 = true;
-    /* lo -> low 16 bits (the lower column index of the fragment pair) */
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-        uint32_t r;
-        asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-        return r;
-    }
-};
-template <> struct mma_op<__half> {
-    static constexpr bool BF16 = false;
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-        uint32_t r;
-        asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-        return r;
-    }
-};
-
-/* 2^x on the SFU; ftz is harmless (probabilities below 2^-126 are noise) and -inf -> +0. */
-__device__ __forceinline__ float ex2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
-}
-
-/* Copies rows [row0, row0 + ROWS) of a head's [T][D] matrix, rows ld elements apart (ld = D
- * when packed, a compile-time constant then), into a swizzled smem tile; rows
- * >= T are zero-filled (src-size 0; the source address is then the head's first row, a valid
- * dummy). Consecutive threads take consecutive 16-byte chunks of a row: a warp moves 512
- * contiguous bytes. Thread tid always owns chunk c = tid % CPR of rows r + i * RSTEP, and
- * RSTEP is a multiple of 8, so the swizzle of each of its rows is the same and every address
- * is one base plus a compile-time offset: no per-row pointers stay live across the main loop
- * (they did, and spilled, in the first draft of the D = 128 kernel). */
-template <typename T, int D, int ROWS>
-__device__ __forceinline__ void load_tile(uint32_t s_tile, const T *g_head, size_t ld, int row0,
-                                          int seqlen, int tid) {
-    constexpr int CPR = D / 8;
-    constexpr int RSTEP = NTHREADS / CPR; /* rows covered by one pass of the block */
-    static_assert(RSTEP % 8 == 0 && ROWS % RSTEP == 0, "loader assumes whole 8-row swizzle groups");
-    const int r = tid / CPR, c = tid % CPR;
-    const int grow = row0 + r;
-    const T *src = g_head + (size_t)grow * ld + c * 8; /* only dereferenced when in range */
-    const uint32_t dst = s_tile + swz<D>(r, c);
-#pragma unroll
-    for (int i = 0; i < ROWS / RSTEP; i++) {
-        const bool ok = grow + i * RSTEP < seqlen;
-        cp_async16(dst + i * RSTEP * D * 2, ok ? src + i * RSTEP * ld : g_head, ok ? 16 : 0);
-    }
-}
 
 /* One K/V tile for one warp: S = Q K^T, online softmax, O += P V.
  * MASK: some (row, key) pair of this warp's rows x this tile has key > row or key >= T. */
@@ -373,12 +316,16 @@ __device__ __forceinline__ void tile_step(uint32_t s_q, uint32_t s_k, uint32_t s
 
 /* PACKED: q, k, v, o are [B*H][T][D] (softmax_attn's layout): head and row offsets are
  * compile-time multiples of D, the code the variant was measured with.  Otherwise the
- * offsets come from the layouts (softmax_attn/flash.h). */
-template <typename T, int D, bool PACKED>
+ * offsets come from the layouts (softmax_attn/flash.h).
+ * LSE (the training forward): also writes each row's log-sum-exp of its scaled scores,
+ * d_lse[bh * T + row] = ln sum_{j <= row} exp(q.k_j / sqrt(D)), natural log, fp32, for the
+ * backward to recompute P from.  The inference instantiations (LSE = false) never touch
+ * d_lse: ptxas reports the same registers for them as before the flag existed. */
+template <typename T, int D, bool PACKED, bool LSE>
 __global__ void __launch_bounds__(NTHREADS, 2)
 flash_fwd_v2(const T *__restrict__ d_q, const T *__restrict__ d_k, const T *__restrict__ d_v,
              T *__restrict__ d_o, int seqlen, float scale_log2, int n_heads, sa_layout_t in,
-             sa_layout_t out) {
+             sa_layout_t out, float *__restrict__ d_lse) {
     using C = fcfg<D>;
     constexpr int BN = C::BN;
     extern __shared__ __align__(128) unsigned char smem[];
@@ -404,10 +351,10 @@ flash_fwd_v2(const T *__restrict__ d_q, const T *__restrict__ d_k, const T *__re
     const int kv_end = min(m0 + BM, seqlen);
     const int n_tiles = (kv_end + BN - 1) / BN;
 
-    load_tile<T, D, BM>(s_q, qh, ld, m0, seqlen, tid);
+    load_tile<T, D, BM, NTHREADS>(s_q, qh, ld, m0, seqlen, tid);
     cp_async_commit();                                  /* group: Q            */
-    load_tile<T, D, BN>(s_k0, kh, ld, 0, seqlen, tid);
-    load_tile<T, D, BN>(s_v0, vh, ld, 0, seqlen, tid);
+    load_tile<T, D, BN, NTHREADS>(s_k0, kh, ld, 0, seqlen, tid);
+    load_tile<T, D, BN, NTHREADS>(s_v0, vh, ld, 0, seqlen, tid);
     cp_async_commit();                                  /* group: K0, V0       */
 
     uint32_t q_frag[MT][D / 16][4];
@@ -450,8 +397,10 @@ flash_fwd_v2(const T *__restrict__ d_q, const T *__restrict__ d_k, const T *__re
          * which ended with a barrier. Always commit (maybe an empty group) so that
          * wait_group<1> below means "everything up to tile it has landed". */
         if (it + 1 < n_tiles) {
-            load_tile<T, D, BN>(s_k0 + (st ^ 1) * C::KV_BYTES, kh, ld, (it + 1) * BN, seqlen, tid);
-            load_tile<T, D, BN>(s_v0 + (st ^ 1) * C::KV_BYTES, vh, ld, (it + 1) * BN, seqlen, tid);
+            load_tile<T, D, BN, NTHREADS>(s_k0 + (st ^ 1) * C::KV_BYTES, kh, ld, (it + 1) * BN,
+                                          seqlen, tid);
+            load_tile<T, D, BN, NTHREADS>(s_v0 + (st ^ 1) * C::KV_BYTES, vh, ld, (it + 1) * BN,
+                                          seqlen, tid);
         }
         cp_async_commit();
         cp_async_wait<1>();
@@ -483,6 +432,13 @@ flash_fwd_v2(const T *__restrict__ d_q, const T *__restrict__ d_k, const T *__re
             l += __shfl_xor_sync(0xffffffffu, l, 2);
             const float inv = l > 0.f ? 1.f / l : 0.f; /* l >= 1 for every row < T */
             const int row = warp * WROWS + mt * 16 + g + h * 8;
+            if constexpr (LSE) {
+                /* l sums exp2((s - m) scale_log2), so ln sum exp(s scale) = (m scale_log2 +
+                 * log2 l) ln 2; m is the same in the quad's 4 threads (tile_step's shuffles) */
+                if (t == 0 && m0 + row < seqlen)
+                    d_lse[(size_t)bh * seqlen + m0 + row] =
+                        (m_row[mt][h] * scale_log2 + __log2f(l)) * 0.6931471805599453f;
+            }
 #pragma unroll
             for (int dt = 0; dt < D / 8; dt++) {
                 const uint32_t v = mma_op<T>::pack(o_acc[mt][dt][2 * h] * inv,
@@ -512,22 +468,28 @@ flash_fwd_v2(const T *__restrict__ d_q, const T *__restrict__ d_k, const T *__re
 struct flash_state {
     int version; /* SA_FLASH_VERSION at build time, kept for debugging */
     int D;       /* head width: the tile shape of the config column   */
+    /* Training (setup saw pass != fwd): the forward's log-sum-exp and the backward's delta,
+     * fp32 [B*H][T] each; NULL for inference. */
+    float *d_lse, *d_delta;
 };
 
-template <typename T, int D, bool PACKED> int prepare_v2_one() {
+template <typename T, int D, bool PACKED, bool LSE> int prepare_v2_one() {
     /* > 48 KB of dynamic smem needs an opt-in; ask for the max-shared carveout so that two
      * 96 KB blocks (D = 128) fit on an SM beside each other. */
-    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_v2<T, D, PACKED>,
+    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_v2<T, D, PACKED, LSE>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     fcfg<D>::SMEM_BYTES));
-    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_v2<T, D, PACKED>,
+    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_v2<T, D, PACKED, LSE>,
                                     cudaFuncAttributePreferredSharedMemoryCarveout,
                                     (int)cudaSharedmemCarveoutMaxShared));
     return 0;
 }
 
 template <typename T, int D> int prepare_v2() {
-    return prepare_v2_one<T, D, true>() || prepare_v2_one<T, D, false>() ? -1 : 0;
+    return prepare_v2_one<T, D, true, false>() || prepare_v2_one<T, D, false, false>() ||
+                   prepare_v2_one<T, D, true, true>() || prepare_v2_one<T, D, false, true>()
+               ? -1
+               : 0;
 }
 
 bool is_packed(sa_layout_t l, int H, int T, int D) {
@@ -540,13 +502,15 @@ bool aligned16(const void *p, sa_layout_t l) {
     return ((uintptr_t)p & 15u) == 0 && l.batch % 8 == 0 && l.head % 8 == 0 && l.row % 8 == 0;
 }
 
+/* lse: NULL for inference, else the training forward's [B*H][T] log-sum-exp (v2 only). */
 template <typename T, int D>
 int launch(const void *q, const void *k, const void *v, sa_layout_t in, void *o,
-           sa_layout_t out, int B, int H, int seqlen, cudaStream_t stream) {
+           sa_layout_t out, float *lse, int B, int H, int seqlen, cudaStream_t stream) {
     const int bh = B * H;
     const T *d_q = (const T *)q, *d_k = (const T *)k, *d_v = (const T *)v;
     T *d_o = (T *)o;
     if (kVersion == 1) {
+        if (lse) BENCH_FAIL("softmax_attn flash: v1 has no training forward (log-sum-exp)");
         const long long n_rows = (long long)bh * seqlen;
         const unsigned blocks = (unsigned)((n_rows + V1_WARPS - 1) / V1_WARPS);
         flash_fwd_v1<T, D><<<blocks, V1_WARPS * 32, 0, stream>>>(
@@ -554,12 +518,20 @@ int launch(const void *q, const void *k, const void *v, sa_layout_t in, void *o,
     } else {
         const dim3 grid((unsigned)bh, (unsigned)((seqlen + BM - 1) / BM));
         const float scale_log2 = 1.4426950408889634f / sqrtf((float)D); /* log2(e) / sqrt(D) */
-        if (is_packed(in, H, seqlen, D) && is_packed(out, H, seqlen, D))
-            flash_fwd_v2<T, D, true><<<grid, NTHREADS, fcfg<D>::SMEM_BYTES, stream>>>(
-                d_q, d_k, d_v, d_o, seqlen, scale_log2, H, in, out);
+        constexpr int SMEM = fcfg<D>::SMEM_BYTES;
+        const bool packed = is_packed(in, H, seqlen, D) && is_packed(out, H, seqlen, D);
+        if (packed && !lse)
+            flash_fwd_v2<T, D, true, false><<<grid, NTHREADS, SMEM, stream>>>(
+                d_q, d_k, d_v, d_o, seqlen, scale_log2, H, in, out, lse);
+        else if (!lse)
+            flash_fwd_v2<T, D, false, false><<<grid, NTHREADS, SMEM, stream>>>(
+                d_q, d_k, d_v, d_o, seqlen, scale_log2, H, in, out, lse);
+        else if (packed)
+            flash_fwd_v2<T, D, true, true><<<grid, NTHREADS, SMEM, stream>>>(
+                d_q, d_k, d_v, d_o, seqlen, scale_log2, H, in, out, lse);
         else
-            flash_fwd_v2<T, D, false><<<grid, NTHREADS, fcfg<D>::SMEM_BYTES, stream>>>(
-                d_q, d_k, d_v, d_o, seqlen, scale_log2, H, in, out);
+            flash_fwd_v2<T, D, false, true><<<grid, NTHREADS, SMEM, stream>>>(
+                d_q, d_k, d_v, d_o, seqlen, scale_log2, H, in, out, lse);
     }
     CUDA_CHECK(cudaGetLastError());
     return 0;
@@ -586,54 +558,100 @@ int softmax_attn_flash_prepare(int D, dtype_t dt) {
     return D == 64 ? prepare_v2<__nv_bfloat16, 64>() : prepare_v2<__nv_bfloat16, 128>();
 }
 
-int softmax_attn_flash_launch(const void *q, const void *k, const void *v, sa_layout_t in,
-                              void *o, sa_layout_t out, int B, int H, int T, int D, dtype_t dt,
-                              cudaStream_t s) {
+int softmax_attn_flash_launch_lse(const void *q, const void *k, const void *v, sa_layout_t in,
+                                  void *o, sa_layout_t out, float *lse, int B, int H, int T,
+                                  int D, dtype_t dt, cudaStream_t s) {
     const char *why = softmax_attn_flash_problem(B, H, T, D, dt);
     if (why) BENCH_FAIL("softmax_attn flash: %s", why);
     if (!aligned16(q, in) || !aligned16(k, in) || !aligned16(v, in) || !aligned16(o, out))
         BENCH_FAIL("softmax_attn flash: base pointers and strides must be 16-byte aligned");
     if (dt == DTYPE_F16)
-        return D == 64 ? launch<__half, 64>(q, k, v, in, o, out, B, H, T, s)
-                       : launch<__half, 128>(q, k, v, in, o, out, B, H, T, s);
-    return D == 64 ? launch<__nv_bfloat16, 64>(q, k, v, in, o, out, B, H, T, s)
-                   : launch<__nv_bfloat16, 128>(q, k, v, in, o, out, B, H, T, s);
+        return D == 64 ? launch<__half, 64>(q, k, v, in, o, out, lse, B, H, T, s)
+                       : launch<__half, 128>(q, k, v, in, o, out, lse, B, H, T, s);
+    return D == 64 ? launch<__nv_bfloat16, 64>(q, k, v, in, o, out, lse, B, H, T, s)
+                   : launch<__nv_bfloat16, 128>(q, k, v, in, o, out, lse, B, H, T, s);
+}
+
+int softmax_attn_flash_launch(const void *q, const void *k, const void *v, sa_layout_t in,
+                              void *o, sa_layout_t out, int B, int H, int T, int D, dtype_t dt,
+                              cudaStream_t s) {
+    return softmax_attn_flash_launch_lse(q, k, v, in, o, out, NULL, B, H, T, D, dt, s);
 }
 
 const char *softmax_attn_flash_supports(const shape_t *s) {
     if (!s->causal) return "causal only (the kernel skips the masked half)";
     if (s->dk != s->dv) return "dk must equal dv";
+    if (s->pass != PASS_FWD) {
+        if (kVersion == 1) return "flash v1 has no backward (build with SA_FLASH_VERSION=2)";
+        const char *why = softmax_attn_flash_bwd_problem(s->B, s->H, s->T, s->dk, s->dtype);
+        if (why) return why;
+    }
     return softmax_attn_flash_problem(s->B, s->H, s->T, s->dk, s->dtype);
 }
 
+/* Training keeps L and delta, fp32 [B*H][T] each; inference nothing. */
 size_t softmax_attn_flash_workspace_bytes(const shape_t *s) {
-    (void)s;
-    return 0;
+    if (s->pass == PASS_FWD) return 0;
+    return 2 * (size_t)s->B * s->H * s->T * sizeof(float);
+}
+
+void softmax_attn_flash_teardown(void *state) {
+    flash_state *st = (flash_state *)state;
+    if (!st) return;
+    /* teardown cannot fail: a free that errs leaves the error to the next checked call */
+    if (st->d_lse) (void)cudaFree(st->d_lse);
+    if (st->d_delta) (void)cudaFree(st->d_delta);
+    free(st);
 }
 
 int softmax_attn_flash_setup(const shape_t *s, const io_t *io, void **state) {
     (void)io;
     *state = NULL;
     if (softmax_attn_flash_prepare(s->dk, s->dtype)) return -1;
+    if (s->pass != PASS_FWD && softmax_attn_flash_bwd_prepare(s->dk, s->dtype)) return -1;
     flash_state *st = (flash_state *)calloc(1, sizeof(flash_state));
     if (!st) BENCH_FAIL("softmax_attn/flash: out of host memory");
     st->version = kVersion;
     st->D = s->dk;
+    if (s->pass != PASS_FWD) {
+        const size_t bytes = (size_t)s->B * s->H * s->T * sizeof(float);
+        cudaError_t e = cudaMalloc((void **)&st->d_lse, bytes);
+        if (e == cudaSuccess) e = cudaMalloc((void **)&st->d_delta, bytes);
+        if (e != cudaSuccess) {
+            softmax_attn_flash_teardown(st);
+            BENCH_FAIL("softmax_attn/flash: cudaMalloc of 2 x %zu bytes (L, delta): %s", bytes,
+                       cudaGetErrorString(e));
+        }
+    }
     *state = st;
     return 0;
 }
 
-/* q, k, v, o [B,H,T,D]: the packed layout. */
+/* q, k, v, o [B,H,T,D]: the packed layout.  Training also writes L (the backward's input). */
 int softmax_attn_flash_run(void *state, const io_t *io, cudaStream_t stream) {
-    (void)state;
+    const flash_state *st = (const flash_state *)state;
     const shape_t *s = io->shape;
     const long long D = s->dk;
     const sa_layout_t packed = {(long long)s->H * s->T * D, (long long)s->T * D, D};
-    return softmax_attn_flash_launch(io->in[0], io->in[1], io->in[2], packed, io->out, packed,
-                                     s->B, s->H, s->T, s->dk, s->dtype, stream);
+    return softmax_attn_flash_launch_lse(io->in[0], io->in[1], io->in[2], packed, io->out,
+                                         packed, st ? st->d_lse : NULL, s->B, s->H, s->T, s->dk,
+                                         s->dtype, stream);
 }
 
-void softmax_attn_flash_teardown(void *state) { free(state); }
+/* dQ, dK, dV [B,H,T,D] (run dtype) from dO = g->dy, the forward's o (io->out) and its L. */
+int softmax_attn_flash_run_bwd(void *state, const io_t *io, const grad_io_t *g,
+                               cudaStream_t stream) {
+    const flash_state *st = (const flash_state *)state;
+    if (!st || !st->d_lse)
+        BENCH_FAIL("softmax_attn/flash: run_bwd after a setup for the forward pass only");
+    const shape_t *s = io->shape;
+    const long long D = s->dk;
+    const sa_layout_t packed = {(long long)s->H * s->T * D, (long long)s->T * D, D};
+    return softmax_attn_flash_bwd_launch(io->in[0], io->in[1], io->in[2], packed, io->out, g->dy,
+                                         packed, st->d_lse, st->d_delta, g->grad[0], g->grad[1],
+                                         g->grad[2], packed, s->B, s->H, s->T, s->dk, s->dtype,
+                                         stream);
+}
 
 void softmax_attn_flash_describe(int D, char *buf, size_t len) {
     if (kVersion == 1)
@@ -644,10 +662,16 @@ void softmax_attn_flash_describe(int D, char *buf, size_t len) {
 
 void softmax_attn_flash_config(const void *state, char *buf, size_t len) {
     const flash_state *st = (const flash_state *)state;
-    if (st)
-        softmax_attn_flash_describe(st->D, buf, len);
-    else if (len)
-        buf[0] = 0;
+    if (!st) {
+        if (len) buf[0] = 0;
+        return;
+    }
+    softmax_attn_flash_describe(st->D, buf, len);
+    const size_t used = strlen(buf);
+    if (st->d_lse && used + 1 < len) {
+        buf[used] = ' ';
+        softmax_attn_flash_bwd_describe(st->D, buf + used + 1, len - used - 1);
+    }
 }
 
 } // extern "C"

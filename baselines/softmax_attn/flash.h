@@ -41,6 +41,13 @@ int softmax_attn_flash_launch(const void *q, const void *k, const void *v, sa_la
                               void *o, sa_layout_t out, int B, int H, int T, int D, dtype_t dt,
                               cudaStream_t s);
 
+/* As softmax_attn_flash_launch, the training forward: also writes lse [B*H][T] fp32, each
+ * row's natural log-sum-exp of its scaled scores (ln sum_{j<=i} exp(q_i.k_j / sqrt(D))), which
+ * the backward (flash_bwd.h) recomputes the probabilities from.  lse = NULL: inference. */
+int softmax_attn_flash_launch_lse(const void *q, const void *k, const void *v, sa_layout_t in,
+                                  void *o, sa_layout_t out, float *lse, int B, int H, int T,
+                                  int D, dtype_t dt, cudaStream_t s);
+
 /* The kernel the launcher runs at head width D, as config words: "fa2 Br=128 Bc=64" (the
  * FlashAttention-2 forward on mma.sync, query and key tile rows), or "warp-row warps=8" (v1). */
 void softmax_attn_flash_describe(int D, char *buf, size_t len);

@@ -24,6 +24,13 @@
  *           of squares ([dv/64][B*H*T] fp32), the norm pass (scan.cu, a warp a row) adds them
  *           and rescales o in place (+ 2|o| + 4*B*H*T*dv/64 bytes, o rounded twice); v2 at
  *           dv = 64 (one slice) fuses it into pass C instead.
+ *   backward  (run_bwd, set up when the point's pass is bwd or fwdbwd; causal 16-bit only,
+ *           supports() refuses the rest) bwd_mma.cu on its own plan (bwd_plan.c): dQ walking
+ *           forward from S, dK and dV walking backward from R = sum Q^T dO, both recomputed
+ *           from q, k, v, dO ("bwd=recompute": the forward keeps nothing for it); segments by
+ *           la_bwd_seg or the planner, dQ and dK summed over dv slices in fp32 by atomics.
+ *           Config words "bwd=recompute bwd_seg=<tokens> bwd_red=atomic|none".  Checked against the
+ *           double reference by tests/test_gpu_linear_attn_bwd.c.
  * The plan (plan.c: plain C, checked on the CPU by tests/test_plan_linear_attn.c) picks the
  * version, the segment length, pass A's parts and PDL from the shape, the settings and the
  * device's SM count and occupancy; the variant's config column reports it ("v6 seg=8192 sub=2
@@ -33,13 +40,14 @@
  * Settings (harness/variants.c, resolved once at setup, nothing reads the environment):
  * la_version=1|2|3|6 (auto: 6 where it runs: causal, dv >= 128, 16-bit, an sm_90a build on a
  * cc 9.0 GPU; else 3 where v3 applies; else 2; fp32 always 1), la_seg=<tokens> (rounded up to a
- * chunk), la_sub=<parts>, la_pdl=0|1.
+ * chunk), la_sub=<parts>, la_pdl=0|1, la_bwd_seg=<tokens> (the backward's segments).
  *
- * Files (kernels/linear_attn/): chunked.cu, the variant (this file); launch.cu, the device
- * facts, the enqueue and chunked.h's exported launchers and plan API; plan.c / plan.h, the
- * planner; passes.h, what each kernel file exports; v1.cu, v2.cu, v3.cu, v6_wgmma.cu, scan.cu,
- * the kernels by version, each file's header saying how they work; prims.cuh, tiles.cuh, the
- * device code they share.
+ * Files (kernels/linear_attn/): chunked.cu, the variant (this file); bwd_plan.c / bwd_plan.h,
+ * bwd.h, bwd_mma.cu, bwd_tiles.cuh, the backward's planner, kernels and their device code;
+ * launch.cu, the device facts, the enqueue and chunked.h's exported launchers and plan API;
+ * plan.c / plan.h, the planner; passes.h, what each kernel file exports; v1.cu, v2.cu, v3.cu,
+ * v6_wgmma.cu, scan.cu, the kernels by version, each file's header saying how they work;
+ * prims.cuh, tiles.cuh, the device code they share.
  *
  * ---- version index: --set la_version=N; one number each (H100, bf16, causal, 65536 tokens a
  * point; CHELA head = H 1, dk 128, dv 2048; LM shape = H 16, dk = dv = 64).  Predictions,
@@ -61,14 +69,18 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench_check.h"
+#include "linear_attn/bwd.h"
 #include "linear_attn/passes.h"
 #include "linear_attn/plan.h"
+#include "settings.h"
 #include "variant.h"
 
 extern "C" {
 DECLARE_VARIANT(linear_attn_chunked);
+DECLARE_BWD(linear_attn_chunked);
 }
 
 /* ---- the variant: setup plans (plan.c, on the facts launch.cu gathers) and allocates, run
@@ -78,7 +90,10 @@ namespace {
 struct lac_state {
     shape_t shape;
     lac_plan plan;
-    void *d_ws; /* states, A, q16 (lac_ws_layout, no norm partials) */
+    void *d_ws;      /* states, A, q16 (lac_ws_layout, no norm partials) */
+    int has_bwd;     /* setup saw pass != fwd: bplan and d_bws are made   */
+    lab_plan bplan;  /* the backward's plan (bwd_plan.h)                  */
+    void *d_bws;     /* its workspace (lab_ws_layout)                     */
 };
 
 lac_problem lac_problem_of(const shape_t *s) {
@@ -88,16 +103,20 @@ lac_problem lac_problem_of(const shape_t *s) {
 
 } /* namespace */
 
+/* The backward (bwd_mma.cu) is causal, 16-bit: other points of pass bwd / fwdbwd are refused. */
 extern "C" const char *linear_attn_chunked_supports(const shape_t *s) {
     const lac_problem pr = lac_problem_of(s);
+    if (s->pass != PASS_FWD) return lab_shape_reason(&pr);
     return lac_shape_reason(&pr);
 }
 
-/* Upper bound of what setup allocates under the run's settings. */
+/* Upper bound of what setup allocates under the run's settings (the backward's too). */
 extern "C" size_t linear_attn_chunked_workspace_bytes(const shape_t *s) {
     const lac_problem pr = lac_problem_of(s);
     const lac_opts o = lac_opts_from(s->set);
-    return lac_workspace_bound(&pr, &o);
+    size_t bytes = lac_workspace_bound(&pr, &o);
+    if (s->pass != PASS_FWD) bytes += lab_workspace_bound(&pr, settings_get(s->set, "la_bwd_seg"));
+    return bytes;
 }
 
 extern "C" int linear_attn_chunked_setup(const shape_t *s, const io_t *io, void **state) {
@@ -123,6 +142,23 @@ extern "C" int linear_attn_chunked_setup(const shape_t *s, const io_t *io, void 
                        cudaGetErrorString(e));
         }
     }
+    if (s->pass != PASS_FWD) { /* the backward recomputes its states: the forward keeps nothing */
+        if (lab_make_plan(pr, settings_get(s->set, "la_bwd_seg"), &st->bplan)) {
+            linear_attn_chunked_teardown(st);
+            return -1;
+        }
+        st->has_bwd = 1;
+        const size_t bbytes = lab_ws_layout(&st->bplan, NULL, NULL);
+        if (bbytes > 0) {
+            cudaError_t e = cudaMalloc(&st->d_bws, bbytes);
+            if (e != cudaSuccess) {
+                st->d_bws = NULL;
+                linear_attn_chunked_teardown(st);
+                BENCH_FAIL("linear_attn/chunked: cudaMalloc(%zu B of backward workspace): %s",
+                           bbytes, cudaGetErrorString(e));
+            }
+        }
+    }
     *state = st;
     return 0;
 }
@@ -136,15 +172,44 @@ extern "C" int linear_attn_chunked_run(void *state, const io_t *io, cudaStream_t
                        0, NULL, NULL, false, s->dtype, stream);
 }
 
+/* dQ, dK, dV of L = sum(dy . o) (bwd_plan.h), overwritten in the run dtype. */
+extern "C" int linear_attn_chunked_run_bwd(void *state, const io_t *io, const grad_io_t *g,
+                                           cudaStream_t stream) {
+    const lac_state *st = (const lac_state *)state;
+    if (!st->has_bwd) BENCH_FAIL("linear_attn/chunked: run_bwd without a backward setup");
+    const shape_t *s = &st->shape;
+    const lac_problem pr = lac_problem_of(s);
+    lab_ptrs d;
+    d.q = io->in[0];
+    d.k = io->in[1];
+    d.v = io->in[2];
+    d.dO = g->dy;
+    d.dq = g->grad[0];
+    d.dk = g->grad[1];
+    d.dv = g->grad[2];
+    lab_ws_layout(&st->bplan, st->d_bws, &d);
+    return lab_enqueue(&st->bplan, d, pr, stream);
+}
+
 extern "C" void linear_attn_chunked_teardown(void *state) {
     lac_state *st = (lac_state *)state;
     if (!st) return;
     if (st->d_ws) cudaFree(st->d_ws);
+    if (st->d_bws) cudaFree(st->d_bws);
     free(st);
 }
 
 extern "C" void linear_attn_chunked_config(const void *state, char *buf, size_t len) {
     if (!len) return;
     buf[0] = 0;
-    if (state) lac_plan_words(&((const lac_state *)state)->plan, "", buf, len);
+    if (!state) return;
+    const lac_state *st = (const lac_state *)state;
+    lac_plan_words(&st->plan, "", buf, len);
+    if (st->has_bwd) {
+        const size_t used = strlen(buf);
+        if (used + 1 < len) {
+            buf[used] = ' ';
+            lab_plan_words(&st->bplan, buf + used + 1, len - used - 1);
+        }
+    }
 }

@@ -6,7 +6,8 @@
  *
  * Build hook: with LAC_EMULATE the device primitives (smem_u32, cp_async16, ldsm_x4, mma_16816,
  * the shuffles) are left to an includer that runs the kernels on the CPU to check their index
- * algebra without a GPU, as v2 was first checked (no such includer is in the tree). */
+ * algebra without a GPU, as v2 was first checked; tests/emu/ is such an includer, used by
+ * tests/test_emu_linear_attn_bwd.cpp for the backward's kernels (bwd_mma.cu). */
 #ifndef CHELA_LINEAR_ATTN_PRIMS_CUH
 #define CHELA_LINEAR_ATTN_PRIMS_CUH
 

@@ -38,15 +38,26 @@
  *   v4  u resident in shared memory, staged once a block (lct_version=4).  0.221 ms at 1k.
  *   v5  wgmma m64n64k16, one a lag for 8 m-tiles (sm_90a; --set lcw_w, lcw_sets); the default
  *       up to T = 4096 for B >= 8.  0.190 ms at 1k, 0.418 at 4k.
+ * Backward (--pass bwd / fwdbwd; bwd.cu, plan_bwd.h):
+ *   b1  dX = the forward engine (whichever path it plans) on dY reversed in time, put back in
+ *       order by a reversing copy; dK = sum_b corr(x_b, dY_b): where the FFT is one block
+ *       (T <= 4096) one kernel a channel transforms the batch two rows at a time and sums the
+ *       products in registers ("dk=fft-chan"); above, the FFT kernel's row spectra (its setup
+ *       mode) of x and reversed dY, a product-and-sum kernel over the batch, and the engine's
+ *       run with that spectrum on unit impulses ("fft-spectra"; B = 1: the engine's run on x
+ *       with dY's spectrum, "fft-run").  Not yet measured.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench_check.h"
+#include "long_conv/bwd.h"
 #include "long_conv/fft_engine.h"
 #include "variant.h"
 
 extern "C" {
 DECLARE_VARIANT(long_conv_fast_var);
+DECLARE_BWD(long_conv_fast_var);
 }
 
 extern "C" const char *long_conv_fast_var_supports(const shape_t *s) {
@@ -65,12 +76,14 @@ extern "C" const char *long_conv_fast_var_supports(const shape_t *s) {
 extern "C" size_t long_conv_fast_var_workspace_bytes(const shape_t *s) {
     long_conv_fast_opts_t o;
     long_conv_fast_opts_from(s->set, &o);
-    return long_conv_fast_workspace(s->B, s->d, s->T, &o);
+    return long_conv_fast_workspace(s->B, s->d, s->T, &o) +
+           (s->pass != PASS_FWD ? lc_bwd_workspace(s->B, s->d, s->T, &o, s->dtype) : 0);
 }
 
 /* The variant's state: the engine plus the run dtype (the engine itself takes it per run). */
 typedef struct {
     long_conv_fast_t *eng;
+    lc_bwd_t *bwd; /* the backward's buffers, when setup saw a pass with a backward */
     dtype_t dtype;
 } lcf_var_state_t;
 
@@ -87,7 +100,8 @@ extern "C" int long_conv_fast_var_setup(const shape_t *s, const io_t *io, void *
         free(st);
         return -1;
     }
-    *state = st;
+    *state = st; /* teardown frees what is made from here on */
+    if (s->pass != PASS_FWD && lc_bwd_create(st->eng, st->dtype, &st->bwd) != 0) return -1;
     return 0;
 }
 
@@ -97,17 +111,33 @@ extern "C" int long_conv_fast_var_run(void *state, const io_t *io, cudaStream_t 
     return long_conv_fast_run(st->eng, io->in[0], io->out, st->dtype, NULL, stream);
 }
 
+/* dX = corr(dY, k) (the engine on dY reversed, put back in order), dK = sum_b corr(x_b, dY_b)
+ * (bwd.h).  Nothing of the forward is kept: the backward reads x and dY alone. */
+extern "C" int long_conv_fast_var_run_bwd(void *state, const io_t *io, const grad_io_t *g,
+                                          cudaStream_t stream) {
+    lcf_var_state_t *st = (lcf_var_state_t *)state;
+    if (!st || !st->bwd) BENCH_FAIL("long_conv/fast: run_bwd without a backward setup");
+    if (lc_bwd_reverse_dy(st->bwd, g->dy, stream)) return -1;
+    if (lc_bwd_dx_rev(st->bwd, stream)) return -1;
+    if (lc_bwd_unreverse(st->bwd, g->grad[0], stream)) return -1;
+    return lc_bwd_dk(st->bwd, io->in[0], st->dtype, (float *)g->grad[1], stream);
+}
+
 extern "C" void long_conv_fast_var_teardown(void *state) {
     lcf_var_state_t *st = (lcf_var_state_t *)state;
     if (!st) return;
+    lc_bwd_destroy(st->bwd);
     long_conv_fast_destroy(st->eng);
     free(st);
 }
 
 extern "C" void long_conv_fast_var_config(const void *state, char *buf, size_t len) {
     const lcf_var_state_t *st = (const lcf_var_state_t *)state;
-    if (st)
+    if (st) {
         long_conv_fast_describe(st->eng, st->dtype, buf, len);
-    else if (len)
+        const size_t used = strlen(buf);
+        if (st->bwd && used < len) lc_bwd_describe(st->bwd, buf + used, len - used);
+    } else if (len) {
         buf[0] = 0;
+    }
 }

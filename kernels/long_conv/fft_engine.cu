@@ -248,3 +248,46 @@ extern "C" int long_conv_fast_run(const long_conv_fast_t *p, const void *d_x, vo
     }
     BENCH_FAIL("long_conv_fast: unknown dtype %d", (int)dtype);
 }
+
+/* ---- the backward's use of the FFT kernel (fft_engine.h) ------------------------------------ */
+extern "C" const lc_plan_t *long_conv_fast_plan(const long_conv_fast_t *p) { return &p->plan; }
+
+extern "C" const float2 *long_conv_fast_twiddles(const long_conv_fast_t *p) { return p->d_tw; }
+
+extern "C" int long_conv_fast_row_spectra(const long_conv_fast_t *p, const void *d_u, int nrows,
+                                          dtype_t dtype, float2 *d_spec, cudaStream_t stream) {
+    if (!p) BENCH_FAIL("long_conv_fast: row spectra without create");
+    const lcf_plan_t &f = p->plan.fft;
+    if (nrows < 1 || (long long)nrows * f.P > 0x7fffffffLL)
+        BENCH_FAIL("long_conv_fast: %d rows of spectra", nrows);
+    /* create's mode: one real row a transform (B = 1, one pair, no xpair), the rows taken as
+     * channels, FFT(u)/N written to spec_out and nothing else */
+    lcf_params prm = lcf_base_params(p);
+    prm.x = d_u;
+    prm.spec_out = d_spec;
+    prm.d = nrows;
+    prm.B = 1;
+    prm.npairs = 1;
+    prm.xpair = 0;
+    const unsigned nblocks = (unsigned)nrows * (unsigned)f.P;
+    switch (dtype) {
+    case DTYPE_BF16: return lcf_launch_p<__nv_bfloat16>(f, prm, nblocks, stream);
+    case DTYPE_F16: return lcf_launch_p<__half>(f, prm, nblocks, stream);
+    case DTYPE_F32: return lcf_launch_p<float>(f, prm, nblocks, stream);
+    }
+    BENCH_FAIL("long_conv_fast: unknown dtype %d", (int)dtype);
+}
+
+extern "C" int long_conv_fast_run_spec(const long_conv_fast_t *p, const float *d_u, float *d_y,
+                                       const float2 *d_spec, cudaStream_t stream) {
+    if (!p) BENCH_FAIL("long_conv_fast: run without create");
+    const lcf_plan_t &f = p->plan.fft;
+    lcf_params prm = lcf_base_params(p);
+    prm.spec = d_spec;
+    prm.x = d_u;
+    prm.y = d_y;
+    prm.B = 1; /* one row a channel: one transform (with an empty imaginary half) a channel */
+    prm.npairs = 1;
+    prm.xpair = 0;
+    return lcf_launch_p<float>(f, prm, (unsigned)p->plan.d * (unsigned)f.P, stream);
+}

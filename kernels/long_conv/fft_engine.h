@@ -48,6 +48,26 @@ int long_conv_fast_run(const long_conv_fast_t *p, const void *d_x, void *d_y, dt
  * "toeplitz-wgmma W=2 sets=3", "toeplitz-mma v4 NT=32". */
 void long_conv_fast_describe(const long_conv_fast_t *p, dtype_t dtype, char *buf, size_t len);
 
+/* ---- the backward's use of the FFT kernel (long_conv/bwd.cu; plan_bwd.h has the method) ---- */
+/* The engine's plan (the backward plans from its FFT part). */
+const lc_plan_t *long_conv_fast_plan(const long_conv_fast_t *p);
+
+/* The engine's twiddle table on the device: [n_hi + 128] float2, hi[h] = W_N^(128 h) then
+ * lo[l] = W_N^l (fft_kernels.cuh). */
+const float2 *long_conv_fast_twiddles(const long_conv_fast_t *p);
+
+/* Enqueues the stored spectra of nrows real rows u [nrows, T] of dtype (the layout and scale of
+ * the kernel spectrum, FFT(u)/N: [nrows][rows][M] float2, lcf_plan_t), by the FFT kernel in the
+ * mode create uses on the taps.  nrows * P blocks must stay below 2^31 (lcb_plan_make). */
+int long_conv_fast_row_spectra(const long_conv_fast_t *p, const void *d_u, int nrows,
+                               dtype_t dtype, float2 *d_spec, cudaStream_t stream);
+
+/* Enqueues y = k' * u for d rows of fp32 u, y [d,T] (one row a channel), where k' is the real
+ * kernel whose stored spectrum is d_spec ([d][rows][M], FFT(k')/N), on the FFT path.  u and y
+ * may be the same buffer: a transform reads all of its row before it writes any of it. */
+int long_conv_fast_run_spec(const long_conv_fast_t *p, const float *d_u, float *d_y,
+                            const float2 *d_spec, cudaStream_t stream);
+
 void long_conv_fast_destroy(long_conv_fast_t *p);
 
 #ifdef __cplusplus

@@ -30,11 +30,13 @@
 #include "common/math.cuh" /* silu */
 #include "dtype_device.cuh"
 #include "long_conv/fft_engine.h"
+#include "short_long_conv/bwd.h"
 #include "short_long_conv/forms.h"
 #include "variant.h"
 
 extern "C" {
 DECLARE_VARIANT(short_long_conv_branches);
+DECLARE_BWD(short_long_conv_branches);
 }
 
 /* Pass (2) tiling: a block takes SLC_VPB vectors of 8 consecutive outputs of one (b, c) row
@@ -245,7 +247,7 @@ extern "C" const char *short_long_conv_branches_supports(const shape_t *s) { ret
 
 extern "C" size_t short_long_conv_branches_workspace_bytes(const shape_t *s) {
     const long_conv_fast_opts_t o = slc_opts(s);
-    return long_conv_fast_workspace(s->B, s->d, s->T, &o);
+    return long_conv_fast_workspace(s->B, s->d, s->T, &o) + slc_bwd_workspace(s);
 }
 
 extern "C" int short_long_conv_branches_setup(const shape_t *s, const io_t *io, void **state) {
@@ -256,6 +258,7 @@ extern "C" int short_long_conv_branches_setup(const shape_t *s, const io_t *io, 
     const long_conv_fast_opts_t o = slc_opts(s);
     int rc = long_conv_fast_create(s->B, s->d, s->T, (const float *)io->in[2], &o, 0, &st->eng);
     *state = st;
+    if (!rc) rc = slc_bwd_setup(s, st);
     return rc;
 }
 
@@ -269,6 +272,12 @@ extern "C" int short_long_conv_branches_run(void *state, const io_t *io, cudaStr
     case DTYPE_F16: return launch_branches<__half>(io, st);
     default: return launch_branches<float>(io, st);
     }
+}
+
+/* bwd.cu: each branch's gradient by its own correlation */
+extern "C" int short_long_conv_branches_run_bwd(void *state, const io_t *io, const grad_io_t *g,
+                                             cudaStream_t st) {
+    return slc_bwd_run((slc_state_t *)state, io, g, 1, st);
 }
 
 extern "C" void short_long_conv_branches_teardown(void *state) { slc_teardown(state); }

@@ -8,8 +8,11 @@
 #ifndef CHELA_SHORT_LONG_CONV_FORMS_H
 #define CHELA_SHORT_LONG_CONV_FORMS_H
 
+#include <cuda_runtime_api.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "long_conv/bwd.h"
 #include "long_conv/fft_engine.h"
 #include "shape.h"
 
@@ -36,11 +39,17 @@ static inline long_conv_fast_opts_t slc_opts(const shape_t *s) {
 typedef struct {
     long_conv_fast_t *eng;
     dtype_t dtype;
+    /* the backward's (setup saw a pass with one; NULL otherwise): the long correlations' buffers,
+     * and [B,d,T] fp32 holding u = SiLU(k3 * x), then dL/dpre (bwd.cu) */
+    lc_bwd_t *bwd;
+    float *ubuf;
 } slc_state_t;
 
 static inline void slc_teardown(void *state) {
     slc_state_t *st = (slc_state_t *)state;
     if (!st) return;
+    lc_bwd_destroy(st->bwd);
+    if (st->ubuf) cudaFree(st->ubuf);
     long_conv_fast_destroy(st->eng);
     free(st);
 }
@@ -49,10 +58,13 @@ static inline void slc_teardown(void *state) {
  * scalar build follows the run's pointers, not a plan: it is not reported. */
 static inline void slc_config(const void *state, char *buf, size_t len) {
     const slc_state_t *st = (const slc_state_t *)state;
-    if (st)
+    if (st) {
         long_conv_fast_describe(st->eng, st->dtype, buf, len);
-    else if (len)
+        const size_t used = strlen(buf);
+        if (st->bwd && used < len) lc_bwd_describe(st->bwd, buf + used, len - used);
+    } else if (len) {
         buf[0] = 0;
+    }
 }
 
 #endif

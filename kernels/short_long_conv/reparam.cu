@@ -10,19 +10,22 @@
 
 #include "bench_check.h"
 #include "long_conv/fft_engine.h"
+#include "short_long_conv/bwd.h"
 #include "short_long_conv/forms.h"
 #include "short_long_conv/merge.h"
 #include "variant.h"
 
 extern "C" {
 DECLARE_VARIANT(short_long_conv_reparam);
+DECLARE_BWD(short_long_conv_reparam);
 }
 
 extern "C" const char *short_long_conv_reparam_supports(const shape_t *s) { return slc_supports(s); }
 
 extern "C" size_t short_long_conv_reparam_workspace_bytes(const shape_t *s) {
     const long_conv_fast_opts_t o = slc_opts(s);
-    return long_conv_fast_workspace(s->B, s->d, s->T, &o) + (size_t)s->d * s->T * sizeof(float);
+    return long_conv_fast_workspace(s->B, s->d, s->T, &o) + (size_t)s->d * s->T * sizeof(float) +
+           slc_bwd_workspace(s);
 }
 
 extern "C" int short_long_conv_reparam_setup(const shape_t *s, const io_t *io, void **state) {
@@ -42,12 +45,19 @@ extern "C" int short_long_conv_reparam_setup(const shape_t *s, const io_t *io, v
         rc = -1;
     }
     cudaFree(kc);
+    if (!rc) rc = slc_bwd_setup(s, st);
     return rc;
 }
 
 extern "C" int short_long_conv_reparam_run(void *state, const io_t *io, cudaStream_t st) {
     return long_conv_fast_run(((const slc_state_t *)state)->eng, io->in[0], io->out,
                               io->shape->dtype, (const float *)io->in[1], st);
+}
+
+/* bwd.cu: one long correlation with kc; the branches' kernel gradients sliced from dkc */
+extern "C" int short_long_conv_reparam_run_bwd(void *state, const io_t *io, const grad_io_t *g,
+                                             cudaStream_t st) {
+    return slc_bwd_run((slc_state_t *)state, io, g, 0, st);
 }
 
 extern "C" void short_long_conv_reparam_teardown(void *state) { slc_teardown(state); }
