@@ -29,6 +29,7 @@
  * graph; the first config whose execution plan finalizes is kept, with its workspace size. */
 #include "softmax_attn/cudnn_sdpa.h"
 
+#include <cuda_runtime_api.h>
 #include <cudnn_graph.h>
 #include <float.h>
 #include <math.h>
@@ -53,6 +54,15 @@ const char *sa_cudnn_unavailable(void) {
         char run[32];
         version_text(cudnnGetVersion(), run, sizeof run);
         snprintf(why, sizeof why, "cuDNN %s at run time: the graph API needs 9.0 or newer", run);
+        return why;
+    }
+    /* No device, no cuDNN: asked first, so a GPU-less machine (CI's) never starts cuDNN up. */
+    int devices = 0;
+    const cudaError_t ce = cudaGetDeviceCount(&devices);
+    if (ce != cudaSuccess || devices == 0) {
+        snprintf(why, sizeof why, "cuDNN found at build but no CUDA device to run it on (%s)",
+                 ce != cudaSuccess ? cudaGetErrorString(ce) : "no device");
+        (void)cudaGetLastError();
         return why;
     }
     cudnnHandle_t h = NULL;
