@@ -78,7 +78,7 @@ void print_usage(void) {
         "  --dk K --dv V       query/key and value widths per head (e.g. --heads 1 --dk 128 --dv 2048)\n"
         "  --dim d             channels of the conv ops and CHELA's width (default 1024; 256 on the CPU)\n"
         "  --z Z --v V         CHELA's and MEGA's query/key and value widths (default 128, 2d)\n"
-        "  --noncausal         bidirectional linear attention\n"
+        "  --noncausal         bidirectional attention (linear_attn, softmax_attn)\n"
         "  --dtype T           bf16 (default), fp16, fp32\n"
         "  --pass P[,P...]     fwd (default: the forward, inference), bwd (the backward alone\n"
         "                      on what an untimed forward left: every input's gradient from a\n"

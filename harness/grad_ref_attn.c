@@ -13,7 +13,9 @@
  *   dV_s[c] = k_s . R_s[:,c]                 columns c of R: (T - smin) * dk * n_col
  *   (non-causal: S and R are the full sums, T * n_col * width)
  *
- * softmax attention (causal, D = dk = dv; P_ts = exp(a_ts - m_t) / l_t, a_ts = q'_t . k_s):
+ * softmax attention (D = dk = dv; P_ts = exp(a_ts - m_t) / l_t, a_ts = q'_t . k_s; the causal
+ * forms below, non-causal: every u in place of u <= t and every t in place of t >= s, so dK
+ * and dV need the statistics of all T rows):
  *   row statistics of a row t: m_t, l_t and delta_t = dO_t . o_t = sum_u P_tu (dO_t . v_u):
  *                                            3 (t+1) D (the scores twice: max, then sum)
  *   dQ_t[c] = sum_{u<=t} dA_tu k_u[c] / sqrt(D), dA_tu = P_tu (dO_t . v_u - delta_t):
@@ -170,6 +172,10 @@ static void sa_view(const shape_t *s, int tensor, grad_view_t *v) {
 
 static double sa_cost(const shape_t *s, int tensor, const sample_t *m) {
     const double D = s->dk, T = s->T;
+    if (!s->causal) { /* every row sees all T keys */
+        if (tensor == G_Q) return m->n_seq * m->n_t * T * (5.0 * D + m->n_col);
+        return m->n_seq * (3.0 * D * T * T + m->n_t * T * (2.0 * D + m->n_col));
+    }
     /* a row's statistics are 3 (t+1) D (sa_row_stats: the scores twice, dO_t . v_u once) */
     if (tensor == G_Q) return m->n_seq * sample_tsum(m) * (5.0 * D + m->n_col);
     /* statistics of rows smin..T-1, then per sampled s its later rows */
@@ -178,17 +184,19 @@ static double sa_cost(const shape_t *s, int tensor, const sample_t *m) {
     return m->n_seq * (stats + sample_rsum(m, s->T) * (2.0 * D + m->n_col));
 }
 
-/* Row t's statistics: max m, sum l of exp(a - m), and delta = dO_t . o_t. */
+/* Row t's statistics over keys 0..last (t causal, T - 1 not): max m, sum l of exp(a - m), and
+ * delta = dO_t . o_t. */
 static void sa_row_stats(const float *q, const float *k, const float *v, const float *g, int D,
-                         int t, double scale, double *m_out, double *l_out, double *delta_out) {
+                         int t, int last, double scale, double *m_out, double *l_out,
+                         double *delta_out) {
     const float *qt = q + (size_t)t * D, *gt = g + (size_t)t * D;
     double m = -INFINITY;
-    for (int u = 0; u <= t; u++) {
+    for (int u = 0; u <= last; u++) {
         const double a = scale * dotf(qt, k + (size_t)u * D, D);
         if (a > m) m = a;
     }
     double l = 0, dsum = 0;
-    for (int u = 0; u <= t; u++) {
+    for (int u = 0; u <= last; u++) {
         const double e = exp(scale * dotf(qt, k + (size_t)u * D, D) - m);
         l += e;
         dsum += e * dotf(gt, v + (size_t)u * D, D);
@@ -200,9 +208,10 @@ static void sa_row_stats(const float *q, const float *k, const float *v, const f
 
 static int sa_ref(const shape_t *s, const float *const *in, const float *dy, int tensor,
                   const sample_t *smp, double *out) {
-    const int T = s->T, D = s->dk, nc = smp->n_col;
+    const int T = s->T, D = s->dk, nc = smp->n_col, causal = s->causal;
     const double scale = 1.0 / sqrt((double)D);
-    const int tmin = smp->n_t ? smp->t[0] : 0;
+    /* the first query row whose statistics dK, dV need: the first sampled key's, or row 0 */
+    const int tmin = causal && smp->n_t ? smp->t[0] : 0;
     /* m, l, delta of rows tmin..T-1 (dK, dV only) */
     double *st = NULL;
     if (tensor != G_Q && !(st = malloc(3 * (size_t)(T - tmin) * sizeof(double))))
@@ -212,12 +221,12 @@ static int sa_ref(const shape_t *s, const float *const *in, const float *dy, int
         const float *q = in[0] + off, *k = in[1] + off, *v = in[2] + off, *g = dy + off;
         if (tensor == G_Q) {
             for (int ti = 0; ti < smp->n_t; ti++) {
-                const int t = smp->t[ti];
+                const int t = smp->t[ti], last = causal ? t : T - 1;
                 double m, l, delta;
-                sa_row_stats(q, k, v, g, D, t, scale, &m, &l, &delta);
+                sa_row_stats(q, k, v, g, D, t, last, scale, &m, &l, &delta);
                 double *o = out + ((size_t)si * smp->n_t + ti) * nc;
                 for (int ci = 0; ci < nc; ci++) o[ci] = 0;
-                for (int u = 0; u <= t; u++) {
+                for (int u = 0; u <= last; u++) {
                     const double a = scale * dotf(q + (size_t)t * D, k + (size_t)u * D, D);
                     const double p = exp(a - m) / l;
                     const double dA = p * (dotf(g + (size_t)t * D, v + (size_t)u * D, D) - delta);
@@ -229,13 +238,13 @@ static int sa_ref(const shape_t *s, const float *const *in, const float *dy, int
         }
         for (int t = tmin; t < T; t++) {
             double *r = st + 3 * (size_t)(t - tmin);
-            sa_row_stats(q, k, v, g, D, t, scale, &r[0], &r[1], &r[2]);
+            sa_row_stats(q, k, v, g, D, t, causal ? t : T - 1, scale, &r[0], &r[1], &r[2]);
         }
         for (int ti = 0; ti < smp->n_t; ti++) {
             const int u = smp->t[ti]; /* the key position */
             double *o = out + ((size_t)si * smp->n_t + ti) * nc;
             for (int ci = 0; ci < nc; ci++) o[ci] = 0;
-            for (int t = u; t < T; t++) {
+            for (int t = causal ? u : 0; t < T; t++) {
                 const double *r = st + 3 * (size_t)(t - tmin);
                 const double a = scale * dotf(q + (size_t)t * D, k + (size_t)u * D, D);
                 const double p = exp(a - r[0]) / r[1];

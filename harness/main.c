@@ -23,6 +23,8 @@ static void list_variants(void) {
             if (v->op != (op_id)op) continue;
             printf("%-20s %-30s %-9s %s%s\n", "", v->name, v->role, v->where,
                    v->run_bwd ? "  (has a backward: --pass bwd|fwdbwd)" : "");
+            const char *why = v->available ? v->available() : NULL;
+            if (why) printf("%-20s   unavailable: %s\n", "", why);
             for (int k = 0; v->settings && v->settings[k].name; k++)
                 printf("%-20s   --set %s=%s (default auto)\n%-20s       %s\n", "",
                        v->settings[k].name, v->settings[k].values, "", v->settings[k].help);
@@ -46,8 +48,8 @@ int main(int argc, char **argv) {
     switch (o.command) {
     case CMD_HELP: print_usage(); return 0;
     case CMD_VERSION:
-        printf("chela-bench %s (git %s)\nbuilt with %s\nlibraries: %s\n", CHELA_VERSION,
-               git_sha(), CHELA_BUILD_FLAGS, build_describe());
+        printf("chela-bench %s (git %s)\nbuilt with %s\nlibraries: %s\ncuDNN: %s\n",
+               CHELA_VERSION, git_sha(), CHELA_BUILD_FLAGS, build_describe(), build_cudnn());
         return 0;
     case CMD_LIST: list_variants(); return 0;
     case CMD_PLOT: return plot_main(&o);

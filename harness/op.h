@@ -11,7 +11,8 @@
  * Layouts (row-major, innermost last):
  *   linear_attn  : q,k [B,H,T,dk]  v [B,H,T,dv]  -> o [B,H,T,dv]
  *                  o_t = (q_t/sqrt(dk)) . sum_{s<=t} k_s^T v_s   (s over all T if !causal)
- *   softmax_attn : q,k,v [B,H,T,dk] (dk == dv)    -> o [B,H,T,dk], causal
+ *   softmax_attn : q,k,v [B,H,T,dk] (dk == dv)    -> o [B,H,T,dk]
+ *                  o_t = sum_{s<=t} softmax_s(q_t . k_s / sqrt(dk)) v_s  (s over all T if !causal)
  *   long_conv    : x [B,d,T] (act), k [d,T] (fp32) -> y [B,d,T]
  *   short_long_conv: x [B,d,T], k3 [d,3], k_long [d,T], k3b [d,3], km [d,k_m] -> z [B,d,T]
  *   chela        : x [B,T,d] + parameters (ops.c lists them) -> y [B,T,d]

@@ -144,14 +144,17 @@ static int sa_describe(const shape_t *s, tensor_desc_t *in, tensor_desc_t *out) 
     return 3;
 }
 /* 4 T^2 D per head (QK^T and PV), halved by the causal mask (FlashAttention's
- * count); softmax_attn is always causal here. */
-static double sa_flops(const shape_t *s) { return 2.0 * s->B * s->H * (double)s->T * s->T * s->dk; }
+ * count): 2 T^2 D causal, 4 T^2 D with --noncausal. */
+static double sa_flops(const shape_t *s) {
+    return (s->causal ? 2.0 : 4.0) * s->B * s->H * (double)s->T * s->T * s->dk;
+}
 /* Backward: FlashAttention-2's count, 2.5x the forward: five T x T x D matmuls (S = QK^T
  * recomputed, dP = dO V^T, dV = P^T dO, dQ = dS K, dK = dS^T Q) against the forward's two,
  * halved by the mask alike; fwdbwd is 3.5x the forward. */
 static double sa_flops_bwd(const shape_t *s) { return 2.5 * sa_flops(s); }
 static double sa_cost(const shape_t *s, const sample_t *m) {
-    return sample_tsum(m) * (s->dk + m->n_col) * (double)m->n_seq;
+    const double keys = s->causal ? sample_tsum(m) : (double)m->n_t * s->T;
+    return keys * (s->dk + m->n_col) * (double)m->n_seq;
 }
 static int sa_cols(const shape_t *s) { return s->dk; }
 

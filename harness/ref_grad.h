@@ -5,7 +5,7 @@
  * that checks these) are compared with, so clarity wins over speed.  Layouts are
  * op.h's:
  *   linear_attn  : q,k [B,H,T,dk]  v [B,H,T,dv]  o, dO [B,H,T,dv]
- *   softmax_attn : q,k,v,o,dO [B,H,T,dk] (dk == dv), always causal
+ *   softmax_attn : q,k,v,o,dO [B,H,T,dk] (dk == dv)
  * Gradients have the shape of the tensor they belong to (dQ like q, ...).
  *
  * The loss seen by the backward is L = sum(dO . o): dO is the upstream gradient
@@ -31,10 +31,10 @@ int ref_linear_attn_fwd_d(const shape_t *s, const double *q, const double *k, co
 int ref_linear_attn_bwd(const shape_t *s, const double *q, const double *k, const double *v,
                         const double *dO, double *dQ, double *dK, double *dV);
 
-/* o_t = sum_{s<=t} softmax_s(q_t . k_s / sqrt(dk)) v_s  (always causal; dk == dv). */
+/* o_t = sum_{s<=t} softmax_s(q_t . k_s / sqrt(dk)) v_s  (all s if !s->causal; dk == dv). */
 int ref_softmax_attn_fwd_d(const shape_t *s, const double *q, const double *k, const double *v,
                            double *o);
-/* dQ, dK, dV of causal softmax attention for upstream gradient dO. */
+/* dQ, dK, dV of softmax attention (causal or not) for upstream gradient dO. */
 int ref_softmax_attn_bwd(const shape_t *s, const double *q, const double *k, const double *v,
                          const double *dO, double *dQ, double *dK, double *dV);
 

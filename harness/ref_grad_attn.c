@@ -18,15 +18,15 @@
  * sequence, no T x T matrix.  Non-causal: S_t and R_s are the same for every
  * token (the full sums), computed once.
  *
- * ---- softmax attention (causal, dk == dv = D) -------------------------------
- * a_ts = q_t . k_s / sqrt(D), P_ts = softmax over s <= t of a_ts,
- * o_t = sum_{s<=t} P_ts v_s.
- *   dV_s  = sum_{t>=s} P_ts dO_t
+ * ---- softmax attention (dk == dv = D) ---------------------------------------
+ * a_ts = q_t . k_s / sqrt(D), P_ts = softmax over s in A(t) of a_ts,
+ * o_t = sum_{s in A(t)} P_ts v_s.
+ *   dV_s  = sum_{t : s in A(t)} P_ts dO_t
  *   dP_ts = dO_t . v_s
- *   dA_ts = P_ts (dP_ts - sum_{u<=t} P_tu dP_tu) = P_ts (dP_ts - dO_t . o_t)
+ *   dA_ts = P_ts (dP_ts - sum_{u in A(t)} P_tu dP_tu) = P_ts (dP_ts - dO_t . o_t)
  *           (softmax Jacobian; the row sum equals dO_t . o_t since o_t = sum P v)
- *   dQ_t  = (1/sqrt(D)) sum_{s<=t} dA_ts k_s
- *   dK_s  = (1/sqrt(D)) sum_{t>=s} dA_ts q_t
+ *   dQ_t  = (1/sqrt(D)) sum_{s in A(t)} dA_ts k_s
+ *   dK_s  = (1/sqrt(D)) sum_{t : s in A(t)} dA_ts q_t
  * Row by row, keeping one row of P: O(T^2 D) per sequence, like the forward. */
 #include <math.h>
 #include <stdlib.h>
@@ -148,21 +148,21 @@ int ref_linear_attn_bwd(const shape_t *s, const double *q, const double *k, cons
 
 /* ---------------- softmax attention ---------------- */
 
-/* p[0..t] = softmax over u <= t of q_t . k_u / sqrt(D); the row maximum is
- * subtracted before exp so large logits cannot overflow. */
-static void sa_probs(const double *qt, const double *ks, int D, int t, double *p) {
+/* p[0..last] = softmax over u <= last of q_t . k_u / sqrt(D) (last = t causal, T - 1 not);
+ * the row maximum is subtracted before exp so large logits cannot overflow. */
+static void sa_probs(const double *qt, const double *ks, int D, int last, double *p) {
     const double scale = 1.0 / sqrt((double)D);
     double mx = -INFINITY;
-    for (int u = 0; u <= t; u++) {
+    for (int u = 0; u <= last; u++) {
         p[u] = scale * dot(qt, ks + (size_t)u * D, D);
         if (p[u] > mx) mx = p[u];
     }
     double sum = 0.0;
-    for (int u = 0; u <= t; u++) {
+    for (int u = 0; u <= last; u++) {
         p[u] = exp(p[u] - mx);
         sum += p[u];
     }
-    for (int u = 0; u <= t; u++) p[u] /= sum;
+    for (int u = 0; u <= last; u++) p[u] /= sum;
 }
 
 int ref_softmax_attn_fwd_d(const shape_t *s, const double *q, const double *k, const double *v,
@@ -175,10 +175,11 @@ int ref_softmax_attn_fwd_d(const shape_t *s, const double *q, const double *k, c
     for (int seq = 0; seq < s->B * s->H; seq++) {
         const size_t off = (size_t)seq * T * D;
         for (int t = 0; t < T; t++) {
-            sa_probs(q + off + (size_t)t * D, k + off, D, t, p);
+            const int last = s->causal ? t : T - 1;
+            sa_probs(q + off + (size_t)t * D, k + off, D, last, p);
             double *ot = o + off + (size_t)t * D;
             for (int c = 0; c < D; c++) ot[c] = 0.0;
-            for (int u = 0; u <= t; u++) axpy(p[u], v + off + (size_t)u * D, ot, D);
+            for (int u = 0; u <= last; u++) axpy(p[u], v + off + (size_t)u * D, ot, D);
         }
     }
     free(p);
@@ -196,20 +197,21 @@ int ref_softmax_attn_bwd(const shape_t *s, const double *q, const double *k, con
     if (!buf) BENCH_FAIL("softmax_attn backward: out of host memory (%d doubles)", 2 * T + D);
     double *p = buf, *dA = buf + T, *ot = buf + 2 * (size_t)T;
     const size_t n = (size_t)s->B * s->H * T * D;
-    memset(dK, 0, n * sizeof(double)); /* dK and dV accumulate over query rows t >= s */
+    memset(dK, 0, n * sizeof(double)); /* dK and dV accumulate over the query rows that see s */
     memset(dV, 0, n * sizeof(double));
     for (int seq = 0; seq < s->B * s->H; seq++) {
         const size_t off = (size_t)seq * T * D;
         const double *ks = k + off, *vs = v + off;
         for (int t = 0; t < T; t++) {
             const double *qt = q + off + (size_t)t * D, *gt = dO + off + (size_t)t * D;
-            sa_probs(qt, ks, D, t, p);
+            const int last = s->causal ? t : T - 1;
+            sa_probs(qt, ks, D, last, p);
             for (int c = 0; c < D; c++) ot[c] = 0.0;
-            for (int u = 0; u <= t; u++) axpy(p[u], vs + (size_t)u * D, ot, D);
+            for (int u = 0; u <= last; u++) axpy(p[u], vs + (size_t)u * D, ot, D);
             const double row = dot(gt, ot, D); /* sum_u P_tu dP_tu */
             double *dqt = dQ + off + (size_t)t * D;
             for (int c = 0; c < D; c++) dqt[c] = 0.0;
-            for (int u = 0; u <= t; u++) {
+            for (int u = 0; u <= last; u++) {
                 dA[u] = p[u] * (dot(gt, vs + (size_t)u * D, D) - row);
                 axpy(p[u], gt, dV + off + (size_t)u * D, D);
                 axpy(scale * dA[u], ks + (size_t)u * D, dqt, D);

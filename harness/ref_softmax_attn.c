@@ -1,10 +1,9 @@
-/* ref_softmax_attn.c: CPU reference for causal softmax attention.
+/* ref_softmax_attn.c: CPU reference for softmax attention, causal or not.
  *
  * Row by row, straight from the definition: scores q_t . k_s / sqrt(dk) for
- * s <= t, softmax with the row maximum subtracted first (so large logits cannot
- * overflow exp), then the weighted sum of the sampled value columns.  Costs
- * (t+1) * (dk + n_col) per sampled row, ops.c's sa_cost.  The op is always causal
- * (shape.h: the causal flag is linear_attn's only). */
+ * s <= t (every s with --noncausal), softmax with the row maximum subtracted first (so
+ * large logits cannot overflow exp), then the weighted sum of the sampled value columns.
+ * Costs (keys) * (dk + n_col) per sampled row, ops.c's sa_cost. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -26,22 +25,22 @@ static double dot_df(const double *q, const float *k, int n) {
     return (a0 + a1) + (a2 + a3);
 }
 
-/* One sampled row: p[] is scratch of t+1 doubles, q the pre-scaled query. */
-static void sa_row(const float *k_seq, const float *v_seq, int D, const double *q, int t,
+/* One sampled row over keys 0..last: p[] is scratch of last+1 doubles, q the pre-scaled query. */
+static void sa_row(const float *k_seq, const float *v_seq, int D, const double *q, int last,
                    const sample_t *m, double *p, double *o) {
     double mx = -INFINITY;
-    for (int s = 0; s <= t; s++) {
+    for (int s = 0; s <= last; s++) {
         const double acc = dot_df(q, k_seq + (size_t)s * D, D);
         p[s] = acc;
         if (acc > mx) mx = acc;
     }
     double sum = 0.0;
-    for (int s = 0; s <= t; s++) {
+    for (int s = 0; s <= last; s++) {
         p[s] = exp(p[s] - mx);
         sum += p[s];
     }
     for (int c = 0; c < m->n_col; c++) o[c] = 0.0;
-    for (int s = 0; s <= t; s++) {
+    for (int s = 0; s <= last; s++) {
         const float *vs = v_seq + (size_t)s * D;
         for (int c = 0; c < m->n_col; c++) o[c] += p[s] * (double)vs[m->col[c]];
     }
@@ -58,7 +57,7 @@ int ref_softmax_attn(const shape_t *s, const float *const *in, const sample_t *s
 
     const int D = s->dk;
     const size_t T = (size_t)s->T, n = (size_t)smp->n_col;
-    const int t_max = smp->t[smp->n_t - 1];
+    const int t_max = s->causal ? smp->t[smp->n_t - 1] : s->T - 1;
     double *buf = malloc(((size_t)t_max + 1 + (size_t)D) * sizeof(double));
     if (!buf) BENCH_FAIL("softmax_attn reference: out of host memory (%d doubles)", t_max + 1);
     double *q = buf, *p = buf + D;
@@ -69,7 +68,7 @@ int ref_softmax_attn(const shape_t *s, const float *const *in, const sample_t *s
             const int t = smp->t[ti];
             const float *qt = in[0] + base + (size_t)t * D;
             for (int i = 0; i < D; i++) q[i] = (double)qt[i] * scale;
-            sa_row(in[1] + base, in[2] + base, D, q, t, smp, p,
+            sa_row(in[1] + base, in[2] + base, D, q, s->causal ? t : s->T - 1, smp, p,
                    out + ((size_t)si * smp->n_t + ti) * n);
         }
     }

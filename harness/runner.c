@@ -35,10 +35,9 @@ shape_t make_shape(const options_t *o, op_id op, int T, int cpu) {
         s.dk = o->dk;
         s.dv = o->dv;
         break;
-    case OP_SOFTMAX_ATTN: /* always causal, one head dim: --dk sets it */
+    case OP_SOFTMAX_ATTN: /* one head dim: --dk sets it; --noncausal as for linear_attn */
         s.H = o->heads;
         s.dk = s.dv = o->dk;
-        s.causal = 1;
         break;
     case OP_LONG_CONV:
     case OP_SHORT_LONG_CONV:

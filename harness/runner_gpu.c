@@ -96,7 +96,8 @@ static const variant_t *variant_named(const char *name) {
 
 /* Runs the op's fp32 GPU oracle on the point's inputs; *host gets its whole output. */
 static int gpu_oracle_output(const oracle_t *o, const variant_t *v, size_t n_out, float **host) {
-    const char *why = v->supports(o->s);
+    const char *why = v->available ? v->available() : NULL;
+    if (!why) why = v->supports(o->s);
     if (why) BENCH_FAIL("%s cannot run this shape: %s", v->name, why);
     void *d_out = NULL, *state = NULL;
     io_t io = *o->io;
@@ -490,7 +491,13 @@ static void run_variant(sweep_t *sw, const variant_t *v, const io_t *io, size_t 
                         double io_bytes) {
     *n_stage_rows = 0;
     const shape_t *s = io->shape;
-    const char *why = v->supports(s);
+    const char *why = v->available ? v->available() : NULL;
+    if (why) {
+        snprintf(r->status, sizeof r->status, "skip:unavailable");
+        snprintf(r->note, sizeof r->note, "%s", why);
+        return;
+    }
+    why = v->supports(s);
     if (why) {
         snprintf(r->status, sizeof r->status, "skip:unsupported");
         snprintf(r->note, sizeof r->note, "%s", why);
@@ -509,10 +516,11 @@ static void run_variant(sweep_t *sw, const variant_t *v, const io_t *io, size_t 
     void *state = NULL;
     bench_clear_error();
     const size_t free_before = free_device_bytes();
-    if (v->setup(s, io, &state)) {
-        snprintf(r->status, sizeof r->status, "fail:setup");
+    const int set = v->setup(s, io, &state);
+    if (set) { /* 1: the planner declined the shape (variant.h), a skip; else a failure */
+        snprintf(r->status, sizeof r->status, set > 0 ? "skip:unsupported" : "fail:setup");
         snprintf(r->note, sizeof r->note, "%s", bench_last_error());
-        note_failure(sw);
+        if (set < 0) note_failure(sw);
         v->teardown(state);
         return;
     }

@@ -288,6 +288,11 @@ void run_variant_train(sweep_t *sw, const variant_t *v, const io_t *io, train_po
     *n_stage_rows = 0;
     const shape_t *s = io->shape;
     char why[200];
+    const char *unavailable = v->available ? v->available() : NULL;
+    if (unavailable) {
+        fail_row(sw, r, "skip:unavailable", unavailable, 0);
+        return;
+    }
     if (!v->run_bwd) {
         fail_row(sw, r, "skip:unsupported", "no backward (the variant is forward-only)", 0);
         return;
@@ -313,8 +318,9 @@ void run_variant_train(sweep_t *sw, const variant_t *v, const io_t *io, train_po
     void *state = NULL;
     bench_clear_error();
     const size_t free_before = free_device_bytes();
-    if (v->setup(s, io, &state)) {
-        fail_row(sw, r, "fail:setup", bench_last_error(), 1);
+    const int set = v->setup(s, io, &state);
+    if (set) { /* 1: the planner declined the shape (variant.h), a skip; else a failure */
+        fail_row(sw, r, set > 0 ? "skip:unsupported" : "fail:setup", bench_last_error(), set < 0);
         v->teardown(state);
         return;
     }

@@ -8,7 +8,9 @@
  * e.g. to precompute a kernel's spectrum or merge reparameterized kernels, since
  * those are fixed at inference time.
  *
- * All functions return 0 on success or -1 after bench_set_error() (bench_check.h). */
+ * All functions return 0 on success or -1 after bench_set_error() (bench_check.h); setup may
+ * also return 1 after bench_set_error() to decline a shape its planner found no way to run
+ * (a vendor library with no engine for it): the row is skip:unsupported with that reason. */
 #ifndef CHELA_VARIANT_H
 #define CHELA_VARIANT_H
 
@@ -47,6 +49,10 @@ typedef struct {
     /* NULL when the variant can run the shape, else a short static reason
      * ("dk must be 64 or 128"), recorded as status skip:unsupported. */
     const char *(*supports)(const shape_t *s);
+    /* Optional (NULL = always there): NULL when the variant can run in this build on this
+     * machine, else why not ("built without cuDNN: ..."), recorded as skip:unavailable.  For
+     * variants on an optional library; asked before supports(), may be slow the first time. */
+    const char *(*available)(void);
     size_t (*workspace_bytes)(const shape_t *s);
     int (*setup)(const shape_t *s, const io_t *io, void **state);
     int (*run)(void *state, const io_t *io, cudaStream_t stream);

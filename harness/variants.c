@@ -17,6 +17,9 @@ DECLARE_VARIANT(long_conv_fast_var);
 DECLARE_VARIANT(softmax_attn_naive);
 DECLARE_VARIANT(softmax_attn_flash);
 DECLARE_BWD(softmax_attn_flash);
+DECLARE_VARIANT(softmax_attn_cudnn);
+DECLARE_BWD(softmax_attn_cudnn);
+const char *softmax_attn_cudnn_available(void);
 DECLARE_VARIANT(transformer_layer);
 DECLARE_VARIANT(transformer_oracle_fp32);
 DECLARE_VARIANT(short_long_conv_branches);
@@ -63,9 +66,12 @@ static const setting_def_t CHELA_FUSED_SETTINGS[] = {
     {"la_sub", "auto|1..4096", "its attention's pass-A parts a segment (as linear_attn/chunked)"},
     {NULL, NULL, NULL},
 };
-static const setting_def_t LAYER_SETTINGS[] = {
+static const setting_def_t TRANSFORMER_SETTINGS[] = {
     {"lt_tune", "auto|0|1",
      "time cuBLASLt's first 8 candidates for each GEMM at setup and keep the fastest (auto = 1)"},
+    {"attn", "auto|cudnn|flash",
+     "its attention: auto = cuDNN's fused SDPA where the build has it and it plans the shape, "
+     "else softmax_attn/flash's kernel"},
     {NULL, NULL, NULL},
 };
 
@@ -91,6 +97,12 @@ static const setting_def_t MEGA_SETTINGS[] = {
      .workspace_bytes = P##_workspace_bytes, .setup = P##_setup, .run = P##_run,         \
      .teardown = P##_teardown, .run_bwd = P##_run_bwd, .settings = SETTINGS,             \
      .config = P##_config}
+/* A variant with a backward on an optional library (cuDNN): its available() and run_bwd too. */
+#define ROW_OPTIONAL_TRAIN(NAME, OP, ROLE, FILE, P, SETTINGS)                            \
+    {.name = NAME, .op = OP, .role = ROLE, .where = FILE, .supports = P##_supports,      \
+     .available = P##_available, .workspace_bytes = P##_workspace_bytes,                 \
+     .setup = P##_setup, .run = P##_run, .teardown = P##_teardown,                       \
+     .run_bwd = P##_run_bwd, .settings = SETTINGS, .config = P##_config}
 /* A variant with a backward made of stages (--breakdown of bwd / fwdbwd points). */
 #define ROW_TRAIN_STAGED(NAME, OP, ROLE, FILE, P, SETTINGS)                              \
     {.name = NAME, .op = OP, .role = ROLE, .where = FILE, .supports = P##_supports,      \
@@ -123,8 +135,10 @@ const variant_t VARIANTS[] = {
         softmax_attn_naive, NULL),
     ROW_TRAIN("softmax_attn/flash", OP_SOFTMAX_ATTN, "baseline",
               "baselines/softmax_attn/flash.cu", softmax_attn_flash, NULL),
+    ROW_OPTIONAL_TRAIN("softmax_attn/cudnn", OP_SOFTMAX_ATTN, "baseline",
+                       "baselines/softmax_attn/cudnn.c", softmax_attn_cudnn, NULL),
     ROW("transformer/layer", OP_TRANSFORMER, "baseline", "baselines/transformer/layer.cu",
-        transformer_layer, LAYER_SETTINGS),
+        transformer_layer, TRANSFORMER_SETTINGS),
     ROW("transformer/oracle_fp32", OP_TRANSFORMER, "oracle", "harness/oracle_transformer.cu",
         transformer_oracle_fp32, NULL),
     ROW_STAGED("chela/fused", OP_CHELA, "kernel", "kernels/chela/fused.cu", chela_fused,

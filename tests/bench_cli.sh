@@ -60,6 +60,23 @@ if "$B" --backend cpu --seq 4096k --ops long_conv -o "$work/big.csv" 2>/dev/null
 # (signals, -o targets and filters: output_cli.sh)
 
 "$B" --version >/dev/null && ok || bad "--version"
+# cuDNN, an optional dependency: --version says whether the build has it, and a build without
+# it still lists softmax_attn/cudnn, as unavailable with the reason (its GPU rows are
+# skip:unavailable: test_gpu_variants)
+ver=$("$B" --version)
+cudnn_line=$(printf '%s\n' "$ver" | grep '^cuDNN: ')
+case "$cudnn_line" in
+"cuDNN: built with "*", running "*) ok ;;
+"cuDNN: not built"*) ok ;;
+*) bad "--version: no cuDNN line (got: $cudnn_line)" ;;
+esac
+list=$("$B" --list)
+printf '%s\n' "$list" | grep -q "softmax_attn/cudnn" && ok || bad "--list without softmax_attn/cudnn"
+if [[ $cudnn_line == "cuDNN: not built"* ]]; then
+    printf '%s\n' "$list" | grep -A1 "softmax_attn/cudnn" |
+        grep -q "unavailable: built without cuDNN" && ok || bad "--list: cudnn not said unavailable"
+fi
+printf '%s\n' "$list" | grep -q -- "--set attn=auto|cudnn|flash" && ok || bad "--list: no attn setting"
 "$B" --help | grep -q -- "--seq" && ok || bad "--help"
 "$B" --list | grep -q "linear_attn/chunked" && ok || bad "--list"
 "$B" --list | grep -q -- "--set la_seg=auto|64..1048576" && ok || bad "--list without the settings"

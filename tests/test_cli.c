@@ -1,5 +1,5 @@
-/* test_cli.c: the --seq grammar, option conflicts, and the CSV format
- * (golden header, round trip, malformed files). */
+/* test_cli.c: the --seq grammar, option conflicts, settings' word values, and the CSV
+ * format (golden header, round trip, malformed files). */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "csv.h"
 #include "seqparse.h"
+#include "settings.h"
 #include "verify.h"
 
 static int parse(const char *spec, int *out, char *err) {
@@ -280,6 +281,41 @@ START_TEST(verify_measure) {
 }
 END_TEST
 
+/* A setting of words (transformer/layer's attn): each word parses to its place in the list,
+ * reads back by name and prints as the word; integers and other words are refused. */
+START_TEST(settings_words) {
+    static const setting_def_t defs[] = {{"attn", "auto|cudnn|flash", "help"},
+                                         {"lt_tune", "auto|0|1", "help"},
+                                         {NULL, NULL, NULL}};
+    char err[160], buf[64];
+    int v = 99;
+    ck_assert_int_eq(setting_parse(&defs[0], "cudnn", &v, err, sizeof err), 0);
+    ck_assert_int_eq(v, 0);
+    ck_assert_int_eq(setting_parse(&defs[0], "flash", &v, err, sizeof err), 0);
+    ck_assert_int_eq(v, 1);
+    ck_assert_int_eq(setting_parse(&defs[0], "auto", &v, err, sizeof err), 0);
+    ck_assert_int_eq(v, SETTING_AUTO);
+    ck_assert_int_eq(setting_parse(&defs[0], "fa", &v, err, sizeof err), -1);
+    ck_assert_int_eq(setting_parse(&defs[0], "flashy", &v, err, sizeof err), -1);
+    ck_assert_int_eq(setting_parse(&defs[0], "1", &v, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "auto|cudnn|flash"));
+    ck_assert_int_eq(setting_parse(&defs[1], "flash", &v, err, sizeof err), -1);
+    settings_t set = {.def = defs, .n = 2, .val = {1, 0}, .user_set = 1u};
+    ck_assert(settings_is(&set, "attn", "flash"));
+    ck_assert(!settings_is(&set, "attn", "cudnn"));
+    ck_assert(!settings_is(&set, "attn", "auto"));
+    ck_assert(settings_is(NULL, "attn", "auto"));
+    settings_format(&set, 1, buf, sizeof buf);
+    ck_assert_str_eq(buf, "attn=flash");
+    settings_format(&set, 0, buf, sizeof buf);
+    ck_assert_str_eq(buf, "attn=flash lt_tune=0");
+    set.val[0] = SETTING_AUTO;
+    ck_assert(settings_is(&set, "attn", "auto"));
+    settings_format(&set, 0, buf, sizeof buf);
+    ck_assert_str_eq(buf, "attn=auto lt_tune=0");
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("core");
@@ -293,6 +329,7 @@ int main(void) {
     tcase_add_test(tc, csv_rejects_malformed);
     tcase_add_test(tc, csv_unwritable_path_fails_early);
     tcase_add_test(tc, verify_measure);
+    tcase_add_test(tc, settings_words);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

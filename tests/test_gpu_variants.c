@@ -13,11 +13,18 @@
 #include "cli.h"
 #include "csv.h"
 #include "runner_gpu.h"
+#include "softmax_attn/cudnn_sdpa.h"
 
 /* The settings (space-separated name=value words, --set each) of the current test step:
  * what CHELA_* environment variables did before settings existed. */
 static char g_settings[256];
 static void set_settings(const char *words) { snprintf(g_settings, sizeof g_settings, "%s", words); }
+/* When set: a word every ok row's config must hold (what the variant resolved, e.g. attn=cudnn). */
+static const char *g_config_has;
+
+/* The variants a sweep may record as skipped because this build or machine has no cuDNN
+ * (skip:unavailable): softmax_attn/cudnn then, else none, so that with cuDNN its rows must be ok. */
+static const char *no_cudnn(void) { return sa_cudnn_unavailable() ? "softmax_attn/cudnn" : ""; }
 
 /* Runs one sweep and checks every row: ok, or a skip whose variant and status prefix
  * are listed in allowed ("variant=status-prefix;...").  How many rows it must write comes
@@ -66,6 +73,8 @@ static int sweep_ok(const char *label, const char *allowed, int argc, const char
                           r->variant, r->seq, r->config);
             ck_assert_msg(r->peak_mem_bytes > 0, "%s: %s: peak_mem_bytes %g", label, r->variant,
                           r->peak_mem_bytes);
+            ck_assert_msg(!g_config_has || strstr(r->config, g_config_has), "%s: %s: config '%s' "
+                          "lacks %s", label, r->variant, r->config, g_config_has);
             n_ok++;
             continue;
         }
@@ -84,22 +93,22 @@ static int sweep_ok(const char *label, const char *allowed, int argc, const char
 START_TEST(attention_lm_odd_lengths) {
     const char *a[] = {"--ops", "linear_attn,softmax_attn", "--seq", "1,17,64,100,257,1000",
                        "--batch", "2", "--heads", "3", "--head-dim", "64"};
-    /* 6 lengths x 4 variants */
-    ck_assert_int_ge(sweep_ok("lm_odd", NULL, 10, a), 1);
+    /* 6 lengths x 5 variants */
+    ck_assert_int_ge(sweep_ok("lm_odd", no_cudnn(), 10, a), 1);
 }
 END_TEST
 
 START_TEST(attention_head_dim_128) {
     const char *a[] = {"--ops", "linear_attn,softmax_attn", "--seq", "33,300,2049", "--batch", "1",
                        "--heads", "2", "--head-dim", "128"};
-    ck_assert_int_ge(sweep_ok("hd128", NULL, 10, a), 1);
+    ck_assert_int_ge(sweep_ok("hd128", no_cudnn(), 10, a), 1);
 }
 END_TEST
 
 START_TEST(attention_fp16) {
     const char *a[] = {"--ops", "linear_attn,softmax_attn", "--seq", "5,130,700", "--batch", "2",
                        "--heads", "2", "--head-dim", "64", "--dtype", "fp16"};
-    ck_assert_int_ge(sweep_ok("fp16", NULL, 12, a), 1);
+    ck_assert_int_ge(sweep_ok("fp16", no_cudnn(), 12, a), 1);
 }
 END_TEST
 
@@ -107,7 +116,8 @@ START_TEST(attention_fp32) {
     const char *a[] = {"--ops", "linear_attn,softmax_attn", "--seq", "7,300", "--batch", "1",
                        "--heads", "2", "--head-dim", "64", "--dtype", "fp32"};
     /* tensor-core kernels may decline fp32; the naive ones must run */
-    ck_assert_int_ge(sweep_ok("fp32", "linear_attn/chunked softmax_attn/flash", 12, a), 4);
+    ck_assert_int_ge(
+        sweep_ok("fp32", "linear_attn/chunked softmax_attn/flash softmax_attn/cudnn", 12, a), 4);
 }
 END_TEST
 
@@ -384,10 +394,50 @@ START_TEST(transformer_layer_small) {
     /* d = 256: four heads of 64 (the layer's LayerNorm wants d a multiple of 256) */
     const char *a[] = {"--ops", "transformer", "--seq", "1,37,300,1000", "--batch", "2", "--dim",
                        "256"};
+    const int have_cudnn = sa_cudnn_unavailable() == NULL;
+    /* attn=auto takes cuDNN where there is one */
+    g_config_has = have_cudnn ? "attn=cudnn" : "attn=fa2";
     ck_assert_int_ge(sweep_ok("transformer", NULL, 8, a), 1);
     set_settings("lt_tune=0");
     ck_assert_int_ge(sweep_ok("transformer_untuned", NULL, 8, a), 1);
+    set_settings("attn=flash");
+    g_config_has = "attn=fa2";
+    ck_assert_int_eq(sweep_ok("transformer_flash", NULL, 8, a), 4);
+    /* forced: ok where cuDNN is, else a skip with the reason */
+    set_settings("attn=cudnn");
+    g_config_has = "attn=cudnn";
+    ck_assert_int_eq(sweep_ok("transformer_cudnn", have_cudnn ? NULL : "transformer/layer", 8, a),
+                     have_cudnn ? 4 : 0);
+    g_config_has = NULL;
     set_settings("");
+}
+END_TEST
+
+/* softmax_attn/cudnn where the build and the machine have cuDNN: every row ok at the head dims
+ * it must serve (64, 128), causal and not, bf16 and fp16, lengths 1 to past a tile, several
+ * heads, and its config names the plan (engine=).  Without cuDNN every row is a skip
+ * (skip:unavailable).  Beside it, flash and naive decline --noncausal (skip:unsupported). */
+START_TEST(softmax_attn_cudnn_paths) {
+    const int have = sa_cudnn_unavailable() == NULL;
+    const char *skip = have ? NULL : "softmax_attn/cudnn";
+    const char *a[] = {"--ops", "softmax_attn", "--variants", "cudnn", "--seq", "1,17,100,1000,4097",
+                       "--batch", "2", "--heads", "3", "--head-dim", "64", "--noncausal",
+                       "--dtype", "fp16"};
+    g_config_has = have ? "engine=" : NULL;
+    ck_assert_int_eq(sweep_ok("cudnn_d64", skip, 12, a), have ? 5 : 0);
+    ck_assert_int_eq(sweep_ok("cudnn_d64_noncausal", skip, 13, a), have ? 5 : 0);
+    a[11] = "128";
+    ck_assert_int_eq(sweep_ok("cudnn_d128_fp16_noncausal", skip, 15, a), have ? 5 : 0);
+    const char *b[] = {"--ops", "softmax_attn", "--variants", "cudnn", "--seq", "33,2049",
+                       "--batch", "1", "--heads", "2", "--head-dim", "128", "--dtype", "fp16"};
+    ck_assert_int_eq(sweep_ok("cudnn_d128_fp16", skip, 14, b), have ? 2 : 0);
+    g_config_has = NULL;
+    /* every softmax variant at --noncausal: the reference is bidirectional, cuDNN follows it */
+    const char *c[] = {"--ops", "softmax_attn", "--seq", "5,300", "--batch", "2", "--heads", "2",
+                       "--head-dim", "64", "--noncausal"};
+    char allowed[96];
+    snprintf(allowed, sizeof allowed, "softmax_attn/flash softmax_attn/naive %s", no_cudnn());
+    ck_assert_int_eq(sweep_ok("sa_noncausal", allowed, 11, c), have ? 2 : 0);
 }
 END_TEST
 
@@ -419,6 +469,8 @@ static const edge_t EDGES[] = {
                                    "--head-dim", "64"}},
     {OP_SOFTMAX_ATTN, "sa_hd128", 8, {"--seq", "33,300,2049", "--batch", "1", "--heads", "2",
                                       "--head-dim", "128"}},
+    {OP_SOFTMAX_ATTN, "sa_noncausal", 9, {"--seq", "1,100,1000", "--batch", "2", "--heads", "3",
+                                          "--head-dim", "64", "--noncausal"}},
     {OP_CHELA, "chela", 10, {"--seq", "1,37,300,1000", "--batch", "2", "--dim", "64", "--z", "64",
                              "--v", "128"}},
     {OP_TRANSFORMER, "tf", 6, {"--seq", "1,37,300,1000", "--batch", "2", "--dim", "256"}},
@@ -574,6 +626,7 @@ int main(void) {
     tcase_add_test(tc, chela_layer_small);
     tcase_add_test(tc, chela_layer_segments);
     tcase_add_test(tc, transformer_layer_small);
+    tcase_add_test(tc, softmax_attn_cudnn_paths);
     tcase_add_test(tc, table_matrix);
     tcase_add_test(tc, table_matrix_backward);
     tcase_add_test(tc, backward_breakdown);

@@ -215,17 +215,19 @@ END_TEST
 /* ---------------- softmax attention ---------------- */
 
 START_TEST(test_softmax_attn_fd) {
+    const int causal = _i; /* loop test: 0 = non-causal, 1 = causal */
     double worst = 0.0;
     for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++)
         for (int d = 3; d <= 8; d++) {
             if (d != 3 && d != 4 && d != 8) continue;
             problem_t p;
-            problem_make(&p, Ts[ti], d, d, 1,
+            problem_make(&p, Ts[ti], d, d, causal,
                          0xD1B54A32D192ED03ull ^ ((uint64_t)Ts[ti] << 16 | d));
             worst = fmax(worst, check_problem(&p, ref_softmax_attn_fwd_d, ref_softmax_attn_bwd));
             problem_free(&p);
         }
-    printf("softmax_attn: worst finite-difference error %.3g (tolerance %.1g)\n", worst, FD_TOL);
+    printf("softmax_attn causal=%d: worst finite-difference error %.3g (tolerance %.1g)\n", causal,
+           worst, FD_TOL);
 }
 END_TEST
 
@@ -287,7 +289,7 @@ static Suite *grad_attn_suite(void) {
     suite_add_tcase(su, la);
 
     TCase *sa = tcase_create("softmax_attn");
-    tcase_add_test(sa, test_softmax_attn_fd);
+    tcase_add_loop_test(sa, test_softmax_attn_fd, 0, 2);
     tcase_add_test(sa, test_softmax_attn_linear_in_dO);
     tcase_add_test(sa, test_softmax_attn_dK_sums_to_zero);
     tcase_set_timeout(sa, 60);

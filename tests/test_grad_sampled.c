@@ -154,6 +154,8 @@ END_TEST
 START_TEST(softmax_attn_sampled) {
     shape_t s = {.B = 1, .H = 3, .T = 29, .dk = 8, .dv = 8, .causal = 1};
     check_problem(OP_SOFTMAX_ATTN, s);
+    s.causal = 0; /* --noncausal: every key of every row */
+    check_problem(OP_SOFTMAX_ATTN, s);
     shape_t t1 = {.B = 2, .H = 1, .T = 1, .dk = 4, .dv = 4, .causal = 1};
     check_problem(OP_SOFTMAX_ATTN, t1);
 }

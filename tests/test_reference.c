@@ -71,14 +71,17 @@ static shape_t sampled_shape(int which) {
     case OP_MEGA: return (shape_t){.B = 2, .T = 37, .d = 16, .z = 8, .v = 32, .causal = 1};
     case OP_TRANSFORMER:
         return (shape_t){.B = 2, .T = 29, .H = 2, .dk = 64, .dv = 64, .d = 128, .causal = 1};
-    default: /* OP_COUNT: bidirectional linear attention */
+    case OP_COUNT: /* bidirectional linear attention */
         return (shape_t){.B = 2, .T = 29, .H = 2, .dk = 6, .dv = 5, .causal = 0};
+    default: /* OP_COUNT + 1: bidirectional softmax attention */
+        return (shape_t){.B = 2, .T = 29, .H = 2, .dk = 6, .dv = 6, .causal = 0};
     }
 }
 
-/* _i = op id, or OP_COUNT for bidirectional linear attention. */
+/* _i = op id, OP_COUNT for bidirectional linear attention, OP_COUNT + 1 for bidirectional
+ * softmax attention (its sampled rows read keys past the last sampled t). */
 START_TEST(test_sampled_equals_full) {
-    op_id id = _i == OP_COUNT ? OP_LINEAR_ATTN : (op_id)_i;
+    op_id id = _i == OP_COUNT ? OP_LINEAR_ATTN : _i == OP_COUNT + 1 ? OP_SOFTMAX_ATTN : (op_id)_i;
     const op_desc_t *op = op_get(id);
     shape_t s = sampled_shape(_i);
     s.dtype = DTYPE_BF16;
@@ -244,9 +247,10 @@ START_TEST(test_softmax_hand) {
 }
 END_TEST
 
-/* Random heads against the textbook formula (no max subtraction: logits are small). */
+/* Random heads against the textbook formula (no max subtraction: logits are small).
+ * _i = causal flag. */
 START_TEST(test_softmax_matches_direct) {
-    shape_t s = {.B = 2, .T = 29, .H = 2, .dk = 6, .dv = 6, .causal = 1, .dtype = DTYPE_BF16};
+    shape_t s = {.B = 2, .T = 29, .H = 2, .dk = 6, .dv = 6, .causal = _i, .dtype = DTYPE_BF16};
     inputs_t x;
     inputs_make(OP_SOFTMAX_ATTN, &s, SEED + 50, &x);
     double *ref = run_full(OP_SOFTMAX_ATTN, &s, &x);
@@ -257,7 +261,7 @@ START_TEST(test_softmax_matches_direct) {
         const float *v = x.t[2] + (size_t)sq * T * D;
         for (int t = 0; t < T; t++) {
             double den = 0.0, *o = want + ((size_t)sq * T + t) * D;
-            for (int r = 0; r <= t; r++) {
+            for (int r = 0; r <= (s.causal ? t : T - 1); r++) {
                 double a = 0.0;
                 for (int i = 0; i < D; i++) a += (double)q[t * D + i] * k[r * D + i];
                 double e = exp(a / sqrt((double)D));
@@ -267,7 +271,8 @@ START_TEST(test_softmax_matches_direct) {
             for (int c = 0; c < D; c++) o[c] /= den;
         }
     }
-    assert_close(ref, want, (size_t)s.B * s.H * T * D, 1e-13, "softmax_attn vs direct");
+    assert_close(ref, want, (size_t)s.B * s.H * T * D, 1e-13,
+                 s.causal ? "softmax_attn vs direct" : "bidirectional softmax_attn vs direct");
     free(ref);
     free(want);
     inputs_free(&x);
@@ -327,7 +332,7 @@ static Suite *reference_suite(void) {
     suite_add_tcase(su, la);
 
     TCase *smp = tcase_create("sampled");
-    tcase_add_loop_test(smp, test_sampled_equals_full, 0, OP_COUNT + 1);
+    tcase_add_loop_test(smp, test_sampled_equals_full, 0, OP_COUNT + 2);
     tcase_set_timeout(smp, 60);
     suite_add_tcase(su, smp);
 
@@ -341,7 +346,7 @@ static Suite *reference_suite(void) {
 
     TCase *sa = tcase_create("softmax_attn");
     tcase_add_test(sa, test_softmax_hand);
-    tcase_add_test(sa, test_softmax_matches_direct);
+    tcase_add_loop_test(sa, test_softmax_matches_direct, 0, 2);
     tcase_add_test(sa, test_softmax_large_logits);
     tcase_add_test(sa, test_errors);
     tcase_set_timeout(sa, 60);

@@ -579,7 +579,7 @@ int softmax_attn_flash_launch(const void *q, const void *k, const void *v, sa_la
 }
 
 const char *softmax_attn_flash_supports(const shape_t *s) {
-    if (!s->causal) return "softmax_attn is causal only";
+    if (!s->causal) return "causal only (the kernel skips the masked half)";
     if (s->dk != s->dv) return "dk must equal dv";
     if (s->pass != PASS_FWD) {
         if (kVersion == 1) return "flash v1 has no backward (build with SA_FLASH_VERSION=2)";

@@ -180,7 +180,7 @@ int setup_impl(const shape_t *s, naive_state *st) {
 extern "C" {
 
 const char *softmax_attn_naive_supports(const shape_t *s) {
-    if (!s->causal) return "softmax_attn is causal only";
+    if (!s->causal) return "causal only (its softmax kernel masks)";
     if (s->dk != s->dv) return "dk must equal dv";
     if (s->dk <= 0 || s->T <= 0 || s->B <= 0 || s->H <= 0) return "empty shape";
     /* One softmax block per score row on grid.x. */

@@ -8,12 +8,19 @@
  *     LayerNorms, softmax_attn/flash's kernel read by strides.  3.317 ms at T = 1k, 29.67 ms at
  *     64k (H100, bf16, d 1024, 65536 tokens): 0.89-1.29x PyTorch's layer.  profiles/NOTES.md,
  *     "transformer/layer".
+ * v2  the attention is the best the build has, by the setting attn (auto|cudnn|flash): cuDNN's
+ *     fused SDPA (softmax_attn/cudnn_sdpa.h) where the build has cuDNN and it plans the shape,
+ *     else flash as in v1; both read Q, K, V out of the QKV GEMM's output by strides.  The
+ *     GEMMs and LayerNorms are v1's.  measured (H100, cuDNN 9.14.0, bf16, d 1024, 65536
+ *     tokens, quick runs): attn=cudnn 3.02 ms at T = 1k, 4.54 at 8k, 11.13 at 32k; attn=flash
+ *     3.06, 6.31, 16.23 (1.0x, 1.39x, 1.46x).
  *
  *   x [B,T,d] (bf16/fp16)  ->  y [B,T,d],  H = d / 64 heads of D = 64,  M = B*T rows
  *   1. X~  = LayerNorm1(x)                     warp-per-row kernel            -> xln [M,d]
  *   2. QKV = X~ Wqkv + bqkv                    cuBLASLt, epilogue BIAS         -> qkv [M,3d]
- *   3. A   = softmax_causal(Q K^T/sqrt D) V   softmax_attn/flash's kernel, read straight out
- *                                              of qkv by strides (no transpose)  -> a [M,d]
+ *   3. A   = softmax_causal(Q K^T/sqrt D) V   cuDNN's fused SDPA or softmax_attn/flash's
+ *                                              kernel (setting attn), read straight out of
+ *                                              qkv by strides (no transpose)     -> a [M,d]
  *   4. Y   = x + A Wo + bo                     cuBLASLt, BIAS, beta = 1 with C = x -> y [M,d]
  *   5. Y~  = LayerNorm2(Y)                     the same kernel                 -> yln [M,d]
  *   6. Hd  = GELU(Y~ W1 + b1)                  cuBLASLt, epilogue GELU_BIAS    -> h [M,4d]
@@ -53,12 +60,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench_check.h"
 #include "common/math.cuh" /* warp_sum */
 #include "dtype_device.cuh"
 #include "op_inputs.h"
 #include "lt_tune.h"
+#include "softmax_attn/cudnn_sdpa.h"
 #include "softmax_attn/flash.h"
 #include "variant.h"
 
@@ -183,6 +192,8 @@ struct layer_state {
     gemm_t g[N_GEMM];
     int lt_tune; /* the setting lt_tune, resolved: time the GEMMs' candidates at setup */
     int D;       /* head width, for the config column's attention tiles               */
+    sa_cudnn_plan *cudnn; /* the attention's cuDNN plan; NULL: flash's kernel runs   */
+    void *d_cudnn_ws;     /* its workspace                                          */
 };
 
 cudaDataType cuda_type(dtype_t t) { return t == DTYPE_F16 ? CUDA_R_16F : CUDA_R_16BF; }
@@ -297,9 +308,46 @@ void destroy_state(layer_state *st) {
         cudaFree(st->d_bias_act[i]);
     }
     if (st->lt) cublasLtDestroy(st->lt);
-    void *bufs[] = {st->d_ws, st->d_xln, st->d_qkv, st->d_a, st->d_y, st->d_yln, st->d_h};
+    sa_cudnn_destroy(st->cudnn);
+    void *bufs[] = {st->d_ws,  st->d_xln, st->d_qkv, st->d_a,
+                    st->d_y,   st->d_yln, st->d_h,   st->d_cudnn_ws};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
     free(st);
+}
+
+/* Head h of row t: q at column h*D of qkv's row [B,T,3d], k at d + h*D, v at 2d + h*D; a [B,T,d]. */
+sa_layout_t qkv_layout(const shape_t *s) {
+    const long long d = s->d;
+    return sa_layout_t{(long long)s->T * 3 * d, s->dk, 3 * d};
+}
+sa_layout_t a_layout(const shape_t *s) {
+    const long long d = s->d;
+    return sa_layout_t{(long long)s->T * d, s->dk, d};
+}
+
+/* The attention, by the setting attn: cudnn (its plan must build), flash, or auto = cuDNN when
+ * the build has it and it plans this shape, else flash. */
+int attn_setup(const shape_t *s, layer_state *st) {
+    const int want_cudnn = settings_is(s->set, "attn", "cudnn");
+    if (want_cudnn || (settings_is(s->set, "attn", "auto") && !sa_cudnn_unavailable())) {
+        sa_cudnn_problem_t p = {};
+        p.B = s->B;
+        p.H = s->H;
+        p.T = s->T;
+        p.D = s->dk;
+        p.causal = 1;
+        p.dt = s->dtype;
+        p.q = p.k = p.v = qkv_layout(s);
+        p.o = a_layout(s);
+        if (sa_cudnn_plan_create(&p, &st->cudnn) == 0) {
+            const size_t ws = sa_cudnn_workspace_bytes(st->cudnn);
+            if (ws) CUDA_CHECK(cudaMalloc(&st->d_cudnn_ws, ws));
+            return 0;
+        }
+        if (want_cudnn) return -1; /* bench_last_error says why cuDNN declined */
+        bench_clear_error();       /* auto: flash instead */
+    }
+    return softmax_attn_flash_prepare(s->dk, s->dtype);
 }
 
 template <typename T> int setup_impl(const shape_t *s, const io_t *io, layer_state *st) {
@@ -323,7 +371,7 @@ template <typename T> int setup_impl(const shape_t *s, const io_t *io, layer_sta
         gemm_setup<T>(st, G_FF2, s->dtype, M, d, 4 * d, CUBLASLT_EPILOGUE_BIAS,
                       bias[TRANSFORMER_IN_B2], 1.0f, TRANSFORMER_IN_B2))
         return -1;
-    return softmax_attn_flash_prepare(s->dk, s->dtype);
+    return attn_setup(s, st);
 }
 
 /* The forward pass as steps; a GEMM is tuned running after the step before it (its place in
@@ -333,12 +381,11 @@ enum { S_LN1 = 0, S_QKV, S_ATTN, S_O, S_LN2, S_FF1, S_FF2, N_STEPS };
 template <typename T>
 int run_step(const layer_state *st, const io_t *io, int step, cudaStream_t stream) {
     const shape_t *s = io->shape;
-    const long long M = (long long)s->B * s->T, d = s->d, L = s->T, D = s->dk;
+    const long long M = (long long)s->B * s->T, d = s->d;
     const void *const *in = io->in;
     const float *const *f = (const float *const *)io->in;
-    /* Head h of row t: q at column h*D of qkv's row, k at d + h*D, v at 2d + h*D. */
     const T *qkv = (const T *)st->d_qkv;
-    const sa_layout_t lin = {L * 3 * d, D, 3 * d}, lout = {L * d, D, d};
+    const sa_layout_t lin = qkv_layout(s), lout = a_layout(s);
     switch (step) {
     case S_LN1:
         return layer_norm<T>(in[TRANSFORMER_IN_X], st->d_xln, f[TRANSFORMER_IN_LN1_G],
@@ -346,6 +393,9 @@ int run_step(const layer_state *st, const io_t *io, int step, cudaStream_t strea
     case S_QKV:
         return gemm_run(st, G_QKV, io, in[TRANSFORMER_IN_WQKV], st->d_xln, NULL, st->d_qkv, stream);
     case S_ATTN:
+        if (st->cudnn)
+            return sa_cudnn_launch(st->cudnn, qkv, qkv + d, qkv + 2 * d, st->d_a, NULL,
+                                   st->d_cudnn_ws, stream);
         return softmax_attn_flash_launch(qkv, qkv + d, qkv + 2 * d, lin, st->d_a, lout, s->B, s->H,
                                          s->T, s->dk, s->dtype, stream);
     case S_O:
@@ -411,6 +461,7 @@ const char *transformer_layer_supports(const shape_t *s) {
     if (s->dk != s->dv || (long long)s->H * s->dk != s->d) return "needs dk == dv and H * dk == d";
     if (s->d % 256 != 0 || s->d / 256 > LN_MAX_VPL) return "d must be a multiple of 256, <= 4096";
     if ((long long)s->B * s->T > 2147483647LL / 4) return "B*T too large";
+    if (settings_is(s->set, "attn", "cudnn")) return sa_cudnn_unavailable(); /* no fallback */
     return softmax_attn_flash_problem(s->B, s->H, s->T, s->dk, s->dtype);
 }
 
@@ -448,16 +499,22 @@ int transformer_layer_run(void *state, const io_t *io, cudaStream_t stream) {
 
 void transformer_layer_teardown(void *state) { destroy_state((layer_state *)state); }
 
-/* "lt_tune=1 attn=fa2 Br=128 Bc=64 bias_fp32=4": the GEMM tuning, the attention kernel's tiles
- * and how many GEMMs take the fp32 bias (the others a copy rounded to the run dtype, where
- * cuBLASLt had no algorithm for fp32: gemm_setup). */
+/* "lt_tune=1 attn=fa2 Br=128 Bc=64 bias_fp32=4" or "lt_tune=1 attn=cudnn cudnn=9.14.0 engine=..
+ * knobs=.. ws=0 bias_fp32=4": the GEMM tuning, the attention that runs (flash's tiles, or the
+ * cuDNN plan) and how many GEMMs take the fp32 bias (the others a copy rounded to the run
+ * dtype, where cuBLASLt had no algorithm for fp32: gemm_setup). */
 void transformer_layer_config(const void *state, char *buf, size_t len) {
     const layer_state *st = (const layer_state *)state;
     if (!len) return;
     buf[0] = 0;
     if (!st) return;
-    char attn[64];
-    softmax_attn_flash_describe(st->D, attn, sizeof attn);
+    char attn[160];
+    if (st->cudnn) {
+        memcpy(attn, "cudnn ", 6);
+        sa_cudnn_describe(st->cudnn, attn + 6, sizeof attn - 6);
+    } else {
+        softmax_attn_flash_describe(st->D, attn, sizeof attn);
+    }
     int fp32_bias = 0;
     for (int i = 0; i < N_GEMM; i++) fp32_bias += st->g[i].bias == NULL;
     snprintf(buf, len, "lt_tune=%d attn=%s bias_fp32=%d", st->lt_tune, attn, fp32_bias);

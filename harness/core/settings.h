@@ -4,6 +4,8 @@
  * values, default, one line of help.  Users set one with `--set name=value` and
  * sweep one with `--set name=a,b,c` (one row per combination); `--list` prints them.
  * Every value is an int; "auto" (SETTING_AUTO) means "the variant's planner decides",
+ * and a setting may list words instead of integers ("auto|cudnn|flash"): word n of the list
+ * is stored as n, read with settings_is(s, "attn", "cudnn") and printed as the word.
  * which is every setting's default, so a run without --set is the tuned default.
  * The variant sees its values through shape_t.set (settings_get) and reports what it
  * resolved them to in the row's `config` column.  Nothing reads the environment. */
@@ -22,7 +24,8 @@ extern "C" {
 
 typedef struct {
     const char *name;   /* "la_seg": unique across variants unless it means the same */
-    const char *values; /* '|'-separated: "auto", integers, ranges "lo..hi": "auto|64..1048576" */
+    const char *values; /* '|'-separated: "auto", integers, ranges "lo..hi": "auto|64..1048576",
+                           or words (starting with a letter): "auto|cudnn|flash"; never both */
     const char *help;   /* one line, what auto resolves to included */
 } setting_def_t;
 
@@ -40,6 +43,10 @@ int setting_defs_count(const setting_def_t *defs);
 int setting_parse(const setting_def_t *d, const char *text, int *out, char *err, size_t len);
 /* The value of `name`, or SETTING_AUTO when s is NULL or does not declare it. */
 int settings_get(const struct settings *s, const char *name);
+/* 1 when setting `name` of s holds `word` ("auto" for an unset or undeclared one), else 0. */
+int settings_is(const struct settings *s, const char *name, const char *word);
+/* Value v of setting d as text: "auto", the word it stands for, or the integer. */
+void setting_value_text(const setting_def_t *d, int v, char *buf, size_t len);
 /* "name=value ..." of the settings the user set (only_user) or of all, "" when none. */
 void settings_format(const struct settings *s, int only_user, char *buf, size_t len);
 

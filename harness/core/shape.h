@@ -19,7 +19,7 @@ typedef enum {
     OP_LINEAR_ATTN = 0,   /* causal (or not) linear attention, multi-head           */
     OP_LONG_CONV,         /* causal depthwise convolution, kernel as long as T      */
     OP_SHORT_LONG_CONV,   /* CHELA's short conv + SiLU + (long + 2 short) conv      */
-    OP_SOFTMAX_ATTN,      /* causal softmax attention, multi-head                   */
+    OP_SOFTMAX_ATTN,      /* causal (or not) softmax attention, multi-head          */
     OP_CHELA,             /* the whole CHELA layer forward (chela-spec.md)          */
     OP_TRANSFORMER,       /* a pre-LN Transformer layer of the same width: the
                              layer-level baseline                                   */
@@ -42,7 +42,8 @@ typedef struct {
     int d;        /* channels (conv ops) or model width (chela)                     */
     int z;        /* chela, mega: shared query/key width (default 128)              */
     int v;        /* chela, mega: value width (default 2d)                          */
-    int causal;   /* 1 = causal (the default), 0 = bidirectional (linear_attn only) */
+    int causal;   /* 1 = causal (the default), 0 = bidirectional (the attention ops;
+                     transformer is always causal)                                  */
     dtype_t dtype;/* storage type of activations; accumulation is always fp32+      */
     /* The pass being measured.  A variant's setup sees it: for PASS_BWD and PASS_FWDBWD its
      * run() keeps (or arranges to recompute) what run_bwd() needs.  The ops' forward
