@@ -10,7 +10,7 @@ out=${FUZZ_BUILD:-build-fuzz}
 mkdir -p "$out" tests/fuzz/crashes
 # ops.c's table names every CPU reference, so take them all by pattern: a new
 # reference can never be left out of this link line again.
-common="harness/seqparse.c harness/cli.c harness/csv.c harness/ops.c harness/core/shape.c harness/core/error.c
+common="harness/seqparse.c harness/cli.c harness/csv.c harness/ops.c harness/core/shape.c harness/core/error.c harness/core/settings.c
         $(ls harness/ref_*.c | tr '\n' ' ')"
 for t in seq cli csv; do
     clang -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fsanitize=fuzzer,address,undefined \
