@@ -12,7 +12,9 @@
 # (these two add --no-ceilings --warmup 0 --repeat 1 --budget-ms 0: one timed run).
 # Environment: BUILD (default build-exp), DEBS (.deb folder, default .debs), LINE_TIMEOUT (s,
 # default 600), SHOW_COLS, SMI_MS (an nvidia-smi trace of SM clock, power and clock-event
-# reasons every SMI_MS ms into OUTDIR/smi.csv while the experiments run).
+# reasons every SMI_MS ms into OUTDIR/smi.csv while the experiments run), ARCHIVE=1 (at the end,
+# OUTDIR becomes one OUTDIR.tgz: a remote runner that brings back only a few files then loses
+# nothing; a run cut short by a timeout leaves the folder).
 set -uo pipefail
 usage="usage: run_experiments.sh OUTDIR [SHA] EXP...  (EXP: gpu-tests or profiles/experiments/*.txt)"
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
@@ -117,4 +119,8 @@ for e in "${exps[@]}"; do
     grep -hE "fail|skip" "$OUTDIR/$name.log" 2> /dev/null | cut -c1-250 | head
 done
 echo "done: $fails failed line(s); results in $OUTDIR"
+if [ -n "${ARCHIVE:-}" ]; then
+    tar czf "$OUTDIR.tgz" -C "$(dirname "$OUTDIR")" "$(basename "$OUTDIR")" && rm -rf "$OUTDIR" &&
+        echo "archived: $OUTDIR.tgz"
+fi
 [ $fails = 0 ]
