@@ -35,75 +35,12 @@
 #include <string.h>
 
 #include "bench_check.h"
+#include "ref_grad_layer.h"
 #include "ref_grad.h"
 #include "ref_grad_chela.h"
 #include "ref_grad_conv.h"
 
-static double logistic(double p) { return 1.0 / (1.0 + exp(-p)); }
-/* d/dp [p s(p)] = s(p) + p s(p)(1 - s(p)). */
-static double silu_deriv(double p) {
-    const double s = logistic(p);
-    return s * (1.0 + p * (1.0 - s));
-}
-
-/* ---------------- GEMM backward: Y = X W + b, X [n, n_in], W [n_in, n_out] ---------------- */
-
-/* dW = X^T dY: dW[i][j] = sum_r x[r][i] g[r][j] (overwrites dW). */
-static void gemm_bwd_w(const double *x, const double *g, size_t n, int n_in, int n_out,
-                       double *dW) {
-    for (int i = 0; i < n_in; i++)
-        for (int j = 0; j < n_out; j++) {
-            double acc = 0.0;
-            for (size_t r = 0; r < n; r++) acc += x[r * n_in + i] * g[r * n_out + j];
-            dW[(size_t)i * n_out + j] = acc;
-        }
-}
-
-/* db = sum over rows of dY (overwrites db). */
-static void col_sum(const double *g, size_t n, int w, double *db) {
-    for (int j = 0; j < w; j++) {
-        double acc = 0.0;
-        for (size_t r = 0; r < n; r++) acc += g[r * w + j];
-        db[j] = acc;
-    }
-}
-
-/* dX = dY W^T: dx[r][i] = sum_j g[r][j] W[i][j]; added to dx when accumulate, else stored. */
-static void gemm_bwd_x(const double *g, const double *W, size_t n, int n_in, int n_out,
-                       double *dx, int accumulate) {
-    for (size_t r = 0; r < n; r++)
-        for (int i = 0; i < n_in; i++) {
-            double acc = 0.0;
-            for (int j = 0; j < n_out; j++) acc += g[r * n_out + j] * W[(size_t)i * n_out + j];
-            dx[r * n_in + i] = accumulate ? dx[r * n_in + i] + acc : acc;
-        }
-}
-
 /* ---------------- norms ---------------- */
-
-/* LayerNorm's backward over rows: y = x^ . g + b with x^ = (x - mean) rstd.  Adds the
- * input gradient to dx (the callers' dx already holds another path's part); dg and db are
- * overwritten with the sums over rows. */
-static void layer_norm_bwd(const double *x_hat, const double *rstd, const double *g,
-                           const double *dy, size_t n, int w, double *dx, double *dg,
-                           double *db) {
-    memset(dg, 0, (size_t)w * sizeof(double));
-    memset(db, 0, (size_t)w * sizeof(double));
-    for (size_t r = 0; r < n; r++) {
-        const double *xh = x_hat + r * w, *gy = dy + r * w;
-        double mean_dxh = 0.0, mean_dxh_xh = 0.0;
-        for (int i = 0; i < w; i++) {
-            dg[i] += gy[i] * xh[i];
-            db[i] += gy[i];
-            mean_dxh += gy[i] * g[i];
-            mean_dxh_xh += gy[i] * g[i] * xh[i];
-        }
-        mean_dxh /= w;
-        mean_dxh_xh /= w;
-        for (int i = 0; i < w; i++)
-            dx[r * w + i] += rstd[r] * (gy[i] * g[i] - mean_dxh - xh[i] * mean_dxh_xh);
-    }
-}
 
 /* RMSNorm without gain, O = o rstd: do = rstd (dO - O mean(dO . O)), per row.
  * Worth knowing for the GPU backwards checked against this: with ops.c's fills the first
@@ -119,20 +56,6 @@ static void rms_norm_bwd(const double *o, const double *rstd, const double *dO, 
         for (int j = 0; j < w; j++)
             do_raw[r * w + j] = rstd[r] * (dO[r * w + j] - o[r * w + j] * mean);
     }
-}
-
-/* [B,T,d] <-> [B,d,T]: ref_grad_conv.c's layout is channel-major. */
-static void btd_to_bdt(const double *in, int B, int T, int d, double *out) {
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            for (int c = 0; c < d; c++)
-                out[((size_t)b * d + c) * T + t] = in[((size_t)b * T + t) * d + c];
-}
-static void bdt_to_btd(const double *in, int B, int T, int d, double *out) {
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            for (int c = 0; c < d; c++)
-                out[((size_t)b * T + t) * d + c] = in[((size_t)b * d + c) * T + t];
 }
 
 /* ---------------- the backward ---------------- */
@@ -183,14 +106,14 @@ static void bwd_ffn(const chela_acts_t *a, const double *const *in, const double
                     double *const *grad, bwd_scratch_t *w) {
     const size_t n = (size_t)a->B * a->T;
     const int d = a->d;
-    gemm_bwd_w(a->f, dY, n, 2 * d, d, grad[CHELA_IN_W2]);
-    gemm_bwd_x(dY, in[CHELA_IN_W2], n, 2 * d, d, w->df, 0);
-    for (size_t i = 0; i < n * 2 * d; i++) w->df[i] *= silu_deriv(a->f_pre[i]);
-    gemm_bwd_w(a->ln2, w->df, n, d, 2 * d, grad[CHELA_IN_W1]);
-    gemm_bwd_x(w->df, in[CHELA_IN_W1], n, d, 2 * d, w->dln2, 0);
+    rg_gemm_bwd_w(a->f, dY, n, 2 * d, d, grad[CHELA_IN_W2]);
+    rg_gemm_bwd_x(dY, in[CHELA_IN_W2], n, 2 * d, d, w->df, 0);
+    for (size_t i = 0; i < n * 2 * d; i++) w->df[i] *= rg_silu_deriv(a->f_pre[i]);
+    rg_gemm_bwd_w(a->ln2, w->df, n, d, 2 * d, grad[CHELA_IN_W1]);
+    rg_gemm_bwd_x(w->df, in[CHELA_IN_W1], n, d, 2 * d, w->dln2, 0);
     /* Y feeds the output directly (the FFN's residual) and through LayerNorm2. */
     memcpy(w->dy, dY, n * d * sizeof(double));
-    layer_norm_bwd(a->y_hat, a->ln2_rstd, in[CHELA_IN_LN2_G], w->dln2, n, d, w->dy,
+    rg_layer_norm_bwd(a->y_hat, a->ln2_rstd, in[CHELA_IN_LN2_G], w->dln2, n, d, w->dy,
                    grad[CHELA_IN_LN2_G], grad[CHELA_IN_LN2_B]);
 }
 
@@ -208,16 +131,16 @@ static void bwd_gates(const chela_acts_t *a, const double *const *in, double *co
             dX[e] = dy * (1.0 - g);
             w->dproj[r * np + z + v + j] = dy * (a->h[e] - in[CHELA_IN_X][e]) * g * (1.0 - g);
             /* dHz = dL/dA, A = Hz + M Uh + bh the pre-SiLU of H^. */
-            w->dproj[r * np + z + v + d + j] = dy * g * silu_deriv(a->h_pre[e]);
+            w->dproj[r * np + z + v + d + j] = dy * g * rg_silu_deriv(a->h_pre[e]);
         }
     /* The Hz columns of dproj are dL/dA: read them in place as an [n,d] matrix of stride np
      * would need strided GEMMs, so gather once. */
     double *dA = w->dzc; /* free until the projection's backward */
     for (size_t r = 0; r < n; r++)
         memcpy(dA + r * d, w->dproj + r * np + z + v + d, (size_t)d * sizeof(double));
-    gemm_bwd_w(a->m, dA, n, v, d, grad[CHELA_IN_UH]);
-    col_sum(dA, n, d, grad[CHELA_IN_BH]);
-    gemm_bwd_x(dA, in[CHELA_IN_UH], n, v, d, w->dm, 0);
+    rg_gemm_bwd_w(a->m, dA, n, v, d, grad[CHELA_IN_UH]);
+    rg_col_sum(dA, n, d, grad[CHELA_IN_BH]);
+    rg_gemm_bwd_x(dA, in[CHELA_IN_UH], n, v, d, w->dm, 0);
     for (size_t r = 0; r < n; r++)
         for (int j = 0; j < v; j++) {
             const size_t e = r * v + j;
@@ -238,10 +161,10 @@ static int bwd_attention(const chela_acts_t *a, const double *const *in, double 
     if (ref_linear_attn_bwd(&as, a->q, a->k, a->val, w->do_raw, w->dq, w->dk, w->dv))
         return -1;
 
-    for (size_t i = 0; i < n * v; i++) w->dv[i] *= silu_deriv(a->v_pre[i]);
-    gemm_bwd_w(a->x_ln, w->dv, n, d, v, grad[CHELA_IN_WV]);
-    col_sum(w->dv, n, v, grad[CHELA_IN_BV]);
-    gemm_bwd_x(w->dv, in[CHELA_IN_WV], n, d, v, w->dxln, 0);
+    for (size_t i = 0; i < n * v; i++) w->dv[i] *= rg_silu_deriv(a->v_pre[i]);
+    rg_gemm_bwd_w(a->x_ln, w->dv, n, d, v, grad[CHELA_IN_WV]);
+    rg_col_sum(w->dv, n, v, grad[CHELA_IN_BV]);
+    rg_gemm_bwd_x(w->dv, in[CHELA_IN_WV], n, d, v, w->dxln, 0);
 
     double *dkq = grad[CHELA_IN_KAPPA_Q], *dmq = grad[CHELA_IN_MU_Q];
     double *dkk = grad[CHELA_IN_KAPPA_K], *dmk = grad[CHELA_IN_MU_K];
@@ -259,7 +182,7 @@ static int bwd_attention(const chela_acts_t *a, const double *const *in, double 
             /* Q and K share Zq, so its gradient is the sum of both paths. */
             const double dzq = w->dq[e] * in[CHELA_IN_KAPPA_Q][i] +
                                w->dk[e] * in[CHELA_IN_KAPPA_K][i];
-            w->dproj[r * np + i] = dzq * silu_deriv(a->proj[r * np + i]);
+            w->dproj[r * np + i] = dzq * rg_silu_deriv(a->proj[r * np + i]);
         }
     return 0;
 }
@@ -270,12 +193,12 @@ static int bwd_input_side(const chela_acts_t *a, const double *const *in, double
                           bwd_scratch_t *w) {
     const size_t n = (size_t)a->B * a->T;
     const int B = a->B, T = a->T, d = a->d, np = a->np;
-    gemm_bwd_w(a->zc, w->dproj, n, d, np, grad[CHELA_IN_WPROJ]);
-    col_sum(w->dproj, n, np, grad[CHELA_IN_BPROJ]);
-    gemm_bwd_x(w->dproj, in[CHELA_IN_WPROJ], n, d, np, w->dzc, 0);
+    rg_gemm_bwd_w(a->zc, w->dproj, n, d, np, grad[CHELA_IN_WPROJ]);
+    rg_col_sum(w->dproj, n, np, grad[CHELA_IN_BPROJ]);
+    rg_gemm_bwd_x(w->dproj, in[CHELA_IN_WPROJ], n, d, np, w->dzc, 0);
 
-    btd_to_bdt(a->x_ln, B, T, d, w->t_x);
-    btd_to_bdt(w->dzc, B, T, d, w->t_dz);
+    rg_btd_to_bdt(a->x_ln, B, T, d, w->t_x);
+    rg_btd_to_bdt(w->dzc, B, T, d, w->t_dz);
     if (ref_short_long_conv_bwd(B, d, T, w->t_x, in[CHELA_IN_K3], in[CHELA_IN_KLONG],
                                 in[CHELA_IN_K3B], in[CHELA_IN_KM], w->t_dz, w->t_dx,
                                 grad[CHELA_IN_K3], grad[CHELA_IN_KLONG], grad[CHELA_IN_K3B],
@@ -283,11 +206,11 @@ static int bwd_input_side(const chela_acts_t *a, const double *const *in, double
         return -1;
     /* X~ feeds both the V projection (dxln so far) and the short conv. */
     double *dx_conv = w->t_dz; /* dZ in [B,d,T] is no longer needed */
-    bdt_to_btd(w->t_dx, B, T, d, dx_conv);
+    rg_bdt_to_btd(w->t_dx, B, T, d, dx_conv);
     for (size_t i = 0; i < n * d; i++) w->dxln[i] += dx_conv[i];
 
     /* dX already holds the gated residual's part. */
-    layer_norm_bwd(a->x_hat, a->ln1_rstd, in[CHELA_IN_LN1_G], w->dxln, n, d, grad[CHELA_IN_X],
+    rg_layer_norm_bwd(a->x_hat, a->ln1_rstd, in[CHELA_IN_LN1_G], w->dxln, n, d, grad[CHELA_IN_X],
                    grad[CHELA_IN_LN1_G], grad[CHELA_IN_LN1_B]);
     return 0;
 }

@@ -14,11 +14,9 @@
 #include <string.h>
 
 #include "bench_check.h"
+#include "ref_grad_layer.h"
 #include "ref_grad.h"
 #include "ref_grad_chela.h"
-
-static double logistic(double p) { return 1.0 / (1.0 + exp(-p)); }
-static double silu(double p) { return p * logistic(p); }
 
 size_t ref_chela_in_elems(const shape_t *s, int i) {
     const size_t B = (size_t)s->B, T = (size_t)s->T, d = (size_t)s->d, z = (size_t)s->z;
@@ -89,38 +87,6 @@ void ref_chela_acts_free(chela_acts_t *a) {
 
 /* ---------------- row helpers ---------------- */
 
-/* LayerNorm of one row of n: biased variance, eps CHELA_LN_EPS; keeps mean, rstd and the
- * normalised row x_hat as well as y = x_hat . g + b. */
-static void layer_norm_row(const double *x, int n, const double *g, const double *b,
-                           double *mean, double *rstd, double *x_hat, double *y) {
-    double mu = 0.0;
-    for (int i = 0; i < n; i++) mu += x[i];
-    mu /= n;
-    double var = 0.0;
-    for (int i = 0; i < n; i++) var += (x[i] - mu) * (x[i] - mu);
-    var /= n;
-    const double r = 1.0 / sqrt(var + CHELA_LN_EPS);
-    for (int i = 0; i < n; i++) {
-        x_hat[i] = (x[i] - mu) * r;
-        y[i] = x_hat[i] * g[i] + b[i];
-    }
-    *mean = mu;
-    *rstd = r;
-}
-
-/* y[r][j] = bias[j] + sum_i x[r][i] W[i][j] for rows r < n_rows; W [n_in, n_out]
- * row-major, bias NULL for none. */
-static void gemm(const double *x, size_t n_rows, int n_in, const double *W, int n_out,
-                 const double *bias, double *y) {
-    for (size_t r = 0; r < n_rows; r++)
-        for (int j = 0; j < n_out; j++) {
-            double acc = bias ? bias[j] : 0.0;
-            for (int i = 0; i < n_in; i++)
-                acc += x[r * (size_t)n_in + i] * W[(size_t)i * n_out + j];
-            y[r * (size_t)n_out + j] = acc;
-        }
-}
-
 /* out[b,t,c] = sum_{j < min(len, t+1)} k[c][j] in[b,t-j,c]: the depthwise causal conv of
  * chela-spec.md along the token axis of a [B,T,d] tensor; k is [d, len]. */
 static void conv_tokens(const double *in, int B, int T, int d, const double *k, int len,
@@ -146,12 +112,12 @@ int ref_chela_fwd_save(const shape_t *s, const double *const *in, chela_acts_t *
 
     /* X~ = LayerNorm1(X). */
     for (size_t r = 0; r < n; r++)
-        layer_norm_row(in[CHELA_IN_X] + r * d, d, in[CHELA_IN_LN1_G], in[CHELA_IN_LN1_B],
+        rg_layer_norm_row(in[CHELA_IN_X] + r * d, d, in[CHELA_IN_LN1_G], in[CHELA_IN_LN1_B],
                        &a->ln1_mean[r], &a->ln1_rstd[r], a->x_hat + r * d, a->x_ln + r * d);
 
     /* U = SiLU(k3 * X~);  Z = k_long * U + k3b * U + km * U (three branches). */
     conv_tokens(a->x_ln, B, T, d, in[CHELA_IN_K3], 3, a->pre);
-    for (size_t i = 0; i < n * d; i++) a->u[i] = silu(a->pre[i]);
+    for (size_t i = 0; i < n * d; i++) a->u[i] = rg_silu(a->pre[i]);
     double *branch = malloc(n * d * sizeof(double));
     if (!branch) BENCH_FAIL("chela forward (double): out of host memory");
     conv_tokens(a->u, B, T, d, in[CHELA_IN_KLONG], T, a->zc);
@@ -162,17 +128,17 @@ int ref_chela_fwd_save(const shape_t *s, const double *const *in, chela_acts_t *
     free(branch);
 
     /* The fused projection, then Q and K from the shared SiLU(Zq) (MEGA's form). */
-    gemm(a->zc, n, d, in[CHELA_IN_WPROJ], np, in[CHELA_IN_BPROJ], a->proj);
+    rg_gemm(a->zc, n, d, in[CHELA_IN_WPROJ], np, in[CHELA_IN_BPROJ], a->proj);
     for (size_t r = 0; r < n; r++)
         for (int i = 0; i < z; i++) {
-            const double zq = silu(a->proj[r * np + i]);
+            const double zq = rg_silu(a->proj[r * np + i]);
             a->zq[r * z + i] = zq;
             a->q[r * z + i] = in[CHELA_IN_KAPPA_Q][i] * zq + in[CHELA_IN_MU_Q][i];
             a->k[r * z + i] = in[CHELA_IN_KAPPA_K][i] * zq + in[CHELA_IN_MU_K][i];
         }
     /* V = SiLU(X~ . Wv + bv). */
-    gemm(a->x_ln, n, d, in[CHELA_IN_WV], v, in[CHELA_IN_BV], a->v_pre);
-    for (size_t i = 0; i < n * v; i++) a->val[i] = silu(a->v_pre[i]);
+    rg_gemm(a->x_ln, n, d, in[CHELA_IN_WV], v, in[CHELA_IN_BV], a->v_pre);
+    for (size_t i = 0; i < n * v; i++) a->val[i] = rg_silu(a->v_pre[i]);
 
     /* Single-head causal linear attention, q scaled by 1/sqrt(z) inside; [B,1,T,w] is
      * exactly our [B,T,w]. */
@@ -188,27 +154,27 @@ int ref_chela_fwd_save(const shape_t *s, const double *const *in, chela_acts_t *
     /* M = O . sigmoid(Ga)  (eq. 9). */
     for (size_t r = 0; r < n; r++)
         for (int j = 0; j < v; j++) {
-            const double g = logistic(a->proj[r * np + z + j]);
+            const double g = rg_logistic(a->proj[r * np + z + j]);
             a->ga_sig[r * v + j] = g;
             a->m[r * v + j] = a->o[r * v + j] * g;
         }
     /* H^ = SiLU(Hz + M . Uh + bh);  Y = sigmoid(Go) . H^ + (1 - sigmoid(Go)) . X (eq. 14). */
-    gemm(a->m, n, v, in[CHELA_IN_UH], d, in[CHELA_IN_BH], a->h_pre);
+    rg_gemm(a->m, n, v, in[CHELA_IN_UH], d, in[CHELA_IN_BH], a->h_pre);
     for (size_t r = 0; r < n; r++)
         for (int j = 0; j < d; j++) {
             const size_t e = r * d + j;
             a->h_pre[e] += a->proj[r * np + z + v + d + j];
-            a->h[e] = silu(a->h_pre[e]);
-            a->gate[e] = logistic(a->proj[r * np + z + v + j]);
+            a->h[e] = rg_silu(a->h_pre[e]);
+            a->gate[e] = rg_logistic(a->proj[r * np + z + v + j]);
             a->y[e] = a->gate[e] * a->h[e] + (1.0 - a->gate[e]) * in[CHELA_IN_X][e];
         }
     /* Y' = Y + SiLU(LayerNorm2(Y) . W1) . W2. */
     for (size_t r = 0; r < n; r++)
-        layer_norm_row(a->y + r * d, d, in[CHELA_IN_LN2_G], in[CHELA_IN_LN2_B],
+        rg_layer_norm_row(a->y + r * d, d, in[CHELA_IN_LN2_G], in[CHELA_IN_LN2_B],
                        &a->ln2_mean[r], &a->ln2_rstd[r], a->y_hat + r * d, a->ln2 + r * d);
-    gemm(a->ln2, n, d, in[CHELA_IN_W1], 2 * d, NULL, a->f_pre);
-    for (size_t i = 0; i < n * 2 * d; i++) a->f[i] = silu(a->f_pre[i]);
-    gemm(a->f, n, 2 * d, in[CHELA_IN_W2], d, NULL, a->y_out);
+    rg_gemm(a->ln2, n, d, in[CHELA_IN_W1], 2 * d, NULL, a->f_pre);
+    for (size_t i = 0; i < n * 2 * d; i++) a->f[i] = rg_silu(a->f_pre[i]);
+    rg_gemm(a->f, n, 2 * d, in[CHELA_IN_W2], d, NULL, a->y_out);
     for (size_t i = 0; i < n * d; i++) a->y_out[i] += a->y[i];
     return 0;
 }

@@ -16,10 +16,8 @@
 #include <string.h>
 
 #include "bench_check.h"
+#include "ref_grad_layer.h"
 #include "ref_grad_mega.h"
-
-static double logistic(double p) { return 1.0 / (1.0 + exp(-p)); }
-static double silu(double p) { return p * logistic(p); }
 
 size_t ref_mega_in_elems(const shape_t *s, int i) {
     const size_t B = (size_t)s->B, T = (size_t)s->T, d = (size_t)s->d, z = (size_t)s->z;
@@ -92,40 +90,6 @@ void ref_mega_acts_free(mega_acts_t *a) {
     memset(a, 0, sizeof *a);
 }
 
-/* ---------------- row helpers ---------------- */
-
-/* LayerNorm of one row of n: biased variance, eps CHELA_LN_EPS; keeps mean, rstd and the
- * normalised row x_hat as well as y = x_hat . g + b. */
-static void layer_norm_row(const double *x, int n, const double *g, const double *b,
-                           double *mean, double *rstd, double *x_hat, double *y) {
-    double mu = 0.0;
-    for (int i = 0; i < n; i++) mu += x[i];
-    mu /= n;
-    double var = 0.0;
-    for (int i = 0; i < n; i++) var += (x[i] - mu) * (x[i] - mu);
-    var /= n;
-    const double r = 1.0 / sqrt(var + CHELA_LN_EPS);
-    for (int i = 0; i < n; i++) {
-        x_hat[i] = (x[i] - mu) * r;
-        y[i] = x_hat[i] * g[i] + b[i];
-    }
-    *mean = mu;
-    *rstd = r;
-}
-
-/* y[r][j] = bias[j] + sum_i x[r][i] W[i][j] for rows r < n_rows; W [n_in, n_out]
- * row-major, bias NULL for none. */
-static void gemm(const double *x, size_t n_rows, int n_in, const double *W, int n_out,
-                 const double *bias, double *y) {
-    for (size_t r = 0; r < n_rows; r++)
-        for (int j = 0; j < n_out; j++) {
-            double acc = bias ? bias[j] : 0.0;
-            for (int i = 0; i < n_in; i++)
-                acc += x[r * (size_t)n_in + i] * W[(size_t)i * n_out + j];
-            y[r * (size_t)n_out + j] = acc;
-        }
-}
-
 /* ---------------- the EMA as a convolution ---------------- */
 
 /* k[c][t] = sum_j w_j r_j^t with w = eta a beta and r = 1 - a g, for t < T. */
@@ -135,7 +99,8 @@ static void ema_kernel(const double *const *in, int d, int T, double *k) {
         for (int t = 0; t < T; t++) kc[t] = 0.0;
         for (int j = 0; j < MEGA_EMA_H; j++) {
             const size_t i = (size_t)c * MEGA_EMA_H + j;
-            const double a = logistic(in[MEGA_IN_ALPHA][i]), g = logistic(in[MEGA_IN_DELTA][i]);
+            const double a = rg_logistic(in[MEGA_IN_ALPHA][i]);
+            const double g = rg_logistic(in[MEGA_IN_DELTA][i]);
             const double w = in[MEGA_IN_ETA][i] * a * in[MEGA_IN_BETA][i], r = 1.0 - a * g;
             double pw = 1.0; /* r^t */
             for (int t = 0; t < T; t++, pw *= r) kc[t] += w * pw;
@@ -202,7 +167,7 @@ int ref_mega_fwd_save(const shape_t *s, const double *const *in, mega_acts_t *a)
 
     /* X~ = LayerNorm1(X). */
     for (size_t r = 0; r < n; r++)
-        layer_norm_row(in[MEGA_IN_X] + r * d, d, in[MEGA_IN_LN1_G], in[MEGA_IN_LN1_B],
+        rg_layer_norm_row(in[MEGA_IN_X] + r * d, d, in[MEGA_IN_LN1_G], in[MEGA_IN_LN1_B],
                        &a->ln1_mean[r], &a->ln1_rstd[r], a->x_hat + r * d, a->x_ln + r * d);
 
     /* X' = EMA(X~), as the causal convolution with the EMA's kernel. */
@@ -210,42 +175,42 @@ int ref_mega_fwd_save(const shape_t *s, const double *const *in, mega_acts_t *a)
     causal_conv_tokens(a->x_ln, B, T, d, a->ema_k, a->xe);
 
     /* The fused projection of X', then Q and K from the shared SiLU(Zq). */
-    gemm(a->xe, n, d, in[MEGA_IN_WPROJ], np, in[MEGA_IN_BPROJ], a->proj);
+    rg_gemm(a->xe, n, d, in[MEGA_IN_WPROJ], np, in[MEGA_IN_BPROJ], a->proj);
     for (size_t r = 0; r < n; r++)
         for (int i = 0; i < z; i++) {
-            const double zq = silu(a->proj[r * np + i]);
+            const double zq = rg_silu(a->proj[r * np + i]);
             a->zq[r * z + i] = zq;
             a->q[r * z + i] = in[MEGA_IN_KAPPA_Q][i] * zq + in[MEGA_IN_MU_Q][i];
             a->k[r * z + i] = in[MEGA_IN_KAPPA_K][i] * zq + in[MEGA_IN_MU_K][i];
         }
     /* V = SiLU(X~ . Wv + bv). */
-    gemm(a->x_ln, n, d, in[MEGA_IN_WV], v, in[MEGA_IN_BV], a->v_pre);
-    for (size_t i = 0; i < n * v; i++) a->val[i] = silu(a->v_pre[i]);
+    rg_gemm(a->x_ln, n, d, in[MEGA_IN_WV], v, in[MEGA_IN_BV], a->v_pre);
+    for (size_t i = 0; i < n * v; i++) a->val[i] = rg_silu(a->v_pre[i]);
 
     chunk_attention(a, a->prob, a->o);
 
     /* M = SiLU(G) . O;  H^ = SiLU(Hz + M . Uh + bh);  Y = phi . H^ + (1 - phi) . X. */
     for (size_t r = 0; r < n; r++)
         for (int j = 0; j < v; j++) {
-            a->gam[r * v + j] = silu(a->proj[r * np + z + j]);
+            a->gam[r * v + j] = rg_silu(a->proj[r * np + z + j]);
             a->m[r * v + j] = a->gam[r * v + j] * a->o[r * v + j];
         }
-    gemm(a->m, n, v, in[MEGA_IN_UH], d, in[MEGA_IN_BH], a->h_pre);
+    rg_gemm(a->m, n, v, in[MEGA_IN_UH], d, in[MEGA_IN_BH], a->h_pre);
     for (size_t r = 0; r < n; r++)
         for (int j = 0; j < d; j++) {
             const size_t e = r * d + j;
             a->h_pre[e] += a->proj[r * np + z + v + d + j];
-            a->h[e] = silu(a->h_pre[e]);
-            a->gate[e] = logistic(a->proj[r * np + z + v + j]);
+            a->h[e] = rg_silu(a->h_pre[e]);
+            a->gate[e] = rg_logistic(a->proj[r * np + z + v + j]);
             a->y[e] = a->gate[e] * a->h[e] + (1.0 - a->gate[e]) * in[MEGA_IN_X][e];
         }
     /* Y' = Y + SiLU(LayerNorm2(Y) . W1) . W2. */
     for (size_t r = 0; r < n; r++)
-        layer_norm_row(a->y + r * d, d, in[MEGA_IN_LN2_G], in[MEGA_IN_LN2_B], &a->ln2_mean[r],
+        rg_layer_norm_row(a->y + r * d, d, in[MEGA_IN_LN2_G], in[MEGA_IN_LN2_B], &a->ln2_mean[r],
                        &a->ln2_rstd[r], a->y_hat + r * d, a->ln2 + r * d);
-    gemm(a->ln2, n, d, in[MEGA_IN_W1], 2 * d, NULL, a->f_pre);
-    for (size_t i = 0; i < n * 2 * d; i++) a->f[i] = silu(a->f_pre[i]);
-    gemm(a->f, n, 2 * d, in[MEGA_IN_W2], d, NULL, a->y_out);
+    rg_gemm(a->ln2, n, d, in[MEGA_IN_W1], 2 * d, NULL, a->f_pre);
+    for (size_t i = 0; i < n * 2 * d; i++) a->f[i] = rg_silu(a->f_pre[i]);
+    rg_gemm(a->f, n, 2 * d, in[MEGA_IN_W2], d, NULL, a->y_out);
     for (size_t i = 0; i < n * d; i++) a->y_out[i] += a->y[i];
     return 0;
 }
