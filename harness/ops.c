@@ -294,6 +294,13 @@ static double tf_flops(const shape_t *s) {
     const double d = s->d, tokens = (double)s->B * s->T;
     return tokens * 2.0 * 12.0 * d * d + sa_flops(s);
 }
+/* Backward: the GEMMs twice (each product's data and weight gradients), the attention's
+ * backward as softmax_attn counts it (2.5x its forward); the norms' and biases' passes are
+ * not counted, as the forward's are not. */
+static double tf_flops_bwd(const shape_t *s) {
+    const double d = s->d, tokens = (double)s->B * s->T;
+    return 2.0 * tokens * 2.0 * 12.0 * d * d + sa_flops_bwd(s);
+}
 /* What ref_transformer spends per sampled sequence: LayerNorm1 and the K, V columns
  * (2 d^2) for every row up to the last sampled t; for each sampled row, LayerNorm1
  * again, Q (d^2), the attention of all H heads over t+1 keys (scores and PV, 2 d a
@@ -427,7 +434,8 @@ static const op_desc_t OPS[OP_COUNT] = {
                   .out_index = chela_out_index, .gpu_oracle = "chela/oracle_fp32",
                   .tol_scale = 3.4641 /* sqrt(12) rounded intermediates, verify.c */},
     [OP_TRANSFORMER] = {.id = OP_TRANSFORMER, .name = "transformer", .describe = tf_describe,
-                        .flops = tf_flops, .reference_cost = tf_cost,
+                        .flops = tf_flops, .flops_bwd = tf_flops_bwd,
+                        .reference_cost = tf_cost,
                         .reference = ref_transformer, .seq_count = conv_seqs,
                         .col_count = conv_cols, .out_index = chela_out_index,
                         .gpu_oracle = "transformer/oracle_fp32",

@@ -21,6 +21,7 @@ DECLARE_VARIANT(softmax_attn_cudnn);
 DECLARE_BWD(softmax_attn_cudnn);
 const char *softmax_attn_cudnn_available(void);
 DECLARE_VARIANT(transformer_layer);
+DECLARE_BWD_STAGES(transformer_layer);
 DECLARE_VARIANT(transformer_oracle_fp32);
 DECLARE_VARIANT(short_long_conv_branches);
 DECLARE_VARIANT(short_long_conv_reparam);
@@ -137,8 +138,8 @@ const variant_t VARIANTS[] = {
               "baselines/softmax_attn/flash.cu", softmax_attn_flash, NULL),
     ROW_OPTIONAL_TRAIN("softmax_attn/cudnn", OP_SOFTMAX_ATTN, "baseline",
                        "baselines/softmax_attn/cudnn.c", softmax_attn_cudnn, NULL),
-    ROW("transformer/layer", OP_TRANSFORMER, "baseline", "baselines/transformer/layer.cu",
-        transformer_layer, TRANSFORMER_SETTINGS),
+    ROW_TRAIN_STAGED("transformer/layer", OP_TRANSFORMER, "baseline",
+                     "baselines/transformer/layer.cu", transformer_layer, TRANSFORMER_SETTINGS),
     ROW("transformer/oracle_fp32", OP_TRANSFORMER, "oracle", "harness/oracle_transformer.cu",
         transformer_oracle_fp32, NULL),
     ROW_STAGED("chela/fused", OP_CHELA, "kernel", "kernels/chela/fused.cu", chela_fused,

@@ -69,17 +69,16 @@
 #include "lt_tune.h"
 #include "softmax_attn/cudnn_sdpa.h"
 #include "softmax_attn/flash.h"
+#include "softmax_attn/flash_bwd.h"
+#include "transformer/layer_internal.cuh"
 #include "variant.h"
 
 extern "C" {
 DECLARE_VARIANT(transformer_layer);
+DECLARE_BWD(transformer_layer);
 }
 
-namespace {
-
-constexpr size_t LT_WS_BYTES = (size_t)32 << 20; /* cuBLASLt's suggested size on Hopper */
-constexpr int LN_WARPS = 8;                     /* rows per LayerNorm block         */
-constexpr int LN_MAX_VPL = 16;                  /* d <= 16 * 256 = 4096             */
+namespace tf_layer {
 
 /* ---------------------------------- LayerNorm ---------------------------------- */
 
@@ -172,30 +171,6 @@ template <typename T> __global__ void round_to(const float *__restrict__ in, T *
 
 /* ------------------------------------ GEMMs ------------------------------------ */
 
-enum { G_QKV = 0, G_O, G_FF1, G_FF2, N_GEMM };
-
-/* One row-major GEMM Y[M,N] = X[M,K] W[K,N] + bias (+ beta C), planned once in setup. */
-struct gemm_t {
-    cublasLtMatmulDesc_t op;
-    cublasLtMatrixLayout_t la, lb, lc; /* W^T (N x K), X^T (K x M), Y^T (N x M); D uses lc */
-    cublasLtMatmulAlgo_t algo;
-    float beta;          /* 1: residual add through C */
-    const void *bias;    /* device; NULL = take io's fp32 bias at run time */
-    int bias_in;         /* io input index of the fp32 bias */
-};
-
-struct layer_state {
-    cublasLtHandle_t lt;
-    void *d_ws;
-    void *d_xln, *d_qkv, *d_a, *d_y, *d_yln, *d_h; /* run dtype */
-    void *d_bias_act[N_GEMM]; /* biases rounded to the run dtype, only on the fallback path */
-    gemm_t g[N_GEMM];
-    int lt_tune; /* the setting lt_tune, resolved: time the GEMMs' candidates at setup */
-    int D;       /* head width, for the config column's attention tiles               */
-    sa_cudnn_plan *cudnn; /* the attention's cuDNN plan; NULL: flash's kernel runs   */
-    void *d_cudnn_ws;     /* its workspace                                          */
-};
-
 cudaDataType cuda_type(dtype_t t) { return t == DTYPE_F16 ? CUDA_R_16F : CUDA_R_16BF; }
 
 void gemm_destroy(gemm_t *g) {
@@ -211,7 +186,8 @@ void gemm_destroy(gemm_t *g) {
  * type. Returns 0, 1 when cuBLASLt has no algorithm for this combination (the caller may
  * retry with another bias type), or -1 after bench_set_error. */
 int gemm_plan(cublasLtHandle_t lt, gemm_t *g, cudaDataType ty, long long M, long long N,
-              long long K, cublasLtEpilogue_t epi, const void *bias, cudaDataType bias_type) {
+              long long K, cublasLtEpilogue_t epi, const void *bias, cudaDataType bias_type,
+              void *aux) {
     gemm_destroy(g);
     CUBLAS_CHECK(cublasLtMatmulDescCreate(&g->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     const cublasOperation_t nop = CUBLAS_OP_N;
@@ -226,6 +202,13 @@ int gemm_plan(cublasLtHandle_t lt, gemm_t *g, cudaDataType ty, long long M, long
                                                 sizeof bias));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(g->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bty,
                                                 sizeof bty));
+    if (aux) { /* GELU_AUX_BIAS: the pre-activation, laid out as D (N x M, ld N) */
+        const int64_t aux_ld = N;
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(g->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER,
+                                                    &aux, sizeof aux));
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(g->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD,
+                                                    &aux_ld, sizeof aux_ld));
+    }
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&g->la, ty, (uint64_t)N, (uint64_t)K, N));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&g->lb, ty, (uint64_t)K, (uint64_t)M, K));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&g->lc, ty, (uint64_t)N, (uint64_t)M, N));
@@ -255,19 +238,20 @@ int gemm_plan(cublasLtHandle_t lt, gemm_t *g, cudaDataType ty, long long M, long
  * fp32 bias with this output type, rounds the bias to the run dtype once and plans that. */
 template <typename T>
 int gemm_setup(layer_state *st, int i, dtype_t dt, long long M, long long N, long long K,
-               cublasLtEpilogue_t epi, const float *d_bias, float beta, int bias_in) {
+               cublasLtEpilogue_t epi, const float *d_bias, float beta, int bias_in,
+               void *aux = NULL) {
     gemm_t *g = &st->g[i];
     g->beta = beta;
     g->bias_in = bias_in;
     g->bias = NULL;
-    int rc = gemm_plan(st->lt, g, cuda_type(dt), M, N, K, epi, d_bias, CUDA_R_32F);
+    int rc = gemm_plan(st->lt, g, cuda_type(dt), M, N, K, epi, d_bias, CUDA_R_32F, aux);
     if (rc != 1) return rc;
     CUDA_CHECK(cudaMalloc(&st->d_bias_act[i], (size_t)N * sizeof(T)));
     round_to<T><<<(unsigned)((N + 255) / 256), 256>>>(d_bias, (T *)st->d_bias_act[i], (int)N);
     CUDA_CHECK(cudaGetLastError());
     CUDA_CHECK(cudaDeviceSynchronize());
     g->bias = st->d_bias_act[i];
-    rc = gemm_plan(st->lt, g, cuda_type(dt), M, N, K, epi, g->bias, cuda_type(dt));
+    rc = gemm_plan(st->lt, g, cuda_type(dt), M, N, K, epi, g->bias, cuda_type(dt), aux);
     if (rc == 1)
         BENCH_FAIL("transformer/layer: cuBLASLt has no algorithm for GEMM %d (M %lld N %lld "
                    "K %lld, epilogue %d)", i, M, N, K, (int)epi);
@@ -307,6 +291,7 @@ void destroy_state(layer_state *st) {
         gemm_destroy(&st->g[i]);
         cudaFree(st->d_bias_act[i]);
     }
+    bwd_destroy(st); /* before the handle: the backward's descriptors */
     if (st->lt) cublasLtDestroy(st->lt);
     sa_cudnn_destroy(st->cudnn);
     void *bufs[] = {st->d_ws,  st->d_xln, st->d_qkv, st->d_a,
@@ -315,7 +300,6 @@ void destroy_state(layer_state *st) {
     free(st);
 }
 
-/* Head h of row t: q at column h*D of qkv's row [B,T,3d], k at d + h*D, v at 2d + h*D; a [B,T,d]. */
 sa_layout_t qkv_layout(const shape_t *s) {
     const long long d = s->d;
     return sa_layout_t{(long long)s->T * 3 * d, s->dk, 3 * d};
@@ -339,15 +323,22 @@ int attn_setup(const shape_t *s, layer_state *st) {
         p.dt = s->dtype;
         p.q = p.k = p.v = qkv_layout(s);
         p.o = a_layout(s);
-        if (sa_cudnn_plan_create(&p, &st->cudnn) == 0) {
-            const size_t ws = sa_cudnn_workspace_bytes(st->cudnn);
+        p.stats = st->train; /* the training forward keeps the log-sum-exp for the backward */
+        if (sa_cudnn_plan_create(&p, &st->cudnn) == 0 &&
+            (!st->train || sa_cudnn_bwd_plan_create(&p, &st->cudnn_bwd) == 0)) {
+            size_t ws = sa_cudnn_workspace_bytes(st->cudnn);
+            if (st->cudnn_bwd && sa_cudnn_workspace_bytes(st->cudnn_bwd) > ws)
+                ws = sa_cudnn_workspace_bytes(st->cudnn_bwd);
             if (ws) CUDA_CHECK(cudaMalloc(&st->d_cudnn_ws, ws));
             return 0;
         }
+        sa_cudnn_destroy(st->cudnn); /* a forward plan without its backward: flash instead */
+        st->cudnn = NULL;
         if (want_cudnn) return -1; /* bench_last_error says why cuDNN declined */
         bench_clear_error();       /* auto: flash instead */
     }
-    return softmax_attn_flash_prepare(s->dk, s->dtype);
+    if (softmax_attn_flash_prepare(s->dk, s->dtype)) return -1;
+    return st->train ? softmax_attn_flash_bwd_prepare(s->dk, s->dtype) : 0;
 }
 
 template <typename T> int setup_impl(const shape_t *s, const io_t *io, layer_state *st) {
@@ -360,14 +351,21 @@ template <typename T> int setup_impl(const shape_t *s, const io_t *io, layer_sta
     CUDA_CHECK(cudaMalloc(&st->d_y, md * e));
     CUDA_CHECK(cudaMalloc(&st->d_yln, md * e));
     CUDA_CHECK(cudaMalloc(&st->d_h, 4 * md * e));
+    if (st->train) { /* what the backward reads besides the buffers above */
+        const size_t rows = (size_t)s->B * s->H * (size_t)s->T;
+        CUDA_CHECK(cudaMalloc(&st->d_hpre, 4 * md * e));
+        CUDA_CHECK(cudaMalloc(&st->d_lse, rows * sizeof(float)));
+        CUDA_CHECK(cudaMalloc(&st->d_delta, rows * sizeof(float)));
+    }
     CUBLAS_CHECK(cublasLtCreate(&st->lt));
     const float *const *bias = (const float *const *)io->in;
     if (gemm_setup<T>(st, G_QKV, s->dtype, M, 3 * d, d, CUBLASLT_EPILOGUE_BIAS,
                       bias[TRANSFORMER_IN_BQKV], 0.0f, TRANSFORMER_IN_BQKV) ||
         gemm_setup<T>(st, G_O, s->dtype, M, d, d, CUBLASLT_EPILOGUE_BIAS,
                       bias[TRANSFORMER_IN_BO], 1.0f, TRANSFORMER_IN_BO) ||
-        gemm_setup<T>(st, G_FF1, s->dtype, M, 4 * d, d, CUBLASLT_EPILOGUE_GELU_BIAS,
-                      bias[TRANSFORMER_IN_B1], 0.0f, TRANSFORMER_IN_B1) ||
+        gemm_setup<T>(st, G_FF1, s->dtype, M, 4 * d, d,
+                      st->train ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_BIAS,
+                      bias[TRANSFORMER_IN_B1], 0.0f, TRANSFORMER_IN_B1, st->d_hpre) ||
         gemm_setup<T>(st, G_FF2, s->dtype, M, d, 4 * d, CUBLASLT_EPILOGUE_BIAS,
                       bias[TRANSFORMER_IN_B2], 1.0f, TRANSFORMER_IN_B2))
         return -1;
@@ -393,11 +391,11 @@ int run_step(const layer_state *st, const io_t *io, int step, cudaStream_t strea
     case S_QKV:
         return gemm_run(st, G_QKV, io, in[TRANSFORMER_IN_WQKV], st->d_xln, NULL, st->d_qkv, stream);
     case S_ATTN:
-        if (st->cudnn)
-            return sa_cudnn_launch(st->cudnn, qkv, qkv + d, qkv + 2 * d, st->d_a, NULL,
+        if (st->cudnn) /* d_lse: NULL at inference, the stats when training */
+            return sa_cudnn_launch(st->cudnn, qkv, qkv + d, qkv + 2 * d, st->d_a, st->d_lse,
                                    st->d_cudnn_ws, stream);
-        return softmax_attn_flash_launch(qkv, qkv + d, qkv + 2 * d, lin, st->d_a, lout, s->B, s->H,
-                                         s->T, s->dk, s->dtype, stream);
+        return softmax_attn_flash_launch_lse(qkv, qkv + d, qkv + 2 * d, lin, st->d_a, lout,
+                                             st->d_lse, s->B, s->H, s->T, s->dk, s->dtype, stream);
     case S_O:
         return gemm_run(st, G_O, io, in[TRANSFORMER_IN_WO], st->d_a, in[TRANSFORMER_IN_X], st->d_y,
                         stream);
@@ -451,7 +449,9 @@ template <typename T> int tune_impl(layer_state *st, const io_t *io) {
     return 0;
 }
 
-} // namespace
+} // namespace tf_layer
+
+using namespace tf_layer;
 
 extern "C" {
 
@@ -462,14 +462,19 @@ const char *transformer_layer_supports(const shape_t *s) {
     if (s->d % 256 != 0 || s->d / 256 > LN_MAX_VPL) return "d must be a multiple of 256, <= 4096";
     if ((long long)s->B * s->T > 2147483647LL / 4) return "B*T too large";
     if (settings_is(s->set, "attn", "cudnn")) return sa_cudnn_unavailable(); /* no fallback */
-    return softmax_attn_flash_problem(s->B, s->H, s->T, s->dk, s->dtype);
+    const char *why = softmax_attn_flash_problem(s->B, s->H, s->T, s->dk, s->dtype);
+    if (!why && s->pass != PASS_FWD) /* auto may fall back to flash: its backward must run */
+        why = softmax_attn_flash_bwd_problem(s->B, s->H, s->T, s->dk, s->dtype);
+    return why;
 }
 
 /* xln, a, y, yln [M,d] + qkv [M,3d] + h [M,4d] in the run dtype, the cuBLASLt workspace,
- * and at most four run-dtype bias vectors (fallback path; counted, they are tiny). */
+ * and at most four run-dtype bias vectors (fallback path; counted, they are tiny); for a
+ * training pass, what the backward adds (bwd_workspace_bytes). */
 size_t transformer_layer_workspace_bytes(const shape_t *s) {
     const size_t md = (size_t)s->B * (size_t)s->T * (size_t)s->d, e = dtype_size(s->dtype);
-    return 11 * md * e + LT_WS_BYTES + 9 * (size_t)s->d * e;
+    return 11 * md * e + LT_WS_BYTES + 9 * (size_t)s->d * e +
+           (s->pass != PASS_FWD ? bwd_workspace_bytes(s) : 0);
 }
 
 int transformer_layer_setup(const shape_t *s, const io_t *io, void **state) {
@@ -478,9 +483,11 @@ int transformer_layer_setup(const shape_t *s, const io_t *io, void **state) {
     if (!st) BENCH_FAIL("transformer/layer: out of host memory");
     st->lt_tune = lt_tune_resolve(settings_get(s->set, "lt_tune"));
     st->D = s->dk;
-    const int rc = s->dtype == DTYPE_F16
-                       ? (setup_impl<__half>(s, io, st) || tune_impl<__half>(st, io))
-                       : (setup_impl<__nv_bfloat16>(s, io, st) || tune_impl<__nv_bfloat16>(st, io));
+    st->train = s->pass != PASS_FWD;
+    int rc = s->dtype == DTYPE_F16
+                 ? (setup_impl<__half>(s, io, st) || tune_impl<__half>(st, io))
+                 : (setup_impl<__nv_bfloat16>(s, io, st) || tune_impl<__nv_bfloat16>(st, io));
+    if (!rc && st->train) rc = bwd_setup(s, io, st); /* after tune_impl's forward: its operands */
     if (rc) {
         destroy_state(st);
         (void)cudaGetLastError(); /* a failed cudaMalloc must not leak into the next check */
@@ -495,6 +502,13 @@ int transformer_layer_run(void *state, const io_t *io, cudaStream_t stream) {
     if (!st) BENCH_FAIL("transformer/layer: run without setup");
     return io->shape->dtype == DTYPE_F16 ? run_impl<__half>(st, io, stream)
                                          : run_impl<__nv_bfloat16>(st, io, stream);
+}
+
+int transformer_layer_run_bwd(void *state, const io_t *io, const grad_io_t *g,
+                              cudaStream_t stream) {
+    const layer_state *st = (const layer_state *)state;
+    if (!st || !st->train) BENCH_FAIL("transformer/layer: run_bwd without a training setup");
+    return run_bwd(st, io, g, stream);
 }
 
 void transformer_layer_teardown(void *state) { destroy_state((layer_state *)state); }
@@ -517,7 +531,20 @@ void transformer_layer_config(const void *state, char *buf, size_t len) {
     }
     int fp32_bias = 0;
     for (int i = 0; i < N_GEMM; i++) fp32_bias += st->g[i].bias == NULL;
-    snprintf(buf, len, "lt_tune=%d attn=%s bias_fp32=%d", st->lt_tune, attn, fp32_bias);
+    int k = snprintf(buf, len, "lt_tune=%d attn=%s bias_fp32=%d", st->lt_tune, attn, fp32_bias);
+    if (st->train && k > 0 && (size_t)k < len) { /* the backward's choices */
+        if (st->cudnn_bwd) {
+            char b[160];
+            sa_cudnn_describe(st->cudnn_bwd, b, sizeof b);
+            snprintf(buf + k, len - (size_t)k, " %s dgelu=%s", b,
+                     st->dgelu_epilogue ? "epilogue" : "kernel");
+        } else {
+            char b[96];
+            softmax_attn_flash_bwd_describe(st->D, b, sizeof b);
+            snprintf(buf + k, len - (size_t)k, " %s dgelu=%s", b,
+                     st->dgelu_epilogue ? "epilogue" : "kernel");
+        }
+    }
 }
 
 } // extern "C"
