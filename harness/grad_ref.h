@@ -15,8 +15,8 @@
  *
  * Costs (multiply-adds, for sizing samples against a budget) are stated next to each
  * reference in grad_ref_attn.c and grad_ref_conv.c; what a tensor's sample may shrink to
- * (grad_sample_choose) is in verify_grad.c.  Ops without a backward (the layers) have no
- * entry: grad_ref_get returns NULL. */
+ * (grad_sample_choose) is in verify_grad.c.  An op without one (chela, mega) has no entry:
+ * grad_ref_get returns NULL.  The transformer layer's is whole-tensor (grad_ref_layers.c). */
 #ifndef CHELA_GRAD_REF_H
 #define CHELA_GRAD_REF_H
 
@@ -47,10 +47,28 @@ typedef struct {
      * t ascending.  Returns 0, or -1 after bench_set_error. */
     int (*reference)(const shape_t *s, const float *const *in, const float *dy, int tensor,
                      const sample_t *smp, double *out);
+    /* Instead of reference (a layer, grad_ref_layers.c: its gradients cannot be sampled):
+     * every gradient whole, grad[i] with the elements of input i, in one call.  cost() is
+     * then this whole computation's, for any tensor and sample. */
+    int (*whole)(const shape_t *s, const float *const *in, const float *dy, double *const *grad);
 } grad_ref_t;
 
 /* NULL for an op with no backward reference. */
 const grad_ref_t *grad_ref_get(op_id op);
+
+/* A whole() reference's gradients, computed at the first tensor asked for and kept for the
+ * point's others (zero-initialise; grad_whole_free releases). */
+typedef struct {
+    int n;
+    double *grad[OP_MAX_INPUTS];
+} grad_whole_t;
+/* out = gradient `tensor` at smp's elements (reference()'s contract), through reference() or
+ * whole() (then w holds every gradient after the first call).  0, or -1 after
+ * bench_set_error. */
+int grad_ref_eval(const grad_ref_t *g, const shape_t *s, const float *const *in, const float *dy,
+                  int tensor, const sample_t *smp, double *out, grad_whole_t *w);
+void grad_whole_free(grad_whole_t *w);
+
 
 static inline size_t grad_view_index(const grad_view_t *v, int seq, int t, int col) {
     return (size_t)seq * v->seq_stride + (size_t)t * v->t_stride + (size_t)col * v->col_stride;
@@ -75,6 +93,9 @@ typedef struct {
     sample_buf_t b;
     int t_lo; /* 0, or the first position the suffix window allows */
 } grad_sample_t;
+/* What the reference spends on every tensor's sample together: whole() once, else the sum. */
+double grad_ref_total_cost(const grad_ref_t *g, const shape_t *s, int n_in,
+                           const grad_sample_t *smp);
 int grad_sample_choose(const grad_ref_t *g, const shape_t *s, int tensor, uint64_t seed,
                        double budget_macs, grad_sample_t *out);
 /* Every element of gradient `tensor` (the CPU backend, tests). */

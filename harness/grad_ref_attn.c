@@ -262,5 +262,5 @@ static int sa_ref(const shape_t *s, const float *const *in, const float *dy, int
     return 0;
 }
 
-const grad_ref_t GRAD_REF_LINEAR_ATTN = {OP_LINEAR_ATTN, la_view, la_cost, la_ref};
-const grad_ref_t GRAD_REF_SOFTMAX_ATTN = {OP_SOFTMAX_ATTN, sa_view, sa_cost, sa_ref};
+const grad_ref_t GRAD_REF_LINEAR_ATTN = {OP_LINEAR_ATTN, la_view, la_cost, la_ref, NULL};
+const grad_ref_t GRAD_REF_SOFTMAX_ATTN = {OP_SOFTMAX_ATTN, sa_view, sa_cost, sa_ref, NULL};

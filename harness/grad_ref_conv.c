@@ -198,5 +198,5 @@ static int slc_ref(const shape_t *s, const float *const *in, const float *dy, in
     return 0;
 }
 
-const grad_ref_t GRAD_REF_LONG_CONV = {OP_LONG_CONV, lc_view, lc_cost, lc_ref};
-const grad_ref_t GRAD_REF_SHORT_LONG_CONV = {OP_SHORT_LONG_CONV, slc_view, slc_cost, slc_ref};
+const grad_ref_t GRAD_REF_LONG_CONV = {OP_LONG_CONV, lc_view, lc_cost, lc_ref, NULL};
+const grad_ref_t GRAD_REF_SHORT_LONG_CONV = {OP_SHORT_LONG_CONV, slc_view, slc_cost, slc_ref, NULL};

@@ -6,7 +6,7 @@
  * reference on every output first.  These are oracles timed on one thread's CPU clock, not a
  * training implementation (the sampled references recompute per element what a real
  * backward would share, e.g. short_long_conv's dU for each of dX and dk3), and the rows
- * say so.  An op without a gradient reference (the layers) is a skip:unsupported row. */
+ * say so.  An op without a gradient reference (chela, mega) is a skip:unsupported row. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,8 +34,13 @@ static int cpu_train_sample(void *c, double *ms, double *mhz) {
     const cpu_train_ctx *x = (const cpu_train_ctx *)c;
     const double t0 = measure_thread_cpu_ms();
     if (x->fwd_smp && x->op->reference(x->s, x->in, x->fwd_smp, x->fwd_out)) return -1;
+    grad_whole_t w = {0}; /* a whole() reference: computed once a sample, for every tensor */
     for (int i = 0; i < x->n_in; i++)
-        if (x->gr->reference(x->s, x->in, x->dy, i, &x->smp[i].b.s, x->res[i])) return -1;
+        if (grad_ref_eval(x->gr, x->s, x->in, x->dy, i, &x->smp[i].b.s, x->res[i], &w)) {
+            grad_whole_free(&w);
+            return -1;
+        }
+    grad_whole_free(&w);
     *ms = measure_thread_cpu_ms() - t0;
     *mhz = NAN;
     return 0;
@@ -68,10 +73,9 @@ void run_point_cpu_train(sweep_t *sw, const op_desc_t *op, const shape_t *s) {
     sample_buf_t fwd = {0};
     double macs = 0;
     int unfinished = 0;
-    for (int i = 0; i < n_in; i++) {
+    for (int i = 0; i < n_in; i++)
         if (grad_sample_full(gr, s, i, &smp[i])) goto oom;
-        macs += gr->cost(s, i, &smp[i].b.s);
-    }
+    macs += grad_ref_total_cost(gr, s, n_in, smp);
     if (s->pass == PASS_FWDBWD) {
         if (sample_full(op, s, &fwd)) goto oom;
         macs += op->reference_cost(s, &fwd.s);

@@ -118,6 +118,7 @@ static int train_alloc(sweep_t *sw, train_point_t *tp, char *why, size_t len) {
 static int train_reference(train_point_t *tp) {
     const shape_t *s = &tp->s;
     float *host[OP_MAX_INPUTS] = {0}, *dy = NULL;
+    grad_whole_t whole = {0}; /* a layer's reference: every gradient at once (grad_ref.h) */
     const tensor_desc_t dyd = grad_dy_desc(&tp->out);
     int rc = -1;
     size_t k = 0;
@@ -157,7 +158,8 @@ static int train_reference(train_point_t *tp) {
             bench_set_error(__FILE__, __LINE__, "host memory for the gradient references");
             goto out;
         }
-        if (tp->gr->reference(s, (const float *const *)host, dy, i, m, tp->ref[i])) goto out;
+        if (grad_ref_eval(tp->gr, s, (const float *const *)host, dy, i, m, tp->ref[i], &whole))
+            goto out;
         if (k < sizeof tp->note) {
             char lo[32] = ""; /* a suffix window: the last rows only (verify_grad.c) */
             if (tp->smp[i].t_lo) snprintf(lo, sizeof lo, " last rows t>=%d", tp->smp[i].t_lo);
@@ -170,6 +172,7 @@ static int train_reference(train_point_t *tp) {
     }
     rc = 0;
 out:
+    grad_whole_free(&whole);
     for (int i = 0; i < tp->n_in; i++) free(host[i]);
     free(dy);
     return rc;

@@ -13,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_check.h"
 #include "grad_ref.h"
 #include "rng.h"
 
+extern const grad_ref_t GRAD_REF_TRANSFORMER;
 extern const grad_ref_t GRAD_REF_LINEAR_ATTN, GRAD_REF_SOFTMAX_ATTN, GRAD_REF_LONG_CONV,
     GRAD_REF_SHORT_LONG_CONV;
 
@@ -25,6 +27,7 @@ const grad_ref_t *grad_ref_get(op_id op) {
     case OP_SOFTMAX_ATTN: return &GRAD_REF_SOFTMAX_ATTN;
     case OP_LONG_CONV: return &GRAD_REF_LONG_CONV;
     case OP_SHORT_LONG_CONV: return &GRAD_REF_SHORT_LONG_CONV;
+    case OP_TRANSFORMER: return &GRAD_REF_TRANSFORMER;
     default: return NULL;
     }
 }
@@ -133,4 +136,48 @@ int grad_sample_choose(const grad_ref_t *g, const shape_t *s, int tensor, uint64
     }
     out->t_lo = lo;
     return make(&v, 1, 16, 1, lo, seed, (uint32_t)tensor, &out->b);
+}
+
+int grad_ref_eval(const grad_ref_t *g, const shape_t *s, const float *const *in, const float *dy,
+                  int tensor, const sample_t *smp, double *out, grad_whole_t *w) {
+    if (g->reference) return g->reference(s, in, dy, tensor, smp, out);
+    if (!w->n) {
+        tensor_desc_t desc[OP_MAX_INPUTS], o;
+        const int n = op_get(g->op)->describe(s, desc, &o);
+        for (int i = 0; i < n; i++)
+            if (!(w->grad[i] = malloc(desc[i].elems * sizeof(double)))) {
+                grad_whole_free(w);
+                bench_set_error(__FILE__, __LINE__, "host memory for the whole gradients");
+                return -1;
+            }
+        w->n = n;
+        if (g->whole(s, in, dy, w->grad)) {
+            grad_whole_free(w);
+            return -1;
+        }
+    }
+    grad_view_t v;
+    g->view(s, tensor, &v);
+    size_t k = 0;
+    for (int a = 0; a < smp->n_seq; a++)
+        for (int b = 0; b < smp->n_t; b++)
+            for (int c = 0; c < smp->n_col; c++)
+                out[k++] = w->grad[tensor][grad_view_index(&v, smp->seq[a], smp->t[b], smp->col[c])];
+    return 0;
+}
+
+void grad_whole_free(grad_whole_t *w) {
+    for (int i = 0; i < OP_MAX_INPUTS; i++) {
+        free(w->grad[i]);
+        w->grad[i] = NULL;
+    }
+    w->n = 0;
+}
+
+double grad_ref_total_cost(const grad_ref_t *g, const shape_t *s, int n_in,
+                           const grad_sample_t *smp) {
+    if (g->whole) return g->cost(s, 0, &smp[0].b.s);
+    double c = 0;
+    for (int i = 0; i < n_in; i++) c += g->cost(s, i, &smp[i].b.s);
+    return c;
 }
