@@ -11,7 +11,8 @@
 #   ncu [NCU OPTIONS] -- ARGS    Nsight Compute over chela-bench ARGS, its text into OUTDIR
 # (these two add --no-ceilings --warmup 0 --repeat 1 --budget-ms 0: one timed run).
 # Environment: BUILD (default build-exp), DEBS (.deb folder, default .debs), LINE_TIMEOUT (s,
-# default 600), TEST_TIMEOUT (s a GPU test, default 300), SHOW_COLS, SMI_MS (an nvidia-smi trace
+# default 600), TEST_TIMEOUT (s a GPU test, default 300), GPU_TESTS (a ctest -R regex: which
+# GPU tests gpu-tests runs; default all), SHOW_COLS, SMI_MS (an nvidia-smi trace
 # of SM clock, power and clock-event
 # reasons every SMI_MS ms into OUTDIR/smi.csv while the experiments run), ARCHIVE=1 (at the end,
 # OUTDIR becomes one OUTDIR.tgz: a remote runner that brings back only a few files then loses
@@ -106,7 +107,7 @@ run_line() { # EXP N WORD...: one line of an experiment file
 }
 for e in "${exps[@]}"; do
     if [ "$e" = gpu-tests ]; then
-        (cd "$BUILD" && timeout 900 ctest -L gpu --timeout "${TEST_TIMEOUT:-300}" --output-on-failure) > "$OUTDIR/ctest.log" 2>&1
+        (cd "$BUILD" && timeout 900 ctest -L gpu -R "${GPU_TESTS:-.}" --timeout "${TEST_TIMEOUT:-300}" --output-on-failure) > "$OUTDIR/ctest.log" 2>&1
         rc=$? && echo "== gpu-tests rc=$rc"
         grep -E "tests passed|Failed|Skipped|\*\*\*" "$OUTDIR/ctest.log" | tail -20
         [ $rc = 0 ] || fails=$((fails + 1)); continue
