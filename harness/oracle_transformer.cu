@@ -19,11 +19,19 @@
  *     keys in chunks of 32 (one key per lane for the score, then the 32 probabilities are
  *     shuffled out for P V, each lane owning D/32 output columns).
  * Output: io->out as fp32 [B,T,d] whatever the run dtype.
+ * Training (setup saw pass != PASS_FWD): run() also keeps GELU's input u (the GEMM writes u,
+ * GELU then writes h from it instead of in place) and each attention row's log-sum-exp
+ * m + log l of its scaled scores, [B*H][T], so the backward (oracle_transformer_bwd.cu) can
+ * rebuild any probability as exp(s - lse) without a second online softmax; LayerNorm's
+ * statistics it recomputes. Cost of that: one more write of [M,4d] and B H T floats, a few
+ * ms at the default point, nothing against the attention.
  * Cost (predicted; measured: not yet): fp32 GEMMs (~50 TFLOP/s) take ~35 ms at the default
  * point; the attention issues ~8 warp instructions per (row, key) pair, 0.52 T G pairs at
  * 65536 tokens a point: ~40 ms at T = 8k, ~0.3 s at 64k if it stays issue-bound.
  * Workspace (its own, not the harness's): x and the weights in fp32, xln, qkv, a, y, yln,
- * h: 12 M d + 12 d^2 floats (3.2 GB at the default point) + 32 MB for cuBLAS. */
+ * h: 12 M d + 12 d^2 floats (3.2 GB at the default point) + 32 MB for cuBLAS; training adds
+ * u and the backward's scratch, 10 M d + 2 B H T + 2 M + 1024 d floats (oracle_transformer.h,
+ * train_floats: 2.7 GB more at the default point). */
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -34,32 +42,24 @@
 #include <stdlib.h>
 
 #include "bench_check.h"
-#include "common/math.cuh" /* warp_sum (only: its fast-divide silu / sigm are not for the oracle) */
 #include "dtype_device.cuh"
 #include "op_inputs.h"
+#include "oracle_transformer.h" /* the state, shared with the backward; warp_sum */
 #include "variant.h"
 
 extern "C" {
 DECLARE_VARIANT(transformer_oracle_fp32);
 }
 
+using namespace tf_oracle;
+
 namespace {
 
-constexpr size_t CUBLAS_WS_BYTES = (size_t)32 << 20;
-constexpr int ROW_WARPS = 8; /* warps (rows) per block of the row kernels */
-constexpr int EW_THREADS = 256;
-
-/* The act-dtype inputs, widened to fp32 at the start of every run. */
-constexpr int N_WIDE = 5;
+/* d_wide[i] holds input WIDE_IN[i] widened (WIDE_*: oracle_transformer.h). */
 constexpr int WIDE_IN[N_WIDE] = {TRANSFORMER_IN_X, TRANSFORMER_IN_WQKV, TRANSFORMER_IN_WO,
                                  TRANSFORMER_IN_W1, TRANSFORMER_IN_W2};
-
-struct oracle_state {
-    cublasHandle_t handle;
-    void *d_ws;
-    float *d_wide[N_WIDE]; /* fp32 copies of WIDE_IN's tensors */
-    float *d_xln, *d_qkv, *d_a, *d_y, *d_yln, *d_h;
-};
+static_assert(WIDE_X == 0 && WIDE_WQKV == 1 && WIDE_WO == 2 && WIDE_W1 == 3 && WIDE_W2 == 4,
+              "WIDE_IN follows the WIDE_* order");
 
 /* ---------------------------------- kernels ---------------------------------- */
 
@@ -79,10 +79,11 @@ __global__ void bias_rows(float *__restrict__ out, const float *__restrict__ bia
         out[i] = bias[i % n] + (res ? res[i] : 0.0f);
 }
 
-__global__ void gelu_erf(float *__restrict__ h, size_t n) {
+/* h = GELU(u); in place (u == h, so no __restrict__) unless training keeps u. */
+__global__ void gelu_erf(const float *u, float *h, size_t n) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
-        const float x = h[i];
+        const float x = u[i];
         h[i] = 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
     }
 }
@@ -95,12 +96,8 @@ layer_norm_f32(const float *__restrict__ x, float *__restrict__ y, const float *
     if (row >= rows) return; /* warp-uniform */
     const int lane = threadIdx.x & 31;
     const float *xr = x + row * d;
-    float sum = 0.f;
-    for (int i = lane; i < d; i += 32) sum += xr[i];
-    const float mean = warp_sum(sum) / (float)d;
-    float sq = 0.f;
-    for (int i = lane; i < d; i += 32) sq += (xr[i] - mean) * (xr[i] - mean);
-    const float inv = 1.0f / sqrtf(warp_sum(sq) / (float)d + (float)CHELA_LN_EPS);
+    float mean, inv;
+    ln_row_stats(xr, d, lane, mean, inv); /* oracle_transformer.h: the backward's too */
     float *yr = y + row * d;
     for (int i = lane; i < d; i += 32) yr[i] = (xr[i] - mean) * inv * g[i] + b[i];
 }
@@ -111,11 +108,12 @@ layer_norm_f32(const float *__restrict__ x, float *__restrict__ y, const float *
  * longest rows first across all heads. Per chunk of 32 keys: lane j
  * scores key s0 + j against the whole (pre-scaled) query held in its registers, the warp
  * updates the running max m and sum l (rescaling the accumulator by exp(m - m')), then
- * the 32 probabilities are broadcast one by one for P V, lane owning columns lane + 32 e. */
+ * the 32 probabilities are broadcast one by one for P V, lane owning columns lane + 32 e.
+ * lse (training; else NULL): [B*H][T], the row's m + log l, for the backward. */
 template <int D>
 __global__ void __launch_bounds__(ROW_WARPS * 32)
-attention_f32(const float *__restrict__ qkv, float *__restrict__ a, int B, int T, int H,
-              float scale) {
+attention_f32(const float *__restrict__ qkv, float *__restrict__ a, float *__restrict__ lse,
+              int B, int T, int H, float scale) {
     constexpr int E = D / 32;
     const unsigned bh_count = (unsigned)B * (unsigned)H;
     const int n_tb = (T + ROW_WARPS - 1) / ROW_WARPS;
@@ -181,14 +179,10 @@ attention_f32(const float *__restrict__ qkv, float *__restrict__ a, int B, int T
     float *o = a + ((size_t)b * T + t) * d + (size_t)h * D;
 #pragma unroll
     for (int e = 0; e < E; e++) o[lane + 32 * e] = acc[e] / l; /* l >= 1: the max's own term */
+    if (lse && lane == 0) lse[(size_t)bh * T + t] = m + logf(l);
 }
 
 /* ---------------------------------- host ---------------------------------- */
-
-unsigned ew_blocks(size_t n) {
-    const size_t b = (n + EW_THREADS - 1) / EW_THREADS;
-    return (unsigned)(b < 65536 ? (b ? b : 1) : 65536); /* grid-stride loops cover the rest */
-}
 
 /* Row-major Y[M,N] += X[M,K] W[K,N], fp32, as the column-major Y^T = W^T X^T. */
 int gemm_acc(cublasHandle_t hd, const float *X, const float *W, float *Y, long long M, int N,
@@ -239,7 +233,9 @@ void destroy_state(oracle_state *st) {
     if (!st) return;
     if (st->handle) cublasDestroy(st->handle);
     for (int i = 0; i < N_WIDE; i++) cudaFree(st->d_wide[i]);
-    void *bufs[] = {st->d_ws, st->d_xln, st->d_qkv, st->d_a, st->d_y, st->d_yln, st->d_h};
+    void *bufs[] = {st->d_ws,   st->d_xln,  st->d_qkv,   st->d_a,    st->d_y,    st->d_yln,
+                    st->d_h,    st->d_u,    st->d_lse,   st->d_dy,   st->d_dh,   st->d_gd,
+                    st->d_delta, st->d_mean, st->d_rstd, st->d_part};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
     free(st);
 }
@@ -256,6 +252,20 @@ int setup_impl(const shape_t *s, oracle_state *st) {
     CUDA_CHECK(cudaMalloc(&st->d_y, md * f));
     CUDA_CHECK(cudaMalloc(&st->d_yln, md * f));
     CUDA_CHECK(cudaMalloc(&st->d_h, 4 * md * f));
+    if (s->pass != PASS_FWD) { /* what the backward reads and its scratch (train_floats) */
+        const size_t M = (size_t)s->B * (size_t)s->T;
+        const size_t rows_bh = (size_t)s->B * (size_t)s->H * (size_t)s->T;
+        st->train = 1;
+        CUDA_CHECK(cudaMalloc(&st->d_u, 4 * md * f));
+        CUDA_CHECK(cudaMalloc(&st->d_lse, rows_bh * f));
+        CUDA_CHECK(cudaMalloc(&st->d_dy, md * f));
+        CUDA_CHECK(cudaMalloc(&st->d_dh, 4 * md * f));
+        CUDA_CHECK(cudaMalloc(&st->d_gd, md * f));
+        CUDA_CHECK(cudaMalloc(&st->d_delta, rows_bh * f));
+        CUDA_CHECK(cudaMalloc(&st->d_mean, M * f));
+        CUDA_CHECK(cudaMalloc(&st->d_rstd, M * f));
+        CUDA_CHECK(cudaMalloc(&st->d_part, (size_t)COLSUM_CHUNKS * 4 * (size_t)s->d * f));
+    }
     CUBLAS_CHECK(cublasCreate(&st->handle));
     CUBLAS_CHECK(cublasSetMathMode(st->handle, CUBLAS_PEDANTIC_MATH));
     return 0;
@@ -268,16 +278,16 @@ int attention(const oracle_state *st, const shape_t *s, cudaStream_t stream) {
     const float scale = 1.0f / sqrtf((float)s->dk);
     switch (s->dk) {
     case 32:
-        attention_f32<32><<<blocks, ROW_WARPS * 32, 0, stream>>>(st->d_qkv, st->d_a, s->B, s->T,
-                                                                 s->H, scale);
+        attention_f32<32><<<blocks, ROW_WARPS * 32, 0, stream>>>(st->d_qkv, st->d_a, st->d_lse,
+                                                                 s->B, s->T, s->H, scale);
         break;
     case 64:
-        attention_f32<64><<<blocks, ROW_WARPS * 32, 0, stream>>>(st->d_qkv, st->d_a, s->B, s->T,
-                                                                 s->H, scale);
+        attention_f32<64><<<blocks, ROW_WARPS * 32, 0, stream>>>(st->d_qkv, st->d_a, st->d_lse,
+                                                                 s->B, s->T, s->H, scale);
         break;
     case 128:
-        attention_f32<128><<<blocks, ROW_WARPS * 32, 0, stream>>>(st->d_qkv, st->d_a, s->B, s->T,
-                                                                  s->H, scale);
+        attention_f32<128><<<blocks, ROW_WARPS * 32, 0, stream>>>(st->d_qkv, st->d_a, st->d_lse,
+                                                                  s->B, s->T, s->H, scale);
         break;
     default: BENCH_FAIL("transformer/oracle_fp32: head dim %d not in {32, 64, 128}", s->dk);
     }
@@ -286,6 +296,19 @@ int attention(const oracle_state *st, const shape_t *s, cudaStream_t stream) {
 }
 
 } // namespace
+
+/* oracle_transformer.h: the backward widens dy with the forward's kernel. */
+int tf_oracle::widen_act(dtype_t dt, const void *in, float *out, size_t n, cudaStream_t stream) {
+    if (dt == DTYPE_F32)
+        widen<float><<<ew_blocks(n), EW_THREADS, 0, stream>>>((const float *)in, out, n);
+    else if (dt == DTYPE_F16)
+        widen<__half><<<ew_blocks(n), EW_THREADS, 0, stream>>>((const __half *)in, out, n);
+    else
+        widen<__nv_bfloat16>
+            <<<ew_blocks(n), EW_THREADS, 0, stream>>>((const __nv_bfloat16 *)in, out, n);
+    CUDA_CHECK(cudaGetLastError());
+    return 0;
+}
 
 extern "C" {
 
@@ -301,7 +324,8 @@ const char *transformer_oracle_fp32_supports(const shape_t *s) {
 
 size_t transformer_oracle_fp32_workspace_bytes(const shape_t *s) {
     const size_t md = (size_t)s->B * (size_t)s->T * (size_t)s->d, d = (size_t)s->d;
-    return (12 * md + 12 * d * d) * sizeof(float) + CUBLAS_WS_BYTES;
+    const size_t train = s->pass != PASS_FWD ? train_floats(s) : 0;
+    return (12 * md + 12 * d * d + train) * sizeof(float) + CUBLAS_WS_BYTES;
 }
 
 int transformer_oracle_fp32_setup(const shape_t *s, const io_t *io, void **state) {
@@ -331,9 +355,10 @@ int transformer_oracle_fp32_run(void *state, const io_t *io, cudaStream_t stream
              : s->dtype == DTYPE_F16 ? widen_all<__half>(st, io, n, stream)
                                      : widen_all<__nv_bfloat16>(st, io, n, stream);
     if (rc) return -1;
-    const float *x = st->d_wide[0], *Wqkv = st->d_wide[1], *Wo = st->d_wide[2];
-    const float *W1 = st->d_wide[3], *W2 = st->d_wide[4];
+    const float *x = st->d_wide[WIDE_X], *Wqkv = st->d_wide[WIDE_WQKV];
+    const float *Wo = st->d_wide[WIDE_WO], *W1 = st->d_wide[WIDE_W1], *W2 = st->d_wide[WIDE_W2];
     float *out = (float *)io->out;
+    float *u = st->train ? st->d_u : st->d_h; /* GELU's input: kept when training */
 
     /* cublasSetStream resets the workspace to cuBLAS's own pool, so set ours after it. */
     CUBLAS_CHECK(cublasSetStream(st->handle, stream));
@@ -346,11 +371,11 @@ int transformer_oracle_fp32_run(void *state, const io_t *io, cudaStream_t stream
         gemm_acc(st->handle, st->d_a, Wo, st->d_y, M, d, d) ||
         ln_f32(st->d_y, st->d_yln, f[TRANSFORMER_IN_LN2_G], f[TRANSFORMER_IN_LN2_B], M, d,
                stream) ||
-        bias_init(st->d_h, f[TRANSFORMER_IN_B1], NULL, M, 4 * d, stream) ||
-        gemm_acc(st->handle, st->d_yln, W1, st->d_h, M, 4 * d, d))
+        bias_init(u, f[TRANSFORMER_IN_B1], NULL, M, 4 * d, stream) ||
+        gemm_acc(st->handle, st->d_yln, W1, u, M, 4 * d, d))
         return -1;
     const size_t nh = (size_t)M * 4 * (size_t)d;
-    gelu_erf<<<ew_blocks(nh), EW_THREADS, 0, stream>>>(st->d_h, nh);
+    gelu_erf<<<ew_blocks(nh), EW_THREADS, 0, stream>>>(u, st->d_h, nh);
     CUDA_CHECK(cudaGetLastError());
     if (bias_init(out, f[TRANSFORMER_IN_B2], st->d_y, M, d, stream) ||
         gemm_acc(st->handle, st->d_h, W2, out, M, d, 4 * d))
@@ -360,11 +385,15 @@ int transformer_oracle_fp32_run(void *state, const io_t *io, cudaStream_t stream
 
 void transformer_oracle_fp32_teardown(void *state) { destroy_state((oracle_state *)state); }
 
-/* "fp32 gemm=32f_pedantic attn=warp-online gelu=erf": the definition in fp32 (header). */
+/* "fp32 gemm=32f_pedantic attn=warp-online gelu=erf": the definition in fp32 (header); when
+ * training, " bwd=warp-lse": the backward rebuilds P from the kept log-sum-exp, one warp a
+ * query row (dQ) or a key row (dK, dV) (oracle_transformer_bwd.cu). */
 void transformer_oracle_fp32_config(const void *state, char *buf, size_t len) {
     if (!len) return;
     buf[0] = 0;
-    if (state) snprintf(buf, len, "fp32 gemm=32f_pedantic attn=warp-online gelu=erf");
+    if (state)
+        snprintf(buf, len, "fp32 gemm=32f_pedantic attn=warp-online gelu=erf%s",
+                 ((const oracle_state *)state)->train ? " bwd=warp-lse" : "");
 }
 
 } // extern "C"
