@@ -9,6 +9,7 @@
 #ifndef CHELA_RUNNER_GPU_H
 #define CHELA_RUNNER_GPU_H
 
+#include "grad_ref.h"
 #include "runner.h"
 
 #define RUN_STAGE_BWD(i) (-2 - (i))
@@ -39,6 +40,13 @@ typedef struct train_point train_point_t;
 train_point_t *train_point_new(sweep_t *sw, const op_desc_t *op, const shape_t *s,
                                double *bytes, char *why, size_t len);
 void train_point_free(train_point_t *tp);
+/* grad_oracle.c: every sampled element of every gradient (ref[i], smp[i]) from the fp32 GPU
+ * oracle ov (a variant with run_bwd, writing every gradient in fp32) on the point's inputs
+ * and dy.  0, or -1 after bench_set_error. */
+int grad_oracle_reference(const variant_t *ov, const shape_t *s, const io_t *io, const void *d_dy,
+                          int n_in, const tensor_desc_t *in, const tensor_desc_t *out,
+                          const grad_ref_t *gr, const grad_sample_t *smp, double *const *ref,
+                          cudaStream_t stream);
 /* One variant at a bwd / fwdbwd point: as run_variant for the forward. */
 void run_variant_train(sweep_t *sw, const variant_t *v, const io_t *io, train_point_t *tp,
                        size_t out_elems, csv_row_t *r, csv_row_t *stage_rows, int *n_stage_rows,

@@ -113,9 +113,43 @@ static int train_alloc(sweep_t *sw, train_point_t *tp, char *why, size_t len) {
     return 0;
 }
 
+/* The op's fp32 GPU oracle, when it has a backward (grad_oracle.c); NULL when none. */
+static const variant_t *grad_oracle_variant(const op_desc_t *op) {
+    for (int i = 0; op->gpu_oracle && i < N_VARIANTS; i++)
+        if (strcmp(VARIANTS[i].name, op->gpu_oracle) == 0)
+            return VARIANTS[i].run_bwd ? &VARIANTS[i] : NULL;
+    return NULL;
+}
+
+/* Where the double reference is over its cap and the op has a GPU oracle with a backward
+ * (the layers): every element of every gradient from the oracle. */
+static int train_reference_oracle(sweep_t *sw, train_point_t *tp, const io_t *io,
+                                  const variant_t *ov) {
+    const shape_t *s = &tp->s;
+    for (int i = 0; i < tp->n_in; i++) {
+        grad_sample_free(&tp->smp[i]);
+        free(tp->ref[i]);
+        tp->ref[i] = NULL;
+    }
+    for (int i = 0; i < tp->n_in; i++) {
+        if (grad_sample_full(tp->gr, s, i, &tp->smp[i]) ||
+            !(tp->ref[i] = malloc(sample_count(&tp->smp[i].b.s) * sizeof(double)))) {
+            bench_set_error(__FILE__, __LINE__, "host memory for the oracle's gradients");
+            return -1;
+        }
+    }
+    if (grad_oracle_reference(ov, s, io, tp->d_dy, tp->n_in, tp->in, &tp->out, tp->gr, tp->smp,
+                              tp->ref, sw->stream))
+        return -1;
+    snprintf(tp->note, sizeof tp->note, "grad ref: gpu %s (fp32; checked against the double "
+             "backward in test_gpu_oracle_transformer_bwd), every element", ov->name);
+    return 0;
+}
+
 /* The sampled gradient references, once per point: samples within VERIFY_BUDGET_MACS each
- * (verify_grad.c), refused above 20x it as the forward's oracle is. */
-static int train_reference(train_point_t *tp) {
+ * (verify_grad.c), refused above 20x it as the forward's oracle is, unless the op's GPU
+ * oracle has a backward (then that, train_reference_oracle). */
+static int train_reference(sweep_t *sw, train_point_t *tp, const io_t *io) {
     const shape_t *s = &tp->s;
     float *host[OP_MAX_INPUTS] = {0}, *dy = NULL;
     grad_whole_t whole = {0}; /* a layer's reference: every gradient at once (grad_ref.h) */
@@ -133,6 +167,11 @@ static int train_reference(train_point_t *tp) {
             goto out;
         }
         const double cost = tp->gr->cost(s, i, &tp->smp[i].b.s);
+        const variant_t *ov = cost > 20 * VERIFY_BUDGET_MACS ? grad_oracle_variant(tp->op) : NULL;
+        if (ov) {
+            rc = train_reference_oracle(sw, tp, io, ov);
+            goto out;
+        }
         if (cost > 20 * VERIFY_BUDGET_MACS) {
             bench_set_error(__FILE__, __LINE__, "the cpu reference of d%s would need %.2g MACs",
                             tp->in[i].name, cost);
@@ -238,7 +277,7 @@ static int verify_train(sweep_t *sw, const variant_t *v, void *state, const io_t
         return 0;
     }
     if (!tp->ready) {
-        tp->failed = train_reference(tp) != 0;
+        tp->failed = train_reference(sw, tp, io) != 0;
         if (tp->failed) snprintf(tp->note, sizeof tp->note, "%s", bench_last_error());
         tp->ready = 1;
     }

@@ -23,6 +23,7 @@ const char *softmax_attn_cudnn_available(void);
 DECLARE_VARIANT(transformer_layer);
 DECLARE_BWD_STAGES(transformer_layer);
 DECLARE_VARIANT(transformer_oracle_fp32);
+DECLARE_BWD(transformer_oracle_fp32);
 DECLARE_VARIANT(short_long_conv_branches);
 DECLARE_VARIANT(short_long_conv_reparam);
 DECLARE_BWD(long_conv_fast_var);
@@ -140,8 +141,8 @@ const variant_t VARIANTS[] = {
                        "baselines/softmax_attn/cudnn.c", softmax_attn_cudnn, NULL),
     ROW_TRAIN_STAGED("transformer/layer", OP_TRANSFORMER, "baseline",
                      "baselines/transformer/layer.cu", transformer_layer, TRANSFORMER_SETTINGS),
-    ROW("transformer/oracle_fp32", OP_TRANSFORMER, "oracle", "harness/oracle_transformer.cu",
-        transformer_oracle_fp32, NULL),
+    ROW_TRAIN("transformer/oracle_fp32", OP_TRANSFORMER, "oracle",
+              "harness/oracle_transformer.cu", transformer_oracle_fp32, NULL),
     ROW_STAGED("chela/fused", OP_CHELA, "kernel", "kernels/chela/fused.cu", chela_fused,
                CHELA_FUSED_SETTINGS),
     ROW("chela/oracle_fp32", OP_CHELA, "oracle", "harness/oracle_chela.cu",
