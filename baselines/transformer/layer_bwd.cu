@@ -40,7 +40,7 @@
 #include <string.h>
 
 #include "bench_check.h"
-#include "common/math.cuh" /* warp_sum */
+#include "common/bwd_rows.cuh"
 #include "dtype_device.cuh"
 #include "lt_tune.h"
 #include "op_inputs.h"
@@ -50,142 +50,10 @@
 namespace tf_layer {
 namespace {
 
-constexpr int CS_COLS = 256;   /* columns a column-sum block covers (8 a thread, 32 threads) */
 constexpr int CS_CHUNKS = 128; /* row chunks of a column sum: its partial sums a column     */
 constexpr int EW_THREADS = 256;
 
 /* ------------------------------------ kernels ------------------------------------ */
-
-/* part[chunk][c] = sum of z[r][c] over chunk's rows (fp32), z row-major [M,N], N % 256 == 0.
- * A block is 8 warps over 256 columns: each lane loads 8 columns of a row (16 bytes, so a
- * warp reads 512 contiguous bytes), warps interleave rows; the 8 warps' sums are added in a
- * fixed order, so the result is the same every run. */
-template <typename T>
-__global__ void __launch_bounds__(256) colsum_partial(const T *__restrict__ z, long long M, int N,
-                                                      float *__restrict__ part) {
-    __shared__ float sm[8][CS_COLS];
-    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    const int c0 = blockIdx.x * CS_COLS + lane * 8;
-    const long long per = (M + gridDim.y - 1) / gridDim.y;
-    const long long r0 = (long long)blockIdx.y * per, r1 = min(M, r0 + per);
-    float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-    for (long long r = r0 + w; r < r1; r += 8) {
-        __align__(16) T e[8];
-        *reinterpret_cast<uint4 *>(e) = *reinterpret_cast<const uint4 *>(z + r * N + c0);
-#pragma unroll
-        for (int k = 0; k < 8; k++) acc[k] += to_f32(e[k]);
-    }
-#pragma unroll
-    for (int k = 0; k < 8; k++) sm[w][lane * 8 + k] = acc[k];
-    __syncthreads();
-    float s = 0.f;
-#pragma unroll
-    for (int j = 0; j < 8; j++) s += sm[j][threadIdx.x];
-    part[(size_t)blockIdx.y * N + blockIdx.x * CS_COLS + threadIdx.x] = s;
-}
-
-/* out[c] = sum over k < chunks of part[k * stride + c], in order (fp32). */
-__global__ void sum_chunks(const float *__restrict__ part, int chunks, size_t stride, int n,
-                           float *__restrict__ out) {
-    const int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= n) return;
-    float s = 0.f;
-    for (int k = 0; k < chunks; k++) s += part[(size_t)k * stride + c];
-    out[c] = s;
-}
-
-/* The LayerNorm backward, one warp per row, rows strided over the grid, the row in registers
- * as the forward holds it (layer.cu):
- *   xhat = (x - mean) rstd,  gy = g * dxln
- *   dx   = dres + rstd (gy - mean(gy) - xhat mean(gy xhat))
- * The statistics are recomputed from x (the pass reads x anyway; nothing saved for them).
- * Each warp keeps its rows' sums of dxln * xhat (dg) and dxln (db) in registers; the block
- * adds its warps' in a fixed order in shared memory and writes part[block][2][D]. */
-template <typename T, int VPL>
-__global__ void __launch_bounds__(LN_WARPS * 32)
-ln_bwd_rows(const T *__restrict__ x, const T *__restrict__ dxln, const T *__restrict__ dres,
-            const float *__restrict__ g, T *__restrict__ dx, float *__restrict__ part,
-            long long rows) {
-    constexpr int D = VPL * 256;
-    extern __shared__ float red[]; /* [2][D] */
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    float ag[VPL][8], ab[VPL][8];
-#pragma unroll
-    for (int j = 0; j < VPL; j++)
-#pragma unroll
-        for (int k = 0; k < 8; k++) ag[j][k] = ab[j][k] = 0.f;
-    for (long long row = (long long)blockIdx.x * LN_WARPS + warp; row < rows;
-         row += (long long)gridDim.x * LN_WARPS) {
-        const uint4 *xr = reinterpret_cast<const uint4 *>(x + row * D);
-        const uint4 *gr = reinterpret_cast<const uint4 *>(dxln + row * D);
-        float v[VPL][8], dv[VPL][8];
-        float sum = 0.f;
-#pragma unroll
-        for (int j = 0; j < VPL; j++) {
-            __align__(16) T e[8];
-            *reinterpret_cast<uint4 *>(e) = xr[lane + 32 * j];
-#pragma unroll
-            for (int k = 0; k < 8; k++) {
-                v[j][k] = to_f32(e[k]);
-                sum += v[j][k];
-            }
-        }
-        const float mean = warp_sum(sum) * (1.0f / D);
-        float sq = 0.f;
-#pragma unroll
-        for (int j = 0; j < VPL; j++)
-#pragma unroll
-            for (int k = 0; k < 8; k++) {
-                v[j][k] -= mean;
-                sq += v[j][k] * v[j][k];
-            }
-        const float rstd = rsqrtf(warp_sum(sq) * (1.0f / D) + (float)CHELA_LN_EPS);
-        float s1 = 0.f, s2 = 0.f;
-#pragma unroll
-        for (int j = 0; j < VPL; j++) {
-            __align__(16) T e[8];
-            *reinterpret_cast<uint4 *>(e) = gr[lane + 32 * j];
-            const int c0 = (lane + 32 * j) * 8;
-#pragma unroll
-            for (int k = 0; k < 8; k++) {
-                const float d = to_f32(e[k]), xh = v[j][k] * rstd;
-                v[j][k] = xh;
-                dv[j][k] = g[c0 + k] * d; /* gy */
-                ag[j][k] += d * xh;
-                ab[j][k] += d;
-                s1 += dv[j][k];
-                s2 += dv[j][k] * xh;
-            }
-        }
-        const float m1 = warp_sum(s1) * (1.0f / D), m2 = warp_sum(s2) * (1.0f / D);
-        const uint4 *rr = reinterpret_cast<const uint4 *>(dres + row * D);
-        uint4 *outr = reinterpret_cast<uint4 *>(dx + row * D);
-#pragma unroll
-        for (int j = 0; j < VPL; j++) {
-            __align__(16) T e[8];
-            *reinterpret_cast<uint4 *>(e) = rr[lane + 32 * j];
-#pragma unroll
-            for (int k = 0; k < 8; k++)
-                e[k] = from_f32<T>(to_f32(e[k]) + rstd * (dv[j][k] - m1 - v[j][k] * m2));
-            outr[lane + 32 * j] = *reinterpret_cast<const uint4 *>(e);
-        }
-    }
-    for (int w = 0; w < LN_WARPS; w++) {
-        if (warp == w) {
-#pragma unroll
-            for (int j = 0; j < VPL; j++)
-#pragma unroll
-                for (int k = 0; k < 8; k++) {
-                    const int c = (lane + 32 * j) * 8 + k;
-                    red[c] = (w ? red[c] : 0.f) + ag[j][k];
-                    red[D + c] = (w ? red[D + c] : 0.f) + ab[j][k];
-                }
-        }
-        __syncthreads();
-    }
-    for (int i = threadIdx.x; i < 2 * D; i += LN_WARPS * 32)
-        part[(size_t)blockIdx.x * 2 * D + i] = red[i];
-}
 
 /* dU = dH * GELU'(u) in place, GELU's tanh form (cuBLASLt's GELU epilogue computed the
  * forward; this is its derivative), for a cuBLASLt without the DGELU epilogue. */
@@ -302,7 +170,7 @@ unsigned ew_blocks(size_t n) {
 template <typename T>
 int colsum(const layer_state *st, const void *z, long long M, int N, float *out,
            cudaStream_t stream) {
-    colsum_partial<T><<<dim3((unsigned)(N / CS_COLS), CS_CHUNKS), 256, 0, stream>>>(
+    colsum_partial<T><<<dim3((unsigned)(N / BWD_CS_COLS), CS_CHUNKS), BWD_CS_WARPS * 32, 0, stream>>>(
         (const T *)z, M, N, st->d_part);
     CUDA_CHECK(cudaGetLastError());
     sum_chunks<<<(unsigned)((N + 255) / 256), 256, 0, stream>>>(st->d_part, CS_CHUNKS, (size_t)N,
@@ -317,7 +185,7 @@ int ln_bwd_launch(const layer_state *st, const void *x, const void *dxln, const 
                   cudaStream_t stream) {
     constexpr int D = VPL * 256;
     const size_t smem = 2 * D * sizeof(float);
-    ln_bwd_rows<T, VPL><<<(unsigned)st->ln_grid, LN_WARPS * 32, smem, stream>>>(
+    ln_bwd_rows<T, VPL><<<(unsigned)st->ln_grid, BWD_LN_WARPS * 32, smem, stream>>>(
         (const T *)x, (const T *)dxln, (const T *)dres, g, (T *)dx, st->d_part, rows);
     CUDA_CHECK(cudaGetLastError());
     sum_chunks<<<(unsigned)((D + 255) / 256), 256, 0, stream>>>(st->d_part, st->ln_grid,
@@ -451,7 +319,7 @@ void bwd_destroy(layer_state *st) {
 /* Partial sums: the LayerNorm backward's grid (at most 4 blocks an SM of 132) x 2 d, or the
  * column sums' CS_CHUNKS x 4 d, whichever is larger. */
 static int ln_grid_for(long long rows) {
-    const long long want = (rows + LN_WARPS - 1) / LN_WARPS, cap = 4 * 132;
+    const long long want = (rows + BWD_LN_WARPS - 1) / BWD_LN_WARPS, cap = 4 * 132;
     return (int)(want < cap ? (want > 0 ? want : 1) : cap);
 }
 

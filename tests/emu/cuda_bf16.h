@@ -37,6 +37,12 @@ static inline emu_half __float2half_rn(float f) {
 }
 static inline uint16_t __half_as_ushort(emu_half h) { return h.x; }
 static inline emu_half __ushort_as_half(uint16_t x) { return {x}; }
+/* dtype_device.cuh's names for the two types and the conversions it calls */
+typedef emu_bf16 __nv_bfloat16;
+typedef emu_half __half;
+static inline float __bfloat162float(emu_bf16 b) { return __uint_as_float((uint32_t)b.x << 16); }
+static inline emu_bf16 __ushort_as_bfloat16(uint16_t x) { return {x}; }
+static inline float __half2float(emu_half h);
 static inline float __half2float(emu_half h) {
     _Float16 v;
     memcpy(&v, &h.x, 2);

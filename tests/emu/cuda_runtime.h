@@ -4,8 +4,10 @@
  * warp_emu.cpp).  A block runs as one std::thread a CUDA thread; __syncthreads is a barrier of
  * the block, and each warp collective (ldmatrix, mma) a barrier of its 32 lanes around an
  * exchange, so that a lane left out of a collective deadlocks instead of passing.  cp.async
- * copies at once (its wait is then trivially satisfied).  Slow (a barrier a collective), for
- * the index algebra of small shapes. */
+ * copies at once (its wait is then trivially satisfied); __shfl_xor_sync is an exchange of
+ * the 32 lanes too.  A static __shared__ array is a function-local static: shared by the
+ * block's threads, and blocks run one at a time.  Slow (a barrier a collective), for the
+ * index algebra of small shapes. */
 #ifndef CHELA_EMU_CUDA_RUNTIME_H
 #define CHELA_EMU_CUDA_RUNTIME_H
 
@@ -22,6 +24,8 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __shared__ static
+#define __align__(n) alignas(n)
 #define __launch_bounds__(...)
 #define __expf emu_expf /* glibc declares its own __expf */
 
@@ -37,6 +41,9 @@ struct float4 {
 struct uint4 {
     uint32_t x, y, z, w;
 };
+struct uint2 {
+    uint32_t x, y;
+};
 static inline float2 make_float2(float a, float b) { return {a, b}; }
 static inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
 static inline uint4 make_uint4(uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
@@ -45,6 +52,8 @@ static inline uint4 make_uint4(uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
 
 extern thread_local uint3 threadIdx; /* set by emu_launch for each thread */
 extern uint3 blockIdx;               /* one block at a time                */
+extern uint3 gridDim;                /* set by emu_launch                  */
+extern uint3 blockDim;               /* set by emu_launch                  */
 extern unsigned char *emu_smem;      /* that block's dynamic shared memory */
 
 void emu_syncthreads(void);
@@ -56,7 +65,9 @@ static inline void __syncthreads() { emu_syncthreads(); }
 static inline void __syncwarp(unsigned = 0xffffffffu) { emu_syncwarp(); }
 static inline float emu_expf(float x) { return expf(x); }
 static inline float __fdividef(float a, float b) { return a / b; }
-static inline float __shfl_xor_sync(unsigned, float v, int) { return v; } /* not emulated */
+float emu_shfl_xor(float v, int mask);
+static inline float __shfl_xor_sync(unsigned, float v, int mask) { return emu_shfl_xor(v, mask); }
+static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 template <class T> static inline T __ldg(const T *p) { return *p; }
 static inline float atomicAdd(float *p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
 
@@ -87,5 +98,8 @@ static inline void mma_16816(float d[4], const uint32_t a[4], uint32_t b0, uint3
  * shows as garbage). */
 #include <functional>
 void emu_launch(unsigned grid, int threads, size_t smem, const std::function<void()> &body);
+/* The same over a grid of grid_x x grid_y blocks (blockIdx.y outer). */
+void emu_launch2(unsigned grid_x, unsigned grid_y, int threads, size_t smem,
+                 const std::function<void()> &body);
 
 #endif

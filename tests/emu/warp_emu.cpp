@@ -9,6 +9,8 @@
 
 thread_local uint3 threadIdx;
 uint3 blockIdx;
+uint3 gridDim;
+uint3 blockDim;
 unsigned char *emu_smem;
 
 namespace {
@@ -18,6 +20,7 @@ std::barrier<> *g_block_bar;
 /* One warp's exchange: each lane's operands, visible to all lanes between two barriers. */
 struct warp_x {
     uint32_t addr[32];
+    float f[32];
     uint32_t a[32][4], b0[32], b1[32];
     std::barrier<> *bar;
 };
@@ -30,6 +33,17 @@ float h16(uint16_t h, bool bf16) {
 } /* namespace */
 
 void emu_syncthreads(void) { g_block_bar->arrive_and_wait(); }
+
+/* __shfl_xor_sync over the full warp: every lane posts, then reads its partner's. */
+float emu_shfl_xor(float v, int mask) {
+    const int lane = threadIdx.x & 31;
+    warp_x &w = g_warps[threadIdx.x >> 5];
+    w.f[lane] = v;
+    w.bar->arrive_and_wait();
+    const float r = w.f[(lane ^ mask) & 31];
+    w.bar->arrive_and_wait();
+    return r;
+}
 void emu_syncwarp(void) { g_warps[threadIdx.x >> 5].bar->arrive_and_wait(); }
 
 /* ldmatrix .x4: lanes 8i..8i+7 give the row addresses of matrix i; lane l receives row l/4,
@@ -88,11 +102,18 @@ void emu_mma(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1, bool bf1
 }
 
 void emu_launch(unsigned grid, int threads, size_t smem, const std::function<void()> &body) {
+    emu_launch2(grid, 1, threads, smem, body);
+}
+
+void emu_launch2(unsigned grid_x, unsigned grid_y, int threads, size_t smem,
+                 const std::function<void()> &body) {
     std::vector<unsigned char> buf(smem + 16);
-    for (unsigned b = 0; b < grid; b++) {
+    gridDim = {grid_x, grid_y, 1};
+    blockDim = {(unsigned)threads, 1, 1};
+    for (unsigned b = 0; b < grid_x * grid_y; b++) {
         memset(buf.data(), 0xAB, buf.size());
         emu_smem = buf.data();
-        blockIdx = {b, 0, 0};
+        blockIdx = {b % grid_x, b / grid_x, 0};
         std::barrier<> bar(threads);
         g_block_bar = &bar;
         std::vector<std::unique_ptr<std::barrier<>>> warp_bars;
