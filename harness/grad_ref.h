@@ -15,8 +15,9 @@
  *
  * Costs (multiply-adds, for sizing samples against a budget) are stated next to each
  * reference in grad_ref_attn.c and grad_ref_conv.c; what a tensor's sample may shrink to
- * (grad_sample_choose) is in verify_grad.c.  An op without one (chela, mega) has no entry:
- * grad_ref_get returns NULL.  The transformer layer's is whole-tensor (grad_ref_layers.c). */
+ * (grad_sample_choose) is in verify_grad.c.  An op without one (mega) has no entry:
+ * grad_ref_get returns NULL.  The layers' (transformer, chela) are whole-tensor
+ * (grad_ref_layers.c). */
 #ifndef CHELA_GRAD_REF_H
 #define CHELA_GRAD_REF_H
 

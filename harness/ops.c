@@ -251,6 +251,15 @@ static double chela_flops(const shape_t *s) {
     return tokens * (2.0 * chela_gemm_macs_per_token(s) + 4.0 * s->z * s->v) +
            (double)s->B * s->d * long_conv_flops_per_channel(s->T);
 }
+/* Backward: the GEMMs twice (data and weight gradients), the attention's backward as
+ * linear_attn counts it (2x its forward), the long conv's backward as long_conv counts it,
+ * plus the short conv's (as short_long_conv's); the norms', gates' and biases' passes are
+ * not counted, as the forward's are not. */
+static double chela_flops_bwd(const shape_t *s) {
+    double tokens = (double)s->B * s->T;
+    return tokens * (4.0 * chela_gemm_macs_per_token(s) + 8.0 * s->z * s->v) +
+           long_conv_bwd_flops(s->B, s->d, s->T) + 3.0 * 6.0 * s->B * s->d * (double)s->T;
+}
 /* Whole rows up to the last sampled t: GEMMs per row, direct long conv (t^2/2 per
  * channel), linear attention with the full state. */
 static double chela_cost(const shape_t *s, const sample_t *m) {
@@ -429,7 +438,8 @@ static const op_desc_t OPS[OP_COUNT] = {
                          .reference = ref_softmax_attn, .seq_count = attn_seqs,
                          .col_count = sa_cols, .out_index = sa_out_index},
     [OP_CHELA] = {.id = OP_CHELA, .name = "chela", .describe = chela_describe,
-                  .flops = chela_flops, .reference_cost = chela_cost, .reference = ref_chela,
+                  .flops = chela_flops, .flops_bwd = chela_flops_bwd,
+                  .reference_cost = chela_cost, .reference = ref_chela,
                   .seq_count = conv_seqs, .col_count = conv_cols,
                   .out_index = chela_out_index, .gpu_oracle = "chela/oracle_fp32",
                   .tol_scale = 3.4641 /* sqrt(12) rounded intermediates, verify.c */},

@@ -30,6 +30,7 @@ DECLARE_BWD(long_conv_fast_var);
 DECLARE_BWD(short_long_conv_branches);
 DECLARE_BWD(short_long_conv_reparam);
 DECLARE_STAGED_VARIANT(chela_fused);
+DECLARE_BWD_STAGES(chela_fused);
 DECLARE_VARIANT(chela_oracle_fp32);
 DECLARE_STAGED_VARIANT(mega_layer);
 DECLARE_VARIANT(mega_oracle_fp32);
@@ -112,6 +113,15 @@ static const setting_def_t MEGA_SETTINGS[] = {
      .teardown = P##_teardown, .run_bwd = P##_run_bwd,                                   \
      .bwd_stage_names = P##_bwd_stage_names, .run_bwd_stage = P##_run_bwd_stage,         \
      .bwd_stage_cost = P##_bwd_stage_cost, .settings = SETTINGS, .config = P##_config}
+/* A variant with forward and backward stages (--breakdown at every pass). */
+#define ROW_TRAIN_STAGED_BOTH(NAME, OP, ROLE, FILE, P, SETTINGS)                         \
+    {.name = NAME, .op = OP, .role = ROLE, .where = FILE, .supports = P##_supports,      \
+     .workspace_bytes = P##_workspace_bytes, .setup = P##_setup, .run = P##_run,         \
+     .teardown = P##_teardown, .run_bwd = P##_run_bwd,                                   \
+     .bwd_stage_names = P##_bwd_stage_names, .run_bwd_stage = P##_run_bwd_stage,         \
+     .bwd_stage_cost = P##_bwd_stage_cost, .stage_names = P##_stage_names,               \
+     .run_stage = P##_run_stage, .stage_cost = P##_stage_cost, .settings = SETTINGS,     \
+     .config = P##_config}
 /* A variant with stages (--breakdown): its stage table too. */
 #define ROW_STAGED(NAME, OP, ROLE, FILE, P, SETTINGS)                                    \
     {.name = NAME, .op = OP, .role = ROLE, .where = FILE, .supports = P##_supports,      \
@@ -143,8 +153,8 @@ const variant_t VARIANTS[] = {
                      "baselines/transformer/layer.cu", transformer_layer, TRANSFORMER_SETTINGS),
     ROW_TRAIN("transformer/oracle_fp32", OP_TRANSFORMER, "oracle",
               "harness/oracle_transformer.cu", transformer_oracle_fp32, NULL),
-    ROW_STAGED("chela/fused", OP_CHELA, "kernel", "kernels/chela/fused.cu", chela_fused,
-               CHELA_FUSED_SETTINGS),
+    ROW_TRAIN_STAGED_BOTH("chela/fused", OP_CHELA, "kernel", "kernels/chela/fused.cu",
+                          chela_fused, CHELA_FUSED_SETTINGS),
     ROW("chela/oracle_fp32", OP_CHELA, "oracle", "harness/oracle_chela.cu",
         chela_oracle_fp32, NULL),
     ROW_STAGED("mega/layer", OP_MEGA, "baseline", "baselines/mega/layer.cu", mega_layer,

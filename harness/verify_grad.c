@@ -17,7 +17,7 @@
 #include "grad_ref.h"
 #include "rng.h"
 
-extern const grad_ref_t GRAD_REF_TRANSFORMER;
+extern const grad_ref_t GRAD_REF_TRANSFORMER, GRAD_REF_CHELA;
 extern const grad_ref_t GRAD_REF_LINEAR_ATTN, GRAD_REF_SOFTMAX_ATTN, GRAD_REF_LONG_CONV,
     GRAD_REF_SHORT_LONG_CONV;
 
@@ -28,6 +28,7 @@ const grad_ref_t *grad_ref_get(op_id op) {
     case OP_LONG_CONV: return &GRAD_REF_LONG_CONV;
     case OP_SHORT_LONG_CONV: return &GRAD_REF_SHORT_LONG_CONV;
     case OP_TRANSFORMER: return &GRAD_REF_TRANSFORMER;
+    case OP_CHELA: return &GRAD_REF_CHELA;
     default: return NULL;
     }
 }

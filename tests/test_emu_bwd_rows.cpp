@@ -137,7 +137,7 @@ void colsum_case(const char *name, long long M, int N, unsigned chunks) {
     std::vector<double> zd;
     fill(z, zd, 21, -1.0f, 2.0f);
     std::vector<float> part((size_t)chunks * N), out(N);
-    emu_launch2((unsigned)(N / BWD_CS_COLS), chunks, BWD_CS_WARPS * 32, 0,
+    emu_launch2((unsigned)((N + BWD_CS_COLS - 1) / BWD_CS_COLS), chunks, BWD_CS_WARPS * 32, 0,
                 [&] { colsum_partial<__nv_bfloat16>(z.data(), M, N, part.data()); });
     emu_launch((unsigned)((N + 255) / 256), 256, 0,
                [&] { sum_chunks(part.data(), (int)chunks, (size_t)N, N, out.data()); });
@@ -163,6 +163,9 @@ int main() {
     /* 100 rows in 7 chunks of 15 (the last one short), two column groups */
     colsum_case("colsum bf16 100 x 512, 7 chunks", 100, 512, 7);
     colsum_case("colsum bf16 3 x 256, 4 chunks (empty ones)", 3, 256, 4);
+    /* 4224 = z + v + 2d of a CHELA projection: a last column group of 128 */
+    colsum_case("colsum bf16 50 x 4224, 3 chunks (partial group)", 50, 4224, 3);
+    colsum_case("colsum bf16 20 x 136, 2 chunks", 20, 136, 2);
     printf("%s\n", failures ? "FAILED" : "all passed");
     return failures ? 1 : 0;
 }

@@ -48,7 +48,9 @@
 #include "transformer/layer_internal.cuh"
 
 namespace tf_layer {
-namespace {
+/* Named, not unnamed: nvcc rejects an unnamed namespace inside a named one beside the global
+ * unnamed one of common/bwd_rows.cuh. */
+namespace bwd_detail {
 
 constexpr int CS_CHUNKS = 128; /* row chunks of a column sum: its partial sums a column     */
 constexpr int EW_THREADS = 256;
@@ -170,7 +172,7 @@ unsigned ew_blocks(size_t n) {
 template <typename T>
 int colsum(const layer_state *st, const void *z, long long M, int N, float *out,
            cudaStream_t stream) {
-    colsum_partial<T><<<dim3((unsigned)(N / BWD_CS_COLS), CS_CHUNKS), BWD_CS_WARPS * 32, 0, stream>>>(
+    colsum_partial<T><<<dim3((unsigned)((N + BWD_CS_COLS - 1) / BWD_CS_COLS), CS_CHUNKS), BWD_CS_WARPS * 32, 0, stream>>>(
         (const T *)z, M, N, st->d_part);
     CUDA_CHECK(cudaGetLastError());
     sum_chunks<<<(unsigned)((N + 255) / 256), 256, 0, stream>>>(st->d_part, CS_CHUNKS, (size_t)N,
@@ -304,7 +306,8 @@ int bwd_tune(layer_state *st, const io_t *io) {
     return rc;
 }
 
-} // namespace
+} // namespace bwd_detail
+using namespace bwd_detail;
 
 void bwd_destroy(layer_state *st) {
     for (int i = 0; i < N_BGEMM; i++) bgemm_destroy(&st->bg[i]);

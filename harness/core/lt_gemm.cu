@@ -3,8 +3,8 @@
  * cuBLAS is column-major.  A row-major [R,C] matrix with row stride ld is the
  * column-major [C,R] matrix with leading dimension ld, so the row-major product
  * D = A.B is computed as the column-major D^T = B^T . A^T with no data movement:
- * m = N, n = M, k = K, first operand B (as stored, op N), second operand A (op N, or
- * op T when A is stored transposed).  The bias of the row-major columns is then the
+ * m = N, n = M, k = K, first operand B (as stored: op N, or op T when B is stored
+ * transposed), second operand A (op N, or op T when A is stored transposed).  The bias of the row-major columns is then the
  * bias over the column-major rows, which is what CUBLASLT_EPILOGUE_BIAS adds. */
 #include <cublasLt.h>
 #include <string.h>
@@ -37,8 +37,9 @@ extern "C" int lt_gemm_create(cublasLtHandle_t h, const lt_gemm_shape_t *g, dtyp
     const cudaDataType_t t = lt_type(dt);
     const cublasComputeType_t ct = CUBLAS_COMPUTE_32F;
     CUBLAS_CHECK(cublasLtMatmulDescCreate(&out->op, ct, CUDA_R_32F));
-    cublasOperation_t opn = CUBLAS_OP_N, opa = g->a_trans ? CUBLAS_OP_T : CUBLAS_OP_N;
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(out->op, CUBLASLT_MATMUL_DESC_TRANSA, &opn, sizeof opn));
+    cublasOperation_t opb = g->b_trans ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t opa = g->a_trans ? CUBLAS_OP_T : CUBLAS_OP_N;
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(out->op, CUBLASLT_MATMUL_DESC_TRANSA, &opb, sizeof opb));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(out->op, CUBLASLT_MATMUL_DESC_TRANSB, &opa, sizeof opa));
     if (g->bias) {
         cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
@@ -46,12 +47,14 @@ extern "C" int lt_gemm_create(cublasLtHandle_t h, const lt_gemm_shape_t *g, dtyp
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(out->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(out->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
     }
-    /* column-major views: B^T is [N,K] ld ldb; A^T is [K,M] ld lda, or A as stored
-     * ([M,K] column-major, ld lda) transposed by op T; D^T is [N,M] ld ldd. */
-    if (lt_layout(&out->a, t, g->N, g->K, g->ldb, g->batch, g->stride_b) ||
+    /* column-major views: B^T is [N,K] ld ldb, or B as stored ([K,N] column-major, ld ldb)
+     * transposed by op T; A^T is [K,M] ld lda, or A as stored ([M,K] column-major, ld lda)
+     * transposed by op T; D^T is [N,M] ld ldd. */
+    if (lt_layout(&out->a, t, g->b_trans ? g->K : g->N, g->b_trans ? g->N : g->K, g->ldb,
+                  g->batch, g->stride_b) ||
         lt_layout(&out->b, t, g->a_trans ? g->M : g->K, g->a_trans ? g->K : g->M, g->lda,
                   g->batch, g->stride_a) ||
-        lt_layout(&out->d, t, g->N, g->M, g->ldd, g->batch, g->stride_d)) {
+        lt_layout(&out->d, g->d_f32 ? CUDA_R_32F : t, g->N, g->M, g->ldd, g->batch, g->stride_d)) {
         lt_gemm_destroy(out);
         return -1;
     }

@@ -6,7 +6,9 @@
  * optionally batched with element strides (a stride of 0 shares a weight across the
  * batch).  a_trans says A is stored transposed, as [K,M] row-major with row stride lda:
  * that is how the CHELA layer multiplies its [d,T] convolution output by a weight
- * without a transpose pass.  The algorithm is chosen once by cuBLASLt's heuristic at
+ * without a transpose pass; b_trans likewise B, as [N,K] (a backward's data gradient,
+ * dX = dY W^T).  d_f32: C and D are fp32 whatever the run dtype (a parameter's gradient,
+ * dW = X^T dY, accumulated and kept in fp32).  The algorithm is chosen once by cuBLASLt's heuristic at
  * create time, for the workspace size given, so running never allocates; lt_gemm_tune may
  * then replace it by the fastest of the heuristic's candidates, timed. */
 #ifndef CHELA_LT_GEMM_H
@@ -28,6 +30,8 @@ typedef struct {
     long long lda, ldb, ldd;       /* row strides in elements (C shares D's)       */
     long long stride_a, stride_b, stride_d; /* batch strides in elements           */
     int a_trans;                   /* A stored as [K,M] row-major                  */
+    int b_trans;                   /* B stored as [N,K] row-major                  */
+    int d_f32;                     /* C and D fp32 (A and B in the run dtype)      */
     int bias;                      /* add an fp32 bias over the N columns          */
     float beta;                    /* 0, or 1 to add C (same layout as D)          */
 } lt_gemm_shape_t;

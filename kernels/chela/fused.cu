@@ -59,6 +59,7 @@
 #include <string.h>
 
 #include "bench_check.h"
+#include "chela/fused_state.cuh"
 #include "chela/stages.cuh"
 #include "dtype_device.cuh"
 #include "linear_attn/chunked.h"
@@ -74,48 +75,11 @@ extern "C" {
 DECLARE_STAGED_VARIANT(chela_fused);
 }
 
-#define CF_LT_WS (32u << 20) /* cuBLASLt workspace: what its large-GEMM kernels ask for */
-
-enum {
-    ST_LN_SHORTCONV,
-    ST_LONG_CONV,
-    ST_PROJ_GEMM,
-    ST_V_GEMM,
-    ST_QKV_ACT,
-    ST_LINEAR_ATTN,
-    ST_UH_GEMM,
-    ST_GATE_OUT_LN2,
-    ST_FFN1_GEMM,
-    ST_FFN1_SILU,
-    ST_FFN2_GEMM,
-    N_STAGES
-};
-
 extern "C" const char *const chela_fused_stage_names[N_STAGES + 1] = {
     "ln_shortconv", "long_conv", "proj_gemm",    "v_gemm",    "qkv_act",   "linear_attn_gate",
     "uh_gemm",   "gate_out_ln2", "ffn1_gemm", "ffn1_silu", "ffn2_gemm", NULL};
 
 /* ---------------------------------------------------------------------------------------- */
-
-typedef struct {
-    shape_t s;
-    int np, k_m;
-    size_t es; /* bytes per activation element */
-    cublasLtHandle_t lt;
-    void *lt_ws;
-    lt_gemm_t g_proj, g_v, g_uh, g_ffn1, g_ffn2;
-    long_conv_fast_t *conv;
-    void *xln, *u, *zc, *p, *q, *k, *val, *o, *h, *y, *ln2, *f;
-    linear_attn_plan_t *la_plan; /* the attention's plan, made in setup with la_seg / la_sub */
-    void *la_ws;
-    size_t la_ws_bytes;
-    float *rss; /* [v/64][B*T] the attention's row sums of squares (stage 5 -> stage 7) */
-    int ln_pitch;       /* v3 ln_shortconv tile row pitch in bytes; 0: v1's general path  */
-    size_t ln_smem;     /* ... and its dynamic shared memory                                */
-    int go_ng;          /* v3 gate_out_ln2: groups of 8 a lane; 0: v1's block-a-row path    */
-    int lt_tune;        /* the setting lt_tune, resolved: time the GEMMs' candidates at setup */
-    char la_cfg[64];    /* the attention's plan, "la=v6 seg=8192 sub=1 pdl=1" (config column) */
-} cf_state;
 
 static size_t cf_buffer_bytes(const shape_t *s) {
     const size_t bt = (size_t)s->B * s->T, d = s->d, z = s->z, v = s->v;
@@ -128,26 +92,28 @@ extern "C" const char *chela_fused_supports(const shape_t *s) {
     if (s->v % 64 || s->v < 64 || s->v > 2048) return "v must be a multiple of 64 in 64..2048";
     if (s->d % 8) return "d must be a multiple of 8";
     if (s->T > LONG_CONV_FAST_MAX_T) return "T beyond the long-conv engine's 65536";
-    return NULL;
+    return s->pass != PASS_FWD ? cf_bwd_supports(s) : NULL;
 }
 
 extern "C" size_t chela_fused_workspace_bytes(const shape_t *s) {
     return cf_buffer_bytes(s) + CF_LT_WS +
            linear_attn_workspace_bound(s->B, 1, s->T, s->z, s->v, s->set) +
            long_conv_fast_workspace(s->B, s->d, s->T, NULL) + (size_t)s->d * s->T * sizeof(float) +
-           (size_t)(s->v / 64) * s->B * s->T * sizeof(float);
+           (size_t)(s->v / 64) * s->B * s->T * sizeof(float) +
+           (s->pass != PASS_FWD ? cf_bwd_workspace_bytes(s) : 0);
 }
 
 extern "C" void chela_fused_teardown(void *state) {
     cf_state *st = (cf_state *)state;
     if (!st) return;
+    cf_bwd_destroy(st); /* before the handle and the engine it uses */
     lt_gemm_t *g[] = {&st->g_proj, &st->g_v, &st->g_uh, &st->g_ffn1, &st->g_ffn2};
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) lt_gemm_destroy(g[i]);
     if (st->lt) cublasLtDestroy(st->lt);
     if (st->conv) long_conv_fast_destroy(st->conv);
     linear_attn_plan_destroy(st->la_plan);
     void *bufs[] = {st->lt_ws, st->xln, st->u, st->zc, st->p, st->q, st->k, st->val,
-                    st->o, st->h, st->y, st->ln2, st->f, st->la_ws, st->rss};
+                    st->o, st->h, st->y, st->ln2, st->f, st->la_ws, st->rss, st->fpre};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) cudaFree(bufs[i]);
     free(st);
@@ -219,6 +185,7 @@ extern "C" int chela_fused_setup(const shape_t *s, const io_t *io, void **state)
     /* The layer's one setting; its engines (attention, long conv) run their defaults. */
     st->lt_tune = lt_tune_resolve(settings_get(s->set, "lt_tune"));
     st->np = s->z + s->v + 2 * s->d;
+    st->train = s->pass != PASS_FWD;
     st->k_m = shape_km(s->T);
     st->es = dtype_size(s->dtype);
     const size_t bt = (size_t)s->B * s->T, es = st->es, d = s->d;
@@ -230,6 +197,7 @@ extern "C" int chela_fused_setup(const shape_t *s, const io_t *io, void **state)
         {&st->h, bt * d}, {&st->y, bt * d}, {&st->ln2, bt * d}, {&st->f, bt * 2 * d}};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         CUDA_CHECK(cudaMalloc(bufs[i].p, bufs[i].n * es));
+    if (st->train) CUDA_CHECK(cudaMalloc(&st->fpre, bt * 2 * d * es)); /* SiLU's input, kept */
     /* the attention planned once, here, with this variant's la_seg / la_sub (settings.h) */
     st->la_plan = linear_attn_plan_create(s->B, 1, s->T, s->z, s->v, 1, s->dtype, s->set);
     if (!st->la_plan) return -1;
@@ -260,6 +228,7 @@ extern "C" int chela_fused_setup(const shape_t *s, const io_t *io, void **state)
     /* the attention's plan, for the config column */
     if (!rc) rc = linear_attn_plan_describe(st->la_plan, "la=", st->la_cfg, sizeof st->la_cfg);
     if (!rc) rc = cf_tune_gemms(st, io);
+    if (!rc && st->train) rc = cf_bwd_setup(st, io); /* after the tuning forward: its activations */
     return rc;
 }
 
@@ -273,8 +242,9 @@ extern "C" void chela_fused_config(const void *state, char *buf, size_t len) {
     if (!st) return;
     char lc[128];
     long_conv_fast_describe(st->conv, st->s.dtype, lc, sizeof lc);
-    snprintf(buf, len, "lt_tune=%d %s lc=%s ln=%s go=%s", st->lt_tune, st->la_cfg, lc,
-             st->ln_pitch ? "v3" : "v1", st->go_ng ? "v3" : "v1");
+    const int k = snprintf(buf, len, "lt_tune=%d %s lc=%s ln=%s go=%s", st->lt_tune, st->la_cfg,
+                           lc, st->ln_pitch ? "v3" : "v1", st->go_ng ? "v3" : "v1");
+    if (st->bwd && k > 0 && (size_t)k < len) cf_bwd_describe(st, buf + k, len - (size_t)k);
 }
 
 template <typename S> static int cf_stage(cf_state *st, const io_t *io, int stage, cudaStream_t cs) {
@@ -347,10 +317,11 @@ template <typename S> static int cf_stage(cf_state *st, const io_t *io, int stag
         }
         break;
     }
-    case ST_FFN1_GEMM:
-        return lt_gemm_run(st->lt, &st->g_ffn1, st->ln2, in[CHELA_IN_W1], NULL, st->f, NULL,
-                           st->lt_ws, CF_LT_WS, cs);
+    case ST_FFN1_GEMM: /* training: into fpre, which the backward's SiLU' reads */
+        return lt_gemm_run(st->lt, &st->g_ffn1, st->ln2, in[CHELA_IN_W1], NULL,
+                           st->train ? st->fpre : st->f, NULL, st->lt_ws, CF_LT_WS, cs);
     case ST_FFN1_SILU:
+        if (st->train) return cf_silu_copy(st, cs);
         silu_kernel<S><<<blocks_for(rows * 2 * d / 8, CF_EW_THREADS * CF_SILU_BATCH), CF_EW_THREADS,
                          0, cs>>>((S *)st->f, rows * 2 * d / 8);
         break;

@@ -31,8 +31,12 @@ constexpr int BWD_CS_COLS = 256;  /* columns a column-sum block covers: 32 lanes
 constexpr int BWD_CS_WARPS = 8;   /* warps a column-sum block (they interleave rows)           */
 constexpr int BWD_LN_WARPS = 8;   /* rows in flight a LayerNorm-backward block (a warp a row)  */
 
+/* internal linkage: each including file has its own copy (as stages.cuh's kernels) */
+namespace {
+
 /* part[chunk][c] = sum of z[r][c] over the rows of chunk blockIdx.y, fp32; z row-major [M,N]
- * in any storage type, N a multiple of 256, blockIdx.x = the 256-column group.  Each lane
+ * in any storage type, N a multiple of 8 (16-byte rows), blockIdx.x = the 256-column group
+ * (gridDim.x = ceil(N / 256); the last group's lanes past N idle).  Each lane
  * loads 8 consecutive columns of a row (16 bytes for 16-bit types: a warp reads 512
  * contiguous bytes); the warps take interleaved rows and their sums are added in warp order
  * through shared memory.  Block: 256 threads, no dynamic shared memory. */
@@ -45,7 +49,7 @@ colsum_partial(const T *__restrict__ z, long long M, int N, float *__restrict__ 
     const long long per = (M + gridDim.y - 1) / gridDim.y;
     const long long r0 = (long long)blockIdx.y * per, r1 = r0 + per < M ? r0 + per : M;
     float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-    for (long long r = r0 + w; r < r1; r += BWD_CS_WARPS) {
+    for (long long r = r0 + w; c0 < N && r < r1; r += BWD_CS_WARPS) {
         float e[8];
         load8(z + r * N + c0, e);
 #pragma unroll
@@ -57,7 +61,8 @@ colsum_partial(const T *__restrict__ z, long long M, int N, float *__restrict__ 
     float s = 0.f;
 #pragma unroll
     for (int j = 0; j < BWD_CS_WARPS; j++) s += sm[j][threadIdx.x];
-    part[(size_t)blockIdx.y * N + (size_t)blockIdx.x * BWD_CS_COLS + threadIdx.x] = s;
+    const int col = blockIdx.x * BWD_CS_COLS + threadIdx.x;
+    if (col < N) part[(size_t)blockIdx.y * N + col] = s;
 }
 
 /* out[c] = sum over k < chunks of part[k * stride + c], k ascending; c < n, one thread each. */
@@ -156,5 +161,7 @@ ln_bwd_rows(const T *__restrict__ x, const T *__restrict__ dy, const T *__restri
     for (int i = threadIdx.x; i < 2 * D; i += BWD_LN_WARPS * 32)
         part[(size_t)blockIdx.x * 2 * D + i] = red[i];
 }
+
+} // namespace
 
 #endif
