@@ -474,6 +474,9 @@ static const edge_t EDGES[] = {
     {OP_CHELA, "chela", 10, {"--seq", "1,37,300,1000", "--batch", "2", "--dim", "64", "--z", "64",
                              "--v", "128"}},
     {OP_TRANSFORMER, "tf", 6, {"--seq", "1,37,300,1000", "--batch", "2", "--dim", "256"}},
+    /* the CHELA layer where its backward runs (d a multiple of 256): the training edges */
+    {OP_CHELA, "chela_train", 10, {"--seq", "1,37,300", "--batch", "2", "--dim", "256", "--z",
+                                   "64", "--v", "128"}},
     /* T below the chunk (one chunk of T), and 1500 = 1024 + a partial chunk of 476 (three GEMM
      * groups at B = 2); table_matrix's mega_chunk = 64 and 192 cut 300 and 1500 into several
      * chunks with partial last ones */
