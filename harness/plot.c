@@ -496,6 +496,95 @@ static int plot_op(plot_ctx_t *c, series_t *all, int n_all, const char *op)
     return 0;
 }
 
+/* ---- the layers chart: the whole layers side by side --------------------- */
+
+static int is_layer_op(const char *op)
+{
+    return !strcmp(op, "chela") || !strcmp(op, "transformer") || !strcmp(op, "mega");
+}
+
+/* time_layers[_<pass>]: every whole-layer series (chela, transformer, mega: ours and the
+ * peers'; no stages, no oracles) of one pass in one chart, labelled "op/variant" (the ops'
+ * own head shapes differ, so the shape is not a line's identity here; a width, dtype or
+ * device that varies is in the label).  The paper's comparison: one line per layer. */
+static int plot_layers_pass(plot_ctx_t *c, series_t *all, int n_all, const char *pass)
+{
+    opset_t g;
+    memset(&g, 0, sizeof g);
+    g.xmin = INFINITY;
+    g.xmax = -INFINITY;
+    int dims_vary = 0;
+    for (int i = 0; i < n_all && g.n < PLOT_MAX_SERIES; i++) {
+        series_t *s = &all[i];
+        const csv_row_t *k = s->key;
+        const char *kp = k->pass[0] ? k->pass : "fwd"; /* a schema-1 row: forward */
+        if (!is_layer_op(k->op) || s->n_ok == 0 || strcmp(kp, pass)) continue;
+        if (strcmp(k->role, "kernel") && strcmp(k->role, "baseline")) continue;
+        if (g.n) {
+            const csv_row_t *a = g.s[0]->key;
+            if (!same_num(a->dim, k->dim)) dims_vary = 1;
+            if (strcmp(a->dtype, k->dtype)) g.dtypes_vary = 1;
+            if (strcmp(a->device, k->device)) g.devices_vary = 1;
+        }
+        g.s[g.n++] = s;
+        for (int p = 0; p < s->n; p++) {
+            if (s->pt[p]->seq < g.xmin) g.xmin = s->pt[p]->seq;
+            if (s->pt[p]->seq > g.xmax) g.xmax = s->pt[p]->seq;
+        }
+    }
+    int ops = 0; /* a chart of one layer is the op's own time chart */
+    for (int i = 0; i < g.n; i++) {
+        int seen = 0;
+        for (int j = 0; j < i; j++) seen |= !strcmp(g.s[i]->key->op, g.s[j]->key->op);
+        ops += !seen;
+    }
+    if (ops < 2) return 0;
+    const csv_row_t *r0 = g.s[0]->key;
+    char dim[32] = "", dts[512] = "", label[512], title[128];
+    if (!dims_vary && isfinite(r0->dim)) snprintf(dim, sizeof dim, ", d=%.0f", r0->dim);
+    double tokens = r0->batch * r0->seq;
+    snprintf(g.title_ctx, sizeof g.title_ctx, "%s, %s%s, batch x T = %.0f tokens",
+             g.devices_vary ? "several devices" : short_device(r0->device),
+             g.dtypes_vary ? "several dtypes" : r0->dtype, dim, tokens);
+    const int fwd = !strcmp(pass, "fwd");
+    const char *parts[] = {"time", "layers", pass};
+    chart_t ch;
+    if (chart_begin(c, &ch, parts, fwd ? 2 : 3)) return -1;
+    FILE *f = chart_dat(c, &ch);
+    if (!f) return -1;
+    int blocks = 0;
+    for (int i = 0; i < g.n; i++) {
+        const csv_row_t *k = g.s[i]->key;
+        if (count_good(g.s[i], v_time) == 0) continue;
+        char set[256];
+        snprintf(label, sizeof label, "%s", k->variant);
+        size_t n = strlen(label);
+        if (dims_vary && isfinite(k->dim)) snprintf(label + n, sizeof label - n, ", d=%.0f", k->dim);
+        n = strlen(label);
+        if (g.dtypes_vary) snprintf(label + n, sizeof label - n, ", %s", k->dtype);
+        n = strlen(label);
+        if (g.devices_vary) snprintf(label + n, sizeof label - n, ", %s", short_device(k->device));
+        n = strlen(label);
+        if (row_user_settings(k, set, sizeof set)[0])
+            snprintf(label + n, sizeof label - n, ", %s", set);
+        write_block(f, label, g.s[i], v_time);
+        append(dts, sizeof dts, dash_for(k));
+        blocks++;
+    }
+    snprintf(title, sizeof title, "layers: time per call%s%s", fwd ? "" : ", ", fwd ? "" : pass);
+    gp_expr_t vars;
+    common_vars(&vars, &g, title, blocks, dts);
+    return finish_chart(c, &ch, f, blocks > 1, "time.gp", &vars);
+}
+
+static int plot_layers(plot_ctx_t *c, series_t *all, int n_all)
+{
+    static const char *const passes[] = {"fwd", "bwd", "fwdbwd"};
+    for (size_t p = 0; p < sizeof passes / sizeof passes[0]; p++)
+        if (plot_layers_pass(c, all, n_all, passes[p])) return -1;
+    return 0;
+}
+
 /* Reads every file; a file of only skipped or failed rows is fine (gaps) as
  * long as some file has an ok row.  Returns the row count, or -1 after one line. */
 static int read_all(const options_t *o, csv_row_t **out)
@@ -639,6 +728,7 @@ int plot_main(const options_t *o)
         for (int j = 0; j < k; j++) seen |= !strcmp(series[j].key->op, series[k].key->op);
         if (!seen && plot_op(&c, series, n_series, series[k].key->op)) rc = 2;
     }
+    if (rc == 0 && plot_layers(&c, series, n_series)) rc = 2;
     if (rc == 0) printf("plot: wrote %d charts (png + svg) to %s/\n", c.charts, dir);
     free(series);
     close_ctx(&c);

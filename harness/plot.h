@@ -1,6 +1,7 @@
 /* plot.h: `chela-bench plot results.csv... [-o DIR]` -- charts from schema-v1
  * results through gnuplot (the plots/NAME.gp scripts).  Per op family: time_<op>,
- * speedup_<op>, bandwidth_<op>, hbm_<op>, breakdown_<op>_<variant>, each as .png
+ * speedup_<op>, bandwidth_<op>, hbm_<op>, breakdown_<op>_<variant>; across the layers
+ * (chela, transformer, mega, ours and the peers'), time_layers[_bwd|_fwdbwd]; each as .png
  * and .svg, plus the tab-separated .dat file the chart was drawn from, in DIR
  * (default ./charts; `-o plots` regenerates the committed charts).
  *

@@ -71,6 +71,26 @@ else
     bad "plot on the breakdown fixture exited non-zero: $(tail -3 "$work/bdlog")"
 fi
 
+# --- the layers chart: the whole layers of several ops in one chart ------------
+# the breakdown fixture alone holds one layer op: no layers chart
+[ -e "$work/bd/time_layers.dat" ] && bad "a layers chart from one layer op" || ok
+# its two whole chela/fused rows again as transformer/layer rows (a second layer op)
+awk -F, 'BEGIN { OFS = "," } NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; print; next }
+    { print }
+    $col["role"] == "kernel" { $col["op"] = "transformer"; $col["variant"] = "transformer/layer";
+                               $col["role"] = "baseline"; $col["median_ms"] *= 2; print }' \
+    "$bd" >"$work/layers.csv"
+if "$B" plot "$work/layers.csv" -o "$work/ly" >"$work/lylog" 2>&1; then
+    blocks=$(grep -c $'\ty\tlo\thi$' "$work/ly/time_layers.dat" 2>/dev/null)
+    [ "$blocks" = 2 ] && ok || bad "time_layers.dat: ${blocks:-no file}, want 2 series"
+    grep -q '^chela/fused' "$work/ly/time_layers.dat" && grep -q '^transformer/layer' \
+        "$work/ly/time_layers.dat" && ok || bad "time_layers.dat: labels are not op/variant"
+    grep -q 'ln_shortconv' "$work/ly/time_layers.dat" && bad "stage rows in the layers chart" || ok
+    [ -s "$work/ly/time_layers.png" ] && ok || bad "time_layers.png missing"
+else
+    bad "plot of two layer ops exited non-zero: $(tail -3 "$work/lylog")"
+fi
+
 # --- bad input: non-zero, one line on stderr ---------------------------------
 expect_error() { # expect_error WHAT [env...] -- args...
     local what=$1 err rc lines
