@@ -141,8 +141,8 @@ static int train_reference_oracle(sweep_t *sw, train_point_t *tp, const io_t *io
     if (grad_oracle_reference(ov, s, io, tp->d_dy, tp->n_in, tp->in, &tp->out, tp->gr, tp->smp,
                               tp->ref, sw->stream))
         return -1;
-    snprintf(tp->note, sizeof tp->note, "grad ref: gpu %s (fp32; checked against the double "
-             "backward in test_gpu_oracle_transformer_bwd), every element", ov->name);
+    snprintf(tp->note, sizeof tp->note, "grad ref: gpu %s (fp32; its backward checked against "
+             "the double one by tests/test_gpu_oracle_*_bwd), every element", ov->name);
     return 0;
 }
 
