@@ -98,13 +98,13 @@ else
 fi
 
 # --pass: each pass a row of its own (the pass column); the CPU backend times the gradient
-# references for bwd / fwdbwd, and an op without a backward (the layers) is a skip row.
-if "$B" --backend cpu --seq 64 --ops long_conv,chela --pass fwd,bwd,fwdbwd --repeat 1 \
+# references for bwd / fwdbwd, and an op without a backward (mega's layer) is a skip row.
+if "$B" --backend cpu --seq 64 --ops long_conv,mega --pass fwd,bwd,fwdbwd --repeat 1 \
     --budget-ms 0 -o "$work/pass.csv" 2>"$work/pass.log"; then
     got=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
                    { printf "%s/%s/%s ", $c["op"], $c["pass"], $c["status"] }' "$work/pass.csv")
-    want="long_conv/fwd/ok long_conv/bwd/ok long_conv/fwdbwd/ok chela/fwd/ok "
-    want+="chela/bwd/skip:unsupported chela/fwdbwd/skip:unsupported "
+    want="long_conv/fwd/ok long_conv/bwd/ok long_conv/fwdbwd/ok mega/fwd/ok "
+    want+="mega/bwd/skip:unsupported mega/fwdbwd/skip:unsupported "
     [ "$got" = "$want" ] && ok || bad "--pass rows: '$got', want '$want'"
 else
     bad "--pass cpu sweep exited non-zero: $(tail -3 "$work/pass.log")"

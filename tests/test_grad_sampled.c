@@ -230,10 +230,19 @@ START_TEST(pass_flops_and_bytes) {
     shape_t c = {.B = 2, .d = 8, .T = 100, .dtype = DTYPE_BF16, .pass = PASS_BWD};
     const double want = 2.0 * 8 * 100 * (2 + 2 + 2) + 8 * 100 * (4 + 4);
     ck_assert_double_eq_tol(op_ideal_bytes(op_get(OP_LONG_CONV), &c), want, 1);
-    /* the layers have no backward yet */
-    shape_t l = {.B = 1, .T = 64, .d = 64, .z = 64, .v = 128, .H = 1, .dtype = DTYPE_BF16,
-                 .pass = PASS_BWD};
-    ck_assert(isnan(op_pass_flops(op_get(OP_CHELA), &l)));
+    /* the layers: transformer's and chela's backward count their GEMMs twice (data and
+     * weight gradients) plus their sequence mixers' backward; mega has none yet */
+    shape_t l = {.B = 1, .T = 64, .d = 256, .z = 64, .v = 128, .H = 1, .dk = 64, .dv = 128,
+                 .causal = 1, .dtype = DTYPE_BF16, .pass = PASS_BWD};
+    ck_assert(isnan(op_pass_flops(op_get(OP_MEGA), &l)));
+    const double cb = op_pass_flops(op_get(OP_CHELA), &l);
+    l.pass = PASS_FWD;
+    const double cf = op_pass_flops(op_get(OP_CHELA), &l);
+    ck_assert_msg(cb > 1.9 * cf && cb < 2.3 * cf, "chela bwd %g against fwd %g", cb, cf);
+    shape_t t = {.B = 1, .T = 64, .d = 256, .H = 4, .dk = 64, .dv = 64, .causal = 1,
+                 .dtype = DTYPE_BF16, .pass = PASS_BWD};
+    const double gemm = 64.0 * 2 * 12 * 256 * 256, attn = 2.0 * 4 * 64 * 64 * 64;
+    ck_assert_double_eq_tol(op_pass_flops(op_get(OP_TRANSFORMER), &t), 2 * gemm + 2.5 * attn, 1);
 }
 END_TEST
 

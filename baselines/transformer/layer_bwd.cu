@@ -172,48 +172,15 @@ unsigned ew_blocks(size_t n) {
 template <typename T>
 int colsum(const layer_state *st, const void *z, long long M, int N, float *out,
            cudaStream_t stream) {
-    colsum_partial<T><<<dim3((unsigned)((N + BWD_CS_COLS - 1) / BWD_CS_COLS), CS_CHUNKS), BWD_CS_WARPS * 32, 0, stream>>>(
-        (const T *)z, M, N, st->d_part);
-    CUDA_CHECK(cudaGetLastError());
-    sum_chunks<<<(unsigned)((N + 255) / 256), 256, 0, stream>>>(st->d_part, CS_CHUNKS, (size_t)N,
-                                                                N, out);
-    CUDA_CHECK(cudaGetLastError());
-    return 0;
-}
-
-template <typename T, int VPL>
-int ln_bwd_launch(const layer_state *st, const void *x, const void *dxln, const void *dres,
-                  const float *g, void *dx, long long rows, float *dg, float *db,
-                  cudaStream_t stream) {
-    constexpr int D = VPL * 256;
-    const size_t smem = 2 * D * sizeof(float);
-    ln_bwd_rows<T, VPL><<<(unsigned)st->ln_grid, BWD_LN_WARPS * 32, smem, stream>>>(
-        (const T *)x, (const T *)dxln, (const T *)dres, g, (T *)dx, st->d_part, rows);
-    CUDA_CHECK(cudaGetLastError());
-    sum_chunks<<<(unsigned)((D + 255) / 256), 256, 0, stream>>>(st->d_part, st->ln_grid,
-                                                                (size_t)2 * D, D, dg);
-    CUDA_CHECK(cudaGetLastError());
-    sum_chunks<<<(unsigned)((D + 255) / 256), 256, 0, stream>>>(st->d_part + D, st->ln_grid,
-                                                                (size_t)2 * D, D, db);
-    CUDA_CHECK(cudaGetLastError());
-    return 0;
+    return bwd_colsum<T>(z, M, N, CS_CHUNKS, st->d_part, out, stream);
 }
 
 template <typename T>
 int ln_bwd(const layer_state *st, const void *x, const void *dxln, const void *dres,
            const float *g, void *dx, long long rows, int d, float *dg, float *db,
            cudaStream_t stream) {
-    switch (d / 256) {
-#define LNB_CASE(V) \
-    case V: return ln_bwd_launch<T, V>(st, x, dxln, dres, g, dx, rows, dg, db, stream);
-        LNB_CASE(1) LNB_CASE(2) LNB_CASE(3) LNB_CASE(4) LNB_CASE(5) LNB_CASE(6) LNB_CASE(7)
-        LNB_CASE(8) LNB_CASE(9) LNB_CASE(10) LNB_CASE(11) LNB_CASE(12) LNB_CASE(13) LNB_CASE(14)
-        LNB_CASE(15) LNB_CASE(16)
-#undef LNB_CASE
-    default:
-        BENCH_FAIL("transformer/layer: LayerNorm backward needs d a multiple of 256, <= 4096 "
-                   "(d %d)", d);
-    }
+    return bwd_layer_norm<T>(st->ln_grid, st->d_part, x, dxln, dres, g, dx, rows, d, dg, db,
+                             stream);
 }
 
 template <typename T>
@@ -321,10 +288,7 @@ void bwd_destroy(layer_state *st) {
 
 /* Partial sums: the LayerNorm backward's grid (at most 4 blocks an SM of 132) x 2 d, or the
  * column sums' CS_CHUNKS x 4 d, whichever is larger. */
-static int ln_grid_for(long long rows) {
-    const long long want = (rows + BWD_LN_WARPS - 1) / BWD_LN_WARPS, cap = 4 * 132;
-    return (int)(want < cap ? (want > 0 ? want : 1) : cap);
-}
+static int ln_grid_for(long long rows) { return bwd_ln_grid(rows); }
 
 static size_t part_floats(const shape_t *s, int ln_grid) {
     const size_t d = (size_t)s->d, a = (size_t)ln_grid * 2 * d, b = (size_t)CS_CHUNKS * 4 * d;

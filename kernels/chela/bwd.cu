@@ -104,10 +104,7 @@ static unsigned cfb_blocks(long long work, int per_block) {
     return (unsigned)(b < 1 ? 1 : b < 65535LL * 16 ? b : 65535LL * 16);
 }
 
-static int cfb_ln_grid(long long rows) {
-    const long long want = (rows + BWD_LN_WARPS - 1) / BWD_LN_WARPS, cap = 4 * 132;
-    return (int)(want < cap ? (want > 0 ? want : 1) : cap);
-}
+static int cfb_ln_grid(long long rows) { return bwd_ln_grid(rows); }
 
 /* The short conv's chunk of tokens: 64, or more where B * chunks would pass a grid's y. */
 static int cfb_sc_chunk(int B, int T) {
@@ -214,42 +211,14 @@ static int cfb_gemm(const cf_state *st, const io_t *io, const grad_io_t *gr, int
 template <typename S>
 static int cfb_colsum(const cf_bwd *w, const void *z, long long M, int N, float *out,
                       cudaStream_t cs) {
-    colsum_partial<S><<<dim3((unsigned)((N + BWD_CS_COLS - 1) / BWD_CS_COLS), CFB_CS_CHUNKS),
-                        BWD_CS_WARPS * 32, 0, cs>>>((const S *)z, M, N, w->part);
-    CUDA_CHECK(cudaGetLastError());
-    sum_chunks<<<(unsigned)((N + 255) / 256), 256, 0, cs>>>(w->part, CFB_CS_CHUNKS, (size_t)N, N,
-                                                           out);
-    CUDA_CHECK(cudaGetLastError());
-    return 0;
-}
-
-template <typename S, int VPL>
-static int cfb_ln_bwd_v(const cf_bwd *w, const void *x, const void *dy, const void *dres,
-                        const float *g, void *dx, long long rows, float *dg, float *db,
-                        cudaStream_t cs) {
-    constexpr int D = VPL * 256;
-    ln_bwd_rows<S, VPL><<<(unsigned)w->ln_grid, BWD_LN_WARPS * 32, 2 * D * sizeof(float), cs>>>(
-        (const S *)x, (const S *)dy, (const S *)dres, g, (S *)dx, w->part, rows);
-    CUDA_CHECK(cudaGetLastError());
-    sum_chunks<<<(D + 255) / 256, 256, 0, cs>>>(w->part, w->ln_grid, (size_t)2 * D, D, dg);
-    CUDA_CHECK(cudaGetLastError());
-    sum_chunks<<<(D + 255) / 256, 256, 0, cs>>>(w->part + D, w->ln_grid, (size_t)2 * D, D, db);
-    CUDA_CHECK(cudaGetLastError());
-    return 0;
+    return bwd_colsum<S>(z, M, N, CFB_CS_CHUNKS, w->part, out, cs);
 }
 
 template <typename S>
 static int cfb_ln_bwd(const cf_bwd *w, const void *x, const void *dy, const void *dres,
                       const float *g, void *dx, long long rows, int d, float *dg, float *db,
                       cudaStream_t cs) {
-    switch (d / 256) {
-#define CFB_LN(V) \
-    case V: return cfb_ln_bwd_v<S, V>(w, x, dy, dres, g, dx, rows, dg, db, cs);
-        CFB_LN(1) CFB_LN(2) CFB_LN(3) CFB_LN(4) CFB_LN(5) CFB_LN(6) CFB_LN(7) CFB_LN(8)
-        CFB_LN(9) CFB_LN(10) CFB_LN(11) CFB_LN(12) CFB_LN(13) CFB_LN(14) CFB_LN(15) CFB_LN(16)
-#undef CFB_LN
-    default: BENCH_FAIL("chela/fused: the LayerNorm backward needs d a multiple of 256 (d %d)", d);
-    }
+    return bwd_layer_norm<S>(w->ln_grid, w->part, x, dy, dres, g, dx, rows, d, dg, db, cs);
 }
 
 template <typename S>

@@ -5,6 +5,7 @@
  *                                 column sums of a [M,N] gradient, fp32, deterministic
  *   ln_bwd_rows + sum_chunks      LayerNorm's backward with the residual gradient added in
  *                                 the same pass, and its gain's and bias's gradients
+ * and their host launchers (bwd_colsum, bwd_layer_norm, bwd_ln_grid).
  *
  * Deterministic by construction (no float atomics): every sum is a fixed tree, partial sums
  * per block then one ordered pass over the blocks, so a backward gives the same bits each
@@ -17,6 +18,9 @@
 #ifndef CHELA_COMMON_BWD_ROWS_CUH
 #define CHELA_COMMON_BWD_ROWS_CUH
 
+#ifndef CHELA_EMULATE
+#include "bench_check.h" /* the host launchers' CUDA_CHECK, BENCH_FAIL */
+#endif
 #include "common/math.cuh" /* warp_sum */
 #include "dtype_device.cuh"
 #include "op_inputs.h"      /* CHELA_LN_EPS */
@@ -161,6 +165,63 @@ ln_bwd_rows(const T *__restrict__ x, const T *__restrict__ dy, const T *__restri
     for (int i = threadIdx.x; i < 2 * D; i += BWD_LN_WARPS * 32)
         part[(size_t)blockIdx.x * 2 * D + i] = red[i];
 }
+
+#ifndef CHELA_EMULATE
+/* ---- host launchers (the layers' backwards call these; bench_check.h's error rules) ---- */
+
+/* The LayerNorm backward's grid for `rows` rows: a block of 8 warps per 8 rows, at most 4
+ * blocks an SM of an H100's 132 (the rows loop); part needs grid * 2 d floats. */
+static inline int bwd_ln_grid(long long rows) {
+    const long long want = (rows + BWD_LN_WARPS - 1) / BWD_LN_WARPS, cap = 4 * 132;
+    return (int)(want < cap ? (want > 0 ? want : 1) : cap);
+}
+
+/* out[c] = sum over rows of z[r][c] (fp32), z [M,N] with N a multiple of 8, through `chunks`
+ * row chunks of partial sums in part (chunks * N floats).  0, or -1 after bench_set_error. */
+template <typename T>
+int bwd_colsum(const void *z, long long M, int N, int chunks, float *part, float *out,
+               cudaStream_t stream) {
+    colsum_partial<T><<<dim3((unsigned)((N + BWD_CS_COLS - 1) / BWD_CS_COLS), (unsigned)chunks),
+                        BWD_CS_WARPS * 32, 0, stream>>>((const T *)z, M, N, part);
+    CUDA_CHECK(cudaGetLastError());
+    sum_chunks<<<(unsigned)((N + 255) / 256), 256, 0, stream>>>(part, chunks, (size_t)N, N, out);
+    CUDA_CHECK(cudaGetLastError());
+    return 0;
+}
+
+template <typename T, int VPL>
+int bwd_ln_v(int grid, float *part, const void *x, const void *dy, const void *dres,
+             const float *g, void *dx, long long rows, float *dg, float *db, cudaStream_t stream) {
+    constexpr int D = VPL * 256;
+    ln_bwd_rows<T, VPL><<<(unsigned)grid, BWD_LN_WARPS * 32, 2 * D * sizeof(float), stream>>>(
+        (const T *)x, (const T *)dy, (const T *)dres, g, (T *)dx, part, rows);
+    CUDA_CHECK(cudaGetLastError());
+    sum_chunks<<<(D + 255) / 256, 256, 0, stream>>>(part, grid, (size_t)2 * D, D, dg);
+    CUDA_CHECK(cudaGetLastError());
+    sum_chunks<<<(D + 255) / 256, 256, 0, stream>>>(part + D, grid, (size_t)2 * D, D, db);
+    CUDA_CHECK(cudaGetLastError());
+    return 0;
+}
+
+/* dx = dres + LN'(dy; x) over `rows` rows of d features (d a multiple of 256, <= 4096), dg and
+ * db the gain's and bias's gradients, on bwd_ln_grid(rows) blocks (part: grid * 2 d floats).
+ * dres may be NULL.  0, or -1 after bench_set_error. */
+template <typename T>
+int bwd_layer_norm(int grid, float *part, const void *x, const void *dy, const void *dres,
+                   const float *g, void *dx, long long rows, int d, float *dg, float *db,
+                   cudaStream_t stream) {
+    switch (d / 256) {
+#define BWD_LN_CASE(V) \
+    case V: return bwd_ln_v<T, V>(grid, part, x, dy, dres, g, dx, rows, dg, db, stream);
+        BWD_LN_CASE(1) BWD_LN_CASE(2) BWD_LN_CASE(3) BWD_LN_CASE(4) BWD_LN_CASE(5)
+        BWD_LN_CASE(6) BWD_LN_CASE(7) BWD_LN_CASE(8) BWD_LN_CASE(9) BWD_LN_CASE(10)
+        BWD_LN_CASE(11) BWD_LN_CASE(12) BWD_LN_CASE(13) BWD_LN_CASE(14) BWD_LN_CASE(15)
+        BWD_LN_CASE(16)
+#undef BWD_LN_CASE
+    default: BENCH_FAIL("LayerNorm backward: d must be a multiple of 256, <= 4096 (d %d)", d);
+    }
+}
+#endif /* CHELA_EMULATE */
 
 } // namespace
 
