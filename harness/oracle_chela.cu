@@ -17,16 +17,27 @@
  *   5. qk_from_p           Q  = kq . SiLU(Zq) + mq,  K = kk . SiLU(Zq) + mk
  *   6. GEMM + bias + SiLU  V  = SiLU(X~ . W_v + b_v)
  *   7. la_scan             O  = causal linear attention, o_t = (q_t/sqrt(z)) . sum_{s<=t} k_s^T v_s
- *   8. rms_gate            M  = RMSNorm(O) . sigmoid(Ga)         (in place over O)
+ *   8. rms_gate            M  = RMSNorm(O) . sigmoid(Ga)         (in place over O, unless training)
  *   9. GEMM                Hm = M . U_h
  *  10. gate<Tx>            Y  = sg . SiLU(Hz + Hm + b_h) + (1 - sg) . X,  sg = sigmoid(Go)
- *  11. ln_rows<float>      L  = LayerNorm2(Y)                    (Y is written to the output)
+ *  11. ln_rows<float>      L  = LayerNorm2(Y)       (Y is written to the output, or kept)
  *  12. GEMM + SiLU         F  = SiLU(L . W1)
  *  13. GEMM, beta = 1      Y' = Y + F . W2                       (accumulated into the output)
  * GEMMs are cublasGemmEx with fp32 operands, CUBLAS_COMPUTE_32F_PEDANTIC and the handle in
  * CUBLAS_PEDANTIC_MATH, so neither TF32 nor any reduced-precision emulation is allowed in.
  * The weights are converted to fp32 once in setup (they are parameters); x is read in its
  * storage type by stages 1 and 10, exactly the values the CPU reference sees.
+ *
+ * Training (setup saw pass != PASS_FWD; the backward is oracle_chela_bwd.cu): run() keeps what
+ * the stages above overwrite in place and the backward needs, at no change to any value it
+ * computes: V's pre-activation X~ . W_v + b_v (stage 6 writes it, then SiLU of it into V), the
+ * attention's raw output O (stage 8 writes M beside it), Y (stage 10 writes it to a buffer of
+ * its own; the output gets a copy before stage 13 adds F . W2) and the FFN's pre-activation
+ * L . W1 (stage 12).  The rest the backward reads as the forward left it (X~, U, Zc, P, Q, K,
+ * V, Hm, L, F) or recomputes from it by the forward's own operations (the norms' statistics,
+ * the short conv's pre-activation, H^'s).  Cost: one more write and read of N (2v + 3d)
+ * floats, ~4 GB of traffic, ~2 ms at the default point; memory: those buffers and the
+ * backward's scratch, train_floats (oracle_chela.h), 7.4 GB at the default point.
  *
  * ---- version index ---------------------------------------------------------------------------
  *
@@ -88,67 +99,25 @@
 #include "dtype_device.cuh"
 #include "oracle_common.cuh" /* silu_f, sigmoid_f, ln_rows, bias_act, qk_from_p, gemm_rows */
 #include "op_inputs.h"
+#include "oracle_chela.h" /* the state and tilings, shared with the backward */
 #include "variant.h"
 
 extern "C" {
 DECLARE_VARIANT(chela_oracle_fp32);
 }
 
+using namespace chela_oracle;
+
 namespace {
 
-/* Long conv tiling (stage 3). */
-constexpr int LC_CH = 32;                   /* channels per block, one per lane           */
-constexpr int LC_WARPS = 8;                 /* warps per block                            */
-constexpr int LC_R = 16;                    /* consecutive outputs per thread             */
-constexpr int LC_TB = LC_WARPS * LC_R;      /* outputs per block: 128                     */
-constexpr int LC_SB = 64;                   /* inputs per staged chunk                    */
-constexpr int LC_KROWS = LC_TB + LC_SB;     /* taps staged per chunk                      */
-
-/* Linear-attention scan (stage 7). */
-constexpr int LA_THREADS = 128;
-constexpr int LA_ZG = 32;     /* state rows per thread                                   */
-constexpr int LA_GMAX = 8;    /* threads per value column at most                         */
-constexpr int LA_ZMAX = LA_ZG * LA_GMAX; /* 256: the largest z the oracle supports        */
-constexpr int LA_TS = 16;     /* steps staged in shared memory at a time                  */
-constexpr int LA_FOLD = 256;  /* steps between folding S_loc into S_glob                  */
-static_assert(LA_FOLD % LA_TS == 0, "fold on a tile boundary");
-static_assert(LA_ZG % 4 == 0, "float4 groups");
-
-struct oracle_state {
-    cublasHandle_t handle;
-    void *d_ws;      /* cuBLAS workspace                                     */
-    int G;           /* the scan's threads a value column (config column)    */
-    /* fp32 copies of the GEMM weights, row-major [in, out] as in the inputs */
-    float *d_wproj;  /* [d, np] */
-    float *d_wv;     /* [d, v]  */
-    float *d_uh;     /* [v, d]  */
-    float *d_w1;     /* [d, 2d] */
-    float *d_w2;     /* [2d, d] */
-    /* activations, [N, width] row-major, N = B*T */
-    float *d_xln;    /* X~      [N, d]  */
-    float *d_u;      /* U       [N, d]  */
-    float *d_zc;     /* Zc      [N, d]  */
-    float *d_p;      /* P       [N, np] (bias added) */
-    float *d_q;      /* Q       [N, z]  */
-    float *d_k;      /* K       [N, z]  */
-    float *d_val;    /* V       [N, v]  */
-    float *d_o;      /* O, then M in place [N, v] */
-    float *d_hm;     /* M . U_h [N, d]  */
-    float *d_ln2;    /* LayerNorm2(Y) [N, d] */
-    float *d_f;      /* F       [N, 2d] */
-};
-
-/* U[b,t,c] = SiLU(sum_{j<3, j<=t} k3[c,j] X~[b,t-j,c]), taps in order j = 0, 1, 2. */
+/* U[b,t,c] = SiLU(sum_{j<3, j<=t} k3[c,j] X~[b,t-j,c]) (oracle_chela.h: short_conv_pre). */
 __global__ void short_conv_silu(const float *__restrict__ xln, const float *__restrict__ k3,
                                 float *__restrict__ u, int T, int d, size_t n) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         const int c = (int)(i % (size_t)d);
         const int t = (int)((i / (size_t)d) % (size_t)T);
-        float acc = 0.f;
-        for (int j = 0; j < 3 && j <= t; j++)
-            acc = fmaf(k3[3 * c + j], xln[i - (size_t)j * d], acc);
-        u[i] = silu_f(acc);
+        u[i] = silu_f(short_conv_pre(xln, k3, i, c, t, d));
     }
 }
 
@@ -159,7 +128,11 @@ __global__ void short_conv_silu(const float *__restrict__ xln, const float *__re
  * tb .. tb + 15, tb = t0 + 16 * warp.  Per chunk of inputs s0 .. s0 + 63 the taps j = t - s
  * range over [t0 - s0 - 64, t0 + 127 - s0]: ks row r holds tap jlo + r, jlo = t0 - s0 - 64.
  * Register window: before input s0 + q, kw[r] = tap tb + r - (s0 + q), i.e. ks row
- * 16 * warp + 64 + r - q; after it the window slides one tap down. */
+ * 16 * warp + 64 + r - q; after it the window slides one tap down.
+ * REV (the backward's dU = the adjoint, oracle_chela.h long_conv): t and s above are times
+ * counted from the end, T - 1 - (time), for every read of U (then dZ) and write of Zc (then
+ * dU): out[s] = sum_{t>=s} k_long[c,t-s] in[t] + sum_{j<3, s+j<T} k3b[c,j] in[s+j] + ... */
+template <bool REV>
 __global__ void __launch_bounds__(LC_WARPS * 32)
 long_conv_branches(const float *__restrict__ u, const float *__restrict__ klong,
                    const float *__restrict__ k3b, const float *__restrict__ km, int k_m,
@@ -172,6 +145,8 @@ long_conv_branches(const float *__restrict__ u, const float *__restrict__ klong,
     const int tile = n_tiles - 1 - (int)(blockIdx.y / (unsigned)B);
     const int t0 = tile * LC_TB, tb = t0 + warp * LC_R;
     const float *ub = u + (size_t)b * T * d;
+    /* the stored row of (reversed, when REV) time s, 0 <= s < T */
+    auto row = [T](int s) { return (size_t)(REV ? T - 1 - s : s); };
 
     float y[LC_R];
 #pragma unroll
@@ -188,7 +163,7 @@ long_conv_branches(const float *__restrict__ u, const float *__restrict__ klong,
         for (int e = threadIdx.x; e < LC_SB * LC_CH; e += blockDim.x) {
             const int sl = e / LC_CH, cl = e % LC_CH;
             const int s = s0 + sl, cc = c0 + cl;
-            us[sl][cl] = (s < T && cc < d) ? ub[(size_t)s * d + cc] : 0.f;
+            us[sl][cl] = (s < T && cc < d) ? ub[row(s) * d + cc] : 0.f;
         }
         __syncthreads();
 
@@ -218,10 +193,10 @@ long_conv_branches(const float *__restrict__ u, const float *__restrict__ klong,
         if (t >= T) break;
         float z3 = 0.f, zm = 0.f;
         for (int j = 0; j < 3 && j <= t; j++)
-            z3 = fmaf(k3b[3 * c + j], ub[(size_t)(t - j) * d + c], z3);
+            z3 = fmaf(k3b[3 * c + j], ub[row(t - j) * d + c], z3);
         for (int j = 0; j < k_m && j <= t; j++)
-            zm = fmaf(km[(size_t)c * k_m + j], ub[(size_t)(t - j) * d + c], zm);
-        zc[((size_t)b * T + t) * d + c] = y[r] + z3 + zm;
+            zm = fmaf(km[(size_t)c * k_m + j], ub[row(t - j) * d + c], zm);
+        zc[((size_t)b * T + row(t)) * d + c] = y[r] + z3 + zm;
     }
 }
 
@@ -297,20 +272,33 @@ la_scan(const float *__restrict__ q, const float *__restrict__ k, const float *_
     }
 }
 
-/* M = RMSNorm(O) . sigmoid(Ga), in place over O; Ga = P[:, z : z + v] (bias added).  One warp
- * per row: the sum of squares is complete before any element is overwritten. */
+/* M = RMSNorm(O) . sigmoid(Ga) into m: over O in place (m == o), or, when training, into a
+ * buffer of its own so that O, the attention's raw output, stays for the backward.
+ * Ga = P[:, z : z + v] (bias added).  One warp per row: the sum of squares is complete before
+ * any element is written; each element is read and then written by the same lane, so o and m
+ * may alias (neither is __restrict__). */
 __global__ void __launch_bounds__(ROW_WARPS * 32)
-rms_gate(float *__restrict__ o, const float *__restrict__ p, int np, int z, int v, size_t rows) {
+rms_gate(const float *o, float *m, const float *__restrict__ p, int np, int z, int v,
+         size_t rows) {
     const int lane = threadIdx.x & 31;
     const size_t row = (size_t)blockIdx.x * ROW_WARPS + (threadIdx.x >> 5);
     if (row >= rows) return;
-    float *orow = o + row * v;
+    const float *orow = o + row * v;
+    float *mrow = m + row * v;
     const float *ga = p + row * np + z;
     float ms = 0.f;
     for (int i = lane; i < v; i += 32) ms = fmaf(orow[i], orow[i], ms);
     ms = warp_sum(ms) / (float)v;
     const float inv = 1.0f / sqrtf(ms + (float)CHELA_RMS_EPS);
-    for (int i = lane; i < v; i += 32) orow[i] = orow[i] * inv * sigmoid_f(ga[i]);
+    for (int i = lane; i < v; i += 32) mrow[i] = orow[i] * inv * sigmoid_f(ga[i]);
+}
+
+/* out = SiLU(in), elementwise: training's form of bias_act's in-place SiLU, which keeps the
+ * pre-activation in for the backward (the same silu_f of the same value: the same bits). */
+__global__ void silu_copy(const float *__restrict__ in, float *__restrict__ out, size_t n) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        out[i] = silu_f(in[i]);
 }
 
 /* Y = sg . SiLU(Hz + (Hm + b_h)) + (1 - sg) . X,  sg = sigmoid(Go);  Go = P[:, z+v : z+v+d],
@@ -332,10 +320,6 @@ __global__ void gate(const float *__restrict__ p, int np, int z, int v,
 
 /* ---------------- host side ---------------- */
 
-int n_proj(const shape_t *s) { return s->z + s->v + 2 * s->d; }
-
-int lc_tiles(const shape_t *s) { return (s->T + LC_TB - 1) / LC_TB; }
-
 /* Threads per value column of the scan: the smallest power of two with 32 G >= z. */
 int la_group(int z) {
     int G = 1;
@@ -346,12 +330,33 @@ int la_group(int z) {
 void destroy_state(oracle_state *st) {
     if (!st) return;
     if (st->handle) cublasDestroy(st->handle);
-    float *bufs[] = {st->d_wproj, st->d_wv, st->d_uh, st->d_w1, st->d_w2, st->d_xln,
-                     st->d_u,     st->d_zc, st->d_p,  st->d_q,  st->d_k,  st->d_val,
-                     st->d_o,     st->d_hm, st->d_ln2, st->d_f};
+    float *bufs[] = {st->d_wproj, st->d_wv,   st->d_uh,   st->d_w1,   st->d_w2,    st->d_xln,
+                     st->d_u,     st->d_zc,   st->d_p,    st->d_q,    st->d_k,     st->d_val,
+                     st->d_o,     st->d_hm,   st->d_ln2,  st->d_f,    st->d_vpre,  st->d_m,
+                     st->d_y,     st->d_fpre, st->g_dy,   st->g_df,   st->g_dd,    st->g_dproj,
+                     st->g_dm,    st->g_dv,   st->g_dq,   st->g_dk,   st->g_part,  st->g_mean,
+                     st->g_rstd,  st->g_cs};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
     cudaFree(st->d_ws);
     free(st);
+}
+
+/* What the backward reads besides the forward's activations, and its scratch (oracle_chela.h;
+ * train_floats counts the same). */
+int alloc_train(const shape_t *s, oracle_state *st) {
+    const size_t N = (size_t)s->B * s->T, d = (size_t)s->d, z = (size_t)s->z, v = (size_t)s->v;
+    const size_t np = (size_t)n_proj(s);
+    st->train = 1;
+    if (alloc_f32(&st->d_vpre, N * v) || alloc_f32(&st->d_m, N * v) ||
+        alloc_f32(&st->d_y, N * d) || alloc_f32(&st->d_fpre, N * 2 * d) ||
+        alloc_f32(&st->g_dy, N * d) || alloc_f32(&st->g_df, N * 2 * d) ||
+        alloc_f32(&st->g_dd, N * d) || alloc_f32(&st->g_dproj, N * np) ||
+        alloc_f32(&st->g_dm, N * v) || alloc_f32(&st->g_dv, N * v) ||
+        alloc_f32(&st->g_dq, N * z) || alloc_f32(&st->g_dk, N * z) ||
+        alloc_f32(&st->g_part, (size_t)lr_blocks(s) * N * z) || alloc_f32(&st->g_mean, N) ||
+        alloc_f32(&st->g_rstd, N) || alloc_f32(&st->g_cs, COLSUM_CHUNKS * colsum_width(s)))
+        return -1;
+    return 0;
 }
 
 int setup_impl(const shape_t *s, const io_t *io, oracle_state *st) {
@@ -367,6 +372,7 @@ int setup_impl(const shape_t *s, const io_t *io, oracle_state *st) {
         alloc_f32(&st->d_o, N * v) || alloc_f32(&st->d_hm, N * d) ||
         alloc_f32(&st->d_ln2, N * d) || alloc_f32(&st->d_f, N * 2 * d))
         return -1;
+    if (s->pass != PASS_FWD && alloc_train(s, st)) return -1;
     CUDA_CHECK(cudaMalloc(&st->d_ws, CUBLAS_WS_BYTES));
     CUBLAS_CHECK(cublasCreate(&st->handle));
     CUBLAS_CHECK(cublasSetMathMode(st->handle, CUBLAS_PEDANTIC_MATH));
@@ -407,12 +413,9 @@ template <typename Tx> int run_typed(const oracle_state *st, const io_t *io, cud
                                                                 st->d_u, T, d, N * d);
     CUDA_CHECK(cudaGetLastError());
     /* 3. Zc = K_long * U + k3b * U + km * U */
-    const int n_tiles = lc_tiles(s);
-    const dim3 lc_grid((unsigned)((d + LC_CH - 1) / LC_CH), (unsigned)(n_tiles * B));
-    long_conv_branches<<<lc_grid, LC_WARPS * 32, 0, stream>>>(
-        st->d_u, in[CHELA_IN_KLONG], in[CHELA_IN_K3B], in[CHELA_IN_KM], shape_km(T), st->d_zc,
-        B, T, d, n_tiles);
-    CUDA_CHECK(cudaGetLastError());
+    if (long_conv(st->d_u, in[CHELA_IN_KLONG], in[CHELA_IN_K3B], in[CHELA_IN_KM], st->d_zc, s,
+                  false, stream))
+        return -1;
     /* 4. P = Zc . W_proj + b_proj */
     if (gemm_rows(h, st->d_zc, N, d, st->d_wproj, np, 0.0f, st->d_p)) return -1;
     bias_act<<<ew_blocks(N * np), EW_THREADS, 0, stream>>>(st->d_p, N * np, np,
@@ -423,41 +426,73 @@ template <typename Tx> int run_typed(const oracle_state *st, const io_t *io, cud
         st->d_p, np, in[CHELA_IN_KAPPA_Q], in[CHELA_IN_MU_Q], in[CHELA_IN_KAPPA_K],
         in[CHELA_IN_MU_K], st->d_q, st->d_k, z, N * z);
     CUDA_CHECK(cudaGetLastError());
-    /* 6. V = SiLU(X~ . W_v + b_v) */
-    if (gemm_rows(h, st->d_xln, N, d, st->d_wv, v, 0.0f, st->d_val)) return -1;
-    bias_act<<<ew_blocks(N * v), EW_THREADS, 0, stream>>>(st->d_val, N * v, v, in[CHELA_IN_BV],
-                                                         1);
+    /* 6. V = SiLU(X~ . W_v + b_v); training keeps the pre-activation */
+    float *vpre = st->train ? st->d_vpre : st->d_val;
+    if (gemm_rows(h, st->d_xln, N, d, st->d_wv, v, 0.0f, vpre)) return -1;
+    bias_act<<<ew_blocks(N * v), EW_THREADS, 0, stream>>>(vpre, N * v, v, in[CHELA_IN_BV],
+                                                         st->train ? 0 : 1);
     CUDA_CHECK(cudaGetLastError());
+    if (st->train) {
+        silu_copy<<<ew_blocks(N * v), EW_THREADS, 0, stream>>>(vpre, st->d_val, N * v);
+        CUDA_CHECK(cudaGetLastError());
+    }
     /* 7. O = causal linear attention */
     const int G = la_group(z);
     const dim3 la_grid((unsigned)((v + LA_THREADS / G - 1) / (LA_THREADS / G)), (unsigned)B);
     la_scan<<<la_grid, LA_THREADS, 0, stream>>>(st->d_q, st->d_k, st->d_val, st->d_o, T, z, v,
                                                 G, (float)(1.0 / sqrt((double)z)));
     CUDA_CHECK(cudaGetLastError());
-    /* 8. M = RMSNorm(O) . sigmoid(Ga) */
-    rms_gate<<<row_blocks(N), ROW_WARPS * 32, 0, stream>>>(st->d_o, st->d_p, np, z, v, N);
+    /* 8. M = RMSNorm(O) . sigmoid(Ga): in place over O, or beside it when training */
+    float *m = st->train ? st->d_m : st->d_o;
+    rms_gate<<<row_blocks(N), ROW_WARPS * 32, 0, stream>>>(st->d_o, m, st->d_p, np, z, v, N);
     CUDA_CHECK(cudaGetLastError());
     /* 9. Hm = M . U_h */
-    if (gemm_rows(h, st->d_o, N, v, st->d_uh, d, 0.0f, st->d_hm)) return -1;
-    /* 10. Y -> out */
+    if (gemm_rows(h, m, N, v, st->d_uh, d, 0.0f, st->d_hm)) return -1;
+    /* 10. Y -> out, or to d_y when training (the output then gets a copy) */
+    float *y = st->train ? st->d_y : out;
     gate<Tx><<<ew_blocks(N * d), EW_THREADS, 0, stream>>>(st->d_p, np, z, v, st->d_hm,
-                                                          in[CHELA_IN_BH], x, out, d, N * d);
+                                                          in[CHELA_IN_BH], x, y, d, N * d);
     CUDA_CHECK(cudaGetLastError());
     /* 11. L = LayerNorm2(Y) */
     ln_rows<float><<<row_blocks(N), ROW_WARPS * 32, 0, stream>>>(
-        out, in[CHELA_IN_LN2_G], in[CHELA_IN_LN2_B], st->d_ln2, N, d);
+        y, in[CHELA_IN_LN2_G], in[CHELA_IN_LN2_B], st->d_ln2, N, d);
     CUDA_CHECK(cudaGetLastError());
-    /* 12. F = SiLU(L . W1) */
-    if (gemm_rows(h, st->d_ln2, N, d, st->d_w1, 2 * d, 0.0f, st->d_f)) return -1;
-    bias_act<<<ew_blocks(N * 2 * d), EW_THREADS, 0, stream>>>(st->d_f, N * 2 * d, 2 * d, NULL,
-                                                             1);
+    /* 12. F = SiLU(L . W1); training keeps the pre-activation */
+    if (st->train) {
+        if (gemm_rows(h, st->d_ln2, N, d, st->d_w1, 2 * d, 0.0f, st->d_fpre)) return -1;
+        silu_copy<<<ew_blocks(N * 2 * d), EW_THREADS, 0, stream>>>(st->d_fpre, st->d_f,
+                                                                   N * 2 * d);
+    } else {
+        if (gemm_rows(h, st->d_ln2, N, d, st->d_w1, 2 * d, 0.0f, st->d_f)) return -1;
+        bias_act<<<ew_blocks(N * 2 * d), EW_THREADS, 0, stream>>>(st->d_f, N * 2 * d, 2 * d,
+                                                                 NULL, 1);
+    }
     CUDA_CHECK(cudaGetLastError());
     /* 13. Y' = Y + F . W2 */
+    if (st->train)
+        CUDA_CHECK(cudaMemcpyAsync(out, st->d_y, N * d * sizeof(float), cudaMemcpyDeviceToDevice,
+                                   stream));
     if (gemm_rows(h, st->d_f, N, 2 * d, st->d_w2, d, 1.0f, out)) return -1;
     return 0;
 }
 
 } // namespace
+
+/* oracle_chela.h: the forward's stage 3, and in reversed time the backward's dU. */
+int chela_oracle::long_conv(const float *in, const float *klong, const float *k3b,
+                            const float *km, float *out, const shape_t *s, bool reverse,
+                            cudaStream_t stream) {
+    const int n_tiles = lc_tiles(s);
+    const dim3 grid((unsigned)((s->d + LC_CH - 1) / LC_CH), (unsigned)(n_tiles * s->B));
+    if (reverse)
+        long_conv_branches<true><<<grid, LC_WARPS * 32, 0, stream>>>(
+            in, klong, k3b, km, shape_km(s->T), out, s->B, s->T, s->d, n_tiles);
+    else
+        long_conv_branches<false><<<grid, LC_WARPS * 32, 0, stream>>>(
+            in, klong, k3b, km, shape_km(s->T), out, s->B, s->T, s->d, n_tiles);
+    CUDA_CHECK(cudaGetLastError());
+    return 0;
+}
 
 extern "C" {
 
@@ -470,13 +505,15 @@ const char *chela_oracle_fp32_supports(const shape_t *s) {
     return NULL;
 }
 
-/* Activations N * (7d + np + 2z + 2v) + weights d * (np + 2v + 4d), fp32, + cuBLAS's. */
+/* Activations N * (7d + np + 2z + 2v) + weights d * (np + 2v + 4d), fp32, + cuBLAS's; for
+ * pass != fwd also what the backward keeps and its scratch (oracle_chela.h, train_floats). */
 size_t chela_oracle_fp32_workspace_bytes(const shape_t *s) {
     const size_t N = (size_t)s->B * s->T, d = (size_t)s->d, z = (size_t)s->z, v = (size_t)s->v;
     const size_t np = z + v + 2 * d;
     const size_t act = N * (7 * d + np + 2 * z + 2 * v);
     const size_t wts = d * (np + 2 * v + 4 * d);
-    return (act + wts) * sizeof(float) + CUBLAS_WS_BYTES;
+    const size_t train = s->pass != PASS_FWD ? train_floats(s) : 0;
+    return (act + wts + train) * sizeof(float) + CUBLAS_WS_BYTES;
 }
 
 int chela_oracle_fp32_setup(const shape_t *s, const io_t *io, void **state) {
@@ -510,12 +547,15 @@ int chela_oracle_fp32_run(void *state, const io_t *io, cudaStream_t stream) {
 void chela_oracle_fp32_teardown(void *state) { destroy_state((oracle_state *)state); }
 
 /* "fp32 gemm=32f_pedantic conv=direct attn=scan G=4": the definition in fp32, no shortcut
- * (header); G threads a value column in the scan. */
+ * (header); G threads a value column in the scan.  When training, " bwd=direct+scan": the
+ * backward's convs by direct sums, its attention by scans (oracle_chela_bwd.cu). */
 void chela_oracle_fp32_config(const void *state, char *buf, size_t len) {
     const oracle_state *st = (const oracle_state *)state;
     if (!len) return;
     buf[0] = 0;
-    if (st) snprintf(buf, len, "fp32 gemm=32f_pedantic conv=direct attn=scan G=%d", st->G);
+    if (st)
+        snprintf(buf, len, "fp32 gemm=32f_pedantic conv=direct attn=scan G=%d%s", st->G,
+                 st->train ? " bwd=direct+scan" : "");
 }
 
 } // extern "C"

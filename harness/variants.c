@@ -32,6 +32,7 @@ DECLARE_BWD(short_long_conv_reparam);
 DECLARE_STAGED_VARIANT(chela_fused);
 DECLARE_BWD_STAGES(chela_fused);
 DECLARE_VARIANT(chela_oracle_fp32);
+DECLARE_BWD(chela_oracle_fp32);
 DECLARE_STAGED_VARIANT(mega_layer);
 DECLARE_VARIANT(mega_oracle_fp32);
 
@@ -155,8 +156,8 @@ const variant_t VARIANTS[] = {
               "harness/oracle_transformer.cu", transformer_oracle_fp32, NULL),
     ROW_TRAIN_STAGED_BOTH("chela/fused", OP_CHELA, "kernel", "kernels/chela/fused.cu",
                           chela_fused, CHELA_FUSED_SETTINGS),
-    ROW("chela/oracle_fp32", OP_CHELA, "oracle", "harness/oracle_chela.cu",
-        chela_oracle_fp32, NULL),
+    ROW_TRAIN("chela/oracle_fp32", OP_CHELA, "oracle", "harness/oracle_chela.cu",
+              chela_oracle_fp32, NULL),
     ROW_STAGED("mega/layer", OP_MEGA, "baseline", "baselines/mega/layer.cu", mega_layer,
                MEGA_SETTINGS),
     ROW("mega/oracle_fp32", OP_MEGA, "oracle", "harness/oracle_mega.cu", mega_oracle_fp32,
