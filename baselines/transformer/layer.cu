@@ -213,6 +213,13 @@ int gemm_plan(cublasLtHandle_t lt, gemm_t *g, cudaDataType ty, long long M, long
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&g->lb, ty, (uint64_t)K, (uint64_t)M, K));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&g->lc, ty, (uint64_t)N, (uint64_t)M, N));
 
+    return lt_first_algo(lt, g->op, g->la, g->lb, g->lc, &g->algo);
+}
+
+/* The heuristic's first algorithm for op on layouts a, b, d (c = d) within the workspace:
+ * 0, 1 when cuBLASLt has none for this combination, or -1 after bench_set_error. */
+int lt_first_algo(cublasLtHandle_t lt, cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t a,
+                  cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t d, cublasLtMatmulAlgo_t *algo) {
     cublasLtMatmulPreference_t pref = NULL;
     CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     const uint64_t ws = LT_WS_BYTES;
@@ -221,8 +228,7 @@ int gemm_plan(cublasLtHandle_t lt, gemm_t *g, cudaDataType ty, long long M, long
     cublasLtMatmulHeuristicResult_t heur = {};
     int found = 0;
     if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatmulAlgoGetHeuristic(lt, g->op, g->la, g->lb, g->lc, g->lc, pref, 1, &heur,
-                                            &found);
+        st = cublasLtMatmulAlgoGetHeuristic(lt, op, a, b, d, d, pref, 1, &heur, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     /* The H100 run answered INVALID_VALUE (not NOT_SUPPORTED) to an fp32 bias with bf16 output. */
     if (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE ||
@@ -230,7 +236,7 @@ int gemm_plan(cublasLtHandle_t lt, gemm_t *g, cudaDataType ty, long long M, long
         return 1;
     CUBLAS_CHECK(st);
     if (heur.state != CUBLAS_STATUS_SUCCESS) return 1;
-    g->algo = heur.algo;
+    *algo = heur.algo;
     return 0;
 }
 

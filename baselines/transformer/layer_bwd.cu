@@ -128,24 +128,7 @@ int bgemm_plan(cublasLtHandle_t lt, bgemm_t *g, cudaDataType ty, long long M, lo
         CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&g->lb, ty, (uint64_t)N, (uint64_t)M, N));
         CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&g->ld, ty, (uint64_t)K, (uint64_t)M, K));
     }
-    cublasLtMatmulPreference_t pref = NULL;
-    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    const uint64_t ws = LT_WS_BYTES;
-    cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(
-        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
-    cublasLtMatmulHeuristicResult_t heur = {};
-    int found = 0;
-    if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatmulAlgoGetHeuristic(lt, g->op, g->la, g->lb, g->ld, g->ld, pref, 1, &heur,
-                                            &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    if (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE ||
-        (st == CUBLAS_STATUS_SUCCESS && found == 0))
-        return 1;
-    CUBLAS_CHECK(st);
-    if (heur.state != CUBLAS_STATUS_SUCCESS) return 1;
-    g->algo = heur.algo;
-    return 0;
+    return lt_first_algo(lt, g->op, g->la, g->lb, g->ld, &g->algo);
 }
 
 int bgemm_run(const layer_state *st, int i, const void *A, const void *B, void *D,

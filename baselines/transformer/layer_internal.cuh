@@ -70,6 +70,11 @@ struct layer_state {
 
 cudaDataType cuda_type(dtype_t t);
 
+/* layer.cu: the heuristic's first algorithm for op on layouts a, b, d (c = d), within
+ * LT_WS_BYTES of workspace.  0, 1 when cuBLASLt has none, or -1 after bench_set_error. */
+int lt_first_algo(cublasLtHandle_t lt, cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t a,
+                  cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t d, cublasLtMatmulAlgo_t *algo);
+
 /* Head h of row t: q at column h*D of qkv's row [B,T,3d], k at d + h*D, v at 2d + h*D. */
 sa_layout_t qkv_layout(const shape_t *s);
 /* a [B,T,d] */
