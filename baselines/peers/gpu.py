@@ -32,15 +32,18 @@ class L2Flusher:
 
 
 class ColdSampler:
-    """sample(): the L2 swept, then events around fn() alone; returns milliseconds.
-    warm(): one call, waited for."""
+    """sample(): before() (if given: a training pass drops the last call's gradients,
+    untimed), the L2 swept, then events around fn() alone; returns milliseconds.
+    warm(): before() and one call, waited for."""
 
-    def __init__(self, torch, fn, flusher):
-        self.torch, self.fn, self.flusher = torch, fn, flusher
+    def __init__(self, torch, fn, flusher, before=None):
+        self.torch, self.fn, self.flusher, self.before = torch, fn, flusher, before
         self.a = torch.cuda.Event(enable_timing=True)
         self.b = torch.cuda.Event(enable_timing=True)
 
     def sample(self):
+        if self.before is not None:
+            self.before()
         self.flusher.flush()
         self.a.record()
         out = self.fn()
@@ -50,6 +53,8 @@ class ColdSampler:
         return self.a.elapsed_time(self.b)
 
     def warm(self):
+        if self.before is not None:
+            self.before()
         out = self.fn()
         self.torch.cuda.synchronize()
         del out

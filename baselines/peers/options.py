@@ -5,6 +5,7 @@ Pure Python: no torch.
 
 import re
 
+import opcost
 import peerlist
 import seqspec
 
@@ -16,6 +17,9 @@ USAGE = """usage: python3 baselines/peers/run_peers.py [options]
                     (k = 1024; chela-bench's grammar; default 1k..64k)
   --peers LIST      sdpa,fla,fft,chela_layer,transformer_layer (default all)
   --tokens N        tokens per point, B = max(1, N / T) (default 65536)
+  --pass P[,P...]   fwd (default: the forward), bwd (the backward alone on what an
+                    untimed forward left), fwdbwd (one training step: forward then
+                    backward to every input and parameter); a list sweeps
   --warmup N        untimed runs before timing (default 3)
   --repeat N        minimum timed samples (default 20)
   --budget-ms MS    extra time per point to drive the noise under 0.5% (default 500)
@@ -40,6 +44,7 @@ class Options:
         self.seq = [1 << k for k in range(10, 17)]  # 1k..64k
         self.peers = list(peerlist.PEERS)
         self.tokens = 65536
+        self.passes = ["fwd"]
         self.warmup = 3
         self.repeat = 20
         self.budget_ms = 500
@@ -60,6 +65,20 @@ def parse_int(opt, s, lo, hi):
     if v < lo or v > hi:
         raise UsageError("%s: %s is out of range (%d..%d)" % (opt, s, lo, hi))
     return v
+
+
+def parse_passes(s):
+    """--pass fwd|bwd|fwdbwd[,...]: a list sweeps, each pass once (cli.c parse_passes)."""
+    if not s or len(s) >= 64:
+        raise UsageError("--pass needs fwd, bwd, fwdbwd or a comma list of them")
+    out = []
+    for item in s.split(","):  # an empty item ("fwd,,bwd") is an error, not skipped
+        if item not in opcost.PASSES:
+            raise UsageError("--pass: '%s' is not fwd, bwd or fwdbwd" % item)
+        if item in out:
+            raise UsageError("--pass: '%s' is listed twice" % item)
+        out.append(item)
+    return out
 
 
 def parse(argv):
@@ -92,6 +111,8 @@ def parse(argv):
                 raise UsageError(str(e)) from None
         elif a == "--tokens":
             o.tokens = parse_int(a, value(), 1, 1 << 34)
+        elif a == "--pass":
+            o.passes = parse_passes(value())
         elif a == "--warmup":
             o.warmup = parse_int(a, value(), 0, 1000)
         elif a == "--repeat":

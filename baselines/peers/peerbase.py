@@ -11,6 +11,17 @@ A case is made at one point (an op, a shape); then
   config()   what ran, for the row's config cell.
 Unsupported (raised by setup or run) makes the row skip:unsupported with its reason.
 
+For the training passes (--pass bwd|fwdbwd, train.py) a case is made with training=True
+and also provides
+  LEAVES       (op tensor name, attribute) for every input and parameter of the op, in
+               harness/ops.c's order: the tensors the backward writes gradients to (a
+               case without them has no backward: skip:unsupported);
+  run_train()  the forward of a training step (default run()): where run() uses what a
+               model computes once from a parameter (a kernel's spectrum), the step
+               computes it from the parameter, since training changes it;
+  on_leaves()  called once the leaves require grad, before the first call (what torch
+               chooses may depend on it).
+
 Inputs are seeded uniform values scaled as harness/ops.c scales them (activations
 U[-1, 1), weights U[-1, 1) / sqrt(fan_in), biases 0.1 U, gains 1 + 0.1 U, long kernels
 decaying as exp(-j / tau), tau = max(4, T / 16), amplitude 1 / sqrt(tau)): the same
@@ -38,12 +49,15 @@ class Env:
 
 
 class PeerCase:
-    def __init__(self, env, case):
+    LEAVES = ()
+
+    def __init__(self, env, case, training=False):
         self.env = env
         self.torch = env.torch
         self.case = case
         self.s = case.shape
         self.params = case.params
+        self.training = training
         env.gen.manual_seed(env.seed)
 
     # ---- fills (ops.c's distributions) ----
@@ -74,6 +88,16 @@ class PeerCase:
 
     def run(self):
         raise NotImplementedError
+
+    def run_train(self):
+        return self.run()
+
+    def leaves(self):
+        """[(name, tensor)] of LEAVES."""
+        return [(name, getattr(self, attr)) for name, attr in self.LEAVES]
+
+    def on_leaves(self):
+        pass
 
     def check(self, out):
         raise NotImplementedError

@@ -9,7 +9,9 @@ linear_attn/fla_chunk: fla.ops.linear_attn.chunk_linear_attn(q, k, v, scale=dk^-
   k_s^T v_s, chela-bench's linear_attn.
 
 Both are checked on rows 0..127 and the last 8 of the first and last sequence, every
-head and column, against the float64 form of their definition.
+head and column, against the float64 form of their definition.  Trained (--pass bwd,
+fwdbwd), q, k and v are the leaves: torch's own backward of the chosen SDPA backend
+(skip:unsupported where torch has none), fla's backward of chunk_linear_attn.
 """
 
 import inspect
@@ -70,6 +72,8 @@ def _check_heads(torch, out_rows, ref_rows):
 
 
 class Sdpa(PeerCase):
+    LEAVES = (("q", "q"), ("k", "k"), ("v", "v"))
+
     def setup(self):
         t, s = self.torch, self.s
         from torch.nn.attention import SDPBackend
@@ -84,6 +88,10 @@ class Sdpa(PeerCase):
 
     def _chosen(self):
         return sdpa_choice(self.torch, self.q, self.k, self.v)
+
+    def on_leaves(self):
+        if self.backend == "default":  # inputs that require grad may be given another backend
+            self.chosen = self._chosen()
 
     def context(self):
         from torch.nn.attention import sdpa_kernel
@@ -131,6 +139,8 @@ class Sdpa(PeerCase):
 
 
 class FlaChunk(PeerCase):
+    LEAVES = (("q", "q"), ("k", "k"), ("v", "v"))
+
     def setup(self):
         t, s = self.torch, self.s
         fn = self.env.fla_fn

@@ -10,6 +10,11 @@ Zero padding to n = 2T makes the FFT's circular convolution the linear one.
 
 Checked at rows 0..127 and the last 8 of the first and last sequence, every channel,
 against y[t] = sum_{j<=t} k[j] x[t-j] in float64.
+
+Trained (--pass bwd, fwdbwd), x and the kernel k are the leaves, and the step computes
+the kernel's spectrum from k (rfft, fp32) before the product, as a training step must
+(the kernel is learned): torch's autograd then gives dx (bf16) and dk (fp32) through the
+transforms.
 """
 
 import check
@@ -27,17 +32,26 @@ def causal_conv_rows_ref(torch, x, k, rows):
 
 
 class TorchFFT(PeerCase):
+    LEAVES = (("x", "x"), ("k", "k"))
+
     def setup(self):
         t, s = self.torch, self.s
         self.n = 2 * s.T
         self.x = self.uniform((s.B, s.d, s.T), 1.0, t.bfloat16)
         self.k = self.long_kernel(s.d, s.T)
-        self.kf = t.fft.rfft(self.k, n=self.n)                     # [d, T + 1] complex64
+        # [d, T + 1] complex64; a training step computes it from k in the step instead
+        self.kf = None if self.training else t.fft.rfft(self.k, n=self.n)
+
+    def _conv(self, kf):
+        fft = self.torch.fft
+        y = fft.irfft(fft.rfft(self.x.float(), n=self.n) * kf, n=self.n)
+        return y[..., : self.s.T].to(self.torch.bfloat16)
 
     def run(self):
-        fft = self.torch.fft
-        y = fft.irfft(fft.rfft(self.x.float(), n=self.n) * self.kf, n=self.n)
-        return y[..., : self.s.T].to(self.torch.bfloat16)
+        return self._conv(self.kf)
+
+    def run_train(self):
+        return self._conv(self.torch.fft.rfft(self.k, n=self.n))
 
     def check(self, out):
         t, s = self.torch, self.s
@@ -50,5 +64,5 @@ class TorchFFT(PeerCase):
         return e_abs, e_rel, check.sample_text(edge_batches(s.B), rows, "%d channels" % s.d)
 
     def config(self):
-        return "%s torch.fft rfft/irfft fp32 n=2T=%d x/y bf16 kernel fp32 spectrum precomputed" % (
-            self.env.tag, self.n)
+        return "%s torch.fft rfft/irfft fp32 n=2T=%d x/y bf16 kernel fp32 spectrum %s" % (
+            self.env.tag, self.n, "computed in the step (autograd)" if self.training else "precomputed")

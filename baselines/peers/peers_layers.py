@@ -21,6 +21,12 @@ transformer/torch_layer: pre-LN, [Q|K|V] = LN1(X) Wqkv + bqkv, d/64 causal heads
 Each is checked on its first 128 rows of the first and last sequence, every column,
 against the same layer in float64 (direct convolutions, the attention as a masked
 product): the rows a CPU-side reference can afford, as chela-bench's are.
+
+Trained (--pass bwd, fwdbwd), the leaves are x and every parameter of ops.c's list, in
+the layout the forward uses (nn.Linear's [out, in] weights, conv1d's [d, 1, 3] taps);
+CHELA's long-kernel branches K_long, k3', k_m are the parameters, so the step merges
+them and transforms the merged kernel itself (fp32) instead of using a spectrum made
+in setup.  The backward is torch's autograd (fla's for the attention).
 """
 
 import math
@@ -51,7 +57,19 @@ def _causal_conv64(torch, x, k, taps):
     return y
 
 
+def merged_kernel(F, k_long, k3b, kmt):
+    """Kc = K_long + pad(k3') + pad(k_m), added in that order (as setup's in-place merge)."""
+    T = k_long.shape[-1]
+    return k_long + F.pad(k3b, (0, T - k3b.shape[-1])) + F.pad(kmt, (0, T - kmt.shape[-1]))
+
+
 class ChelaLayer(PeerCase):
+    LEAVES = (("x", "x"), ("ln1_g", "ln1_g"), ("ln1_b", "ln1_b"), ("k3", "k3w"), ("k_long", "k_long"),
+              ("k3b", "k3b"), ("km", "kmt"), ("w_proj", "wp_t"), ("b_proj", "b_proj"), ("kappa_q", "kq"),
+              ("mu_q", "mq"), ("kappa_k", "kk"), ("mu_k", "mk"), ("w_v", "wv_t"), ("b_v", "b_v"),
+              ("u_h", "uh_t"), ("b_h", "b_h"), ("ln2_g", "ln2_g"), ("ln2_b", "ln2_b"), ("w1", "w1_t"),
+              ("w2", "w2_t"))
+
     def setup(self):
         t, s = self.torch, self.s
         if self.env.fla_fn is None:
@@ -73,13 +91,18 @@ class ChelaLayer(PeerCase):
         self.w1 = self.uniform((d, 2 * d), 1 / math.sqrt(d), bf)
         self.w2 = self.uniform((2 * d, d), 1 / math.sqrt(2 * d), bf)
         # What a model does once: the merged kernel and its spectrum, conv1d's weight,
-        # nn.Linear's [out, in] weights.
-        kc = k_long
-        kc[:, :3] += k3b
-        kc[:, :km] += kmt
-        self.kc = kc
+        # nn.Linear's [out, in] weights.  Trained, the branches are the parameters: the
+        # step merges them (run_train), the check merges them for its reference.
         self.n = 2 * T
-        self.kf = t.fft.rfft(kc, n=self.n)                     # [d, T + 1] complex64
+        if self.training:
+            self.k_long, self.k3b, self.kmt = k_long, k3b, kmt
+            self.kc = self.kf = None
+        else:
+            kc = k_long
+            kc[:, :3] += k3b
+            kc[:, :km] += kmt
+            self.kc = kc
+            self.kf = t.fft.rfft(kc, n=self.n)                     # [d, T + 1] complex64
         self.k3w = self.k3.flip(-1).unsqueeze(1).contiguous()  # [d, 1, 3]: cross-correlation
         self.wp_t, self.wv_t = self.w_proj.T.contiguous(), self.w_v.T.contiguous()
         self.uh_t, self.w1_t, self.w2_t = self.u_h.T.contiguous(), self.w1.T.contiguous(), self.w2.T.contiguous()
@@ -95,12 +118,20 @@ class ChelaLayer(PeerCase):
         return (of * self.torch.rsqrt(of.pow(2).mean(-1, keepdim=True) + RMS_EPS)).to(o.dtype)
 
     def run(self):
+        return self._forward(self.kf)
+
+    def run_train(self):
+        t = self.torch
+        kc = merged_kernel(t.nn.functional, self.k_long, self.k3b, self.kmt)
+        return self._forward(t.fft.rfft(kc, n=self.n))
+
+    def _forward(self, kf):
         t, s = self.torch, self.s
         F, fft = t.nn.functional, t.fft
         T, d, z, v = s.T, s.d, s.z, s.v
         xt = F.layer_norm(self.x, (d,), self.ln1_g, self.ln1_b, LN_EPS)
         u = F.silu(F.conv1d(xt.transpose(1, 2), self.k3w, padding=2, groups=d)[..., :T])  # [B, d, T]
-        zc = fft.irfft(fft.rfft(u.float(), n=self.n) * self.kf, n=self.n)[..., :T]
+        zc = fft.irfft(fft.rfft(u.float(), n=self.n) * kf, n=self.n)[..., :T]
         zc = zc.transpose(1, 2).to(t.bfloat16, memory_format=t.contiguous_format)       # [B, T, d]
         p = F.linear(zc, self.wp_t, self.b_proj)                                         # [B, T, np]
         zq = F.silu(p[..., :z])
@@ -124,7 +155,8 @@ class ChelaLayer(PeerCase):
         x = D(self.x[b, :R])
         xt = _ln64(t, x, self.ln1_g, self.ln1_b)
         u = t.nn.functional.silu(_causal_conv64(t, xt, self.k3, 3))
-        zc = _causal_conv64(t, u, self.kc[:, :R], R)
+        kc = self.kc if self.kc is not None else merged_kernel(t.nn.functional, self.k_long, self.k3b, self.kmt)
+        zc = _causal_conv64(t, u, kc[:, :R], R)
         p = zc @ D(self.w_proj) + D(self.b_proj)
         zq = t.nn.functional.silu(p[:, :z])
         q, k = D(self.kq) * zq + D(self.mq), D(self.kk) * zq + D(self.mk)
@@ -149,12 +181,17 @@ class ChelaLayer(PeerCase):
         return e_abs, e_rel, check.sample_text(bs, range(R), "%d columns" % s.d)
 
     def config(self):
-        return ("%s eager: LayerNorm; conv1d k3+SiLU; torch.fft Kc fp32 n=2T spectrum precomputed; "
+        kc = "Kc merged and transformed in the step" if self.training else "spectrum precomputed"
+        return ("%s eager: LayerNorm; conv1d k3+SiLU; torch.fft Kc fp32 n=2T %s; "
                 "F.linear bf16 GEMMs; fla %s chunk_linear_attn normalize=False; %s; FFN SiLU" % (
-                    self.env.tag, self.env.fla_version, self.rms))
+                    self.env.tag, kc, self.env.fla_version, self.rms))
 
 
 class TransformerLayer(PeerCase):
+    LEAVES = (("x", "x"), ("ln1_g", "ln1_g"), ("ln1_b", "ln1_b"), ("w_qkv", "wqkv_t"), ("b_qkv", "bqkv"),
+              ("w_o", "wo_t"), ("b_o", "bo"), ("ln2_g", "ln2_g"), ("ln2_b", "ln2_b"), ("w1", "w1_t"),
+              ("b1", "b1"), ("w2", "w2_t"), ("b2", "b2"))
+
     def setup(self):
         t, s = self.torch, self.s
         bf = t.bfloat16

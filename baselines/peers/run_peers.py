@@ -4,7 +4,8 @@ method and write chela-bench schema-2 rows (backend torch, role baseline), so th
 `chela-bench plot ours.csv peers.csv` draws them beside chela-bench's own rows.
 
     python3 baselines/peers/run_peers.py --seq 1k..64k [--peers sdpa,fla,fft,chela_layer,transformer_layer]
-                                         [--repeat 20 --warmup 3 --budget-ms 500] -o peers.csv
+                                         [--pass fwd,bwd,fwdbwd] [--repeat 20 --warmup 3 --budget-ms 500]
+                                         -o peers.csv
 
 Exit status: 0 every row ok or skipped; 1 a row failed or the run was interrupted;
 2 bad usage, a missing dependency (one line naming it, no CSV), an unwritable -o.
@@ -118,16 +119,18 @@ def main(argv):
     sig = Signals()
     ctx = sweep.Context(torch, Env(torch, o.seed, fla_fn, fla_version), o, cells["git_sha"], device,
                         cells["build"], flusher, ceilings, sig.stop)
-    cases = ((peer, case) for T in o.seq for peer in o.peers for case in peer.cases(T, o.tokens))
+    # chela-bench's order: each length, each op (here each peer), each pass, its variants
+    cases = ((peer, case, pass_) for T in o.seq for peer in o.peers for pass_ in o.passes
+             for case in peer.cases(T, o.tokens))
     n_fail = 0
     try:
-        for peer, case in cases:
+        for peer, case, pass_ in cases:
             if sig.stop() or writer.error:
                 break
             if fla_missing and "fla" in peer.needs:
-                row = sweep.unavailable_row(cells, case, fla_missing)
+                row = sweep.unavailable_row(cells, case, fla_missing, pass_)
             else:
-                row = sweep.run_case(ctx, case, cells)
+                row = sweep.run_case(ctx, case, cells, pass_)
                 sweep.release(torch)
             sweep.progress(row)
             writer.write(row)

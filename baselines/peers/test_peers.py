@@ -5,7 +5,8 @@ no torch, no GPU): the command line and its failures (exit 2, one line, no CSV),
 harness/core/stats.c and measure.c give, worked out by hand), the schema-2 header
 against harness/csv.c's COLS table, the row format and the -o rules, the FLOPs and ideal
 bytes against rows chela-bench wrote, and a fake-row file that chela-bench reads (with
-CHELA_BENCH=path/to/chela-bench: `show` and `compare` on it must exit 0).
+CHELA_BENCH=path/to/chela-bench: `show` and `compare` on it must exit 0).  The --pass
+tests (the training passes) live in test_passes.py and run here too.
 
     python3 baselines/peers/test_peers.py        (ctest: peers_cli)
 """
@@ -36,6 +37,7 @@ import peers_attn  # noqa: E402
 import run_peers  # noqa: E402,F401  (imported for the no-torch check)
 import seqspec  # noqa: E402
 import sweep  # noqa: E402
+from test_passes import PassCost, PassOption, PassRows, Sampler, TrainingSweep  # noqa: E402,F401  (run here)
 
 HEADER = ("schema,git_sha,device,sm_clock_mhz,backend,op,variant,role,dtype,batch,seq,heads,dk,dv,dim,"
           "samples,median_ms,p10_ms,p90_ms,min_ms,stdrel,flops,ideal_bytes,tflops,gbps,floor_ms,"
@@ -431,6 +433,7 @@ class Cli(unittest.TestCase):
         r = self.cli("--help")
         self.assertEqual(r.returncode, 0)
         self.assertIn("--peers LIST", r.stdout)
+        self.assertIn("--pass P[,P...]", r.stdout)
 
     def test_bad_usage(self):
         no_torch = self.stubs(STUB_NO_TORCH)  # usage is judged before torch is looked for
@@ -438,6 +441,8 @@ class Cli(unittest.TestCase):
                            (["--seq", "abc"], "expected a number"),
                            (["--peers", "sdpa,bogus"], "unknown peer 'bogus'"),
                            (["--repeat", "x"], "--repeat: 'x' is not a whole number"),
+                           (["--pass", "fwd,backward"], "--pass: 'backward' is not fwd, bwd or fwdbwd"),
+                           (["--pass", "fwd,fwd"], "--pass: 'fwd' is listed twice"),
                            (["--frobnicate"], "unknown option")):
             with self.subTest(args=args):
                 self.assert_refused(self.cli(*args, "-o", self.out, pythonpath=no_torch), word)
