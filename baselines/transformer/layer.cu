@@ -539,17 +539,11 @@ void transformer_layer_config(const void *state, char *buf, size_t len) {
     for (int i = 0; i < N_GEMM; i++) fp32_bias += st->g[i].bias == NULL;
     int k = snprintf(buf, len, "lt_tune=%d attn=%s bias_fp32=%d", st->lt_tune, attn, fp32_bias);
     if (st->train && k > 0 && (size_t)k < len) { /* the backward's choices */
-        if (st->cudnn_bwd) {
-            char b[160];
-            sa_cudnn_describe(st->cudnn_bwd, b, sizeof b);
-            snprintf(buf + k, len - (size_t)k, " %s dgelu=%s", b,
-                     st->dgelu_epilogue ? "epilogue" : "kernel");
-        } else {
-            char b[96];
-            softmax_attn_flash_bwd_describe(st->D, b, sizeof b);
-            snprintf(buf + k, len - (size_t)k, " %s dgelu=%s", b,
-                     st->dgelu_epilogue ? "epilogue" : "kernel");
-        }
+        char b[160];
+        if (st->cudnn_bwd) sa_cudnn_describe(st->cudnn_bwd, b, sizeof b);
+        else softmax_attn_flash_bwd_describe(st->D, b, sizeof b);
+        snprintf(buf + k, len - (size_t)k, " %s dgelu=%s saved=hpre,lse recomputed=ln_stats", b,
+                 st->dgelu_epilogue ? "epilogue" : "kernel");
     }
 }
 

@@ -459,7 +459,10 @@ void cf_bwd_describe(const cf_state *st, char *buf, size_t len) {
     char a[96] = "", c[128] = "";
     lab_plan_words(&st->bwd->aplan, a, sizeof a);
     lc_bwd_describe(st->bwd->conv, c, sizeof c);
-    snprintf(buf, len, " bwd=b1 la_%s lc%s", a, c);
+    /* what the training forward keeps beyond inference's buffers, and what the backward
+     * recomputes instead of saving (the issue's "saved or recomputed, recorded") */
+    snprintf(buf, len, " bwd=b1 saved=fpre recomputed=v_act,ln_stats,conv_pre,o_raw la_%s lc%s",
+             a, c);
 }
 
 /* ---------------------------------- the variant's hooks ---------------------------------- */
