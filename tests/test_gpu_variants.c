@@ -600,6 +600,15 @@ START_TEST(backward_breakdown) {
                        "--batch", "1", "--heads", "2", "--dk", "40", "--dv", "48", "--pass",
                        "bwd"};
     ck_assert_int_ge(sweep_ok("bwd_la_scalar", NULL, 16, c), 1);
+    /* the layers' backward stages (15 transformer, 21 chela) beside their forward stages, each
+     * stage run alone on what the step left; GEMM tuning off (the stages, not the tuner) */
+    const char *tf[] = {"--ops", "transformer", "--seq", "37", "--batch", "2", "--dim", "256",
+                        "--pass", "fwd,fwdbwd", "--breakdown", "--set", "lt_tune=0"};
+    ck_assert_int_ge(sweep_ok("bwd_tf_stages", NULL, 13, tf), 2);
+    const char *ch[] = {"--ops", "chela", "--variants", "fused", "--seq", "37", "--batch", "2",
+                        "--dim", "256", "--z", "64", "--v", "128", "--pass", "bwd,fwdbwd",
+                        "--breakdown", "--set", "lt_tune=0"};
+    ck_assert_int_ge(sweep_ok("bwd_chela_stages", NULL, 19, ch), 2);
 }
 END_TEST
 
