@@ -205,7 +205,12 @@ long_conv_branches(const float *__restrict__ u, const float *__restrict__ klong,
  * threads of a column are consecutive lanes): column j = blockIdx.x * JB + jl, state rows
  * i = (4 * (i4 * G + g) + e) for i4 < LA_ZG / 4, e < 4, i.e. float4 group i4 * G + g.  Rows
  * i >= z are staged as zeros in q and k, so their state stays 0 and adds nothing.
- * o_t[j] = sum_i (q_t[i] / sqrt(z)) (S_glob[i] + S_loc[i]) after S_loc += k_t v_t[j]. */
+ * o_t[j] = sum_i (q_t[i] / sqrt(z)) (S_glob[i] + S_loc[i]) after S_loc += k_t v_t[j].
+ * REV (the backward's dV, oracle_chela.h la_scan_cols): the same scan with the roles of q and
+ * k swapped and t counted from the end, T - 1 - (time), for every read and write: dV_t[j] =
+ * sum_i k_t[i] R_t[i][j], R_t = sum_{s>=t} q^_s^T dO_s, the R in S's registers (dO as val).
+ * Staging (q scaled, k as is) and the fmaf operand order are the same in both. */
+template <bool REV>
 __global__ void __launch_bounds__(LA_THREADS)
 la_scan(const float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ val,
         float *__restrict__ o, int T, int z, int v, int G, float scale) {
@@ -218,6 +223,8 @@ la_scan(const float *__restrict__ q, const float *__restrict__ k, const float *_
     const size_t b = blockIdx.y;
     const float *qb = q + b * T * z, *kb = k + b * T * z, *vb = val + b * T * v;
     float *ob = o + b * T * v;
+    /* the stored row of step t of the scan (reversed time when REV) */
+    auto row = [T](int t) { return (size_t)(REV ? T - 1 - t : t); };
 
     float sg[LA_ZG], sl[LA_ZG];
 #pragma unroll
@@ -229,38 +236,39 @@ la_scan(const float *__restrict__ q, const float *__restrict__ k, const float *_
         for (int e = threadIdx.x; e < LA_TS * zp; e += LA_THREADS) {
             const int tt = e / zp, i = e % zp;
             const bool ok = tt < nt && i < z;
-            qs[tt][i] = ok ? qb[(size_t)(t0 + tt) * z + i] * scale : 0.f;
-            kts[tt][i] = ok ? kb[(size_t)(t0 + tt) * z + i] : 0.f;
+            qs[tt][i] = ok ? qb[row(t0 + tt) * z + i] * scale : 0.f;
+            kts[tt][i] = ok ? kb[row(t0 + tt) * z + i] : 0.f;
         }
         for (int e = threadIdx.x; e < LA_TS * JB; e += LA_THREADS) {
             const int tt = e / JB, cl = e % JB, jj = blockIdx.x * JB + cl;
-            vs[tt][cl] = (tt < nt && jj < v) ? vb[(size_t)(t0 + tt) * v + jj] : 0.f;
+            vs[tt][cl] = (tt < nt && jj < v) ? vb[row(t0 + tt) * v + jj] : 0.f;
         }
         __syncthreads();
 
         for (int tt = 0; tt < nt; tt++) {
             const float vj = vs[tt][jl];
-            const float4 *q4 = reinterpret_cast<const float4 *>(qs[tt]);
-            const float4 *k4 = reinterpret_cast<const float4 *>(kts[tt]);
+            /* a builds the state (S += a^T v), r reads it (o = r S) */
+            const float4 *a4 = reinterpret_cast<const float4 *>(REV ? qs[tt] : kts[tt]);
+            const float4 *r4 = reinterpret_cast<const float4 *>(REV ? kts[tt] : qs[tt]);
             float p0 = 0.f, p1 = 0.f, p2 = 0.f, p3 = 0.f;
 #pragma unroll
             for (int i4 = 0; i4 < LA_ZG / 4; i4++) {
-                const float4 kq = k4[i4 * G + g], qq = q4[i4 * G + g];
+                const float4 aq = a4[i4 * G + g], rq = r4[i4 * G + g];
                 float *l = sl + 4 * i4;
                 const float *s = sg + 4 * i4;
-                l[0] = fmaf(kq.x, vj, l[0]);
-                l[1] = fmaf(kq.y, vj, l[1]);
-                l[2] = fmaf(kq.z, vj, l[2]);
-                l[3] = fmaf(kq.w, vj, l[3]);
-                p0 = fmaf(qq.x, s[0] + l[0], p0);
-                p1 = fmaf(qq.y, s[1] + l[1], p1);
-                p2 = fmaf(qq.z, s[2] + l[2], p2);
-                p3 = fmaf(qq.w, s[3] + l[3], p3);
+                l[0] = fmaf(aq.x, vj, l[0]);
+                l[1] = fmaf(aq.y, vj, l[1]);
+                l[2] = fmaf(aq.z, vj, l[2]);
+                l[3] = fmaf(aq.w, vj, l[3]);
+                p0 = fmaf(rq.x, s[0] + l[0], p0);
+                p1 = fmaf(rq.y, s[1] + l[1], p1);
+                p2 = fmaf(rq.z, s[2] + l[2], p2);
+                p3 = fmaf(rq.w, s[3] + l[3], p3);
             }
             float p = (p0 + p1) + (p2 + p3);
             /* over the G threads of this column only, not the warp: no warp_sum */
             for (int off = 1; off < G; off <<= 1) p += __shfl_xor_sync(0xffffffffu, p, off);
-            if (g == 0 && j < v) ob[(size_t)(t0 + tt) * v + j] = p;
+            if (g == 0 && j < v) ob[row(t0 + tt) * v + j] = p;
         }
         if ((t0 + LA_TS) % LA_FOLD == 0) {
 #pragma unroll
@@ -437,11 +445,8 @@ template <typename Tx> int run_typed(const oracle_state *st, const io_t *io, cud
         CUDA_CHECK(cudaGetLastError());
     }
     /* 7. O = causal linear attention */
-    const int G = la_group(z);
-    const dim3 la_grid((unsigned)((v + LA_THREADS / G - 1) / (LA_THREADS / G)), (unsigned)B);
-    la_scan<<<la_grid, LA_THREADS, 0, stream>>>(st->d_q, st->d_k, st->d_val, st->d_o, T, z, v,
-                                                G, (float)(1.0 / sqrt((double)z)));
-    CUDA_CHECK(cudaGetLastError());
+    if (la_scan_cols(st->d_q, st->d_k, st->d_val, st->d_o, s, la_group(z), false, stream))
+        return -1;
     /* 8. M = RMSNorm(O) . sigmoid(Ga): in place over O, or beside it when training */
     float *m = st->train ? st->d_m : st->d_o;
     rms_gate<<<row_blocks(N), ROW_WARPS * 32, 0, stream>>>(st->d_o, m, st->d_p, np, z, v, N);
@@ -490,6 +495,23 @@ int chela_oracle::long_conv(const float *in, const float *klong, const float *k3
     else
         long_conv_branches<false><<<grid, LC_WARPS * 32, 0, stream>>>(
             in, klong, k3b, km, shape_km(s->T), out, s->B, s->T, s->d, n_tiles);
+    CUDA_CHECK(cudaGetLastError());
+    return 0;
+}
+
+/* oracle_chela.h: the forward's stage 7, and with q and k swapped in reversed time the
+ * backward's dV. */
+int chela_oracle::la_scan_cols(const float *q, const float *k, const float *val, float *out,
+                               const shape_t *s, int G, bool reverse, cudaStream_t stream) {
+    const int JB = LA_THREADS / G;
+    const dim3 grid((unsigned)((s->v + JB - 1) / JB), (unsigned)s->B);
+    const float scale = (float)(1.0 / sqrt((double)s->z));
+    if (reverse)
+        la_scan<true><<<grid, LA_THREADS, 0, stream>>>(q, k, val, out, s->T, s->z, s->v, G,
+                                                       scale);
+    else
+        la_scan<false><<<grid, LA_THREADS, 0, stream>>>(q, k, val, out, s->T, s->z, s->v, G,
+                                                        scale);
     CUDA_CHECK(cudaGetLastError());
     return 0;
 }

@@ -15,9 +15,13 @@
 #include <cuda_runtime.h>
 #include <stddef.h>
 
+#include "oracle_common.cuh" /* oracle_colsum: the backward's column sums */
 #include "shape.h"
 
 namespace chela_oracle {
+
+/* The backward's column sums go through g_cs, COLSUM_CHUNKS partial rows (oracle_common.cuh). */
+using oracle_colsum::COLSUM_CHUNKS;
 
 /* Long conv tiling: the forward's long_conv_branches, which the backward also runs in reversed
  * time for dU, and the backward's dK pass (conv_dk). */
@@ -28,9 +32,9 @@ constexpr int LC_TB = LC_WARPS * LC_R;  /* outputs per block: 128               
 constexpr int LC_SB = 64;               /* inputs per staged chunk                     */
 constexpr int LC_KROWS = LC_TB + LC_SB; /* taps staged per chunk                       */
 
-/* Linear-attention scans: the forward's la_scan and the backward's dV scan (state columns in
- * registers, G threads a value column), and the backward's row scans (one state row a thread,
- * LR_NC columns). */
+/* Linear-attention scans: the forward's la_scan, which in reverse is the backward's dV scan
+ * (state columns in registers, G threads a value column), and the backward's row scans (one
+ * state row a thread, LR_NC columns). */
 constexpr int LA_THREADS = 128;
 constexpr int LA_ZG = 32;                /* state rows per thread                          */
 constexpr int LA_GMAX = 8;               /* threads per value column at most               */
@@ -40,10 +44,6 @@ constexpr int LA_FOLD = 256;             /* steps between folding S_loc into S_g
 constexpr int LR_NC = 32;                /* row scans: state columns a thread (and a block) */
 static_assert(LA_FOLD % LA_TS == 0, "fold on a tile boundary");
 static_assert(LA_ZG % 4 == 0 && LR_NC % 4 == 0, "float4 groups");
-
-/* Column sums go in two passes, at most COLSUM_CHUNKS row chunks summed one thread a column,
- * then the chunks' partial sums in order: deterministic without float atomics. */
-constexpr int COLSUM_CHUNKS = 256;
 
 /* Buffers fp32, [N, width] row-major (token row b*T + t outermost, feature innermost),
  * N = B*T, np = z + v + 2d. */
@@ -88,7 +88,7 @@ struct oracle_state {
     float *g_part;  /* [nblk][N][z] the row scans' partial sums, nblk = ceil(v / LR_NC) */
     float *g_mean;  /* [N]     LayerNorm statistics of the rows being differentiated   */
     float *g_rstd;  /* [N]                                                     */
-    float *g_cs;    /* [COLSUM_CHUNKS][max(np, 3d)] column sums' partials      */
+    float *g_cs;    /* [COLSUM_CHUNKS][max(np, 3d)] column sums' partials (oracle_common.cuh) */
 };
 
 inline int n_proj(const shape_t *s) { return s->z + s->v + 2 * s->d; }
@@ -125,6 +125,13 @@ __device__ __forceinline__ float short_conv_pre(const float *__restrict__ xln,
  * dU from dZ. */
 int long_conv(const float *in, const float *klong, const float *k3b, const float *km,
               float *out, const shape_t *s, bool reverse, cudaStream_t stream);
+
+/* oracle_chela.cu.  The attention's column scan (the forward's stage 7), q^ = q / sqrt(z), G
+ * threads a value column (la_group): out_t[j] = q^_t . S_t[:, j], S_t = sum_{s<=t} k_s^T val_s
+ * (O from V).  reverse: q and k swapped, in reversed time, out_t[j] = k_t . R_t[:, j], R_t =
+ * sum_{s>=t} q^_s^T val_s, which is the backward's dV from dO. */
+int la_scan_cols(const float *q, const float *k, const float *val, float *out, const shape_t *s,
+                 int G, bool reverse, cudaStream_t stream);
 
 /* oracle_chela_bwd_seq.cu.  dk_long[c,j] = sum_b sum_{t>=j} U[b,t-j,c] dZ[b,t,c] ([d,T]), and
  * dk3b, dkm its first 3 and k_m taps (0 for taps >= T). */

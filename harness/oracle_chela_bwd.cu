@@ -10,9 +10,9 @@
  *     dW = X^T dZ and dX = dZ W^T for each of W2, W1, U_h, W_v, W_proj (U_h's dZ, the
  *     gradient of H^'s pre-activation, read in place in dproj's Hz columns, row stride np);
  *   - bias, gain, kappa / mu and short-conv-tap gradients are column sums over the N = B T
- *     rows in two passes (at most COLSUM_CHUNKS row chunks summed one thread a column, then
- *     the chunks in order), each summand a small functor saying what it is: no float atomics,
- *     so run_bwd gives the same bits every call;
+ *     rows in two passes (oracle_common.cuh colsum: at most COLSUM_CHUNKS row chunks summed
+ *     one thread a column, then the chunks in order), each summand a small functor saying what
+ *     it is: no float atomics, so run_bwd gives the same bits every call;
  *   - LayerNorm (both), RMSNorm: one warp per row; the row statistics are recomputed by the
  *     forward's operations in the forward's order (ln_rows in oracle_common.cuh, rms_gate in
  *     oracle_chela.cu), so each backward differentiates the normalisation the forward applied;
@@ -54,7 +54,7 @@
 #include "dtype_device.cuh"
 #include "op_inputs.h"
 #include "oracle_chela.h"
-#include "oracle_common.cuh" /* silu_f, sigmoid_f, convert_f32, CUBLAS_WS_BYTES, ROW_WARPS */
+#include "oracle_common.cuh" /* silu_f, sigmoid_f, ln_mean_rstd, colsum, convert_typed, ... */
 #include "variant.h"
 
 extern "C" {
@@ -62,10 +62,9 @@ DECLARE_BWD(chela_oracle_fp32);
 }
 
 using namespace chela_oracle;
+using namespace oracle_colsum; /* colsum, sum_of, ln_gain_term (oracle_common.cuh) */
 
 namespace {
-
-constexpr int CS_THREADS = 256; /* column sums: one thread a column */
 
 /* d/dp SiLU(p) = s(p) (1 + p (1 - s(p))), s = sigmoid_f (IEEE, as the forward's). */
 __device__ __forceinline__ float silu_deriv_f(float p) {
@@ -84,7 +83,7 @@ __global__ void silu_bwd(float *__restrict__ g, const float *__restrict__ pre, s
 
 /* LayerNorm's backward, one warp per row of n features, y = xh . g + b, xh = (x - mean) rstd:
  * out = res + rstd (gy - mean(gy) - xh mean(gy xh)), gy = g . dyln.  mean and rstd are
- * recomputed from x exactly as ln_rows computed them (oracle_common.cuh: the sum, then fmaf
+ * recomputed from x by ln_rows's own code (oracle_common.cuh ln_mean_rstd: the sum, then fmaf
  * of the centered squares, 1/sqrtf) and left in mean_out, rstd_out for the gain's column
  * sum.  out may be res (each element read, then written, by one lane): neither __restrict__. */
 template <typename Tin>
@@ -97,16 +96,8 @@ ln_bwd_rows(const Tin *__restrict__ x, const float *__restrict__ g,
     if (row >= rows) return; /* warp-uniform */
     const Tin *xr = x + row * n;
     const float *dr = dyln + row * n;
-    float sum = 0.f;
-    for (int i = lane; i < n; i += 32) sum += to_f32(xr[i]);
-    const float mean = warp_sum(sum) / (float)n;
-    float var = 0.f;
-    for (int i = lane; i < n; i += 32) {
-        const float dx = to_f32(xr[i]) - mean;
-        var = fmaf(dx, dx, var);
-    }
-    var = warp_sum(var) / (float)n;
-    const float inv = 1.0f / sqrtf(var + (float)CHELA_LN_EPS);
+    float mean, inv;
+    ln_mean_rstd(xr, n, lane, mean, inv);
     float s_gy = 0.f, s_gyxh = 0.f;
     for (int i = lane; i < n; i += 32) {
         const float gy = g[i] * dr[i], xh = (to_f32(xr[i]) - mean) * inv;
@@ -218,22 +209,7 @@ __global__ void short_conv_dx(const float *__restrict__ k3, const float *__restr
     }
 }
 
-/* Column sums' summands, f(row, col), one struct per kind of parameter gradient. */
-struct sum_of { /* g[row][col], rows of stride ld (a bias: the sum of its output's gradient) */
-    const float *g;
-    size_t ld;
-    __device__ float operator()(size_t r, int j) const { return g[r * ld + j]; }
-};
-template <typename Tin> struct ln_gain_term { /* dyln . xh, xh from x and ln_bwd_rows' stats */
-    const float *dyln;
-    const Tin *x;
-    const float *mean, *rstd;
-    int n;
-    __device__ float operator()(size_t r, int j) const {
-        const size_t e = r * n + j;
-        return dyln[e] * ((to_f32(x[e]) - mean[r]) * rstd[r]);
-    }
-};
+/* Column sums' summands, f(row, col), beside oracle_common.cuh's sum_of and ln_gain_term. */
 struct kappa_term { /* dQ (or dK) . Zq, Zq = SiLU(Pz) as qk_from_p computed it */
     const float *g, *p;
     int z, np;
@@ -249,28 +225,6 @@ struct k3_term { /* column 3c + j of dk3: X~[b,t-j,c] dpre[b,t,c] for t >= j, el
         return t >= j ? xln[(r - j) * d + c] * dpre[r * d + c] : 0.f;
     }
 };
-
-/* Column sums, pass 1: part[k][j] = sum of f(r, j) over the rows r of chunk k (per rows, the
- * last chunk shorter), in row order.  Grid (ceil(n / CS_THREADS), chunks). */
-template <class F>
-__global__ void colsum_part(F f, size_t rows, int n, size_t per, float *__restrict__ part) {
-    const int j = blockIdx.x * CS_THREADS + threadIdx.x;
-    if (j >= n) return;
-    const size_t r0 = (size_t)blockIdx.y * per, r1 = r0 + per < rows ? r0 + per : rows;
-    float sum = 0.f;
-    for (size_t r = r0; r < r1; r++) sum += f(r, j);
-    part[(size_t)blockIdx.y * n + j] = sum;
-}
-
-/* Column sums, pass 2: out[j] = the chunks' partial sums added in chunk order. */
-__global__ void colsum_final(const float *__restrict__ part, int chunks, int n,
-                             float *__restrict__ out) {
-    const int j = blockIdx.x * CS_THREADS + threadIdx.x;
-    if (j >= n) return;
-    float sum = 0.f;
-    for (int k = 0; k < chunks; k++) sum += part[(size_t)k * n + j];
-    out[j] = sum;
-}
 
 /* ---------------------------------- host ---------------------------------- */
 
@@ -308,19 +262,6 @@ int gemm_dw(cublasHandle_t h, const float *X, int ld_x, const float *dY, int ld_
     return 0;
 }
 
-/* out[j] = sum over the rows of f(r, j), j < n (two passes through st->g_cs). */
-template <class F>
-int colsum(const oracle_state *st, F f, size_t rows, int n, float *out, cudaStream_t stream) {
-    const size_t per = (rows + COLSUM_CHUNKS - 1) / COLSUM_CHUNKS; /* >= 1 */
-    const int chunks = (int)((rows + per - 1) / per);              /* <= COLSUM_CHUNKS */
-    const dim3 grid((unsigned)((n + CS_THREADS - 1) / CS_THREADS), (unsigned)chunks);
-    colsum_part<F><<<grid, CS_THREADS, 0, stream>>>(f, rows, n, per, st->g_cs);
-    CUDA_CHECK(cudaGetLastError());
-    colsum_final<<<grid.x, CS_THREADS, 0, stream>>>(st->g_cs, chunks, n, out);
-    CUDA_CHECK(cudaGetLastError());
-    return 0;
-}
-
 /* LayerNorm's backward for the rows of x (that LayerNorm's input) with gain g and upstream
  * dyln: out = res + dx, then the gain's and the bias's gradients. */
 template <typename Tin>
@@ -330,8 +271,9 @@ int ln_bwd(const oracle_state *st, const Tin *x, const float *g, const float *dy
     ln_bwd_rows<Tin><<<row_blocks(rows), ROW_WARPS * 32, 0, stream>>>(
         x, g, dyln, res, out, st->g_mean, st->g_rstd, rows, d);
     CUDA_CHECK(cudaGetLastError());
-    if (colsum(st, ln_gain_term<Tin>{dyln, x, st->g_mean, st->g_rstd, d}, rows, d, dg, stream) ||
-        colsum(st, sum_of{dyln, (size_t)d}, rows, d, db, stream))
+    const ln_gain_term<Tin> gain{dyln, x, st->g_mean, st->g_rstd, d};
+    if (colsum(gain, rows, d, st->g_cs, dg, stream) ||
+        colsum(sum_of{dyln, (size_t)d}, rows, d, st->g_cs, db, stream))
         return -1;
     return 0;
 }
@@ -353,8 +295,7 @@ int run_bwd_typed(const oracle_state *st, const io_t *io, const grad_io_t *gio,
     /* cublasSetStream resets the workspace to cuBLAS's own pool, so set ours after it. */
     CUBLAS_CHECK(cublasSetStream(h, stream));
     CUBLAS_CHECK(cublasSetWorkspace(h, st->d_ws, CUBLAS_WS_BYTES));
-    convert_f32<Tx><<<ew_blocks(N * d), EW_THREADS, 0, stream>>>((const Tx *)gio->dy, dY, N * d);
-    CUDA_CHECK(cudaGetLastError());
+    if (convert_typed<Tx>(gio->dy, dY, N * d, stream)) return -1;
 
     /* FFN: Y' = Y + F W2, F = SiLU(Pf), Pf = L W1, L = LayerNorm2(Y); dY = dY' + LN2's. */
     if (gemm_dw(h, st->d_f, 2 * d, dY, d, N, 2 * d, d, gr[CHELA_IN_W2]) ||
@@ -375,7 +316,7 @@ int run_bwd_typed(const oracle_state *st, const io_t *io, const grad_io_t *gio,
     /* A = Hz + M U_h + b_h: dA sits in dproj's Hz columns (row stride np). */
     const float *dA = dP + z + v + d;
     if (gemm_dw(h, st->d_m, v, dA, np, N, v, d, gr[CHELA_IN_UH]) ||
-        colsum(st, sum_of{dA, (size_t)np}, N, d, gr[CHELA_IN_BH], stream) ||
+        colsum(sum_of{dA, (size_t)np}, N, d, st->g_cs, gr[CHELA_IN_BH], stream) ||
         gemm_dx(h, dA, np, N, v, d, st->d_uh, st->g_dm)) /* dM */
         return -1;
 
@@ -391,7 +332,7 @@ int run_bwd_typed(const oracle_state *st, const io_t *io, const grad_io_t *gio,
     silu_bwd<<<ew_blocks(N * v), EW_THREADS, 0, stream>>>(st->g_dv, st->d_vpre, N * v);
     CUDA_CHECK(cudaGetLastError()); /* dPv */
     if (gemm_dw(h, st->d_xln, d, st->g_dv, v, N, d, v, gr[CHELA_IN_WV]) ||
-        colsum(st, sum_of{st->g_dv, (size_t)v}, N, v, gr[CHELA_IN_BV], stream) ||
+        colsum(sum_of{st->g_dv, (size_t)v}, N, v, st->g_cs, gr[CHELA_IN_BV], stream) ||
         gemm_dx(h, st->g_dv, v, N, d, v, st->d_wv, dD))
         return -1;
 
@@ -400,15 +341,17 @@ int run_bwd_typed(const oracle_state *st, const io_t *io, const grad_io_t *gio,
                                                         in[CHELA_IN_KAPPA_K], st->g_dq,
                                                         st->g_dk, dP, z, N * z);
     CUDA_CHECK(cudaGetLastError());
-    if (colsum(st, kappa_term{st->g_dq, st->d_p, z, np}, N, z, gr[CHELA_IN_KAPPA_Q], stream) ||
-        colsum(st, sum_of{st->g_dq, (size_t)z}, N, z, gr[CHELA_IN_MU_Q], stream) ||
-        colsum(st, kappa_term{st->g_dk, st->d_p, z, np}, N, z, gr[CHELA_IN_KAPPA_K], stream) ||
-        colsum(st, sum_of{st->g_dk, (size_t)z}, N, z, gr[CHELA_IN_MU_K], stream))
+    if (colsum(kappa_term{st->g_dq, st->d_p, z, np}, N, z, st->g_cs, gr[CHELA_IN_KAPPA_Q],
+               stream) ||
+        colsum(sum_of{st->g_dq, (size_t)z}, N, z, st->g_cs, gr[CHELA_IN_MU_Q], stream) ||
+        colsum(kappa_term{st->g_dk, st->d_p, z, np}, N, z, st->g_cs, gr[CHELA_IN_KAPPA_K],
+               stream) ||
+        colsum(sum_of{st->g_dk, (size_t)z}, N, z, st->g_cs, gr[CHELA_IN_MU_K], stream))
         return -1;
 
     /* The fused projection P = Zc W_proj + b_proj: dZ into dF's first N d (dPf is spent). */
     if (gemm_dw(h, st->d_zc, d, dP, np, N, d, np, gr[CHELA_IN_WPROJ]) ||
-        colsum(st, sum_of{dP, (size_t)np}, N, np, gr[CHELA_IN_BPROJ], stream) ||
+        colsum(sum_of{dP, (size_t)np}, N, np, st->g_cs, gr[CHELA_IN_BPROJ], stream) ||
         gemm_dx(h, dP, np, N, d, np, st->d_wproj, dF))
         return -1;
 
@@ -424,7 +367,8 @@ int run_bwd_typed(const oracle_state *st, const io_t *io, const grad_io_t *gio,
     short_conv_dpre<<<ew_blocks(N * d), EW_THREADS, 0, stream>>>(st->d_xln, in[CHELA_IN_K3], dY,
                                                                  T, d, N * d);
     CUDA_CHECK(cudaGetLastError());
-    if (colsum(st, k3_term{st->d_xln, dY, T, d}, N, 3 * d, gr[CHELA_IN_K3], stream)) return -1;
+    if (colsum(k3_term{st->d_xln, dY, T, d}, N, 3 * d, st->g_cs, gr[CHELA_IN_K3], stream))
+        return -1;
     short_conv_dx<<<ew_blocks(N * d), EW_THREADS, 0, stream>>>(in[CHELA_IN_K3], dY, dD, T, d,
                                                                N * d);
     CUDA_CHECK(cudaGetLastError());

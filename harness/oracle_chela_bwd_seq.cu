@@ -6,7 +6,8 @@
  *     conv's backward is that very kernel run in reversed time: oracle_chela.cu);
  *   - la_row_scan + la_part_sum: dQ and dK of the causal linear attention, whose sums run over
  *     the v value columns, one scan forward and one backward in time;
- *   - la_dv_scan: dV, whose sum runs over the z state rows: the forward's la_scan backwards.
+ *   - dV, whose sum runs over the z state rows, is the forward's la_scan backwards, with q
+ *     and k swapped (oracle_chela.cu la_scan<true>, through la_scan_cols).
  *
  * The attention's backward, from ref_linear_attn_bwd (ref_grad_attn.c), q^ = q / sqrt(z):
  *   o_t = q^_t S_t,  S_t = sum_{s<=t} k_s^T v_s                        (z x v)
@@ -199,80 +200,6 @@ __global__ void la_part_sum(const float *__restrict__ part, int nblk, size_t n, 
     }
 }
 
-/* dV_t[j] = sum_i k_t[i] R_t[i][j], R_t = sum_{s>=t} q^_s^T dO_s: the forward's la_scan
- * (oracle_chela.cu) run from t = T - 1 down, with q^ and dO building the state and k reading
- * it.  Its layout: grid (ceil(v / JB), B), JB = LA_THREADS / G value columns a block; thread
- * (jl, g) = (tid / G, tid % G) owns column j = blockIdx.x JB + jl, state rows 4 (i4 G + g) + e
- * (float4 groups dealt round the G threads, so the broadcast loads are conflict-free); dV_t[j]
- * is a shuffle sum over the G threads; rows i >= z are staged as zeros; R = R_glob + R_loc. */
-__global__ void __launch_bounds__(LA_THREADS)
-la_dv_scan(const float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ dO,
-           float *__restrict__ dv, int T, int z, int v, int G, float scale) {
-    __shared__ __align__(16) float qs[LA_TS][LA_ZMAX];
-    __shared__ __align__(16) float kts[LA_TS][LA_ZMAX];
-    __shared__ float gs[LA_TS][LA_THREADS];
-    const int JB = LA_THREADS / G, zp = G * LA_ZG;
-    const int g = threadIdx.x % G, jl = threadIdx.x / G;
-    const int j = blockIdx.x * JB + jl;
-    const size_t b = blockIdx.y;
-    const float *qb = q + b * T * z, *kb = k + b * T * z, *gb = dO + b * T * v;
-    float *ob = dv + b * T * v;
-
-    float sg[LA_ZG], sl[LA_ZG];
-#pragma unroll
-    for (int i = 0; i < LA_ZG; i++) sg[i] = sl[i] = 0.f;
-
-    for (int k0 = 0; k0 < T; k0 += LA_TS) { /* k: steps in scan order, t = T - 1 - k */
-        const int nt = T - k0 < LA_TS ? T - k0 : LA_TS;
-        __syncthreads(); /* the previous tile's reads are done */
-        for (int e = threadIdx.x; e < LA_TS * zp; e += LA_THREADS) {
-            const int tt = e / zp, i = e % zp;
-            const bool ok = tt < nt && i < z;
-            const size_t t = (size_t)(T - 1 - (k0 + tt));
-            qs[tt][i] = ok ? qb[t * z + i] * scale : 0.f;
-            kts[tt][i] = ok ? kb[t * z + i] : 0.f;
-        }
-        for (int e = threadIdx.x; e < LA_TS * JB; e += LA_THREADS) {
-            const int tt = e / JB, cl = e % JB, jj = blockIdx.x * JB + cl;
-            const size_t t = (size_t)(T - 1 - (k0 + tt));
-            gs[tt][cl] = (tt < nt && jj < v) ? gb[t * v + jj] : 0.f;
-        }
-        __syncthreads();
-
-        for (int tt = 0; tt < nt; tt++) {
-            const float gj = gs[tt][jl];
-            const float4 *q4 = reinterpret_cast<const float4 *>(qs[tt]);
-            const float4 *k4 = reinterpret_cast<const float4 *>(kts[tt]);
-            float p0 = 0.f, p1 = 0.f, p2 = 0.f, p3 = 0.f;
-#pragma unroll
-            for (int i4 = 0; i4 < LA_ZG / 4; i4++) {
-                const float4 qq = q4[i4 * G + g], kk = k4[i4 * G + g];
-                float *l = sl + 4 * i4;
-                const float *s = sg + 4 * i4;
-                l[0] = fmaf(qq.x, gj, l[0]);
-                l[1] = fmaf(qq.y, gj, l[1]);
-                l[2] = fmaf(qq.z, gj, l[2]);
-                l[3] = fmaf(qq.w, gj, l[3]);
-                p0 = fmaf(kk.x, s[0] + l[0], p0);
-                p1 = fmaf(kk.y, s[1] + l[1], p1);
-                p2 = fmaf(kk.z, s[2] + l[2], p2);
-                p3 = fmaf(kk.w, s[3] + l[3], p3);
-            }
-            float p = (p0 + p1) + (p2 + p3);
-            /* over the G threads of this column only, not the warp: no warp_sum */
-            for (int off = 1; off < G; off <<= 1) p += __shfl_xor_sync(0xffffffffu, p, off);
-            if (g == 0 && j < v) ob[(size_t)(T - 1 - (k0 + tt)) * v + j] = p;
-        }
-        if ((k0 + LA_TS) % LA_FOLD == 0) {
-#pragma unroll
-            for (int i = 0; i < LA_ZG; i++) {
-                sg[i] += sl[i];
-                sl[i] = 0.f;
-            }
-        }
-    }
-}
-
 } // namespace
 
 int chela_oracle::conv_kernel_grads(const float *u, const float *dz, float *dklong, float *dk3b,
@@ -306,9 +233,6 @@ int chela_oracle::la_bwd(const oracle_state *st, const shape_t *s, const float *
     la_part_sum<<<ew_blocks(nz), EW_THREADS, 0, stream>>>(st->g_part, nblk, nz, 1.0f, dk);
     CUDA_CHECK(cudaGetLastError());
 
-    const int G = st->G, JB = LA_THREADS / G;
-    const dim3 cgrid((unsigned)((v + JB - 1) / JB), (unsigned)B);
-    la_dv_scan<<<cgrid, LA_THREADS, 0, stream>>>(st->d_q, st->d_k, d_o, dv, T, z, v, G, scale);
-    CUDA_CHECK(cudaGetLastError());
-    return 0;
+    /* dV: the forward's scan with q and k swapped, in reversed time (oracle_chela.cu). */
+    return la_scan_cols(st->d_q, st->d_k, d_o, dv, s, st->G, true, stream);
 }

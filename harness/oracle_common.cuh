@@ -1,8 +1,10 @@
-/* oracle_common.cuh: what the layers' plain-fp32 GPU oracles share (oracle_chela.cu,
- * oracle_mega.cu): IEEE SiLU and sigmoid, the fp32 conversion of an input, LayerNorm over rows,
- * a bias / SiLU pass, MEGA's shared-Z query and key, and row-major fp32 GEMMs on cuBLAS with
- * CUBLAS_COMPUTE_32F_PEDANTIC (no TF32, no reduced-precision emulation).  Each oracle includes
- * it once; everything has internal linkage (an unnamed namespace). */
+/* oracle_common.cuh: what the layers' plain-fp32 GPU oracles share (oracle_chela*.cu,
+ * oracle_mega.cu, oracle_transformer*.cu): IEEE SiLU and sigmoid, the fp32 conversion of an
+ * input, LayerNorm over rows, a bias / SiLU pass, MEGA's shared-Z query and key, the backwards'
+ * deterministic column sums, and row-major fp32 GEMMs on cuBLAS with
+ * CUBLAS_COMPUTE_32F_PEDANTIC (no TF32, no reduced-precision emulation).  Each oracle source
+ * includes it (directly or through its own header); everything has internal linkage (an
+ * unnamed namespace). */
 #ifndef CHELA_ORACLE_COMMON_CUH
 #define CHELA_ORACLE_COMMON_CUH
 
@@ -35,6 +37,27 @@ constexpr int ROW_WARPS = 8;       /* row kernels: one warp per row, 8 rows a bl
 __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
 __device__ __forceinline__ float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
 
+/* Row xr's LayerNorm statistics in every lane of the calling warp: the mean, then the biased
+ * variance as an fmaf chain of the centered values, inv = 1/sqrtf(var + CHELA_LN_EPS) (not
+ * rsqrtf).  ln_rows normalises with them and chela's LayerNorm backward (oracle_chela_bwd.cu)
+ * recomputes them with this same code, so it differentiates the forward's normalisation.
+ * (transformer's oracle has its own, oracle_transformer.h ln_row_stats: the variance there is
+ * a plain multiply-add, not fmaf, so the two are kept apart.) */
+template <typename Tin>
+__device__ __forceinline__ void ln_mean_rstd(const Tin *xr, int n, int lane, float &mean,
+                                             float &inv) {
+    float sum = 0.f;
+    for (int i = lane; i < n; i += 32) sum += to_f32(xr[i]);
+    mean = warp_sum(sum) / (float)n;
+    float var = 0.f;
+    for (int i = lane; i < n; i += 32) {
+        const float dx = to_f32(xr[i]) - mean;
+        var = fmaf(dx, dx, var);
+    }
+    var = warp_sum(var) / (float)n;
+    inv = 1.0f / sqrtf(var + (float)CHELA_LN_EPS);
+}
+
 /* ---------------- kernels ---------------- */
 
 template <typename Tin>
@@ -55,16 +78,8 @@ ln_rows(const Tin *__restrict__ x, const float *__restrict__ g, const float *__r
     if (row >= rows) return;
     const Tin *xr = x + row * n;
     float *yr = y + row * n;
-    float sum = 0.f;
-    for (int i = lane; i < n; i += 32) sum += to_f32(xr[i]);
-    const float mean = warp_sum(sum) / (float)n;
-    float var = 0.f;
-    for (int i = lane; i < n; i += 32) {
-        const float dx = to_f32(xr[i]) - mean;
-        var = fmaf(dx, dx, var);
-    }
-    var = warp_sum(var) / (float)n;
-    const float inv = 1.0f / sqrtf(var + (float)CHELA_LN_EPS);
+    float mean, inv;
+    ln_mean_rstd(xr, n, lane, mean, inv);
     for (int i = lane; i < n; i += 32) yr[i] = (to_f32(xr[i]) - mean) * inv * g[i] + b[i];
 }
 
@@ -94,6 +109,61 @@ __global__ void qk_from_p(const float *__restrict__ p, int np, const float *__re
     }
 }
 
+/* ---------------- column sums (the backwards' bias and gain gradients) ----------------
+ * out[j] = sum over the rows r of f(r, j), in two passes: at most COLSUM_CHUNKS row chunks,
+ * each summed in row order by one thread a column, then the chunks' partial sums added in
+ * chunk order.  No float atomics, so a backward gives the same bits every call; enough
+ * blocks at d = 1024.  f is a small functor saying what the summand is.  In a namespace of
+ * their own, which a backward opens (using namespace / using oracle_colsum::...), so that an
+ * oracle source with column sums of its own still compiles beside this header. */
+namespace oracle_colsum {
+
+constexpr int CS_THREADS = 256;     /* one thread a column                                 */
+constexpr int COLSUM_CHUNKS = 256;  /* row chunks at most: partials [COLSUM_CHUNKS][n]      */
+
+struct sum_of { /* g[row][col], rows of stride ld (a bias: the sum of its output's gradient) */
+    const float *g;
+    size_t ld;
+    __device__ float operator()(size_t r, int j) const { return g[r * ld + j]; }
+};
+/* A LayerNorm gain's summand dyln . xh, xh = (x - mean) rstd from the statistics the
+ * LayerNorm backward left per row (rows of n). */
+template <typename Tin> struct ln_gain_term {
+    const float *dyln;
+    const Tin *x;
+    const float *mean, *rstd;
+    int n;
+    __device__ float operator()(size_t r, int j) const {
+        const size_t e = r * n + j;
+        return dyln[e] * ((to_f32(x[e]) - mean[r]) * rstd[r]);
+    }
+};
+
+/* Pass 1: part[k][j] = sum of f(r, j) over the rows r of chunk k (per rows, the last chunk
+ * shorter), in row order.  Grid (ceil(n / CS_THREADS), chunks): consecutive threads read
+ * consecutive columns of a row. */
+template <class F>
+__global__ void colsum_part(F f, size_t rows, int n, size_t per, float *__restrict__ part) {
+    const int j = blockIdx.x * CS_THREADS + threadIdx.x;
+    if (j >= n) return;
+    const size_t r0 = (size_t)blockIdx.y * per, r1 = r0 + per < rows ? r0 + per : rows;
+    float sum = 0.f;
+    for (size_t r = r0; r < r1; r++) sum += f(r, j);
+    part[(size_t)blockIdx.y * n + j] = sum;
+}
+
+/* Pass 2: out[j] = the chunks' partial sums added in chunk order. */
+__global__ void colsum_final(const float *__restrict__ part, int chunks, int n,
+                             float *__restrict__ out) {
+    const int j = blockIdx.x * CS_THREADS + threadIdx.x;
+    if (j >= n) return;
+    float sum = 0.f;
+    for (int k = 0; k < chunks; k++) sum += part[(size_t)k * n + j];
+    out[j] = sum;
+}
+
+} // namespace oracle_colsum
+
 /* ---------------- host side ---------------- */
 
 inline unsigned ew_blocks(size_t n) {
@@ -121,21 +191,41 @@ inline int gemm_rows(cublasHandle_t h, const float *X, size_t rows, int n_in, co
     return 0;
 }
 
-template <typename Tin> inline int convert_typed(const void *in, float *out, size_t n) {
-    convert_f32<Tin><<<ew_blocks(n), EW_THREADS>>>((const Tin *)in, out, n);
+template <typename Tin>
+inline int convert_typed(const void *in, float *out, size_t n, cudaStream_t stream = 0) {
+    convert_f32<Tin><<<ew_blocks(n), EW_THREADS, 0, stream>>>((const Tin *)in, out, n);
     CUDA_CHECK(cudaGetLastError());
     return 0;
 }
 
-/* fp32 copy of an input in the run dtype (default stream; setup syncs after). */
-inline int to_f32_copy(dtype_t dt, const void *in, float *out, size_t n) {
+/* fp32 copy of a tensor in the run dtype: setup's weights on the default stream (setup syncs
+ * after), or on a run's stream (transformer's inputs, the backwards' dy). */
+inline int to_f32_copy(dtype_t dt, const void *in, float *out, size_t n, cudaStream_t stream = 0) {
     switch (dt) {
-    case DTYPE_F32: return convert_typed<float>(in, out, n);
-    case DTYPE_F16: return convert_typed<__half>(in, out, n);
-    case DTYPE_BF16: return convert_typed<__nv_bfloat16>(in, out, n);
+    case DTYPE_F32: return convert_typed<float>(in, out, n, stream);
+    case DTYPE_F16: return convert_typed<__half>(in, out, n, stream);
+    case DTYPE_BF16: return convert_typed<__nv_bfloat16>(in, out, n, stream);
     }
     BENCH_FAIL("oracle: unknown dtype %d", (int)dt);
 }
+
+namespace oracle_colsum {
+
+/* out[j] = sum over the rows of f(r, j), j < n (colsum_part, then colsum_final), through
+ * part, at least COLSUM_CHUNKS * n floats. */
+template <class F>
+inline int colsum(F f, size_t rows, int n, float *part, float *out, cudaStream_t stream) {
+    const size_t per = (rows + COLSUM_CHUNKS - 1) / COLSUM_CHUNKS; /* >= 1 */
+    const int chunks = (int)((rows + per - 1) / per);              /* <= COLSUM_CHUNKS */
+    const dim3 grid((unsigned)((n + CS_THREADS - 1) / CS_THREADS), (unsigned)chunks);
+    colsum_part<F><<<grid, CS_THREADS, 0, stream>>>(f, rows, n, per, part);
+    CUDA_CHECK(cudaGetLastError());
+    colsum_final<<<grid.x, CS_THREADS, 0, stream>>>(part, chunks, n, out);
+    CUDA_CHECK(cudaGetLastError());
+    return 0;
+}
+
+} // namespace oracle_colsum
 
 inline int alloc_f32(float **p, size_t elems) {
     CUDA_CHECK(cudaMalloc((void **)p, elems * sizeof(float)));

@@ -44,7 +44,7 @@
 #include "bench_check.h"
 #include "dtype_device.cuh"
 #include "op_inputs.h"
-#include "oracle_transformer.h" /* the state, shared with the backward; warp_sum */
+#include "oracle_transformer.h" /* the state, shared with the backward; oracle_common.cuh */
 #include "variant.h"
 
 extern "C" {
@@ -62,13 +62,6 @@ static_assert(WIDE_X == 0 && WIDE_WQKV == 1 && WIDE_WO == 2 && WIDE_W1 == 3 && W
               "WIDE_IN follows the WIDE_* order");
 
 /* ---------------------------------- kernels ---------------------------------- */
-
-template <typename T>
-__global__ void widen(const T *__restrict__ in, float *__restrict__ out, size_t n) {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x)
-        out[i] = to_f32(in[i]);
-}
 
 /* out[r][j] = bias[j] (+ res[r][j]): the GEMM then adds X W with beta = 1. */
 __global__ void bias_rows(float *__restrict__ out, const float *__restrict__ bias,
@@ -209,13 +202,11 @@ int ln_f32(const float *x, float *y, const float *g, const float *b, long long r
     return 0;
 }
 
+/* The act-dtype inputs widened to fp32 (oracle_common.cuh's convert_f32, on the run stream). */
 template <typename T>
 int widen_all(const oracle_state *st, const io_t *io, const size_t *elems, cudaStream_t stream) {
-    for (int i = 0; i < N_WIDE; i++) {
-        widen<T><<<ew_blocks(elems[i]), EW_THREADS, 0, stream>>>((const T *)io->in[WIDE_IN[i]],
-                                                                 st->d_wide[i], elems[i]);
-        CUDA_CHECK(cudaGetLastError());
-    }
+    for (int i = 0; i < N_WIDE; i++)
+        if (convert_typed<T>(io->in[WIDE_IN[i]], st->d_wide[i], elems[i], stream)) return -1;
     return 0;
 }
 
@@ -296,19 +287,6 @@ int attention(const oracle_state *st, const shape_t *s, cudaStream_t stream) {
 }
 
 } // namespace
-
-/* oracle_transformer.h: the backward widens dy with the forward's kernel. */
-int tf_oracle::widen_act(dtype_t dt, const void *in, float *out, size_t n, cudaStream_t stream) {
-    if (dt == DTYPE_F32)
-        widen<float><<<ew_blocks(n), EW_THREADS, 0, stream>>>((const float *)in, out, n);
-    else if (dt == DTYPE_F16)
-        widen<__half><<<ew_blocks(n), EW_THREADS, 0, stream>>>((const __half *)in, out, n);
-    else
-        widen<__nv_bfloat16>
-            <<<ew_blocks(n), EW_THREADS, 0, stream>>>((const __nv_bfloat16 *)in, out, n);
-    CUDA_CHECK(cudaGetLastError());
-    return 0;
-}
 
 extern "C" {
 

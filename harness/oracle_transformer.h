@@ -1,7 +1,8 @@
 /* oracle_transformer.h: what transformer/oracle_fp32's forward (oracle_transformer.cu) and
- * backward (oracle_transformer_bwd.cu) share: the state, the sizes of the training buffers,
- * LayerNorm's row statistics and the widening of a run-dtype tensor to fp32.  CUDA C++ only,
- * included by those two files alone.
+ * backward (oracle_transformer_bwd.cu) share: the state, the sizes of the training buffers and
+ * LayerNorm's row statistics; what all the oracles share (launch sizes, the widening of a
+ * run-dtype tensor to fp32, the column sums) is oracle_common.cuh's.  CUDA C++ only, included
+ * by those two files alone.
  *
  * Why LayerNorm's statistics live here: the backward recomputes each row's mean and 1/sigma
  * rather than keeping them; with one definition (the same operations in the same order) it
@@ -16,16 +17,16 @@
 
 #include "common/math.cuh" /* warp_sum (only: its fast-divide silu / sigm are not for the oracle) */
 #include "op_inputs.h"     /* CHELA_LN_EPS */
+#include "oracle_common.cuh" /* CUBLAS_WS_BYTES, ROW_WARPS, EW_THREADS, ew_blocks, oracle_colsum */
 #include "shape.h"
+
+/* (This oracle's own ew_blocks, now oracle_common.cuh's, also turned n = 0 into one block; no
+ * launch here has n = 0: supports() refuses an empty shape.) */
 
 namespace tf_oracle {
 
-constexpr size_t CUBLAS_WS_BYTES = (size_t)32 << 20;
-constexpr int ROW_WARPS = 8; /* warps (rows) per block of the row kernels */
-constexpr int EW_THREADS = 256;
-/* Column sums go in two passes, COLSUM_CHUNKS row chunks at most, then the chunks' partial
- * sums in order: deterministic without float atomics, and enough blocks at d = 1024. */
-constexpr int COLSUM_CHUNKS = 256;
+/* The backward's column sums go through d_part, COLSUM_CHUNKS partial rows (oracle_common.cuh). */
+using oracle_colsum::COLSUM_CHUNKS;
 
 /* The act-dtype inputs, widened to fp32 at the start of every run: oracle_state.d_wide[]. */
 enum { WIDE_X, WIDE_WQKV, WIDE_WO, WIDE_W1, WIDE_W2, N_WIDE };
@@ -60,14 +61,6 @@ inline size_t train_floats(const shape_t *s) {
     const size_t rows_bh = (size_t)s->B * (size_t)s->H * (size_t)s->T;
     return 10 * M * d + 2 * rows_bh + 2 * M + (size_t)COLSUM_CHUNKS * 4 * d;
 }
-
-inline unsigned ew_blocks(size_t n) {
-    const size_t b = (n + EW_THREADS - 1) / EW_THREADS;
-    return (unsigned)(b < 65536 ? (b ? b : 1) : 65536); /* grid-stride loops cover the rest */
-}
-
-/* out[0..n) = in[0..n) widened from dt (bf16, fp16 or fp32) to fp32 (oracle_transformer.cu). */
-int widen_act(dtype_t dt, const void *in, float *out, size_t n, cudaStream_t stream);
 
 /* Row xr's LayerNorm statistics in every lane of the calling warp: the mean, then the
  * biased variance of the centered values, inv = 1/sqrtf(var + eps) (not rsqrtf). */

@@ -10,8 +10,9 @@
  *   - GEMMs: the forward's cuBLAS handle (CUBLAS_COMPUTE_32F_PEDANTIC, no TF32), beta = 0:
  *     dW = X^T dZ and dX = dZ W^T for each of W2, W1, Wo, Wqkv;
  *   - bias and LayerNorm-parameter gradients are column sums over the M = B T rows, in two
- *     passes (each of at most COLSUM_CHUNKS row chunks summed by one thread a column, then the
- *     chunks in order): no float atomics, so run_bwd gives the same bits every call;
+ *     passes (oracle_common.cuh colsum: each of at most COLSUM_CHUNKS row chunks summed by one
+ *     thread a column, then the chunks in order): no float atomics, so run_bwd gives the same
+ *     bits every call;
  *   - LayerNorm backward: one warp per row, the statistics recomputed by the forward's own
  *     code (oracle_transformer.h), dx = rstd (gy - mean(gy) - xh mean(gy xh)), gy = g dyln,
  *     added to the residual's gradient;
@@ -50,10 +51,9 @@ DECLARE_BWD(transformer_oracle_fp32);
 }
 
 using namespace tf_oracle;
+using namespace oracle_colsum; /* colsum, sum_of, ln_gain_term (oracle_common.cuh) */
 
 namespace {
-
-constexpr int CS_THREADS = 256; /* column-sum kernels: one thread a column */
 
 /* ---------------------------------- kernels ---------------------------------- */
 
@@ -66,36 +66,6 @@ __global__ void gelu_erf_bwd(const float *__restrict__ u, float *__restrict__ dh
         const float phi = 0.39894228040143267794f * expf(-0.5f * x * x); /* 1/sqrt(2 pi) */
         dh[i] *= Phi + x * phi;
     }
-}
-
-/* Column sums, pass 1: part[c][j] = sum over rows r of chunk c (rows_per_chunk rows, the
- * last chunk shorter) of g[r][j], times xh = (x[r][j] - mean[r]) rstd[r] when x is given (a
- * LayerNorm gain's gradient; mean, rstd as ln_bwd_rows left them). Grid (columns / CS_THREADS,
- * chunks): consecutive threads read consecutive columns of a row. */
-__global__ void colsum_part(const float *__restrict__ g, const float *__restrict__ x,
-                            const float *__restrict__ mean, const float *__restrict__ rstd,
-                            long long rows, int n, long long rows_per_chunk,
-                            float *__restrict__ part) {
-    const int j = blockIdx.x * CS_THREADS + threadIdx.x;
-    if (j >= n) return;
-    const long long r0 = (long long)blockIdx.y * rows_per_chunk;
-    const long long r1 = r0 + rows_per_chunk < rows ? r0 + rows_per_chunk : rows;
-    float sum = 0.f;
-    for (long long r = r0; r < r1; r++) {
-        const size_t at = (size_t)r * n + j;
-        sum += x ? g[at] * ((x[at] - mean[r]) * rstd[r]) : g[at];
-    }
-    part[(size_t)blockIdx.y * n + j] = sum;
-}
-
-/* Column sums, pass 2: out[j] = sum of part[c][j] over the chunks, in chunk order. */
-__global__ void colsum_final(const float *__restrict__ part, int chunks, int n,
-                             float *__restrict__ out) {
-    const int j = blockIdx.x * CS_THREADS + threadIdx.x;
-    if (j >= n) return;
-    float sum = 0.f;
-    for (int c = 0; c < chunks; c++) sum += part[(size_t)c * n + j];
-    out[j] = sum;
 }
 
 /* LayerNorm backward, one warp per row of d features, for y = g xh + b, xh = (x - mean) rstd:
@@ -318,20 +288,6 @@ int gemm_tn(cublasHandle_t hd, const float *A, const float *B, float *C, long lo
     return 0;
 }
 
-/* out[j] = sum over the rows of g [rows, n] (times xh when x is given: colsum_part). */
-int colsum(const oracle_state *st, const float *g, const float *x, long long rows, int n,
-           float *out, cudaStream_t stream) {
-    const long long per = (rows + COLSUM_CHUNKS - 1) / COLSUM_CHUNKS; /* >= 1 */
-    const int chunks = (int)((rows + per - 1) / per);                 /* <= COLSUM_CHUNKS */
-    const dim3 grid((unsigned)((n + CS_THREADS - 1) / CS_THREADS), (unsigned)chunks);
-    colsum_part<<<grid, CS_THREADS, 0, stream>>>(g, x, st->d_mean, st->d_rstd, rows, n, per,
-                                                  st->d_part);
-    CUDA_CHECK(cudaGetLastError());
-    colsum_final<<<grid.x, CS_THREADS, 0, stream>>>(st->d_part, chunks, n, out);
-    CUDA_CHECK(cudaGetLastError());
-    return 0;
-}
-
 /* LayerNorm's backward for rows of x (the forward's input of that LayerNorm) with gain g and
  * upstream dyln: out = res + dx, then the gain's and the bias's gradients. */
 int ln_bwd(const oracle_state *st, const float *x, const float *g, const float *dyln,
@@ -341,7 +297,9 @@ int ln_bwd(const oracle_state *st, const float *x, const float *g, const float *
     ln_bwd_rows<<<blocks, ROW_WARPS * 32, 0, stream>>>(x, g, dyln, res, out, st->d_mean,
                                                         st->d_rstd, rows, d);
     CUDA_CHECK(cudaGetLastError());
-    if (colsum(st, dyln, x, rows, d, dg, stream) || colsum(st, dyln, NULL, rows, d, db, stream))
+    const ln_gain_term<float> gain{dyln, x, st->d_mean, st->d_rstd, d};
+    if (colsum(gain, rows, d, st->d_part, dg, stream) ||
+        colsum(sum_of{dyln, (size_t)d}, rows, d, st->d_part, db, stream))
         return -1;
     return 0;
 }
@@ -399,16 +357,16 @@ int transformer_oracle_fp32_run_bwd(void *state, const io_t *io, const grad_io_t
     /* cublasSetStream resets the workspace to cuBLAS's own pool, so set ours after it. */
     CUBLAS_CHECK(cublasSetStream(st->handle, stream));
     CUBLAS_CHECK(cublasSetWorkspace(st->handle, st->d_ws, CUBLAS_WS_BYTES));
-    if (widen_act(s->dtype, g->dy, dY, (size_t)M * d, stream)) return -1;
+    if (to_f32_copy(s->dtype, g->dy, dY, (size_t)M * d, stream)) return -1;
 
     /* FFN: Y' = Y + Hact W2 + b2, Hact = GELU(U), U = Yln W1 + b1, Yln = LN2(Y). */
-    if (colsum(st, dY, NULL, M, d, gr[TRANSFORMER_IN_B2], stream) ||
+    if (colsum(sum_of{dY, (size_t)d}, M, d, st->d_part, gr[TRANSFORMER_IN_B2], stream) ||
         gemm_tn(st->handle, st->d_h, dY, gr[TRANSFORMER_IN_W2], M, 4 * d, d) ||
         gemm_nt(st->handle, dY, W2, dH, M, 4 * d, d))
         return -1;
     gelu_erf_bwd<<<ew_blocks(nh), EW_THREADS, 0, stream>>>(st->d_u, dH, nh);
     CUDA_CHECK(cudaGetLastError());
-    if (colsum(st, dH, NULL, M, 4 * d, gr[TRANSFORMER_IN_B1], stream) ||
+    if (colsum(sum_of{dH, (size_t)(4 * d)}, M, 4 * d, st->d_part, gr[TRANSFORMER_IN_B1], stream) ||
         gemm_tn(st->handle, st->d_yln, dH, gr[TRANSFORMER_IN_W1], M, d, 4 * d) ||
         gemm_nt(st->handle, dH, W1, gd, M, d, 4 * d) || /* dYln */
         ln_bwd(st, st->d_y, f[TRANSFORMER_IN_LN2_G], gd, dY, dY, gr[TRANSFORMER_IN_LN2_G],
@@ -416,7 +374,7 @@ int transformer_oracle_fp32_run_bwd(void *state, const io_t *io, const grad_io_t
         return -1;
 
     /* Y = X + A Wo + bo. */
-    if (colsum(st, dY, NULL, M, d, gr[TRANSFORMER_IN_BO], stream) ||
+    if (colsum(sum_of{dY, (size_t)d}, M, d, st->d_part, gr[TRANSFORMER_IN_BO], stream) ||
         gemm_tn(st->handle, st->d_a, dY, gr[TRANSFORMER_IN_WO], M, d, d) ||
         gemm_nt(st->handle, dY, Wo, gd, M, d, d)) /* dA */
         return -1;
@@ -425,7 +383,8 @@ int transformer_oracle_fp32_run_bwd(void *state, const io_t *io, const grad_io_t
     if (attention_bwd(st, s, gd, dH, stream)) return -1;
 
     /* QKV = X~ Wqkv + bqkv, X~ = LN1(X); dX = dY (the residual) + LN1's. */
-    if (colsum(st, dH, NULL, M, 3 * d, gr[TRANSFORMER_IN_BQKV], stream) ||
+    if (colsum(sum_of{dH, (size_t)(3 * d)}, M, 3 * d, st->d_part, gr[TRANSFORMER_IN_BQKV],
+               stream) ||
         gemm_tn(st->handle, st->d_xln, dH, gr[TRANSFORMER_IN_WQKV], M, d, 3 * d) ||
         gemm_nt(st->handle, dH, Wqkv, gd, M, d, 3 * d) || /* dX~ */
         ln_bwd(st, x, f[TRANSFORMER_IN_LN1_G], gd, dY, gr[TRANSFORMER_IN_X],
