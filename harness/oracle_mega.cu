@@ -27,8 +27,18 @@
  *  10. GEMM + SiLU     F  = SiLU(L . W1)
  *  11. GEMM, beta = 1  Y' = Y + F . W2
  *
+ * Training (setup saw pass != PASS_FWD; the backward is oracle_mega_bwd.cu): run() keeps what
+ * the stages above overwrite in place and the backward needs, at no change to any value it
+ * computes: V's pre-activation X~ . W_v + b_v (stage 5 writes it, then SiLU of it into V), the
+ * attention's O and each query's softmax maximum and sum (stage 6 writes M beside O), Y
+ * (stage 8 writes it to a buffer of its own; the output gets a copy before stage 11 adds
+ * F . W2) and the FFN's pre-activation L . W1 (stage 10).  The rest the backward reads as the
+ * forward left it or recomputes by the forward's own operations.  Memory: train_floats
+ * (oracle_mega.h).
+ *
  * ---- version index ---------------------------------------------------------------------------
- * v1 (the only version).  Not yet run on a GPU when written (no device on the machine it was
+ * v1 (the only version; the training path above added later, every value it computes
+ *   unchanged).  Not yet run on a GPU when written (no device on the machine it was
  *   written on); predicted at T = 64k, B = 1, d = 1024, c = 1024 on an H100: the attention
  *   ~65536 queries x 1024 keys x (z + 2v) FMAs = 2.9e11, its K/V chunk (9 MB) L2-resident,
  *   ~20-60 ms; the GEMMs 30-45 ms (as chela's oracle); the EMA scan 1024 threads x 64k x 16
@@ -49,26 +59,18 @@
 #include "dtype_device.cuh"
 #include "oracle_common.cuh" /* silu_f, sigmoid_f, ln_rows, bias_act, qk_from_p, gemm_rows */
 #include "op_inputs.h"
+#include "oracle_mega.h"
 #include "variant.h"
 
 extern "C" {
 DECLARE_VARIANT(mega_oracle_fp32);
 }
 
+using namespace mega_oracle;
+
 namespace {
 
-constexpr int EMA_THREADS = 128;
-constexpr int AT_THREADS = 256;             /* chunk_attn: threads a query               */
-constexpr int AT_VMAX = 16;                 /* output columns a thread: v <= 4096        */
-constexpr int AT_ZMAX = 1024;               /* q staged in shared memory: z <= 1024      */
-
-struct mega_oracle_state {
-    cublasHandle_t handle;
-    void *d_ws;
-    int chunk;       /* mega_chunk(s), resolved at setup */
-    float *d_wproj, *d_wv, *d_uh, *d_w1, *d_w2;        /* fp32 copies of the weights */
-    float *d_xln, *d_xe, *d_p, *d_q, *d_k, *d_val, *d_o, *d_hm, *d_ln2, *d_f;
-};
+typedef oracle_state mega_oracle_state;
 
 /* X'[b,t,c] = sum_j eta_j h_{t,j},  h_t = h_{t-1} + a beta X~[b,t,c] - (a g) h_{t-1}. */
 __global__ void __launch_bounds__(EMA_THREADS)
@@ -120,11 +122,13 @@ __device__ float block_reduce(float x, float *red, bool is_max) {
 }
 
 /* One query row t (blockIdx.x over B*T) of the chunked attention, times the reset gate:
- * M[t, j] = SiLU(G[t, j]) * sum_{s0 <= s <= t} softmax_s(q_t . k_s / sqrt(z)) v_s[j]. */
+ * M[t, j] = SiLU(G[t, j]) * sum_{s0 <= s <= t} softmax_s(q_t . k_s / sqrt(z)) v_s[j].
+ * Training (o_raw, stat not NULL): O = M / SiLU(G) into o_raw, the row's score maximum and
+ * exp-sum into stat[2 row], stat[2 row + 1]; M's value is the same either way. */
 __global__ void __launch_bounds__(AT_THREADS)
 chunk_attn(const float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ val,
            const float *__restrict__ p, int np, int T, int z, int v, int chunk, float scale,
-           float *__restrict__ m) {
+           float *__restrict__ m, float *__restrict__ o_raw, float *__restrict__ stat) {
     __shared__ float qs[AT_ZMAX];
     __shared__ float ps[AT_THREADS];
     __shared__ float red[AT_THREADS / 32];
@@ -172,11 +176,27 @@ chunk_attn(const float *__restrict__ q, const float *__restrict__ k, const float
         }
     }
     sum = block_reduce(sum, red, false);
+    if (stat && threadIdx.x == 0) {
+        stat[2 * row] = mx;
+        stat[2 * row + 1] = sum;
+    }
 #pragma unroll
     for (int e = 0; e < AT_VMAX; e++) {
         const int j = (int)threadIdx.x + e * AT_THREADS;
-        if (j < v) m[row * v + j] = acc[e] / sum * silu_f(p[row * np + z + j]);
+        if (j < v) {
+            const float o = acc[e] / sum;
+            if (o_raw) o_raw[row * v + j] = o;
+            m[row * v + j] = o * silu_f(p[row * np + z + j]);
+        }
     }
+}
+
+/* out = SiLU(in), elementwise: training's form of bias_act's in-place SiLU, which keeps the
+ * pre-activation for the backward (the same silu_f of the same value: the same bits). */
+__global__ void silu_copy(const float *__restrict__ in, float *__restrict__ out, size_t n) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        out[i] = silu_f(in[i]);
 }
 
 /* Y = phi . SiLU(Hz + (Hm + b_h)) + (1 - phi) . X,  phi = sigmoid(F);  F = P[:, z+v : z+v+d],
@@ -196,17 +216,37 @@ __global__ void gate(const float *__restrict__ p, int np, int z, int v,
     }
 }
 
-int n_proj(const shape_t *s) { return s->z + s->v + 2 * s->d; }
-
 void destroy_state(mega_oracle_state *st) {
     if (!st) return;
     if (st->handle) cublasDestroy(st->handle);
     float *bufs[] = {st->d_wproj, st->d_wv, st->d_uh, st->d_w1, st->d_w2, st->d_xln, st->d_xe,
                      st->d_p,     st->d_q,  st->d_k,  st->d_val, st->d_o, st->d_hm, st->d_ln2,
-                     st->d_f};
+                     st->d_f,     st->d_vpre, st->d_m, st->d_stat, st->d_y, st->d_fpre, st->g_dy,
+                     st->g_df,    st->g_dd, st->g_dproj, st->g_dm, st->g_dv, st->g_dq, st->g_dk,
+                     st->g_delta, st->g_mean, st->g_rstd, st->g_cs, st->g_ema};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
     cudaFree(st->d_ws);
     free(st);
+}
+
+/* What the backward reads besides the forward's activations, and its scratch (oracle_mega.h;
+ * train_floats counts the same). */
+int alloc_train(const shape_t *s, mega_oracle_state *st) {
+    const size_t N = (size_t)s->B * s->T, d = (size_t)s->d, z = (size_t)s->z, v = (size_t)s->v;
+    const size_t np = (size_t)n_proj(s);
+    st->train = 1;
+    if (alloc_f32(&st->d_vpre, N * v) || alloc_f32(&st->d_m, N * v) ||
+        alloc_f32(&st->d_stat, 2 * N) || alloc_f32(&st->d_y, N * d) ||
+        alloc_f32(&st->d_fpre, N * 2 * d) || alloc_f32(&st->g_dy, N * d) ||
+        alloc_f32(&st->g_df, N * 2 * d) || alloc_f32(&st->g_dd, N * d) ||
+        alloc_f32(&st->g_dproj, N * np) || alloc_f32(&st->g_dm, N * v) ||
+        alloc_f32(&st->g_dv, N * v) || alloc_f32(&st->g_dq, N * z) ||
+        alloc_f32(&st->g_dk, N * z) || alloc_f32(&st->g_delta, N) ||
+        alloc_f32(&st->g_mean, N) || alloc_f32(&st->g_rstd, N) ||
+        alloc_f32(&st->g_cs, CS_CHUNKS * np) ||
+        alloc_f32(&st->g_ema, (size_t)s->B * d * MEGA_EMA_H * 2))
+        return -1;
+    return 0;
 }
 
 int setup_impl(const shape_t *s, const io_t *io, mega_oracle_state *st) {
@@ -222,6 +262,7 @@ int setup_impl(const shape_t *s, const io_t *io, mega_oracle_state *st) {
         alloc_f32(&st->d_hm, N * d) || alloc_f32(&st->d_ln2, N * d) ||
         alloc_f32(&st->d_f, N * 2 * d))
         return -1;
+    if (s->pass != PASS_FWD && alloc_train(s, st)) return -1;
     CUDA_CHECK(cudaMalloc(&st->d_ws, CUBLAS_WS_BYTES));
     CUBLAS_CHECK(cublasCreate(&st->handle));
     CUBLAS_CHECK(cublasSetMathMode(st->handle, CUBLAS_PEDANTIC_MATH));
@@ -268,30 +309,49 @@ template <typename Tx> int run_typed(const mega_oracle_state *st, const io_t *io
         st->d_p, np, in[MEGA_IN_KAPPA_Q], in[MEGA_IN_MU_Q], in[MEGA_IN_KAPPA_K], in[MEGA_IN_MU_K],
         st->d_q, st->d_k, z, N * z);
     CUDA_CHECK(cudaGetLastError());
-    /* 5. V = SiLU(X~ . W_v + b_v) */
-    if (gemm_rows(h, st->d_xln, N, d, st->d_wv, v, 0.0f, st->d_val)) return -1;
-    bias_act<<<ew_blocks(N * v), EW_THREADS, 0, stream>>>(st->d_val, N * v, v, in[MEGA_IN_BV], 1);
+    /* 5. V = SiLU(X~ . W_v + b_v); training keeps the pre-activation */
+    float *vpre = st->train ? st->d_vpre : st->d_val;
+    if (gemm_rows(h, st->d_xln, N, d, st->d_wv, v, 0.0f, vpre)) return -1;
+    bias_act<<<ew_blocks(N * v), EW_THREADS, 0, stream>>>(vpre, N * v, v, in[MEGA_IN_BV],
+                                                         st->train ? 0 : 1);
     CUDA_CHECK(cudaGetLastError());
-    /* 6. M = SiLU(G) . chunked attention */
-    chunk_attn<<<(unsigned)N, AT_THREADS, 0, stream>>>(st->d_q, st->d_k, st->d_val, st->d_p, np,
-                                                        T, z, v, st->chunk,
-                                                        (float)(1.0 / sqrt((double)z)), st->d_o);
+    if (st->train) {
+        silu_copy<<<ew_blocks(N * v), EW_THREADS, 0, stream>>>(vpre, st->d_val, N * v);
+        CUDA_CHECK(cudaGetLastError());
+    }
+    /* 6. M = SiLU(G) . chunked attention; training keeps O (d_o) and the softmax statistics */
+    float *m = st->train ? st->d_m : st->d_o;
+    chunk_attn<<<(unsigned)N, AT_THREADS, 0, stream>>>(
+        st->d_q, st->d_k, st->d_val, st->d_p, np, T, z, v, st->chunk,
+        (float)(1.0 / sqrt((double)z)), m, st->train ? st->d_o : NULL,
+        st->train ? st->d_stat : NULL);
     CUDA_CHECK(cudaGetLastError());
     /* 7. Hm = M . U_h */
-    if (gemm_rows(h, st->d_o, N, v, st->d_uh, d, 0.0f, st->d_hm)) return -1;
-    /* 8. Y -> out */
+    if (gemm_rows(h, m, N, v, st->d_uh, d, 0.0f, st->d_hm)) return -1;
+    /* 8. Y -> out, or to d_y when training (the output then gets a copy) */
+    float *y = st->train ? st->d_y : out;
     gate<Tx><<<ew_blocks(N * d), EW_THREADS, 0, stream>>>(st->d_p, np, z, v, st->d_hm,
-                                                          in[MEGA_IN_BH], x, out, d, N * d);
+                                                          in[MEGA_IN_BH], x, y, d, N * d);
     CUDA_CHECK(cudaGetLastError());
     /* 9. L = LayerNorm2(Y) */
-    ln_rows<float><<<row_blocks(N), ROW_WARPS * 32, 0, stream>>>(out, in[MEGA_IN_LN2_G],
+    ln_rows<float><<<row_blocks(N), ROW_WARPS * 32, 0, stream>>>(y, in[MEGA_IN_LN2_G],
                                                                   in[MEGA_IN_LN2_B], st->d_ln2, N, d);
     CUDA_CHECK(cudaGetLastError());
-    /* 10. F = SiLU(L . W1) */
-    if (gemm_rows(h, st->d_ln2, N, d, st->d_w1, 2 * d, 0.0f, st->d_f)) return -1;
-    bias_act<<<ew_blocks(N * 2 * d), EW_THREADS, 0, stream>>>(st->d_f, N * 2 * d, 2 * d, NULL, 1);
+    /* 10. F = SiLU(L . W1); training keeps the pre-activation */
+    if (st->train) {
+        if (gemm_rows(h, st->d_ln2, N, d, st->d_w1, 2 * d, 0.0f, st->d_fpre)) return -1;
+        silu_copy<<<ew_blocks(N * 2 * d), EW_THREADS, 0, stream>>>(st->d_fpre, st->d_f,
+                                                                   N * 2 * d);
+    } else {
+        if (gemm_rows(h, st->d_ln2, N, d, st->d_w1, 2 * d, 0.0f, st->d_f)) return -1;
+        bias_act<<<ew_blocks(N * 2 * d), EW_THREADS, 0, stream>>>(st->d_f, N * 2 * d, 2 * d,
+                                                                 NULL, 1);
+    }
     CUDA_CHECK(cudaGetLastError());
     /* 11. Y' = Y + F . W2 */
+    if (st->train)
+        CUDA_CHECK(cudaMemcpyAsync(out, st->d_y, N * d * sizeof(float), cudaMemcpyDeviceToDevice,
+                                   stream));
     if (gemm_rows(h, st->d_f, N, 2 * d, st->d_w2, d, 1.0f, out)) return -1;
     return 0;
 }
@@ -302,7 +362,6 @@ extern "C" {
 
 const char *mega_oracle_fp32_supports(const shape_t *s) {
     if (s->B <= 0 || s->T <= 0 || s->d <= 0 || s->z <= 0 || s->v <= 0) return "empty shape";
-    if (s->pass != PASS_FWD) return "no backward yet";
     if (s->z > AT_ZMAX) return "z must be <= 1024 (q staged in shared memory)";
     if (s->v > AT_VMAX * AT_THREADS) return "v must be <= 4096 (16 output columns a thread)";
     if ((long long)s->B * s->T > INT_MAX) return "B*T must be < 2^31";
@@ -310,11 +369,13 @@ const char *mega_oracle_fp32_supports(const shape_t *s) {
     return NULL;
 }
 
-/* Activations N * (6d + np + 2z + 2v) + weights d * (np + 2v + 4d), fp32, + cuBLAS's. */
+/* Activations N * (6d + np + 2z + 2v) + weights d * (np + 2v + 4d), fp32, + cuBLAS's; for
+ * pass != fwd also what the backward keeps and its scratch (oracle_mega.h, train_floats). */
 size_t mega_oracle_fp32_workspace_bytes(const shape_t *s) {
     const size_t N = (size_t)s->B * s->T, d = (size_t)s->d, z = (size_t)s->z, v = (size_t)s->v;
     const size_t np = z + v + 2 * d;
-    return (N * (6 * d + np + 2 * z + 2 * v) + d * (np + 2 * v + 4 * d)) * sizeof(float) +
+    const size_t train = s->pass != PASS_FWD ? train_floats(s) : 0;
+    return (N * (6 * d + np + 2 * z + 2 * v) + d * (np + 2 * v + 4 * d) + train) * sizeof(float) +
            CUBLAS_WS_BYTES;
 }
 
@@ -347,12 +408,15 @@ int mega_oracle_fp32_run(void *state, const io_t *io, cudaStream_t stream) {
 
 void mega_oracle_fp32_teardown(void *state) { destroy_state((mega_oracle_state *)state); }
 
-/* "fp32 gemm=32f_pedantic ema=scan attn=per-query chunk=1024". */
+/* "fp32 gemm=32f_pedantic ema=scan attn=per-query chunk=1024"; when training " bwd=scan+rows"
+ * (the EMA's backward by scans, the attention's by query rows then key rows). */
 void mega_oracle_fp32_config(const void *state, char *buf, size_t len) {
     const mega_oracle_state *st = (const mega_oracle_state *)state;
     if (!len) return;
     buf[0] = 0;
-    if (st) snprintf(buf, len, "fp32 gemm=32f_pedantic ema=scan attn=per-query chunk=%d", st->chunk);
+    if (st)
+        snprintf(buf, len, "fp32 gemm=32f_pedantic ema=scan attn=per-query chunk=%d%s", st->chunk,
+                 st->train ? " bwd=scan+rows" : "");
 }
 
 } // extern "C"

@@ -35,6 +35,7 @@ DECLARE_VARIANT(chela_oracle_fp32);
 DECLARE_BWD(chela_oracle_fp32);
 DECLARE_STAGED_VARIANT(mega_layer);
 DECLARE_VARIANT(mega_oracle_fp32);
+DECLARE_BWD(mega_oracle_fp32);
 
 /* ---- settings (settings.h): each one's default is "auto", the tuned behaviour ---- */
 static const setting_def_t LA_CHUNKED_SETTINGS[] = {
@@ -160,8 +161,8 @@ const variant_t VARIANTS[] = {
               chela_oracle_fp32, NULL),
     ROW_STAGED("mega/layer", OP_MEGA, "baseline", "baselines/mega/layer.cu", mega_layer,
                MEGA_SETTINGS),
-    ROW("mega/oracle_fp32", OP_MEGA, "oracle", "harness/oracle_mega.cu", mega_oracle_fp32,
-        MEGA_ORACLE_SETTINGS),
+    ROW_TRAIN("mega/oracle_fp32", OP_MEGA, "oracle", "harness/oracle_mega.cu", mega_oracle_fp32,
+              MEGA_ORACLE_SETTINGS),
 };
 const int N_VARIANTS = (int)(sizeof VARIANTS / sizeof VARIANTS[0]);
 
