@@ -97,7 +97,7 @@
 #include "bench_check.h"
 #include "common/math.cuh" /* warp_sum */
 #include "dtype_device.cuh"
-#include "oracle_common.cuh" /* silu_f, sigmoid_f, ln_rows, bias_act, qk_from_p, gemm_rows */
+#include "oracle_common.cuh" /* silu_f, ln_rows, bias_act, silu_copy, gate, qk_from_p, gemm_rows */
 #include "op_inputs.h"
 #include "oracle_chela.h" /* the state and tilings, shared with the backward */
 #include "variant.h"
@@ -301,31 +301,6 @@ rms_gate(const float *o, float *m, const float *__restrict__ p, int np, int z, i
     for (int i = lane; i < v; i += 32) mrow[i] = orow[i] * inv * sigmoid_f(ga[i]);
 }
 
-/* out = SiLU(in), elementwise: training's form of bias_act's in-place SiLU, which keeps the
- * pre-activation in for the backward (the same silu_f of the same value: the same bits). */
-__global__ void silu_copy(const float *__restrict__ in, float *__restrict__ out, size_t n) {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x)
-        out[i] = silu_f(in[i]);
-}
-
-/* Y = sg . SiLU(Hz + (Hm + b_h)) + (1 - sg) . X,  sg = sigmoid(Go);  Go = P[:, z+v : z+v+d],
- * Hz = P[:, z+v+d : np] (bias added). */
-template <typename Tx>
-__global__ void gate(const float *__restrict__ p, int np, int z, int v,
-                     const float *__restrict__ hm, const float *__restrict__ bh,
-                     const Tx *__restrict__ x, float *__restrict__ y, int d, size_t n) {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        const size_t row = i / (size_t)d;
-        const int c = (int)(i % (size_t)d);
-        const float *pr = p + row * np + z + v;
-        const float h = silu_f(pr[d + c] + (hm[i] + bh[c]));
-        const float sg = sigmoid_f(pr[c]);
-        y[i] = sg * h + (1.0f - sg) * to_f32(x[i]);
-    }
-}
-
 /* ---------------- host side ---------------- */
 
 /* Threads per value column of the scan: the smallest power of two with 32 G >= z. */
@@ -453,32 +428,10 @@ template <typename Tx> int run_typed(const oracle_state *st, const io_t *io, cud
     CUDA_CHECK(cudaGetLastError());
     /* 9. Hm = M . U_h */
     if (gemm_rows(h, m, N, v, st->d_uh, d, 0.0f, st->d_hm)) return -1;
-    /* 10. Y -> out, or to d_y when training (the output then gets a copy) */
-    float *y = st->train ? st->d_y : out;
-    gate<Tx><<<ew_blocks(N * d), EW_THREADS, 0, stream>>>(st->d_p, np, z, v, st->d_hm,
-                                                          in[CHELA_IN_BH], x, y, d, N * d);
-    CUDA_CHECK(cudaGetLastError());
-    /* 11. L = LayerNorm2(Y) */
-    ln_rows<float><<<row_blocks(N), ROW_WARPS * 32, 0, stream>>>(
-        y, in[CHELA_IN_LN2_G], in[CHELA_IN_LN2_B], st->d_ln2, N, d);
-    CUDA_CHECK(cudaGetLastError());
-    /* 12. F = SiLU(L . W1); training keeps the pre-activation */
-    if (st->train) {
-        if (gemm_rows(h, st->d_ln2, N, d, st->d_w1, 2 * d, 0.0f, st->d_fpre)) return -1;
-        silu_copy<<<ew_blocks(N * 2 * d), EW_THREADS, 0, stream>>>(st->d_fpre, st->d_f,
-                                                                   N * 2 * d);
-    } else {
-        if (gemm_rows(h, st->d_ln2, N, d, st->d_w1, 2 * d, 0.0f, st->d_f)) return -1;
-        bias_act<<<ew_blocks(N * 2 * d), EW_THREADS, 0, stream>>>(st->d_f, N * 2 * d, 2 * d,
-                                                                 NULL, 1);
-    }
-    CUDA_CHECK(cudaGetLastError());
-    /* 13. Y' = Y + F . W2 */
-    if (st->train)
-        CUDA_CHECK(cudaMemcpyAsync(out, st->d_y, N * d * sizeof(float), cudaMemcpyDeviceToDevice,
-                                   stream));
-    if (gemm_rows(h, st->d_f, N, 2 * d, st->d_w2, d, 1.0f, out)) return -1;
-    return 0;
+    /* 10-13. Y (-> out, or to d_y when training), L = LayerNorm2(Y), F = SiLU(L . W1) (training
+     * keeps the pre-activation), Y' = Y + F . W2 -> out (oracle_common.cuh gate_ffn_fwd) */
+    return gate_ffn_fwd<Tx>(st, np, z, v, in[CHELA_IN_BH], x, in[CHELA_IN_LN2_G],
+                            in[CHELA_IN_LN2_B], out, N, d, stream);
 }
 
 } // namespace

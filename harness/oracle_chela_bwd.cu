@@ -62,84 +62,12 @@ DECLARE_BWD(chela_oracle_fp32);
 }
 
 using namespace chela_oracle;
-using namespace oracle_colsum; /* colsum, sum_of, ln_gain_term (oracle_common.cuh) */
+using namespace oracle_colsum; /* colsum, sum_of, ln_gain_term, kappa_term (oracle_common.cuh) */
+using namespace oracle_bwd;    /* silu_bwd, ln_bwd, gate_bwd, qk_bwd, gemm_dx, gemm_dw (ditto) */
 
 namespace {
 
-/* d/dp SiLU(p) = s(p) (1 + p (1 - s(p))), s = sigmoid_f (IEEE, as the forward's). */
-__device__ __forceinline__ float silu_deriv_f(float p) {
-    const float s = sigmoid_f(p);
-    return s * (1.0f + p * (1.0f - s));
-}
-
 /* ---------------------------------- kernels ---------------------------------- */
-
-/* g[i] *= SiLU'(pre[i]): the gradient of SiLU's output to its input's, in place. */
-__global__ void silu_bwd(float *__restrict__ g, const float *__restrict__ pre, size_t n) {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x)
-        g[i] *= silu_deriv_f(pre[i]);
-}
-
-/* LayerNorm's backward, one warp per row of n features, y = xh . g + b, xh = (x - mean) rstd:
- * out = res + rstd (gy - mean(gy) - xh mean(gy xh)), gy = g . dyln.  mean and rstd are
- * recomputed from x by ln_rows's own code (oracle_common.cuh ln_mean_rstd: the sum, then fmaf
- * of the centered squares, 1/sqrtf) and left in mean_out, rstd_out for the gain's column
- * sum.  out may be res (each element read, then written, by one lane): neither __restrict__. */
-template <typename Tin>
-__global__ void __launch_bounds__(ROW_WARPS * 32)
-ln_bwd_rows(const Tin *__restrict__ x, const float *__restrict__ g,
-            const float *__restrict__ dyln, const float *res, float *out,
-            float *__restrict__ mean_out, float *__restrict__ rstd_out, size_t rows, int n) {
-    const int lane = threadIdx.x & 31;
-    const size_t row = (size_t)blockIdx.x * ROW_WARPS + (threadIdx.x >> 5);
-    if (row >= rows) return; /* warp-uniform */
-    const Tin *xr = x + row * n;
-    const float *dr = dyln + row * n;
-    float mean, inv;
-    ln_mean_rstd(xr, n, lane, mean, inv);
-    float s_gy = 0.f, s_gyxh = 0.f;
-    for (int i = lane; i < n; i += 32) {
-        const float gy = g[i] * dr[i], xh = (to_f32(xr[i]) - mean) * inv;
-        s_gy += gy;
-        s_gyxh = fmaf(gy, xh, s_gyxh);
-    }
-    const float m_gy = warp_sum(s_gy) / (float)n, m_gyxh = warp_sum(s_gyxh) / (float)n;
-    const float *rr = res + row * n;
-    float *orow = out + row * n;
-    for (int i = lane; i < n; i += 32) {
-        const float gy = g[i] * dr[i], xh = (to_f32(xr[i]) - mean) * inv;
-        orow[i] = rr[i] + inv * (gy - m_gy - xh * m_gyxh);
-    }
-    if (lane == 0) {
-        mean_out[row] = mean;
-        rstd_out[row] = inv;
-    }
-}
-
-/* The gated residual and H^ (eq. 14): Y = sg . H + (1 - sg) . X, sg = sigmoid(Go), H =
- * SiLU(A), A = Hz + (Hm + b_h) as the forward's gate computed it (Go, Hz from P).
- *   dX (the residual's part, LayerNorm1's is added last)   = dY (1 - sg)
- *   dGo -> dproj[:, z+v+c]                                  = dY (H - X) sg (1 - sg)
- *   dA = dHz -> dproj[:, z+v+d+c] (also dbh's and dUh's)    = dY sg SiLU'(A) */
-template <typename Tx>
-__global__ void gate_bwd(const float *__restrict__ p, int np, int z, int v,
-                         const float *__restrict__ hm, const float *__restrict__ bh,
-                         const Tx *__restrict__ x, const float *__restrict__ dy,
-                         float *__restrict__ dx, float *__restrict__ dproj, int d, size_t n) {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        const size_t row = i / (size_t)d;
-        const int c = (int)(i % (size_t)d);
-        const float *pr = p + row * np + z + v;
-        const float a = pr[d + c] + (hm[i] + bh[c]);
-        const float h = silu_f(a), sg = sigmoid_f(pr[c]), g = dy[i];
-        float *dr = dproj + row * np + z + v;
-        dx[i] = g * (1.0f - sg);
-        dr[c] = g * (h - to_f32(x[i])) * sg * (1.0f - sg);
-        dr[d + c] = g * sg * silu_deriv_f(a);
-    }
-}
 
 /* Eq. 9 and the RMSNorm, one warp per row of v: M = O . s, s = sigmoid(Ga), O = o rstd with o
  * the attention's raw output (kept) and rstd recomputed as rms_gate computed it.
@@ -171,19 +99,6 @@ rms_gate_bwd(const float *__restrict__ o, const float *__restrict__ p, int np, i
     }
 }
 
-/* Q = kq . Zq + mq, K = kk . Zq + mk, Zq = SiLU(Pz): Q and K share Zq, so
- * dPz -> dproj[:, i] = (dQ kq + dK kk) SiLU'(Pz). */
-__global__ void qk_bwd(const float *__restrict__ p, int np, const float *__restrict__ kq,
-                       const float *__restrict__ kk, const float *__restrict__ dq,
-                       const float *__restrict__ dk, float *__restrict__ dproj, int z, size_t n) {
-    for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < n;
-         e += (size_t)gridDim.x * blockDim.x) {
-        const size_t row = e / (size_t)z;
-        const int i = (int)(e % (size_t)z);
-        dproj[row * np + i] = (dq[e] * kq[i] + dk[e] * kk[i]) * silu_deriv_f(p[row * np + i]);
-    }
-}
-
 /* U = SiLU(pre): du becomes dpre in place, pre recomputed from X~ (short_conv_pre). */
 __global__ void short_conv_dpre(const float *__restrict__ xln, const float *__restrict__ k3,
                                 float *__restrict__ du, int T, int d, size_t n) {
@@ -209,14 +124,8 @@ __global__ void short_conv_dx(const float *__restrict__ k3, const float *__restr
     }
 }
 
-/* Column sums' summands, f(row, col), beside oracle_common.cuh's sum_of and ln_gain_term. */
-struct kappa_term { /* dQ (or dK) . Zq, Zq = SiLU(Pz) as qk_from_p computed it */
-    const float *g, *p;
-    int z, np;
-    __device__ float operator()(size_t r, int i) const {
-        return g[r * z + i] * silu_f(p[r * np + i]);
-    }
-};
+/* A column sum's summand, f(row, col), beside oracle_common.cuh's sum_of, ln_gain_term and
+ * kappa_term. */
 struct k3_term { /* column 3c + j of dk3: X~[b,t-j,c] dpre[b,t,c] for t >= j, else 0 */
     const float *xln, *dpre;
     int T, d;
@@ -227,56 +136,6 @@ struct k3_term { /* column 3c + j of dk3: X~[b,t-j,c] dpre[b,t,c] for t >= j, el
 };
 
 /* ---------------------------------- host ---------------------------------- */
-
-/* Row-major dX[rows, n_in] = dY[rows, n_out] W[n_in, n_out]^T, dY of row stride ld_dy: the
- * column-major dX^T = W^T' dY^T with W' = W read as column-major [n_out, n_in].  Rows go in
- * slices so that no operand passes 32-bit indexing (as the forward's gemm_rows). */
-int gemm_dx(cublasHandle_t h, const float *dY, int ld_dy, size_t rows, int n_in, int n_out,
-            const float *W, float *dX) {
-    const float one = 1.0f, zero = 0.0f;
-    const size_t slice = (size_t)INT_MAX / (size_t)(ld_dy > n_in ? ld_dy : n_in);
-    for (size_t r0 = 0; r0 < rows; r0 += slice) {
-        const int n = (int)(rows - r0 < slice ? rows - r0 : slice);
-        CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n_in, n, n_out, &one, W,
-                                  CUDA_R_32F, n_out, dY + r0 * ld_dy, CUDA_R_32F, ld_dy, &zero,
-                                  dX + r0 * n_in, CUDA_R_32F, n_in, CUBLAS_COMPUTE_32F_PEDANTIC,
-                                  CUBLAS_GEMM_DEFAULT));
-    }
-    return 0;
-}
-
-/* Row-major dW[n_in, n_out] = X[rows, n_in]^T dY[rows, n_out] (row strides ld_x, ld_dy): the
- * column-major dW^T = dY^T X.  Row slices as gemm_dx, the first with beta = 0 (dW is
- * overwritten), the next added in order. */
-int gemm_dw(cublasHandle_t h, const float *X, int ld_x, const float *dY, int ld_dy, size_t rows,
-            int n_in, int n_out, float *dW) {
-    const float one = 1.0f, zero = 0.0f;
-    const size_t slice = (size_t)INT_MAX / (size_t)(ld_x > ld_dy ? ld_x : ld_dy);
-    for (size_t r0 = 0; r0 < rows; r0 += slice) {
-        const int n = (int)(rows - r0 < slice ? rows - r0 : slice);
-        CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_T, n_out, n_in, n, &one,
-                                  dY + r0 * ld_dy, CUDA_R_32F, ld_dy, X + r0 * ld_x, CUDA_R_32F,
-                                  ld_x, r0 ? &one : &zero, dW, CUDA_R_32F, n_out,
-                                  CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT));
-    }
-    return 0;
-}
-
-/* LayerNorm's backward for the rows of x (that LayerNorm's input) with gain g and upstream
- * dyln: out = res + dx, then the gain's and the bias's gradients. */
-template <typename Tin>
-int ln_bwd(const oracle_state *st, const Tin *x, const float *g, const float *dyln,
-           const float *res, float *out, float *dg, float *db, size_t rows, int d,
-           cudaStream_t stream) {
-    ln_bwd_rows<Tin><<<row_blocks(rows), ROW_WARPS * 32, 0, stream>>>(
-        x, g, dyln, res, out, st->g_mean, st->g_rstd, rows, d);
-    CUDA_CHECK(cudaGetLastError());
-    const ln_gain_term<Tin> gain{dyln, x, st->g_mean, st->g_rstd, d};
-    if (colsum(gain, rows, d, st->g_cs, dg, stream) ||
-        colsum(sum_of{dyln, (size_t)d}, rows, d, st->g_cs, db, stream))
-        return -1;
-    return 0;
-}
 
 /* The backward, stage by stage from the output back (ref_grad_chela.c's order); x (stages
  * gate and LayerNorm1) and dy in the run dtype Tx. */
@@ -305,8 +164,8 @@ int run_bwd_typed(const oracle_state *st, const io_t *io, const grad_io_t *gio,
     CUDA_CHECK(cudaGetLastError()); /* dPf */
     if (gemm_dw(h, st->d_ln2, d, dF, 2 * d, N, d, 2 * d, gr[CHELA_IN_W1]) ||
         gemm_dx(h, dF, 2 * d, N, d, 2 * d, st->d_w1, dD) || /* dL */
-        ln_bwd<float>(st, st->d_y, in[CHELA_IN_LN2_G], dD, dY, dY, gr[CHELA_IN_LN2_G],
-                      gr[CHELA_IN_LN2_B], N, d, stream))
+        ln_bwd<float>(st->d_y, in[CHELA_IN_LN2_G], dD, dY, dY, gr[CHELA_IN_LN2_G],
+                      gr[CHELA_IN_LN2_B], st->g_mean, st->g_rstd, st->g_cs, N, d, stream))
         return -1;
 
     /* The gated residual and H^: dX's residual part, the Go and Hz columns of dproj. */
@@ -374,8 +233,9 @@ int run_bwd_typed(const oracle_state *st, const io_t *io, const grad_io_t *gio,
     CUDA_CHECK(cudaGetLastError());
 
     /* X~ = LayerNorm1(X): dX = the residual's part (already in place) + LN1's. */
-    return ln_bwd<Tx>(st, x, in[CHELA_IN_LN1_G], dD, gr[CHELA_IN_X], gr[CHELA_IN_X],
-                      gr[CHELA_IN_LN1_G], gr[CHELA_IN_LN1_B], N, d, stream);
+    return ln_bwd<Tx>(x, in[CHELA_IN_LN1_G], dD, gr[CHELA_IN_X], gr[CHELA_IN_X],
+                      gr[CHELA_IN_LN1_G], gr[CHELA_IN_LN1_B], st->g_mean, st->g_rstd, st->g_cs,
+                      N, d, stream);
 }
 
 } // namespace

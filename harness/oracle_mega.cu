@@ -57,7 +57,7 @@
 #include "bench_check.h"
 #include "common/math.cuh" /* warp_sum */
 #include "dtype_device.cuh"
-#include "oracle_common.cuh" /* silu_f, sigmoid_f, ln_rows, bias_act, qk_from_p, gemm_rows */
+#include "oracle_common.cuh" /* silu_f, ln_rows, bias_act, silu_copy, gate, qk_from_p, gemm_rows */
 #include "op_inputs.h"
 #include "oracle_mega.h"
 #include "variant.h"
@@ -82,15 +82,9 @@ ema_scan(const float *__restrict__ xln, const float *__restrict__ alpha,
     const int c = (int)(i % d);
     const size_t b = (size_t)(i / d);
     float gain[MEGA_EMA_H], rate[MEGA_EMA_H], et[MEGA_EMA_H], h[MEGA_EMA_H];
+    ema_coeffs(alpha, delta, beta, eta, c, gain, rate, et);
 #pragma unroll
-    for (int j = 0; j < MEGA_EMA_H; j++) {
-        const size_t pi = (size_t)c * MEGA_EMA_H + j;
-        const float a = sigmoid_f(alpha[pi]), g = sigmoid_f(delta[pi]);
-        gain[j] = a * beta[pi];
-        rate[j] = a * g;
-        et[j] = eta[pi];
-        h[j] = 0.f;
-    }
+    for (int j = 0; j < MEGA_EMA_H; j++) h[j] = 0.f;
     const float *xb = xln + b * T * d + c;
     float *yb = xe + b * T * d + c;
     for (int t = 0; t < T; t++) {
@@ -191,31 +185,6 @@ chunk_attn(const float *__restrict__ q, const float *__restrict__ k, const float
     }
 }
 
-/* out = SiLU(in), elementwise: training's form of bias_act's in-place SiLU, which keeps the
- * pre-activation for the backward (the same silu_f of the same value: the same bits). */
-__global__ void silu_copy(const float *__restrict__ in, float *__restrict__ out, size_t n) {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x)
-        out[i] = silu_f(in[i]);
-}
-
-/* Y = phi . SiLU(Hz + (Hm + b_h)) + (1 - phi) . X,  phi = sigmoid(F);  F = P[:, z+v : z+v+d],
- * Hz = P[:, z+v+d : np] (bias added). */
-template <typename Tx>
-__global__ void gate(const float *__restrict__ p, int np, int z, int v,
-                     const float *__restrict__ hm, const float *__restrict__ bh,
-                     const Tx *__restrict__ x, float *__restrict__ y, int d, size_t n) {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        const size_t row = i / (size_t)d;
-        const int c = (int)(i % (size_t)d);
-        const float *pr = p + row * np + z + v;
-        const float h = silu_f(pr[d + c] + (hm[i] + bh[c]));
-        const float phi = sigmoid_f(pr[c]);
-        y[i] = phi * h + (1.0f - phi) * to_f32(x[i]);
-    }
-}
-
 void destroy_state(mega_oracle_state *st) {
     if (!st) return;
     if (st->handle) cublasDestroy(st->handle);
@@ -243,7 +212,7 @@ int alloc_train(const shape_t *s, mega_oracle_state *st) {
         alloc_f32(&st->g_dv, N * v) || alloc_f32(&st->g_dq, N * z) ||
         alloc_f32(&st->g_dk, N * z) || alloc_f32(&st->g_delta, N) ||
         alloc_f32(&st->g_mean, N) || alloc_f32(&st->g_rstd, N) ||
-        alloc_f32(&st->g_cs, CS_CHUNKS * np) ||
+        alloc_f32(&st->g_cs, COLSUM_CHUNKS * np) ||
         alloc_f32(&st->g_ema, (size_t)s->B * d * MEGA_EMA_H * 2))
         return -1;
     return 0;
@@ -328,32 +297,10 @@ template <typename Tx> int run_typed(const mega_oracle_state *st, const io_t *io
     CUDA_CHECK(cudaGetLastError());
     /* 7. Hm = M . U_h */
     if (gemm_rows(h, m, N, v, st->d_uh, d, 0.0f, st->d_hm)) return -1;
-    /* 8. Y -> out, or to d_y when training (the output then gets a copy) */
-    float *y = st->train ? st->d_y : out;
-    gate<Tx><<<ew_blocks(N * d), EW_THREADS, 0, stream>>>(st->d_p, np, z, v, st->d_hm,
-                                                          in[MEGA_IN_BH], x, y, d, N * d);
-    CUDA_CHECK(cudaGetLastError());
-    /* 9. L = LayerNorm2(Y) */
-    ln_rows<float><<<row_blocks(N), ROW_WARPS * 32, 0, stream>>>(y, in[MEGA_IN_LN2_G],
-                                                                  in[MEGA_IN_LN2_B], st->d_ln2, N, d);
-    CUDA_CHECK(cudaGetLastError());
-    /* 10. F = SiLU(L . W1); training keeps the pre-activation */
-    if (st->train) {
-        if (gemm_rows(h, st->d_ln2, N, d, st->d_w1, 2 * d, 0.0f, st->d_fpre)) return -1;
-        silu_copy<<<ew_blocks(N * 2 * d), EW_THREADS, 0, stream>>>(st->d_fpre, st->d_f,
-                                                                   N * 2 * d);
-    } else {
-        if (gemm_rows(h, st->d_ln2, N, d, st->d_w1, 2 * d, 0.0f, st->d_f)) return -1;
-        bias_act<<<ew_blocks(N * 2 * d), EW_THREADS, 0, stream>>>(st->d_f, N * 2 * d, 2 * d,
-                                                                 NULL, 1);
-    }
-    CUDA_CHECK(cudaGetLastError());
-    /* 11. Y' = Y + F . W2 */
-    if (st->train)
-        CUDA_CHECK(cudaMemcpyAsync(out, st->d_y, N * d * sizeof(float), cudaMemcpyDeviceToDevice,
-                                   stream));
-    if (gemm_rows(h, st->d_f, N, 2 * d, st->d_w2, d, 1.0f, out)) return -1;
-    return 0;
+    /* 8-11. Y (-> out, or to d_y when training), L = LayerNorm2(Y), F = SiLU(L . W1) (training
+     * keeps the pre-activation), Y' = Y + F . W2 -> out (oracle_common.cuh gate_ffn_fwd) */
+    return gate_ffn_fwd<Tx>(st, np, z, v, in[MEGA_IN_BH], x, in[MEGA_IN_LN2_G], in[MEGA_IN_LN2_B],
+                            out, N, d, stream);
 }
 
 } // namespace

@@ -1,6 +1,6 @@
 /* oracle_mega.h: what mega/oracle_fp32's forward (oracle_mega.cu) and backward
  * (oracle_mega_bwd.cu, oracle_mega_bwd_seq.cu) share: the state, the attention's and the EMA
- * scan's launch shapes, the sizes of the training buffers and the launchers one file lends
+ * scan's launch shapes and coefficients, the sizes of the training buffers and the launchers one file lends
  * another.  CUDA C++ only, included by those three files alone. */
 #ifndef CHELA_ORACLE_MEGA_H
 #define CHELA_ORACLE_MEGA_H
@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "op_inputs.h"
+#include "oracle_common.cuh" /* sigmoid_f; oracle_colsum: the backward's column sums */
 #include "shape.h"
 
 namespace mega_oracle {
@@ -21,10 +22,27 @@ constexpr int AT_VMAX = 16;      /* value columns a thread: v <= 4096           
 constexpr int AT_ZMAX = 1024;    /* q (or k) staged in shared memory: z <= 1024               */
 constexpr int AT_ZPER = AT_ZMAX / AT_THREADS; /* backward: dQ / dK columns a thread          */
 
-/* The backward's column sums (bias, gain, kappa / mu gradients) go in two passes: at most
- * CS_CHUNKS row chunks summed one thread a column, then the chunks' partial sums in order,
- * deterministic without float atomics (oracle_mega_bwd.cu; the same scheme as chela's). */
-constexpr int CS_CHUNKS = 256;
+/* The backward's column sums (bias, gain, kappa / mu gradients) go through g_cs,
+ * COLSUM_CHUNKS partial rows (oracle_common.cuh). */
+using oracle_colsum::COLSUM_CHUNKS;
+
+/* The EMA's coefficients for channel c as its scans (oracle_mega.cu ema_scan, the backward's
+ * ema_bwd_x) use them, a = sigmoid(alpha), g = sigmoid(delta): gain_j = a beta_j,
+ * rate_j = a g (the decay 1 - a g kept as a rate: oracle_mega.cu says why), et_j = eta_j. */
+static __device__ __forceinline__ void ema_coeffs(const float *__restrict__ alpha,
+                                                  const float *__restrict__ delta,
+                                                  const float *__restrict__ beta,
+                                                  const float *__restrict__ eta, int c,
+                                                  float *gain, float *rate, float *et) {
+#pragma unroll
+    for (int j = 0; j < MEGA_EMA_H; j++) {
+        const size_t pi = (size_t)c * MEGA_EMA_H + j;
+        const float a = sigmoid_f(alpha[pi]), g = sigmoid_f(delta[pi]);
+        gain[j] = a * beta[pi];
+        rate[j] = a * g;
+        et[j] = eta[pi];
+    }
+}
 
 /* Buffers fp32, [N, width] row-major (token row b*T + t outermost), N = B*T,
  * np = z + v + 2d. */
@@ -62,7 +80,7 @@ struct oracle_state {
     float *g_dq, *g_dk; /* [N, z]                                                */
     float *g_delta;  /* [N]     dO_t . O_t, the softmax backward's row term      */
     float *g_mean, *g_rstd; /* [N] LayerNorm statistics of the rows being differentiated */
-    float *g_cs;     /* [CS_CHUNKS][np] column sums' partials               */
+    float *g_cs;     /* [COLSUM_CHUNKS][np] column sums' partials (oracle_common.cuh) */
     float *g_ema;    /* [B][d h][2] the EMA's per-sequence sums S0, S1          */
 };
 
@@ -73,7 +91,7 @@ inline size_t train_floats(const shape_t *s) {
     const size_t N = (size_t)s->B * s->T, d = (size_t)s->d, z = (size_t)s->z, v = (size_t)s->v;
     const size_t np = (size_t)n_proj(s);
     const size_t kept = N * (2 * v + 3 * d + 2);
-    const size_t scratch = N * (4 * d + np + 2 * v + 2 * z + 3) + CS_CHUNKS * np +
+    const size_t scratch = N * (4 * d + np + 2 * v + 2 * z + 3) + COLSUM_CHUNKS * np +
                            (size_t)s->B * d * MEGA_EMA_H * 2;
     return kept + scratch;
 }

@@ -199,15 +199,9 @@ ema_bwd_x(const float *__restrict__ dxe, const float *__restrict__ alpha,
     const int c = (int)(i % d);
     const size_t b = (size_t)(i / d);
     float gain[MEGA_EMA_H], rate[MEGA_EMA_H], et[MEGA_EMA_H], st[MEGA_EMA_H];
+    ema_coeffs(alpha, delta, beta, eta, c, gain, rate, et); /* the forward's (oracle_mega.h) */
 #pragma unroll
-    for (int j = 0; j < MEGA_EMA_H; j++) {
-        const size_t pi = (size_t)c * MEGA_EMA_H + j;
-        const float a = sigmoid_f(alpha[pi]), g = sigmoid_f(delta[pi]);
-        gain[j] = a * beta[pi];
-        rate[j] = a * g;
-        et[j] = eta[pi];
-        st[j] = 0.f;
-    }
+    for (int j = 0; j < MEGA_EMA_H; j++) st[j] = 0.f;
     const float *gb = dxe + b * T * d + c;
     float *xb = dxln + b * T * d + c;
     for (int s = T - 1; s >= 0; s--) {

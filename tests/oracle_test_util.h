@@ -1,9 +1,10 @@
 /* oracle_test_util.h: what the GPU tests of the plain-fp32 oracles' backwards share
- * (test_gpu_oracle_transformer_bwd.c, test_gpu_oracle_chela_bwd.c; oracle_test_util.c).
+ * (test_gpu_oracle_transformer_bwd.c, test_gpu_oracle_chela_bwd.c,
+ * test_gpu_oracle_mega_bwd.c; oracle_test_util.c).
  *
  * An oracle is driven through its own functions (oracle_t below), not the variant table's
  * row or the runner.  Its inputs are the harness's own: op->describe's tensors filled from
- * ORACLE_SEED by gpu_fill_tensor on the device and tensor_fill_host on the host (the same bits,
+ * ORACLE_SEED (or the oracle's own seed) by gpu_fill_tensor on the device and tensor_fill_host on the host (the same bits,
  * rounded to their storage type), dy likewise (grad_dy_desc, GRAD_DY_INDEX), so a double
  * reference fed the host images sees exactly what the GPU saw.  Every gradient buffer is fp32
  * (the oracles' convention, dX included) and poisoned with 0xFF bytes (NaN) before each
@@ -16,6 +17,7 @@
 #include <check.h>
 #include <cuda_runtime_api.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "op.h"
 #include "variant.h"
@@ -41,6 +43,7 @@ typedef struct {
     void (*teardown)(void *state);
     void (*config)(const void *state, char *buf, size_t len);
     size_t (*ref_elems)(const shape_t *s, int i); /* NULL: not checked */
+    uint64_t seed; /* the inputs' and dy's fill seed; 0: ORACLE_SEED */
 } oracle_t;
 
 /* oracle_t's functions by the C prefix P of its DECLARE_VARIANT(P) and DECLARE_BWD(P). */
@@ -84,6 +87,12 @@ oracle_groups_t oracle_groups_even(size_t width, int parts);
  * non-finite got, or on an all-zero reference.  Prints one line. */
 void oracle_check_tensor(const char *label, const char *what, const double *ref, const float *got,
                          size_t n, const oracle_groups_t *g, double tol, double part_floor);
+/* oracle_check_tensor with two overrides: scale_over > 0 replaces the largest |ref| (the
+ * tensor's and every group's) by itself, and fallback > 0 is the scale (likewise) of a reference
+ * that is all zero, judged then in absolute terms rather than failed.  0, 0: oracle_check_tensor. */
+void oracle_check_tensor_scaled(const char *label, const char *what, const double *ref,
+                                const float *got, size_t n, const oracle_groups_t *g, double tol,
+                                double part_floor, double scale_over, double fallback);
 
 /* A whole point at pass fwdbwd against a double reference: the GPU side, then the reference
  * (the caller's, on hin and hdy into yref and gref), then every tensor compared. */

@@ -3,10 +3,10 @@
  * at pass fwdbwd, run, run_bwd), independent of the variant table and the runner.  Exit 77
  * (skipped) when no CUDA device is present.
  *
- * Inputs are the harness's own: mega_describe's tensors filled from a seed by gpu_fill_tensor
+ * Inputs are the harness's own: mega_describe's tensors filled from SEED by gpu_fill_tensor
  * on the device and tensor_fill_host on the host (the same bits, rounded to their storage
  * type), dy likewise (grad_dy_desc, GRAD_DY_INDEX), so the reference sees exactly what the GPU
- * saw.  Every gradient buffer is fp32 (the oracle's convention, dX included) and poisoned with
+ * saw (oracle_test_util.c drives the oracle, fills and compares).  Every gradient buffer is fp32 (the oracle's convention, dX included) and poisoned with
  * 0xFF bytes (NaN) before each run_bwd, so an element never written fails.  run_bwd runs twice
  * and must give the same bits (no float atomics; cuBLAS is deterministic on one stream).  The
  * training forward's output (it keeps Y, O, the softmax statistics and the V and FFN
@@ -52,19 +52,14 @@
  *     largest |ref| and stays there).
  * 1e-4 leaves ~75x over the worst of these, while a value rounded to bf16 anywhere (2^-9 =
  * 2e-3), a missed term, a wrong index, chunk boundary or scale is off by far more. */
-#include <check.h>
-#include <cuda_runtime_api.h>
 #include <math.h>
-#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "bench_check.h"
-#include "gpu_util.h"
-#include "grad_ref.h"
 #include "op.h"
 #include "op_inputs.h"
+#include "oracle_test_util.h"
 #include "ref_grad_mega.h"
 #include "settings.h"
 #include "variant.h"
@@ -75,14 +70,10 @@ DECLARE_BWD(mega_oracle_fp32);
 #define SEED 0x3e6aba5eull
 #define TOL 1e-4
 #define PART_FLOOR 1e-2 /* a column group's scale is at least this fraction of the tensor's */
-#define MAX_PARTS 4
 #define CHUNK_MIN 64 /* mega_chunk's smallest allowed value (variants.c: auto|64..65536) */
 
-#define CK_CUDA_OK(call)                                                                     \
-    do {                                                                                     \
-        cudaError_t e_ = (call);                                                             \
-        ck_assert_msg(e_ == cudaSuccess, "%s: %s", #call, cudaGetErrorString(e_));           \
-    } while (0)
+static const oracle_t ORACLE = {.op = OP_MEGA, .n_in = MEGA_N_IN, ORACLE_FNS(mega_oracle_fp32),
+                                .ref_elems = ref_mega_in_elems, .seed = SEED};
 
 static const setting_def_t CHUNK_DEF[] = {{"mega_chunk", "auto|64..65536", "test"},
                                           {NULL, NULL, NULL}};
@@ -107,174 +98,40 @@ static const case_t CASES[] = {
 static settings_t g_set;
 
 static shape_t case_shape(const case_t *c, pass_t pass) {
-    shape_t s;
-    memset(&s, 0, sizeof s);
+    shape_t s = oracle_shape(c->B, c->T, c->d, c->dt, pass);
     memset(&g_set, 0, sizeof g_set);
     g_set.def = CHUNK_DEF;
     g_set.n = 1;
     g_set.val[0] = c->chunk;
-    s.B = c->B;
-    s.T = c->T;
-    s.d = c->d;
     s.z = c->z;
     s.v = c->v;
     s.H = 1; /* as for chela's shapes */
     s.dk = c->z;
     s.dv = c->v;
-    s.causal = 1;
-    s.dtype = c->dt;
-    s.pass = pass;
     s.set = &g_set;
     return s;
 }
 
-/* Column groups of gradient i's rows (width wide, split at bounds[0] < ... < bounds[parts]). */
-typedef struct {
-    size_t width;
-    int parts;
-    size_t bounds[MAX_PARTS + 1];
-} groups_t;
-
-static groups_t grad_groups(int i, const case_t *c) {
+/* Column groups of gradient i's rows: w_proj's and b_proj's [Zq | G | F | Hz] apart. */
+static oracle_groups_t grad_groups(int i, const case_t *c) {
     const size_t d = (size_t)c->d, z = (size_t)c->z, v = (size_t)c->v, np = z + v + 2 * d;
-    const size_t h = MEGA_EMA_H;
-    groups_t g = {.width = d, .parts = 1, .bounds = {0, d}};
     switch (i) {
     case MEGA_IN_WPROJ:
     case MEGA_IN_BPROJ:
-        g = (groups_t){.width = np, .parts = 4, .bounds = {0, z, z + v, z + v + d, np}};
-        break;
+        return (oracle_groups_t){.width = np, .parts = 4, .bounds = {0, z, z + v, z + v + d, np}};
     case MEGA_IN_ALPHA:
     case MEGA_IN_DELTA:
     case MEGA_IN_BETA:
-    case MEGA_IN_ETA: g = (groups_t){.width = h, .parts = 1, .bounds = {0, h}}; break;
+    case MEGA_IN_ETA: return oracle_groups_even(MEGA_EMA_H, 1);
     case MEGA_IN_KAPPA_Q:
     case MEGA_IN_MU_Q:
     case MEGA_IN_KAPPA_K:
-    case MEGA_IN_MU_K: g = (groups_t){.width = z, .parts = 1, .bounds = {0, z}}; break;
+    case MEGA_IN_MU_K: return oracle_groups_even(z, 1);
     case MEGA_IN_WV:
-    case MEGA_IN_BV: g = (groups_t){.width = v, .parts = 1, .bounds = {0, v}}; break;
-    case MEGA_IN_W1: g = (groups_t){.width = 2 * d, .parts = 1, .bounds = {0, 2 * d}}; break;
-    default: break; /* rows of d: x, the LayerNorms', u_h, b_h, w2 */
+    case MEGA_IN_BV: return oracle_groups_even(v, 1);
+    case MEGA_IN_W1: return oracle_groups_even(2 * d, 1);
+    default: return oracle_groups_even(d, 1); /* rows of d: x, the LayerNorms', u_h, b_h, w2 */
     }
-    return g;
-}
-
-static int group_of(const groups_t *g, size_t col) {
-    int p = 0;
-    while (p + 1 < g->parts && col >= g->bounds[p + 1]) p++;
-    return p;
-}
-
-/* Worst |got - ref| / scale over n elements (header); non-finite got counts as failing.
- * scale_over > 0 replaces the tensor's own largest |ref| (dmu_k's); fallback is the scale of a
- * reference that is all zero (header). */
-static void check_tensor(const char *label, const char *what, const double *ref, const float *got,
-                         size_t n, const groups_t *g, double tol, double scale_over,
-                         double fallback) {
-    double whole = 0, part_max[MAX_PARTS] = {0};
-    for (size_t i = 0; i < n; i++) {
-        const int p = group_of(g, i % g->width);
-        whole = fmax(whole, fabs(ref[i]));
-        part_max[p] = fmax(part_max[p], fabs(ref[i]));
-    }
-    if (scale_over > 0) {
-        whole = scale_over;
-        for (int p = 0; p < MAX_PARTS; p++) part_max[p] = scale_over;
-    }
-    if (whole == 0) {
-        ck_assert_msg(fallback > 0, "%s %s: the reference is all zero", label, what);
-        whole = fallback;
-        for (int p = 0; p < MAX_PARTS; p++) part_max[p] = fallback;
-    }
-    double worst = 0;
-    size_t at = 0;
-    long long nonfinite = 0;
-    for (size_t i = 0; i < n; i++) {
-        const double scale = fmax(part_max[group_of(g, i % g->width)], PART_FLOOR * whole);
-        if (!isfinite(got[i])) {
-            if (!nonfinite++) at = i;
-            worst = INFINITY;
-            continue;
-        }
-        const double e = fabs((double)got[i] - ref[i]) / scale;
-        if (e > worst && !nonfinite) {
-            worst = e;
-            at = i;
-        }
-    }
-    printf("  %-44s %-11s max_rel %.3e (tol %.1e)%s\n", label, what, worst, tol,
-           nonfinite ? "  NON-FINITE" : "");
-    ck_assert_msg(nonfinite == 0 && worst <= tol,
-                  "%s %s: max_rel %.3e > %.1e (%lld non-finite) at %zu (row %zu col %zu): got "
-                  "%.8g ref %.8g",
-                  label, what, worst, tol, nonfinite, at, at / g->width, at % g->width,
-                  (double)got[at], ref[at]);
-}
-
-static float *download_f32(const void *d, size_t n) {
-    float *h = malloc((n ? n : 1) * sizeof(float));
-    ck_assert_ptr_nonnull(h);
-    CK_CUDA_OK(cudaMemcpy(h, d, n * sizeof(float), cudaMemcpyDeviceToHost));
-    return h;
-}
-
-/* The harness's inputs for s on the device (and, when hin is given, their host images in
- * double), fp32 gradient buffers, dy (host image into hdy when given) and an fp32 output. */
-static int make_io(shape_t *s, tensor_desc_t *desc, io_t *io, grad_io_t *g, double **hin,
-                   double **hdy) {
-    const op_desc_t *op = op_get(OP_MEGA);
-    ck_assert_ptr_nonnull(op);
-    tensor_desc_t outd;
-    const int n_in = op->describe(s, desc, &outd);
-    ck_assert_int_eq(n_in, MEGA_N_IN);
-    memset(io, 0, sizeof *io);
-    memset(g, 0, sizeof *g);
-    io->shape = s;
-    io->n_in = n_in;
-    size_t most = outd.elems;
-    for (int i = 0; i < n_in; i++) most = desc[i].elems > most ? desc[i].elems : most;
-    float *tmp = malloc(most * sizeof(float));
-    ck_assert_ptr_nonnull(tmp);
-    for (int i = 0; i < n_in; i++) {
-        const size_t n = desc[i].elems;
-        ck_assert_uint_eq(n, ref_mega_in_elems(s, i));
-        if (hin) {
-            tensor_fill_host(&desc[i], SEED, (uint32_t)i, s->dtype, tmp);
-            hin[i] = malloc(n * sizeof(double));
-            ck_assert_ptr_nonnull(hin[i]);
-            for (size_t k = 0; k < n; k++) hin[i][k] = tmp[k];
-        }
-        void *p = NULL;
-        CK_CUDA_OK(cudaMalloc(&p, tensor_bytes(&desc[i], s->dtype)));
-        ck_assert_int_eq(gpu_fill_tensor(&desc[i], SEED, (uint32_t)i, s->dtype, p, 0), 0);
-        io->in[i] = p;
-        CK_CUDA_OK(cudaMalloc(&g->grad[i], n * sizeof(float)));
-    }
-    const tensor_desc_t dyd = grad_dy_desc(&outd);
-    if (hdy) {
-        tensor_fill_host(&dyd, SEED, GRAD_DY_INDEX, s->dtype, tmp);
-        *hdy = malloc(outd.elems * sizeof(double));
-        ck_assert_ptr_nonnull(*hdy);
-        for (size_t k = 0; k < outd.elems; k++) (*hdy)[k] = tmp[k];
-    }
-    free(tmp);
-    void *dy = NULL;
-    CK_CUDA_OK(cudaMalloc(&dy, tensor_bytes(&dyd, s->dtype)));
-    ck_assert_int_eq(gpu_fill_tensor(&dyd, SEED, GRAD_DY_INDEX, s->dtype, dy, 0), 0);
-    g->dy = dy;
-    CK_CUDA_OK(cudaMalloc(&io->out, outd.elems * sizeof(float))); /* the oracle writes fp32 */
-    CK_CUDA_OK(cudaMemset(io->out, 0xFF, outd.elems * sizeof(float)));
-    return n_in;
-}
-
-static void free_io(int n_in, io_t *io, grad_io_t *g) {
-    for (int i = 0; i < n_in; i++) {
-        CK_CUDA_OK(cudaFree((void *)io->in[i]));
-        CK_CUDA_OK(cudaFree(g->grad[i]));
-    }
-    CK_CUDA_OK(cudaFree((void *)g->dy));
-    CK_CUDA_OK(cudaFree(io->out));
 }
 
 static double max_abs(const double *a, size_t n) {
@@ -285,83 +142,32 @@ static double max_abs(const double *a, size_t n) {
 
 static void run_case(const case_t *c) {
     shape_t s = case_shape(c, PASS_FWDBWD);
-    const size_t nx = (size_t)c->B * c->T * (size_t)c->d;
     char label[112];
     snprintf(label, sizeof label, "B=%d T=%d d=%d z=%d v=%d c=%d %s", c->B, c->T, c->d, c->z,
              c->v, mega_chunk(&s), dtype_name(c->dt));
-    const char *why = mega_oracle_fp32_supports(&s);
-    ck_assert_msg(why == NULL, "%s: supports: %s", label, why ? why : "");
-
-    tensor_desc_t desc[OP_MAX_INPUTS];
-    io_t io;
-    grad_io_t g;
-    double *hin[MEGA_N_IN], *gref[MEGA_N_IN], *hdy = NULL;
-    const int n_in = make_io(&s, desc, &io, &g, hin, &hdy);
-    for (int i = 0; i < n_in; i++) {
-        gref[i] = malloc(desc[i].elems * sizeof(double));
-        ck_assert_ptr_nonnull(gref[i]);
-    }
-    double *yref = malloc(nx * sizeof(double));
-    ck_assert_ptr_nonnull(yref);
-
-    /* GPU: setup (training), the forward, then run_bwd twice into poisoned gradients */
-    void *state = NULL;
-    ck_assert_msg(mega_oracle_fp32_setup(&s, &io, &state) == 0, "%s: setup: %s", label,
-                  bench_last_error());
-    ck_assert_msg(mega_oracle_fp32_run(state, &io, 0) == 0, "%s: run: %s", label,
-                  bench_last_error());
-    float *got[MEGA_N_IN];
-    for (int rep = 0; rep < 2; rep++) {
-        for (int i = 0; i < n_in; i++)
-            ck_assert_int_eq(gpu_poison(g.grad[i], desc[i].elems * sizeof(float), 0), 0);
-        ck_assert_msg(mega_oracle_fp32_run_bwd(state, &io, &g, 0) == 0, "%s: run_bwd: %s", label,
-                      bench_last_error());
-        CK_CUDA_OK(cudaDeviceSynchronize());
-        for (int i = 0; i < n_in; i++) {
-            float *h = download_f32(g.grad[i], desc[i].elems);
-            if (rep == 0) {
-                got[i] = h;
-                continue;
-            }
-            ck_assert_msg(memcmp(h, got[i], desc[i].elems * sizeof(float)) == 0,
-                          "%s: the second run_bwd's d%s differs from the first's", label,
-                          desc[i].name);
-            free(h);
-        }
-    }
-    float *y = download_f32(io.out, nx);
-    char cfg[160];
-    mega_oracle_fp32_config(state, cfg, sizeof cfg);
-    mega_oracle_fp32_teardown(state);
+    oracle_run_t r;
+    oracle_run_gpu(&ORACLE, &s, label, &r);
 
     /* the reference in double on the same inputs and dy (it runs its own forward) */
-    ck_assert_msg(ref_mega_fwd_d(&s, (const double *const *)hin, yref) == 0, "%s",
-                  bench_last_error());
-    ck_assert_msg(ref_mega_bwd(&s, (const double *const *)hin, NULL, hdy, gref) == 0, "%s",
-                  bench_last_error());
+    const double *const *hin = (const double *const *)r.x.hin;
+    ck_assert_msg(ref_mega_fwd_d(&s, hin, r.yref) == 0, "%s", bench_last_error());
+    ck_assert_msg(ref_mega_bwd(&s, hin, NULL, r.x.hdy, r.gref) == 0, "%s", bench_last_error());
 
-    printf("%s (%s)\n", label, cfg);
-    const groups_t gy = {.width = (size_t)c->d, .parts = 1, .bounds = {0, (size_t)c->d}};
-    check_tensor(label, "y", yref, y, nx, &gy, TOL, 0, 0);
-    const double mu_scale = max_abs(gref[MEGA_IN_MU_Q], (size_t)c->z);
-    const double zero_scale = max_abs(gref[MEGA_IN_BPROJ], desc[MEGA_IN_BPROJ].elems);
-    for (int i = 0; i < n_in; i++) {
-        const groups_t gg = grad_groups(i, c);
+    /* oracle_compare's checks, but dmu_k judged against dmu_q's scale and an all-zero
+     * reference against db_proj's (header) */
+    printf("%s (%s)\n", label, r.cfg);
+    const oracle_groups_t gy = oracle_groups_even((size_t)c->d, 1);
+    oracle_check_tensor(label, "y", r.yref, r.y, r.x.ny, &gy, TOL, PART_FLOOR);
+    const double mu_scale = max_abs(r.gref[MEGA_IN_MU_Q], (size_t)c->z);
+    const double zero_scale = max_abs(r.gref[MEGA_IN_BPROJ], r.x.desc[MEGA_IN_BPROJ].elems);
+    for (int i = 0; i < r.x.n_in; i++) {
+        const oracle_groups_t gg = grad_groups(i, c);
         char what[32];
-        snprintf(what, sizeof what, "d%s", desc[i].name);
-        check_tensor(label, what, gref[i], got[i], desc[i].elems, &gg, TOL,
-                     i == MEGA_IN_MU_K ? mu_scale : 0, zero_scale);
+        snprintf(what, sizeof what, "d%s", r.x.desc[i].name);
+        oracle_check_tensor_scaled(label, what, r.gref[i], r.got[i], r.x.desc[i].elems, &gg, TOL,
+                                   PART_FLOOR, i == MEGA_IN_MU_K ? mu_scale : 0, zero_scale);
     }
-
-    free(y);
-    free_io(n_in, &io, &g);
-    for (int i = 0; i < n_in; i++) {
-        free(hin[i]);
-        free(gref[i]);
-        free(got[i]);
-    }
-    free(hdy);
-    free(yref);
+    oracle_run_free(&r);
 }
 
 START_TEST(oracle_bwd_vs_reference) { run_case(&CASES[_i]); }
@@ -371,19 +177,7 @@ END_TEST
 START_TEST(oracle_bwd_refuses_after_fwd_setup) {
     const case_t c = {1, 7, 64, 64, 128, DTYPE_BF16, CHUNK_MIN};
     shape_t s = case_shape(&c, PASS_FWD);
-    tensor_desc_t desc[OP_MAX_INPUTS];
-    io_t io;
-    grad_io_t g;
-    const int n_in = make_io(&s, desc, &io, &g, NULL, NULL);
-    void *state = NULL;
-    ck_assert_msg(mega_oracle_fp32_setup(&s, &io, &state) == 0, "setup: %s", bench_last_error());
-    ck_assert_msg(mega_oracle_fp32_run(state, &io, 0) == 0, "run: %s", bench_last_error());
-    ck_assert_msg(mega_oracle_fp32_run_bwd(state, &io, &g, 0) != 0,
-                  "run_bwd after a pass-fwd setup ran");
-    bench_clear_error();
-    CK_CUDA_OK(cudaDeviceSynchronize());
-    mega_oracle_fp32_teardown(state);
-    free_io(n_in, &io, &g);
+    oracle_bwd_refuses_after_fwd(&ORACLE, &s);
 }
 END_TEST
 
@@ -397,59 +191,14 @@ START_TEST(oracle_bwd_long_sequence) {
     shape_t s = case_shape(&c, PASS_FWDBWD);
     const char *why = mega_oracle_fp32_supports(&s);
     ck_assert_msg(why == NULL, "supports: %s", why ? why : "");
-    tensor_desc_t desc[OP_MAX_INPUTS];
-    io_t io;
-    grad_io_t g;
-    const int n_in = make_io(&s, desc, &io, &g, NULL, NULL);
-    void *state = NULL;
-    ck_assert_msg(mega_oracle_fp32_setup(&s, &io, &state) == 0, "setup: %s", bench_last_error());
-    for (int i = 0; i < n_in; i++)
-        ck_assert_int_eq(gpu_poison(g.grad[i], desc[i].elems * sizeof(float), 0), 0);
-    cudaEvent_t ev[4];
-    for (int k = 0; k < 4; k++) CK_CUDA_OK(cudaEventCreate(&ev[k]));
-    CK_CUDA_OK(cudaEventRecord(ev[0], 0));
-    ck_assert_msg(mega_oracle_fp32_run(state, &io, 0) == 0, "run: %s", bench_last_error());
-    CK_CUDA_OK(cudaEventRecord(ev[1], 0));
-    ck_assert_msg(mega_oracle_fp32_run_bwd(state, &io, &g, 0) == 0, "run_bwd: %s",
-                  bench_last_error());
-    CK_CUDA_OK(cudaEventRecord(ev[2], 0));
-    ck_assert_msg(mega_oracle_fp32_run_bwd(state, &io, &g, 0) == 0, "run_bwd: %s",
-                  bench_last_error());
-    CK_CUDA_OK(cudaEventRecord(ev[3], 0));
-    CK_CUDA_OK(cudaEventSynchronize(ev[3]));
-    float ms[3];
-    for (int k = 0; k < 3; k++) CK_CUDA_OK(cudaEventElapsedTime(&ms[k], ev[k], ev[k + 1]));
-    printf("timing mega/oracle_fp32 B=%d T=%d d=%d z=%d v=%d c=%d bf16: training fwd %.1f ms, "
-           "bwd %.1f ms (first), %.1f ms (second)\n",
-           c.B, c.T, c.d, c.z, c.v, mega_chunk(&s), ms[0], ms[1], ms[2]);
-    for (int i = 0; i < n_in; i++) {
-        unsigned long long bad = 0;
-        ck_assert_int_eq(gpu_count_nonfinite(g.grad[i], desc[i].elems, DTYPE_F32, &bad, 0), 0);
-        ck_assert_msg(bad == 0, "d%s: %llu non-finite of %zu", desc[i].name, bad, desc[i].elems);
-    }
-    for (int k = 0; k < 4; k++) CK_CUDA_OK(cudaEventDestroy(ev[k]));
-    mega_oracle_fp32_teardown(state);
-    free_io(n_in, &io, &g);
+    char label[112];
+    snprintf(label, sizeof label, "mega/oracle_fp32 B=%d T=%d d=%d z=%d v=%d c=%d bf16", c.B,
+             c.T, c.d, c.z, c.v, mega_chunk(&s));
+    oracle_bwd_timed(&ORACLE, &s, label);
 }
 END_TEST
 
 int main(void) {
-    int ndev = 0;
-    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
-        printf("SKIP: no CUDA device\n");
-        return 77;
-    }
-    Suite *su = suite_create("gpu_oracle_mega_bwd");
-    TCase *tc = tcase_create("gpu");
-    tcase_set_timeout(tc, 600);
-    tcase_add_loop_test(tc, oracle_bwd_vs_reference, 0, N_CASES);
-    tcase_add_test(tc, oracle_bwd_refuses_after_fwd_setup);
-    tcase_add_test(tc, oracle_bwd_long_sequence);
-    suite_add_tcase(su, tc);
-    SRunner *sr = srunner_create(su);
-    srunner_set_fork_status(sr, CK_NOFORK); /* a forked child cannot use CUDA */
-    srunner_run_all(sr, CK_VERBOSE);
-    const int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return oracle_test_main("gpu_oracle_mega_bwd", oracle_bwd_vs_reference, N_CASES,
+                            oracle_bwd_refuses_after_fwd_setup, oracle_bwd_long_sequence);
 }
