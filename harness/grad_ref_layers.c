@@ -18,18 +18,31 @@
 #include "ref_grad_chela.h"
 #include "ref_grad_transformer.h"
 
+/* A layer's dX [B,T,d]: seq = b, t = token, col = feature. */
+static void act_view(const shape_t *s, grad_view_t *v) {
+    v->n_seq = s->B;
+    v->n_t = s->T;
+    v->n_col = s->d;
+    v->seq_stride = (size_t)s->T * s->d;
+    v->t_stride = (size_t)s->d;
+    v->col_stride = 1;
+}
+
+/* A parameter as one seq of `rows` rows of `cols` columns (a vector: one row). */
+static void param_view(int rows, int cols, grad_view_t *v) {
+    v->n_seq = 1;
+    v->n_t = rows;
+    v->n_col = cols;
+    v->seq_stride = 0;
+    v->t_stride = (size_t)cols;
+    v->col_stride = 1;
+}
+
 static void tf_view(const shape_t *s, int tensor, grad_view_t *v) {
     const int d = s->d;
     int rows = 1, cols = d;
     switch (tensor) {
-    case TRANSFORMER_IN_X:
-        v->n_seq = s->B;
-        v->n_t = s->T;
-        v->n_col = d;
-        v->seq_stride = (size_t)s->T * d;
-        v->t_stride = (size_t)d;
-        v->col_stride = 1;
-        return;
+    case TRANSFORMER_IN_X: act_view(s, v); return;
     case TRANSFORMER_IN_WQKV: rows = d; cols = 3 * d; break;
     case TRANSFORMER_IN_WO: rows = d; cols = d; break;
     case TRANSFORMER_IN_W1: rows = d; cols = 4 * d; break;
@@ -38,12 +51,7 @@ static void tf_view(const shape_t *s, int tensor, grad_view_t *v) {
     case TRANSFORMER_IN_B1: cols = 4 * d; break;
     default: break; /* the d-vectors: gains, biases */
     }
-    v->n_seq = 1;
-    v->n_t = rows;
-    v->n_col = cols;
-    v->seq_stride = 0;
-    v->t_stride = (size_t)cols;
-    v->col_stride = 1;
+    param_view(rows, cols, v);
 }
 
 /* The whole backward: the forward (QKV, Wo, the FFN: 12 d^2 a token, the attention T d / 2
@@ -100,14 +108,7 @@ static void chela_view(const shape_t *s, int tensor, grad_view_t *v) {
     const int d = s->d, z = s->z, vv = s->v, np = s->z + s->v + 2 * s->d;
     int rows = 1, cols = d;
     switch (tensor) {
-    case CHELA_IN_X:
-        v->n_seq = s->B;
-        v->n_t = s->T;
-        v->n_col = d;
-        v->seq_stride = (size_t)s->T * d;
-        v->t_stride = (size_t)d;
-        v->col_stride = 1;
-        return;
+    case CHELA_IN_X: act_view(s, v); return;
     case CHELA_IN_K3:
     case CHELA_IN_K3B: rows = d; cols = 3; break;
     case CHELA_IN_KLONG: rows = d; cols = s->T; break;
@@ -125,12 +126,7 @@ static void chela_view(const shape_t *s, int tensor, grad_view_t *v) {
     case CHELA_IN_W2: rows = 2 * d; cols = d; break;
     default: break; /* the d-vectors */
     }
-    v->n_seq = 1;
-    v->n_t = rows;
-    v->n_col = cols;
-    v->seq_stride = 0;
-    v->t_stride = (size_t)cols;
-    v->col_stride = 1;
+    param_view(rows, cols, v);
 }
 
 /* The whole backward: the forward's GEMMs (~12.4 d^2 a token at the default widths), the
