@@ -146,4 +146,41 @@ static inline void la_quadratic(const double *q, const double *k, const double *
     }
 }
 
+/* ---------------- finite differences of a whole backward (test_grad_chela.c, _mega.c) -------- */
+
+typedef struct {
+    double worst;     /* max of |grad - fd| / (fd_abs + fd_rel |fd|): <= 1 passes */
+    double worst_abs; /* max |grad - fd|                                          */
+    int tensor;       /* where worst was                                           */
+    size_t elem;
+    double g, fd;
+} fd_result_t;
+
+/* Compares grad with the four-point central difference of loss(ctx) over every element of
+ * x[0 .. n) (tensor ti of the caller's inputs, restored after), step h:
+ *   fd = (8 (L(x+h) - L(x-h)) - (L(x+2h) - L(x-2h))) / 12h;
+ * keeps the worst in *res without asserting, so a caller can also expect a failure. */
+static inline void fd_compare(double *x, size_t n, int ti, const double *grad,
+                              double (*loss)(void *ctx), void *ctx, double h, double fd_abs,
+                              double fd_rel, fd_result_t *res) {
+    for (size_t j = 0; j < n; j++) {
+        const double x0 = x[j];
+        double Lh[4]; /* L at x0 + h, x0 - h, x0 + 2h, x0 - 2h */
+        static const double at[4] = {1.0, -1.0, 2.0, -2.0};
+        for (int k = 0; k < 4; k++) {
+            x[j] = x0 + at[k] * h;
+            Lh[k] = loss(ctx);
+        }
+        x[j] = x0;
+        const double fd = (8.0 * (Lh[0] - Lh[1]) - (Lh[2] - Lh[3])) / (12.0 * h);
+        const double err = fabs(grad[j] - fd);
+        const double ratio = err / (fd_abs + fd_rel * fabs(fd));
+        res->worst_abs = fmax(res->worst_abs, err);
+        if (!(ratio <= res->worst)) { /* also catches NaN */
+            *res = (fd_result_t){.worst = ratio, .worst_abs = res->worst_abs, .tensor = ti,
+                                 .elem = j, .g = grad[j], .fd = fd};
+        }
+    }
+}
+
 #endif

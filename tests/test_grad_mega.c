@@ -144,36 +144,12 @@ static double loss(problem_t *p) {
 
 /* ---------------- finite differences ---------------- */
 
-typedef struct {
-    double worst;     /* max of |grad - fd| / (FD_ABS + FD_REL |fd|): <= 1 passes */
-    double worst_abs; /* max |grad - fd|                                          */
-    int tensor;       /* where worst was                                           */
-    size_t elem;
-    double g, fd;
-} fd_result_t;
+static double loss_of(void *p) { return loss((problem_t *)p); }
 
 /* Compares grad[ti] with central differences over every element of tensor ti; keeps the
  * worst in *res (without asserting, so a caller can also expect a failure). */
 static void fd_tensor(problem_t *p, int ti, const double *grad, fd_result_t *res) {
-    double *x = p->in[ti];
-    for (size_t j = 0; j < p->n[ti]; j++) {
-        const double x0 = x[j];
-        double Lh[4]; /* L at x0 + h, x0 - h, x0 + 2h, x0 - 2h */
-        static const double at[4] = {1.0, -1.0, 2.0, -2.0};
-        for (int k = 0; k < 4; k++) {
-            x[j] = x0 + at[k] * FD_STEP;
-            Lh[k] = loss(p);
-        }
-        x[j] = x0;
-        const double fd = (8.0 * (Lh[0] - Lh[1]) - (Lh[2] - Lh[3])) / (12.0 * FD_STEP);
-        const double err = fabs(grad[j] - fd);
-        const double ratio = err / (FD_ABS + FD_REL * fabs(fd));
-        res->worst_abs = fmax(res->worst_abs, err);
-        if (!(ratio <= res->worst)) { /* also catches NaN */
-            *res = (fd_result_t){.worst = ratio, .worst_abs = res->worst_abs, .tensor = ti,
-                                 .elem = j, .g = grad[j], .fd = fd};
-        }
-    }
+    fd_compare(p->in[ti], p->n[ti], ti, grad, loss_of, p, FD_STEP, FD_ABS, FD_REL, res);
 }
 
 static void fd_assert(const problem_t *p, const fd_result_t *r, const char *what) {
